@@ -1,0 +1,102 @@
+// Batched f32 matmul: C[b] = alpha * op(A[b]) * op(B[b]) (+ beta * C[b] when ACCUMULATE).
+// op(A) is (M, K): A is stored (M, K) row-major, or (K, M) when TRANS_A. op(B) is (K, N): B is stored
+// (K, N), or (N, K) when TRANS_B. The three transformer shapes are NN (x W), NT (x W^T, dX = dY W) and
+// TN (dW = dY^T X).
+// Layout: one 64x64 tile of C per workgroup of 16x16 invocations, each computing 4x4 outputs at a
+// stride of 16 rows/columns (so neighbouring invocations touch neighbouring addresses); K is walked in
+// slices of 16 through two 64x16 workgroup tiles (8 KiB, within the 16 KiB default). Edges of odd
+// sizes are zero-padded on load and masked on store.
+
+struct Params {
+  M: u32, N: u32, K: u32,
+  stride_a: u32, stride_b: u32, stride_c: u32,  // elements between consecutive batch matrices
+  alpha: f32, beta: f32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override ACCUMULATE: bool = false;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+
+const TILE: u32 = 64u;
+const SLICE: u32 = 16u;
+var<workgroup> tile_a: array<f32, 1024>;  // [k][m], 16 x 64
+var<workgroup> tile_b: array<f32, 1024>;  // [k][n], 16 x 64
+
+fn load_a(base: u32, m: u32, k: u32) -> f32 {
+  if (m >= p.M || k >= p.K) { return 0.0; }
+  if (TRANS_A) { return A[base + k * p.M + m]; }
+  return A[base + m * p.K + k];
+}
+
+fn load_b(base: u32, k: u32, n: u32) -> f32 {
+  if (k >= p.K || n >= p.N) { return 0.0; }
+  if (TRANS_B) { return B[base + n * p.K + k]; }
+  return B[base + k * p.N + n];
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let batch = wid.z;
+  let base_a = batch * p.stride_a;
+  let base_b = batch * p.stride_b;
+  let base_c = batch * p.stride_c;
+  let row0 = wid.y * TILE;
+  let col0 = wid.x * TILE;
+  let tid = lid.y * 16u + lid.x;
+  var acc: array<f32, 16>;
+  for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+
+  for (var k0 = 0u; k0 < p.K; k0 += SLICE) {
+    // 1024 values per tile, 4 per invocation; the fast-moving index follows memory order.
+    for (var i = 0u; i < 4u; i++) {
+      let e = tid + i * 256u;
+      if (TRANS_A) {
+        let k = e / TILE; let m = e % TILE;
+        tile_a[k * TILE + m] = load_a(base_a, row0 + m, k0 + k);
+      } else {
+        let m = e / SLICE; let k = e % SLICE;
+        tile_a[k * TILE + m] = load_a(base_a, row0 + m, k0 + k);
+      }
+      if (TRANS_B) {
+        let n = e / SLICE; let k = e % SLICE;
+        tile_b[k * TILE + n] = load_b(base_b, k0 + k, col0 + n);
+      } else {
+        let k = e / TILE; let n = e % TILE;
+        tile_b[k * TILE + n] = load_b(base_b, k0 + k, col0 + n);
+      }
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < SLICE; k++) {
+      var a: array<f32, 4>;
+      var b: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        a[i] = tile_a[k * TILE + lid.y + 16u * i];
+        b[i] = tile_b[k * TILE + lid.x + 16u * i];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+          acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + lid.y + 16u * i;
+    if (r >= p.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + lid.x + 16u * j;
+      if (c >= p.N) { continue; }
+      let idx = base_c + r * p.N + c;
+      var v = p.alpha * acc[i * 4u + j];
+      if (ACCUMULATE) { v += p.beta * C[idx]; }
+      C[idx] = v;
+    }
+  }
+}

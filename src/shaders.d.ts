@@ -1,0 +1,6 @@
+// WGSL sources are imported as text: `import code from '../../shaders/x.wgsl?raw'`.
+// Vite and vitest handle `?raw`; the CLI bundler (scripts/run-cli.mjs) does the same.
+declare module '*.wgsl?raw' {
+  const source: string;
+  export default source;
+}

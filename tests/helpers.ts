@@ -1,0 +1,52 @@
+// Shared test helpers: one Dawn device per test file, seeded data, the error measure.
+import { createNodeGpu } from '../src/gpu/node';
+import type { Gpu } from '../src/gpu/runtime';
+
+let shared: Promise<Gpu> | null = null;
+export function testGpu(): Promise<Gpu> {
+  shared ??= createNodeGpu();
+  return shared;
+}
+
+/** Destroys the file's device (tests/setup.ts calls it after each file): Dawn must not be torn down
+ * by process exit with a live device, which can crash or hang the test worker. */
+export async function disposeTestGpu(): Promise<void> {
+  if (!shared) return;
+  const gpu = await shared;
+  shared = null;
+  await gpu.device.queue.onSubmittedWorkDone();
+  gpu.dispose();
+}
+
+/** mulberry32: small seeded PRNG so every test sees the same data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12);
+    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r());
+  }
+  return out;
+}
+
+/** max |a-b| / (1 + |b|) over all elements (b is the reference). */
+export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const e = Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i]));
+    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : Math.max(m, e);
+  }
+  return m;
+}

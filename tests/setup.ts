@@ -1,0 +1,4 @@
+import { afterAll } from 'vitest';
+import { disposeTestGpu } from './helpers';
+
+afterAll(disposeTestGpu);
