@@ -9,7 +9,10 @@ export interface AdapterReport {
   device: string;
   description: string;
   isFallbackAdapter: boolean;
+  /** Features the adapter offers. */
   features: string[];
+  /** Features enabled on our device (the optional ones we asked for and got). */
+  enabledFeatures: string[];
   /** The limits of the device we created (what kernels may rely on). */
   limits: Record<string, number>;
   /** The adapter's own maxima, for the environment panel. */
@@ -73,7 +76,8 @@ export async function requestDevice(
   }
   const requiredLimits: Record<string, number> = {};
   for (const k of RAISED_LIMITS) requiredLimits[k] = Number((adapter.limits as unknown as Record<string, number>)[k]);
-  const requiredFeatures = (request.optionalFeatures ?? []).filter((f) => adapter.features.has(f));
+  const wanted: GPUFeatureName[] = request.optionalFeatures ?? ['timestamp-query', 'shader-f16'];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'latent-playground' });
   const info = adapter.info ?? ({} as GPUAdapterInfo);
   const report: AdapterReport = {
@@ -83,7 +87,8 @@ export async function requestDevice(
     device: info.device || '',
     description: info.description || '',
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
-    features: [...device.features].map(String).sort(),
+    features: [...adapter.features].map(String).sort(),
+    enabledFeatures: [...device.features].map(String).sort(),
     limits: limitsRecord(device.limits),
     adapterLimits: limitsRecord(adapter.limits),
   };

@@ -400,10 +400,17 @@ export class Gpu {
     if (failed) throw failed.reason;
   }
 
-  /** Reads a tensor back to the CPU (submits what is recorded first). */
-  async read(t: Tensor, count = t.size, offset = 0): Promise<Float32Array>;
-  async read(t: Tensor, count: number, offset: number, as: 'u32'): Promise<Uint32Array>;
-  async read(t: Tensor, count = t.size, offset = 0, as?: DType): Promise<Float32Array | Uint32Array | Int32Array> {
+  /** Reads f32 values back to the CPU (submits what is recorded first). */
+  async read(t: Tensor, count = t.size, offset = 0): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(t, count, offset));
+  }
+
+  /** Reads u32 values (token ids, targets) back to the CPU. */
+  async readU32(t: Tensor, count = t.size, offset = 0): Promise<Uint32Array> {
+    return new Uint32Array(await this.readBytes(t, count, offset));
+  }
+
+  private async readBytes(t: Tensor, count: number, offset: number): Promise<ArrayBuffer> {
     if (offset + count > t.size) throw new Error(`read ${t.label}[${offset}..+${count}]: out of bounds (size ${t.size})`);
     const bytes = Math.max(4, count * 4);
     const pool = this.staging.get(bytes) ?? [];
@@ -420,12 +427,11 @@ export class Gpu {
       await this.raisePending();
       throw new GpuError(`reading ${t.label} back failed: ${(e as Error).message}`);
     }
-    const dtype = as ?? t.dtype;
     const raw = staging.getMappedRange(0, count * 4).slice(0);
     staging.unmap();
     pool.push(staging);
     await this.raisePending();
-    return dtype === 'f32' ? new Float32Array(raw) : dtype === 'u32' ? new Uint32Array(raw) : new Int32Array(raw);
+    return raw;
   }
 
   /** Frees the device (tests, CLI exit). */
