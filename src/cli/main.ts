@@ -1,11 +1,14 @@
 // Command-line entry (Node, Dawn): `npm run cli -- <command> [options]`, or the npm scripts
 // pretrain / generate / bench / experiment. Each command prints --help.
+import { commandBench } from './bench';
 import { commandEnv } from './env';
+import { UsageError } from './args';
 
 type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   env: { run: commandEnv, summary: 'show the WebGPU adapter Dawn finds and run the self-test' },
+  bench: { run: commandBench, summary: 'kernel and training speed beside tfjs-backend-webgpu and the CPU reference' },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -16,5 +19,13 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`usage: npm run cli -- <command> [options]   (each command has --help)\n\ncommands:\n${lines.join('\n')}`);
     return name && name !== '--help' && name !== 'help' ? 2 : 0;
   }
-  return cmd.run(rest);
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`error: ${e.message} (see --help)`);
+      return 2;
+    }
+    throw e;
+  }
 }
