@@ -1,0 +1,239 @@
+// Seeded synthetic pretraining corpus for the base model.
+//
+// It teaches every format the tasks use, and text messaging, but never communication through
+// latents: each sequence is one ordinary context. Kinds (proportions configurable through `mix`):
+//
+//   skyline     <bos>{all parts}ans:<answer><eos>                     one context holding everything
+//   transcript  <bos>{part i}msg:<content i>\n ... {final part}ans:<answer><eos>
+//                                                                     senders' parts and their text
+//                                                                     messages, then the receiver
+//   send        <bos>{msg lines received}{part i}msg:<content i>\n    what a text sender says
+//   receive     <bos>{msg lines received}{final part}ans:<answer><eos>  a receiver reading messages
+//   single      <bos>{part i}                                         one agent's prompt format
+//
+// Messages follow the task's minimum topology with ideal senders (tasks.ts idealIncoming). Episodes
+// come from the train split only: heldout and ood stay unseen. Each sequence is a next-token
+// prediction pair: inputs = tokens[0..L-2], targets = tokens[1..L-1], padded with <pad> to seqLen
+// and the padding ignored (target 0xFFFFFFFF, the cross-entropy's ignore label).
+//
+// Pure TypeScript: no DOM, no Node API.
+
+import { Rng, deriveSeed } from './rng';
+import {
+  MAX_DIFFICULTY,
+  MIN_DIFFICULTY,
+  TASK_NAMES,
+  formatPrompt,
+  formatSkyline,
+  formatTarget,
+  idealIncoming,
+  makeTask,
+  textMessageFormat,
+  type Task,
+  type TaskName,
+} from './tasks';
+import { BOS, defaultTokenizer, type CharTokenizer } from './tokenizer';
+
+/** Target label of positions the loss ignores (padding). */
+export const IGNORE_INDEX = 0xffffffff;
+
+export type CorpusKind = 'skyline' | 'transcript' | 'send' | 'receive' | 'single';
+export const CORPUS_KINDS: readonly CorpusKind[] = ['skyline', 'transcript', 'send', 'receive', 'single'];
+
+export type CorpusMix = Record<CorpusKind, number>;
+export const DEFAULT_MIX: Readonly<CorpusMix> = Object.freeze({
+  skyline: 0.35,
+  transcript: 0.15,
+  send: 0.15,
+  receive: 0.15,
+  single: 0.2,
+});
+
+export interface CorpusOptions {
+  /** task names (see TASK_NAMES); sequences pick a task uniformly */
+  tasks: readonly string[];
+  /** one difficulty for every task, or a list to draw from uniformly per sequence */
+  difficulty: number | readonly number[];
+  seed: number;
+  /** tokens per row of a batch (inputs and targets) */
+  seqLen: number;
+  /** relative weights of the kinds (missing kinds weigh 0 when mix is given); default DEFAULT_MIX */
+  mix?: Partial<CorpusMix>;
+  tokenizer?: CharTokenizer;
+}
+
+export interface CorpusBatch {
+  /** [B*S] token ids, row-major, padded with <pad> */
+  inputs: Uint32Array;
+  /** [B*S] next-token ids; IGNORE_INDEX where there is no next token (padding) */
+  targets: Uint32Array;
+  batchSize: number;
+  seqLen: number;
+}
+
+export interface CorpusSequence {
+  text: string;
+  kind: CorpusKind;
+  task: TaskName;
+  difficulty: number;
+  /** the canonical key of the episode it came from (always a train key) */
+  key: string;
+}
+
+function normaliseDifficulties(d: number | readonly number[]): number[] {
+  const list = typeof d === 'number' ? [d] : Array.from(d);
+  if (list.length === 0) throw new Error('Corpus: difficulty list is empty');
+  for (const x of list) {
+    if (!Number.isInteger(x) || x < MIN_DIFFICULTY || x > MAX_DIFFICULTY) {
+      throw new Error(`Corpus: difficulty must be an integer in ${MIN_DIFFICULTY}..${MAX_DIFFICULTY}, got ${x}`);
+    }
+  }
+  return list;
+}
+
+function buildTasks(names: readonly string[], difficulties: readonly number[]): Task[][] {
+  if (!Array.isArray(names) || names.length === 0) {
+    throw new Error(`Corpus: tasks must be a non-empty list (known: ${TASK_NAMES.join(', ')})`);
+  }
+  return names.map((name) => difficulties.map((d) => makeTask(name, d)));
+}
+
+/** The smallest seqLen that holds every sequence the corpus can produce for these tasks. */
+export function requiredSeqLen(tasks: readonly string[], difficulty: number | readonly number[]): number {
+  const ds = normaliseDifficulties(difficulty);
+  let max = 0;
+  for (const row of buildTasks(tasks, ds)) for (const t of row) max = Math.max(max, t.maxTokens('train'));
+  return max - 1; // inputs drop the last token
+}
+
+export class Corpus {
+  readonly options: Readonly<CorpusOptions>;
+  readonly tokenizer: CharTokenizer;
+  readonly seqLen: number;
+  readonly mix: Readonly<CorpusMix>;
+  private readonly tasks: Task[][];
+  private readonly weights: number[];
+  private readonly rng: Rng;
+
+  constructor(opts: CorpusOptions) {
+    const difficulties = normaliseDifficulties(opts.difficulty);
+    this.tasks = buildTasks(opts.tasks, difficulties);
+    if (!Number.isInteger(opts.seqLen) || opts.seqLen < 1) {
+      throw new Error(`Corpus: seqLen must be a positive integer, got ${opts.seqLen}`);
+    }
+    const need = requiredSeqLen(opts.tasks, difficulties);
+    if (opts.seqLen < need) {
+      throw new Error(
+        `Corpus: seqLen ${opts.seqLen} is too short for tasks [${opts.tasks.join(', ')}] at difficulty ${difficulties.join('/')}: need at least ${need}`,
+      );
+    }
+    const mix: CorpusMix = { ...DEFAULT_MIX };
+    if (opts.mix) {
+      for (const k of Object.keys(opts.mix)) {
+        if (!(CORPUS_KINDS as readonly string[]).includes(k)) {
+          throw new Error(`Corpus: unknown mix kind ${JSON.stringify(k)} (known: ${CORPUS_KINDS.join(', ')})`);
+        }
+      }
+      for (const k of CORPUS_KINDS) mix[k] = opts.mix[k] ?? 0;
+    }
+    for (const k of CORPUS_KINDS) {
+      if (!(mix[k] >= 0) || !Number.isFinite(mix[k])) throw new Error(`Corpus: mix.${k} must be >= 0, got ${mix[k]}`);
+    }
+    if (CORPUS_KINDS.every((k) => mix[k] === 0)) throw new Error('Corpus: every mix weight is zero');
+    this.mix = Object.freeze(mix);
+    this.weights = CORPUS_KINDS.map((k) => mix[k]);
+    this.tokenizer = opts.tokenizer ?? defaultTokenizer();
+    this.seqLen = opts.seqLen;
+    this.options = Object.freeze({
+      ...opts,
+      tasks: opts.tasks.slice(),
+      difficulty: typeof opts.difficulty === 'number' ? opts.difficulty : opts.difficulty.slice(),
+      mix: opts.mix ? { ...opts.mix } : undefined,
+    });
+    this.rng = new Rng(deriveSeed(opts.seed, 'corpus'));
+  }
+
+  /** The next sequence as text (advances the stream exactly as nextBatch does per row). */
+  nextSequence(): CorpusSequence {
+    const rng = this.rng;
+    const row = this.tasks[rng.int(0, this.tasks.length)];
+    const task = row[rng.int(0, row.length)];
+    const kind = CORPUS_KINDS[rng.weighted(this.weights)];
+    const ep = task.sample(rng, 'train');
+    const final = task.finalRole;
+    let text: string;
+    switch (kind) {
+      case 'skyline':
+        text = formatSkyline(ep) + formatTarget(ep);
+        break;
+      case 'transcript': {
+        text = BOS;
+        for (let i = 0; i < final; i++) text += ep.parts[i] + textMessageFormat.wrap(ep.messages[i]);
+        text += ep.parts[final] + ep.question + formatTarget(ep);
+        break;
+      }
+      case 'send': {
+        const role = rng.int(0, final);
+        text =
+          formatPrompt(ep, role, { send: true, messages: idealIncoming(task, ep, role) }) +
+          ep.messages[role] +
+          textMessageFormat.close;
+        break;
+      }
+      case 'receive':
+        text = formatPrompt(ep, final, { final: true, messages: idealIncoming(task, ep, final) }) + formatTarget(ep);
+        break;
+      case 'single':
+        text = formatPrompt(ep, rng.int(0, task.roles.length));
+        break;
+    }
+    return { text, kind, task: task.name, difficulty: task.difficulty, key: ep.key };
+  }
+
+  /** The next batch of next-token prediction pairs, [batchSize * seqLen] each. */
+  nextBatch(batchSize: number): CorpusBatch {
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new Error(`Corpus.nextBatch: batchSize must be a positive integer, got ${batchSize}`);
+    }
+    const S = this.seqLen;
+    const inputs = new Uint32Array(batchSize * S).fill(this.tokenizer.padId);
+    const targets = new Uint32Array(batchSize * S).fill(IGNORE_INDEX);
+    for (let b = 0; b < batchSize; b++) {
+      const seq = this.nextSequence();
+      const ids = this.tokenizer.encode(seq.text);
+      if (ids.length - 1 > S) {
+        throw new Error(`Corpus: a ${seq.kind} sequence of ${seq.task} has ${ids.length} tokens, more than seqLen + 1 = ${S + 1}`);
+      }
+      const off = b * S;
+      for (let t = 0; t < ids.length - 1; t++) {
+        inputs[off + t] = ids[t];
+        targets[off + t] = ids[t + 1];
+      }
+    }
+    return { inputs, targets, batchSize, seqLen: S };
+  }
+}
+
+/**
+ * Entropy in nats of the unigram distribution of the target tokens of nSamples sequences: the loss
+ * of the best model that ignores context, which pretraining must beat. Draws from a fresh corpus
+ * with the same options, so the given corpus's stream is not advanced.
+ */
+export function unigramEntropy(corpus: Corpus, nSamples: number): number {
+  if (!Number.isInteger(nSamples) || nSamples < 1) {
+    throw new Error(`unigramEntropy: nSamples must be a positive integer, got ${nSamples}`);
+  }
+  const fresh = new Corpus(corpus.options);
+  const counts = new Float64Array(fresh.tokenizer.vocabSize);
+  let total = 0;
+  for (let i = 0; i < nSamples; i++) {
+    const ids = fresh.tokenizer.encode(fresh.nextSequence().text);
+    for (let t = 1; t < ids.length; t++) {
+      counts[ids[t]]++;
+      total++;
+    }
+  }
+  let h = 0;
+  for (const c of counts) if (c > 0) h -= (c / total) * Math.log(c / total);
+  return h;
+}

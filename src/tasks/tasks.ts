@@ -1,0 +1,470 @@
+// Synthetic tasks where the information is split between agents, so communication is necessary:
+// the final agent alone is at chance, one context holding every part (the skyline) can solve it.
+//
+// FORMATS (all text is lowercase ASCII from the default tokenizer; "\n" ends every part)
+//
+// Every agent's prompt starts with <bos>, then (text-MAS baseline only) one line per message
+// received, then its own part. The final agent's prompt ends with the question cue "ans:" and its
+// target is the answer followed by <eos>. Non-final agents' prompts end after their part (their
+// latent steps or, in the text baseline, "msg:" and the message they decode follow).
+//
+//   agent prompt      <bos>{msg:<content>\n}*{part}              (+ "msg:" when it sends text)
+//   final prompt      <bos>{msg:<content>\n}*{part}ans:          target  <answer><eos>
+//   skyline prompt    <bos>{part 0}{part 1}...{part n-1}ans:      target  <answer><eos>
+//
+// lookup (split-key lookup), roles: table -> query (final)
+//   part 0  "tbl:a3k7q1\n"   a table of single-letter keys (distinct) and single-digit values
+//   part 1  "ask:k\n"        the query key (always one of the table's keys)
+//   answer  "7"              chance 1/10: values are independent and uniform
+//   difficulty 1..5 = table of 2, 3, 4, 6, 8 entries; ood = 2 entries more than train
+//   message content of the table holder: the table body "a3k7q1"
+//
+// relay (two hops), roles: source -> relay -> asker (final), a chain
+//   part 0  "key:qbxz\n"     the secret: random letters
+//   part 1  "rly:mpoa\n"     the relay's own distractor (random letters, same length): useless
+//   part 2  "pos:3\n"        which character of the secret is asked (1-based)
+//   answer  "x"              chance 1/26
+//   difficulty 1..5 = secret of 2..6 letters; ood = secret 2 letters longer (unseen lengths and
+//   positions)
+//   message content of source and relay: the secret "qbxz" (the relay forwards what it received)
+//
+// arith (split arithmetic), roles: left, right -> op (final), a star
+//   part 0  "a=37\n"   part 1  "b=5\n"   part 2  "op=+\n"  (op is + or -)
+//   answer  "42"  ("-12" for negative results)
+//   difficulty 1..5 = operands in [0, 10^d); ood = operands of exactly d+1 digits
+//   chance 10^-d: from op alone the most likely result has probability 10^-d (ood: 1/(9*10^d))
+//   message contents: "a=37", "b=5"
+//
+// Text messages (text-MAS baseline): a message appears in the receiver's prompt as "msg:<content>\n"
+// (textMessageFormat); a sender's prompt ends with "msg:" and it decodes until "\n" or its budget.
+//
+// SPLITS: train and heldout draw from the same distribution and are made disjoint by a fixed hash
+// of each episode's canonical key (the information that decides the answer: the table as a set and
+// the query; the secret and the position; the operands and the operator), independent of the seed:
+// 20% of the keys are heldout. ood draws from a different distribution (larger tables, longer
+// secrets, more digits), so it never meets train either.
+//
+// Pure TypeScript: no DOM, no Node API.
+
+import { Rng, deriveSeed, hashString } from './rng';
+import { BOS, EOS } from './tokenizer';
+
+export type Split = 'train' | 'heldout' | 'ood';
+export const SPLITS: readonly Split[] = ['train', 'heldout', 'ood'];
+
+export type TaskName = 'lookup' | 'relay' | 'arith';
+export const TASK_NAMES: readonly TaskName[] = ['lookup', 'relay', 'arith'];
+
+export const MIN_DIFFICULTY = 1;
+export const MAX_DIFFICULTY = 5;
+/** The cue that ends the final agent's prompt; the answer follows it. */
+export const QUESTION = 'ans:';
+/** Fraction of canonical keys that belong to heldout rather than train. */
+export const HELDOUT_FRACTION = 0.2;
+/** answerSet is given when the label space holds at most this many answers. */
+export const ANSWER_SET_LIMIT = 1000;
+
+export interface Episode {
+  task: TaskName;
+  difficulty: number;
+  split: Split;
+  /** canonical identity (what decides the answer); train and heldout never share a key */
+  key: string;
+  /** the private input of each role, in role order; the last belongs to the final agent */
+  parts: string[];
+  /** what the final agent is asked: the answer cue "ans:" */
+  question: string;
+  /** the target text, without <eos> */
+  answer: string;
+  /** every part then the question: the skyline's single context (without <bos>) */
+  fullContext: string;
+  /** the content an ideal sender in each role puts in a text message ('' for the final role) */
+  messages: string[];
+  /** the possible answers of this task and split (shared, do not mutate), when not too many */
+  answerSet?: readonly string[];
+}
+
+export interface TaskRole {
+  name: string;
+  /** index into episode.parts */
+  part: number;
+  description: string;
+}
+
+/** How the minimum topology routes information: chain = 0 -> 1 -> ... -> final; star = all -> final. */
+export type TaskFlow = 'chain' | 'star';
+
+export interface Task {
+  readonly name: TaskName;
+  readonly difficulty: number;
+  readonly description: string;
+  /** one role per part; the last one (finalRole) answers. Their number is the minimum agent count. */
+  readonly roles: readonly TaskRole[];
+  readonly finalRole: number;
+  readonly flow: TaskFlow;
+  /** best accuracy the final agent reaches from its own part alone (train/heldout distribution) */
+  readonly chance: number;
+  /** longest answer in characters (without <eos>) over every split */
+  readonly maxAnswerLength: number;
+  chanceFor(split: Split): number;
+  answerSet(split: Split): readonly string[] | undefined;
+  /** upper bound on the tokens of any sequence of this split in any format (skyline, prompts, text
+   * transcripts of the corpus), <bos> and <eos> included */
+  maxTokens(split: Split): number;
+  /** one episode of the split, drawn from rng */
+  sample(rng: Rng, split: Split): Episode;
+}
+
+interface Draw {
+  key: string;
+  parts: string[];
+  messages: string[];
+  answer: string;
+}
+
+interface Bounds {
+  parts: number[];
+  messages: number[];
+  answer: number;
+}
+
+interface Spec {
+  name: TaskName;
+  description: string;
+  flow: TaskFlow;
+  roles: TaskRole[];
+  chance(d: number, split: Split): number;
+  answerSet(d: number, split: Split): string[] | undefined;
+  bounds(d: number, split: Split): Bounds;
+  draw(rng: Rng, d: number, ood: boolean): Draw;
+}
+
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz'.split('');
+const DIGITS = '0123456789'.split('');
+const LOOKUP_SIZES = [2, 3, 4, 6, 8];
+const LOOKUP_OOD_EXTRA = 2;
+const RELAY_OOD_EXTRA = 2;
+const ARITH_OPS = ['+', '-'] as const;
+
+const lookupSpec: Spec = {
+  name: 'lookup',
+  description:
+    'Split-key lookup: the table holder knows key->value pairs, the final agent knows which key is asked.',
+  flow: 'star',
+  roles: [
+    { name: 'table', part: 0, description: 'holds the key->value table, e.g. tbl:a3k7q1' },
+    { name: 'query', part: 1, description: 'holds the query key, e.g. ask:k; answers the value' },
+  ],
+  chance: () => 1 / 10,
+  answerSet: () => DIGITS.slice(),
+  bounds(d, split) {
+    const s = LOOKUP_SIZES[d - 1] + (split === 'ood' ? LOOKUP_OOD_EXTRA : 0);
+    return { parts: [5 + 2 * s, 6], messages: [2 * s, 0], answer: 1 };
+  },
+  draw(rng, d, ood) {
+    const size = LOOKUP_SIZES[d - 1] + (ood ? LOOKUP_OOD_EXTRA : 0);
+    const keys = rng.sample(LETTERS, size);
+    const values = keys.map(() => rng.int(0, 10));
+    const q = rng.int(0, size);
+    const table = keys.map((k, i) => `${k}${values[i]}`).join('');
+    const canonical = keys
+      .map((k, i) => `${k}${values[i]}`)
+      .sort()
+      .join('');
+    return {
+      key: `${canonical}?${keys[q]}`,
+      parts: [`tbl:${table}\n`, `ask:${keys[q]}\n`],
+      messages: [table, ''],
+      answer: String(values[q]),
+    };
+  },
+};
+
+function relayLength(d: number, split: Split): number {
+  return d + 1 + (split === 'ood' ? RELAY_OOD_EXTRA : 0);
+}
+
+const relaySpec: Spec = {
+  name: 'relay',
+  description:
+    'Relay: the source knows a secret, the relay knows only a distractor and must pass the secret on, the asker knows which character is asked.',
+  flow: 'chain',
+  roles: [
+    { name: 'source', part: 0, description: 'holds the secret, e.g. key:qbxz' },
+    { name: 'relay', part: 1, description: 'holds a useless distractor, e.g. rly:mpoa; must forward the secret' },
+    { name: 'asker', part: 2, description: 'holds the position asked, e.g. pos:3; answers that character' },
+  ],
+  chance: () => 1 / 26,
+  answerSet: () => LETTERS.slice(),
+  bounds(d, split) {
+    const L = relayLength(d, split);
+    return { parts: [5 + L, 5 + L, 6], messages: [L, L, 0], answer: 1 };
+  },
+  draw(rng, d, ood) {
+    const L = relayLength(d, ood ? 'ood' : 'train');
+    let secret = '';
+    let distractor = '';
+    for (let i = 0; i < L; i++) secret += rng.choice(LETTERS);
+    for (let i = 0; i < L; i++) distractor += rng.choice(LETTERS);
+    const k = rng.int(1, L + 1);
+    return {
+      key: `${secret}@${k}`,
+      parts: [`key:${secret}\n`, `rly:${distractor}\n`, `pos:${k}\n`],
+      messages: [secret, secret, ''],
+      answer: secret[k - 1],
+    };
+  },
+};
+
+function arithDigits(d: number, split: Split): number {
+  return split === 'ood' ? d + 1 : d;
+}
+
+const arithSpec: Spec = {
+  name: 'arith',
+  description:
+    'Split arithmetic: one agent holds a, another b, the final agent holds the operator (+ or -) and answers the result.',
+  flow: 'star',
+  roles: [
+    { name: 'left', part: 0, description: 'holds the left operand, e.g. a=37' },
+    { name: 'right', part: 1, description: 'holds the right operand, e.g. b=5' },
+    { name: 'op', part: 2, description: 'holds the operator, e.g. op=+; answers the result' },
+  ],
+  // from op alone the likeliest result (a sum or difference near the middle) has probability
+  // 1 / (number of operand values): 1/10^d in train, 1/(9 * 10^d) in ood
+  chance: (d, split) => 1 / (split === 'ood' ? 9 * 10 ** d : 10 ** d),
+  answerSet(d, split) {
+    const D = arithDigits(d, split);
+    const lo = split === 'ood' ? 10 ** (D - 1) : 0;
+    const hi = 10 ** D - 1;
+    const min = lo - hi;
+    const max = 2 * hi;
+    if (max - min + 1 > ANSWER_SET_LIMIT) return undefined;
+    const out: string[] = [];
+    for (let v = min; v <= max; v++) {
+      // ood sums cover [2 lo, 2 hi] and differences [lo - hi, hi - lo]: the gap between is unreachable
+      if (split === 'ood' && v > hi - lo && v < 2 * lo) continue;
+      out.push(String(v));
+    }
+    return out;
+  },
+  bounds(d, split) {
+    const D = arithDigits(d, split);
+    return { parts: [3 + D, 3 + D, 5], messages: [2 + D, 2 + D, 0], answer: D + 1 };
+  },
+  draw(rng, d, ood) {
+    const D = arithDigits(d, ood ? 'ood' : 'train');
+    const lo = ood ? 10 ** (D - 1) : 0;
+    const hi = 10 ** D;
+    const a = rng.int(lo, hi);
+    const b = rng.int(lo, hi);
+    const op = rng.choice(ARITH_OPS);
+    const result = op === '+' ? a + b : a - b;
+    return {
+      key: `${a}${op}${b}`,
+      parts: [`a=${a}\n`, `b=${b}\n`, `op=${op}\n`],
+      messages: [`a=${a}`, `b=${b}`, ''],
+      answer: String(result),
+    };
+  },
+};
+
+const SPECS: Record<TaskName, Spec> = { lookup: lookupSpec, relay: relaySpec, arith: arithSpec };
+
+/** Which of train / heldout a canonical key belongs to (fixed: depends on neither seed nor difficulty). */
+export function splitOfKey(task: TaskName, key: string): 'train' | 'heldout' {
+  const h = hashString(key, hashString(`split:${task}`));
+  return h % 1000 < HELDOUT_FRACTION * 1000 ? 'heldout' : 'train';
+}
+
+function checkSplit(split: Split): void {
+  if (!SPLITS.includes(split)) {
+    throw new Error(`unknown split ${JSON.stringify(split)} (expected one of ${SPLITS.join(', ')})`);
+  }
+}
+
+const MAX_REJECTIONS = 100_000;
+
+/** Builds a task. Throws on an unknown name or a difficulty outside 1..5. */
+export function makeTask(name: string, difficulty: number): Task {
+  if (!(TASK_NAMES as readonly string[]).includes(name)) {
+    throw new Error(`unknown task ${JSON.stringify(name)} (known: ${TASK_NAMES.join(', ')})`);
+  }
+  if (!Number.isInteger(difficulty) || difficulty < MIN_DIFFICULTY || difficulty > MAX_DIFFICULTY) {
+    throw new Error(`task ${name}: difficulty must be an integer in ${MIN_DIFFICULTY}..${MAX_DIFFICULTY}, got ${difficulty}`);
+  }
+  const spec = SPECS[name as TaskName];
+  const d = difficulty;
+  const n = spec.roles.length;
+  const answerSets = new Map<Split, readonly string[] | undefined>();
+  for (const split of SPLITS) {
+    const set = spec.answerSet(d, split);
+    answerSets.set(split, set ? Object.freeze(set) : undefined);
+  }
+
+  const maxTokens = (split: Split): number => {
+    checkSplit(split);
+    const b = spec.bounds(d, split);
+    const q = QUESTION.length;
+    const msgLine = (i: number) => textMessageFormat.open.length + b.messages[i] + textMessageFormat.close.length;
+    let transcript = 1;
+    for (let i = 0; i < n - 1; i++) transcript += b.parts[i] + msgLine(i);
+    transcript += b.parts[n - 1] + q + b.answer + 1;
+    // message lines role i receives with ideal senders (idealIncoming)
+    const incoming = (i: number): number => {
+      if (spec.flow === 'chain') return i > 0 ? msgLine(i - 1) : 0;
+      let sum = 0;
+      if (i === n - 1) for (let j = 0; j < n - 1; j++) sum += msgLine(j);
+      return sum;
+    };
+    let send = 0;
+    for (let i = 0; i < n - 1; i++) send = Math.max(send, 1 + incoming(i) + b.parts[i] + msgLine(i));
+    const receive = 1 + incoming(n - 1) + b.parts[n - 1] + q + b.answer + 1;
+    const skyline = 1 + b.parts.reduce((s, x) => s + x, 0) + q + b.answer + 1;
+    return Math.max(transcript, receive, send, skyline);
+  };
+
+  const task: Task = {
+    name: spec.name,
+    difficulty: d,
+    description: spec.description,
+    roles: Object.freeze(spec.roles.map((r) => Object.freeze({ ...r }))),
+    finalRole: n - 1,
+    flow: spec.flow,
+    chance: spec.chance(d, 'train'),
+    maxAnswerLength: Math.max(...SPLITS.map((s) => spec.bounds(d, s).answer)),
+    chanceFor(split) {
+      checkSplit(split);
+      return spec.chance(d, split);
+    },
+    answerSet(split) {
+      checkSplit(split);
+      return answerSets.get(split);
+    },
+    maxTokens,
+    sample(rng, split) {
+      checkSplit(split);
+      let draw: Draw | undefined;
+      if (split === 'ood') draw = spec.draw(rng, d, true);
+      else {
+        for (let t = 0; t < MAX_REJECTIONS && !draw; t++) {
+          const c = spec.draw(rng, d, false);
+          if (splitOfKey(spec.name, c.key) === split) draw = c;
+        }
+        if (!draw) throw new Error(`task ${spec.name}: no ${split} episode found in ${MAX_REJECTIONS} draws`);
+      }
+      const ep: Episode = {
+        task: spec.name,
+        difficulty: d,
+        split,
+        key: draw.key,
+        parts: draw.parts,
+        question: QUESTION,
+        answer: draw.answer,
+        fullContext: draw.parts.join('') + QUESTION,
+        messages: draw.messages,
+      };
+      const set = answerSets.get(split);
+      if (set) ep.answerSet = set;
+      return ep;
+    },
+  };
+  return Object.freeze(task);
+}
+
+/** n episodes of a split, deterministic in (task, difficulty, split, seed). */
+export function sampleEpisodes(task: Task, split: Split, n: number, seed: number): Episode[] {
+  checkSplit(split);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`sampleEpisodes: n must be a non-negative integer, got ${n}`);
+  const rng = new Rng(deriveSeed(seed, 'episodes', task.name, task.difficulty, split));
+  const out: Episode[] = [];
+  for (let i = 0; i < n; i++) out.push(task.sample(rng, split));
+  return out;
+}
+
+/** How a text message appears in a receiver's prompt: "msg:<content>\n". */
+export const textMessageFormat = Object.freeze({
+  open: 'msg:',
+  close: '\n',
+  /** the line a receiver sees for one message; content must not contain a newline */
+  wrap(content: string): string {
+    if (content.includes('\n')) throw new Error(`text message ${JSON.stringify(content)} contains a newline`);
+    return `msg:${content}\n`;
+  },
+  /** what a sender decoded after "msg:", cut at the first newline or special token */
+  cut(decoded: string): string {
+    let end = decoded.length;
+    const nl = decoded.indexOf('\n');
+    if (nl >= 0) end = nl;
+    const sp = decoded.indexOf('<');
+    if (sp >= 0 && sp < end) end = sp;
+    return decoded.slice(0, end);
+  },
+});
+
+export interface PromptOptions {
+  /** the final agent: append the question cue "ans:" */
+  final?: boolean;
+  /** text-MAS baseline: message contents received, in predecessor order, written before the part */
+  messages?: readonly string[];
+  /** text-MAS baseline: end with "msg:" so the agent decodes its message next */
+  send?: boolean;
+}
+
+/**
+ * An agent's prompt text (tokenizer-ready, starts with "<bos>"). part: the index of the episode
+ * part this agent holds, or 'none' for an agent without private input.
+ */
+export function formatPrompt(ep: Episode, part: number | 'none', opts: PromptOptions = {}): string {
+  if (opts.final && opts.send) throw new Error('formatPrompt: an agent is either final or a sender');
+  let s = BOS;
+  for (const m of opts.messages ?? []) s += textMessageFormat.wrap(m);
+  if (part !== 'none') {
+    if (!Number.isInteger(part) || part < 0 || part >= ep.parts.length) {
+      throw new Error(`formatPrompt: part ${part} is out of range for task ${ep.task} (0..${ep.parts.length - 1})`);
+    }
+    s += ep.parts[part];
+  }
+  if (opts.final) s += ep.question;
+  if (opts.send) s += textMessageFormat.open;
+  return s;
+}
+
+/** The final agent's target: answer then <eos>. */
+export function formatTarget(ep: Episode): string {
+  return ep.answer + EOS;
+}
+
+/** The skyline's prompt: every part and the question in one context. */
+export function formatSkyline(ep: Episode): string {
+  return BOS + ep.fullContext;
+}
+
+/**
+ * The messages the agent holding `role` receives in the task's minimum topology when every sender
+ * is ideal (chain: the previous role's message; star: the final role gets every other role's).
+ */
+export function idealIncoming(task: Task, ep: Episode, role: number): string[] {
+  if (!Number.isInteger(role) || role < 0 || role >= task.roles.length) {
+    throw new Error(`idealIncoming: role ${role} is out of range for task ${task.name}`);
+  }
+  if (task.flow === 'chain') return role > 0 ? [ep.messages[role - 1]] : [];
+  return role === task.finalRole ? ep.messages.slice(0, task.finalRole) : [];
+}
+
+/**
+ * The answer inside a decoded continuation of the final prompt: the text before the first <eos>,
+ * other special or newline. Accuracy compares it with episode.answer.
+ */
+export function extractAnswer(decoded: string): string {
+  let end = decoded.length;
+  for (const stop of [EOS, '<', '\n']) {
+    const i = decoded.indexOf(stop);
+    if (i >= 0 && i < end) end = i;
+  }
+  return decoded.slice(0, end);
+}
+
+export function isCorrect(ep: Episode, decoded: string): boolean {
+  return extractAnswer(decoded) === ep.answer;
+}

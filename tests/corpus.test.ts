@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { CORPUS_KINDS, Corpus, IGNORE_INDEX, requiredSeqLen, unigramEntropy, type CorpusKind } from '../src/tasks/corpus';
+import { TASK_NAMES, makeTask, splitOfKey, type TaskName } from '../src/tasks/tasks';
+import { defaultTokenizer } from '../src/tasks/tokenizer';
+
+const ALL = [...TASK_NAMES];
+
+function entropyOf(counts: Map<number, number>): number {
+  let total = 0;
+  for (const c of counts.values()) total += c;
+  let h = 0;
+  for (const c of counts.values()) h -= (c / total) * Math.log(c / total);
+  return h;
+}
+
+describe('Corpus', () => {
+  it('produces [B*S] next-token pairs, padded with <pad>, padding ignored', () => {
+    const S = requiredSeqLen(ALL, 3);
+    const c = new Corpus({ tasks: ALL, difficulty: 3, seed: 1, seqLen: S });
+    const tok = c.tokenizer;
+    const B = 64;
+    const { inputs, targets, batchSize, seqLen } = c.nextBatch(B);
+    expect(batchSize).toBe(B);
+    expect(seqLen).toBe(S);
+    expect(inputs).toBeInstanceOf(Uint32Array);
+    expect(targets).toBeInstanceOf(Uint32Array);
+    expect(inputs.length).toBe(B * S);
+    expect(targets.length).toBe(B * S);
+    let padded = 0;
+    for (let b = 0; b < B; b++) {
+      const row = b * S;
+      expect(inputs[row]).toBe(tok.bosId);
+      let seenPad = false;
+      for (let t = 0; t < S; t++) {
+        const x = inputs[row + t];
+        const y = targets[row + t];
+        if (x === tok.padId) {
+          seenPad = true;
+          padded++;
+          expect(y).toBe(IGNORE_INDEX);
+        } else {
+          expect(seenPad).toBe(false); // padding only at the end
+          expect(y).not.toBe(IGNORE_INDEX);
+          expect(y).toBeLessThan(tok.vocabSize);
+          // shifted by one: the next input is this target (unless the row ends here)
+          if (t + 1 < S && inputs[row + t + 1] !== tok.padId) expect(inputs[row + t + 1]).toBe(y);
+        }
+      }
+    }
+    expect(padded).toBeGreaterThan(0);
+  });
+
+  it('is deterministic from the seed', () => {
+    const opts = { tasks: ALL, difficulty: 2, seqLen: requiredSeqLen(ALL, 2) };
+    const a = new Corpus({ ...opts, seed: 5 }).nextBatch(16);
+    const b = new Corpus({ ...opts, seed: 5 }).nextBatch(16);
+    const c = new Corpus({ ...opts, seed: 6 }).nextBatch(16);
+    expect(b.inputs).toEqual(a.inputs);
+    expect(b.targets).toEqual(a.targets);
+    expect(c.inputs).not.toEqual(a.inputs);
+    // nextSequence advances the stream exactly like one batch row
+    const x = new Corpus({ ...opts, seed: 5 });
+    const tok = defaultTokenizer();
+    const ids = tok.encode(x.nextSequence().text);
+    expect(Array.from(a.inputs.slice(0, ids.length - 1))).toEqual(ids.slice(0, -1));
+    const y = new Corpus({ ...opts, seed: 5 });
+    y.nextBatch(1);
+    expect(y.nextBatch(15).inputs).toEqual(a.inputs.slice(opts.seqLen));
+  });
+
+  it('mixes every kind and every task, only from train episodes, in the documented formats', () => {
+    const c = new Corpus({ tasks: ALL, difficulty: [1, 3], seed: 2, seqLen: requiredSeqLen(ALL, [1, 3]) });
+    const kinds = new Map<CorpusKind, number>();
+    const tasks = new Set<TaskName>();
+    const N = 4000;
+    for (let i = 0; i < N; i++) {
+      const s = c.nextSequence();
+      kinds.set(s.kind, (kinds.get(s.kind) ?? 0) + 1);
+      tasks.add(s.task);
+      expect([1, 3]).toContain(s.difficulty);
+      expect(splitOfKey(s.task, s.key)).toBe('train');
+      expect(s.text.startsWith('<bos>')).toBe(true);
+      switch (s.kind) {
+        case 'skyline':
+          expect(s.text).toMatch(/^<bos>[^]*\nans:[-a-z0-9]+<eos>$/);
+          expect(s.text).not.toContain('msg:');
+          break;
+        case 'transcript':
+          expect(s.text).toMatch(/msg:[^\n]+\n[^]*ans:[-a-z0-9]+<eos>$/);
+          break;
+        case 'send':
+          expect(s.text).toMatch(/msg:[^\n]+\n$/);
+          expect(s.text).not.toContain('ans:');
+          break;
+        case 'receive':
+          expect(s.text).toMatch(/^<bos>msg:[^]*ans:[-a-z0-9]+<eos>$/);
+          expect(s.text).not.toMatch(/tbl:|key:|a=\d+\nb=/); // the receiver sees messages, not the senders' parts
+          break;
+        case 'single':
+          expect(s.text).toMatch(/^<bos>[a-z]+[:=][^\n]*\n$/);
+          break;
+      }
+    }
+    expect(tasks.size).toBe(3);
+    expect(new Set(kinds.keys()).size).toBe(CORPUS_KINDS.length);
+    expect(Math.abs(kinds.get('skyline')! / N - 0.35)).toBeLessThan(0.03);
+    expect(Math.abs(kinds.get('single')! / N - 0.2)).toBeLessThan(0.03);
+  });
+
+  it('a relay transcript shows the relay forwarding the secret', () => {
+    const c = new Corpus({ tasks: ['relay'], difficulty: 2, seed: 3, seqLen: requiredSeqLen(['relay'], 2), mix: { transcript: 1 } });
+    const s = c.nextSequence();
+    const m = /^<bos>key:([a-z]+)\nmsg:([a-z]+)\nrly:[a-z]+\nmsg:([a-z]+)\npos:(\d)\nans:([a-z])<eos>$/.exec(s.text);
+    expect(m).not.toBeNull();
+    expect(m![2]).toBe(m![1]);
+    expect(m![3]).toBe(m![1]);
+    expect(m![5]).toBe(m![1][Number(m![4]) - 1]);
+  });
+
+  it('respects a custom mix and refuses bad options with clear messages', () => {
+    const S = requiredSeqLen(['lookup'], 1);
+    const only = new Corpus({ tasks: ['lookup'], difficulty: 1, seed: 0, seqLen: S, mix: { single: 1 } });
+    for (let i = 0; i < 50; i++) expect(only.nextSequence().kind).toBe('single');
+    expect(() => new Corpus({ tasks: ['lookup'], difficulty: 1, seed: 0, seqLen: S - 1 })).toThrow(
+      new RegExp(`seqLen ${S - 1} is too short .* need at least ${S}`),
+    );
+    expect(() => new Corpus({ tasks: ['nope'], difficulty: 1, seed: 0, seqLen: 64 })).toThrow(/unknown task "nope"/);
+    expect(() => new Corpus({ tasks: [], difficulty: 1, seed: 0, seqLen: 64 })).toThrow(/non-empty/);
+    expect(() => new Corpus({ tasks: ['lookup'], difficulty: 9, seed: 0, seqLen: 64 })).toThrow(/1..5/);
+    expect(() => new Corpus({ tasks: ['lookup'], difficulty: 1, seed: 0, seqLen: 64, mix: { skylin: 1 } as never })).toThrow(
+      /unknown mix kind "skylin"/,
+    );
+    expect(() => new Corpus({ tasks: ['lookup'], difficulty: 1, seed: 0, seqLen: 64, mix: { skyline: 0 } })).toThrow(/zero/);
+    expect(() => only.nextBatch(0)).toThrow(/positive integer/);
+  });
+
+  it('requiredSeqLen covers the longest sequence', () => {
+    for (const name of ALL) {
+      for (const d of [1, 5]) {
+        const S = requiredSeqLen([name], d);
+        expect(S).toBe(makeTask(name, d).maxTokens('train') - 1);
+        const c = new Corpus({ tasks: [name], difficulty: d, seed: 4, seqLen: S });
+        let longest = 0;
+        for (let i = 0; i < 20; i++) {
+          const { targets } = c.nextBatch(32);
+          for (let b = 0; b < 32; b++) {
+            let n = 0;
+            while (n < S && targets[b * S + n] !== IGNORE_INDEX) n++;
+            longest = Math.max(longest, n);
+          }
+        }
+        // the bound is reached (lookup and relay have fixed lengths; arith reaches it with large operands)
+        expect(longest).toBeGreaterThan(S - 3);
+        expect(longest).toBeLessThanOrEqual(S);
+      }
+    }
+    expect(requiredSeqLen(ALL, 5)).toBeLessThanOrEqual(64);
+  });
+});
+
+describe('unigramEntropy', () => {
+  it('equals the entropy of the target tokens of the same sequences and leaves the corpus untouched', () => {
+    const opts = { tasks: ALL, difficulty: 2, seed: 9, seqLen: requiredSeqLen(ALL, 2) };
+    const c = new Corpus(opts);
+    const h = unigramEntropy(c, 300);
+    const batch = c.nextBatch(300); // the corpus stream was not advanced by unigramEntropy
+    expect(batch.inputs).toEqual(new Corpus(opts).nextBatch(300).inputs);
+    const counts = new Map<number, number>();
+    for (const y of batch.targets) if (y !== IGNORE_INDEX) counts.set(y, (counts.get(y) ?? 0) + 1);
+    expect(h).toBeCloseTo(entropyOf(counts), 10);
+  });
+
+  it('is sensible: positive, below log(vocab), stable across sample sizes and deterministic', () => {
+    const c = new Corpus({ tasks: ALL, difficulty: 3, seed: 1, seqLen: requiredSeqLen(ALL, 3) });
+    const h = unigramEntropy(c, 3000);
+    expect(h).toBeGreaterThan(2.5);
+    expect(h).toBeLessThan(Math.log(c.tokenizer.vocabSize));
+    expect(unigramEntropy(c, 3000)).toBe(h);
+    expect(Math.abs(unigramEntropy(c, 500) - h)).toBeLessThan(0.1);
+    // a single task with only fixed-format digits is lower-entropy than the full mix
+    const arith = new Corpus({ tasks: ['arith'], difficulty: 1, seed: 1, seqLen: requiredSeqLen(['arith'], 1) });
+    expect(unigramEntropy(arith, 2000)).toBeLessThan(h);
+    expect(() => unigramEntropy(c, 0)).toThrow(/positive integer/);
+  });
+});
