@@ -1,0 +1,123 @@
+// Model configuration: the fields of Hugging Face's LlamaConfig the engine reads, derived sizes,
+// parameter names and shapes (LlamaForCausalLM's), and the toy presets the playground ships.
+
+export interface ModelConfig {
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  vocab_size: number;
+  rope_theta: number;
+  rms_norm_eps: number;
+  tie_word_embeddings: boolean;
+  max_position_embeddings?: number;
+}
+
+export interface ModelDims {
+  D: number;
+  I: number;
+  L: number;
+  Hq: number;
+  Hkv: number;
+  hd: number;
+  V: number;
+  qDim: number;
+  kvDim: number;
+}
+
+/** Derived sizes; throws naming the field when the config cannot be run by our kernels. */
+export function modelDims(c: ModelConfig): ModelDims {
+  const fail = (m: string): never => {
+    throw new Error(`model config: ${m}`);
+  };
+  for (const k of ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'vocab_size'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) fail(`${k} must be a positive integer, got ${c[k]}`);
+  }
+  if (!(c.rope_theta > 0)) fail(`rope_theta must be positive, got ${c.rope_theta}`);
+  if (!(c.rms_norm_eps >= 0)) fail(`rms_norm_eps must be >= 0, got ${c.rms_norm_eps}`);
+  const D = c.hidden_size;
+  const Hq = c.num_attention_heads;
+  const Hkv = c.num_key_value_heads;
+  if (D % Hq !== 0) fail(`hidden_size=${D} is not a multiple of num_attention_heads=${Hq}`);
+  if (Hq % Hkv !== 0) fail(`num_attention_heads=${Hq} is not a multiple of num_key_value_heads=${Hkv}`);
+  const hd = D / Hq;
+  if (hd % 2 !== 0) fail(`head size ${hd} must be even for rotary embeddings`);
+  if (hd > 128) fail(`head size ${hd} is above the 128 our attention kernels hold`);
+  return { D, I: c.intermediate_size, L: c.num_hidden_layers, Hq, Hkv, hd, V: c.vocab_size, qDim: Hq * hd, kvDim: Hkv * hd };
+}
+
+export const PROJS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type Proj = (typeof PROJS)[number];
+export const ATTENTION_PROJS: readonly Proj[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
+
+/** Module name of a projection, e.g. 'model.layers.0.self_attn.q_proj' (its weight adds '.weight'). */
+export function projName(layer: number, proj: Proj): string {
+  const mod = proj === 'gate_proj' || proj === 'up_proj' || proj === 'down_proj' ? 'mlp' : 'self_attn';
+  return `model.layers.${layer}.${mod}.${proj}`;
+}
+
+/** (out, in) of a projection's weight. */
+export function projShape(c: ModelConfig, proj: Proj): [number, number] {
+  const { D, I, qDim, kvDim } = modelDims(c);
+  switch (proj) {
+    case 'q_proj':
+      return [qDim, D];
+    case 'k_proj':
+    case 'v_proj':
+      return [kvDim, D];
+    case 'o_proj':
+      return [D, qDim];
+    case 'gate_proj':
+    case 'up_proj':
+      return [I, D];
+    case 'down_proj':
+      return [D, I];
+  }
+}
+
+/** Every parameter of LlamaForCausalLM by name (no lm_head.weight when embeddings are tied). */
+export function paramShapes(c: ModelConfig): Map<string, number[]> {
+  const { D, L, V } = modelDims(c);
+  const m = new Map<string, number[]>();
+  m.set('model.embed_tokens.weight', [V, D]);
+  for (let l = 0; l < L; l++) {
+    for (const p of PROJS) m.set(`${projName(l, p)}.weight`, projShape(c, p));
+    m.set(`model.layers.${l}.input_layernorm.weight`, [D]);
+    m.set(`model.layers.${l}.post_attention_layernorm.weight`, [D]);
+  }
+  m.set('model.norm.weight', [D]);
+  if (!c.tie_word_embeddings) m.set('lm_head.weight', [V, D]);
+  return m;
+}
+
+export function countParams(c: ModelConfig): number {
+  let n = 0;
+  for (const s of paramShapes(c).values()) n += s.reduce((a, b) => a * b, 1);
+  return n;
+}
+
+/** Toy base models. `vocab_size` is filled in from the tokenizer. */
+export const MODEL_PRESETS: Record<string, Omit<ModelConfig, 'vocab_size'>> = {
+  // CI-sized: trains in seconds on SwiftShader.
+  tiny: {
+    hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: true, max_position_embeddings: 256,
+  },
+  // The playground's default toy base model (shipped in public/).
+  toy: {
+    hidden_size: 64, intermediate_size: 176, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2,
+    rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: true, max_position_embeddings: 256,
+  },
+  // Larger, for a laptop GPU.
+  small: {
+    hidden_size: 128, intermediate_size: 352, num_hidden_layers: 4, num_attention_heads: 8, num_key_value_heads: 4,
+    rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: true, max_position_embeddings: 512,
+  },
+};
+
+export function presetConfig(name: string, vocabSize: number): ModelConfig {
+  const p = MODEL_PRESETS[name];
+  if (!p) throw new Error(`unknown model preset '${name}' (have: ${Object.keys(MODEL_PRESETS).join(', ')})`);
+  return { ...p, vocab_size: vocabSize };
+}
