@@ -1,0 +1,321 @@
+// A Hugging Face Llama checkpoint as files: config.json (LlamaConfig), model.safetensors
+// (LlamaForCausalLM's tensors, F32, Linear weights (out, in)) and tokenizer.json (an opaque JSON object
+// owned by the tokenizer module). What we write loads with transformers' from_pretrained; what
+// save_pretrained writes for this architecture (F32, F16 or BF16, single file or sharded with
+// model.safetensors.index.json) loads here. Pure TypeScript: no DOM, no Node APIs.
+import { decodeSafetensors, encodeSafetensors, type TensorToWrite } from './safetensors';
+
+/** The fields of transformers' LlamaConfig that this project uses (HF's snake_case names). */
+export interface LlamaConfig {
+  architectures: ['LlamaForCausalLM'];
+  model_type: 'llama';
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  vocab_size: number;
+  rope_theta: number;
+  rms_norm_eps: number;
+  tie_word_embeddings: boolean;
+  max_position_embeddings: number;
+  head_dim: number;
+  torch_dtype: string;
+  bos_token_id: number | null;
+  /** Llama 3 lists several end tokens. */
+  eos_token_id: number | number[] | null;
+  pad_token_id: number | null;
+}
+
+export const CONFIG_FILE = 'config.json';
+export const WEIGHTS_FILE = 'model.safetensors';
+export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
+export const TOKENIZER_FILE = 'tokenizer.json';
+
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CheckpointError';
+  }
+}
+
+const fail = (msg: string): never => {
+  throw new CheckpointError(msg);
+};
+const show = (v: unknown): string => (v === undefined ? 'missing' : JSON.stringify(v));
+const fmtShape = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Checks a parsed config.json and returns it normalized to LlamaConfig (HF defaults filled in for
+ * fields older configs omit: head_dim = hidden_size / num_attention_heads, num_key_value_heads =
+ * num_attention_heads, ...). Throws naming the bad field and its value.
+ */
+export function validateConfig(c: unknown): LlamaConfig {
+  if (!isObject(c)) fail(`config.json must be a JSON object, got ${show(c)}`);
+  const cfg = c as Record<string, unknown>;
+  const arch = cfg.architectures;
+  const type = cfg.model_type;
+  if (type !== 'llama' || (arch !== undefined && !(Array.isArray(arch) && arch.includes('LlamaForCausalLM')))) {
+    const what = Array.isArray(arch) && arch.length ? arch.join(', ') : `a model of type ${show(type)}`;
+    fail(
+      `config.json describes ${what} (model_type ${show(type)}), not a Llama causal LM: only checkpoints with ` +
+        'architectures ["LlamaForCausalLM"] and model_type "llama" can be loaded',
+    );
+  }
+  const int = (field: string, min: number, fallback?: number): number => {
+    const v = cfg[field] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+      fail(`config.json: ${field} must be an integer >= ${min}, got ${show(cfg[field])}`);
+    }
+    return v as number;
+  };
+  const positive = (field: string, fallback: number): number => {
+    const v = cfg[field] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(`config.json: ${field} must be a positive number, got ${show(cfg[field])}`);
+    return v as number;
+  };
+  const hidden = int('hidden_size', 1);
+  const inter = int('intermediate_size', 1);
+  const layers = int('num_hidden_layers', 1);
+  const heads = int('num_attention_heads', 1);
+  const kvHeads = int('num_key_value_heads', 1, heads);
+  const vocab = int('vocab_size', 1);
+  const maxPos = int('max_position_embeddings', 1, 2048);
+  if (hidden % heads !== 0) {
+    fail(`config.json: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`);
+  }
+  if (heads % kvHeads !== 0) {
+    fail(`config.json: num_attention_heads ${heads} is not divisible by num_key_value_heads ${kvHeads}`);
+  }
+  const headDim = int('head_dim', 1, hidden / heads);
+  if (headDim % 2 !== 0) fail(`config.json: head_dim ${headDim} must be even (RoPE rotates pairs)`);
+  const ropeTheta = positive('rope_theta', 10000);
+  const eps = positive('rms_norm_eps', 1e-6);
+  const tie = cfg.tie_word_embeddings ?? false;
+  if (typeof tie !== 'boolean') fail(`config.json: tie_word_embeddings must be true or false, got ${show(tie)}`);
+  const dtype = cfg.torch_dtype ?? 'float32';
+  if (typeof dtype !== 'string') fail(`config.json: torch_dtype must be a string, got ${show(dtype)}`);
+  const tokenId = (field: string, fallback: number | null, list = false): number | number[] | null => {
+    const v = field in cfg ? cfg[field] : fallback;
+    if (v === null) return null;
+    const ok = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < vocab;
+    if (ok(v)) return v as number;
+    if (list && Array.isArray(v) && v.length && v.every(ok)) return [...(v as number[])];
+    return fail(`config.json: ${field} must be ${list ? 'a token id or a list of token ids' : 'a token id'} in [0, ${vocab}) or null, got ${show(v)}`);
+  };
+  // Features of LlamaForCausalLM this engine does not implement: refuse rather than compute wrongly.
+  const act = cfg.hidden_act ?? 'silu';
+  if (act !== 'silu') fail(`config.json: hidden_act ${show(act)} is not supported (only "silu", the SwiGLU of Llama)`);
+  for (const f of ['attention_bias', 'mlp_bias']) {
+    if (cfg[f] !== undefined && cfg[f] !== false) fail(`config.json: ${f} ${show(cfg[f])} is not supported (Llama linears have no bias)`);
+  }
+  if (cfg.rope_scaling !== undefined && cfg.rope_scaling !== null) {
+    fail(`config.json: rope_scaling ${show(cfg.rope_scaling)} is not supported (only plain RoPE with rope_theta)`);
+  }
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: hidden,
+    intermediate_size: inter,
+    num_hidden_layers: layers,
+    num_attention_heads: heads,
+    num_key_value_heads: kvHeads,
+    vocab_size: vocab,
+    rope_theta: ropeTheta,
+    rms_norm_eps: eps,
+    tie_word_embeddings: tie as boolean,
+    max_position_embeddings: maxPos,
+    head_dim: headDim,
+    torch_dtype: dtype as string,
+    bos_token_id: tokenId('bos_token_id', 1) as number | null,
+    eos_token_id: tokenId('eos_token_id', 2, true),
+    pad_token_id: tokenId('pad_token_id', null) as number | null,
+  };
+}
+
+/** (in, out) of each Linear of a Llama decoder layer, by module name. */
+export function linearShapes(c: LlamaConfig): Record<string, { in: number; out: number }> {
+  const q = c.num_attention_heads * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  const D = c.hidden_size;
+  const I = c.intermediate_size;
+  return {
+    q_proj: { in: D, out: q },
+    k_proj: { in: D, out: kv },
+    v_proj: { in: D, out: kv },
+    o_proj: { in: q, out: D },
+    gate_proj: { in: D, out: I },
+    up_proj: { in: D, out: I },
+    down_proj: { in: I, out: D },
+  };
+}
+
+/** Every tensor of LlamaForCausalLM with its shape, in Hugging Face's order (lm_head only if untied). */
+export function expectedTensors(config: LlamaConfig): Map<string, number[]> {
+  const c = validateConfig(config);
+  const D = c.hidden_size;
+  const lin = linearShapes(c);
+  const out = new Map<string, number[]>();
+  out.set('model.embed_tokens.weight', [c.vocab_size, D]);
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = `model.layers.${i}`;
+    out.set(`${p}.input_layernorm.weight`, [D]);
+    for (const m of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) out.set(`${p}.self_attn.${m}.weight`, [lin[m].out, lin[m].in]);
+    out.set(`${p}.post_attention_layernorm.weight`, [D]);
+    for (const m of ['gate_proj', 'up_proj', 'down_proj']) out.set(`${p}.mlp.${m}.weight`, [lin[m].out, lin[m].in]);
+  }
+  out.set('model.norm.weight', [D]);
+  if (!c.tie_word_embeddings) out.set('lm_head.weight', [c.vocab_size, D]);
+  return out;
+}
+
+export interface Checkpoint {
+  config: LlamaConfig;
+  /** Flat row-major F32 data, by HF tensor name; shapes are those of expectedTensors(config). */
+  tensors: Map<string, Float32Array>;
+  /** tokenizer.json as parsed JSON (owned by the tokenizer module). */
+  tokenizer: Record<string, unknown>;
+}
+
+function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
+  return -1;
+}
+
+const LIST_MAX = 5;
+function listNames(names: string[]): string {
+  return names.length <= LIST_MAX ? names.join(', ') : `${names.slice(0, LIST_MAX).join(', ')} and ${names.length - LIST_MAX} more`;
+}
+
+/**
+ * Checks tensors (with their shapes) against the config: every expected tensor present with its
+ * shape, no extra ones, all values finite. A tied model may also carry lm_head.weight if it equals
+ * model.embed_tokens.weight. Returns the tensors to keep, in expectedTensors order.
+ */
+function checkTensors(
+  config: LlamaConfig, found: Map<string, { shape: readonly number[]; data: Float32Array }>, where: string,
+): Map<string, Float32Array> {
+  const expected = expectedTensors(config);
+  const missing = [...expected.keys()].filter((n) => !found.has(n));
+  if (missing.length) {
+    fail(`${where} is missing ${missing.length} tensor(s) that config.json implies: ${listNames(missing)}`);
+  }
+  const extra = [...found.keys()].filter(
+    // Old transformers versions saved RoPE's inv_freq buffers; they are recomputed from rope_theta.
+    (n) => !expected.has(n) && !/^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(n),
+  );
+  const tiedHead = config.tie_word_embeddings && extra.includes('lm_head.weight');
+  const unexpected = extra.filter((n) => !(tiedHead && n === 'lm_head.weight'));
+  if (unexpected.length) {
+    fail(
+      `${where} has ${unexpected.length} tensor(s) that a LlamaForCausalLM with this config.json does not have: ` +
+        `${listNames(unexpected)}`,
+    );
+  }
+  const dims = `hidden_size=${config.hidden_size}, intermediate_size=${config.intermediate_size}, vocab_size=${config.vocab_size}, ` +
+    `num_attention_heads=${config.num_attention_heads}, num_key_value_heads=${config.num_key_value_heads}, head_dim=${config.head_dim}`;
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of expected) {
+    const t = found.get(name)!;
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      fail(`${where}: tensor ${name} has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)} from config.json (${dims})`);
+    }
+    const bad = firstNonFinite(t.data);
+    if (bad >= 0) fail(`${where}: tensor ${name} contains ${t.data[bad]} at index ${bad}; weights must be finite`);
+    out.set(name, t.data);
+  }
+  if (tiedHead) {
+    const head = found.get('lm_head.weight')!;
+    const emb = out.get('model.embed_tokens.weight')!;
+    const same = head.data.length === emb.length && head.data.every((v, i) => Object.is(v, emb[i]) || v === emb[i]);
+    if (!same) {
+      fail(
+        `${where}: tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight; ` +
+          'set tie_word_embeddings to false in config.json to keep a separate output layer',
+      );
+    }
+  }
+  return out;
+}
+
+/** Encodes a checkpoint as its three files (config.json, model.safetensors, tokenizer.json). */
+export function encodeCheckpoint(ck: {
+  config: LlamaConfig;
+  tensors: ReadonlyMap<string, Float32Array>;
+  tokenizer: Record<string, unknown>;
+}): Map<string, Uint8Array> {
+  const config = validateConfig({ ...ck.config, torch_dtype: 'float32' });
+  if (!isObject(ck.tokenizer)) fail(`the tokenizer must be a JSON object, got ${show(ck.tokenizer)}`);
+  const expected = expectedTensors(config);
+  const found = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  for (const [name, data] of ck.tensors) {
+    const shape = expected.get(name) ?? (name === 'lm_head.weight' ? [config.vocab_size, config.hidden_size] : null);
+    if (shape && data.length !== shape.reduce((a, b) => a * b, 1)) {
+      fail(`tensor ${name} has ${data.length} values, expected shape ${fmtShape(shape)} (${shape.reduce((a, b) => a * b, 1)} values)`);
+    }
+    found.set(name, { shape: shape ?? [data.length], data });
+  }
+  const tensors = checkTensors(config, found, 'the model');
+  const toWrite = new Map<string, TensorToWrite>();
+  for (const [name, data] of tensors) toWrite.set(name, { shape: expected.get(name)!, data });
+  const enc = new TextEncoder();
+  return new Map([
+    [CONFIG_FILE, enc.encode(JSON.stringify(config, null, 2) + '\n')],
+    // transformers refuses safetensors files without metadata format "pt".
+    [WEIGHTS_FILE, encodeSafetensors(toWrite, { format: 'pt' })],
+    [TOKENIZER_FILE, enc.encode(JSON.stringify(ck.tokenizer))],
+  ]);
+}
+
+function parseJsonFile(files: ReadonlyMap<string, Uint8Array>, name: string): unknown {
+  const bytes = files.get(name);
+  if (!bytes) fail(`the checkpoint has no ${name} (files present: ${[...files.keys()].join(', ') || 'none'})`);
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    return fail(`${name} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function decodeWeights(
+  files: ReadonlyMap<string, Uint8Array>,
+): { where: string; tensors: Map<string, { shape: readonly number[]; data: Float32Array }> } {
+  const read = (name: string) => {
+    try {
+      return decodeSafetensors(files.get(name)!).tensors;
+    } catch (e) {
+      return fail(`${name}: ${(e as Error).message}`);
+    }
+  };
+  if (files.has(WEIGHTS_FILE)) return { where: WEIGHTS_FILE, tensors: read(WEIGHTS_FILE) };
+  if (!files.has(WEIGHTS_INDEX_FILE)) {
+    fail(`the checkpoint has no ${WEIGHTS_FILE} (files present: ${[...files.keys()].join(', ') || 'none'})`);
+  }
+  // Sharded: the index maps each tensor name to the shard file holding it.
+  const index = parseJsonFile(files, WEIGHTS_INDEX_FILE);
+  const map = isObject(index) ? index.weight_map : undefined;
+  if (!isObject(map)) fail(`${WEIGHTS_INDEX_FILE} has no weight_map object`);
+  const shards = [...new Set(Object.values(map as Record<string, unknown>))];
+  const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  for (const shard of shards) {
+    if (typeof shard !== 'string' || !files.has(shard)) fail(`${WEIGHTS_INDEX_FILE} names shard ${show(shard)}, which is not among the files`);
+    for (const [name, t] of read(shard as string)) {
+      if (tensors.has(name)) fail(`tensor ${name} appears in more than one shard`);
+      tensors.set(name, t);
+    }
+  }
+  return { where: 'the sharded weights', tensors };
+}
+
+/** Decodes and checks a checkpoint's files; throws CheckpointError with a message a user can act on. */
+export function decodeCheckpoint(files: ReadonlyMap<string, Uint8Array>): Checkpoint {
+  const config = validateConfig(parseJsonFile(files, CONFIG_FILE));
+  const tokenizer = parseJsonFile(files, TOKENIZER_FILE);
+  if (!isObject(tokenizer)) fail(`${TOKENIZER_FILE} must hold a JSON object, got ${show(tokenizer)}`);
+  const { where, tensors } = decodeWeights(files);
+  return { config, tensors: checkTensors(config, tensors, where), tokenizer: tokenizer as Record<string, unknown> };
+}

@@ -1,0 +1,126 @@
+// Minimal zip (PKWARE APPNOTE 6.3) for single-file downloads of checkpoints and adapters: STORE
+// method only (no compression: safetensors weights barely compress anyway), CRC-32, UTF-8 names, no
+// ZIP64 (each archive < 4 GiB, < 65535 entries). We hand-write this instead of depending on a zip
+// library because the stored method is ~80 lines of code. Pure TypeScript (browser and Node).
+
+export class ZipError extends Error {
+  constructor(message: string) {
+    super(`zip: ${message}`);
+    this.name = 'ZipError';
+  }
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (IEEE 802.3, as zip and gzip use). */
+export function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const SIG_LOCAL = 0x04034b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_END = 0x06054b50;
+const FLAG_UTF8 = 0x0800;
+const DOS_DATE = (0 << 9) | (1 << 5) | 1; // 1980-01-01: fixed, so the same files give the same bytes
+const LIMIT = 0xffffffff;
+
+/** Packs files (name -> bytes) into an uncompressed zip archive, in the map's order. */
+export function zipStore(files: ReadonlyMap<string, Uint8Array>): Uint8Array {
+  if (files.size >= 0xffff) throw new ZipError(`${files.size} files are more than a zip without ZIP64 can hold (65534)`);
+  const enc = new TextEncoder();
+  const entries = [...files].map(([name, data]) => {
+    if (name === '' || name.startsWith('/') || name.split('/').includes('..')) throw new ZipError(`bad file name "${name}"`);
+    return { name: enc.encode(name), data, crc: crc32(data), offset: 0 };
+  });
+  let size = 22;
+  for (const e of entries) size += 30 + 46 + 2 * e.name.length + e.data.length;
+  if (size > LIMIT) throw new ZipError(`the archive would be ${size} bytes, more than a zip without ZIP64 can hold (4 GiB)`);
+  const out = new Uint8Array(size);
+  const v = new DataView(out.buffer);
+  let at = 0;
+  const u16 = (x: number) => { v.setUint16(at, x, true); at += 2; };
+  const u32 = (x: number) => { v.setUint32(at, x, true); at += 4; };
+  // version needed 2.0, UTF-8 flag, method 0 (stored), time 0, date, crc, sizes, name length
+  const common = (e: (typeof entries)[number]) => {
+    u16(20); u16(FLAG_UTF8); u16(0); u16(0); u16(DOS_DATE);
+    u32(e.crc); u32(e.data.length); u32(e.data.length); u16(e.name.length); u16(0);
+  };
+  for (const e of entries) {
+    e.offset = at;
+    u32(SIG_LOCAL); common(e);
+    out.set(e.name, at); at += e.name.length;
+    out.set(e.data, at); at += e.data.length;
+  }
+  const cdStart = at;
+  for (const e of entries) {
+    u32(SIG_CENTRAL); u16(20); common(e);
+    u16(0); u16(0); u16(0); u32(0); u32(e.offset); // comment length, disk, internal/external attributes
+    out.set(e.name, at); at += e.name.length;
+  }
+  const cdSize = at - cdStart;
+  u32(SIG_END); u16(0); u16(0); u16(entries.length); u16(entries.length); u32(cdSize); u32(cdStart); u16(0);
+  return out;
+}
+
+/** Reads an uncompressed zip archive (name -> bytes, directories skipped); refuses compressed entries. */
+export function unzip(bytes: Uint8Array): Map<string, Uint8Array> {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 22) throw new ZipError(`not a zip archive: ${bytes.length} bytes is too short`);
+  let end = -1;
+  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 0xffff); i--) {
+    if (v.getUint32(i, true) === SIG_END) { end = i; break; }
+  }
+  if (end < 0) throw new ZipError('not a zip archive (no end-of-central-directory record)');
+  const count = v.getUint16(end + 10, true);
+  const cdSize = v.getUint32(end + 12, true);
+  const cdStart = v.getUint32(end + 16, true);
+  if (v.getUint16(end + 4, true) !== 0 || v.getUint16(end + 6, true) !== 0 || v.getUint16(end + 8, true) !== count) {
+    throw new ZipError('multi-part (spanned) archives are not supported');
+  }
+  if (count === 0xffff || cdSize === LIMIT || cdStart === LIMIT) throw new ZipError('ZIP64 archives are not supported');
+  if (cdStart + cdSize > end) throw new ZipError(`the central directory [${cdStart}, +${cdSize}] runs past its end record at ${end} (archive truncated?)`);
+  const dec = new TextDecoder();
+  const out = new Map<string, Uint8Array>();
+  let at = cdStart;
+  for (let k = 0; k < count; k++) {
+    if (at + 46 > end || v.getUint32(at, true) !== SIG_CENTRAL) throw new ZipError(`central directory entry ${k} is damaged`);
+    const flags = v.getUint16(at + 8, true);
+    const method = v.getUint16(at + 10, true);
+    const crc = v.getUint32(at + 16, true);
+    const csize = v.getUint32(at + 20, true);
+    const usize = v.getUint32(at + 24, true);
+    const nameLen = v.getUint16(at + 28, true);
+    const skip = nameLen + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
+    const local = v.getUint32(at + 42, true);
+    const name = dec.decode(bytes.subarray(at + 46, at + 46 + nameLen));
+    at += 46 + skip;
+    if (flags & 1) throw new ZipError(`entry "${name}" is encrypted; encrypted archives are not supported`);
+    if (method !== 0) {
+      const how = method === 8 ? 'deflate' : `method ${method}`;
+      throw new ZipError(
+        `entry "${name}" is compressed (${how}); only uncompressed (stored) archives can be read: ` +
+          'upload the files themselves, or re-create the archive without compression (zip -0)',
+      );
+    }
+    if (csize !== usize || csize === LIMIT) throw new ZipError(`entry "${name}" has inconsistent sizes (${csize} stored, ${usize} original)`);
+    if (local + 30 > bytes.length || v.getUint32(local, true) !== SIG_LOCAL) throw new ZipError(`entry "${name}": local header missing at ${local}`);
+    const start = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
+    if (start + csize > bytes.length) throw new ZipError(`entry "${name}" runs past the end of the archive (truncated?)`);
+    const data = bytes.slice(start, start + csize);
+    if (crc32(data) !== crc) throw new ZipError(`entry "${name}" is corrupt (CRC-32 mismatch)`);
+    if (name.endsWith('/') && csize === 0) continue; // a directory
+    if (out.has(name)) throw new ZipError(`entry "${name}" appears twice`);
+    out.set(name, data);
+  }
+  return out;
+}
