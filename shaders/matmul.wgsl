@@ -100,3 +100,44 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     }
   }
 }
+
+// matmul_direct: the same contract without workgroup memory or barriers. Each invocation computes a
+// 4x4 block of C straight from global memory (8x8 invocations: a 32x32 tile per workgroup). Chosen for
+// CPU adapters (SwiftShader, lavapipe), where barriers are expensive and caches do the tiling.
+@compute @workgroup_size(8, 8)
+fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let batch = wid.z;
+  let base_a = batch * p.stride_a;
+  let base_b = batch * p.stride_b;
+  let base_c = batch * p.stride_c;
+  let row0 = gid.y * 4u;
+  let col0 = gid.x * 4u;
+  if (row0 >= p.M || col0 >= p.N) { return; }
+  var acc: array<f32, 16>;
+  for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+  for (var k = 0u; k < p.K; k++) {
+    var a: array<f32, 4>;
+    var b: array<f32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+      a[i] = load_a(base_a, row0 + i, k);
+      b[i] = load_b(base_b, k, col0 + i);
+    }
+    for (var i = 0u; i < 4u; i++) {
+      for (var j = 0u; j < 4u; j++) {
+        acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
+      }
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + i;
+    if (r >= p.M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = col0 + j;
+      if (c >= p.N) { break; }
+      let idx = base_c + r * p.N + c;
+      var v = p.alpha * acc[i * 4u + j];
+      if (ACCUMULATE) { v += p.beta * C[idx]; }
+      C[idx] = v;
+    }
+  }
+}

@@ -2,8 +2,9 @@
 //   y = x * rrms * w,   rrms = 1 / sqrt(mean(x^2) + eps) per row.
 // Backward, with S = sum_j dy_j w_j x_j over the row:
 //   dx_i = rrms * w_i * dy_i - (rrms^3 / D) * S * x_i,    dw_i += sum_t dy_ti x_ti rrms_t.
-// Row kernels run one 256-wide workgroup per row (grid-stride over rows when T exceeds the grid) with
-// a tree reduction in workgroup memory (1 KiB) for the row sum.
+// Row kernels run one invocation per row (64 rows per workgroup, grid-stride over rows when T
+// exceeds the grid): our rows are short (D <= a few hundred), so a serial row sum beats a workgroup
+// tree reduction, whose barriers dominate on CPU adapters (SwiftShader ran it ~50x slower).
 
 struct Params { T: u32, D: u32, eps: f32 }
 
@@ -11,71 +12,51 @@ override ACCUMULATE: bool = false;  // rmsnorm_backward: dx += ... instead of dx
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
-
-// Sum of v over the workgroup; call from uniform control flow. Ends with a barrier so the next call
-// may overwrite `red` safely.
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+const WG: u32 = 64u;
 
 // rmsnorm_forward: x, w -> y [T, D], rrms [T] (saved for the backward pass).
-// One workgroup per row; each invocation strides over the row's columns.
+// One invocation per row.
 @group(0) @binding(1) var<storage, read> f_x: array<f32>;
 @group(0) @binding(2) var<storage, read> f_w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> f_y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> f_rrms: array<f32>;
 
-@compute @workgroup_size(256)
-fn rmsnorm_forward(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-                   @builtin(num_workgroups) nwg: vec3<u32>) {
-  let lid = lid3.x;
-  for (var row = wid.x; row < p.T; row += nwg.x) {
+@compute @workgroup_size(64)
+fn rmsnorm_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var row = gid.x; row < p.T; row += nwg.x * WG) {
     let base = row * p.D;
     var ss = 0.0;
-    for (var d = lid; d < p.D; d += WG) {
+    for (var d = 0u; d < p.D; d++) {
       let v = f_x[base + d];
       ss = fma(v, v, ss);
     }
-    let r = inverseSqrt(wg_sum(ss, lid) / f32(p.D) + p.eps);
-    for (var d = lid; d < p.D; d += WG) {
+    let r = inverseSqrt(ss / f32(p.D) + p.eps);
+    for (var d = 0u; d < p.D; d++) {
       f_y[base + d] = f_x[base + d] * r * f_w[d];
     }
-    if (lid == 0u) { f_rrms[row] = r; }
+    f_rrms[row] = r;
   }
 }
 
 // rmsnorm_backward: dy, x, w, rrms -> dx [T, D] (overwritten, or accumulated when ACCUMULATE, for the
-// residual stream). One workgroup per row, one reduction for S. dw is left to rmsnorm_backward_dw.
+// residual stream). One invocation per row. dw is left to rmsnorm_backward_dw.
 @group(0) @binding(1) var<storage, read> b_dy: array<f32>;
 @group(0) @binding(2) var<storage, read> b_x: array<f32>;
 @group(0) @binding(3) var<storage, read> b_w: array<f32>;
 @group(0) @binding(4) var<storage, read> b_rrms: array<f32>;
 @group(0) @binding(5) var<storage, read_write> b_dx: array<f32>;
 
-@compute @workgroup_size(256)
-fn rmsnorm_backward(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-                    @builtin(num_workgroups) nwg: vec3<u32>) {
-  let lid = lid3.x;
-  for (var row = wid.x; row < p.T; row += nwg.x) {
+@compute @workgroup_size(64)
+fn rmsnorm_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var row = gid.x; row < p.T; row += nwg.x * WG) {
     let base = row * p.D;
-    var acc = 0.0;
-    for (var d = lid; d < p.D; d += WG) {
-      acc = fma(b_dy[base + d] * b_w[d], b_x[base + d], acc);
+    var s = 0.0;
+    for (var d = 0u; d < p.D; d++) {
+      s = fma(b_dy[base + d] * b_w[d], b_x[base + d], s);
     }
-    let s = wg_sum(acc, lid);
     let r = b_rrms[row];
     let c = r * r * r * s / f32(p.D);
-    for (var d = lid; d < p.D; d += WG) {
+    for (var d = 0u; d < p.D; d++) {
       var g = r * b_w[d] * b_dy[base + d] - c * b_x[base + d];
       if (ACCUMULATE) { g += b_dx[base + d]; }
       b_dx[base + d] = g;

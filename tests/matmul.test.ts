@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matmul, type MatmulLayout } from '../src/gpu/ops/matmul';
+import { matmul, type MatmulLayout, type MatmulVariant } from '../src/gpu/ops/matmul';
 import { matmulRef } from '../src/reference/matmul';
 import { maxRelErr, randn, testGpu } from './helpers';
 
@@ -17,16 +17,17 @@ const SIZES: [number, number, number][] = [
 ];
 
 describe('matmul kernels vs the CPU reference', () => {
+  for (const variant of ['tiled', 'direct'] as MatmulVariant[])
   for (const layout of ['nn', 'nt', 'tn'] as MatmulLayout[]) {
     for (const [M, N, K] of SIZES) {
-      it(`${layout} M=${M} N=${N} K=${K}`, async () => {
+      it(`${variant} ${layout} M=${M} N=${N} K=${K}`, async () => {
         const gpu = await testGpu();
         const a = randn(M * K, M * 7 + K);
         const b = randn(K * N, N * 13 + K);
         const ta = gpu.tensor([M * K], 'A', a);
         const tb = gpu.tensor([K * N], 'B', b);
         const tc = gpu.tensor([M * N], 'C');
-        matmul(gpu, ta, tb, tc, M, N, K, { layout });
+        matmul(gpu, ta, tb, tc, M, N, K, { layout, variant });
         const got = await gpu.read(tc);
         expect(maxRelErr(got, matmulRef(a, b, M, N, K, layout))).toBeLessThan(TOL);
         [ta, tb, tc].forEach((t) => gpu.destroy(t));
@@ -34,7 +35,8 @@ describe('matmul kernels vs the CPU reference', () => {
     }
   }
 
-  it('accumulates with alpha and beta, and runs batches with strides', async () => {
+  for (const variant of ['tiled', 'direct'] as MatmulVariant[])
+  it(`${variant}: accumulates with alpha and beta, and runs batches with strides`, async () => {
     const gpu = await testGpu();
     const [M, N, K, batch] = [19, 23, 29, 3];
     const a = randn(batch * M * K, 1);
@@ -43,7 +45,7 @@ describe('matmul kernels vs the CPU reference', () => {
     const ta = gpu.tensor([batch * M * K], 'A', a);
     const tb = gpu.tensor([batch * K * N], 'B', b);
     const tc = gpu.tensor([batch * M * N], 'C', c0);
-    matmul(gpu, ta, tb, tc, M, N, K, { layout: 'nt', accumulate: true, alpha: 0.5, beta: 2, batch });
+    matmul(gpu, ta, tb, tc, M, N, K, { layout: 'nt', accumulate: true, alpha: 0.5, beta: 2, batch, variant });
     const got = await gpu.read(tc);
     for (let z = 0; z < batch; z++) {
       const ref = matmulRef(

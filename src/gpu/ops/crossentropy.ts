@@ -63,7 +63,7 @@ export function prepareCrossEntropy(
   checkDistinct(name, { logits, targets }, { losses, loss, dlogits });
   const p = params(T, V, count);
   const ds = [
-    gpu.prepare(crossEntropyRowSpec(), [logits, targets, losses, dlogits], p, [gridSize(gpu, name, T, o), 1, 1]),
+    gpu.prepare(crossEntropyRowSpec(), [logits, targets, losses, dlogits], p, [gridSize(gpu, name, Math.ceil(T / 64), o), 1, 1]),
     gpu.prepare(crossEntropySumSpec(), [losses, loss], p, [1, 1, 1]),
   ];
   for (const d of ds) prepared.set(d, { T, V });

@@ -11,6 +11,8 @@ export interface MatmulOptions {
   accumulate?: boolean;
   alpha?: number;
   beta?: number;
+  /** Kernel variant (default: the adapter's preferred one). */
+  variant?: MatmulVariant;
   /** Number of independent matrices; each operand advances by its stride per batch. */
   batch?: number;
   strideA?: number;
@@ -24,11 +26,21 @@ const PARAMS = [
   ['alpha', 'f32'], ['beta', 'f32'],
 ] as const;
 
-export function matmulSpec(layout: MatmulLayout, accumulate: boolean): KernelSpec {
+/** 'tiled': 64x64 tiles through workgroup memory (GPUs); 'direct': no workgroup memory (CPU adapters). */
+export type MatmulVariant = 'tiled' | 'direct';
+
+/** The variant that is fastest on this adapter: CPU adapters (SwiftShader, lavapipe) run barriers slowly. */
+export function preferredMatmulVariant(gpu: Gpu): MatmulVariant {
+  const r = gpu.report;
+  const cpu = r.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software|cpu/i.test(`${r.vendor} ${r.architecture} ${r.device} ${r.description}`);
+  return cpu ? 'direct' : 'tiled';
+}
+
+export function matmulSpec(layout: MatmulLayout, accumulate: boolean, variant: MatmulVariant = 'tiled'): KernelSpec {
   return {
-    name: `matmul_${layout}${accumulate ? '_acc' : ''}`,
+    name: `matmul_${layout}${accumulate ? '_acc' : ''}${variant === 'direct' ? '_direct' : ''}`,
     code,
-    entryPoint: 'matmul',
+    entryPoint: variant === 'direct' ? 'matmul_direct' : 'matmul',
     bindings: ['read', 'read', 'write'],
     params: PARAMS,
     constants: { TRANS_A: layout === 'tn', TRANS_B: layout === 'nt', ACCUMULATE: accumulate },
@@ -53,11 +65,13 @@ export function prepareMatmul(
   need(a, sa, M * K, 'A');
   need(b, sb, K * N, 'B');
   need(c, sc, M * N, 'C');
+  const variant = o.variant ?? preferredMatmulVariant(gpu);
+  const tile = variant === 'direct' ? 32 : 64;
   return gpu.prepare(
-    matmulSpec(layout, o.accumulate ?? false),
+    matmulSpec(layout, o.accumulate ?? false, variant),
     [a, b, c],
     { M, N, K, stride_a: sa, stride_b: sb, stride_c: sc, alpha: o.alpha ?? 1, beta: o.beta ?? 1 },
-    [cdiv(N, 64), cdiv(M, 64), batch],
+    [cdiv(N, tile), cdiv(M, tile), batch],
   );
 }
 

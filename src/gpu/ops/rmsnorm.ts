@@ -48,7 +48,7 @@ export function prepareRmsnorm(
   checkTensor(name, 'y', y, T * D, dims);
   checkTensor(name, 'rrms', rrms, T, dims);
   checkDistinct(name, { x, w }, { y, rrms });
-  return gpu.prepare(rmsnormForwardSpec(), [x, w, y, rrms], { T, D, eps }, [gridSize(gpu, name, T, o), 1, 1]);
+  return gpu.prepare(rmsnormForwardSpec(), [x, w, y, rrms], { T, D, eps }, [gridSize(gpu, name, Math.ceil(T / 64), o), 1, 1]);
 }
 
 export function rmsnorm(
@@ -78,7 +78,7 @@ export function prepareRmsnormBackward(
   checkDistinct(name, { dy, x, w, rrms }, { dx, dw });
   const params = { T, D, eps: 0 };
   return [
-    gpu.prepare(rmsnormBackwardSpec(acc), [dy, x, w, rrms, dx], params, [gridSize(gpu, name, T, o), 1, 1]),
+    gpu.prepare(rmsnormBackwardSpec(acc), [dy, x, w, rrms, dx], params, [gridSize(gpu, name, Math.ceil(T / 64), o), 1, 1]),
     gpu.prepare(rmsnormBackwardDwSpec(), [dy, x, rrms, dw], params, [gridSize(gpu, 'rmsnorm_backward_dw', Math.ceil(D / 64), o), 1, 1]),
   ];
 }
