@@ -2,12 +2,14 @@
 // pretrain / generate / bench / experiment. Each command prints --help.
 import { commandBench } from './bench';
 import { commandEnv } from './env';
+import { commandPretrain } from './pretrain';
 import { UsageError } from './args';
 
 type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   env: { run: commandEnv, summary: 'show the WebGPU adapter Dawn finds and run the self-test' },
+  pretrain: { run: commandPretrain, summary: 'pretrain a toy base model from scratch and write it as Hugging Face files' },
   bench: { run: commandBench, summary: 'kernel and training speed beside tfjs-backend-webgpu and the CPU reference' },
 };
 

@@ -1,13 +1,235 @@
-// The engine worker's API, shared by the worker (src/worker/engine.worker.ts) and the page
-// (src/ui/engine.ts). Only plain data crosses this boundary: the UI never sees a GPUBuffer.
+// The engine worker's API, shared by the worker (src/worker/engine.worker.ts), the page
+// (src/ui/engine.ts), the CLI and tests. Only plain data crosses this boundary (structured clone;
+// large arrays as transferables): the UI never sees a GPUBuffer.
 import type { AdapterReport } from '../gpu/device';
 import type { SelfTestResult } from '../gpu/selftest';
+import type { Topology } from '../mas/topology';
+import type { TaskName, Split } from '../tasks/tasks';
+import type { Proj } from '../model/config';
 
 export type EnvReport =
   | { ok: true; report: AdapterReport; selfTest: SelfTestResult }
   | { ok: false; kind: 'no-webgpu' | 'error'; message: string };
 
+/** Every communication mode of shared/DESIGN.md section 1 (issue 4). */
+export const METHODS = [
+  'single', 'skyline', 'text', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached',
+] as const;
+export type MethodName = (typeof METHODS)[number];
+
+/** Methods that train adapters. */
+export const TRAINED_METHODS: readonly MethodName[] = ['diffmas', 'diffmas-full', 'diffmas-detached'];
+
+/** One multi-agent run: everything that decides its numbers (it fits in the URL hash). */
+export interface RunConfig {
+  task: TaskName;
+  /** 1..5 */
+  difficulty: number;
+  topology: Topology;
+  method: MethodName;
+  /** Library id of the frozen base model (e.g. 'builtin:toy'). */
+  modelId: string;
+  lora: { r: number; alpha: number; targets: Proj[] };
+  lr: number;
+  steps: number;
+  batch: number;
+  seed: number;
+  /** Latent map for latentmas/diffmas: the ridge map W_a back to input space, or identity. */
+  latentMap: 'ridge' | 'identity';
+  /** Token budget of a text message (text method). */
+  textBudget: number;
+  /** Evaluate on held-out every N steps during training (0: only at the end). */
+  evalEvery: number;
+  /** Episodes per evaluation. */
+  evalSize: number;
+}
+
+export type RunState = 'idle' | 'running' | 'paused' | 'done' | 'stopped' | 'error';
+
+/** Streamed to the page after every step (and after every evaluation). */
+export interface RunProgress {
+  state: RunState;
+  step: number;
+  totalSteps: number;
+  /** Training loss of this step (NaN before the first). */
+  loss: number;
+  /** Latest held-out loss and accuracy (null until the first evaluation). */
+  heldoutLoss: number | null;
+  heldoutAccuracy: number | null;
+  tokensPerSecond: number;
+  stepsPerSecond: number;
+  elapsedSeconds: number;
+  /** Set with state 'error' (a lost device, a diverging run, ...), or a notice. */
+  message?: string;
+}
+
+export interface EvalRow {
+  method: MethodName;
+  split: Split;
+  accuracy: number;
+  /** Fraction of answers in the task's answer format. */
+  validity: number;
+  /** Entropy (nats) of the distribution of answers given: our operational decoding stability. */
+  entropy: number;
+  episodes: number;
+  /** Size of what crosses between agents per episode. */
+  messageFloats: number;
+  messageTokens: number;
+}
+
+/** One sender position a receiver can attend over. */
+export interface SenderPosition {
+  agent: string;
+  /** 'prompt': a token of the sender's own input (full-trace variants); 'latent': a latent step. */
+  kind: 'prompt' | 'latent';
+  /** Display label: the token's text, or 'z1', 'z2', ... for latent steps. */
+  label: string;
+}
+
+/** What a receiver read from its predecessors, for the latent-message heatmap. */
+export interface EdgeInspection {
+  receiver: string;
+  senders: string[];
+  layers: number;
+  heads: number;
+  senderPositions: SenderPosition[];
+  /** The receiver's own tokens (query rows). */
+  receiverTokens: string[];
+  /** Attention probability of each receiver query over each sender position:
+   * [layers, heads, receiverTokens.length, senderPositions.length], row-major. */
+  attention: Float32Array;
+  /** L2 norms per layer and sender position: [layers, senderPositions.length]. */
+  keyNorms: Float32Array;
+  valueNorms: Float32Array;
+}
+
+export interface AgentInspection {
+  id: string;
+  name: string;
+  /** The agent's own input text (its prompt). */
+  input: string;
+  /** What it produced: decoded text (text method / final answer) or a description of its latent steps. */
+  output: string;
+}
+
+export interface InspectResult {
+  split: Split;
+  index: number;
+  parts: string[];
+  answer: string;
+  predicted: string;
+  correct: boolean;
+  agents: AgentInspection[];
+  edges: EdgeInspection[];
+}
+
+export interface ModelEntry {
+  id: string;
+  name: string;
+  /** Bytes of the stored files. */
+  size: number;
+  createdAt: number;
+  builtin: boolean;
+  /** The Hugging Face config.json content. */
+  config: Record<string, unknown>;
+  /** How it was made (preset, steps, seed), when known. */
+  provenance?: Record<string, unknown>;
+}
+
+export interface AdapterEntry {
+  id: string;
+  name: string;
+  size: number;
+  createdAt: number;
+  /** Library id of the base model it belongs to. */
+  baseModelId: string;
+  /** The agent it was trained for and the run configuration it came from. */
+  agent: string;
+  runConfig: RunConfig | null;
+  /** The PEFT adapter_config.json content. */
+  config: Record<string, unknown>;
+}
+
+export interface ExperimentRowSummary {
+  method: MethodName;
+  split: Split;
+  seeds: number;
+  accuracyMean: number;
+  /** Half-width of the 95% interval over seeds (t distribution). */
+  accuracyCi: number;
+  validity: number;
+  entropy: number;
+  messageFloats: number;
+  messageTokens: number;
+  trainSeconds: number;
+}
+
+export interface ExperimentReport {
+  args: Record<string, unknown>;
+  rows: (EvalRow & { seed: number; trainSeconds: number })[];
+  controls: { method: MethodName; seed: number; control: 'shuffle' | 'zero'; accuracy: number }[];
+  summary: ExperimentRowSummary[];
+  /** Plain-language findings (ordering, controls collapsing to chance or not). */
+  findings: string[];
+}
+
+/** A file crossing the worker boundary (import by picker or drop; export as a download). */
+export interface FileBlob {
+  name: string;
+  bytes: Uint8Array;
+}
+
+export interface PretrainRequest {
+  name: string;
+  preset: string;
+  steps: number;
+  seed: number;
+  batch: number;
+  lr: number;
+}
+
+export interface CompareRequest {
+  base: Omit<RunConfig, 'method' | 'seed'>;
+  methods: MethodName[];
+  seeds: number[];
+}
+
+/** Progress callbacks are comlink proxies (comlink.proxy(fn)). */
 export interface EngineApi {
   /** Acquires the GPU (once) and runs the self-test. Never throws: failures are in the report. */
   init(): Promise<EnvReport>;
+
+  // ---- library (IndexedDB; the built-in toy model is seeded on first use)
+  listModels(): Promise<ModelEntry[]>;
+  listAdapters(): Promise<AdapterEntry[]>;
+  renameModel(id: string, name: string): Promise<void>;
+  renameAdapter(id: string, name: string): Promise<void>;
+  deleteModel(id: string): Promise<void>;
+  deleteAdapter(id: string): Promise<void>;
+  /** A base model as one zip of Hugging Face files (config.json, model.safetensors, tokenizer.json). */
+  exportModel(id: string): Promise<FileBlob>;
+  /** An adapter as one zip of PEFT files (adapter_config.json, adapter_model.safetensors). */
+  exportAdapter(id: string): Promise<FileBlob>;
+  /** Imports a zip or loose files of a checkpoint or an adapter; throws a clear message and stores nothing when they do not fit. */
+  importFiles(files: FileBlob[], adapterBaseModelId?: string): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }>;
+  storageEstimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean | null }>;
+  /** Pretrains a new toy base model and stores it. */
+  pretrain(req: PretrainRequest, onProgress: (p: RunProgress) => void): Promise<ModelEntry>;
+
+  // ---- one multi-agent run
+  startRun(config: RunConfig, onProgress: (p: RunProgress) => void): Promise<void>;
+  pauseRun(): Promise<void>;
+  resumeRun(): Promise<void>;
+  /** One training step while paused (or before starting). */
+  stepRun(): Promise<void>;
+  stopRun(): Promise<void>;
+  /** Drops the run's adapters and state; the next start begins from the seed again. */
+  resetRun(): Promise<void>;
+  evaluate(splits: Split[]): Promise<EvalRow[]>;
+  inspect(split: Split, index: number): Promise<InspectResult>;
+  /** Stores the run's trained adapters (one per agent with its own adapter, or the shared one). */
+  saveAdapters(name: string): Promise<AdapterEntry[]>;
+
+  // ---- several methods and seeds, as the command-line experiment
+  compare(req: CompareRequest, onProgress: (message: string, fraction: number) => void): Promise<ExperimentReport>;
 }

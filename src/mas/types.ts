@@ -1,0 +1,46 @@
+// Contracts between the multi-agent engine (src/mas), the worker (src/worker) and the CLI.
+import type { Gpu } from '../gpu/runtime';
+import type { LlamaConfig } from '../storage/checkpoint';
+import type { LoraAdapterConfig } from '../storage/peft';
+import type { CharTokenizer } from '../tasks/tokenizer';
+import type { Split } from '../tasks/tasks';
+import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunConfig, RunProgress } from '../worker/api';
+
+/** A frozen base model, decoded from its Hugging Face files. */
+export interface BaseModel {
+  /** Library id ('builtin:toy') or a path, for provenance. */
+  id: string;
+  config: LlamaConfig;
+  weights: Map<string, Float32Array>;
+  tokenizer: CharTokenizer;
+}
+
+/** A trained adapter as PEFT data (keys as src/storage/peft.ts loraKey), one per agent (or shared). */
+export interface TrainedAdapter {
+  /** Agent id, or 'shared' for the adapter all agents with adapter 'shared' use. */
+  agent: string;
+  config: LoraAdapterConfig;
+  tensors: Map<string, Float32Array>;
+}
+
+/** One multi-agent run on one GPU: what the worker exposes to the page and the CLI drives headless. */
+export interface RunControllerApi {
+  /** Builds the agents for `config` over `base` and trains (if the method trains) until done, stopped
+   * or an error; resolves then. Progress after every step and evaluation. Paused runs wait. */
+  start(config: RunConfig, base: BaseModel, onProgress: (p: RunProgress) => void): Promise<void>;
+  pause(): void;
+  resume(): void;
+  /** One training step (while paused, or to start a run step by step). */
+  step(): Promise<void>;
+  /** Ends the run after the current step (within one step). */
+  stop(): void;
+  /** Frees the run's adapters and state. */
+  reset(): void;
+  evaluate(splits: Split[]): Promise<EvalRow[]>;
+  inspect(split: Split, index: number): Promise<InspectResult>;
+  adapters(): Promise<TrainedAdapter[]>;
+}
+
+export type ExperimentRunner = (
+  gpu: Gpu, base: BaseModel, req: CompareRequest, onProgress: (message: string, fraction: number) => void,
+) => Promise<ExperimentReport>;
