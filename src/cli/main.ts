@@ -3,6 +3,7 @@
 import { commandBench } from './bench';
 import { commandEnv } from './env';
 import { commandPretrain } from './pretrain';
+import { commandGenerate } from './generate';
 import { UsageError } from './args';
 
 type Command = (args: string[]) => Promise<number>;
@@ -10,6 +11,7 @@ type Command = (args: string[]) => Promise<number>;
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   env: { run: commandEnv, summary: 'show the WebGPU adapter Dawn finds and run the self-test' },
   pretrain: { run: commandPretrain, summary: 'pretrain a toy base model from scratch and write it as Hugging Face files' },
+  generate: { run: commandGenerate, summary: 'greedy continuation of a prompt with a base model (and an adapter)' },
   bench: { run: commandBench, summary: 'kernel and training speed beside tfjs-backend-webgpu and the CPU reference' },
 };
 

@@ -87,7 +87,10 @@ export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<Pretra
   try {
     for (let s = 0; s < o.steps; s++) {
       if (o.shouldStop?.()) break;
-      const r = await trainer.step(() => corpus.nextBatch(o.batch));
+      const r = await trainer.step(() => {
+        const b = corpus.nextBatch(o.batch);
+        return { ids: b.inputs, targets: b.targets };
+      });
       tokens += r.tokens;
       losses.push(r.loss);
       const elapsed = (performance.now() - t0) / 1000;
