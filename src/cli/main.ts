@@ -30,6 +30,10 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message} (see --help)`);
       return 2;
     }
-    throw e;
+    // Bad input (a corrupt checkpoint, a missing folder, a diverging run, a lost device) is reported
+    // as one line; DEBUG=1 shows the stack.
+    console.error(`error: ${(e as Error).message ?? String(e)}`);
+    if (process.env.DEBUG) console.error(e);
+    return 1;
   }
 }

@@ -75,6 +75,10 @@ export interface EvalRow {
   /** Size of what crosses between agents per episode. */
   messageFloats: number;
   messageTokens: number;
+  /** Positions that cross per episode: latent K/V positions read by receivers, or text tokens (optional, src/mas). */
+  messagePositions?: number;
+  /** Teacher-forced cross-entropy per answer token (optional, src/mas). */
+  loss?: number;
 }
 
 /** One sender position a receiver can attend over. */
@@ -171,6 +175,10 @@ export interface ExperimentReport {
   summary: ExperimentRowSummary[];
   /** Plain-language findings (ordering, controls collapsing to chance or not). */
   findings: string[];
+  /** Training loss per step of every trained run (optional, src/mas). */
+  curves?: { method: MethodName; seed: number; losses: number[] }[];
+  /** Chance accuracy of the final agent alone, per split (optional, src/mas). */
+  chance?: Partial<Record<Split, number>>;
 }
 
 /** A file crossing the worker boundary (import by picker or drop; export as a download). */
@@ -233,3 +241,24 @@ export interface EngineApi {
   // ---- several methods and seeds, as the command-line experiment
   compare(req: CompareRequest, onProgress: (message: string, fraction: number) => void): Promise<ExperimentReport>;
 }
+
+// ---- additions made with the page (additive: nothing above changed)
+
+/** Options of EngineApi.startRun. */
+export interface StartOptions {
+  /** Build the run and wait paused before its first step (the page's single-step button). */
+  paused?: boolean;
+}
+
+/** Engine calls the page uses beyond EngineApi (implemented by src/worker/engine.ts). */
+export interface EngineApiExtras {
+  /** startRun with options (a paused start for stepping). */
+  startRun(config: RunConfig, onProgress: (p: RunProgress) => void, options?: StartOptions): Promise<void>;
+  /** Ends a pretraining after its current step; the weights so far are stored. */
+  cancelPretrain(): Promise<void>;
+  /** Problems met while adding the shipped base models to the library (empty when all is well). */
+  libraryNotes(): Promise<string[]>;
+}
+
+/** What the worker exposes. */
+export type PageEngineApi = EngineApi & EngineApiExtras;

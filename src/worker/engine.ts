@@ -1,20 +1,167 @@
 // The engine behind the worker API. Plain class, no DOM: the worker exposes it through comlink and
-// tests can call it directly.
+// tests can call it directly (with an in-memory library and their own GPU entry point).
+//
+// It owns the one GPU device and decides who may use it: one multi-agent run, one pretraining or one
+// comparison at a time. Every failure that ends a run (a lost device, a diverging loss, a full quota)
+// reaches the page as a RunProgress with state 'error' and a message; what is stored is never touched
+// by a failed run.
+import { transfer } from 'comlink';
 import { browserGpu } from '../gpu/device';
-import { NoWebGPUError } from '../gpu/errors';
+import { DeviceLostError, NoWebGPUError } from '../gpu/errors';
 import { Gpu } from '../gpu/runtime';
 import { matmulSelfTest } from '../gpu/selftest';
-import type { EngineApi, EnvReport } from './api';
+import type { BaseModel, ExperimentRunner, RunControllerApi } from '../mas/types';
+import { validateTopology } from '../mas/topology';
+import { modelDims } from '../model/config';
+import { pretrainBase } from '../model/pretrain';
+import {
+  CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, decodeCheckpoint, encodeCheckpoint, type Checkpoint,
+} from '../storage/checkpoint';
+import { Library, filesSize, idbStore, newId, type FileMap, type KeyValueStore } from '../storage/library';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, decodeAdapter, encodeAdapter } from '../storage/peft';
+import { unzip, zipStore } from '../storage/zip';
+import { TASK_NAMES, makeTask, type Split } from '../tasks/tasks';
+import { CharTokenizer } from '../tasks/tokenizer';
+import type {
+  AdapterEntry, CompareRequest, EngineApi, EnvReport, EvalRow, ExperimentReport, FileBlob, InspectResult, ModelEntry,
+  PretrainRequest, RunConfig, RunProgress, RunState, StartOptions,
+} from './api';
+import { METHODS } from './api';
+
+/** The base models the page ships (public/models/<name>/) and seeds into the library on first use. */
+export const BUILTIN_MODELS = ['toy', 'tiny'] as const;
+export const builtinId = (name: string) => `builtin:${name}`;
+/** Extra file in an exported adapter zip: which agent and run it came from (PEFT ignores it). */
+export const RUN_INFO_FILE = 'playground_run.json';
+/** Extra file of a checkpoint: how it was made (the CLI's pretrain writes it too). */
+export const PROVENANCE_FILE = 'training_args.json';
+
+export interface EngineOptions {
+  /** WebGPU entry point (navigator.gpu in the browser). */
+  gpu?: () => GPU | undefined;
+  /** Key-value store of the library (IndexedDB in the browser). */
+  store?: KeyValueStore;
+  /** Reads a file the page ships, by path below the site's base URL (e.g. 'models/toy/config.json'). */
+  fetchAsset?: (path: string) => Promise<Uint8Array>;
+  /** Makes the multi-agent run controller (src/mas). */
+  createController?: (gpu: Gpu) => RunControllerApi;
+  /** Runs a comparison of several methods and seeds (src/mas). */
+  runExperiment?: ExperimentRunner;
+}
+
+type Busy = 'run' | 'pretrain' | 'compare' | null;
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+function baseUrl(): string {
+  return (import.meta as { env?: { BASE_URL?: string } }).env?.BASE_URL ?? '/';
+}
+
+/** fetch() of a file below the page's base URL; a missing file (or the preview server's HTML fallback) is an error. */
+export async function fetchAsset(path: string): Promise<Uint8Array> {
+  const href = (globalThis as { location?: { href: string } }).location?.href ?? 'http://localhost/';
+  const url = new URL(baseUrl() + path, href);
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url.pathname}: HTTP ${res.status} ${res.statusText}`);
+  if ((res.headers.get('content-type') ?? '').includes('text/html')) throw new Error(`${url.pathname} is not on the server`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+function basename(name: string): string {
+  const parts = name.split(/[\\/]/);
+  return parts[parts.length - 1] || name;
+}
+
+function stem(name: string): string {
+  return basename(name).replace(/\.zip$/i, '');
+}
+
+function slug(name: string): string {
+  return name.trim().replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80) || 'export';
+}
+
+function parseJson(bytes: Uint8Array | undefined): Record<string, unknown> | undefined {
+  if (!bytes) return undefined;
+  try {
+    const v = JSON.parse(decoder.decode(bytes));
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / (1 << 20)).toFixed(1)} MB`;
+}
+
+/** The checks that a decoded checkpoint can run here: our tokenizer format and kernel limits. */
+function toBaseModel(id: string, ck: Checkpoint): BaseModel {
+  let tokenizer: CharTokenizer;
+  try {
+    tokenizer = CharTokenizer.fromJSON(ck.tokenizer);
+  } catch (e) {
+    throw new Error(`tokenizer.json: ${(e as Error).message}`);
+  }
+  if (tokenizer.vocabSize !== ck.config.vocab_size) {
+    throw new Error(`tokenizer.json has ${tokenizer.vocabSize} symbols but config.json says vocab_size ${ck.config.vocab_size}`);
+  }
+  modelDims(ck.config);
+  if (ck.config.head_dim !== ck.config.hidden_size / ck.config.num_attention_heads) {
+    throw new Error(
+      `config.json: head_dim ${ck.config.head_dim} differs from hidden_size / num_attention_heads = ` +
+        `${ck.config.hidden_size / ck.config.num_attention_heads}; this engine needs them equal`,
+    );
+  }
+  return { id, config: ck.config, weights: ck.tensors, tokenizer };
+}
+
+/** Words for an error that ended a run or a job; the lost device and a full disk say what to do. */
+export function describeError(e: unknown): string {
+  const err = e as Error;
+  if (e instanceof DeviceLostError || err?.name === 'DeviceLostError') {
+    return `${err.message}. The GPU is gone for this run; your library is intact. Press Train to start again on a new device.`;
+  }
+  if (err?.name === 'DivergedError') return `${err.message}. The run stopped; nothing stored was changed.`;
+  return err?.message ?? String(e);
+}
 
 export class Engine implements EngineApi {
   private gpu: Promise<Gpu> | null = null;
   private env: Promise<EnvReport> | null = null;
+  readonly library: Library;
+  private seeding: Promise<void> | null = null;
+  private seedNotes: string[] = [];
+  private base: { id: string; model: Promise<BaseModel> } | null = null;
+  private busy: Busy = null;
+  private ctl: RunControllerApi | null = null;
+  private ctlGpu: Gpu | null = null;
+  private runBaseId: string | null = null;
+  private runConfig: RunConfig | null = null;
+  private runState: RunState = 'idle';
+  private runDone: Promise<void> | null = null;
+  private pretrainStop = false;
 
-  constructor(private readonly entry: () => GPU | undefined = browserGpu) {}
+  constructor(private readonly opts: EngineOptions = {}) {
+    this.library = new Library(opts.store ?? idbStore());
+  }
 
   async device(): Promise<Gpu> {
-    this.gpu ??= Gpu.create(this.entry());
-    return this.gpu;
+    const entry = this.opts.gpu ?? browserGpu;
+    this.gpu ??= Gpu.create(entry());
+    const gpu = await this.gpu.catch((e) => {
+      this.gpu = null;
+      throw e;
+    });
+    if (gpu.lost) {
+      // A lost device cannot be revived: get a new one (and drop everything made on the old one).
+      this.dropRun();
+      this.gpu = null;
+      return this.device();
+    }
+    return gpu;
   }
 
   init(): Promise<EnvReport> {
@@ -30,5 +177,443 @@ export class Engine implements EngineApi {
       }
     })();
     return this.env;
+  }
+
+  // ---------------------------------------------------------------- library
+
+  /** Seeds the shipped base models once per profile (each one only if it is not already stored). */
+  private ensureBuiltins(): Promise<void> {
+    this.seeding ??= (async () => {
+      const fetchOne = this.opts.fetchAsset ?? fetchAsset;
+      const notes: string[] = [];
+      for (const name of BUILTIN_MODELS) {
+        const id = builtinId(name);
+        if (await this.library.hasModel(id)) continue;
+        try {
+          const files: FileMap = new Map();
+          for (const f of [CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE]) files.set(f, await fetchOne(`models/${name}/${f}`));
+          const provenance = await fetchOne(`models/${name}/${PROVENANCE_FILE}`).then(parseJson, () => undefined);
+          const ck = decodeCheckpoint(files);
+          toBaseModel(id, ck);
+          const entry: ModelEntry = {
+            id, name: `${name} (shipped)`, size: filesSize(files), createdAt: Date.now(), builtin: true,
+            config: { ...ck.config }, provenance: { source: `public/models/${name}`, ...(provenance ?? {}) },
+          };
+          await this.library.saveModel(entry, files);
+        } catch (e) {
+          notes.push(`The shipped base model '${name}' could not be added to the library: ${(e as Error).message}`);
+        }
+      }
+      this.seedNotes = notes;
+      // Try again on the next call if something was missing (the files may appear later).
+      if (notes.length) this.seeding = null;
+    })();
+    return this.seeding;
+  }
+
+  /** Problems met while seeding the shipped models (empty when all is well). */
+  async libraryNotes(): Promise<string[]> {
+    await this.ensureBuiltins();
+    return this.seedNotes;
+  }
+
+  async listModels(): Promise<ModelEntry[]> {
+    await this.ensureBuiltins();
+    return this.library.listModels();
+  }
+
+  async listAdapters(): Promise<AdapterEntry[]> {
+    return this.library.listAdapters();
+  }
+
+  renameModel(id: string, name: string): Promise<void> {
+    return this.library.rename('model', id, name);
+  }
+
+  renameAdapter(id: string, name: string): Promise<void> {
+    return this.library.rename('adapter', id, name);
+  }
+
+  async deleteModel(id: string): Promise<void> {
+    const entry = await this.library.model(id);
+    if (entry.builtin) throw new Error(`'${entry.name}' ships with the page and cannot be deleted (it would come back on the next visit)`);
+    if (this.runBaseId === id && this.ctl) throw new Error(`'${entry.name}' is the base model of the current run: reset the run first`);
+    if (this.base?.id === id) this.base = null;
+    await this.library.remove('model', id);
+  }
+
+  async deleteAdapter(id: string): Promise<void> {
+    await this.library.adapter(id);
+    await this.library.remove('adapter', id);
+  }
+
+  async exportModel(id: string): Promise<FileBlob> {
+    const entry = await this.library.model(id);
+    const files = await this.library.files('model', id);
+    if (entry.provenance && !files.has(PROVENANCE_FILE)) {
+      files.set(PROVENANCE_FILE, encoder.encode(JSON.stringify(entry.provenance, null, 2) + '\n'));
+    }
+    const bytes = zipStore(files);
+    return transfer({ name: `${slug(entry.name)}.zip`, bytes }, [bytes.buffer]);
+  }
+
+  async exportAdapter(id: string): Promise<FileBlob> {
+    const entry = await this.library.adapter(id);
+    const files = await this.library.files('adapter', id);
+    const info = { agent: entry.agent, baseModelId: entry.baseModelId, runConfig: entry.runConfig, name: entry.name };
+    files.set(RUN_INFO_FILE, encoder.encode(JSON.stringify(info, null, 2) + '\n'));
+    const bytes = zipStore(files);
+    return transfer({ name: `${slug(entry.name)}.zip`, bytes }, [bytes.buffer]);
+  }
+
+  /** Reads zips and loose files into one name -> bytes map; refuses duplicates and unreadable zips. */
+  private expandFiles(files: FileBlob[]): { files: FileMap; label: string } {
+    if (!files.length) throw new Error('no files were given');
+    const out: FileMap = new Map();
+    const add = (name: string, bytes: Uint8Array, from: string) => {
+      const b = basename(name);
+      if (b.startsWith('.') || b === '') return;
+      if (out.has(b)) throw new Error(`${b} appears twice (in ${from}); give one model or one adapter at a time`);
+      out.set(b, bytes);
+    };
+    for (const f of files) {
+      const isZip = /\.zip$/i.test(f.name) || (f.bytes.length >= 4 && f.bytes[0] === 0x50 && f.bytes[1] === 0x4b && f.bytes[2] === 3 && f.bytes[3] === 4);
+      if (isZip) {
+        let inner: Map<string, Uint8Array>;
+        try {
+          inner = unzip(f.bytes);
+        } catch (e) {
+          throw new Error(`${f.name} cannot be read as a zip archive: ${(e as Error).message}`);
+        }
+        for (const [n, b] of inner) if (!n.startsWith('__MACOSX/')) add(n, b, f.name);
+      } else add(f.name, f.bytes, f.name);
+    }
+    const label = files.length === 1 ? stem(files[0].name) : '';
+    return { files: out, label };
+  }
+
+  async importFiles(blobs: FileBlob[], adapterBaseModelId?: string): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }> {
+    const { files, label } = this.expandFiles(blobs);
+    const listing = [...files].map(([n, b]) => `${n} (${fmtBytes(b.length)})`).join(', ');
+    if (files.has(ADAPTER_CONFIG_FILE)) {
+      const info = parseJson(files.get(RUN_INFO_FILE));
+      const cfg = parseJson(files.get(ADAPTER_CONFIG_FILE));
+      const named = typeof cfg?.base_model_name_or_path === 'string' ? cfg.base_model_name_or_path : undefined;
+      const candidates = [adapterBaseModelId, named].filter((x): x is string => !!x);
+      let baseId: string | undefined;
+      for (const c of candidates) if (await this.library.hasModel(c)) { baseId = c; break; }
+      if (!baseId) {
+        throw new Error(
+          'choose the base model this adapter belongs to first' +
+            (named ? ` (its adapter_config.json names ${JSON.stringify(named)}, which is not in the library)` : ''),
+        );
+      }
+      const base = await this.loadBase(baseId);
+      const baseEntry = await this.library.model(baseId);
+      let adapter;
+      try {
+        adapter = decodeAdapter(files, base.config);
+      } catch (e) {
+        throw new Error(`this adapter does not fit the base model '${baseEntry.name}': ${(e as Error).message}`);
+      }
+      const stored = encodeAdapter({ config: { ...adapter.config, base_model_name_or_path: adapter.config.base_model_name_or_path ?? baseId }, tensors: adapter.tensors }, base.config);
+      const name = (typeof info?.name === 'string' && info.name) || label || 'imported adapter';
+      const entry: AdapterEntry = {
+        id: newId('adapter'), name, size: 0, createdAt: Date.now(), baseModelId: baseId,
+        agent: typeof info?.agent === 'string' ? info.agent : 'imported',
+        runConfig: (info?.runConfig as RunConfig | undefined) ?? null,
+        config: parseJson(stored.get(ADAPTER_CONFIG_FILE)) ?? {},
+      };
+      const [saved] = await this.library.saveAdapters([{ entry, files: stored }]);
+      return { kind: 'adapter', id: saved.id, name: saved.name };
+    }
+    if (files.has(CONFIG_FILE) && (files.has(WEIGHTS_FILE) || files.has(WEIGHTS_INDEX_FILE))) {
+      let base: BaseModel;
+      try {
+        base = toBaseModel('import', decodeCheckpoint(files));
+      } catch (e) {
+        throw new Error(`this checkpoint cannot be used: ${(e as Error).message}`);
+      }
+      const stored = encodeCheckpoint({
+        config: base.config, tensors: base.weights, tokenizer: base.tokenizer.toJSON() as unknown as Record<string, unknown>,
+      });
+      const provenance = parseJson(files.get(PROVENANCE_FILE));
+      const entry: ModelEntry = {
+        id: newId('model'), name: label || 'imported model', size: 0, createdAt: Date.now(), builtin: false,
+        config: { ...base.config }, provenance: { source: `imported from ${blobs.map((b) => b.name).join(', ')}`, ...(provenance ?? {}) },
+      };
+      const saved = await this.library.saveModel(entry, stored);
+      return { kind: 'model', id: saved.id, name: saved.name };
+    }
+    if (files.has(CONFIG_FILE)) {
+      throw new Error(`this looks like a checkpoint without weights: found ${listing}; ${WEIGHTS_FILE} is missing`);
+    }
+    throw new Error(
+      `these files are neither a base model nor an adapter: found ${listing}. A base model needs ${CONFIG_FILE}, ` +
+        `${WEIGHTS_FILE} and ${TOKENIZER_FILE}; a PEFT adapter needs ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE} ` +
+        '(loose, or together in one uncompressed zip).',
+    );
+  }
+
+  async storageEstimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean | null }> {
+    const storage = (globalThis.navigator as Navigator | undefined)?.storage;
+    const est = storage?.estimate ? await storage.estimate() : undefined;
+    const persisted = storage?.persisted ? await storage.persisted().catch(() => null) : null;
+    return { usage: est?.usage ?? null, quota: est?.quota ?? null, persisted };
+  }
+
+  /** The decoded base model, kept while it is the one in use. */
+  private loadBase(id: string): Promise<BaseModel> {
+    if (this.base?.id !== id) {
+      const model = (async () => {
+        const files = await this.library.files('model', id);
+        return toBaseModel(id, decodeCheckpoint(files));
+      })();
+      this.base = { id, model };
+      model.catch(() => {
+        if (this.base?.model === model) this.base = null;
+      });
+    }
+    return this.base.model;
+  }
+
+  private claim(what: Exclude<Busy, null>): void {
+    if (this.busy && this.busy !== what) {
+      const doing = { run: 'a training run is active (reset it first)', pretrain: 'a base model is being pretrained', compare: 'a comparison is running' }[this.busy];
+      throw new Error(`the GPU is busy: ${doing}`);
+    }
+    this.busy = what;
+  }
+
+  async pretrain(req: PretrainRequest, onProgress: (p: RunProgress) => void): Promise<ModelEntry> {
+    if (this.runState === 'running' || this.runState === 'paused') throw new Error('the GPU is busy: a training run is active (reset it first)');
+    this.claim('pretrain');
+    this.pretrainStop = false;
+    const report = (p: RunProgress) => void Promise.resolve(onProgress(p)).catch(() => undefined);
+    const name = req.name.trim() || `${req.preset} base model`;
+    try {
+      if (!Number.isInteger(req.steps) || req.steps < 1) throw new Error(`steps must be a whole number >= 1, got ${req.steps}`);
+      if (!Number.isInteger(req.batch) || req.batch < 1) throw new Error(`batch must be a whole number >= 1, got ${req.batch}`);
+      if (!(req.lr > 0 && req.lr < 1)) throw new Error(`the learning rate must be in (0, 1), got ${req.lr}`);
+      const gpu = await this.device();
+      let last: RunProgress | null = null;
+      const result = await pretrainBase(gpu, {
+        preset: req.preset, steps: req.steps, seed: req.seed, batch: req.batch, lr: req.lr,
+        shouldStop: () => this.pretrainStop,
+        onStep: (r) => {
+          if (!Number.isFinite(r.loss)) throw Object.assign(new Error(`pretraining diverged at step ${r.step}: loss is ${r.loss} (try a lower learning rate)`), { name: 'DivergedError' });
+          last = {
+            state: 'running', step: r.step, totalSteps: r.totalSteps, loss: r.loss, heldoutLoss: null, heldoutAccuracy: null,
+            tokensPerSecond: r.tokensPerSecond, stepsPerSecond: r.step / Math.max(r.elapsedSeconds, 1e-9), elapsedSeconds: r.elapsedSeconds,
+          };
+          report(last);
+        },
+      });
+      if (!result.losses.length) throw new Error('pretraining was cancelled before its first step; nothing was stored');
+      const files = encodeCheckpoint({ config: result.config, tensors: result.weights, tokenizer: result.tokenizer.toJSON() as unknown as Record<string, unknown> });
+      const entry: ModelEntry = {
+        id: newId('model'), name, size: 0, createdAt: Date.now(), builtin: false, config: { ...result.config },
+        provenance: { ...result.provenance, source: 'pretrained in the browser', cancelled: this.pretrainStop || undefined },
+      };
+      const saved = await this.library.saveModel(entry, files);
+      const done = last as RunProgress | null;
+      report({ ...(done ?? { step: 0, totalSteps: req.steps, loss: NaN, heldoutLoss: null, heldoutAccuracy: null, tokensPerSecond: 0, stepsPerSecond: 0, elapsedSeconds: 0 }), state: this.pretrainStop ? 'stopped' : 'done' });
+      return saved;
+    } catch (e) {
+      const message = describeError(e);
+      report({ state: 'error', step: 0, totalSteps: req.steps, loss: NaN, heldoutLoss: null, heldoutAccuracy: null, tokensPerSecond: 0, stepsPerSecond: 0, elapsedSeconds: 0, message });
+      throw new Error(message);
+    } finally {
+      this.busy = this.ctl && (this.runState === 'running' || this.runState === 'paused') ? 'run' : null;
+    }
+  }
+
+  async cancelPretrain(): Promise<void> {
+    this.pretrainStop = true;
+  }
+
+  // ---------------------------------------------------------------- one run
+
+  /** Refuses a configuration that cannot run, with every reason. */
+  private checkConfig(c: RunConfig): void {
+    const problems: string[] = [];
+    if (!(TASK_NAMES as readonly string[]).includes(c.task)) problems.push(`unknown task ${JSON.stringify(c.task)}`);
+    if (!(METHODS as readonly string[]).includes(c.method)) problems.push(`unknown method ${JSON.stringify(c.method)}`);
+    let parts: number | undefined;
+    try {
+      parts = makeTask(c.task, c.difficulty).roles.length;
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+    for (const p of validateTopology(c.topology, { parts })) problems.push(p.message);
+    if (!Number.isInteger(c.steps) || c.steps < 1) problems.push(`steps must be a whole number >= 1, got ${c.steps}`);
+    if (!Number.isInteger(c.batch) || c.batch < 1) problems.push(`batch must be a whole number >= 1, got ${c.batch}`);
+    if (!(c.lr > 0)) problems.push(`the learning rate must be positive, got ${c.lr}`);
+    if (!Number.isInteger(c.lora.r) || c.lora.r < 1) problems.push(`the LoRA rank must be a whole number >= 1, got ${c.lora.r}`);
+    if (!(c.lora.alpha > 0)) problems.push(`LoRA alpha must be positive, got ${c.lora.alpha}`);
+    if (problems.length) throw new Error(`this run cannot start: ${problems.join('; ')}`);
+  }
+
+  private makeController(gpu: Gpu): RunControllerApi {
+    if (!this.opts.createController) throw new Error('the multi-agent engine is not part of this build');
+    return this.opts.createController(gpu);
+  }
+
+  private disposeController(): void {
+    const ctl = this.ctl as (RunControllerApi & { dispose?: () => void }) | null;
+    try {
+      if (ctl?.dispose) ctl.dispose();
+      else ctl?.reset();
+    } catch {
+      /* a controller on a lost device may fail to free; it is dropped anyway */
+    }
+    this.ctl = null;
+  }
+
+  private dropRun(): void {
+    this.disposeController();
+    this.ctlGpu = null;
+    this.runBaseId = null;
+    this.runConfig = null;
+    this.runState = 'idle';
+    if (this.busy === 'run') this.busy = null;
+  }
+
+  async startRun(config: RunConfig, onProgress: (p: RunProgress) => void, options: StartOptions = {}): Promise<void> {
+    const report = (p: RunProgress) => void Promise.resolve(onProgress(p)).catch(() => undefined);
+    const fail = (e: unknown) => {
+      const message = describeError(e);
+      this.runState = 'error';
+      if (e instanceof DeviceLostError || (e as Error)?.name === 'DeviceLostError') {
+        this.gpu = null;
+        this.ctl = null;
+        this.ctlGpu = null;
+      }
+      if (this.busy === 'run') this.busy = null;
+      report({
+        state: 'error', step: 0, totalSteps: config.steps, loss: NaN, heldoutLoss: null, heldoutAccuracy: null,
+        tokensPerSecond: 0, stepsPerSecond: 0, elapsedSeconds: 0, message,
+      });
+    };
+    try {
+      this.claim('run');
+      if (this.runState === 'running' || this.runState === 'paused') throw new Error('a run is already active: pause, resume or reset it');
+      this.checkConfig(config);
+      const base = await this.loadBase(config.modelId);
+      const gpu = await this.device();
+      // A fresh controller per run: the previous one (and what it holds on the GPU) is freed.
+      this.disposeController();
+      this.ctl = this.makeController(gpu);
+      this.ctlGpu = gpu;
+      this.runBaseId = config.modelId;
+      this.runConfig = structuredClone(config);
+      this.runState = 'running';
+      const ctl = this.ctl;
+      if (options.paused) ctl.pause();
+      const wrapped = (p: RunProgress) => {
+        if (this.ctl !== ctl) return; // a progress of a run that was reset or replaced
+        this.runState = p.state;
+        if (p.state === 'error') {
+          if (gpu.lost) {
+            // Nothing more runs on a lost device: the next start asks for a new one.
+            this.gpu = null;
+            p = { ...p, message: `${p.message ?? 'GPU device lost'}. The GPU is gone for this run; your library is intact. Press Train to start again on a new device.` };
+          } else if (p.message && /diverged/i.test(p.message)) p = { ...p, message: `${p.message}. The run stopped; nothing stored was changed.` };
+          if (this.busy === 'run') this.busy = null;
+        }
+        if (p.state === 'done' || p.state === 'stopped') {
+          if (this.busy === 'run') this.busy = null;
+        }
+        report(p);
+      };
+      this.runDone = ctl.start(config, base, wrapped);
+      await this.runDone;
+      if (this.ctl === ctl && (this.runState === 'running' || this.runState === 'paused')) this.runState = 'done';
+      if (this.busy === 'run') this.busy = null;
+    } catch (e) {
+      fail(e);
+    } finally {
+      this.runDone = null;
+    }
+  }
+
+  private active(): RunControllerApi {
+    if (!this.ctl) throw new Error('there is no run: press Train first');
+    return this.ctl;
+  }
+
+  async pauseRun(): Promise<void> {
+    this.active().pause();
+  }
+
+  async resumeRun(): Promise<void> {
+    this.active().resume();
+  }
+
+  async stepRun(): Promise<void> {
+    await this.active().step();
+  }
+
+  async stopRun(): Promise<void> {
+    this.ctl?.stop();
+    await this.runDone?.catch(() => undefined);
+    if (this.busy === 'run') this.busy = null;
+  }
+
+  async resetRun(): Promise<void> {
+    this.ctl?.stop();
+    await this.runDone?.catch(() => undefined);
+    this.dropRun();
+  }
+
+  async evaluate(splits: Split[]): Promise<EvalRow[]> {
+    return this.active().evaluate(splits);
+  }
+
+  async inspect(split: Split, index: number): Promise<InspectResult> {
+    const r = await this.active().inspect(split, index);
+    const buffers = new Set<ArrayBuffer>();
+    for (const e of r.edges) for (const a of [e.attention, e.keyNorms, e.valueNorms]) buffers.add(a.buffer as ArrayBuffer);
+    return transfer(r, [...buffers]);
+  }
+
+  async saveAdapters(name: string): Promise<AdapterEntry[]> {
+    const ctl = this.active();
+    const baseId = this.runBaseId;
+    if (!baseId) throw new Error('the run has no base model');
+    const base = await this.loadBase(baseId);
+    const trained = await ctl.adapters();
+    if (!trained.length) throw new Error('this run has no adapters to save: only DiffMAS methods train adapters');
+    const clean = name.trim() || 'adapter';
+    const items = trained.map((t) => {
+      const files = encodeAdapter({ config: { ...t.config, base_model_name_or_path: t.config.base_model_name_or_path ?? baseId }, tensors: t.tensors }, base.config);
+      const entry: AdapterEntry = {
+        id: newId('adapter'), name: trained.length > 1 ? `${clean} · ${t.agent}` : clean, size: 0, createdAt: Date.now(),
+        baseModelId: baseId, agent: t.agent, runConfig: this.runConfig, config: parseJson(files.get(ADAPTER_CONFIG_FILE)) ?? {},
+      };
+      return { entry, files };
+    });
+    return this.library.saveAdapters(items);
+  }
+
+  // ---------------------------------------------------------------- compare
+
+  async compare(req: CompareRequest, onProgress: (message: string, fraction: number) => void): Promise<ExperimentReport> {
+    if (!this.opts.runExperiment) throw new Error('the experiment runner is not part of this build');
+    if (!req.methods.length) throw new Error('choose at least one method to compare');
+    if (!req.seeds.length) throw new Error('give at least one seed');
+    this.claim('compare');
+    try {
+      this.checkConfig({ ...req.base, method: req.methods[0], seed: req.seeds[0] });
+      const base = await this.loadBase(req.base.modelId);
+      const gpu = await this.device();
+      const report = (m: string, f: number) => void Promise.resolve(onProgress(m, f)).catch(() => undefined);
+      return await this.opts.runExperiment(gpu, base, req, report);
+    } catch (e) {
+      if (e instanceof DeviceLostError) this.gpu = null;
+      throw new Error(describeError(e));
+    } finally {
+      this.busy = null;
+    }
   }
 }
