@@ -125,7 +125,7 @@ describe('a short training run matches the float64 reference', () => {
 describe('pretraining', () => {
   it('pretraining the tiny preset drives the loss well below the unigram entropy', async () => {
     const gpu = await testGpu();
-    const res = await pretrainBase(gpu, { preset: 'tiny', steps: 80, seed: 3, batch: 8, lr: 6e-3, warmupSteps: 10 });
+    const res = await pretrainBase(gpu, { preset: 'tiny', steps: 80, seed: 3, batch: 6, lr: 6e-3, warmupSteps: 10 });
     const tail = res.losses.slice(-10).reduce((a, b) => a + b, 0) / 10;
     console.log(`unigram entropy ${res.unigramEntropy.toFixed(3)} nats; first loss ${res.losses[0].toFixed(3)}; mean of the last 10 ${tail.toFixed(3)}`);
     // A model that ignores context cannot go below the unigram entropy; the formats' fixed cues make
@@ -133,7 +133,7 @@ describe('pretraining', () => {
     // checkpoints, trained longer, end far lower (see their training_args.json and bench/RESULTS.md).
     expect(tail).toBeLessThan(0.85 * res.unigramEntropy);
     expect(res.config.vocab_size).toBe(res.tokenizer.vocabSize);
-  });
+  }, 900_000);
 });
 
 describe('greedy decoding with the KV cache', () => {
