@@ -1,6 +1,7 @@
 // Shared test helpers: one Dawn device per test file, seeded data, the error measure.
 import { createNodeGpu } from '../src/gpu/node';
 import type { Gpu } from '../src/gpu/runtime';
+import { Rng } from '../src/tasks/rng';
 
 let shared: Promise<Gpu> | null = null;
 export function testGpu(): Promise<Gpu> {
@@ -18,16 +19,10 @@ export async function disposeTestGpu(): Promise<void> {
   gpu.dispose();
 }
 
-/** mulberry32: small seeded PRNG so every test sees the same data. */
+/** Seeded uniform [0, 1) stream so every test sees the same data. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 export function randn(n: number, seed: number, scale = 1): Float32Array {

@@ -1,18 +1,14 @@
 // Model configuration: the fields of Hugging Face's LlamaConfig the engine reads, derived sizes,
 // parameter names and shapes (LlamaForCausalLM's), and the toy presets the playground ships.
 
-export interface ModelConfig {
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  vocab_size: number;
-  rope_theta: number;
-  rms_norm_eps: number;
-  tie_word_embeddings: boolean;
-  max_position_embeddings?: number;
-}
+import type { LlamaConfig } from '../storage/checkpoint';
+
+/** The part of a Hugging Face LlamaConfig the engine needs (a full LlamaConfig is one). */
+export type ModelConfig = Pick<
+  LlamaConfig,
+  | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' | 'num_key_value_heads'
+  | 'vocab_size' | 'rope_theta' | 'rms_norm_eps' | 'tie_word_embeddings'
+> & { max_position_embeddings?: number };
 
 export interface ModelDims {
   D: number;

@@ -10,6 +10,7 @@
 // exposed K/V and last hidden state (a receiver that read this cache, a latent step that consumed
 // this hidden state). Layouts and conventions: docs/engine.md.
 import type { Dispatch, Gpu, Tensor } from '../gpu/runtime';
+import { Rng } from '../tasks/rng';
 import { prepareMatmul } from '../gpu/ops/matmul';
 import { prepareRmsnorm, prepareRmsnormBackward } from '../gpu/ops/rmsnorm';
 import { prepareRopeBackward, prepareRopeForward, ropeParams, type RopeDims } from '../gpu/ops/rope';
@@ -22,16 +23,10 @@ import { modelDims, paramShapes, PROJS, projName, projShape, type ModelConfig, t
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** Seeded uniform [0, 1) stream (mulberry32) for weight init. */
+/** Seeded uniform [0, 1) stream for weight init. */
 export function uniformStream(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** Seeded standard-normal stream (Box-Muller over uniformStream). */
