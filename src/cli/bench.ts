@@ -1,9 +1,9 @@
 // `npm run bench`: speed of our kernels and training beside a reference measured in the same run
 // (tfjs-backend-webgpu on the same adapter, and the CPU reference where affordable), as ratios
 // ours / reference. Sections: matmul (each kernel variant), attention forward+backward, one full
-// training step (with checks: no per-step compilation or allocation, peak memory). Never a timed test.
+// training step (with checks: no per-step compilation or allocation, peak memory), a multi-agent
+// training step with 2 and 4 agents (no reference: tfjs has none). Never a timed test.
 import { writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { createNodeGpu } from '../gpu/node';
 import type { Gpu } from '../gpu/runtime';
@@ -14,11 +14,12 @@ import { TASK_NAMES } from '../tasks/tasks';
 import { Args, UsageError } from './args';
 import { loadTfjsWebgpu } from './tfjs';
 import {
-  formatCheck, formatRow, makeRow, randData, tfSync, timeCandidates, timeOnce,
+  formatCheck, formatRow, makeRow, randData, tfSync, timeCandidateStats, timeOnce,
   type BenchCheck, type BenchContext, type BenchRow,
 } from './bench-util';
 import { attentionShapeName, benchAttention, parseAttentionShape } from './bench-attention';
 import { benchTrain } from './bench-train';
+import { benchMas } from './bench-mas';
 
 export type { BenchRow, BenchCheck } from './bench-util';
 
@@ -47,8 +48,9 @@ async function benchMatmul(
 ): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const tf = ctx.tf;
-  const inner = 4; // several dispatches per submit, as in a training step
   for (const { layout, M, N, K } of shapes) {
+    // several dispatches per submit, as in a training step (one for big shapes: submits are noise there)
+    const inner = 2 * M * N * K >= 8e6 ? 1 : 4;
     const a = randData(M * K, 1);
     const b = randData(K * N, 2);
     const ta = gpu.tensor([M * K], 'bench.A', a);
@@ -71,13 +73,15 @@ async function benchMatmul(
         outs.forEach((o) => o.dispose());
       };
     }
-    const ms = await timeCandidates(fns, ctx.minMs, ctx.rounds);
+    const st = await timeCandidateStats(fns, ctx.minMs, ctx.rounds);
+    const ms = Object.fromEntries(Object.entries(st).map(([k, v]) => [k, v.median]));
     const flops = 2 * M * N * K;
     const gf = (perCall: number) => (flops * inner) / perCall / 1e6;
     let cpu: number | null = null;
     if (ctx.cpu && flops <= cpuMaxFlops) cpu = flops / (await timeOnce(() => matmulRef(a, b, M, N, K, layout), 2)) / 1e6;
     for (const variant of variants) {
       const extra: Record<string, number | string> = {};
+      if (tf) extra.ratioBest = st.tfjs.best / st[variant].best;
       if (cpu !== null && tf) extra.cpuGflops = cpu;
       const reference = tf ? gf(ms.tfjs) : cpu;
       const row = makeRow('matmul', `${variant} ${layout} ${M}x${N}x${K}`, 'GFLOP/s', gf(ms[variant]), reference,
@@ -122,7 +126,7 @@ export function benchGoals(rows: BenchRow[], preferred: MatmulVariant): BenchGoa
 export async function commandBench(argv: string[]): Promise<number> {
   const args = new Args(argv, [
     { name: 'json', help: 'also write the rows, checks and goals as JSON to FILE' },
-    { name: 'only', help: 'sections to run: matmul,attention,train (mas: not available yet)' },
+    { name: 'only', help: 'sections to run: matmul,attention,train,mas' },
     { name: 'sizes', help: 'square matmul sizes, each in every layout (comma-separated)', default: '64,128,256' },
     { name: 'layouts', help: 'layouts for the square sizes', default: 'nn,nt,tn' },
     { name: 'shapes', help: "more matmul shapes layout:MxNxK ('none' for none)", default: TOY_MATMUL_SHAPES },
@@ -131,12 +135,15 @@ export async function commandBench(argv: string[]): Promise<number> {
     { name: 'train-preset', help: 'model preset of the training step', default: 'toy' },
     { name: 'train-batch', help: 'sequences per training step', default: '16' },
     { name: 'train-seq', help: 'tokens per sequence (default: the pretraining corpus length)' },
+    { name: 'mas-latent', help: 'latent steps per sender in the multi-agent step', default: '4' },
     { name: 'check-steps', help: 'steps over which pipeline/buffer counts are compared', default: '3' },
     { name: 'min-ms', help: 'minimum time per measurement (training: 3x)', default: '300' },
     { name: 'rounds', help: 'alternating timing rounds per measurement', default: '2' },
+    { name: 'train-rounds', help: 'alternating timing rounds of the training steps', default: '3' },
     { name: 'cpu-max-mflop', help: 'largest matmul timed on the CPU reference (MFLOP)', default: '40' },
     { name: 'no-tfjs', help: 'skip the tfjs-backend-webgpu reference (CPU reference instead)', flag: true },
     { name: 'no-cpu', help: 'skip the CPU references', flag: true },
+    { name: 'profile', help: 'also time each kernel of our training step alone', flag: true },
   ], 'usage: npm run bench -- [--json FILE] [--only matmul,attention,train] [--min-ms 300] ...');
   if (args.help) {
     console.log(args.helpText());
@@ -184,7 +191,7 @@ export async function commandBench(argv: string[]): Promise<number> {
     log(`reference: tfjs ${tf.version_core} webgpu backend on ${[info?.vendor, info?.architecture].filter(Boolean).join(' / ') || 'its adapter'}`);
   }
   const ctx: BenchContext = {
-    minMs: args.num('min-ms', 0)!, rounds: args.int('rounds', 1, 100)!, cpu: !args.has('no-cpu'), tf, log,
+    minMs: args.num('min-ms', 0)!, rounds: args.int('rounds', 1, 100)!, trainRounds: args.int('train-rounds', 1, 100)!, cpu: !args.has('no-cpu'), tf, log,
   };
   const rows: BenchRow[] = [];
   const checks: BenchCheck[] = [];
@@ -198,7 +205,7 @@ export async function commandBench(argv: string[]): Promise<number> {
   }
   if (want('train')) {
     const t = await benchTrain(gpu, ctx, {
-      preset: args.str('train-preset')!, B: trainBatch, S: trainSeq, checkSteps, crossSteps: 3,
+      preset: args.str('train-preset')!, B: trainBatch, S: trainSeq, checkSteps, crossSteps: 3, profile: args.has('profile'),
     });
     t.rows.forEach((row) => log(formatRow(row)));
     t.checks.forEach((c) => log(formatCheck(c)));
@@ -206,12 +213,10 @@ export async function commandBench(argv: string[]): Promise<number> {
     checks.push(...t.checks);
   }
   if (want('mas')) {
-    // The multi-agent step needs src/mas/controller.ts (RunControllerApi), not written yet.
-    const note = existsSync('src/mas/controller.ts')
-      ? 'mas: src/mas/controller.ts exists but this bench has no multi-agent section yet'
-      : 'mas: skipped, no multi-agent controller (src/mas/controller.ts) yet';
-    notes.push(note);
-    log(note);
+    const m = await benchMas(gpu, ctx, { preset: args.str('train-preset')!, batch: trainBatch, latentSteps: args.int('mas-latent', 0, 64)! });
+    m.forEach((row) => log(formatRow(row)));
+    rows.push(...m);
+    notes.push('mas rows have no same-run reference (tfjs has no multi-agent engine): read them against the train row');
   }
   const goals = benchGoals(rows, preferred);
   for (const g of goals) log(`goal      ${g.met === null ? '?' : g.met ? 'MET    ' : 'NOT MET'}  ${g.name}: ${g.detail}`);

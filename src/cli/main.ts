@@ -2,6 +2,7 @@
 // pretrain / generate / bench / experiment. Each command prints --help.
 import { commandBench } from './bench';
 import { commandEnv } from './env';
+import { commandExperiment } from './experiment';
 import { commandPretrain } from './pretrain';
 import { commandGenerate } from './generate';
 import { UsageError } from './args';
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   env: { run: commandEnv, summary: 'show the WebGPU adapter Dawn finds and run the self-test' },
   pretrain: { run: commandPretrain, summary: 'pretrain a toy base model from scratch and write it as Hugging Face files' },
   generate: { run: commandGenerate, summary: 'greedy continuation of a prompt with a base model (and an adapter)' },
+  experiment: { run: commandExperiment, summary: 'compare communication methods over seeds: train, evaluate, controls, table' },
   bench: { run: commandBench, summary: 'kernel and training speed beside tfjs-backend-webgpu and the CPU reference' },
 };
 

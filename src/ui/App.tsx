@@ -77,10 +77,12 @@ export function App() {
       <main className="layout">
         <div className="workspace">
           <SetupPanel locked={locked} />
-          <TopologyEditor locked={locked} />
+          <div className="center-col">
+            <TopologyEditor locked={locked} />
+            <LatentView />
+          </div>
           <CurvesPanel />
         </div>
-        <LatentView />
         <div className="lower">
           <LibraryPanel />
           <ComparePanel />

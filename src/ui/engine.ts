@@ -28,6 +28,6 @@ export function download(file: FileBlob): void {
 
 /** A message for an error that crossed the worker boundary. */
 export function errorText(e: unknown): string {
-  const m = (e as Error)?.message ?? String(e);
-  return m.replace(/^Error: /, '');
+  const m = ((e as Error)?.message ?? String(e)).replace(/^Error: /, '');
+  return m.charAt(0).toUpperCase() + m.slice(1);
 }

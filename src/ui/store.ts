@@ -96,6 +96,8 @@ if (typeof window !== 'undefined') {
     if (location.hash.replace(/^#/, '') === lastHash) return;
     const parsed = parseState(location.hash);
     lastHash = '';
+    // A new link is a new setup: an active run of the old one ends.
+    if (useRun.getState().state !== 'idle') void useRun.getState().reset();
     useApp.setState({ linkProblems: parsed.problems });
     useApp.getState().replace(parsed.state);
   });
@@ -118,6 +120,10 @@ export interface History {
 
 interface RunStore {
   state: RunState;
+  /** The run is being built and its untrained agents inspected (shown as 'starting'). */
+  starting: boolean;
+  /** Pause was pressed while starting: stay paused once built. */
+  pauseRequested: boolean;
   progress: RunProgress | null;
   /** An error or notice about the run. */
   message: string | null;
@@ -154,6 +160,8 @@ interface RunStore {
 const emptyHistory = (): History => ({ steps: [], loss: [], evals: [] });
 let frame = 0;
 let inflight: Promise<void> | null = null;
+/** Bumped by every start and reset: callbacks of an older run are ignored. */
+let runToken = 0;
 
 function exampleKey(s: AppState): string {
   return `${s.split}:${s.example}`;
@@ -183,34 +191,52 @@ export const useRun = create<RunStore>((setState, getState) => {
         else h.evals[h.evals.length - 1] = { step: p.step, loss: p.heldoutLoss, accuracy: p.heldoutAccuracy };
       }
     }
-    const patch: Partial<RunStore> = { progress: p, state: p.state };
-    if (p.message) patch.message = p.message;
+    const patch: Partial<RunStore> = { progress: p, state: getState().starting && p.state === 'paused' ? 'running' : p.state };
+    if (p.message) patch.message = errorText(p.message);
     setState(patch);
     bump();
   };
 
-  /** Starts the run (paused or not) and takes the before-training inspection once it is built. */
-  const begin = async (paused: boolean) => {
-    const app = useApp.getState().state;
-    const config = runConfigOf(app);
+  /**
+   * Starts the run from the seed: the worker builds it and waits before its first step, the untrained
+   * agents are inspected (the "before" view), then training goes on (or, for the step button, exactly
+   * one step is taken and the run stays paused).
+   */
+  const begin = async (stepOnly: boolean) => {
+    const token = ++runToken;
+    const current = () => token === runToken;
+    const config = runConfigOf(useApp.getState().state);
     setState({
-      state: 'running', progress: null, message: null, history: emptyHistory(), version: getState().version + 1, config,
-      before: null, beforeKey: null, after: null, afterStep: null, inspectError: null, evalRows: null, savedNote: null,
+      state: 'running', starting: true, pauseRequested: false, progress: null, message: null, history: emptyHistory(),
+      version: getState().version + 1, config, before: null, beforeKey: null, after: null, afterStep: null, inspectError: null,
+      evalRows: null, savedNote: null,
     });
     const engine = getEngine();
-    const done = engine.startRun(config, proxy(onProgress), { paused: true });
-    // The run waits before its first step: look at the untrained agents, then go.
+    const done = engine.startRun(config, proxy((p: RunProgress) => current() && onProgress(p)), { paused: true });
     await waitFor(() => getState().progress !== null || getState().state === 'error', done);
-    if (getState().state === 'error') return;
+    if (!current() || getState().state === 'error') return;
     await getState().inspect('before');
-    if (!paused && getState().state !== 'error') await engine.resumeRun();
+    if (!current()) return;
+    setState({ starting: false });
+    if (getState().state === 'error') return;
+    const trains = isTrainedMethod(config.method);
+    if (stepOnly || getState().pauseRequested) {
+      setState({ state: 'paused' });
+      if (stepOnly && trains) {
+        await engine.stepRun();
+        if (current()) void getState().inspect('after');
+      }
+    } else await engine.resumeRun();
     await done;
+    if (!current()) return;
     if (getState().state === 'running') setState({ state: 'done' });
     if (getState().state !== 'error') void getState().inspect('after');
   };
 
   return {
     state: 'idle',
+    starting: false,
+    pauseRequested: false,
     progress: null,
     message: null,
     version: 0,
@@ -230,7 +256,8 @@ export const useRun = create<RunStore>((setState, getState) => {
     async play() {
       const s = getState().state;
       try {
-        if (s === 'paused') {
+        if (s === 'paused' && getState().starting) setState({ pauseRequested: false, state: 'running' });
+        else if (s === 'paused') {
           setState({ state: 'running' });
           await getEngine().resumeRun();
         } else if (s !== 'running') await begin(false);
@@ -240,6 +267,10 @@ export const useRun = create<RunStore>((setState, getState) => {
     },
     async pause() {
       if (getState().state !== 'running') return;
+      if (getState().starting) {
+        setState({ pauseRequested: true, state: 'paused' });
+        return;
+      }
       try {
         await getEngine().pauseRun();
         setState({ state: 'paused' });
@@ -254,6 +285,10 @@ export const useRun = create<RunStore>((setState, getState) => {
           await begin(true);
           return;
         }
+        if (getState().starting) {
+          setState({ pauseRequested: true, state: 'paused' });
+          return;
+        }
         if (s === 'running') await getEngine().pauseRun();
         setState({ state: 'paused' });
         await getEngine().stepRun();
@@ -263,13 +298,14 @@ export const useRun = create<RunStore>((setState, getState) => {
       }
     },
     async reset() {
+      runToken++;
       try {
         await getEngine().resetRun();
       } catch (e) {
         setState({ message: errorText(e) });
       }
       setState({
-        state: 'idle', progress: null, history: emptyHistory(), version: getState().version + 1, config: null, before: null,
+        state: 'idle', starting: false, pauseRequested: false, progress: null, history: emptyHistory(), version: getState().version + 1, config: null, before: null,
         beforeKey: null, after: null, afterStep: null, inspectError: null, evalRows: null, message: null, savedNote: null,
       });
     },

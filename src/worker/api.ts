@@ -42,6 +42,10 @@ export interface RunConfig {
   evalEvery: number;
   /** Episodes per evaluation. */
   evalSize: number;
+  /** RoPE positions of the agents (optional, src/mas rollout.ts): 'stream' (default) puts each agent's
+   * prompt and latent steps after the previous agent's, so a receiver continues after every position it
+   * reads; 'prefix' starts each agent at its prefix length. */
+  positions?: 'stream' | 'prefix';
 }
 
 export type RunState = 'idle' | 'running' | 'paused' | 'done' | 'stopped' | 'error';

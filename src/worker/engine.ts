@@ -11,7 +11,7 @@ import { DeviceLostError, NoWebGPUError } from '../gpu/errors';
 import { Gpu } from '../gpu/runtime';
 import { matmulSelfTest } from '../gpu/selftest';
 import type { BaseModel, ExperimentRunner, RunControllerApi } from '../mas/types';
-import { validateTopology } from '../mas/topology';
+import { validateRunConfig } from '../mas/methods';
 import { modelDims } from '../model/config';
 import { pretrainBase } from '../model/pretrain';
 import {
@@ -20,13 +20,12 @@ import {
 import { Library, filesSize, idbStore, newId, type FileMap, type KeyValueStore } from '../storage/library';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, decodeAdapter, encodeAdapter } from '../storage/peft';
 import { unzip, zipStore } from '../storage/zip';
-import { TASK_NAMES, makeTask, type Split } from '../tasks/tasks';
+import type { Split } from '../tasks/tasks';
 import { CharTokenizer } from '../tasks/tokenizer';
 import type {
   AdapterEntry, CompareRequest, EngineApi, EnvReport, EvalRow, ExperimentReport, FileBlob, InspectResult, ModelEntry,
   PretrainRequest, RunConfig, RunProgress, RunState, StartOptions,
 } from './api';
-import { METHODS } from './api';
 
 /** The base models the page ships (public/models/<name>/) and seeds into the library on first use. */
 export const BUILTIN_MODELS = ['toy', 'tiny'] as const;
@@ -121,10 +120,11 @@ function toBaseModel(id: string, ck: Checkpoint): BaseModel {
 /** Words for an error that ended a run or a job; the lost device and a full disk say what to do. */
 export function describeError(e: unknown): string {
   const err = e as Error;
+  const text = (err?.message ?? String(e)).replace(/\.\s*$/, '');
   if (e instanceof DeviceLostError || err?.name === 'DeviceLostError') {
-    return `${err.message}. The GPU is gone for this run; your library is intact. Press Train to start again on a new device.`;
+    return `${text}. The GPU is gone for this run; your library is intact. Press Train to start again on a new device.`;
   }
-  if (err?.name === 'DivergedError') return `${err.message}. The run stopped; nothing stored was changed.`;
+  if (err?.name === 'DivergedError') return `${text}. The run stopped; nothing stored was changed.`;
   return err?.message ?? String(e);
 }
 
@@ -137,7 +137,6 @@ export class Engine implements EngineApi {
   private base: { id: string; model: Promise<BaseModel> } | null = null;
   private busy: Busy = null;
   private ctl: RunControllerApi | null = null;
-  private ctlGpu: Gpu | null = null;
   private runBaseId: string | null = null;
   private runConfig: RunConfig | null = null;
   private runState: RunState = 'idle';
@@ -424,7 +423,7 @@ export class Engine implements EngineApi {
       report({ state: 'error', step: 0, totalSteps: req.steps, loss: NaN, heldoutLoss: null, heldoutAccuracy: null, tokensPerSecond: 0, stepsPerSecond: 0, elapsedSeconds: 0, message });
       throw new Error(message);
     } finally {
-      this.busy = this.ctl && (this.runState === 'running' || this.runState === 'paused') ? 'run' : null;
+      this.busy = null;
     }
   }
 
@@ -434,24 +433,13 @@ export class Engine implements EngineApi {
 
   // ---------------------------------------------------------------- one run
 
-  /** Refuses a configuration that cannot run, with every reason. */
+  /** Refuses a configuration that cannot run, saying what to change. */
   private checkConfig(c: RunConfig): void {
-    const problems: string[] = [];
-    if (!(TASK_NAMES as readonly string[]).includes(c.task)) problems.push(`unknown task ${JSON.stringify(c.task)}`);
-    if (!(METHODS as readonly string[]).includes(c.method)) problems.push(`unknown method ${JSON.stringify(c.method)}`);
-    let parts: number | undefined;
     try {
-      parts = makeTask(c.task, c.difficulty).roles.length;
+      validateRunConfig(c);
     } catch (e) {
-      problems.push((e as Error).message);
+      throw new Error(`this run cannot start: ${(e as Error).message.replace(/^run config: /, '')}`);
     }
-    for (const p of validateTopology(c.topology, { parts })) problems.push(p.message);
-    if (!Number.isInteger(c.steps) || c.steps < 1) problems.push(`steps must be a whole number >= 1, got ${c.steps}`);
-    if (!Number.isInteger(c.batch) || c.batch < 1) problems.push(`batch must be a whole number >= 1, got ${c.batch}`);
-    if (!(c.lr > 0)) problems.push(`the learning rate must be positive, got ${c.lr}`);
-    if (!Number.isInteger(c.lora.r) || c.lora.r < 1) problems.push(`the LoRA rank must be a whole number >= 1, got ${c.lora.r}`);
-    if (!(c.lora.alpha > 0)) problems.push(`LoRA alpha must be positive, got ${c.lora.alpha}`);
-    if (problems.length) throw new Error(`this run cannot start: ${problems.join('; ')}`);
   }
 
   private makeController(gpu: Gpu): RunControllerApi {
@@ -472,7 +460,6 @@ export class Engine implements EngineApi {
 
   private dropRun(): void {
     this.disposeController();
-    this.ctlGpu = null;
     this.runBaseId = null;
     this.runConfig = null;
     this.runState = 'idle';
@@ -487,7 +474,6 @@ export class Engine implements EngineApi {
       if (e instanceof DeviceLostError || (e as Error)?.name === 'DeviceLostError') {
         this.gpu = null;
         this.ctl = null;
-        this.ctlGpu = null;
       }
       if (this.busy === 'run') this.busy = null;
       report({
@@ -504,7 +490,6 @@ export class Engine implements EngineApi {
       // A fresh controller per run: the previous one (and what it holds on the GPU) is freed.
       this.disposeController();
       this.ctl = this.makeController(gpu);
-      this.ctlGpu = gpu;
       this.runBaseId = config.modelId;
       this.runConfig = structuredClone(config);
       this.runState = 'running';
@@ -513,18 +498,12 @@ export class Engine implements EngineApi {
       const wrapped = (p: RunProgress) => {
         if (this.ctl !== ctl) return; // a progress of a run that was reset or replaced
         this.runState = p.state;
-        if (p.state === 'error') {
-          if (gpu.lost) {
-            // Nothing more runs on a lost device: the next start asks for a new one.
-            this.gpu = null;
-            p = { ...p, message: `${p.message ?? 'GPU device lost'}. The GPU is gone for this run; your library is intact. Press Train to start again on a new device.` };
-          } else if (p.message && /diverged/i.test(p.message)) p = { ...p, message: `${p.message}. The run stopped; nothing stored was changed.` };
+        if (p.state === 'done' || p.state === 'stopped' || p.state === 'error') {
           if (this.busy === 'run') this.busy = null;
         }
-        if (p.state === 'done' || p.state === 'stopped') {
-          if (this.busy === 'run') this.busy = null;
-        }
-        report(p);
+        if (p.state !== 'error') return report(p);
+        // A lost device is reported by the browser a moment after the failing call: look then.
+        setTimeout(() => report(this.explainRunError(p, gpu)), 100);
       };
       this.runDone = ctl.start(config, base, wrapped);
       await this.runDone;
@@ -535,6 +514,21 @@ export class Engine implements EngineApi {
     } finally {
       this.runDone = null;
     }
+  }
+
+  /** Adds what to do to a run's error: a lost device (the next start gets a new one), a divergence. */
+  private explainRunError(p: RunProgress, gpu: Gpu): RunProgress {
+    const message = (p.message ?? 'the run failed').replace(/\.\s*$/, '');
+    if (gpu.lost || /device (was )?lost/i.test(message)) {
+      const cur = this.gpu;
+      void cur?.then((g) => {
+        if (g === gpu && this.gpu === cur) this.gpu = null;
+      }, () => undefined);
+      const what = /device lost/i.test(message) ? message : `GPU device lost: ${message}`;
+      return { ...p, message: `${what}. The GPU is gone for this run; your library is intact. Press Train to start again on a new device.` };
+    }
+    if (/diverged/i.test(message)) return { ...p, message: `${message}. The run stopped; nothing stored was changed.` };
+    return p;
   }
 
   private active(): RunControllerApi {
@@ -585,10 +579,12 @@ export class Engine implements EngineApi {
     const trained = await ctl.adapters();
     if (!trained.length) throw new Error('this run has no adapters to save: only DiffMAS methods train adapters');
     const clean = name.trim() || 'adapter';
+    const agents = this.runConfig?.topology.agents ?? [];
+    const agentName = (id: string) => (id === 'shared' ? 'shared' : agents.find((a) => a.id === id)?.name || id);
     const items = trained.map((t) => {
       const files = encodeAdapter({ config: { ...t.config, base_model_name_or_path: t.config.base_model_name_or_path ?? baseId }, tensors: t.tensors }, base.config);
       const entry: AdapterEntry = {
-        id: newId('adapter'), name: trained.length > 1 ? `${clean} · ${t.agent}` : clean, size: 0, createdAt: Date.now(),
+        id: newId('adapter'), name: trained.length > 1 ? `${clean} · ${agentName(t.agent)}` : clean, size: 0, createdAt: Date.now(),
         baseModelId: baseId, agent: t.agent, runConfig: this.runConfig, config: parseJson(files.get(ADAPTER_CONFIG_FILE)) ?? {},
       };
       return { entry, files };

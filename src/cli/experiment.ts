@@ -1,0 +1,122 @@
+// `npm run experiment -- --task T --topology P --methods a,b --seeds K [--json FILE] [--save-adapters DIR]
+// [--preset tiny|default] [--model DIR] [--steps N] [--difficulty D] [--latent-steps M] [--text-budget N] ...`:
+// trains what needs training, evaluates every method on the same held-out and OOD sets, runs the
+// controls, prints the table, the controls, the loss curves and the findings (src/mas/experiment.ts).
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createNodeGpu } from '../gpu/node';
+import { encodeAdapter } from '../storage/peft';
+import { makeTask, TASK_NAMES } from '../tasks/tasks';
+import { METHODS, type CompareRequest, type MethodName } from '../worker/api';
+import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
+import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
+import { Args, UsageError } from './args';
+import { loadBaseModel, readFolder, writeFolder } from './files';
+
+export async function commandExperiment(argv: string[]): Promise<number> {
+  const args = new Args(argv, [
+    { name: 'task', help: `task: ${TASK_NAMES.join(', ')}`, default: 'lookup' },
+    { name: 'difficulty', help: 'task difficulty 1..5', default: '1' },
+    { name: 'topology', help: `topology: ${Object.keys(TOPOLOGY_PRESETS).join(', ')}, or its URL form v1;agents;edges;final`, default: 'preset' },
+    { name: 'methods', help: `comma-separated methods (${METHODS.join(', ')})`, default: METHODS.join(',') },
+    { name: 'seeds', help: 'number of seeds K (seeds 1..K), or a comma-separated list', default: '3' },
+    { name: 'preset', help: `experiment preset: ${Object.keys(EXPERIMENT_PRESETS).join(', ')} (model, steps, batch, eval size, LoRA)`, default: 'default' },
+    { name: 'model', help: 'base model folder (config.json, model.safetensors, tokenizer.json); default: the preset\u2019s' },
+    { name: 'steps', help: 'training steps of trained methods (default: the preset\u2019s)' },
+    { name: 'latent-steps', help: 'latent steps of every sender (default: the preset\u2019s)' },
+    { name: 'text-budget', help: 'token budget of a text message (default: the preset\u2019s)' },
+    { name: 'batch', help: 'episodes per step and per evaluation batch (default: the preset\u2019s)' },
+    { name: 'lr', help: 'learning rate of the adapters (default: the preset\u2019s)' },
+    { name: 'rank', help: 'LoRA rank r (alpha = 2r; default: the preset\u2019s)' },
+    { name: 'eval-size', help: 'episodes per evaluation split (default: the preset\u2019s)' },
+    { name: 'latent-map', help: 'latent map: ridge or identity', default: 'ridge' },
+    { name: 'no-controls', help: 'skip the shuffle and zero controls', flag: true },
+    { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
+    { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
+    { name: 'quiet', help: 'print only the results', flag: true },
+  ], 'usage: npm run experiment -- --task lookup --topology preset --methods single,text,latentmas,diffmas --seeds 3 [--preset tiny]');
+  if (args.help) {
+    console.log(args.helpText());
+    return 0;
+  }
+  const presetName = args.str('preset')!;
+  const preset = EXPERIMENT_PRESETS[presetName];
+  if (!preset) throw new UsageError(`unknown --preset ${presetName} (have: ${Object.keys(EXPERIMENT_PRESETS).join(', ')})`);
+  const taskName = args.str('task')!;
+  if (!(TASK_NAMES as readonly string[]).includes(taskName)) throw new UsageError(`unknown --task ${taskName} (have: ${TASK_NAMES.join(', ')})`);
+  const difficulty = args.int('difficulty', 1, 5)!;
+  const task = makeTask(taskName, difficulty);
+  const latentSteps = args.int('latent-steps', 0, 64) ?? preset.latentSteps;
+  let topology;
+  try {
+    topology = resolveTopology(args.str('topology')!, task, latentSteps);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const methods = args.list('methods')!;
+  for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new UsageError(`unknown method ${m} in --methods (have: ${METHODS.join(', ')})`);
+  const seedsArg = args.str('seeds')!;
+  const seeds = /^\d+$/.test(seedsArg) ? Array.from({ length: Number(seedsArg) }, (_, i) => i + 1) : args.list('seeds')!.map(Number);
+  if (!seeds.length || seeds.some((s) => !Number.isSafeInteger(s) || s < 0)) throw new UsageError(`--seeds must be a count K >= 1 or a list of seeds, got '${seedsArg}'`);
+  const latentMap = args.str('latent-map');
+  if (latentMap !== 'ridge' && latentMap !== 'identity') throw new UsageError(`--latent-map must be ridge or identity, got '${latentMap}'`);
+  const r = args.int('rank', 1, 64) ?? preset.rank;
+  const modelDir = args.str('model') ?? preset.model;
+  const req: CompareRequest = {
+    base: {
+      task: task.name, difficulty, topology, modelId: modelDir,
+      lora: { r, alpha: 2 * r, targets: preset.targets },
+      lr: args.num('lr', 1e-6, 1) ?? preset.lr,
+      steps: args.int('steps', 1, 100_000) ?? preset.steps,
+      batch: args.int('batch', 1, 256) ?? preset.batch,
+      latentMap, textBudget: args.int('text-budget', 1, 64) ?? preset.textBudget,
+      evalEvery: 0, evalSize: args.int('eval-size', 2, 10_000) ?? preset.evalSize,
+    },
+    methods: methods as MethodName[],
+    seeds,
+  };
+  const quiet = args.has('quiet');
+  const base = await loadBaseModel(modelDir);
+  const gpu = await createNodeGpu();
+  const device = gpu.report.description || gpu.report.vendor;
+  const saveDir = args.str('save-adapters');
+  if (!quiet) {
+    console.log(`device: ${device}; base ${modelDir} (d=${base.config.hidden_size}, ${base.config.num_hidden_layers} layers)`);
+    console.log(`task ${task.name} d=${difficulty}; topology ${args.str('topology')}: ${topology.agents.map((a) => `${a.id}(part ${a.role}, ${a.latentSteps} latent)`).join(', ')}; edges ${topology.edges.map((e) => e.join('->')).join(', ')}`);
+    console.log(`methods ${methods.join(', ')}; seeds ${seeds.join(', ')}; steps ${req.base.steps}, batch ${req.base.batch}, lr ${req.base.lr}, LoRA r=${r} on ${preset.targets.join(',')}, eval ${req.base.evalSize}/split`);
+  }
+  if (saveDir) await writeFolder(path.join(saveDir, 'base'), await readFolder(modelDir));
+  const t0 = performance.now();
+  let last = 0;
+  const report = await runExperiment(gpu, base, req, (message, fraction) => {
+    const now = performance.now();
+    if (!quiet && (now - last > 2000 || fraction === 1 || /done$/.test(message))) {
+      last = now;
+      console.log(`[${(fraction * 100).toFixed(0).padStart(3)}% ${((now - t0) / 1000).toFixed(0)}s] ${message}`);
+    }
+  }, {
+    controls: !args.has('no-controls'),
+    onAdapters: saveDir
+      ? async (method, seed, adapters) => {
+          for (const a of adapters) {
+            const dir = path.join(saveDir, method, `seed${seed}`, a.agent);
+            const config = { ...a.config, base_model_name_or_path: path.resolve(saveDir, 'base') };
+            await writeFolder(dir, encodeAdapter({ config, tensors: a.tensors }, base.config));
+          }
+        }
+      : undefined,
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  report.args = { ...report.args, preset: presetName, model: modelDir, topologyArg: args.str('topology'), device, seconds };
+  console.log(`\n${formatTable(report)}\n\ncontrols (heldout accuracy):\n${formatControls(report)}\n\ntraining loss (mean over seeds, per 25 steps):\n${formatCurves(report)}\n`);
+  for (const f of report.findings) console.log(`- ${f}`);
+  console.log(`\n${seconds.toFixed(0)} s on ${device}`);
+  const json = args.str('json');
+  if (json) {
+    await writeFile(json, JSON.stringify(report, null, 2) + '\n');
+    if (!quiet) console.log(`wrote ${json}`);
+  }
+  if (saveDir && !quiet) console.log(`wrote adapters under ${saveDir}`);
+  gpu.dispose();
+  return 0;
+}

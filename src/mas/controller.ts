@@ -1,0 +1,278 @@
+// The run controller: one multi-agent run on one GPU, driven by the worker (the page) or headless
+// (tests, CLI). start/pause/resume/step/stop/reset with progress after every step and evaluation;
+// evaluate, inspect and adapters between steps. Every GPU use goes through one queue, so an
+// evaluation asked for while training runs between two steps; stop is honoured within one step.
+import type { Gpu } from '../gpu/runtime';
+import type { Split } from '../tasks/tasks';
+import type { EvalRow, InspectResult, RunConfig, RunProgress, RunState } from '../worker/api';
+import type { BaseModel, RunControllerApi, TrainedAdapter } from './types';
+import { MasEngine, Run, type EvalOutcome } from './run';
+
+/** EvalRow without the per-episode arrays (what crosses to the page). */
+export function toEvalRow(o: EvalOutcome): EvalRow {
+  const { predictions: _p, correct: _c, ...row } = o;
+  return row;
+}
+
+export class RunController implements RunControllerApi {
+  private engine: MasEngine | null = null;
+  private run: Run | null = null;
+  private state: RunState = 'idle';
+  private paused = false;
+  private stopRequested = false;
+  private looping = false;
+  private wake: (() => void) | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private onProgress: (p: RunProgress) => void = () => undefined;
+  private progress: RunProgress = this.blank();
+  private trainSeconds = 0;
+  private tokens = 0;
+
+  constructor(readonly gpu: Gpu) {}
+
+  private blank(): RunProgress {
+    return {
+      state: 'idle', step: 0, totalSteps: 0, loss: NaN, heldoutLoss: null, heldoutAccuracy: null,
+      tokensPerSecond: 0, stepsPerSecond: 0, elapsedSeconds: 0,
+    };
+  }
+
+  /** The latest progress (also sent to the callback). */
+  get status(): RunProgress {
+    return { ...this.progress };
+  }
+
+  /** The current run (tests, the experiment runner). */
+  get current(): Run | null {
+    return this.run;
+  }
+
+  private emit(patch: Partial<RunProgress> = {}): void {
+    this.progress = { ...this.progress, ...patch, state: this.state };
+    try {
+      this.onProgress({ ...this.progress });
+    } catch {
+      // a progress callback that throws (a closed page) must not end the run
+    }
+  }
+
+  /** Runs fn after every GPU job queued before it (training steps, evaluations, inspections). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  /** (A method, so that TypeScript does not narrow the state across awaits.) */
+  private get failed(): boolean {
+    return this.state === 'error';
+  }
+
+  private fail(e: unknown): void {
+    this.state = 'error';
+    this.emit({ message: e instanceof Error ? e.message : String(e) });
+  }
+
+  /** Builds the run (adapters, optimizer) without training: step() can then drive it. */
+  async prepare(config: RunConfig, base: BaseModel, onProgress: (p: RunProgress) => void): Promise<void> {
+    if (this.looping) throw new Error('a run is in progress: stop or reset it first');
+    this.onProgress = onProgress;
+    await this.exclusive(async () => {
+      this.dropRun();
+      if (this.engine && this.engine.base !== base) {
+        this.engine.destroy();
+        this.engine = null;
+      }
+      this.engine ??= new MasEngine(this.gpu, base);
+      this.run = new Run(this.engine, config);
+    });
+    this.state = 'paused';
+    this.paused = true;
+    this.stopRequested = false;
+    this.trainSeconds = 0;
+    this.tokens = 0;
+    this.progress = { ...this.blank(), totalSteps: this.run!.trains ? config.steps : 0 };
+    this.emit({ message: undefined });
+  }
+
+  async start(config: RunConfig, base: BaseModel, onProgress: (p: RunProgress) => void): Promise<void> {
+    const keepPaused = this.paused && this.state === 'idle';
+    try {
+      await this.prepare(config, base, onProgress);
+    } catch (e) {
+      this.fail(e);
+      throw e;
+    }
+    this.paused = keepPaused;
+    this.state = keepPaused ? 'paused' : 'running';
+    this.emit();
+    await this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    const run = this.run!;
+    this.looping = true;
+    try {
+      if (!run.trains) {
+        if (!this.stopRequested) await this.exclusive(() => this.evalHeldout());
+      }
+      while (run.trains) {
+        while (this.paused && !this.stopRequested && run.step < run.config.steps && !this.failed) {
+          await new Promise<void>((r) => (this.wake = r));
+        }
+        if (this.failed) return;
+        if (this.stopRequested || run.step >= run.config.steps) break;
+        await this.exclusive(() => this.oneStep());
+        if (this.failed) return;
+      }
+      if (this.stopRequested) {
+        this.state = 'stopped';
+        this.emit();
+        return;
+      }
+      if (run.trains && run.config.evalEvery === 0) await this.exclusive(() => this.evalHeldout());
+      if (this.failed) return;
+      this.state = 'done';
+      this.paused = false;
+      this.emit();
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  /** One step: train, then evaluate when due. Errors (divergence, a lost device) end the run with state 'error'. */
+  private async oneStep(): Promise<void> {
+    const run = this.run;
+    if (!run) throw new Error('no run: call start first');
+    if (run.step >= run.config.steps) return;
+    try {
+      const t0 = performance.now();
+      const r = await run.trainStep();
+      const dt = (performance.now() - t0) / 1000;
+      this.trainSeconds += dt;
+      this.tokens += r.tokens;
+      this.emit({
+        step: r.step, loss: r.loss, tokensPerSecond: r.tokens / dt, stepsPerSecond: 1 / dt, elapsedSeconds: this.trainSeconds,
+      });
+      const every = run.config.evalEvery;
+      if ((every > 0 && r.step % every === 0) || (every > 0 && r.step === run.config.steps)) await this.evalHeldout();
+    } catch (e) {
+      this.fail(e);
+      this.paused = false;
+      this.wake?.();
+    }
+  }
+
+  private async evalHeldout(): Promise<void> {
+    const run = this.run!;
+    try {
+      const o = await run.evaluate('heldout');
+      this.emit({ heldoutLoss: o.loss, heldoutAccuracy: o.accuracy });
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  pause(): void {
+    if (this.state === 'running') {
+      this.paused = true;
+      this.state = 'paused';
+      this.emit();
+    } else if (this.state === 'idle') this.paused = true;
+  }
+
+  resume(): void {
+    if (this.state !== 'paused') return;
+    this.paused = false;
+    if (this.looping) {
+      this.state = 'running';
+      this.emit();
+      this.wake?.();
+    } else if (this.run) {
+      // prepared but never started: run the loop now
+      this.state = 'running';
+      this.emit();
+      void this.loop();
+    }
+  }
+
+  async step(): Promise<void> {
+    if (!this.run) throw new Error('no run: call start (or prepare) first');
+    if (this.state === 'running') throw new Error('step: the run is training; pause it first');
+    if (this.state !== 'paused') throw new Error(`step: the run is ${this.state}`);
+    if (!this.run.trains) throw new Error(`step: method ${this.run.method} trains nothing`);
+    await this.exclusive(() => this.oneStep());
+    if (!this.failed && this.run && this.run.step >= this.run.config.steps) {
+      if (this.looping) this.wake?.();
+      else {
+        this.state = 'done';
+        this.paused = false;
+        this.emit();
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopRequested = true;
+    if (this.state === 'running' || this.state === 'paused') {
+      if (!this.looping) {
+        this.state = 'stopped';
+        this.emit();
+      }
+      this.wake?.();
+    }
+  }
+
+  private dropRun(): void {
+    this.run?.destroy();
+    this.run = null;
+  }
+
+  reset(): void {
+    this.stop();
+    const drop = () => {
+      this.dropRun();
+      this.state = 'idle';
+      this.paused = false;
+      this.stopRequested = false;
+      this.progress = this.blank();
+      this.emit();
+    };
+    // after the step in flight (the loop sees stopRequested and ends)
+    void this.exclusive(async () => drop());
+  }
+
+  /** Frees the run and the base model on the GPU. */
+  dispose(): void {
+    this.reset();
+    void this.exclusive(async () => {
+      this.engine?.destroy();
+      this.engine = null;
+    });
+  }
+
+  evaluate(splits: Split[]): Promise<EvalRow[]> {
+    return this.exclusive(async () => {
+      if (!this.run) throw new Error('no run to evaluate: call start first');
+      const out: EvalRow[] = [];
+      for (const s of splits) out.push(toEvalRow(await this.run.evaluate(s)));
+      return out;
+    });
+  }
+
+  inspect(split: Split, index: number): Promise<InspectResult> {
+    return this.exclusive(async () => {
+      if (!this.run) throw new Error('no run to inspect: call start first');
+      return this.run.inspect(split, index);
+    });
+  }
+
+  adapters(): Promise<TrainedAdapter[]> {
+    return this.exclusive(async () => {
+      if (!this.run) throw new Error('no run: call start first');
+      return this.run.exportAdapters();
+    });
+  }
+}

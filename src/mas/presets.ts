@@ -1,0 +1,65 @@
+// Named settings of the experiment command and the page: topologies by name, and the two
+// experiment presets (tiny: CI-sized on the tiny base; default: the toy base model).
+import type { Proj } from '../model/config';
+import type { Task } from '../tasks/tasks';
+import { chain, parseTopology, presetForTask, single, star, twoRound, type Topology } from './topology';
+
+export interface ExperimentPreset {
+  /** Base model folder. */
+  model: string;
+  steps: number;
+  batch: number;
+  lr: number;
+  rank: number;
+  targets: Proj[];
+  evalSize: number;
+  latentSteps: number;
+  textBudget: number;
+}
+
+export const EXPERIMENT_PRESETS: Record<string, ExperimentPreset> = {
+  // CI-sized: the tiny base (d=32, 2 layers); every method for 3 seeds in a few minutes on a CPU
+  // adapter. Too few steps for DiffMAS to learn lookup on this base (bench/EXPERIMENT.md: it needs
+  // about 500-800 steps at batch 32; run with --steps 800 --batch 32 for that).
+  tiny: {
+    model: 'public/models/tiny', steps: 100, batch: 16, lr: 5e-3, rank: 8,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+    evalSize: 64, latentSteps: 4, textBudget: 8,
+  },
+  // The default toy base (d=64, 3 layers).
+  default: {
+    model: 'public/models/toy', steps: 800, batch: 32, lr: 3e-3, rank: 8,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+    evalSize: 256, latentSteps: 4, textBudget: 8,
+  },
+};
+
+export const TOPOLOGY_PRESETS: Record<string, string> = {
+  preset: "the task's minimum topology (lookup/arith: star, relay: chain)",
+  star: 'every other part sends to the final agent',
+  chain: 'part 0 -> part 1 -> ... -> final',
+  'two-round': 'A -> B -> A\u2032 (two-part tasks)',
+  single: 'the final agent alone',
+};
+
+/** A topology by preset name or URL form, with every sender given `latentSteps`. */
+export function resolveTopology(name: string, task: Pick<Task, 'roles' | 'flow'>, latentSteps: number): Topology {
+  const n = task.roles.length;
+  const opts = { latentSteps, roles: task.roles.map((r) => r.part), names: task.roles.map((r) => r.name) };
+  switch (name) {
+    case 'preset':
+      return presetForTask(task, { latentSteps });
+    case 'star':
+      return star(n, opts);
+    case 'chain':
+      return chain(n, opts);
+    case 'two-round':
+      if (n !== 2) throw new Error(`topology two-round needs a two-part task, this one has ${n} parts`);
+      return twoRound({ latentSteps });
+    case 'single':
+      return single(task.roles[n - 1].part);
+    default:
+      if (name.startsWith('v1;')) return parseTopology(name);
+      throw new Error(`unknown topology '${name}' (have: ${Object.keys(TOPOLOGY_PRESETS).join(', ')}, or the URL form v1;agents;edges;final)`);
+  }
+}

@@ -1,0 +1,607 @@
+// One multi-agent run (a RunConfig over a base model): its adapters, optimizer, rollouts (one per
+// prompt-length signature, made once and reused), training step, evaluation with the controls, and
+// inspection of one episode. The controller (controller.ts) and the experiment runner
+// (experiment.ts) drive it; everything here is deterministic in (config, base model).
+//
+// Evaluation: the split's evalSize episodes (fixed by the seed, the same for every method), in
+// batches of config.batch grouped by prompt lengths; the final agent's answer is decoded greedily
+// (answer then <eos>, at most task.maxAnswerLength + 1 tokens) and compared with isCorrect.
+// Controls: 'shuffle' gives every sender the episode of another batch row (a derangement of the
+// evaluation set; the final agent keeps its own), so each receiver reads a mismatched message;
+// 'zero' sets every received K/V prefix to 0 (latent channel) or empties every received text message
+// ("msg:\n", text channel).
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { LlamaGpu, LoraGpu } from '../model/model';
+import { DivergedError, loraTrainParams, Optimizer, type TrainHyper } from '../model/train';
+import type { ModelConfig, Proj } from '../model/config';
+import { loraKey, type LoraAdapterConfig, type LoraTarget } from '../storage/peft';
+import { deriveSeed, Rng } from '../tasks/rng';
+import {
+  extractAnswer, formatTarget, isCorrect, sampleEpisodes, textMessageFormat, type Episode, type Split, type Task,
+} from '../tasks/tasks';
+import type { CharTokenizer } from '../tasks/tokenizer';
+import type {
+  AgentInspection, EdgeInspection, EvalRow, InspectResult, MethodName, RunConfig, SenderPosition,
+} from '../worker/api';
+import type { BaseModel, TrainedAdapter } from './types';
+import { computeLatentMap, type LatentMapKind } from './latentmap';
+import { GpuLatentMap, Rollout, type RolloutAgent } from './rollout';
+import { validateRunConfig, type MethodSpec } from './methods';
+import {
+  chunks, derangement, encodeInstance, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
+  SignatureBatcher, type PlanAgent,
+} from './data';
+
+export type Control = 'none' | 'shuffle' | 'zero';
+
+/** The frozen base model on the GPU and its latent maps, shared by every run over it. */
+export class MasEngine {
+  readonly model: LlamaGpu;
+  private readonly maps = new Map<LatentMapKind, GpuLatentMap>();
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly base: BaseModel,
+  ) {
+    if (base.tokenizer.vocabSize !== base.config.vocab_size) {
+      throw new Error(`base model ${base.id}: tokenizer has ${base.tokenizer.vocabSize} symbols, config vocab_size ${base.config.vocab_size}`);
+    }
+    this.model = new LlamaGpu(gpu, base.config as ModelConfig, base.weights);
+  }
+
+  get tokenizer(): CharTokenizer {
+    return this.base.tokenizer;
+  }
+
+  latentMap(kind: LatentMapKind): GpuLatentMap {
+    let m = this.maps.get(kind);
+    if (!m) {
+      m = new GpuLatentMap(this.gpu, computeLatentMap(this.base.config, this.base.weights, kind));
+      this.maps.set(kind, m);
+    }
+    return m;
+  }
+
+  destroy(): void {
+    for (const m of this.maps.values()) m.destroy();
+    this.maps.clear();
+    this.model.destroy();
+  }
+}
+
+export interface StepInfo {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  tokens: number;
+}
+
+/** EvalRow plus what the controller and the experiment also use. */
+export interface EvalOutcome extends EvalRow {
+  /** Teacher-forced cross-entropy on the answer and <eos>, per token. */
+  loss: number;
+  predictions: string[];
+  correct: boolean[];
+}
+
+function argmax(a: Float32Array, off: number, n: number): number {
+  let best = 0;
+  for (let j = 1; j < n; j++) if (a[off + j] > a[off + best]) best = j;
+  return best;
+}
+
+function entropy(values: readonly string[]): number {
+  const c = new Map<string, number>();
+  for (const v of values) c.set(v, (c.get(v) ?? 0) + 1);
+  let h = 0;
+  for (const n of c.values()) h -= (n / values.length) * Math.log(n / values.length);
+  return h === 0 ? 0 : h;
+}
+
+/** Whether an answer is in the task's answer format (its answer set, or the shape of one). */
+export function validAnswer(task: Task, split: Split, answer: string): boolean {
+  const set = task.answerSet(split);
+  if (set) return set.includes(answer);
+  if (task.name === 'arith') return /^-?\d+$/.test(answer);
+  if (task.name === 'relay') return /^[a-z]$/.test(answer);
+  return /^\d$/.test(answer);
+}
+
+/** Default run settings (the page's and the CLI's starting point). */
+export function defaultRunConfig(over: Partial<RunConfig> & Pick<RunConfig, 'topology'>): RunConfig {
+  return {
+    task: 'lookup', difficulty: 1, method: 'diffmas', modelId: 'builtin:toy',
+    lora: { r: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as Proj[] },
+    lr: 3e-3, steps: 300, batch: 32, seed: 1, latentMap: 'ridge', textBudget: 8, evalEvery: 50, evalSize: 128,
+    ...over,
+  };
+}
+
+export class Run {
+  readonly task: Task;
+  readonly spec: MethodSpec;
+  readonly plan: PlanAgent[];
+  readonly tokenizer: CharTokenizer;
+  /** Adapters by key: an agent id, or 'shared'. */
+  readonly adapters = new Map<string, LoraGpu>();
+  private readonly agentLora: (LoraGpu | null)[];
+  private readonly agentBackward: boolean[];
+  readonly trains: boolean;
+  readonly optimizer: Optimizer | null = null;
+  private readonly batcher: SignatureBatcher | null = null;
+  private readonly lossLog: Tensor | null = null;
+  private readonly rollouts = new Map<string, Rollout>();
+  private readonly evalSets = new Map<Split, Episode[]>();
+  private readonly map: GpuLatentMap | null;
+  readonly maxAnswer: number;
+  step = 0;
+  readonly losses: number[] = [];
+  private destroyed = false;
+
+  constructor(
+    readonly engine: MasEngine,
+    readonly config: RunConfig,
+  ) {
+    const { task, spec } = validateRunConfig(config);
+    this.task = task;
+    this.spec = spec;
+    this.tokenizer = engine.tokenizer;
+    this.plan = makePlan(config.topology, spec);
+    this.maxAnswer = task.maxAnswerLength;
+    this.trains = spec.train !== 'none';
+    this.map = spec.channel === 'latent' ? engine.latentMap(config.latentMap) : null;
+    const gpu = engine.gpu;
+    const mc = engine.model.config;
+    const loraCfg = { r: config.lora.r, alpha: config.lora.alpha, targets: [...config.lora.targets], layers: null };
+    const lora = (pa: PlanAgent): LoraGpu => {
+      const key = pa.agent.adapter === 'shared' ? 'shared' : pa.agent.id;
+      let l = this.adapters.get(key);
+      if (!l) {
+        l = new LoraGpu(gpu, mc, loraCfg, deriveSeed(config.seed, 'init', 'lora', key), `lora ${key}`);
+        this.adapters.set(key, l);
+      }
+      return l;
+    };
+    this.agentLora = this.plan.map((pa) => (spec.train === 'all' || (spec.train === 'receiver' && pa.final) ? lora(pa) : null));
+    this.agentBackward = this.plan.map((_, i) => this.trains && this.agentLora[i] !== null);
+    if (this.trains) {
+      const warmup = Math.min(50, Math.ceil(config.steps / 10));
+      const hyper: TrainHyper = { lr: config.lr, warmupSteps: warmup, totalSteps: config.steps, weightDecay: 0, clip: 1, accumSteps: 1 };
+      this.optimizer = new Optimizer(gpu, [...this.adapters.values()].flatMap(loraTrainParams), hyper);
+      this.batcher = new SignatureBatcher(task, config.batch, config.seed, (ep) => encodeInstance(this.tokenizer, this.plan, spec, this.plan.map(() => ep)));
+      this.lossLog = gpu.tensor([2], 'mas loss log');
+    }
+  }
+
+  get method(): MethodName {
+    return this.spec.name;
+  }
+
+  /** The split's evaluation episodes (evalSize, fixed by the seed; the same for every method). */
+  evalSet(split: Split): Episode[] {
+    let s = this.evalSets.get(split);
+    if (!s) {
+      s = sampleEpisodes(this.task, split, this.config.evalSize, deriveSeed(this.config.seed, 'eval'));
+      this.evalSets.set(split, s);
+    }
+    return s;
+  }
+
+  private rollout(lengths: number[], B: number, backward: boolean): Rollout {
+    const key = `${B}|${lengths.join(',')}|${backward ? 'b' : 'f'}`;
+    let r = this.rollouts.get(key);
+    if (!r) {
+      const agents: RolloutAgent[] = this.plan.map((pa, i) => ({
+        id: pa.agent.id, preds: pa.preds, n: lengths[i] + (pa.final ? this.maxAnswer : 0), m: pa.m,
+        lora: this.agentLora[i], backward: backward && this.agentBackward[i],
+      }));
+      r = new Rollout(this.engine.model, {
+        B, agents, trace: this.spec.channel === 'latent' ? this.spec.trace! : 'none', map: this.map, positions: this.config.positions ?? 'stream',
+        label: `${this.spec.name} B${B} ${lengths.join(',')}`,
+      });
+      this.rollouts.set(key, r);
+    }
+    return r;
+  }
+
+  /** A one-agent rollout (text channel: each agent's own pass). */
+  private solo(n: number, B: number): Rollout {
+    const key = `solo|${B}|${n}`;
+    let r = this.rollouts.get(key);
+    if (!r) {
+      r = new Rollout(this.engine.model, { B, agents: [{ id: 'solo', preds: [], n, m: 0, lora: null, backward: false }], trace: 'none', map: null, label: `solo B${B} n${n}` });
+      this.rollouts.set(key, r);
+    }
+    return r;
+  }
+
+  /** Rollouts made so far (tests check that training reuses them). */
+  get rolloutCount(): number {
+    return this.rollouts.size;
+  }
+
+  private answerIds(ep: Episode): number[] {
+    return this.tokenizer.encode(formatTarget(ep));
+  }
+
+  /** One optimizer step on the next training batch. Throws DivergedError on a non-finite loss. */
+  async trainStep(): Promise<StepInfo> {
+    if (!this.optimizer || !this.batcher || !this.lossLog) throw new Error(`method ${this.spec.name} trains nothing`);
+    if (this.destroyed) throw new Error('run: used after destroy');
+    const gpu = this.engine.gpu;
+    const { eps, prompts, signature } = this.batcher.next();
+    const lengths = signature.split(',').map(Number);
+    const B = this.config.batch;
+    const ro = this.rollout(lengths, B, true);
+    const fi = this.plan.length - 1;
+    for (let a = 0; a < fi; a++) ro.setIds(a, prompts.flatMap((p) => p[a]));
+    const ids: number[] = [];
+    const targets: number[] = [];
+    eps.forEach((ep, b) => {
+      const s = finalSequence(prompts[b][fi], this.answerIds(ep), this.maxAnswer, true);
+      ids.push(...s.ids);
+      targets.push(...s.targets);
+    });
+    ro.setIds(fi, ids);
+    ro.setTargets(targets);
+    this.optimizer.recordZeroGrad();
+    ro.recordForward();
+    ro.recordBackward();
+    gpu.copy(ro.final.prompt.loss, this.lossLog, 1, 0, 0);
+    const lr = this.optimizer.recordStep();
+    gpu.copy(this.optimizer.norm, this.lossLog, 1, 0, 1);
+    const out = await gpu.read(this.lossLog);
+    this.step = this.optimizer.step;
+    const loss = out[0];
+    if (!Number.isFinite(loss) || !Number.isFinite(out[1])) throw new DivergedError(this.step, loss);
+    this.losses.push(loss);
+    return { step: this.step, loss, gradNorm: out[1], lr, tokens: ro.tokensPerForward };
+  }
+
+  /**
+   * Greedy decoding of the final agent's answer over a rollout whose forward is recorded: starts
+   * from the teacher-forced logits, re-running only the final pass where a prediction differs from
+   * the token in place. Returns the generated ids per row (rows < real).
+   */
+  private async decode(ro: Rollout, ids: Uint32Array, start: number, maxTokens: number, real: number, stop: (id: number) => boolean): Promise<number[][]> {
+    const gpu = this.engine.gpu;
+    const pass = ro.final.prompt;
+    const S = pass.shape.S;
+    const V = this.engine.model.dims.V;
+    const out: number[][] = Array.from({ length: real }, () => []);
+    const done = new Array<boolean>(real).fill(false);
+    let logits = await gpu.read(pass.logits);
+    for (let iter = 0; iter <= maxTokens; iter++) {
+      let rerun = false;
+      for (let b = 0; b < real; b++) {
+        while (!done[b]) {
+          const pos = start + out[b].length;
+          const pred = argmax(logits, (b * S + pos) * V, V);
+          out[b].push(pred);
+          if (stop(pred) || out[b].length >= maxTokens) {
+            done[b] = true;
+            break;
+          }
+          const next = b * S + pos + 1;
+          if (ids[next] === pred) continue;
+          ids[next] = pred;
+          rerun = true;
+          break;
+        }
+      }
+      if (!rerun) break;
+      pass.setIds(ids);
+      pass.recordForward();
+      logits = await gpu.read(pass.logits);
+    }
+    return out;
+  }
+
+  private isStop = (id: number): boolean => this.tokenizer.isSpecial(id) || this.tokenizer.tokenOf(id) === '\n';
+
+  /** Instances: the episode each plan agent reads (the final agent always its own; senders another under shuffle). */
+  private instances(eps: Episode[], control: Control): Episode[][] {
+    const perm = control === 'shuffle' ? derangement(eps.length, new Rng(deriveSeed(this.config.seed, 'shuffle-control', eps.length))) : null;
+    return eps.map((ep, i) => this.plan.map((pa) => (pa.final || !perm ? ep : eps[perm[i]])));
+  }
+
+  /** Runs the final agents of instances through rollouts and decodes; returns decoded answers, loss and message sizes. */
+  private async runRolloutMethod(inst: Episode[][], control: Control, B: number): Promise<{ answers: string[]; lossSum: number; count: number; floats: number; positions: number }> {
+    const prompts = inst.map((eps) => encodeInstance(this.tokenizer, this.plan, this.spec, eps));
+    const fi = this.plan.length - 1;
+    const answers = new Array<string>(inst.length);
+    let lossSum = 0;
+    let count = 0;
+    let floats = 0;
+    let positions = 0;
+    const gpu = this.engine.gpu;
+    for (const g of groupBy(prompts, (p) => signatureOf(p))) {
+      const lengths = g.key.split(',').map(Number);
+      for (const ch of chunks(g.idx, B)) {
+        const ro = this.rollout(lengths, B, this.trains);
+        for (let a = 0; a < fi; a++) ro.setIds(a, ch.rows.flatMap((r) => prompts[r][a]));
+        const ids: number[] = [];
+        const targets: number[] = [];
+        let start = 0;
+        ch.rows.forEach((r, b) => {
+          const s = finalSequence(prompts[r][fi], this.answerIds(inst[r][fi]), this.maxAnswer, b < ch.real);
+          ids.push(...s.ids);
+          targets.push(...s.targets);
+          start = s.start;
+        });
+        const host = Uint32Array.from(ids);
+        ro.setIds(fi, host);
+        ro.setTargets(targets);
+        ro.recordForward({ zeroTraces: control === 'zero' });
+        const loss = (await gpu.read(ro.final.prompt.loss))[0];
+        const c = targets.filter((t) => t !== IGNORE).length;
+        lossSum += loss * c;
+        count += c;
+        const gen = await this.decode(ro, host, start, this.maxAnswer + 1, ch.real, this.isStop);
+        gen.forEach((g2, b) => (answers[ch.rows[b]] = extractAnswer(this.tokenizer.decode(g2))));
+        const size = ro.messageSize();
+        floats += size.floats * ch.real;
+        positions += size.positions * ch.real;
+      }
+    }
+    return { answers, lossSum, count, floats, positions };
+  }
+
+  /** Greedy text decoding of a group of prompts (each its own pass): the message contents. */
+  private async decodeTexts(prompts: number[][], B: number, budget: number): Promise<{ texts: string[]; tokens: number[][] }> {
+    const texts = new Array<string>(prompts.length);
+    const tokens = new Array<number[]>(prompts.length);
+    for (const g of groupBy(prompts, (p) => String(p.length))) {
+      const len = Number(g.key);
+      const S = len + budget - 1;
+      for (const ch of chunks(g.idx, B)) {
+        const ro = this.solo(S, B);
+        const ids = new Uint32Array(B * S).fill(this.tokenizer.padId);
+        ch.rows.forEach((r, b) => ids.set(prompts[r], b * S));
+        ro.setIds(0, ids);
+        ro.recordForward();
+        const gen = await this.decode(ro, ids, len - 1, budget, ch.real, this.isStop);
+        gen.forEach((g2, b) => {
+          texts[ch.rows[b]] = textMessageFormat.cut(this.tokenizer.decode(g2));
+          tokens[ch.rows[b]] = g2;
+        });
+      }
+    }
+    return { texts, tokens };
+  }
+
+  /** The text channel: senders decode in topological order, then the final agent answers. */
+  private async runTextMethod(inst: Episode[][], control: Control, B: number): Promise<{ answers: string[]; lossSum: number; count: number; messageTokens: number; messages: string[][]; prompts: string[][] }> {
+    const tk = this.tokenizer;
+    const n = inst.length;
+    const messages: string[][] = this.plan.map(() => new Array<string>(n).fill(''));
+    const promptsText: string[][] = this.plan.map(() => new Array<string>(n).fill(''));
+    let messageTokens = 0;
+    const received = (a: number, i: number) => this.plan[a].preds.map((p) => (control === 'zero' ? '' : messages[p][i]));
+    for (let a = 0; a < this.plan.length - 1; a++) {
+      const texts = inst.map((eps, i) => promptText(eps[a], this.plan[a], this.spec, received(a, i)));
+      texts.forEach((t, i) => (promptsText[a][i] = t));
+      const dec = await this.decodeTexts(texts.map((t) => tk.encode(t)), B, this.config.textBudget);
+      dec.texts.forEach((t, i) => {
+        messages[a][i] = t;
+        messageTokens += tk.encode(t).length;
+      });
+    }
+    const fi = this.plan.length - 1;
+    const finals = inst.map((eps, i) => tk.encode(promptText(eps[fi], this.plan[fi], this.spec, received(fi, i))));
+    finals.forEach((p, i) => (promptsText[fi][i] = tk.decode(p)));
+    const answers = new Array<string>(n);
+    let lossSum = 0;
+    let count = 0;
+    const gpu = this.engine.gpu;
+    for (const g of groupBy(finals, (p) => String(p.length))) {
+      const len = Number(g.key);
+      for (const ch of chunks(g.idx, B)) {
+        const ro = this.solo(len + this.maxAnswer, B);
+        const ids: number[] = [];
+        const targets: number[] = [];
+        ch.rows.forEach((r, b) => {
+          const s = finalSequence(finals[r], this.answerIds(inst[r][fi]), this.maxAnswer, b < ch.real);
+          ids.push(...s.ids);
+          targets.push(...s.targets);
+        });
+        const host = Uint32Array.from(ids);
+        ro.setIds(0, host);
+        ro.setTargets(targets);
+        ro.recordForward();
+        const loss = (await gpu.read(ro.final.prompt.loss))[0];
+        const c = targets.filter((t) => t !== IGNORE).length;
+        lossSum += loss * c;
+        count += c;
+        const gen = await this.decode(ro, host, len - 1, this.maxAnswer + 1, ch.real, this.isStop);
+        gen.forEach((g2, b) => (answers[ch.rows[b]] = extractAnswer(tk.decode(g2))));
+      }
+    }
+    return { answers, lossSum, count, messageTokens: messageTokens / n, messages, prompts: promptsText };
+  }
+
+  /** Accuracy, validity, entropy, loss and message size on a split's evaluation set, under a control. */
+  async evaluate(split: Split, control: Control = 'none'): Promise<EvalOutcome> {
+    if (this.destroyed) throw new Error('run: used after destroy');
+    if (control !== 'none' && this.spec.channel === 'none') throw new Error(`method ${this.spec.name} sends no messages: the ${control} control does not apply`);
+    const eps = this.evalSet(split);
+    const inst = this.instances(eps, control);
+    const B = this.config.batch;
+    let answers: string[];
+    let lossSum: number;
+    let count: number;
+    let messageFloats = 0;
+    let messageTokens = 0;
+    let messagePositions = 0;
+    if (this.spec.channel === 'text') {
+      const r = await this.runTextMethod(inst, control, B);
+      ({ answers, lossSum, count, messageTokens } = r);
+      messagePositions = messageTokens;
+    } else {
+      const r = await this.runRolloutMethod(inst, control, B);
+      ({ answers, lossSum, count } = r);
+      messageFloats = r.floats / eps.length;
+      messagePositions = r.positions / eps.length;
+    }
+    const correct = eps.map((ep, i) => isCorrect(ep, answers[i]));
+    const valid = answers.map((a) => validAnswer(this.task, split, a));
+    return {
+      method: this.spec.name, split,
+      accuracy: correct.filter(Boolean).length / eps.length,
+      validity: valid.filter(Boolean).length / eps.length,
+      entropy: entropy(answers),
+      episodes: eps.length,
+      messageFloats, messageTokens, messagePositions,
+      loss: count ? lossSum / count : NaN,
+      predictions: answers, correct,
+    };
+  }
+
+  /** Attention of each receiver over its senders' positions, K/V norms and each agent's input and output, for one episode. */
+  async inspect(split: Split, index: number): Promise<InspectResult> {
+    if (this.destroyed) throw new Error('run: used after destroy');
+    const set = this.evalSet(split);
+    if (!Number.isInteger(index) || index < 0 || index >= set.length) throw new Error(`inspect: index ${index} is outside 0..${set.length - 1} (the ${split} evaluation set)`);
+    const ep = set[index];
+    const tk = this.tokenizer;
+    const inst = [this.plan.map(() => ep)];
+    const fi = this.plan.length - 1;
+    const base = { split, index, parts: ep.parts.slice(), answer: ep.answer };
+    if (this.spec.channel === 'text') {
+      const r = await this.runTextMethod(inst, 'none', 1);
+      const agents: AgentInspection[] = this.plan.map((pa, a) => ({
+        id: pa.agent.id, name: pa.agent.name, input: r.prompts[a][0],
+        output: pa.final ? r.answers[0] : `msg:${r.messages[a][0]}`,
+      }));
+      return { ...base, predicted: r.answers[0], correct: isCorrect(ep, r.answers[0]), agents, edges: [] };
+    }
+    const prompts = encodeInstance(tk, this.plan, this.spec, inst[0]);
+    const ro = this.rollout(prompts.map((p) => p.length), 1, false);
+    for (let a = 0; a < fi; a++) ro.setIds(a, prompts[a]);
+    const s = finalSequence(prompts[fi], this.answerIds(ep), this.maxAnswer, true);
+    const host = Uint32Array.from(s.ids);
+    ro.setIds(fi, host);
+    ro.setTargets(s.targets);
+    ro.recordForward();
+    const gen = (await this.decode(ro, host, s.start, this.maxAnswer + 1, 1, this.isStop))[0];
+    const predicted = extractAnswer(tk.decode(gen));
+    const gpu = this.engine.gpu;
+    const { L, Hq, Hkv, hd, kvDim, qDim, V } = this.engine.model.dims;
+    const agents: AgentInspection[] = [];
+    for (let a = 0; a < this.plan.length; a++) {
+      const pa = this.plan[a];
+      const ar = ro.agents[a];
+      let output: string;
+      if (pa.final) output = tk.decode(gen);
+      else {
+        // what each latent step encodes: the token the previous position's logits favour
+        const parts: string[] = [];
+        const rows: { t: Tensor; row: number }[] = [{ t: ar.prompt.logits, row: ar.spec.n - 1 }];
+        for (const z of ar.latents.slice(0, -1)) rows.push({ t: z.pass.logits, row: 0 });
+        for (let j = 0; j < ar.latents.length; j++) {
+          const lg = await gpu.read(rows[j].t, V, rows[j].row * V);
+          const best = argmax(lg, 0, V);
+          let z = 0;
+          for (let v = 0; v < V; v++) z += Math.exp(lg[v] - lg[best]);
+          parts.push(`z${j + 1}~${JSON.stringify(tk.tokenOf(best))} (p=${(1 / z).toFixed(2)})`);
+        }
+        output = ar.latents.length ? `${ar.latents.length} latent steps: ${parts.join(' ')}` : '(no latent steps)';
+      }
+      agents.push({ id: pa.agent.id, name: pa.agent.name, input: tk.decode(prompts[a]), output });
+    }
+    const edges: EdgeInspection[] = [];
+    const scale = 1 / Math.sqrt(hd);
+    const group = Hq / Hkv;
+    for (let a = 0; a < this.plan.length; a++) {
+      const ar = ro.agents[a];
+      if (!ar.pre) continue;
+      const P = ar.P;
+      const senderPositions: SenderPosition[] = [];
+      for (const p of ar.spec.preds) {
+        const sender = ro.agents[p];
+        let z = 0;
+        for (const blk of sender.blocks) {
+          if (blk.kind === 'prompt') for (const id of prompts[p]) senderPositions.push({ agent: sender.spec.id, kind: 'prompt', label: tk.tokenOf(id) });
+          else senderPositions.push({ agent: sender.spec.id, kind: 'latent', label: `z${++z}` });
+        }
+      }
+      // query rows: the prompt (for the final agent up to its decoded answer), then its latent steps
+      const nPrompt = this.plan[a].final ? Math.min(ar.spec.n, prompts[a].length + gen.length - 1) : ar.spec.n;
+      const rowIds = this.plan[a].final ? Array.from(host.subarray(0, nPrompt)) : prompts[a];
+      const receiverTokens = [...rowIds.map((id) => tk.tokenOf(id)), ...ar.latents.map((_, j) => `z${j + 1}`)];
+      const R = receiverTokens.length;
+      const attention = new Float32Array(L * Hq * R * P);
+      const keyNorms = new Float32Array(L * P);
+      const valueNorms = new Float32Array(L * P);
+      for (let l = 0; l < L; l++) {
+        const K = await gpu.read(ar.pre.k[l]);
+        const Vv = await gpu.read(ar.pre.v[l]);
+        for (let t = 0; t < P; t++) {
+          let nk = 0;
+          let nv = 0;
+          for (let j = 0; j < kvDim; j++) {
+            nk += K[t * kvDim + j] ** 2;
+            nv += Vv[t * kvDim + j] ** 2;
+          }
+          keyNorms[l * P + t] = Math.sqrt(nk);
+          valueNorms[l * P + t] = Math.sqrt(nv);
+        }
+        const sources: { q: Float32Array; lse: Float32Array; S: number; row: number; out: number }[] = [];
+        const q0 = await gpu.read(ar.prompt.queries[l]);
+        const lse0 = await gpu.read(ar.prompt.lse[l]);
+        for (let s2 = 0; s2 < nPrompt; s2++) sources.push({ q: q0, lse: lse0, S: ar.spec.n, row: s2, out: s2 });
+        for (let j = 0; j < ar.latents.length; j++) {
+          const z = ar.latents[j].pass;
+          sources.push({ q: await gpu.read(z.queries[l]), lse: await gpu.read(z.lse[l]), S: 1, row: 0, out: nPrompt + j });
+        }
+        for (const src of sources) {
+          for (let h = 0; h < Hq; h++) {
+            const kvh = Math.floor(h / group);
+            const lse = src.lse[h * src.S + src.row];
+            for (let t = 0; t < P; t++) {
+              let dot = 0;
+              for (let d = 0; d < hd; d++) dot += src.q[src.row * qDim + h * hd + d] * K[t * kvDim + kvh * hd + d];
+              attention[((l * Hq + h) * R + src.out) * P + t] = Math.exp(dot * scale - lse);
+            }
+          }
+        }
+      }
+      edges.push({
+        receiver: ar.spec.id, senders: ar.spec.preds.map((p) => ro.agents[p].spec.id), layers: L, heads: Hq,
+        senderPositions, receiverTokens, attention, keyNorms, valueNorms,
+      });
+    }
+    return { ...base, predicted, correct: isCorrect(ep, predicted), agents, edges };
+  }
+
+  /** The trained adapters as PEFT data (one per agent with its own adapter, or the shared one). */
+  async exportAdapters(): Promise<TrainedAdapter[]> {
+    const out: TrainedAdapter[] = [];
+    for (const [key, lora] of this.adapters) {
+      const config: LoraAdapterConfig = {
+        peft_type: 'LORA', task_type: 'CAUSAL_LM', r: lora.config.r, lora_alpha: lora.config.alpha,
+        target_modules: [...lora.config.targets] as LoraTarget[], lora_dropout: 0, bias: 'none', fan_in_fan_out: false,
+        base_model_name_or_path: this.engine.base.id, layers_to_transform: null, inference_mode: true,
+      };
+      const tensors = new Map<string, Float32Array>();
+      for (const m of lora.modules.values()) {
+        tensors.set(loraKey(m.layer, m.proj as LoraTarget, 'A'), await lora.gpu.read(m.A));
+        tensors.set(loraKey(m.layer, m.proj as LoraTarget, 'B'), await lora.gpu.read(m.B));
+      }
+      out.push({ agent: key, config, tensors });
+    }
+    return out;
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const r of this.rollouts.values()) r.destroy();
+    this.rollouts.clear();
+    this.optimizer?.destroy();
+    if (this.lossLog) this.engine.gpu.destroy(this.lossLog);
+    for (const l of this.adapters.values()) l.destroy();
+    this.adapters.clear();
+  }
+}

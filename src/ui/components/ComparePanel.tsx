@@ -1,0 +1,240 @@
+// Compare: several methods on the same task, topology and seeds, run in the worker as the CLI's
+// experiment does; the summary as a chart of mean accuracy with 95% intervals over seeds (hand-drawn
+// SVG) and as a table, with the plain-language findings.
+import { useMemo, useState } from 'react';
+import { makeTask, type Split } from '../../tasks/tasks';
+import { METHODS, type ExperimentReport, type ExperimentRowSummary, type MethodName } from '../../worker/api';
+import { formatNum, formatPercent } from '../format';
+import { useApp, useCompare, useEnv, useRun, useLibrary } from '../store';
+import { METHOD_INFO } from './SetupPanel';
+import { LineChart, Legend, smooth, type Series } from './LineChart';
+
+const METHOD_COLORS = ['#3b5bdb', '#e8590c', '#2b8a3e', '#ae3ec9', '#1098ad', '#f08c00', '#c2255c', '#5c940d'];
+
+/** Training loss of each trained method, averaged over its seeds (smoothed lightly for display). */
+function CompareCurves({ curves }: { curves: NonNullable<ExperimentReport['curves']> }) {
+  const methods = [...new Set(curves.map((c) => c.method))];
+  if (!methods.length) return null;
+  let xMax = 1;
+  const series: Series[] = methods.map((m, i) => {
+    const runs = curves.filter((c) => c.method === m);
+    const n = Math.max(...runs.map((r) => r.losses.length));
+    xMax = Math.max(xMax, n);
+    const mean = Array.from({ length: n }, (_, s) => {
+      const vals = runs.map((r) => r.losses[s]).filter((v) => Number.isFinite(v));
+      return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : NaN;
+    });
+    return { name: m, color: METHOD_COLORS[i % METHOD_COLORS.length], xs: mean.map((_, s) => s + 1), ys: smooth(mean, 0.6), kind: 'line' };
+  });
+  return (
+    <div className="compare-curves">
+      <div className="chart-head">
+        <span className="chart-title">Training loss (mean over seeds)</span>
+        <Legend items={series.map((x) => ({ name: x.name, color: x.color }))} />
+      </div>
+      <LineChart height={110} xMax={xMax} series={series} />
+    </div>
+  );
+}
+
+const SPLIT_COLORS: Record<Split, string> = { train: '#868e96', heldout: '#3b5bdb', ood: '#e8590c' };
+
+function CompareChart({ rows, chance }: { rows: ExperimentRowSummary[]; chance: number }) {
+  const methods = [...new Set(rows.map((r) => r.method))];
+  const splits = [...new Set(rows.map((r) => r.split))];
+  const W = Math.max(360, methods.length * 92 + 60);
+  const H = 210;
+  const pad = { l: 40, r: 10, t: 12, b: 44 };
+  const pw = W - pad.l - pad.r;
+  const ph = H - pad.t - pad.b;
+  const x = (i: number, j: number) => pad.l + ((i + 0.5) / methods.length) * pw + (j - (splits.length - 1) / 2) * 14;
+  const y = (v: number) => pad.t + (1 - Math.min(1, Math.max(0, v))) * ph;
+  return (
+    <svg className="compare-chart" viewBox={`0 0 ${W} ${H}`} width="100%" style={{ maxWidth: W }} role="img" aria-label="Accuracy by method with 95% intervals" data-testid="compare-chart">
+      {[0, 0.25, 0.5, 0.75, 1].map((v) => (
+        <g key={v}>
+          <line x1={pad.l} x2={W - pad.r} y1={y(v)} y2={y(v)} stroke="#eef0f4" />
+          <text x={pad.l - 5} y={y(v)} textAnchor="end" dominantBaseline="middle" fontSize={10} fill="#7a849c">
+            {Math.round(v * 100)}%
+          </text>
+        </g>
+      ))}
+      <line x1={pad.l} x2={W - pad.r} y1={y(chance)} y2={y(chance)} stroke="#868e96" strokeDasharray="4 3" />
+      <text x={W - pad.r - 2} y={y(chance) - 3} textAnchor="end" fontSize={10} fill="#868e96">
+        chance
+      </text>
+      {methods.map((m, i) => (
+        <text key={m} x={pad.l + ((i + 0.5) / methods.length) * pw} y={H - pad.b + 16} textAnchor="middle" fontSize={10.5} fill="#343a40">
+          {m}
+        </text>
+      ))}
+      {rows.map((r) => {
+        const i = methods.indexOf(r.method);
+        const j = splits.indexOf(r.split);
+        const cx = x(i, j);
+        const c = SPLIT_COLORS[r.split];
+        return (
+          <g key={`${r.method}-${r.split}`}>
+            <title>
+              {r.method} · {r.split}: {formatPercent(r.accuracyMean)} ± {formatPercent(r.accuracyCi)} ({r.seeds} seeds)
+            </title>
+            <line x1={cx} x2={cx} y1={y(r.accuracyMean - r.accuracyCi)} y2={y(r.accuracyMean + r.accuracyCi)} stroke={c} strokeWidth={1.5} />
+            <line x1={cx - 4} x2={cx + 4} y1={y(r.accuracyMean - r.accuracyCi)} y2={y(r.accuracyMean - r.accuracyCi)} stroke={c} />
+            <line x1={cx - 4} x2={cx + 4} y1={y(r.accuracyMean + r.accuracyCi)} y2={y(r.accuracyMean + r.accuracyCi)} stroke={c} />
+            <circle cx={cx} cy={y(r.accuracyMean)} r={4} fill={c} />
+          </g>
+        );
+      })}
+      {splits.map((s, j) => (
+        <g key={s} transform={`translate(${pad.l + j * 90}, ${H - 12})`}>
+          <circle cx={5} cy={0} r={4} fill={SPLIT_COLORS[s]} />
+          <text x={13} y={0} dominantBaseline="middle" fontSize={10.5} fill="#343a40">
+            {s}
+          </text>
+        </g>
+      ))}
+      <text x={W - pad.r} y={H - 12} textAnchor="end" dominantBaseline="middle" fontSize={10} fill="#7a849c">
+        mean ± 95% interval over seeds
+      </text>
+    </svg>
+  );
+}
+
+export function ComparePanel() {
+  const app = useApp((s) => s.state);
+  const set = useApp((s) => s.set);
+  const cmp = useCompare();
+  const envOk = useEnv((s) => s.env?.ok === true);
+  const runActive = useRun((s) => s.state === 'running' || s.state === 'paused');
+  const pretraining = useLibrary((s) => s.pretrain.running);
+  const [seedText, setSeedText] = useState(app.compareSeeds.join(', '));
+  const task = useMemo(() => makeTask(app.task, app.difficulty), [app.task, app.difficulty]);
+  const seedsBad = !/^\s*\d+(\s*,\s*\d+)*\s*$/.test(seedText);
+
+  const toggle = (m: MethodName) => {
+    const on = app.compareMethods.includes(m);
+    set({ compareMethods: METHODS.filter((x) => (x === m ? !on : app.compareMethods.includes(x))) });
+  };
+  const commitSeeds = () => {
+    if (seedsBad) return;
+    const seeds = [...new Set(seedText.split(',').map((s) => Number(s.trim())))];
+    set({ compareSeeds: seeds });
+  };
+  const r = cmp.report;
+  const blocked = !envOk ? 'WebGPU is not available' : runActive ? 'a training run is active: reset it first' : pretraining ? 'a base model is being pretrained' : null;
+
+  return (
+    <section className="panel compare" aria-labelledby="compare-title">
+      <h2 id="compare-title">Compare methods</h2>
+      <p className="muted small">
+        Trains and evaluates each method on <b>{app.task}</b> (difficulty {app.difficulty}) with this page’s topology, model and
+        settings, once per seed; accuracy on held-out and out-of-distribution episodes.
+      </p>
+      <div className="chips toggle" role="group" aria-label="Methods to compare">
+        {METHODS.map((m) => (
+          <button key={m} type="button" className={app.compareMethods.includes(m) ? 'on' : ''} aria-pressed={app.compareMethods.includes(m)} title={METHOD_INFO[m].about} disabled={cmp.running} onClick={() => toggle(m)}>
+            {m}
+          </button>
+        ))}
+      </div>
+      <div className="compare-run">
+        <div className="field inline">
+          <label htmlFor="compare-seeds">Seeds</label>
+          <input
+            id="compare-seeds"
+            value={seedText}
+            aria-invalid={seedsBad || undefined}
+            disabled={cmp.running}
+            onChange={(e) => setSeedText(e.target.value)}
+            onBlur={commitSeeds}
+            onKeyDown={(e) => e.key === 'Enter' && commitSeeds()}
+            data-testid="compare-seeds"
+          />
+        </div>
+        <button
+          type="button"
+          className="btn primary"
+          disabled={cmp.running || !!blocked || seedsBad || app.compareMethods.length === 0}
+          title={blocked ?? undefined}
+          onClick={() => {
+            commitSeeds();
+            void cmp.run();
+          }}
+          data-testid="compare-run"
+        >
+          {cmp.running ? 'Running…' : `Run ${app.compareMethods.length} × ${app.compareSeeds.length}`}
+        </button>
+        {blocked && !cmp.running && <span className="muted small">{blocked}</span>}
+      </div>
+      {(cmp.running || cmp.fraction > 0) && (
+        <div className="compare-progress">
+          <div className="bar thin" role="progressbar" aria-valuemin={0} aria-valuemax={1} aria-valuenow={cmp.fraction}>
+            <div className="fill" style={{ width: `${(cmp.fraction * 100).toFixed(1)}%` }} />
+          </div>
+          <span className="muted small">{cmp.message}</span>
+        </div>
+      )}
+      {cmp.error && (
+        <div className="alert compact" role="alert">
+          {cmp.error}
+        </div>
+      )}
+      {r && (
+        <div className="compare-results" data-testid="compare-results">
+          <CompareChart rows={r.summary.filter((x) => x.split !== 'train')} chance={r.chance?.heldout ?? task.chance} />
+          {r.curves && <CompareCurves curves={r.curves} />}
+          <table className="table dense">
+            <thead>
+              <tr>
+                <th>method</th>
+                <th>split</th>
+                <th>accuracy</th>
+                <th title="half-width of the 95% interval over seeds">± 95%</th>
+                <th title="answers in the task's format">valid</th>
+                <th title="entropy of the answers (nats)">entropy</th>
+                <th title="floats crossing between agents per episode">msg floats</th>
+                <th title="tokens crossing between agents per episode">msg tokens</th>
+                <th>train s</th>
+              </tr>
+            </thead>
+            <tbody>
+              {r.summary.map((x) => (
+                <tr key={`${x.method}-${x.split}`}>
+                  <td>{x.method}</td>
+                  <td>{x.split}</td>
+                  <td>
+                    <b>{formatPercent(x.accuracyMean)}</b>
+                  </td>
+                  <td>{formatPercent(x.accuracyCi)}</td>
+                  <td>{formatPercent(x.validity, 0)}</td>
+                  <td>{formatNum(x.entropy, 2)}</td>
+                  <td>{x.messageFloats.toLocaleString('en-US')}</td>
+                  <td>{x.messageTokens}</td>
+                  <td>{formatNum(x.trainSeconds, 2)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {r.controls.length > 0 && (
+            <p className="small">
+              Controls:{' '}
+              {r.controls.map((c, i) => (
+                <span key={i}>
+                  {i > 0 && ' · '}
+                  {c.method} seed {c.seed} {c.control === 'shuffle' ? 'messages shuffled' : 'trace zeroed'} → {formatPercent(c.accuracy)}
+                </span>
+              ))}
+            </p>
+          )}
+          {r.findings.length > 0 && (
+            <ul className="findings">
+              {r.findings.map((f, i) => (
+                <li key={i}>{f}</li>
+              ))}
+            </ul>
+          )}
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,279 @@
+// The latent-message heatmap (canvas): rows are the receiver's query tokens, columns the sender
+// positions it can attend over, grouped by sender and marked apart as prompt tokens (grey band) or
+// latent steps (violet band). Only the layer/head asked for is drawn (or their average). Hovering a
+// cell shows its value and the two tokens. Under it, the K and V norms of each sender position,
+// aligned with the columns.
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { EdgeInspection } from '../../worker/api';
+import { showToken } from '../format';
+
+/** Viridis, sampled (matplotlib's perceptually uniform map). */
+const VIRIDIS = [
+  [68, 1, 84], [72, 35, 116], [64, 67, 135], [52, 94, 141], [41, 120, 142], [32, 144, 140], [34, 167, 132],
+  [68, 190, 112], [121, 209, 81], [189, 222, 38], [253, 231, 37],
+];
+
+export function viridis(t: number): string {
+  const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
+  const f = x - i;
+  const c = VIRIDIS[i].map((v, k) => Math.round(v + (VIRIDIS[i + 1][k] - v) * f));
+  return `rgb(${c[0]},${c[1]},${c[2]})`;
+}
+
+export type Pick = number | 'avg';
+
+/** The [R, S] matrix of one layer and head, or an average over either or both. */
+export function attentionSlice(e: EdgeInspection, layer: Pick, head: Pick): Float32Array {
+  const R = e.receiverTokens.length;
+  const S = e.senderPositions.length;
+  const out = new Float32Array(R * S);
+  const layers = layer === 'avg' ? Array.from({ length: e.layers }, (_, i) => i) : [layer];
+  const heads = head === 'avg' ? Array.from({ length: e.heads }, (_, i) => i) : [head];
+  for (const l of layers) {
+    for (const h of heads) {
+      const base = (l * e.heads + h) * R * S;
+      for (let i = 0; i < R * S; i++) out[i] += e.attention[base + i];
+    }
+  }
+  const n = layers.length * heads.length;
+  for (let i = 0; i < out.length; i++) out[i] /= n;
+  return out;
+}
+
+/** K and V norms per sender position for one layer or averaged over layers. */
+export function normsOf(e: EdgeInspection, layer: Pick): { k: Float32Array; v: Float32Array } {
+  const S = e.senderPositions.length;
+  const k = new Float32Array(S);
+  const v = new Float32Array(S);
+  const layers = layer === 'avg' ? Array.from({ length: e.layers }, (_, i) => i) : [layer];
+  for (const l of layers) {
+    for (let s = 0; s < S; s++) {
+      k[s] += e.keyNorms[l * S + s] / layers.length;
+      v[s] += e.valueNorms[l * S + s] / layers.length;
+    }
+  }
+  return { k, v };
+}
+
+const SENDER_COLORS = ['#4263eb', '#f08c00', '#0ca678', '#ae3ec9', '#e03131', '#1098ad'];
+const K_COLOR = '#5c7cfa';
+const V_COLOR = '#f59f00';
+
+interface Geometry {
+  cw: number;
+  ch: number;
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+function geometry(e: EdgeInspection, maxWidth: number): Geometry {
+  const R = e.receiverTokens.length;
+  const S = e.senderPositions.length;
+  const left = 44;
+  const top = 36;
+  const cw = Math.max(8, Math.min(26, Math.floor((maxWidth - left - 8) / Math.max(1, S))));
+  const ch = Math.max(9, Math.min(18, cw));
+  return { cw, ch, left, top, width: left + cw * S + 8, height: top + ch * R + 4 };
+}
+
+export interface HoverCell {
+  row: number;
+  col: number;
+}
+
+export function Heatmap({
+  edge, layer, head, vmax, maxWidth, testId, normMax, names,
+}: {
+  edge: EdgeInspection;
+  /** Display names of agents by id. */
+  names: ReadonlyMap<string, string>;
+  layer: Pick;
+  head: Pick;
+  vmax: number;
+  maxWidth: number;
+  testId?: string;
+  normMax: number;
+}) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const normCanvas = useRef<HTMLCanvasElement>(null);
+  const [hover, setHover] = useState<HoverCell | null>(null);
+  const m = useMemo(() => attentionSlice(edge, layer, head), [edge, layer, head]);
+  const norms = useMemo(() => normsOf(edge, layer), [edge, layer]);
+  const g = geometry(edge, maxWidth);
+  const R = edge.receiverTokens.length;
+  const S = edge.senderPositions.length;
+  const normH = 54;
+
+  useEffect(() => {
+    const c = canvas.current;
+    if (!c) return;
+    const dpr = window.devicePixelRatio || 1;
+    c.width = Math.round(g.width * dpr);
+    c.height = Math.round(g.height * dpr);
+    const x = c.getContext('2d')!;
+    x.setTransform(dpr, 0, 0, dpr, 0, 0);
+    x.clearRect(0, 0, g.width, g.height);
+    x.font = '10px ui-monospace, SFMono-Regular, Menlo, monospace';
+    // sender bands: agent name, then prompt/latent marks
+    let start = 0;
+    const senders = [...new Set(edge.senderPositions.map((p) => p.agent))];
+    for (let s = 0; s <= S; s++) {
+      const p = edge.senderPositions[s];
+      if (s === S || (s > 0 && p.agent !== edge.senderPositions[s - 1].agent)) {
+        const agent = edge.senderPositions[start].agent;
+        const color = SENDER_COLORS[senders.indexOf(agent) % SENDER_COLORS.length];
+        x.fillStyle = color;
+        x.fillRect(g.left + start * g.cw, 2, (s - start) * g.cw - 1, 3);
+        x.textAlign = 'left';
+        x.textBaseline = 'top';
+        x.font = '600 10px system-ui, sans-serif';
+        x.fillText(names.get(agent) ?? agent, g.left + start * g.cw + 1, 7, Math.max(20, (s - start) * g.cw - 2));
+        x.font = '10px ui-monospace, SFMono-Regular, Menlo, monospace';
+        start = s;
+      }
+    }
+    for (let s = 0; s < S; s++) {
+      const p = edge.senderPositions[s];
+      x.fillStyle = p.kind === 'latent' ? '#e5dbff' : '#f1f3f5';
+      x.fillRect(g.left + s * g.cw, 19, g.cw - 1, 15);
+      x.fillStyle = p.kind === 'latent' ? '#5f3dc4' : '#495057';
+      x.textAlign = 'center';
+      x.textBaseline = 'middle';
+      const label = showToken(p.label);
+      if (g.cw >= 12 || p.kind === 'latent') x.fillText(label.length > 3 && g.cw < 20 ? label.slice(0, 2) : label, g.left + s * g.cw + g.cw / 2, 27, g.cw - 1);
+    }
+    // row labels
+    x.textAlign = 'right';
+    x.textBaseline = 'middle';
+    x.fillStyle = '#343a40';
+    for (let r = 0; r < R; r++) {
+      const t = showToken(edge.receiverTokens[r]);
+      x.fillText(t.length > 6 ? t.slice(0, 6) : t, g.left - 4, g.top + r * g.ch + g.ch / 2);
+    }
+    // cells
+    for (let r = 0; r < R; r++) {
+      for (let s = 0; s < S; s++) {
+        x.fillStyle = viridis(m[r * S + s] / (vmax || 1));
+        x.fillRect(g.left + s * g.cw, g.top + r * g.ch, g.cw - 1, g.ch - 1);
+      }
+    }
+    // dividers: between senders (solid) and between a sender's prompt and its latent steps (dashed)
+    for (let s = 1; s < S; s++) {
+      const a = edge.senderPositions[s - 1];
+      const b = edge.senderPositions[s];
+      if (a.agent === b.agent && a.kind === b.kind) continue;
+      const xx = g.left + s * g.cw - 0.5;
+      x.save();
+      x.strokeStyle = a.agent !== b.agent ? '#1d2330' : '#ffffff';
+      x.lineWidth = a.agent !== b.agent ? 1.5 : 1;
+      if (a.agent === b.agent) x.setLineDash([3, 2]);
+      x.beginPath();
+      x.moveTo(xx, 18);
+      x.lineTo(xx, g.top + R * g.ch);
+      x.stroke();
+      x.restore();
+    }
+    if (hover) {
+      x.strokeStyle = '#ff2d55';
+      x.lineWidth = 1.5;
+      x.strokeRect(g.left + hover.col * g.cw - 0.5, g.top + hover.row * g.ch - 0.5, g.cw, g.ch);
+    }
+  }, [edge, m, g.width, g.height, g.cw, g.ch, g.left, g.top, R, S, vmax, hover, names]);
+
+  useEffect(() => {
+    const c = normCanvas.current;
+    if (!c) return;
+    const dpr = window.devicePixelRatio || 1;
+    c.width = Math.round(g.width * dpr);
+    c.height = Math.round(normH * dpr);
+    const x = c.getContext('2d')!;
+    x.setTransform(dpr, 0, 0, dpr, 0, 0);
+    x.clearRect(0, 0, g.width, normH);
+    const top = 4;
+    const h = normH - top - 12;
+    const scale = normMax || 1;
+    x.strokeStyle = '#dee2e6';
+    x.beginPath();
+    x.moveTo(g.left, top + h + 0.5);
+    x.lineTo(g.left + S * g.cw, top + h + 0.5);
+    x.stroke();
+    for (let s = 0; s < S; s++) {
+      const bw = Math.max(2, (g.cw - 2) / 2);
+      const kh = (norms.k[s] / scale) * h;
+      const vh = (norms.v[s] / scale) * h;
+      x.fillStyle = K_COLOR;
+      x.fillRect(g.left + s * g.cw, top + h - kh, bw, kh);
+      x.fillStyle = V_COLOR;
+      x.fillRect(g.left + s * g.cw + bw, top + h - vh, bw, vh);
+    }
+    x.fillStyle = '#7a849c';
+    x.font = '10px system-ui, sans-serif';
+    x.textAlign = 'right';
+    x.textBaseline = 'top';
+    x.fillText(scale.toPrecision(2), g.left - 4, top - 2);
+    x.textBaseline = 'bottom';
+    x.fillText('0', g.left - 4, top + h + 4);
+  }, [norms, g.width, g.left, g.cw, S, normMax]);
+
+  const cell = hover
+    ? {
+        q: edge.receiverTokens[hover.row],
+        p: edge.senderPositions[hover.col],
+        v: m[hover.row * S + hover.col],
+        k: norms.k[hover.col],
+        vn: norms.v[hover.col],
+      }
+    : null;
+
+  return (
+    <div className="heatmap" data-testid={testId}>
+      <div className="heatmap-scroll">
+        <canvas
+          ref={canvas}
+          style={{ width: g.width, height: g.height }}
+          data-testid={testId ? `${testId}-canvas` : undefined}
+          onMouseMove={(e) => {
+            const r = e.currentTarget.getBoundingClientRect();
+            const col = Math.floor((e.clientX - r.left - g.left) / g.cw);
+            const row = Math.floor((e.clientY - r.top - g.top) / g.ch);
+            setHover(col >= 0 && col < S && row >= 0 && row < R ? { row, col } : null);
+          }}
+          onMouseLeave={() => setHover(null)}
+        />
+        <canvas ref={normCanvas} style={{ width: g.width, height: normH }} aria-label="K and V norms per sender position" />
+      </div>
+      <div className="heatmap-tip" aria-live="polite">
+        {cell ? (
+          <>
+            query <code>{showToken(cell.q)}</code> (#{hover!.row}) → {names.get(cell.p.agent) ?? cell.p.agent} <code>{showToken(cell.p.label)}</code>{' '}
+            <span className={cell.p.kind === 'latent' ? 'tag latent' : 'tag'}>{cell.p.kind}</span> attention <b>{cell.v.toFixed(3)}</b> · |k|{' '}
+            {cell.k.toFixed(2)} · |v| {cell.vn.toFixed(2)}
+          </>
+        ) : (
+          <span className="muted">hover a cell for its value and tokens</span>
+        )}
+      </div>
+    </div>
+  );
+}
+
+export function ColorLegend({ vmax }: { vmax: number }) {
+  const stops = Array.from({ length: 11 }, (_, i) => `${viridis(i / 10)} ${i * 10}%`).join(', ');
+  return (
+    <div className="color-legend" aria-label={`colour scale from 0 to ${vmax.toFixed(2)}`}>
+      <span className="muted small">attention</span>
+      <span>0</span>
+      <span className="ramp" style={{ background: `linear-gradient(to right, ${stops})` }} />
+      <span>{vmax.toFixed(2)}</span>
+      <span className="sep" />
+      <span className="swatch" style={{ background: '#f1f3f5' }} /> prompt token
+      <span className="swatch" style={{ background: '#e5dbff' }} /> latent step
+      <span className="sep" />
+      <span className="swatch" style={{ background: K_COLOR }} /> |k|
+      <span className="swatch" style={{ background: V_COLOR }} /> |v|
+    </div>
+  );
+}

@@ -1,0 +1,400 @@
+// The library: base models and adapters kept in this browser (IndexedDB), with name, size, date and
+// the configuration they came from; rename, delete (confirmed), use/load, export as one zip of
+// Hugging Face / PEFT files; import by file picker or drag-and-drop; pretrain a new toy base model;
+// storage used and available, and a request for persistent storage.
+import { useRef, useState, type ReactNode } from 'react';
+import { MODEL_PRESETS, countParams, presetConfig } from '../../model/config';
+import type { AdapterEntry, ModelEntry } from '../../worker/api';
+import { formatBytes, formatDate, formatDuration, formatNum } from '../format';
+import { stateOfRunConfig } from '../state';
+import { useApp, useEnv, useLibrary, useRun } from '../store';
+import { LineChart } from './LineChart';
+
+function EditableName({ name, onRename, testId }: { name: string; onRename(n: string): void; testId?: string }) {
+  const [editing, setEditing] = useState(false);
+  const [draft, setDraft] = useState(name);
+  if (!editing) {
+    return (
+      <span className="name-cell">
+        <span className="name" title={name} data-testid={testId}>
+          {name}
+        </span>
+        <button
+          type="button"
+          className="icon"
+          aria-label={`Rename ${name}`}
+          title="Rename"
+          onClick={() => {
+            setDraft(name);
+            setEditing(true);
+          }}
+        >
+          ✎
+        </button>
+      </span>
+    );
+  }
+  const commit = () => {
+    setEditing(false);
+    if (draft.trim() && draft.trim() !== name) onRename(draft.trim());
+  };
+  return (
+    <input
+      className="rename"
+      autoFocus
+      value={draft}
+      maxLength={120}
+      aria-label="New name"
+      onChange={(e) => setDraft(e.target.value)}
+      onBlur={commit}
+      onKeyDown={(e) => {
+        if (e.key === 'Enter') commit();
+        if (e.key === 'Escape') setEditing(false);
+      }}
+    />
+  );
+}
+
+function ConfirmDelete({ what, onConfirm, disabled, title }: { what: string; onConfirm(): void; disabled?: boolean; title?: string }) {
+  const [asking, setAsking] = useState(false);
+  if (!asking) {
+    return (
+      <button type="button" className="btn tiny danger-outline" disabled={disabled} title={title ?? `Delete ${what}`} onClick={() => setAsking(true)}>
+        Delete
+      </button>
+    );
+  }
+  return (
+    <span className="confirm" role="group" aria-label={`Delete ${what}?`}>
+      Delete?{' '}
+      <button type="button" className="btn tiny danger" onClick={() => { setAsking(false); onConfirm(); }}>
+        Yes
+      </button>
+      <button type="button" className="btn tiny" onClick={() => setAsking(false)}>
+        No
+      </button>
+    </span>
+  );
+}
+
+function modelSummary(m: ModelEntry): string {
+  const c = m.config as Record<string, number>;
+  const params = (() => {
+    try {
+      return countParams(c as unknown as Parameters<typeof countParams>[0]);
+    } catch {
+      return NaN;
+    }
+  })();
+  return `d${c.hidden_size} · ${c.num_hidden_layers} layers · ${c.num_attention_heads}/${c.num_key_value_heads} heads · ${Number.isFinite(params) ? `${(params / 1000).toFixed(0)}k params` : ''}`;
+}
+
+function adapterSummary(a: AdapterEntry): string {
+  const c = a.config as { r?: number; lora_alpha?: number; target_modules?: string[] };
+  const targets = (c.target_modules ?? []).map((t) => t.replace('_proj', '')).join(',');
+  const rc = a.runConfig;
+  return `r${c.r} α${c.lora_alpha} · ${targets}${rc ? ` · ${rc.task} d${rc.difficulty} · ${rc.method} · ${rc.steps} steps · seed ${rc.seed}` : ''}`;
+}
+
+function Pretrain() {
+  const lib = useLibrary();
+  const envOk = useEnv((s) => s.env?.ok === true);
+  const runActive = useRun((s) => s.state === 'running' || s.state === 'paused');
+  const [name, setName] = useState('my toy model');
+  const [preset, setPreset] = useState('toy');
+  const [steps, setSteps] = useState(300);
+  const [batch, setBatch] = useState(16);
+  const [lr, setLr] = useState(0.003);
+  const [seed, setSeed] = useState(1);
+  const p = lib.pretrain;
+  const pr = p.progress;
+  const blocked = !envOk ? 'WebGPU is not available' : runActive ? 'a training run is active: reset it first' : null;
+  const vocab = 54;
+  return (
+    <details className="pretrain">
+      <summary>Pretrain a new base model</summary>
+      <form
+        className="pretrain-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void lib.startPretrain({ name, preset, steps, batch, lr, seed });
+        }}
+      >
+        <div className="field">
+          <label htmlFor="pt-name">Name</label>
+          <input id="pt-name" value={name} onChange={(e) => setName(e.target.value)} disabled={p.running} />
+        </div>
+        <div className="field">
+          <label htmlFor="pt-preset">Size</label>
+          <select id="pt-preset" value={preset} onChange={(e) => setPreset(e.target.value)} disabled={p.running} data-testid="pretrain-preset">
+            {Object.keys(MODEL_PRESETS).map((k) => (
+              <option key={k} value={k}>
+                {k} ({(countParams(presetConfig(k, vocab)) / 1000).toFixed(0)}k params)
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field narrow">
+          <label htmlFor="pt-steps">Steps</label>
+          <input id="pt-steps" type="number" min={1} value={steps} onChange={(e) => setSteps(Math.max(1, Math.floor(Number(e.target.value) || 1)))} disabled={p.running} data-testid="pretrain-steps" />
+        </div>
+        <div className="field narrow">
+          <label htmlFor="pt-batch">Batch</label>
+          <input id="pt-batch" type="number" min={1} value={batch} onChange={(e) => setBatch(Math.max(1, Math.floor(Number(e.target.value) || 1)))} disabled={p.running} data-testid="pretrain-batch" />
+        </div>
+        <div className="field narrow">
+          <label htmlFor="pt-lr">LR</label>
+          <input id="pt-lr" type="number" step="any" min={0} value={lr} onChange={(e) => setLr(Number(e.target.value))} disabled={p.running} />
+        </div>
+        <div className="field narrow">
+          <label htmlFor="pt-seed">Seed</label>
+          <input id="pt-seed" type="number" min={0} value={seed} onChange={(e) => setSeed(Math.max(0, Math.floor(Number(e.target.value) || 0)))} disabled={p.running} />
+        </div>
+        <div className="field narrow">
+          <span className="label-like">&nbsp;</span>
+          {p.running ? (
+            <button type="button" className="btn small" onClick={() => void lib.cancelPretrain()} data-testid="pretrain-cancel">
+              Stop &amp; keep
+            </button>
+          ) : (
+            <button type="submit" className="btn small primary" disabled={!!blocked || !(lr > 0 && lr < 1)} title={blocked ?? undefined} data-testid="pretrain-start">
+              Pretrain
+            </button>
+          )}
+        </div>
+      </form>
+      {(p.running || pr) && (
+        <div className="pretrain-progress" data-testid="pretrain-progress">
+          <div className="bar thin" role="progressbar" aria-valuemin={0} aria-valuemax={pr?.totalSteps ?? steps} aria-valuenow={pr?.step ?? 0}>
+            <div className="fill" style={{ width: `${pr ? (100 * pr.step) / pr.totalSteps : 0}%` }} />
+          </div>
+          <span className="small">
+            step {pr?.step ?? 0}/{pr?.totalSteps ?? steps} · loss {formatNum(pr?.loss ?? null, 4)} · {pr?.stepsPerSecond ? pr.stepsPerSecond.toFixed(2) : '—'} steps/s · left{' '}
+            {pr && pr.stepsPerSecond > 0 && p.running ? formatDuration((pr.totalSteps - pr.step) / pr.stepsPerSecond) : '—'}
+          </span>
+          {p.losses.length > 1 && (
+            <LineChart height={70} xMax={pr?.totalSteps ?? steps} series={[{ name: 'loss', color: '#3b5bdb', xs: p.losses.map((_, i) => i + 1), ys: p.losses, kind: 'line' }]} />
+          )}
+        </div>
+      )}
+      {p.error && (
+        <div className="alert compact" role="alert">
+          {p.error}
+        </div>
+      )}
+      {p.done && !p.running && (
+        <div className="notice compact" role="status" data-testid="pretrain-done">
+          {p.done}
+        </div>
+      )}
+    </details>
+  );
+}
+
+export function LibraryPanel() {
+  const lib = useLibrary();
+  const app = useApp((s) => s.state);
+  const set = useApp((s) => s.set);
+  const replace = useApp((s) => s.replace);
+  const persist = useEnv((s) => s.persist);
+  const runActive = useRun((s) => s.state === 'running' || s.state === 'paused');
+  const runBase = useRun((s) => s.config?.modelId ?? null);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [dragging, setDragging] = useState(false);
+  const names = new Map(lib.models.map((m) => [m.id, m.name]));
+  const busy = !!lib.busy;
+
+  const frac = lib.usage !== null && lib.quota ? lib.usage / lib.quota : null;
+  let header: ReactNode = null;
+  if (lib.error) {
+    header = (
+      <div className="alert compact" role="alert" data-testid="library-error">
+        <span>{lib.error}</span>
+        <button type="button" className="link" onClick={lib.dismiss} aria-label="Dismiss">
+          ✕
+        </button>
+      </div>
+    );
+  } else if (lib.notice) {
+    header = (
+      <div className="notice compact" role="status" data-testid="library-notice">
+        <span>{lib.notice}</span>
+        <button type="button" className="link" onClick={lib.dismiss} aria-label="Dismiss">
+          ✕
+        </button>
+      </div>
+    );
+  }
+
+  return (
+    <section
+      className={`panel library${dragging ? ' dragging' : ''}`}
+      aria-labelledby="library-title"
+      onDragOver={(e) => {
+        if (e.dataTransfer.types.includes('Files')) {
+          e.preventDefault();
+          setDragging(true);
+        }
+      }}
+      onDragLeave={(e) => {
+        if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setDragging(false);
+      }}
+      onDrop={(e) => {
+        e.preventDefault();
+        setDragging(false);
+        const files = [...e.dataTransfer.files];
+        if (files.length) void lib.importFiles(files);
+      }}
+      data-testid="library"
+    >
+      <div className="library-head">
+        <h2 id="library-title">Library</h2>
+        <div className="storage-line small" data-testid="storage-line">
+          <span>
+            {formatBytes(lib.usage)} used of {formatBytes(lib.quota)}
+          </span>
+          {frac !== null && (
+            <span className="bar tiny-bar" aria-hidden>
+              <span className="fill" style={{ width: `${Math.max(1, Math.min(100, frac * 100))}%` }} />
+            </span>
+          )}
+          <span>
+            · persistent:{' '}
+            {lib.persisted === null ? 'unknown' : lib.persisted ? 'yes' : 'no'}
+          </span>
+          {lib.persisted === false && (
+            <button type="button" className="link" onClick={() => void persist()} title="Ask the browser not to evict this site's data under storage pressure">
+              keep my data
+            </button>
+          )}
+        </div>
+      </div>
+      <div className="import-row">
+        <button type="button" className="btn small" disabled={busy} onClick={() => fileInput.current?.click()} data-testid="import-button">
+          Import files…
+        </button>
+        <span className="muted small">or drop a zip / loose files here (a Hugging Face checkpoint or a PEFT adapter for the selected base model)</span>
+        <input
+          ref={fileInput}
+          type="file"
+          multiple
+          hidden
+          accept=".zip,.json,.safetensors,application/zip,application/json"
+          data-testid="import-input"
+          onChange={(e) => {
+            const files = [...(e.target.files ?? [])];
+            e.target.value = '';
+            if (files.length) void lib.importFiles(files);
+          }}
+        />
+        {lib.busy && <span className="muted small">{lib.busy}…</span>}
+      </div>
+      {header}
+      {lib.notes.map((n, i) => (
+        <div key={i} className="alert compact" role="alert" data-testid="library-note">
+          {n}
+        </div>
+      ))}
+      <h3>Base models</h3>
+      <table className="table lib" data-testid="models-table">
+        <thead>
+          <tr>
+            <th>name</th>
+            <th>configuration</th>
+            <th>size</th>
+            <th>date</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {!lib.loaded && (
+            <tr>
+              <td colSpan={5} className="muted">
+                Reading the library…
+              </td>
+            </tr>
+          )}
+          {lib.models.map((m) => (
+            <tr key={m.id} className={m.id === app.model ? 'current' : undefined} data-testid={`model-row-${m.id}`}>
+              <td>
+                <EditableName name={m.name} onRename={(n) => void lib.rename('model', m.id, n)} />
+                {m.builtin && <span className="tag">shipped</span>}
+                {m.id === app.model && <span className="tag ok-tag">in use</span>}
+              </td>
+              <td className="small" title={m.provenance ? JSON.stringify(m.provenance, null, 1) : undefined}>
+                {modelSummary(m)}
+                {typeof m.provenance?.finalLoss === 'number' && <span className="muted"> · loss {formatNum(m.provenance.finalLoss as number, 3)}</span>}
+              </td>
+              <td className="num">{formatBytes(m.size)}</td>
+              <td className="small date">{formatDate(m.createdAt)}</td>
+              <td className="actions">
+                <button type="button" className="btn tiny" disabled={runActive || m.id === app.model} onClick={() => set({ model: m.id })} title="Use as the base model of the next run">
+                  Use
+                </button>
+                <button type="button" className="btn tiny" disabled={busy} onClick={() => void lib.exportEntry('model', m.id)} title="Download config.json, model.safetensors and tokenizer.json as one zip">
+                  Export
+                </button>
+                <ConfirmDelete
+                  what={m.name}
+                  disabled={m.builtin || busy || m.id === runBase}
+                  title={m.builtin ? 'Shipped with the page: it cannot be deleted' : undefined}
+                  onConfirm={() => void lib.remove('model', m.id)}
+                />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h3>Adapters</h3>
+      <table className="table lib" data-testid="adapters-table">
+        <thead>
+          <tr>
+            <th>name</th>
+            <th>agent · base · from</th>
+            <th>size</th>
+            <th>date</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {lib.loaded && lib.adapters.length === 0 && (
+            <tr>
+              <td colSpan={5} className="muted">
+                No adapters yet: train a DiffMAS run and press “Save adapters”, or import a PEFT adapter.
+              </td>
+            </tr>
+          )}
+          {lib.adapters.map((a) => (
+            <tr key={a.id} data-testid="adapter-row">
+              <td>
+                <EditableName name={a.name} onRename={(n) => void lib.rename('adapter', a.id, n)} testId="adapter-name" />
+              </td>
+              <td className="small">
+                <b title={`agent id ${a.agent}`}>{a.runConfig?.topology.agents.find((x) => x.id === a.agent)?.name ?? a.agent}</b> · {names.get(a.baseModelId) ?? <span className="bad">{a.baseModelId} (missing)</span>}
+                <div className="muted">{adapterSummary(a)}</div>
+              </td>
+              <td className="num">{formatBytes(a.size)}</td>
+              <td className="small date">{formatDate(a.createdAt)}</td>
+              <td className="actions">
+                <button
+                  type="button"
+                  className="btn tiny"
+                  disabled={!a.runConfig || runActive}
+                  title={a.runConfig ? 'Load the setup this adapter was trained with (task, topology, method, model, seed…)' : 'This adapter has no recorded run setup'}
+                  onClick={() => a.runConfig && replace(stateOfRunConfig(app, a.runConfig))}
+                >
+                  Load setup
+                </button>
+                <button type="button" className="btn tiny" disabled={busy} onClick={() => void lib.exportEntry('adapter', a.id)} data-testid="export-adapter" title="Download adapter_config.json and adapter_model.safetensors (PEFT) as one zip">
+                  Export
+                </button>
+                <ConfirmDelete what={a.name} disabled={busy} onConfirm={() => void lib.remove('adapter', a.id)} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <Pretrain />
+    </section>
+  );
+}

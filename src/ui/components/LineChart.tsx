@@ -1,0 +1,306 @@
+// A small hand-drawn canvas line chart (no chart library): the full history is kept by the caller and
+// only thinned here for drawing (min/max per pixel column for raw lines, so spikes stay visible).
+// Raw lines are drawn faintly, smoothed ones on top; hovering shows the values at that step.
+import { useEffect, useRef, useState } from 'react';
+import { formatNum } from '../format';
+
+export interface Series {
+  name: string;
+  color: string;
+  xs: readonly number[];
+  ys: readonly number[];
+  /** raw: faint, thinned by min/max per column; line: solid; points: line with dots */
+  kind: 'raw' | 'line' | 'points';
+  /** Hidden from the legend and the hover readout (e.g. the raw twin of a smoothed line). */
+  quiet?: boolean;
+}
+
+export interface RefLine {
+  y: number;
+  label: string;
+  color: string;
+}
+
+/** TensorBoard's debiased exponential moving average. */
+export function smooth(ys: readonly number[], weight: number): number[] {
+  const out: number[] = new Array(ys.length);
+  let last = 0;
+  let n = 0;
+  for (let i = 0; i < ys.length; i++) {
+    const y = ys[i];
+    if (!Number.isFinite(y)) {
+      out[i] = y;
+      continue;
+    }
+    last = last * weight + (1 - weight) * y;
+    n++;
+    out[i] = weight === 0 ? y : last / (1 - weight ** n);
+  }
+  return out;
+}
+
+function useWidth(ref: React.RefObject<HTMLElement | null>): number {
+  const [w, setW] = useState(300);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const ro = new ResizeObserver(() => setW(Math.max(120, Math.floor(el.clientWidth))));
+    ro.observe(el);
+    setW(Math.max(120, Math.floor(el.clientWidth)));
+    return () => ro.disconnect();
+  }, [ref]);
+  return w;
+}
+
+const PAD = { l: 40, r: 10, t: 8, b: 20 };
+
+function niceTicks(lo: number, hi: number, n: number): number[] {
+  const span = hi - lo || 1;
+  const raw = span / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+export function LineChart({
+  series, xMax, yMin, yMax, height = 130, refLines = [], yFormat = (v: number) => formatNum(v, 3), testId, empty,
+}: {
+  series: Series[];
+  xMax: number;
+  yMin?: number;
+  yMax?: number;
+  height?: number;
+  refLines?: RefLine[];
+  yFormat?: (v: number) => string;
+  testId?: string;
+  empty?: string;
+}) {
+  const wrap = useRef<HTMLDivElement>(null);
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const width = useWidth(wrap);
+  const [hover, setHover] = useState<{ x: number; step: number } | null>(null);
+
+  let lo = yMin ?? Infinity;
+  let hi = yMax ?? -Infinity;
+  if (yMin === undefined || yMax === undefined) {
+    for (const s of series) {
+      for (const y of s.ys) {
+        if (!Number.isFinite(y)) continue;
+        if (yMin === undefined) lo = Math.min(lo, y);
+        if (yMax === undefined) hi = Math.max(hi, y);
+      }
+    }
+    for (const r of refLines) {
+      if (yMin === undefined) lo = Math.min(lo, r.y);
+      if (yMax === undefined) hi = Math.max(hi, r.y);
+    }
+    if (!Number.isFinite(lo)) lo = 0;
+    if (!Number.isFinite(hi)) hi = 1;
+    if (yMin === undefined) lo = Math.max(0, lo - (hi - lo) * 0.05);
+    if (yMax === undefined) hi = hi + (hi - lo) * 0.05 || 1;
+  }
+  const x1 = Math.max(1, xMax);
+  const plotW = width - PAD.l - PAD.r;
+  const plotH = height - PAD.t - PAD.b;
+  const sx = (x: number) => PAD.l + (x / x1) * plotW;
+  const sy = (y: number) => PAD.t + (1 - (y - lo) / (hi - lo || 1)) * plotH;
+  const hasData = series.some((s) => s.xs.length > 0);
+
+  useEffect(() => {
+    const c = canvas.current;
+    if (!c) return;
+    const dpr = window.devicePixelRatio || 1;
+    c.width = Math.round(width * dpr);
+    c.height = Math.round(height * dpr);
+    const g = c.getContext('2d')!;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, width, height);
+    g.font = '10px system-ui, sans-serif';
+    // grid and axes
+    g.strokeStyle = '#eef0f4';
+    g.fillStyle = '#7a849c';
+    g.lineWidth = 1;
+    g.textAlign = 'right';
+    g.textBaseline = 'middle';
+    for (const v of niceTicks(lo, hi, 4)) {
+      const y = Math.round(sy(v)) + 0.5;
+      g.beginPath();
+      g.moveTo(PAD.l, y);
+      g.lineTo(width - PAD.r, y);
+      g.stroke();
+      g.fillText(yFormat(v), PAD.l - 4, y);
+    }
+    g.textAlign = 'center';
+    g.textBaseline = 'top';
+    for (const v of niceTicks(0, x1, Math.max(2, Math.floor(plotW / 70)))) {
+      const x = Math.round(sx(v)) + 0.5;
+      g.fillText(String(v), x, height - PAD.b + 5);
+      g.beginPath();
+      g.moveTo(x, height - PAD.b);
+      g.lineTo(x, height - PAD.b + 3);
+      g.strokeStyle = '#c5cad6';
+      g.stroke();
+    }
+    g.strokeStyle = '#c5cad6';
+    g.beginPath();
+    g.moveTo(PAD.l + 0.5, PAD.t);
+    g.lineTo(PAD.l + 0.5, height - PAD.b + 0.5);
+    g.lineTo(width - PAD.r, height - PAD.b + 0.5);
+    g.stroke();
+    // reference lines
+    for (const r of refLines) {
+      const y = Math.round(sy(r.y)) + 0.5;
+      g.save();
+      g.setLineDash([4, 3]);
+      g.strokeStyle = r.color;
+      g.beginPath();
+      g.moveTo(PAD.l, y);
+      g.lineTo(width - PAD.r, y);
+      g.stroke();
+      g.restore();
+      g.fillStyle = r.color;
+      g.textAlign = 'right';
+      g.textBaseline = 'bottom';
+      g.fillText(r.label, width - PAD.r - 2, y - 1);
+    }
+    g.save();
+    g.beginPath();
+    g.rect(PAD.l, PAD.t - 2, plotW, plotH + 4);
+    g.clip();
+    for (const s of series) {
+      const n = s.xs.length;
+      if (!n) continue;
+      g.strokeStyle = s.color;
+      g.fillStyle = s.color;
+      if (s.kind === 'raw') {
+        // min/max per pixel column: thinned for drawing, extremes kept
+        g.globalAlpha = 0.28;
+        g.lineWidth = 1;
+        g.beginPath();
+        let col = -1;
+        let mn = 0;
+        let mx = 0;
+        let started = false;
+        const flush = () => {
+          if (col < 0) return;
+          const yA = sy(mx);
+          const yB = sy(mn);
+          if (!started) {
+            g.moveTo(col, yA);
+            started = true;
+          } else g.lineTo(col, yA);
+          if (yB !== yA) g.lineTo(col, yB);
+        };
+        for (let i = 0; i < n; i++) {
+          const y = s.ys[i];
+          if (!Number.isFinite(y)) continue;
+          const c = Math.round(sx(s.xs[i]));
+          if (c !== col) {
+            flush();
+            col = c;
+            mn = y;
+            mx = y;
+          } else {
+            mn = Math.min(mn, y);
+            mx = Math.max(mx, y);
+          }
+        }
+        flush();
+        g.stroke();
+        g.globalAlpha = 1;
+      } else {
+        g.lineWidth = 1.8;
+        g.beginPath();
+        let col = -1;
+        let started = false;
+        for (let i = 0; i < n; i++) {
+          const y = s.ys[i];
+          if (!Number.isFinite(y)) continue;
+          const c = Math.round(sx(s.xs[i]));
+          if (c === col && i !== n - 1 && s.kind !== 'points') continue;
+          col = c;
+          if (!started) {
+            g.moveTo(sx(s.xs[i]), sy(y));
+            started = true;
+          } else g.lineTo(sx(s.xs[i]), sy(y));
+        }
+        g.stroke();
+        if (s.kind === 'points') {
+          const every = Math.max(1, Math.ceil(n / (plotW / 6)));
+          for (let i = 0; i < n; i += every) {
+            if (!Number.isFinite(s.ys[i])) continue;
+            g.beginPath();
+            g.arc(sx(s.xs[i]), sy(s.ys[i]), 2.6, 0, Math.PI * 2);
+            g.fill();
+          }
+        }
+      }
+    }
+    g.restore();
+    if (hover) {
+      g.strokeStyle = 'rgba(29,35,48,0.35)';
+      g.beginPath();
+      g.moveTo(Math.round(hover.x) + 0.5, PAD.t);
+      g.lineTo(Math.round(hover.x) + 0.5, height - PAD.b);
+      g.stroke();
+    }
+  });
+
+  const readout = hover
+    ? series
+        .filter((s) => !s.quiet && s.xs.length)
+        .map((s) => {
+          // nearest point at or before the hovered step
+          let best = -1;
+          for (let lo2 = 0, hi2 = s.xs.length - 1; lo2 <= hi2; ) {
+            const mid = (lo2 + hi2) >> 1;
+            if (s.xs[mid] <= hover.step) {
+              best = mid;
+              lo2 = mid + 1;
+            } else hi2 = mid - 1;
+          }
+          return best < 0 ? null : { name: s.name, color: s.color, x: s.xs[best], y: s.ys[best] };
+        })
+        .filter((r): r is NonNullable<typeof r> => r !== null)
+    : [];
+
+  return (
+    <div className="chart" ref={wrap} data-testid={testId}>
+      <canvas
+        ref={canvas}
+        style={{ width, height }}
+        onMouseMove={(e) => {
+          const r = e.currentTarget.getBoundingClientRect();
+          const x = Math.min(Math.max(e.clientX - r.left, PAD.l), width - PAD.r);
+          setHover({ x, step: ((x - PAD.l) / plotW) * x1 });
+        }}
+        onMouseLeave={() => setHover(null)}
+      />
+      {!hasData && empty && <div className="chart-empty muted small">{empty}</div>}
+      {hover && readout.length > 0 && (
+        <div className="chart-tip" style={{ left: Math.min(hover.x + 8, width - 150) }}>
+          {readout.map((r) => (
+            <div key={r.name}>
+              <i style={{ background: r.color }} /> {r.name} <b>{yFormat(r.y)}</b> <span className="muted">@{r.x}</span>
+            </div>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+export function Legend({ items }: { items: { name: string; color: string; faint?: boolean; dashed?: boolean }[] }) {
+  return (
+    <div className="legend">
+      {items.map((it) => (
+        <span key={it.name}>
+          <i className={it.dashed ? 'dashed' : undefined} style={{ background: it.dashed ? undefined : it.color, borderColor: it.color, opacity: it.faint ? 0.35 : 1 }} />
+          {it.name}
+        </span>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,181 @@
+// The run's setup, left column: task and difficulty, method, base model, LoRA, optimisation, seed,
+// and the less common knobs under "More". Locked while a run is active (reset to change it).
+import { useMemo } from 'react';
+import { PROJS, type Proj } from '../../model/config';
+import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type TaskName } from '../../tasks/tasks';
+import { METHODS, type MethodName } from '../../worker/api';
+import { defaultTopology } from '../state';
+import { isTrainedMethod, useApp, useLibrary, useRun } from '../store';
+import { NumberField, SelectField } from './fields';
+
+export const METHOD_INFO: Record<MethodName, { label: string; about: string }> = {
+  single: { label: 'single agent', about: 'The final agent alone, with only its own part: the floor (chance).' },
+  skyline: { label: 'skyline (one context)', about: 'One context holding every part: the ceiling no messaging can beat.' },
+  text: { label: 'text MAS', about: 'Senders decode a text message (greedy, token budget) that is added to the receiver’s prompt.' },
+  latentmas: { label: 'LatentMAS (latent only)', about: 'Training-free: the receiver attends over the K/V of the sender’s latent steps.' },
+  'latentmas-full': { label: 'LatentMAS (full trace)', about: 'Training-free, K/V of the sender’s prompt and latent steps: context sharing.' },
+  diffmas: { label: 'DiffMAS (latent only)', about: 'LoRA adapters trained end to end through the K/V of the latent steps.' },
+  'diffmas-full': { label: 'DiffMAS (full trace)', about: 'DiffMAS over the sender’s prompt and latent steps.' },
+  'diffmas-detached': { label: 'DiffMAS (detached)', about: 'DiffMAS with the gradient stopped at the trace: only the reader trains.' },
+};
+
+const SHORT: Record<Proj, string> = {
+  q_proj: 'q', k_proj: 'k', v_proj: 'v', o_proj: 'o', gate_proj: 'gate', up_proj: 'up', down_proj: 'down',
+};
+
+export function SetupPanel({ locked }: { locked: boolean }) {
+  const s = useApp((x) => x.state);
+  const set = useApp((x) => x.set);
+  const models = useLibrary((x) => x.models);
+  const libraryLoaded = useLibrary((x) => x.loaded);
+  const runState = useRun((x) => x.state);
+  const trainedSteps = useRun((x) => x.history.steps.length);
+  const task = useMemo(() => makeTask(s.task, s.difficulty), [s.task, s.difficulty]);
+  const trained = isTrainedMethod(s.method);
+  const off = locked;
+
+  const modelOptions = models.map((m) => {
+    const c = m.config as { hidden_size?: number; num_hidden_layers?: number };
+    return { value: m.id, label: `${m.name} — d${c.hidden_size ?? '?'}×${c.num_hidden_layers ?? '?'}` };
+  });
+  if (!models.some((m) => m.id === s.model)) modelOptions.unshift({ value: s.model, label: `${s.model} (${libraryLoaded ? 'not in the library' : 'loading…'})` });
+
+  const setTask = (t: TaskName) => set({ task: t, topology: defaultTopology(t, s.difficulty) });
+  const toggleTarget = (p: Proj) => {
+    const has = s.targets.includes(p);
+    if (has && s.targets.length === 1) return;
+    set({ targets: PROJS.filter((x) => (x === p ? !has : s.targets.includes(x))) });
+  };
+
+  return (
+    <section className="panel setup" aria-labelledby="setup-title">
+      <h2 id="setup-title">Setup</h2>
+      {locked && (
+        <p className="muted small lock-note">
+          {runState === 'paused' ? 'Paused' : 'Training'}: reset the run to change the setup.
+        </p>
+      )}
+      {!locked && (runState === 'done' || runState === 'stopped') && trainedSteps > 0 && (
+        <p className="muted small lock-note">Changing the setup clears this run: save its adapters first to keep them.</p>
+      )}
+      <h3>Task</h3>
+      <div className="row2 task-row">
+        <SelectField
+          label="Task"
+          value={s.task}
+          testId="task"
+          disabled={off}
+          options={TASK_NAMES.map((t) => ({ value: t, label: t }))}
+          onChange={setTask}
+        />
+        <SelectField
+          label="Difficulty"
+          value={String(s.difficulty)}
+          testId="difficulty"
+          disabled={off}
+          hint="1 (easiest) to 5"
+          options={Array.from({ length: MAX_DIFFICULTY - MIN_DIFFICULTY + 1 }, (_, i) => String(MIN_DIFFICULTY + i)).map((d) => ({ value: d, label: d }))}
+          onChange={(d) => set({ difficulty: Number(d) })}
+        />
+      </div>
+      <p className="muted small task-about" title={task.description}>
+        {task.description} Chance {(task.chance * 100).toFixed(task.chance < 0.01 ? 2 : 0)}%.
+      </p>
+
+      <h3>Method</h3>
+      <SelectField
+        label="Communication"
+        value={s.method}
+        testId="method"
+        disabled={off}
+        options={METHODS.map((m) => ({ value: m, label: METHOD_INFO[m].label, title: METHOD_INFO[m].about }))}
+        onChange={(m) => set({ method: m })}
+      />
+      <p className="muted small">{METHOD_INFO[s.method].about}</p>
+      <SelectField label="Base model" value={s.model} testId="model" disabled={off} options={modelOptions} onChange={(m) => set({ model: m })} />
+
+      <h3 title={trained ? undefined : 'This method trains no adapters'}>LoRA{trained ? '' : ' · unused'}</h3>
+      <div className="row2">
+        <SelectField
+          label="Rank r"
+          value={String(s.rank)}
+          disabled={off || !trained}
+          testId="rank"
+          options={[...new Set([1, 2, 4, 8, 16, 32, s.rank])].sort((a, b) => a - b).map((r) => ({ value: String(r), label: String(r) }))}
+          onChange={(v) => set({ rank: Number(v) })}
+        />
+        <NumberField label="Alpha" value={s.alpha} min={0.01} max={1024} disabled={off || !trained} testId="alpha" onChange={(v) => set({ alpha: v })} />
+      </div>
+      <div className="field">
+        <span className="label-like">Targets</span>
+        <div className="chips toggle" role="group" aria-label="LoRA target modules">
+          {PROJS.map((p) => (
+            <button
+              key={p}
+              type="button"
+              className={s.targets.includes(p) ? 'on' : ''}
+              aria-pressed={s.targets.includes(p)}
+              disabled={off || !trained}
+              title={p}
+              onClick={() => toggleTarget(p)}
+            >
+              {SHORT[p]}
+            </button>
+          ))}
+        </div>
+      </div>
+
+      <h3>Training</h3>
+      <div className="row2">
+        <NumberField label="Learning rate" value={s.lr} min={1e-6} max={1} disabled={off || !trained} testId="lr" onChange={(v) => set({ lr: v })} />
+        <NumberField label="Steps" value={s.steps} min={1} max={100000} integer disabled={off || !trained} testId="steps" onChange={(v) => set({ steps: v })} />
+      </div>
+      <div className="row2">
+        <NumberField label="Batch" value={s.batch} min={1} max={256} integer disabled={off} testId="batch" onChange={(v) => set({ batch: v })} />
+        <div className="seed-field">
+          <NumberField label="Seed" value={s.seed} min={0} max={2 ** 31 - 1} integer disabled={off} testId="seed" onChange={(v) => set({ seed: v })} />
+          <button
+            type="button"
+            className="icon dice"
+            disabled={off}
+            aria-label="New random seed"
+            onClick={() => set({ seed: Math.floor(Math.random() * 100000) })}
+            title="A new seed: new data order, new adapter init, new sampling"
+          >
+            ⚄
+          </button>
+        </div>
+      </div>
+      <details className="more">
+        <summary>More</summary>
+        <SelectField
+          label="Latent map"
+          value={s.latentMap}
+          disabled={off}
+          hint="How a latent step's last hidden state is mapped back to an input embedding"
+          options={[
+            { value: 'ridge', label: 'ridge (W_a)' },
+            { value: 'identity', label: 'identity' },
+          ]}
+          onChange={(v) => set({ latentMap: v })}
+        />
+        <SelectField
+          label="Positions"
+          value={s.positions}
+          disabled={off}
+          hint="RoPE positions of the agents: 'stream' puts each agent after the ones it reads (a receiver continues after every position it reads); 'prefix' starts each agent at its prefix length"
+          options={[
+            { value: 'stream', label: 'stream (after what it reads)' },
+            { value: 'prefix', label: 'prefix (after its prefix)' },
+          ]}
+          onChange={(v) => set({ positions: v })}
+        />
+        <div className="row2">
+          <NumberField label="Text budget" value={s.textBudget} min={1} max={64} integer disabled={off} hint="Tokens a text message may hold" onChange={(v) => set({ textBudget: v })} />
+          <NumberField label="Eval every" value={s.evalEvery} min={0} max={100000} integer disabled={off} testId="eval-every" hint="Held-out evaluation every N steps (0: only at the end)" onChange={(v) => set({ evalEvery: v })} />
+        </div>
+        <NumberField label="Eval episodes" value={s.evalSize} min={1} max={4096} integer disabled={off} testId="eval-size" onChange={(v) => set({ evalSize: v })} />
+      </details>
+    </section>
+  );
+}

@@ -1,0 +1,274 @@
+// The page's shareable state, after TensorFlow Playground's state.ts: one table of every property a
+// person sets, with its type, default and bounds, serialised to and from the URL hash in one place.
+// A link restores the setup exactly (the same config and seed give the same numbers); the library
+// is not in the link (it lives in IndexedDB).
+//
+// Hash form: #task=lookup&difficulty=1&method=diffmas&...&topology=v1;a0:0:4:o:table,...;a0-a1;a1
+// Values are URI-encoded except ; : , which stay readable; the topology goes in as serializeTopology
+// writes it (already URL-safe). Unknown keys are ignored; a bad value keeps the default and is reported.
+import { presetForTask, parseTopology, serializeTopology, type Topology } from '../mas/topology';
+import { PROJS, type Proj } from '../model/config';
+import { MAX_DIFFICULTY, MIN_DIFFICULTY, SPLITS, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
+import { METHODS, type MethodName, type RunConfig } from '../worker/api';
+
+export interface AppState {
+  // the run
+  task: TaskName;
+  difficulty: number;
+  method: MethodName;
+  model: string;
+  rank: number;
+  alpha: number;
+  targets: Proj[];
+  lr: number;
+  steps: number;
+  batch: number;
+  seed: number;
+  latentMap: 'ridge' | 'identity';
+  positions: 'stream' | 'prefix';
+  textBudget: number;
+  evalEvery: number;
+  evalSize: number;
+  topology: Topology;
+  // the latent-message view
+  split: Split;
+  example: number;
+  layer: string;
+  head: string;
+  // the curves
+  smoothing: number;
+  // compare
+  compareMethods: MethodName[];
+  compareSeeds: number[];
+}
+
+type PropType = 'int' | 'number' | 'enum' | 'string' | 'list' | 'ints' | 'topology';
+
+interface Prop<K extends keyof AppState = keyof AppState> {
+  name: K;
+  type: PropType;
+  /** enum/list: the allowed values */
+  options?: readonly string[];
+  min?: number;
+  max?: number;
+}
+
+/** Every user-settable property: name in the hash = field name. */
+export const PROPS: readonly Prop[] = [
+  { name: 'task', type: 'enum', options: TASK_NAMES },
+  { name: 'difficulty', type: 'int', min: MIN_DIFFICULTY, max: MAX_DIFFICULTY },
+  { name: 'method', type: 'enum', options: METHODS },
+  { name: 'model', type: 'string' },
+  { name: 'rank', type: 'int', min: 1, max: 64 },
+  { name: 'alpha', type: 'number', min: 0.01, max: 1024 },
+  { name: 'targets', type: 'list', options: PROJS },
+  { name: 'lr', type: 'number', min: 1e-6, max: 1 },
+  { name: 'steps', type: 'int', min: 1, max: 100000 },
+  { name: 'batch', type: 'int', min: 1, max: 256 },
+  { name: 'seed', type: 'int', min: 0, max: 2 ** 31 - 1 },
+  { name: 'latentMap', type: 'enum', options: ['ridge', 'identity'] },
+  { name: 'positions', type: 'enum', options: ['stream', 'prefix'] },
+  { name: 'textBudget', type: 'int', min: 1, max: 64 },
+  { name: 'evalEvery', type: 'int', min: 0, max: 100000 },
+  { name: 'evalSize', type: 'int', min: 1, max: 4096 },
+  { name: 'topology', type: 'topology' },
+  { name: 'split', type: 'enum', options: SPLITS },
+  { name: 'example', type: 'int', min: 0, max: 100000 },
+  { name: 'layer', type: 'string' },
+  { name: 'head', type: 'string' },
+  { name: 'smoothing', type: 'number', min: 0, max: 0.999 },
+  { name: 'compareMethods', type: 'list', options: METHODS },
+  { name: 'compareSeeds', type: 'ints', min: 0, max: 2 ** 31 - 1 },
+];
+
+/** The default topology of a task: one agent per role, wired as the task's flow. */
+export function defaultTopology(task: TaskName, difficulty = 1): Topology {
+  return presetForTask(makeTask(task, difficulty));
+}
+
+export const DEFAULT_STATE: Readonly<AppState> = Object.freeze({
+  task: 'lookup',
+  difficulty: 1,
+  method: 'diffmas',
+  model: 'builtin:toy',
+  rank: 8,
+  alpha: 16,
+  targets: [...PROJS],
+  lr: 0.01,
+  steps: 400,
+  batch: 32,
+  seed: 1,
+  latentMap: 'ridge',
+  positions: 'stream',
+  textBudget: 8,
+  evalEvery: 50,
+  evalSize: 128,
+  topology: defaultTopology('lookup'),
+  split: 'heldout',
+  example: 0,
+  layer: 'avg',
+  head: 'avg',
+  smoothing: 0.6,
+  compareMethods: ['single', 'text', 'latentmas', 'diffmas'],
+  compareSeeds: [1, 2, 3],
+} satisfies AppState);
+
+function encodeValue(s: string): string {
+  return encodeURIComponent(s).replace(/%3B/g, ';').replace(/%3A/g, ':').replace(/%2C/g, ',');
+}
+
+/** The text of a property in the hash. The topology form is already URL-safe (names are URI-encoded
+ * inside it), so it goes in as is: a link keeps its exact text when the page writes it back. */
+function hashText(p: Prop, v: unknown): string {
+  const text = writeValue(p, v);
+  return p.type === 'topology' ? text : encodeValue(text);
+}
+
+function unhashText(p: Prop, text: string): string {
+  return p.type === 'topology' ? text : decodeURIComponent(text);
+}
+
+function writeValue(p: Prop, v: unknown): string {
+  switch (p.type) {
+    case 'topology':
+      return serializeTopology(v as Topology);
+    case 'list':
+    case 'ints':
+      return (v as unknown[]).join(',');
+    default:
+      return String(v);
+  }
+}
+
+/** Parses one property; throws a sentence when the text is not a valid value. */
+function readValue(p: Prop, text: string): unknown {
+  const range = (n: number) => {
+    if (p.min !== undefined && n < p.min) throw new Error(`${n} is below ${p.min}`);
+    if (p.max !== undefined && n > p.max) throw new Error(`${n} is above ${p.max}`);
+    return n;
+  };
+  switch (p.type) {
+    case 'int': {
+      if (!/^-?\d+$/.test(text)) throw new Error(`"${text}" is not a whole number`);
+      return range(Number(text));
+    }
+    case 'number': {
+      const n = Number(text);
+      if (text.trim() === '' || !Number.isFinite(n)) throw new Error(`"${text}" is not a number`);
+      return range(n);
+    }
+    case 'enum':
+      if (!p.options!.includes(text)) throw new Error(`"${text}" is not one of ${p.options!.join(', ')}`);
+      return text;
+    case 'string':
+      if (text.length > 200) throw new Error('the value is too long');
+      return text;
+    case 'list': {
+      const items = text === '' ? [] : text.split(',');
+      for (const it of items) if (!p.options!.includes(it)) throw new Error(`"${it}" is not one of ${p.options!.join(', ')}`);
+      return [...new Set(items)];
+    }
+    case 'ints': {
+      const items = text === '' ? [] : text.split(',');
+      return [...new Set(items.map((it) => {
+        if (!/^\d+$/.test(it)) throw new Error(`"${it}" is not a whole number`);
+        return range(Number(it));
+      }))];
+    }
+    case 'topology':
+      // Kept even when invalid: the editor shows what is wrong and the run refuses it.
+      return parseTopology(text, { validate: false });
+  }
+}
+
+/** The URL hash (without '#') of a state: every property, in table order. */
+export function serializeState(s: AppState): string {
+  return PROPS.map((p) => `${p.name}=${hashText(p, s[p.name])}`).join('&');
+}
+
+export interface ParsedState {
+  state: AppState;
+  /** One sentence per value of the link that could not be used. */
+  problems: string[];
+}
+
+/** Reads a URL hash ('#a=1&b=2' or 'a=1&b=2'); what is absent or bad keeps its default. */
+export function parseState(hash: string): ParsedState {
+  const state = structuredClone(DEFAULT_STATE) as AppState;
+  const problems: string[] = [];
+  const text = hash.replace(/^#/, '');
+  const given = new Map<string, string>();
+  for (const pair of text ? text.split('&') : []) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) given.set(pair.slice(0, eq), pair.slice(eq + 1));
+  }
+  for (const p of PROPS) {
+    const raw = given.get(p.name);
+    if (raw === undefined) continue;
+    try {
+      let v: string;
+      try {
+        v = unhashText(p, raw);
+      } catch {
+        throw new Error('it is badly escaped');
+      }
+      (state as unknown as Record<string, unknown>)[p.name] = readValue(p, v);
+    } catch (e) {
+      problems.push(`The link's ${p.name} is not usable (${(e as Error).message}); the default is used.`);
+    }
+  }
+  // A task given without a topology gets that task's own default topology.
+  if (given.has('task') && !given.has('topology')) state.topology = defaultTopology(state.task, state.difficulty);
+  return { state, problems };
+}
+
+/** The RunConfig a state describes. */
+export function runConfigOf(s: AppState): RunConfig {
+  return {
+    task: s.task,
+    difficulty: s.difficulty,
+    topology: structuredClone(s.topology),
+    method: s.method,
+    modelId: s.model,
+    lora: { r: s.rank, alpha: s.alpha, targets: [...s.targets] },
+    lr: s.lr,
+    steps: s.steps,
+    batch: s.batch,
+    seed: s.seed,
+    latentMap: s.latentMap,
+    positions: s.positions,
+    textBudget: s.textBudget,
+    evalEvery: s.evalEvery,
+    evalSize: s.evalSize,
+  };
+}
+
+/** The page state a saved run configuration describes (used to load an adapter's setup). */
+export function stateOfRunConfig(base: AppState, c: RunConfig): AppState {
+  return {
+    ...base,
+    task: c.task,
+    difficulty: c.difficulty,
+    topology: structuredClone(c.topology),
+    method: c.method,
+    model: c.modelId,
+    rank: c.lora.r,
+    alpha: c.lora.alpha,
+    targets: [...c.lora.targets],
+    lr: c.lr,
+    steps: c.steps,
+    batch: c.batch,
+    seed: c.seed,
+    latentMap: c.latentMap,
+    positions: c.positions ?? 'stream',
+    textBudget: c.textBudget,
+    evalEvery: c.evalEvery,
+    evalSize: c.evalSize,
+  };
+}
+
+/** Properties that decide a run's numbers: changing one makes the current run stale. */
+export const RUN_PROPS: readonly (keyof AppState)[] = [
+  'task', 'difficulty', 'method', 'model', 'rank', 'alpha', 'targets', 'lr', 'steps', 'batch', 'seed', 'latentMap',
+  'positions', 'textBudget', 'evalEvery', 'evalSize', 'topology',
+];
