@@ -104,7 +104,7 @@ function specKey(spec: KernelSpec): string {
 }
 
 export interface MemoryStats {
-  /** Bytes of live tensors and uniform buffers. */
+  /** Bytes of live tensors (uniform and staging buffers, a few bytes each, are not counted). */
   current: number;
   peak: number;
   tensors: number;
