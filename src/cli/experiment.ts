@@ -2,12 +2,13 @@
 // [--preset tiny|default] [--model DIR] [--steps N] [--difficulty D] [--latent-steps M] [--text-budget N] ...`:
 // trains what needs training, evaluates every method on the same held-out and OOD sets, runs the
 // controls, prints the table, the controls, the loss curves and the findings (src/mas/experiment.ts).
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createNodeGpu } from '../gpu/node';
 import { encodeAdapter } from '../storage/peft';
 import { makeTask, TASK_NAMES } from '../tasks/tasks';
-import { METHODS, type CompareRequest, type MethodName } from '../worker/api';
+import { METHODS, type CompareRequest, type ExperimentReport, type MethodName } from '../worker/api';
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
 import { Args, UsageError } from './args';
@@ -33,6 +34,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'no-controls', help: 'skip the shuffle and zero controls', flag: true },
     { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
+    { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
     { name: 'quiet', help: 'print only the results', flag: true },
   ], 'usage: npm run experiment -- --task lookup --topology preset --methods single,text,latentmas,diffmas --seeds 3 [--preset tiny]');
   if (args.help) {
@@ -80,12 +82,31 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const gpu = await createNodeGpu();
   const device = gpu.report.description || gpu.report.vendor;
   const saveDir = args.str('save-adapters');
+  const extraArgs = () => ({ preset: presetName, model: modelDir, topologyArg: args.str('topology'), device });
+  // the fields of a saved report's args that decide its numbers
+  const pick = (a: Record<string, unknown>) => Object.fromEntries(Object.keys(req.base).map((k) => [k, a[k]]));
   if (!quiet) {
     console.log(`device: ${device}; base ${modelDir} (d=${base.config.hidden_size}, ${base.config.num_hidden_layers} layers)`);
     console.log(`task ${task.name} d=${difficulty}; topology ${args.str('topology')}: ${topology.agents.map((a) => `${a.id}(part ${a.role}, ${a.latentSteps} latent)`).join(', ')}; edges ${topology.edges.map((e) => e.join('->')).join(', ')}`);
     console.log(`methods ${methods.join(', ')}; seeds ${seeds.join(', ')}; steps ${req.base.steps}, batch ${req.base.batch}, lr ${req.base.lr}, LoRA r=${r} on ${preset.targets.join(',')}, eval ${req.base.evalSize}/split`);
   }
   if (saveDir) await writeFolder(path.join(saveDir, 'base'), await readFolder(modelDir));
+  const json = args.str('json');
+  let previous: ExperimentReport | undefined;
+  if (args.has('resume')) {
+    if (!json) throw new UsageError('--resume needs --json FILE (the partial report to continue)');
+    if (existsSync(json)) {
+      const old = JSON.parse(await readFile(json, 'utf8')) as ExperimentReport;
+      if (JSON.stringify(pick(old.args)) !== JSON.stringify(pick(req.base as unknown as Record<string, unknown>))) {
+        throw new UsageError(`--resume: ${json} was made with other settings (task, topology, steps, ...); only --methods and --seeds may change`);
+      }
+      previous = old;
+      if (!quiet) console.log(`resuming from ${json}: ${old.rows.length} rows kept`);
+    }
+  }
+  const save = async (r: ExperimentReport) => {
+    if (json) await writeFile(json, JSON.stringify({ ...r, args: { ...r.args, ...extraArgs() } }, null, 2) + '\n');
+  };
   const t0 = performance.now();
   let last = 0;
   const report = await runExperiment(gpu, base, req, (message, fraction) => {
@@ -96,6 +117,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     }
   }, {
     controls: !args.has('no-controls'),
+    previous,
+    onPartial: save,
     onAdapters: saveDir
       ? async (method, seed, adapters) => {
           for (const a of adapters) {
@@ -107,11 +130,10 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       : undefined,
   });
   const seconds = (performance.now() - t0) / 1000;
-  report.args = { ...report.args, preset: presetName, model: modelDir, topologyArg: args.str('topology'), device, seconds };
+  report.args = { ...report.args, ...extraArgs(), seconds };
   console.log(`\n${formatTable(report)}\n\ncontrols (heldout accuracy):\n${formatControls(report)}\n\ntraining loss (mean over seeds, per 25 steps):\n${formatCurves(report)}\n`);
   for (const f of report.findings) console.log(`- ${f}`);
   console.log(`\n${seconds.toFixed(0)} s on ${device}`);
-  const json = args.str('json');
   if (json) {
     await writeFile(json, JSON.stringify(report, null, 2) + '\n');
     if (!quiet) console.log(`wrote ${json}`);

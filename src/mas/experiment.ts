@@ -28,6 +28,10 @@ export interface ExperimentOptions {
   splits?: readonly Split[];
   /** An engine over the same base model to reuse (the worker keeps one). */
   engine?: MasEngine;
+  /** A partial report of the same request (an interrupted run): its (method, seed) results are kept, not rerun. */
+  previous?: ExperimentReport;
+  /** Called after every (method, seed) with the report so far (the CLI saves it, so a run can resume). */
+  onPartial?: (report: ExperimentReport) => Promise<void> | void;
 }
 
 /** Two-sided 95% quantile of Student's t with df degrees of freedom. */
@@ -170,6 +174,15 @@ export async function runExperiment(
   try {
     for (const seed of req.seeds) {
       for (const method of req.methods) {
+        const prev = opts.previous;
+        if (prev && splits.every((sp) => prev.rows.some((r) => r.method === method && r.seed === seed && r.split === sp))) {
+          report.rows.push(...prev.rows.filter((r) => r.method === method && r.seed === seed && splits.includes(r.split)));
+          report.controls.push(...prev.controls.filter((c) => c.method === method && c.seed === seed));
+          report.curves!.push(...(prev.curves ?? []).filter((c) => c.method === method && c.seed === seed));
+          done++;
+          say(`seed ${seed} ${method}: kept from the previous run`);
+          continue;
+        }
         const config: RunConfig = { ...req.base, method, seed };
         const run = new Run(engine, config);
         try {
@@ -200,6 +213,7 @@ export async function runExperiment(
         }
         done++;
         say(`seed ${seed} ${method}: done`);
+        await opts.onPartial?.(report);
       }
     }
   } finally {
