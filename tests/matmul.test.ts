@@ -36,7 +36,8 @@ describe('matmul kernels vs the CPU reference', () => {
   }
 
   for (const variant of ['tiled', 'direct'] as MatmulVariant[])
-  it(`${variant}: accumulates with alpha and beta, and runs batches with strides`, async () => {
+  for (const layout of ['nn', 'nt', 'tn'] as MatmulLayout[])
+  it(`${variant} ${layout}: accumulates with alpha and beta, and runs batches with strides`, async () => {
     const gpu = await testGpu();
     const [M, N, K, batch] = [19, 23, 29, 3];
     const a = randn(batch * M * K, 1);
@@ -45,11 +46,11 @@ describe('matmul kernels vs the CPU reference', () => {
     const ta = gpu.tensor([batch * M * K], 'A', a);
     const tb = gpu.tensor([batch * K * N], 'B', b);
     const tc = gpu.tensor([batch * M * N], 'C', c0);
-    matmul(gpu, ta, tb, tc, M, N, K, { layout: 'nt', accumulate: true, alpha: 0.5, beta: 2, batch, variant });
+    matmul(gpu, ta, tb, tc, M, N, K, { layout, accumulate: true, alpha: 0.5, beta: 2, batch, variant });
     const got = await gpu.read(tc);
     for (let z = 0; z < batch; z++) {
       const ref = matmulRef(
-        a.subarray(z * M * K, (z + 1) * M * K), b.subarray(z * K * N, (z + 1) * K * N), M, N, K, 'nt',
+        a.subarray(z * M * K, (z + 1) * M * K), b.subarray(z * K * N, (z + 1) * K * N), M, N, K, layout,
         c0.subarray(z * M * N, (z + 1) * M * N), 0.5, 2,
       );
       expect(maxRelErr(got.subarray(z * M * N, (z + 1) * M * N), ref)).toBeLessThan(TOL);
