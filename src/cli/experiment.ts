@@ -11,6 +11,7 @@ import { makeTask, TASK_NAMES } from '../tasks/tasks';
 import { METHODS, type CompareRequest, type ExperimentReport, type MethodName } from '../worker/api';
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
+import { PROJS, type Proj } from '../model/config';
 import { Args, UsageError } from './args';
 import { loadBaseModel, readFolder, writeFolder } from './files';
 
@@ -29,6 +30,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'batch', help: 'episodes per step and per evaluation batch (default: the preset\u2019s)' },
     { name: 'lr', help: 'learning rate of the adapters (default: the preset\u2019s)' },
     { name: 'rank', help: 'LoRA rank r (alpha = 2r; default: the preset\u2019s)' },
+    { name: 'targets', help: `comma-separated projections that get LoRA (${PROJS.join(', ')}; default: the preset\u2019s)` },
     { name: 'eval-size', help: 'episodes per evaluation split (default: the preset\u2019s)' },
     { name: 'latent-map', help: 'latent map: ridge or identity', default: 'ridge' },
     { name: 'no-controls', help: 'skip the shuffle and zero controls', flag: true },
@@ -63,11 +65,12 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const latentMap = args.str('latent-map');
   if (latentMap !== 'ridge' && latentMap !== 'identity') throw new UsageError(`--latent-map must be ridge or identity, got '${latentMap}'`);
   const r = args.int('rank', 1, 64) ?? preset.rank;
+  const targets = args.has('targets') ? parseTargets(args.str('targets')!) : preset.targets;
   const modelDir = args.str('model') ?? preset.model;
   const req: CompareRequest = {
     base: {
       task: task.name, difficulty, topology, modelId: modelDir,
-      lora: { r, alpha: 2 * r, targets: preset.targets },
+      lora: { r, alpha: 2 * r, targets },
       lr: args.num('lr', 1e-6, 1) ?? preset.lr,
       steps: args.int('steps', 1, 100_000) ?? preset.steps,
       batch: args.int('batch', 1, 256) ?? preset.batch,
@@ -88,7 +91,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (!quiet) {
     console.log(`device: ${device}; base ${modelDir} (d=${base.config.hidden_size}, ${base.config.num_hidden_layers} layers)`);
     console.log(`task ${task.name} d=${difficulty}; topology ${args.str('topology')}: ${topology.agents.map((a) => `${a.id}(part ${a.role}, ${a.latentSteps} latent)`).join(', ')}; edges ${topology.edges.map((e) => e.join('->')).join(', ')}`);
-    console.log(`methods ${methods.join(', ')}; seeds ${seeds.join(', ')}; steps ${req.base.steps}, batch ${req.base.batch}, lr ${req.base.lr}, LoRA r=${r} on ${preset.targets.join(',')}, eval ${req.base.evalSize}/split`);
+    console.log(`methods ${methods.join(', ')}; seeds ${seeds.join(', ')}; steps ${req.base.steps}, batch ${req.base.batch}, lr ${req.base.lr}, LoRA r=${r} on ${targets.join(',')}, eval ${req.base.evalSize}/split`);
   }
   if (saveDir) await writeFolder(path.join(saveDir, 'base'), await readFolder(modelDir));
   const json = args.str('json');
@@ -141,4 +144,12 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (saveDir && !quiet) console.log(`wrote adapters under ${saveDir}`);
   gpu.dispose();
   return 0;
+}
+
+function parseTargets(text: string): Proj[] {
+  const list = text.split(',').map((t) => t.trim()).filter(Boolean);
+  const bad = list.filter((t) => !(PROJS as readonly string[]).includes(t));
+  if (!list.length || bad.length) throw new UsageError(`--targets: ${bad.length ? `unknown ${bad.join(', ')}` : 'empty'} (have: ${PROJS.join(', ')})`);
+  if (new Set(list).size !== list.length) throw new UsageError('--targets: a projection is listed twice');
+  return list as Proj[];
 }
