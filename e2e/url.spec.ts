@@ -58,7 +58,7 @@ test('a bad value in a link keeps its default and says so', async ({ page }) => 
   await expect(note).toContainText('lr');
   await expect(note).toContainText('batch');
   await expect(note).toContainText('method');
-  await expect(page.getByTestId('lr')).toHaveValue('0.01');
+  await expect(page.getByTestId('lr')).toHaveValue('0.003');
   await expect(page.getByTestId('method')).toHaveValue('diffmas');
 });
 

@@ -7,7 +7,7 @@
 // Values are URI-encoded except ; : , which stay readable; the topology goes in as serializeTopology
 // writes it (already URL-safe). Unknown keys are ignored; a bad value keeps the default and is reported.
 import { presetForTask, parseTopology, serializeTopology, type Topology } from '../mas/topology';
-import { PROJS, type Proj } from '../model/config';
+import { ATTENTION_PROJS, PROJS, type Proj } from '../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, SPLITS, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
 import { METHODS, type MethodName, type RunConfig } from '../worker/api';
 
@@ -93,9 +93,10 @@ export const DEFAULT_STATE: Readonly<AppState> = Object.freeze({
   model: 'builtin:toy',
   rank: 8,
   alpha: 16,
-  targets: [...PROJS],
-  lr: 0.01,
-  steps: 400,
+  // the settings of the measured toy experiment (bench/EXPERIMENT.md: `npm run experiment`'s default preset)
+  targets: [...ATTENTION_PROJS],
+  lr: 0.003,
+  steps: 800,
   batch: 32,
   seed: 1,
   latentMap: 'ridge',
