@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// Turns experiment reports (npm run experiment -- --json FILE) into the Markdown of
+// bench/EXPERIMENT.md, and optionally an SVG of the training-loss curves.
+//   node bench/report.mjs FILE.json [...]            one section per file: table, controls, curve, findings
+//   node bench/report.mjs --svg OUT.svg FILE.json    the loss curves of FILE (mean over seeds, smoothed)
+// Plain Node, no dependencies: it only reads the JSON the experiment command writes.
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const load = (file) => JSON.parse(readFileSync(file, 'utf8'));
+const meanOf = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** Mean loss over seeds per step for each trained method. */
+function meanCurves(report) {
+  const out = new Map();
+  for (const method of [...new Set((report.curves ?? []).map((c) => c.method))]) {
+    const cs = report.curves.filter((c) => c.method === method);
+    const n = Math.min(...cs.map((c) => c.losses.length));
+    out.set(method, Array.from({ length: n }, (_, i) => meanOf(cs.map((c) => c.losses[i]))));
+  }
+  return out;
+}
+
+const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262];
+/** The summary rows of a report; recomputed from its rows when it was saved partway (no summary yet). */
+function summary(r) {
+  if (r.summary?.length) return r.summary;
+  const keys = [...new Set(r.rows.map((x) => `${x.method}|${x.split}`))];
+  return keys.map((k) => {
+    const [method, split] = k.split('|');
+    const rows = r.rows.filter((x) => x.method === method && x.split === split);
+    const acc = rows.map((x) => x.accuracy);
+    const m = meanOf(acc);
+    const sd = Math.sqrt(acc.reduce((a, b) => a + (b - m) ** 2, 0) / (acc.length - 1));
+    const avg = (f) => meanOf(rows.map(f));
+    return {
+      method, split, seeds: rows.length, accuracyMean: m, accuracyCi: rows.length > 1 ? (T95[rows.length - 2] * sd) / Math.sqrt(rows.length) : NaN,
+      validity: avg((x) => x.validity), entropy: avg((x) => x.entropy), messageFloats: avg((x) => x.messageFloats),
+      messageTokens: avg((x) => x.messageTokens), trainSeconds: avg((x) => x.trainSeconds),
+    };
+  });
+}
+
+function section(file) {
+  const r = load(file);
+  r.summary = summary(r);
+  const a = r.args;
+  const lines = [];
+  lines.push(`### ${file}`, '');
+  lines.push(
+    `task ${a.task} d=${a.difficulty}, base ${a.model ?? a.modelId}, senders' latent steps ${a.topology.agents.map((x) => x.latentSteps).join('/')}, ` +
+      `text budget ${a.textBudget}, ${a.steps} steps x batch ${a.batch}, lr ${a.lr}, LoRA r=${a.lora.r} on ${a.lora.targets.join(',')}, ` +
+      `seeds ${[...new Set(r.rows.map((x) => x.seed))].join(',')}, ${a.evalSize} episodes per split; chance ${f3(r.chance?.heldout)} (heldout), ${f3(r.chance?.ood)} (ood)` +
+      (a.seconds ? `; ${Math.round(a.seconds)} s on ${a.device}` : a.device ? `; on ${a.device}` : ''),
+    '',
+  );
+  lines.push('| method | split | accuracy (mean ± 95% CI) | validity | answer entropy (nats) | message floats | message tokens | train s/seed |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const s of r.summary) {
+    lines.push(
+      `| ${s.method} | ${s.split} | ${f3(s.accuracyMean)} ± ${f3(s.accuracyCi)} | ${s.validity.toFixed(2)} | ${s.entropy.toFixed(2)} | ${Math.round(s.messageFloats)} | ${s.messageTokens.toFixed(1)} | ${Math.round(s.trainSeconds)} |`,
+    );
+  }
+  const controlled = [...new Set(r.controls.map((c) => c.method))];
+  if (controlled.length) {
+    lines.push('', '| method | heldout accuracy | shuffled messages | zeroed trace |', '|---|---:|---:|---:|');
+    for (const m of controlled) {
+      const own = r.summary.find((s) => s.method === m && s.split === 'heldout');
+      const c = (kind) => {
+        const xs = r.controls.filter((x) => x.method === m && x.control === kind).map((x) => x.accuracy);
+        return xs.length ? f3(meanOf(xs)) : '-';
+      };
+      lines.push(`| ${m} | ${f3(own?.accuracyMean)} | ${c('shuffle')} | ${c('zero')} |`);
+    }
+  }
+  const curves = meanCurves(r);
+  if (curves.size) {
+    const n = Math.max(...[...curves.values()].map((c) => c.length));
+    const every = Math.max(1, Math.round(n / 8));
+    const cols = [];
+    for (let i = every; i <= n; i += every) cols.push(i);
+    lines.push('', `training loss, mean over seeds, averaged over the ${every} steps before each column:`, '');
+    lines.push(`| method | ${cols.join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`);
+    for (const [m, c] of curves) lines.push(`| ${m} | ${cols.map((i) => f3(meanOf(c.slice(Math.max(0, i - every), i)))).join(' | ')} |`);
+  }
+  lines.push('', ...r.findings.map((f) => `- ${f}`), '');
+  return lines.join('\n');
+}
+
+function svg(file) {
+  const curves = meanCurves(load(file));
+  const W = 640, H = 300, L = 50, R = 140, T = 14, B = 34;
+  const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+  const smooth = (c, k) => c.map((_, i) => meanOf(c.slice(Math.max(0, i - k + 1), i + 1)));
+  const series = [...curves].map(([m, c]) => [m, smooth(c, 25)]);
+  const all = series.flatMap(([, c]) => c);
+  const n = Math.max(...series.map(([, c]) => c.length));
+  const lo = Math.floor(Math.min(...all) * 10) / 10, hi = Math.ceil(Math.max(...all) * 10) / 10;
+  const x = (i) => L + (i / (n - 1)) * (W - L - R);
+  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`];
+  for (let k = 0; k <= 4; k++) {
+    const v = lo + ((hi - lo) * k) / 4;
+    out.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/><text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(2)}</text>`);
+  }
+  for (let k = 0; k <= 4; k++) {
+    const i = Math.round(((n - 1) * k) / 4);
+    out.push(`<text x="${x(i)}" y="${H - B + 16}" text-anchor="middle">${i + 1}</text>`);
+  }
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 4}" text-anchor="middle">step (training loss, mean over seeds, 25-step moving average)</text>`);
+  series.forEach(([m, c], j) => {
+    const d = c.map((v, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join('');
+    out.push(`<path d="${d}" fill="none" stroke="${colors[j % colors.length]}" stroke-width="1.5"/>`);
+    out.push(`<text x="${W - R + 8}" y="${T + 14 + 16 * j}" fill="${colors[j % colors.length]}">${m}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+const argv = process.argv.slice(2);
+if (!argv.length || argv.includes('--help')) {
+  console.log('usage: node bench/report.mjs FILE.json [...] | node bench/report.mjs --svg OUT.svg FILE.json');
+} else if (argv[0] === '--svg') {
+  writeFileSync(argv[1], svg(argv[2]));
+} else {
+  console.log(argv.map(section).join('\n'));
+}
