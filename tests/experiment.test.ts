@@ -55,7 +55,7 @@ describe.skipIf(!existsSync(`${preset.model}/model.safetensors`))('experiment at
       expect(s.accuracyCi).toBeCloseTo(ci, 12);
       for (const r of rows) expect(r.episodes).toBe(preset.evalSize);
     }
-    expect(report.rows.filter((r) => r.method === 'latentmas').every((r) => r.messageFloats > 0 && r.trainSeconds === 0)).toBe(true);
+    expect(report.rows.filter((r) => r.method === 'latentmas').every((r) => r.messageFloats > 0 && r.trainSeconds < 5)).toBe(true);
     expect(report.chance!.heldout).toBeCloseTo(0.1, 12);
     expect(report.findings[0]).toMatch(/^heldout ordering/);
     const curves = report.curves!.filter((c) => c.method === 'diffmas');
