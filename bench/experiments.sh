@@ -27,7 +27,7 @@ if want budget; then
   for m in 1 8; do run "tiny-lookup-d1-m$m" --preset tiny --methods latentmas,diffmas --latent-steps "$m" --seeds 3; done
   for b in 2 4; do run "tiny-lookup-d1-text$b" --preset tiny --methods text --text-budget "$b" --seeds 3; done
 fi
-# 4. difficulty knob (tiny): a table of 3 entries
+# 4. difficulty knob (tiny): tables of 3 and 4 entries
 if want difficulty; then
-  for d in 2; do run "tiny-lookup-d$d" --preset tiny --methods single,skyline,text,latentmas,diffmas --difficulty "$d" --seeds 3; done
+  for d in 2 3; do run "tiny-lookup-d$d" --preset tiny --methods single,skyline,text,latentmas,diffmas --difficulty "$d" --seeds 3; done
 fi

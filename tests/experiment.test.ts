@@ -9,7 +9,7 @@
 //  - the report is complete and consistent (rows per method and seed, summary means and intervals
 //    recomputed from the rows, chance, loss curves with a finite loss at every step).
 // It trains 3 x 800 DiffMAS steps: scripts/test.sh runs this file on lavapipe when it can fetch it
-// (7x SwiftShader; about 10 minutes on a 2-core VM), on SwiftShader otherwise.
+// (7x SwiftShader; 6 minutes on an idle 2-core VM, 13 under load), on SwiftShader otherwise.
 // The figures it reproduces, with the toy-model table, are in bench/EXPERIMENT.md.
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
