@@ -107,10 +107,13 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       if (!quiet) console.log(`resuming from ${json}: ${old.rows.length} rows kept`);
     }
   }
-  const save = async (r: ExperimentReport) => {
-    if (json) await writeFile(json, JSON.stringify({ ...r, args: { ...r.args, ...extraArgs() } }, null, 2) + '\n');
-  };
+  // wall time of every leg of a resumed run, not only of the last one
+  const earlierSeconds = Number(previous?.args?.seconds) || 0;
   const t0 = performance.now();
+  const elapsed = () => earlierSeconds + (performance.now() - t0) / 1000;
+  const save = async (r: ExperimentReport) => {
+    if (json) await writeFile(json, JSON.stringify({ ...r, args: { ...r.args, ...extraArgs(), seconds: elapsed() } }, null, 2) + '\n');
+  };
   let last = 0;
   const report = await runExperiment(gpu, base, req, (message, fraction) => {
     const now = performance.now();
@@ -132,11 +135,11 @@ export async function commandExperiment(argv: string[]): Promise<number> {
         }
       : undefined,
   });
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = elapsed();
   report.args = { ...report.args, ...extraArgs(), seconds };
   console.log(`\n${formatTable(report)}\n\ncontrols (heldout accuracy):\n${formatControls(report)}\n\ntraining loss (mean over seeds, per 25 steps):\n${formatCurves(report)}\n`);
   for (const f of report.findings) console.log(`- ${f}`);
-  console.log(`\n${seconds.toFixed(0)} s on ${device}`);
+  console.log(`\n${seconds.toFixed(0)} s on ${device}${earlierSeconds ? ` (${(seconds - earlierSeconds).toFixed(0)} s in this leg, resumed)` : ''}`);
   if (json) {
     await writeFile(json, JSON.stringify(report, null, 2) + '\n');
     if (!quiet) console.log(`wrote ${json}`);
