@@ -312,5 +312,21 @@ describe('experiment runner', () => {
     expect(b.controls).toEqual(a.controls);
     await expect(runExperiment(gpu, base, { ...req, methods: [] }, () => undefined)).rejects.toThrow(/at least one method/);
     await expect(runExperiment(gpu, base, { ...req, seeds: [1, 1] }, () => undefined)).rejects.toThrow(/listed twice/);
+
+    // resume: an interrupted run (seed 1 only, saved after each pair) continued over both seeds
+    // gives the uninterrupted report; a pair missing a control the new run wants is made again
+    const partials: number[] = [];
+    const part = await runExperiment(gpu, base, { ...req, seeds: [1] }, () => undefined, { onPartial: (r) => void partials.push(r.rows.length) });
+    expect(partials).toEqual([2, 4, 6]);
+    const noControls = await runExperiment(gpu, base, { ...req, seeds: [1], methods: ['latentmas'] }, () => undefined, { controls: false });
+    const kept: string[] = [];
+    const resumed = await runExperiment(gpu, base, req, (m) => void (m.endsWith('kept from the previous run') && kept.push(m)), {
+      previous: { ...part, rows: [...part.rows.filter((r) => r.method !== 'latentmas'), ...noControls.rows], controls: part.controls.filter((c) => c.method !== 'latentmas') },
+    });
+    expect(kept).toEqual(['seed 1 single: kept from the previous run', 'seed 1 diffmas: kept from the previous run']);
+    const key = (r: { method: string; seed: number }) => `${r.method}/${r.seed}`;
+    const sorted = <T extends { method: string; seed: number }>(xs: T[]) => [...xs].sort((x, y) => key(x).localeCompare(key(y)));
+    expect(sorted(resumed.rows).map((r) => [key(r), r.split, r.accuracy, r.loss])).toEqual(sorted(a.rows).map((r) => [key(r), r.split, r.accuracy, r.loss]));
+    expect(sorted(resumed.controls)).toEqual(sorted(a.controls));
   });
 });

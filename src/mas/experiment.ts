@@ -175,10 +175,19 @@ export async function runExperiment(
     for (const seed of req.seeds) {
       for (const method of req.methods) {
         const prev = opts.previous;
-        if (prev && splits.every((sp) => prev.rows.some((r) => r.method === method && r.seed === seed && r.split === sp))) {
-          report.rows.push(...prev.rows.filter((r) => r.method === method && r.seed === seed && splits.includes(r.split)));
-          report.controls.push(...prev.controls.filter((c) => c.method === method && c.seed === seed));
-          report.curves!.push(...(prev.curves ?? []).filter((c) => c.method === method && c.seed === seed));
+        const spec = methodSpec(method);
+        const ofPair = (x: { method: string; seed: number }) => x.method === method && x.seed === seed;
+        // kept only when it holds everything this run would make: every split, every control, and
+        // no adapters to save (those exist only by training again)
+        const keep =
+          prev &&
+          splits.every((sp) => prev.rows.some((r) => ofPair(r) && r.split === sp)) &&
+          (spec.channel === 'none' || controls.every((c) => prev.controls.some((x) => ofPair(x) && x.control === c))) &&
+          !(opts.onAdapters && spec.train !== 'none');
+        if (prev && keep) {
+          report.rows.push(...prev.rows.filter((r) => ofPair(r) && splits.includes(r.split)));
+          report.controls.push(...prev.controls.filter((c) => ofPair(c) && controls.includes(c.control)));
+          report.curves!.push(...(prev.curves ?? []).filter(ofPair));
           done++;
           say(`seed ${seed} ${method}: kept from the previous run`);
           continue;
