@@ -21,29 +21,8 @@ function meanCurves(report) {
   return out;
 }
 
-const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262];
-/** The summary rows of a report; recomputed from its rows when it was saved partway (no summary yet). */
-function summary(r) {
-  if (r.summary?.length) return r.summary;
-  const keys = [...new Set(r.rows.map((x) => `${x.method}|${x.split}`))];
-  return keys.map((k) => {
-    const [method, split] = k.split('|');
-    const rows = r.rows.filter((x) => x.method === method && x.split === split);
-    const acc = rows.map((x) => x.accuracy);
-    const m = meanOf(acc);
-    const sd = Math.sqrt(acc.reduce((a, b) => a + (b - m) ** 2, 0) / (acc.length - 1));
-    const avg = (f) => meanOf(rows.map(f));
-    return {
-      method, split, seeds: rows.length, accuracyMean: m, accuracyCi: rows.length > 1 ? (T95[rows.length - 2] * sd) / Math.sqrt(rows.length) : NaN,
-      validity: avg((x) => x.validity), entropy: avg((x) => x.entropy), messageFloats: avg((x) => x.messageFloats),
-      messageTokens: avg((x) => x.messageTokens), trainSeconds: avg((x) => x.trainSeconds),
-    };
-  });
-}
-
 function section(file) {
   const r = load(file);
-  r.summary = summary(r);
   const a = r.args;
   const lines = [];
   lines.push(`### ${file}`, '');

@@ -316,8 +316,8 @@ describe('experiment runner', () => {
     // resume: an interrupted run (seed 1 only, saved after each pair) continued over both seeds
     // gives the uninterrupted report; a pair missing a control the new run wants is made again
     const partials: number[] = [];
-    const part = await runExperiment(gpu, base, { ...req, seeds: [1] }, () => undefined, { onPartial: (r) => void partials.push(r.rows.length) });
-    expect(partials).toEqual([2, 4, 6]);
+    const part = await runExperiment(gpu, base, { ...req, seeds: [1] }, () => undefined, { onPartial: (r) => void partials.push(r.rows.length, r.summary.length) });
+    expect(partials).toEqual([2, 2, 4, 4, 6, 6]); // rows so far, and a summary row per (method, split)
     const noControls = await runExperiment(gpu, base, { ...req, seeds: [1], methods: ['latentmas'] }, () => undefined, { controls: false });
     const kept: string[] = [];
     const resumed = await runExperiment(gpu, base, req, (m) => void (m.endsWith('kept from the previous run') && kept.push(m)), {

@@ -222,7 +222,12 @@ export async function runExperiment(
         }
         done++;
         say(`seed ${seed} ${method}: done`);
-        await opts.onPartial?.(report);
+        if (opts.onPartial) {
+          // a partial report is a whole one over the pairs done so far
+          report.summary = summarize(report);
+          report.findings = findings(report, report.chance!, req.base.evalSize);
+          await opts.onPartial(report);
+        }
       }
     }
   } finally {
