@@ -99,7 +99,15 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (args.has('resume')) {
     if (!json) throw new UsageError('--resume needs --json FILE (the partial report to continue)');
     if (existsSync(json)) {
-      const old = JSON.parse(await readFile(json, 'utf8')) as ExperimentReport;
+      let old: ExperimentReport;
+      try {
+        old = JSON.parse(await readFile(json, 'utf8')) as ExperimentReport;
+      } catch (e) {
+        throw new UsageError(`--resume: ${json} is not JSON (${(e as Error).message}); it was left as it is`);
+      }
+      if (!old || typeof old.args !== 'object' || !Array.isArray(old.rows) || !Array.isArray(old.controls)) {
+        throw new UsageError(`--resume: ${json} is not an experiment report (no args, rows and controls); it was left as it is`);
+      }
       if (JSON.stringify(pick(old.args)) !== JSON.stringify(pick(req.base as unknown as Record<string, unknown>))) {
         throw new UsageError(`--resume: ${json} was made with other settings (task, topology, steps, ...); only --methods and --seeds may change`);
       }
