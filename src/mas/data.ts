@@ -55,9 +55,14 @@ export function promptText(ep: Episode, pa: PlanAgent, spec: MethodSpec, message
   return formatPrompt(ep, part, { send: true, messages: messages ?? [] });
 }
 
-/** Prompt + answer region of the final agent: inputs and targets of length promptLen + maxAnswer. */
+/**
+ * Prompt + answer region of the final agent: inputs and targets of exactly S = promptLen + maxAnswer
+ * tokens (the pass's shape). An answer shorter than maxAnswer (arith: "8" beside "-12") leaves the
+ * rest of the region as `pad` inputs with IGNORE targets; causal attention keeps them from changing
+ * anything at or before the answer, and greedy decoding overwrites them as it goes.
+ */
 export function finalSequence(
-  prompt: number[], answerIds: number[], maxAnswer: number, withAnswer: boolean,
+  prompt: number[], answerIds: number[], maxAnswer: number, withAnswer: boolean, pad: number,
 ): { ids: number[]; targets: number[]; start: number } {
   const S = prompt.length + maxAnswer;
   if (answerIds.length > maxAnswer + 1) throw new Error(`answer of ${answerIds.length - 1} tokens exceeds the task's ${maxAnswer}`);
@@ -68,6 +73,7 @@ export function finalSequence(
     if (withAnswer) targets[prompt.length - 1 + k] = answerIds[k];
     if (k < answerIds.length - 1) ids.push(answerIds[k]);
   }
+  while (ids.length < S) ids.push(pad);
   return { ids, targets, start: prompt.length - 1 };
 }
 

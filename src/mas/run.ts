@@ -239,7 +239,7 @@ export class Run {
     const ids: number[] = [];
     const targets: number[] = [];
     eps.forEach((ep, b) => {
-      const s = finalSequence(prompts[b][fi], this.answerIds(ep), this.maxAnswer, true);
+      const s = finalSequence(prompts[b][fi], this.answerIds(ep), this.maxAnswer, true, this.tokenizer.padId);
       ids.push(...s.ids);
       targets.push(...s.targets);
     });
@@ -325,7 +325,7 @@ export class Run {
         const targets: number[] = [];
         let start = 0;
         ch.rows.forEach((r, b) => {
-          const s = finalSequence(prompts[r][fi], this.answerIds(inst[r][fi]), this.maxAnswer, b < ch.real);
+          const s = finalSequence(prompts[r][fi], this.answerIds(inst[r][fi]), this.maxAnswer, b < ch.real, this.tokenizer.padId);
           ids.push(...s.ids);
           targets.push(...s.targets);
           start = s.start;
@@ -402,7 +402,7 @@ export class Run {
         const ids: number[] = [];
         const targets: number[] = [];
         ch.rows.forEach((r, b) => {
-          const s = finalSequence(finals[r], this.answerIds(inst[r][fi]), this.maxAnswer, b < ch.real);
+          const s = finalSequence(finals[r], this.answerIds(inst[r][fi]), this.maxAnswer, b < ch.real, this.tokenizer.padId);
           ids.push(...s.ids);
           targets.push(...s.targets);
         });
@@ -479,7 +479,7 @@ export class Run {
     const prompts = encodeInstance(tk, this.plan, this.spec, inst[0]);
     const ro = this.rollout(prompts.map((p) => p.length), 1, false);
     for (let a = 0; a < fi; a++) ro.setIds(a, prompts[a]);
-    const s = finalSequence(prompts[fi], this.answerIds(ep), this.maxAnswer, true);
+    const s = finalSequence(prompts[fi], this.answerIds(ep), this.maxAnswer, true, this.tokenizer.padId);
     const host = Uint32Array.from(s.ids);
     ro.setIds(fi, host);
     ro.setTargets(s.targets);
