@@ -192,3 +192,22 @@ export function parseArgs(argv, valued) {
 export function isMain(metaUrl) {
   return !!process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(metaUrl);
 }
+
+/** The settings that decide a report's numbers besides task, method and budget. */
+export const RUN_FIELDS = ['steps', 'lr', 'batch', 'evalSize', 'lora', 'latentMap', 'positions'];
+
+/** Fields of RUN_FIELDS whose values differ between the reports: [{ field, values: [...] }]. */
+export function differences(reports, fields = RUN_FIELDS) {
+  const out = [];
+  for (const f of fields) {
+    const values = [...new Set(reports.map((r) => JSON.stringify(r.args[f] ?? null)))];
+    if (values.length > 1) out.push({ field: f, values });
+  }
+  return out;
+}
+
+/** A sentence naming such differences, or '' when the reports agree. */
+export function differencesNote(reports) {
+  const d = differences(reports);
+  return d.length ? `Note: these reports differ in ${d.map((x) => `${x.field} (${x.values.join(' / ')})`).join(', ')}.` : '';
+}
