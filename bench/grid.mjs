@@ -14,7 +14,7 @@
 // then the one with more seeds, then the first given; the others are listed as not used.
 // Plain Node, no dependencies.
 import {
-  CONTROLS, LATENT_METHODS, METHODS, atChance, bLabel, compareSettings, controlAccuracies, evalSizeOf, f3,
+  CONTROLS, LATENT_METHODS, METHODS, atChance, bLabel, compareSettings, controlAccuracies, differencesNote, evalSizeOf, f3,
   isMain, latentStepsOf, loadReport, mLabel, pairVerdict, parseArgs, settingOf, summaryOf,
 } from './report-lib.mjs';
 
@@ -86,6 +86,8 @@ function sources(grid, methods) {
       skipped.set(k, [...(skipped.get(k) ?? []), u.method]);
     }
     if (skipped.size) lines.push(`  - not used: ${[...skipped].map(([k, ms]) => `${ms.join(', ')} of ${k}`).join('; ')}`);
+    const note = differencesNote([...new Set([...byFile.keys()])].map((f) => g.reports.find((r) => r.file === f)));
+    if (note) lines.push(`  - ${note}`);
   }
   return lines;
 }
