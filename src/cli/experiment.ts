@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createNodeGpu } from '../gpu/node';
 import { encodeAdapter } from '../storage/peft';
 import { makeTask, TASK_NAMES } from '../tasks/tasks';
-import { METHODS, type CompareRequest, type ExperimentReport, type MethodName } from '../worker/api';
+import { CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type MethodName } from '../worker/api';
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
 import { PROJS, type Proj } from '../model/config';
@@ -33,7 +33,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'targets', help: `comma-separated projections that get LoRA (${PROJS.join(', ')}; default: the preset\u2019s)` },
     { name: 'eval-size', help: 'episodes per evaluation split (default: the preset\u2019s)' },
     { name: 'latent-map', help: 'latent map: ridge or identity', default: 'ridge' },
-    { name: 'no-controls', help: 'skip the shuffle and zero controls', flag: true },
+    { name: 'controls', help: `comma-separated controls run on heldout for every method that sends messages (${CONTROL_NAMES.join(', ')}; noise and rotate: latent methods only)`, default: CONTROL_NAMES.join(',') },
+    { name: 'no-controls', help: 'skip every control', flag: true },
     { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
     { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
@@ -67,6 +68,10 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const r = args.int('rank', 1, 64) ?? preset.rank;
   const targets = args.has('targets') ? parseTargets(args.str('targets')!) : preset.targets;
   const modelDir = args.str('model') ?? preset.model;
+  const controls = args.list('controls')!;
+  for (const c of controls) if (!(CONTROL_NAMES as readonly string[]).includes(c)) throw new UsageError(`unknown control ${c} in --controls (have: ${CONTROL_NAMES.join(', ')})`);
+  if (new Set(controls).size !== controls.length) throw new UsageError('--controls: a control is listed twice');
+  if (args.has('no-controls') && args.has('controls')) throw new UsageError('--controls and --no-controls: give one of them');
   const req: CompareRequest = {
     base: {
       task: task.name, difficulty, topology, modelId: modelDir,
@@ -130,7 +135,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       console.log(`[${(fraction * 100).toFixed(0).padStart(3)}% ${((now - t0) / 1000).toFixed(0)}s] ${message}`);
     }
   }, {
-    controls: !args.has('no-controls'),
+    controls: args.has('no-controls') ? false : (controls as ControlName[]),
     previous,
     onPartial: save,
     onAdapters: saveDir

@@ -1,29 +1,42 @@
 // The experiment runner (an ExperimentRunner, src/mas/types.ts): every method of a CompareRequest
 // over every seed, on the same held-out and OOD sets per seed; trains what needs training; measures
 // accuracy, answer-format validity, answer entropy, message size and training time; runs the
-// controls (messages shuffled across the batch, traces zeroed) for every method that sends messages;
+// controls for every method that sends messages (messages shuffled across the batch, traces zeroed,
+// and for the latent channel traces replaced by Gaussian noise of their own statistics and received
+// K/V rotated per head: run.ts, controls.ts);
 // summarises over seeds (mean and 95% t interval) and states its findings in words. Used by the CLI
 // (src/cli/experiment.ts) and the worker's compare().
 import type { Gpu } from '../gpu/runtime';
 import { makeTask, type Split } from '../tasks/tasks';
 import {
-  METHODS, type CompareRequest, type ExperimentReport, type ExperimentRowSummary, type MethodName, type RunConfig,
+  CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type ExperimentRowSummary, type MethodName,
+  type RunConfig,
 } from '../worker/api';
 import type { BaseModel, ExperimentRunner, TrainedAdapter } from './types';
-import { MasEngine, Run, type Control } from './run';
+import { controlsFor, MasEngine, Run } from './run';
 import { methodSpec } from './methods';
 import { toEvalRow } from './controller';
 
 export const EVAL_SPLITS: readonly Split[] = ['heldout', 'ood'];
-export const CONTROLS: readonly Exclude<Control, 'none'>[] = ['shuffle', 'zero'];
+/** Every control, in report order; a method runs those of its channel (controlsFor: text has shuffle and zero). */
+export const CONTROLS: readonly ControlName[] = CONTROL_NAMES;
+
+/** What each control does, in the findings' words. */
+const CONTROL_WORDS: Record<ControlName, string> = {
+  shuffle: 'messages shuffled across the batch',
+  zero: 'traces zeroed',
+  noise: 'traces replaced by Gaussian noise of their own mean and covariance',
+  rotate: 'received K/V rotated per head',
+};
 
 export interface ExperimentOptions {
   /** Called with each trained run's adapters (the CLI writes them as PEFT folders). */
   onAdapters?: (method: MethodName, seed: number, adapters: TrainedAdapter[]) => Promise<void> | void;
   /** Called after every training step (curves in the CLI). */
   onStep?: (method: MethodName, seed: number, step: number, loss: number) => void;
-  /** Which controls to run on heldout for methods that send messages (default both; false: none). */
-  controls?: boolean | readonly Exclude<Control, 'none'>[];
+  /** Which controls to run on heldout for methods that send messages (default every one; false: none).
+   * Each method runs those of the list that fit its channel (noise and rotate: latent only). */
+  controls?: boolean | readonly ControlName[];
   /** Splits to evaluate (default heldout and ood). */
   splits?: readonly Split[];
   /** An engine over the same base model to reuse (the worker keeps one). */
@@ -133,7 +146,7 @@ export function findings(report: Pick<ExperimentReport, 'rows' | 'controls' | 's
       const accs = report.controls.filter((x) => x.method === m && x.control === control).map((x) => x.accuracy);
       if (!accs.length) continue;
       const r = atChance(accs, c, evalSize);
-      const what = control === 'shuffle' ? 'messages shuffled across the batch' : 'traces zeroed';
+      const what = control === 'zero' && methodSpec(m).channel === 'text' ? 'messages emptied' : CONTROL_WORDS[control];
       out.push(
         `${m}, ${what}: heldout accuracy ${fmt(r.mean)} (uncontrolled ${fmt(own?.accuracyMean ?? NaN)}, chance ${fmt(c)}): ` +
           (r.yes ? `falls to chance or below (at most ${fmt(r.band)} above it)` : `stays above chance by ${fmt(r.mean - c)} (more than the band ${fmt(r.band)})`),
@@ -156,6 +169,7 @@ export async function runExperiment(
   const splits = opts.splits ?? EVAL_SPLITS;
   if (!splits.length || splits.some((s) => !EVAL_SPLITS.includes(s))) throw new Error(`experiment: splits must be among ${EVAL_SPLITS.join(', ')}`);
   const controls = opts.controls === false ? [] : opts.controls === true || opts.controls === undefined ? CONTROLS : opts.controls;
+  for (const c of controls) if (!CONTROLS.includes(c)) throw new Error(`experiment: unknown control ${JSON.stringify(c)} (have: ${CONTROLS.join(', ')})`);
   const engine = opts.engine ?? new MasEngine(gpu, base);
   const report: ExperimentReport = {
     args: { ...req.base, methods: req.methods, seeds: req.seeds },
@@ -182,7 +196,7 @@ export async function runExperiment(
         const keep =
           prev &&
           splits.every((sp) => prev.rows.some((r) => ofPair(r) && r.split === sp)) &&
-          (spec.channel === 'none' || controls.every((c) => prev.controls.some((x) => ofPair(x) && x.control === c))) &&
+          controlsFor(spec.channel).filter((c) => controls.includes(c)).every((c) => prev.controls.some((x) => ofPair(x) && x.control === c)) &&
           !(opts.onAdapters && spec.train !== 'none');
         if (prev && keep) {
           report.rows.push(...prev.rows.filter((r) => ofPair(r) && splits.includes(r.split)));
@@ -210,7 +224,7 @@ export async function runExperiment(
             report.rows.push({ ...toEvalRow(await run.evaluate(split)), seed, trainSeconds });
           }
           if (run.spec.channel !== 'none') {
-            for (const control of controls) {
+            for (const control of controls.filter((c) => controlsFor(run.spec.channel).includes(c))) {
               say(`seed ${seed} ${method}: control ${control}`, 0.95);
               const o = await run.evaluate('heldout', control);
               report.controls.push({ method, seed, control, accuracy: o.accuracy });
@@ -262,17 +276,17 @@ export function formatTable(report: ExperimentReport): string {
   return [line(head), '|' + w.map((x, i) => (i >= 2 ? '-'.repeat(x + 1) + ':' : '-'.repeat(x + 2))).join('|') + '|', ...rows.map(line)].join('\n');
 }
 
-/** The controls as a table: per method, heldout accuracy uncontrolled / shuffled / zeroed (means over seeds). */
+/** The controls as a table: per method, heldout accuracy uncontrolled and under each control (means over seeds; n/a: not run or not applicable). */
 export function formatControls(report: ExperimentReport): string {
   const methods = [...new Set(report.controls.map((c) => c.method))];
   if (!methods.length) return '(no method sends messages: no controls)';
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-  const lines = ['| method | heldout | shuffled | zeroed | chance |', '|---|---:|---:|---:|---:|'];
+  const heads: Record<ControlName, string> = { shuffle: 'shuffled', zero: 'zeroed', noise: 'noise', rotate: 'rotated' };
+  const lines = [`| method | heldout | ${CONTROLS.map((c) => heads[c]).join(' | ')} | chance |`, `|---|---:|${CONTROLS.map(() => '---:|').join('')}---:|`];
   for (const m of methods) {
     const own = report.summary.find((x) => x.method === m && x.split === 'heldout');
-    const sh = mean(report.controls.filter((c) => c.method === m && c.control === 'shuffle').map((c) => c.accuracy));
-    const ze = mean(report.controls.filter((c) => c.method === m && c.control === 'zero').map((c) => c.accuracy));
-    lines.push(`| ${m} | ${fmt(own?.accuracyMean ?? NaN)} | ${fmt(sh)} | ${fmt(ze)} | ${fmt(report.chance?.heldout ?? NaN)} |`);
+    const cells = CONTROLS.map((k) => fmt(mean(report.controls.filter((c) => c.method === m && c.control === k).map((c) => c.accuracy))));
+    lines.push(`| ${m} | ${fmt(own?.accuracyMean ?? NaN)} | ${cells.join(' | ')} | ${fmt(report.chance?.heldout ?? NaN)} |`);
   }
   return lines.join('\n');
 }

@@ -59,6 +59,9 @@ export class GpuLatentMap {
   }
 }
 
+/** Rollout.recordForwardWith's hook: agent index, layer, K or V, the prefix values [B, P, W], P. */
+export type PrefixEdit = (agent: number, layer: number, kind: 'k' | 'v', values: Float32Array, P: number) => Float32Array | void;
+
 export interface RolloutAgent {
   id: string;
   /** Indices (into the rollout's agents) of its predecessors, in predecessors() order. */
@@ -324,6 +327,42 @@ export class Rollout {
         z.pass.recordForward();
       });
     });
+  }
+
+  /**
+   * The forward of every agent, with each received prefix handed to the host before the agent's
+   * passes read it (the noise and rotate controls; the whole forward is submitted agent by agent).
+   * For agent i with a prefix, per layer l, K then V: its [B, P, W] values are read back and given
+   * to edit(i, l, kind, values, P); when edit returns an array (the same length) it is written in
+   * place of the prefix, when it returns nothing the prefix stays. Evaluation only: the edit is not
+   * part of any backward.
+   */
+  async recordForwardWith(edit: PrefixEdit): Promise<void> {
+    const gpu = this.model.gpu;
+    for (let i = 0; i < this.agents.length; i++) {
+      const ar = this.agents[i];
+      gpu.record(...this.assemble[i]);
+      if (ar.pre) {
+        const { L } = this.model.dims;
+        for (let l = 0; l < L; l++) {
+          for (const kind of ['k', 'v'] as const) {
+            const t = ar.pre[kind][l];
+            // the read submits what is recorded (the assembly) first; the write then lands before
+            // anything recorded after it
+            const out = edit(i, l, kind, await gpu.read(t), ar.P);
+            if (out) {
+              if (out.length !== t.size) throw new Error(`rollout: a prefix edit returned ${out.length} values for ${t.label} of ${t.size}`);
+              gpu.write(t, out);
+            }
+          }
+        }
+      }
+      ar.prompt.recordForward();
+      ar.latents.forEach((z, j) => {
+        gpu.record(...this.latentPre[i][j]);
+        z.pass.recordForward();
+      });
+    }
   }
 
   /** Re-records only the final agent's prompt pass (its prefix is unchanged): greedy decoding. */

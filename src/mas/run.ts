@@ -9,7 +9,13 @@
 // Controls: 'shuffle' gives every sender the episode of another batch row (a derangement of the
 // evaluation set; the final agent keeps its own), so each receiver reads a mismatched message;
 // 'zero' sets every received K/V prefix to 0 (latent channel) or empties every received text message
-// ("msg:\n", text channel).
+// ("msg:\n", text channel). Latent channel only (a text message has no K/V to draw or turn):
+// 'noise' replaces every received K/V prefix by Gaussian noise with that prefix's mean and full
+// covariance per layer, K and V apart, measured over the whole evaluation set of the split on the
+// uncontrolled traces; 'rotate' turns every received K/V by a random rotation per layer and K/V head
+// (one matrix for K and V of a head, fixed by the run seed). Exact definitions: controls.ts. Every
+// receiver's prefix is controlled (in a chain the relay reads the controlled trace too, as with
+// 'zero'), and each is seeded from the run seed (deriveSeed).
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { LlamaGpu, LoraGpu } from '../model/model';
 import { DivergedError, loraTrainParams, Optimizer, type TrainHyper } from '../model/train';
@@ -21,18 +27,24 @@ import {
 } from '../tasks/tasks';
 import type { CharTokenizer } from '../tasks/tokenizer';
 import type {
-  AgentInspection, EdgeInspection, EvalRow, InspectResult, MethodName, RunConfig, SenderPosition,
+  AgentInspection, ControlName, EdgeInspection, EvalRow, InspectResult, MethodName, RunConfig, SenderPosition,
 } from '../worker/api';
 import type { BaseModel, TrainedAdapter } from './types';
 import { computeLatentMap, type LatentMapKind } from './latentmap';
-import { GpuLatentMap, Rollout, type RolloutAgent } from './rollout';
+import { GpuLatentMap, Rollout, type PrefixEdit, type RolloutAgent } from './rollout';
+import { GaussianRows, Moments, randomRotation, rotateHeads } from './controls';
 import { validateRunConfig, type MethodSpec } from './methods';
 import {
   chunks, derangement, encodeInstance, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
   SignatureBatcher, type PlanAgent,
 } from './data';
 
-export type Control = 'none' | 'shuffle' | 'zero';
+export type Control = 'none' | ControlName;
+
+/** The controls of a channel: every one for the latent channel, shuffle and zero for text, none without one. */
+export function controlsFor(channel: MethodSpec['channel']): readonly ControlName[] {
+  return channel === 'latent' ? ['shuffle', 'zero', 'noise', 'rotate'] : channel === 'text' ? ['shuffle', 'zero'] : [];
+}
 
 /** The frozen base model on the GPU and its latent maps, shared by every run over it. */
 export class MasEngine {
@@ -306,16 +318,9 @@ export class Run {
     return eps.map((ep, i) => this.plan.map((pa) => (pa.final || !perm ? ep : eps[perm[i]])));
   }
 
-  /** Runs the final agents of instances through rollouts and decodes; returns decoded answers, loss and message sizes. */
-  private async runRolloutMethod(inst: Episode[][], control: Control, B: number): Promise<{ answers: string[]; lossSum: number; count: number; floats: number; positions: number }> {
-    const prompts = inst.map((eps) => encodeInstance(this.tokenizer, this.plan, this.spec, eps));
+  /** The evaluation batches of instances: per batch its rollout with every agent's ids and targets set. */
+  private *batches(inst: Episode[][], prompts: number[][][], B: number): Generator<{ ro: Rollout; rows: number[]; real: number; host: Uint32Array; targets: number[]; start: number }> {
     const fi = this.plan.length - 1;
-    const answers = new Array<string>(inst.length);
-    let lossSum = 0;
-    let count = 0;
-    let floats = 0;
-    let positions = 0;
-    const gpu = this.engine.gpu;
     for (const g of groupBy(prompts, (p) => signatureOf(p))) {
       const lengths = g.key.split(',').map(Number);
       for (const ch of chunks(g.idx, B)) {
@@ -333,17 +338,75 @@ export class Run {
         const host = Uint32Array.from(ids);
         ro.setIds(fi, host);
         ro.setTargets(targets);
-        ro.recordForward({ zeroTraces: control === 'zero' });
-        const loss = (await gpu.read(ro.final.prompt.loss))[0];
-        const c = targets.filter((t) => t !== IGNORE).length;
-        lossSum += loss * c;
-        count += c;
-        const gen = await this.decode(ro, host, start, this.maxAnswer + 1, ch.real, this.isStop);
-        gen.forEach((g2, b) => (answers[ch.rows[b]] = extractAnswer(this.tokenizer.decode(g2))));
-        const size = ro.messageSize();
-        floats += size.floats * ch.real;
-        positions += size.positions * ch.real;
+        yield { ro, rows: ch.rows, real: ch.real, host, targets, start };
       }
+    }
+  }
+
+  /**
+   * The prefix edit of the noise or rotate control for one evaluation (controls.ts). noise: a first
+   * forward over every batch measures, per receiver, layer and K/V, the mean and covariance of the
+   * received rows (real episodes only, every prefix position), then each evaluation batch gets fresh
+   * draws from one seeded stream per evaluation (run seed, 'noise-control', split). rotate: per
+   * receiver, layer and K/V head one rotation from the stream (run seed, 'rotate-control', receiver,
+   * layer, head), the same for K and V and for every episode and split.
+   */
+  private async controlEdit(control: 'noise' | 'rotate', split: Split, inst: Episode[][], prompts: number[][][], B: number): Promise<PrefixEdit> {
+    const { kvDim: W, hd, Hkv } = this.engine.model.dims;
+    if (control === 'rotate') {
+      const rotations = new Map<string, Float64Array[]>();
+      return (agent, layer, _kind, values, P) => {
+        const key = `${agent}|${layer}`;
+        let rots = rotations.get(key);
+        if (!rots) {
+          rots = Array.from({ length: Hkv }, (_, h) => randomRotation(hd, new Rng(deriveSeed(this.config.seed, 'rotate-control', agent, layer, h))));
+          rotations.set(key, rots);
+        }
+        const out = values.slice();
+        rotateHeads(out, B * P, W, hd, rots);
+        return out;
+      };
+    }
+    const moments = new Map<string, Moments>();
+    for (const b of this.batches(inst, prompts, B)) {
+      await b.ro.recordForwardWith((agent, layer, kind, values, P) => {
+        const key = `${agent}|${layer}|${kind}`;
+        let m = moments.get(key);
+        if (!m) moments.set(key, (m = new Moments(W)));
+        m.add(values, b.real * P);
+      });
+    }
+    const samplers = new Map([...moments].map(([k, m]) => [k, new GaussianRows(m)]));
+    const rng = new Rng(deriveSeed(this.config.seed, 'noise-control', split));
+    return (agent, layer, kind, values, P) => {
+      const out = new Float32Array(values.length);
+      samplers.get(`${agent}|${layer}|${kind}`)!.fill(out, B * P, rng);
+      return out;
+    };
+  }
+
+  /** Runs the final agents of instances through rollouts and decodes; returns decoded answers, loss and message sizes. */
+  private async runRolloutMethod(inst: Episode[][], control: Control, B: number, split: Split): Promise<{ answers: string[]; lossSum: number; count: number; floats: number; positions: number }> {
+    const prompts = inst.map((eps) => encodeInstance(this.tokenizer, this.plan, this.spec, eps));
+    const answers = new Array<string>(inst.length);
+    let lossSum = 0;
+    let count = 0;
+    let floats = 0;
+    let positions = 0;
+    const gpu = this.engine.gpu;
+    const edit = control === 'noise' || control === 'rotate' ? await this.controlEdit(control, split, inst, prompts, B) : null;
+    for (const { ro, rows, real, host, targets, start } of this.batches(inst, prompts, B)) {
+      if (edit) await ro.recordForwardWith(edit);
+      else ro.recordForward({ zeroTraces: control === 'zero' });
+      const loss = (await gpu.read(ro.final.prompt.loss))[0];
+      const c = targets.filter((t) => t !== IGNORE).length;
+      lossSum += loss * c;
+      count += c;
+      const gen = await this.decode(ro, host, start, this.maxAnswer + 1, real, this.isStop);
+      gen.forEach((g2, b) => (answers[rows[b]] = extractAnswer(this.tokenizer.decode(g2))));
+      const size = ro.messageSize();
+      floats += size.floats * real;
+      positions += size.positions * real;
     }
     return { answers, lossSum, count, floats, positions };
   }
@@ -425,6 +488,9 @@ export class Run {
   async evaluate(split: Split, control: Control = 'none'): Promise<EvalOutcome> {
     if (this.destroyed) throw new Error('run: used after destroy');
     if (control !== 'none' && this.spec.channel === 'none') throw new Error(`method ${this.spec.name} sends no messages: the ${control} control does not apply`);
+    if (control !== 'none' && !controlsFor(this.spec.channel).includes(control)) {
+      throw new Error(`method ${this.spec.name} sends text: the ${control} control acts on received K/V and does not apply (text has ${controlsFor(this.spec.channel).join(' and ')})`);
+    }
     const eps = this.evalSet(split);
     const inst = this.instances(eps, control);
     const B = this.config.batch;
@@ -439,7 +505,7 @@ export class Run {
       ({ answers, lossSum, count, messageTokens } = r);
       messagePositions = messageTokens;
     } else {
-      const r = await this.runRolloutMethod(inst, control, B);
+      const r = await this.runRolloutMethod(inst, control, B, split);
       ({ answers, lossSum, count } = r);
       messageFloats = r.floats / eps.length;
       messagePositions = r.positions / eps.length;

@@ -172,10 +172,19 @@ export interface ExperimentRowSummary {
   trainSeconds: number;
 }
 
+/**
+ * The evaluation controls (src/mas/run.ts, src/mas/controls.ts): 'shuffle' pairs every receiver with
+ * another episode's senders; 'zero' zeroes every received K/V prefix (text: empties every message);
+ * 'noise' (latent only) replaces it by Gaussian noise of its own per-layer mean and covariance;
+ * 'rotate' (latent only) turns the received K/V by a random rotation per head.
+ */
+export const CONTROL_NAMES = ['shuffle', 'zero', 'noise', 'rotate'] as const;
+export type ControlName = (typeof CONTROL_NAMES)[number];
+
 export interface ExperimentReport {
   args: Record<string, unknown>;
   rows: (EvalRow & { seed: number; trainSeconds: number })[];
-  controls: { method: MethodName; seed: number; control: 'shuffle' | 'zero'; accuracy: number }[];
+  controls: { method: MethodName; seed: number; control: ControlName; accuracy: number }[];
   summary: ExperimentRowSummary[];
   /** Plain-language findings (ordering, controls collapsing to chance or not). */
   findings: string[];
@@ -198,6 +207,9 @@ export interface PretrainRequest {
   seed: number;
   batch: number;
   lr: number;
+  /** The held-out evaluation that ends the pretraining (PretrainEvaluation; default: every task and
+   * difficulty at 64 episodes); false skips it. */
+  evaluation?: PretrainEvaluation | false;
 }
 
 export interface CompareRequest {
@@ -266,3 +278,16 @@ export interface EngineApiExtras {
 
 /** What the worker exposes. */
 export type PageEngineApi = EngineApi & EngineApiExtras;
+
+/** The base-model evaluation stored under `evaluation` in training_args.json (src/mas/base-eval.ts). */
+export type { BaseEvalRow, BaseEvaluation, BaseEvaluationFailure } from '../mas/base-eval';
+
+/** Settings of the evaluation that ends a pretraining in the worker (src/mas/base-eval.ts options). */
+export interface PretrainEvaluation {
+  /** Episodes per task, difficulty and split. */
+  evalSize: number;
+  tasks?: TaskName[];
+  difficulties?: number[];
+  textBudget?: number | 'auto';
+  seed?: number;
+}

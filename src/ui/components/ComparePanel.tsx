@@ -3,11 +3,19 @@
 // SVG) and as a table, with the plain-language findings.
 import { useMemo, useState } from 'react';
 import { makeTask, type Split } from '../../tasks/tasks';
-import { METHODS, type ExperimentReport, type ExperimentRowSummary, type MethodName } from '../../worker/api';
+import { METHODS, type ControlName, type ExperimentReport, type ExperimentRowSummary, type MethodName } from '../../worker/api';
 import { formatNum, formatPercent } from '../format';
 import { useApp, useCompare, useEnv, useRun, useLibrary } from '../store';
 import { METHOD_INFO } from './SetupPanel';
 import { LineChart, Legend, smooth, type Series } from './LineChart';
+
+/** How each control reads in the list (src/mas/run.ts: noise and rotate act on latent K/V only). */
+const CONTROL_LABELS: Record<ControlName, string> = {
+  shuffle: 'messages shuffled',
+  zero: 'trace zeroed',
+  noise: 'trace replaced by matched Gaussian noise',
+  rotate: 'received K/V rotated per head',
+};
 
 const METHOD_COLORS = ['#3b5bdb', '#e8590c', '#2b8a3e', '#ae3ec9', '#1098ad', '#f08c00', '#c2255c', '#5c940d'];
 
@@ -221,7 +229,7 @@ export function ComparePanel() {
               {r.controls.map((c, i) => (
                 <span key={i}>
                   {i > 0 && ' · '}
-                  {c.method} seed {c.seed} {c.control === 'shuffle' ? 'messages shuffled' : 'trace zeroed'} → {formatPercent(c.accuracy)}
+                  {c.method} seed {c.seed} {CONTROL_LABELS[c.control] ?? c.control} → {formatPercent(c.accuracy)}
                 </span>
               ))}
             </p>
