@@ -20,6 +20,12 @@ import {
   autoTextBudget, evaluateBase, evaluateBaseOrError, failedCells, formatBaseEvaluation, wilson95, type BaseEvaluation,
 } from '../src/mas/base-eval';
 import { commandPretrain } from '../src/cli/pretrain';
+import { Engine } from '../src/worker/engine';
+import type { RunProgress } from '../src/worker/api';
+import { memoryStore } from '../src/storage/library';
+import { unzip } from '../src/storage/zip';
+import { nodeGpuEntry } from '../src/gpu/node';
+import { readBaseEvaluation } from '../src/ui/components/BaseEvalTable';
 import { testGpu } from './helpers';
 
 const tokenizer = defaultTokenizer();
@@ -233,6 +239,42 @@ describe('pretrain CLI', () => {
       expect((await readFile(path.join(dir, 'model.safetensors'))).length).toBeGreaterThan(1000);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
+describe('the worker\'s pretrain', () => {
+  it('ends with the evaluation, stored in the entry\'s provenance and exported in training_args.json', async () => {
+    const entry = await nodeGpuEntry();
+    const engine = new Engine({ gpu: () => entry, store: memoryStore(), fetchAsset: () => Promise.reject(new Error('no assets in this test')) });
+    try {
+      const progress: RunProgress[] = [];
+      const saved = await engine.pretrain(
+        { name: 'evaluated', preset: 'tiny', steps: 1, seed: 1, batch: 2, lr: 3e-3, evaluation: { evalSize: 1, tasks: ['lookup', 'arith'], difficulties: [1] } },
+        (p) => void progress.push(p),
+      );
+      expect(progress.some((p) => p.state === 'running' && /^evaluating lookup d1 skyline \(1\/4\)/.test(p.message ?? ''))).toBe(true);
+      expect(progress[progress.length - 1].state).toBe('done');
+      const read = readBaseEvaluation(saved.provenance);
+      expect(read.kind).toBe('ok');
+      if (read.kind !== 'ok') return;
+      expect(read.ev).toMatchObject({ version: 1, tasks: ['lookup', 'arith'], difficulties: [1], evalSize: 1 });
+      expect(read.ev.rows).toHaveLength(2 * 3);
+      expect(read.ev.rows.every((r) => r.error === undefined)).toBe(true);
+      // listed with it, and exported as training_args.json
+      const listed = (await engine.listModels()).find((m) => m.id === saved.id)!;
+      expect(readBaseEvaluation(listed.provenance).kind).toBe('ok');
+      const zip = unzip((await engine.exportModel(saved.id)).bytes);
+      const args = JSON.parse(new TextDecoder().decode(zip.get('training_args.json')!));
+      expect(args.evaluation.rows).toHaveLength(6);
+
+      // evaluation: false stores none, and the library says so
+      const plain = await engine.pretrain({ name: 'plain', preset: 'tiny', steps: 1, seed: 1, batch: 2, lr: 3e-3, evaluation: false }, () => undefined);
+      expect(readBaseEvaluation(plain.provenance)).toEqual({ kind: 'none' });
+      expect(readBaseEvaluation({ evaluation: { version: 1, error: 'boom', seconds: 0, device: 'x' } })).toEqual({ kind: 'error', message: 'boom' });
+      expect(readBaseEvaluation({ evaluation: 'garbage' }).kind).toBe('error');
+    } finally {
+      (await engine.device()).dispose();
     }
   }, 180_000);
 });

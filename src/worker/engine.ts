@@ -12,6 +12,7 @@ import { Gpu } from '../gpu/runtime';
 import { matmulSelfTest } from '../gpu/selftest';
 import type { BaseModel, ExperimentRunner, RunControllerApi } from '../mas/types';
 import { validateRunConfig } from '../mas/methods';
+import { evaluateBaseOrError } from '../mas/base-eval';
 import { modelDims } from '../model/config';
 import { pretrainBase } from '../model/pretrain';
 import {
@@ -34,6 +35,8 @@ export const builtinId = (name: string) => `builtin:${name}`;
 export const RUN_INFO_FILE = 'playground_run.json';
 /** Extra file of a checkpoint: how it was made (the CLI's pretrain writes it too). */
 export const PROVENANCE_FILE = 'training_args.json';
+/** Episodes per cell of the evaluation that ends a pretraining in the page (the CLI's default is 256). */
+export const PAGE_EVAL_SIZE = 64;
 
 export interface EngineOptions {
   /** WebGPU entry point (navigator.gpu in the browser). */
@@ -409,12 +412,28 @@ export class Engine implements EngineApi {
         },
       });
       if (!result.losses.length) throw new Error('pretraining was cancelled before its first step; nothing was stored');
+      const stoppedEarly = this.pretrainStop;
       const files = encodeCheckpoint({ config: result.config, tensors: result.weights, tokenizer: result.tokenizer.toJSON() as unknown as Record<string, unknown> });
       const entry: ModelEntry = {
         id: newId('model'), name, size: 0, createdAt: Date.now(), builtin: false, config: { ...result.config },
-        provenance: { ...result.provenance, source: 'pretrained in the browser', cancelled: this.pretrainStop || undefined },
+        provenance: { ...result.provenance, source: 'pretrained in the browser', cancelled: stoppedEarly || undefined },
       };
-      const saved = await this.library.saveModel(entry, files);
+      // stored before the evaluation, so a closed tab or a failure there keeps the weights
+      let saved = await this.library.saveModel(entry, files);
+      if (req.evaluation !== false && !stoppedEarly) {
+        const at = last as RunProgress | null;
+        const evaluation = await evaluateBaseOrError(gpu, { id: saved.id, config: result.config, weights: result.weights, tokenizer: result.tokenizer }, {
+          evalSize: PAGE_EVAL_SIZE, ...(req.evaluation ?? {}),
+          shouldStop: () => this.pretrainStop,
+          onProgress: (message) => report({
+            state: 'running', step: at?.step ?? req.steps, totalSteps: req.steps, loss: NaN, heldoutLoss: null, heldoutAccuracy: null,
+            tokensPerSecond: 0, stepsPerSecond: at?.stepsPerSecond ?? 0, elapsedSeconds: at?.elapsedSeconds ?? 0, message,
+          }),
+        });
+        // the entry as it is now (it may have been renamed meanwhile; a deleted one stays deleted)
+        const current = await this.library.model(saved.id).catch(() => null);
+        if (current) saved = await this.library.saveModel({ ...current, provenance: { ...current.provenance, evaluation } }, files);
+      }
       const done = last as RunProgress | null;
       report({ ...(done ?? { step: 0, totalSteps: req.steps, loss: NaN, heldoutLoss: null, heldoutAccuracy: null, tokensPerSecond: 0, stepsPerSecond: 0, elapsedSeconds: 0 }), state: this.pretrainStop ? 'stopped' : 'done' });
       return saved;

@@ -9,6 +9,7 @@ import { formatBytes, formatDate, formatDuration, formatNum } from '../format';
 import { stateOfRunConfig } from '../state';
 import { useApp, useEnv, useLibrary, useRun } from '../store';
 import { LineChart } from './LineChart';
+import { BaseEvalTable } from './BaseEvalTable';
 
 function EditableName({ name, onRename, testId }: { name: string; onRename(n: string): void; testId?: string }) {
   const [editing, setEditing] = useState(false);
@@ -106,6 +107,8 @@ function Pretrain() {
   const [batch, setBatch] = useState(16);
   const [lr, setLr] = useState(0.003);
   const [seed, setSeed] = useState(1);
+  // episodes per task, difficulty and split of the closing evaluation (0: none)
+  const [evalSize, setEvalSize] = useState(64);
   const p = lib.pretrain;
   const pr = p.progress;
   const blocked = !envOk ? 'WebGPU is not available' : runActive ? 'a training run is active: reset it first' : null;
@@ -117,7 +120,7 @@ function Pretrain() {
         className="pretrain-form"
         onSubmit={(e) => {
           e.preventDefault();
-          void lib.startPretrain({ name, preset, steps, batch, lr, seed });
+          void lib.startPretrain({ name, preset, steps, batch, lr, seed, evaluation: evalSize > 0 ? { evalSize } : false });
         }}
       >
         <div className="field">
@@ -151,6 +154,12 @@ function Pretrain() {
           <input id="pt-seed" type="number" min={0} value={seed} onChange={(e) => setSeed(Math.max(0, Math.floor(Number(e.target.value) || 0)))} disabled={p.running} />
         </div>
         <div className="field narrow">
+          <label htmlFor="pt-eval" title="Held-out episodes per task, difficulty and split of the evaluation that ends pretraining (skyline and text channel); 0: no evaluation">
+            Eval episodes
+          </label>
+          <input id="pt-eval" type="number" min={0} max={10000} value={evalSize} onChange={(e) => setEvalSize(Math.min(10000, Math.max(0, Math.floor(Number(e.target.value) || 0))))} disabled={p.running} data-testid="pretrain-eval-size" />
+        </div>
+        <div className="field narrow">
           <span className="label-like">&nbsp;</span>
           {p.running ? (
             <button type="button" className="btn small" onClick={() => void lib.cancelPretrain()} data-testid="pretrain-cancel">
@@ -171,6 +180,7 @@ function Pretrain() {
           <span className="small">
             step {pr?.step ?? 0}/{pr?.totalSteps ?? steps} · loss {formatNum(pr?.loss ?? null, 4)} · {pr?.stepsPerSecond ? pr.stepsPerSecond.toFixed(2) : '—'} steps/s · left{' '}
             {pr && pr.stepsPerSecond > 0 && p.running ? formatDuration((pr.totalSteps - pr.step) / pr.stepsPerSecond) : '—'}
+            {p.running && pr?.message ? <> · {pr.message}</> : null}
           </span>
           {p.losses.length > 1 && (
             <LineChart height={70} xMax={pr?.totalSteps ?? steps} series={[{ name: 'loss', color: '#3b5bdb', xs: p.losses.map((_, i) => i + 1), ys: p.losses, kind: 'line' }]} />
@@ -321,9 +331,10 @@ export function LibraryPanel() {
                 {m.builtin && <span className="tag">shipped</span>}
                 {m.id === app.model && <span className="tag ok-tag">in use</span>}
               </td>
-              <td className="small" title={m.provenance ? JSON.stringify(m.provenance, null, 1) : undefined}>
+              <td className="small" title={m.provenance ? JSON.stringify({ ...m.provenance, evaluation: undefined }, null, 1) : undefined}>
                 {modelSummary(m)}
                 {typeof m.provenance?.finalLoss === 'number' && <span className="muted"> · loss {formatNum(m.provenance.finalLoss as number, 3)}</span>}
+                <BaseEvalTable provenance={m.provenance} />
               </td>
               <td className="num">{formatBytes(m.size)}</td>
               <td className="small date">{formatDate(m.createdAt)}</td>
