@@ -25,7 +25,9 @@ import type { RunProgress } from '../src/worker/api';
 import { memoryStore } from '../src/storage/library';
 import { unzip } from '../src/storage/zip';
 import { nodeGpuEntry } from '../src/gpu/node';
-import { readBaseEvaluation } from '../src/ui/components/BaseEvalTable';
+import { createElement } from 'react';
+import { renderToStaticMarkup } from 'react-dom/server';
+import { BaseEvalNote, BaseEvalTable, readBaseEvaluation } from '../src/ui/components/BaseEvalTable';
 import { testGpu } from './helpers';
 
 const tokenizer = defaultTokenizer();
@@ -277,4 +279,32 @@ describe('the worker\'s pretrain', () => {
       (await engine.device()).dispose();
     }
   }, 180_000);
+});
+
+describe('the library\'s evaluation table', () => {
+  it('renders task x difficulty cells (skyline · text), the failures, and says when there is none', async () => {
+    const gpu = await testGpu();
+    const real = Run.prototype.evaluate;
+    vi.spyOn(Run.prototype, 'evaluate').mockImplementation(function (this: Run, split, control) {
+      if (this.task.name === 'relay' && this.spec.name === 'text') return Promise.reject(new Error('broken'));
+      return real.call(this, split, control);
+    });
+    const ev = await evaluateBase(gpu, randomBase(), { tasks: ['lookup', 'relay'], difficulties: [1, 2], evalSize: 1, splits: ['heldout'] });
+    vi.restoreAllMocks();
+    const provenance = JSON.parse(JSON.stringify({ preset: 'x', evaluation: ev })) as Record<string, unknown>;
+    const html = renderToStaticMarkup(createElement(BaseEvalTable, { provenance }));
+    expect(html).toContain('data-testid="model-eval"');
+    expect(html).toContain('1 episode per cell');
+    expect(html).toContain('2 failed');
+    expect(html).toMatch(/<th>d1<\/th><th>d2<\/th>/);
+    expect(html).toMatch(/data-testid="eval-lookup-d2"[^>]*>\d\.\d\d · \d\.\d\d</);
+    expect(html).toMatch(/data-testid="eval-relay-d1"[^>]*>\d\.\d\d · err</);
+    expect(html).toContain('text heldout: failed (broken)');
+    expect(renderToStaticMarkup(createElement(BaseEvalNote, { provenance }))).toBe('');
+
+    expect(renderToStaticMarkup(createElement(BaseEvalTable, { provenance: { preset: 'x' } }))).toBe('');
+    expect(renderToStaticMarkup(createElement(BaseEvalNote, { provenance: { preset: 'x' } }))).toContain('No held-out evaluation stored with this base.');
+    expect(renderToStaticMarkup(createElement(BaseEvalNote, { provenance: { cancelled: true } }))).toContain('stopped early');
+    expect(renderToStaticMarkup(createElement(BaseEvalNote, { provenance: { evaluation: { version: 1, error: 'lost', seconds: 1, device: 'd' } } }))).toContain('Evaluation failed: lost');
+  }, 60_000);
 });

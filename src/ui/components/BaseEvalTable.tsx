@@ -36,7 +36,8 @@ function describe(r: BaseEvalRow | undefined, label: string): string {
   return `${label}: ${isNum(r.accuracy) ? r.accuracy.toFixed(3) : '—'}${ci}${valid}${text}`;
 }
 
-export function BaseEvalTable({ provenance }: { provenance: Record<string, unknown> | undefined }) {
+/** One line under a base's configuration when it has no evaluation table: none stored, or the failure. */
+export function BaseEvalNote({ provenance }: { provenance: Record<string, unknown> | undefined }) {
   const read = readBaseEvaluation(provenance);
   if (read.kind === 'none') {
     return (
@@ -52,6 +53,13 @@ export function BaseEvalTable({ provenance }: { provenance: Record<string, unkno
       </div>
     );
   }
+  return null;
+}
+
+/** The task x difficulty grid of a stored evaluation (nothing when there is none: see BaseEvalNote). */
+export function BaseEvalTable({ provenance }: { provenance: Record<string, unknown> | undefined }) {
+  const read = readBaseEvaluation(provenance);
+  if (read.kind !== 'ok') return null;
   const ev = read.ev;
   const at = (task: string, d: number, m: 'skyline' | 'text', s: 'heldout' | 'ood') =>
     ev.rows.find((r) => r.task === task && r.difficulty === d && r.method === m && r.split === s);
@@ -59,7 +67,7 @@ export function BaseEvalTable({ provenance }: { provenance: Record<string, unkno
   return (
     <div className="base-eval" data-testid="model-eval">
       <div className="muted small">
-        held-out accuracy, <b>skyline</b> · <b>text</b> ({ev.evalSize} episodes, {formatDuration(ev.seconds)}
+        held-out accuracy, <b>skyline</b> · <b>text</b> ({ev.evalSize} episode{ev.evalSize === 1 ? '' : 's'} per cell, {formatDuration(ev.seconds)}
         {ev.device ? ` on ${ev.device}` : ''}){failed ? ` · ${failed} failed` : ''}
         {ev.incomplete ? ` · incomplete: ${ev.incomplete}` : ''}
       </div>

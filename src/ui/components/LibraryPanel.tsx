@@ -2,14 +2,14 @@
 // the configuration they came from; rename, delete (confirmed), use/load, export as one zip of
 // Hugging Face / PEFT files; import by file picker or drag-and-drop; pretrain a new toy base model;
 // storage used and available, and a request for persistent storage.
-import { useRef, useState, type ReactNode } from 'react';
+import { Fragment, useRef, useState, type ReactNode } from 'react';
 import { MODEL_PRESETS, countParams, presetConfig } from '../../model/config';
 import type { AdapterEntry, ModelEntry } from '../../worker/api';
 import { formatBytes, formatDate, formatDuration, formatNum } from '../format';
 import { stateOfRunConfig } from '../state';
 import { useApp, useEnv, useLibrary, useRun } from '../store';
 import { LineChart } from './LineChart';
-import { BaseEvalTable } from './BaseEvalTable';
+import { BaseEvalNote, BaseEvalTable, readBaseEvaluation } from './BaseEvalTable';
 
 function EditableName({ name, onRename, testId }: { name: string; onRename(n: string): void; testId?: string }) {
   const [editing, setEditing] = useState(false);
@@ -324,36 +324,50 @@ export function LibraryPanel() {
               </td>
             </tr>
           )}
-          {lib.models.map((m) => (
-            <tr key={m.id} className={m.id === app.model ? 'current' : undefined} data-testid={`model-row-${m.id}`}>
-              <td>
-                <EditableName name={m.name} onRename={(n) => void lib.rename('model', m.id, n)} />
-                {m.builtin && <span className="tag">shipped</span>}
-                {m.id === app.model && <span className="tag ok-tag">in use</span>}
-              </td>
-              <td className="small" title={m.provenance ? JSON.stringify({ ...m.provenance, evaluation: undefined }, null, 1) : undefined}>
-                {modelSummary(m)}
-                {typeof m.provenance?.finalLoss === 'number' && <span className="muted"> · loss {formatNum(m.provenance.finalLoss as number, 3)}</span>}
-                <BaseEvalTable provenance={m.provenance} />
-              </td>
-              <td className="num">{formatBytes(m.size)}</td>
-              <td className="small date">{formatDate(m.createdAt)}</td>
-              <td className="actions">
-                <button type="button" className="btn tiny" disabled={runActive || m.id === app.model} onClick={() => set({ model: m.id })} title="Use as the base model of the next run">
-                  Use
-                </button>
-                <button type="button" className="btn tiny" disabled={busy} onClick={() => void lib.exportEntry('model', m.id)} title="Download config.json, model.safetensors and tokenizer.json as one zip">
-                  Export
-                </button>
-                <ConfirmDelete
-                  what={m.name}
-                  disabled={m.builtin || busy || m.id === runBase}
-                  title={m.builtin ? 'Shipped with the page: it cannot be deleted' : undefined}
-                  onConfirm={() => void lib.remove('model', m.id)}
-                />
-              </td>
-            </tr>
-          ))}
+          {lib.models.map((m) => {
+            // a stored evaluation gets its own row below, spanning the table (it is wider than the configuration column)
+            const evaluated = readBaseEvaluation(m.provenance).kind === 'ok';
+            const cls = [m.id === app.model ? 'current' : '', evaluated ? 'has-eval' : ''].filter(Boolean).join(' ') || undefined;
+            return (
+              <Fragment key={m.id}>
+                <tr className={cls} data-testid={`model-row-${m.id}`}>
+                  <td>
+                    <EditableName name={m.name} onRename={(n) => void lib.rename('model', m.id, n)} />
+                    {m.builtin && <span className="tag">shipped</span>}
+                    {m.id === app.model && <span className="tag ok-tag">in use</span>}
+                  </td>
+                  <td className="small" title={m.provenance ? JSON.stringify({ ...m.provenance, evaluation: undefined }, null, 1) : undefined}>
+                    {modelSummary(m)}
+                    {typeof m.provenance?.finalLoss === 'number' && <span className="muted"> · loss {formatNum(m.provenance.finalLoss as number, 3)}</span>}
+                    <BaseEvalNote provenance={m.provenance} />
+                  </td>
+                  <td className="num">{formatBytes(m.size)}</td>
+                  <td className="small date">{formatDate(m.createdAt)}</td>
+                  <td className="actions">
+                    <button type="button" className="btn tiny" disabled={runActive || m.id === app.model} onClick={() => set({ model: m.id })} title="Use as the base model of the next run">
+                      Use
+                    </button>
+                    <button type="button" className="btn tiny" disabled={busy} onClick={() => void lib.exportEntry('model', m.id)} title="Download config.json, model.safetensors and tokenizer.json as one zip">
+                      Export
+                    </button>
+                    <ConfirmDelete
+                      what={m.name}
+                      disabled={m.builtin || busy || m.id === runBase}
+                      title={m.builtin ? 'Shipped with the page: it cannot be deleted' : undefined}
+                      onConfirm={() => void lib.remove('model', m.id)}
+                    />
+                  </td>
+                </tr>
+                {evaluated && (
+                  <tr className={[m.id === app.model ? 'current' : '', 'eval-row'].filter(Boolean).join(' ')} data-testid={`model-eval-row-${m.id}`}>
+                    <td colSpan={5}>
+                      <BaseEvalTable provenance={m.provenance} />
+                    </td>
+                  </tr>
+                )}
+              </Fragment>
+            );
+          })}
         </tbody>
       </table>
       <h3>Adapters</h3>
