@@ -9,6 +9,8 @@
 // offsets that do not match dtype x shape) with a message saying what is wrong.
 // Pure TypeScript on Uint8Array/DataView: runs in the browser, in workers and in Node.
 
+import { printableName } from './text';
+
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16';
 
 export interface SafeTensor {
@@ -134,8 +136,147 @@ function decodeData(bytes: Uint8Array, begin: number, count: number, dtype: Safe
   return out;
 }
 
+/** A number in the header that is not a plain non-negative decimal integer (1.0, 1e3, -2, 2^53 and up), kept as written. */
+class NumberLiteral {
+  constructor(readonly text: string) {}
+}
+
 function kind(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : v instanceof NumberLiteral ? 'number' : typeof v;
+}
+
+/** JSON text of a parsed header value, numbers as they were written (so 1.0 shows as 1.0, not 1). */
+function fmt(v: unknown): string {
+  if (v instanceof NumberLiteral) return v.text;
+  if (Array.isArray(v)) return `[${v.map(fmt).join(',')}]`;
+  if (v !== null && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${fmt(x)}`).join(',')}}`;
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+}
+
+/** The largest header the reference implementation reads (safetensors' MAX_HEADER_SIZE). */
+export const MAX_HEADER_BYTES = 100_000_000;
+const MAX_DEPTH = 8;
+
+/**
+ * A strict JSON parser for the header: what JSON.parse lets through silently is an error here, with
+ * where it is: a key given twice in one object (the last would win), a "__proto__" key, nesting
+ * deeper than a header has. Numbers that are not plain non-negative decimal integers come back as
+ * NumberLiteral, so the checks below refuse them with the text as written.
+ */
+function parseHeader(text: string): unknown {
+  let i = 0;
+  const bad = (what: string): never => {
+    throw new SafetensorsError(`the header is not valid JSON: ${what} at character ${i}`);
+  };
+  const ws = () => {
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) i++;
+      else break;
+    }
+  };
+  const str = (): string => {
+    const start = i;
+    i++; // opening quote
+    for (;;) {
+      if (i >= text.length) bad('unterminated string');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) break;
+      if (c < 0x20) bad('a control character in a string');
+      i += c === 0x5c ? 2 : 1;
+    }
+    i++;
+    try {
+      return JSON.parse(text.slice(start, i)) as string;
+    } catch {
+      return bad('a bad escape in a string');
+    }
+  };
+  const where = (path: string[]) =>
+    path[0] === '__metadata__' && path.length === 1 ? '__metadata__' : path.length === 1 ? `tensor ${printableName(path[0])}` : `${printableName(path[0])}.${path.slice(1).join('.')}`;
+  const value = (path: string[]): unknown => {
+    if (path.length > MAX_DEPTH) bad(`nesting deeper than ${MAX_DEPTH} levels`);
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const out: Record<string, unknown> = {};
+      const seen = new Set<string>();
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return out;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') bad('expected a quoted key');
+        const key = str();
+        const at = path.length === 0 ? '' : ` in ${where(path)}`;
+        if (key === '__proto__') throw new SafetensorsError(`the key "__proto__"${at} is not allowed (it is not a tensor name, and would change the object)`);
+        if (seen.has(key)) {
+          throw new SafetensorsError(
+            path.length === 0
+              ? `${key === '__metadata__' ? '__metadata__' : `tensor ${printableName(key)}`} is listed twice in the header (the file is ambiguous: which one is meant?)`
+              : `the key ${printableName(key)}${at} is given twice`,
+          );
+        }
+        seen.add(key);
+        ws();
+        if (text[i] !== ':') bad('expected ":"');
+        i++;
+        out[key] = value([...path, key]);
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return out;
+        }
+        return bad('expected "," or "}"');
+      }
+    }
+    if (c === '[') {
+      i++;
+      const out: unknown[] = [];
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return out;
+      }
+      for (;;) {
+        out.push(value([...path, `[${out.length}]`]));
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return out;
+        }
+        return bad('expected "," or "]"');
+      }
+    }
+    if (c === '"') return str();
+    for (const [word, v] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return v;
+      }
+    }
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+    if (!m) return bad(c === undefined ? 'unexpected end' : `unexpected character ${JSON.stringify(c)}`);
+    i += m[0].length;
+    const plain = /^(0|[1-9]\d*)$/.test(m[0]) && Number.isSafeInteger(Number(m[0]));
+    return plain ? Number(m[0]) : new NumberLiteral(m[0]);
+  };
+  const v = value([]);
+  ws();
+  if (i < text.length) bad('unexpected text after the header object');
+  return v;
 }
 
 /** Reads only the header (names, dtypes, shapes, offsets) after checking it against the file size. */
@@ -156,18 +297,19 @@ export function readSafetensorsHeader(bytes: Uint8Array): {
       `the header length says ${n} bytes but the file has only ${bytes.length - 8} after it (file truncated, or not a safetensors file)`,
     );
   }
+  if (n > MAX_HEADER_BYTES) {
+    throw new SafetensorsError(`the header length says ${n} bytes, more than the ${MAX_HEADER_BYTES} a safetensors header may have (not a safetensors file?)`);
+  }
+  if (n >= 3 && bytes[8] === 0xef && bytes[9] === 0xbb && bytes[10] === 0xbf) {
+    throw new SafetensorsError('the header starts with a byte-order mark (EF BB BF); a safetensors header is plain UTF-8 JSON without one');
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
   } catch {
     throw new SafetensorsError('the header is not valid UTF-8 text (not a safetensors file?)');
   }
-  let header: unknown;
-  try {
-    header = JSON.parse(text);
-  } catch (e) {
-    throw new SafetensorsError(`the header is not valid JSON: ${(e as Error).message}`);
-  }
+  const header = parseHeader(text);
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new SafetensorsError(`the header must be a JSON object of tensors, got ${kind(header)}`);
   }
@@ -181,29 +323,31 @@ export function readSafetensorsHeader(bytes: Uint8Array): {
         throw new SafetensorsError(`__metadata__ must be an object of strings, got ${kind(info)}`);
       }
       for (const [k, v] of Object.entries(info)) {
-        if (typeof v !== 'string') throw new SafetensorsError(`__metadata__ value of "${k}" must be a string, got ${kind(v)}`);
+        if (typeof v !== 'string') throw new SafetensorsError(`__metadata__ value of ${printableName(k)} must be a string, got ${kind(v)}`);
         metadata[k] = v;
       }
       continue;
     }
-    const where = `tensor "${name}"`;
+    if (name === '') throw new SafetensorsError('a tensor has an empty name ""');
+    const where = `tensor ${printableName(name)}`;
     if (typeof info !== 'object' || info === null || Array.isArray(info)) {
       throw new SafetensorsError(`${where}: expected an object with dtype, shape and data_offsets, got ${kind(info)}`);
     }
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
     if (typeof dtype !== 'string') throw new SafetensorsError(`${where}: dtype is missing or not a string`);
-    if (!(dtype in BYTES)) {
+    if (!Object.hasOwn(BYTES, dtype)) {
       throw new SafetensorsError(
         KNOWN_DTYPES.includes(dtype)
           ? `${where} has dtype ${dtype}, which is not supported here (supported: F32, F16, BF16)`
-          : `${where} has unknown dtype "${dtype}" (supported: F32, F16, BF16)`,
+          : `${where} has unknown dtype ${printableName(dtype)} (supported: F32, F16, BF16)`,
       );
     }
+    // (NumberLiteral fails Number.isInteger: 1.0, 1e308 and -2 are refused here, shown as written)
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new SafetensorsError(`${where}: shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+      throw new SafetensorsError(`${where}: shape must be a list of non-negative integers, got ${fmt(shape)} (plain decimal digits: no 1.0, 1e3 or sign)`);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
-      throw new SafetensorsError(`${where}: data_offsets must be [begin, end] (non-negative integers), got ${JSON.stringify(offsets)}`);
+      throw new SafetensorsError(`${where}: data_offsets must be [begin, end] (non-negative integers), got ${fmt(offsets)} (plain decimal digits: no 1.0, 1e3 or sign)`);
     }
     const [begin, end] = offsets as number[];
     if (end < begin) throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
@@ -211,7 +355,13 @@ export function readSafetensorsHeader(bytes: Uint8Array): {
       throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes; file truncated?)`);
     }
     const d = dtype as SafetensorsDType;
-    const need = numel(shape) * BYTES[d];
+    // a shape like [2^40, 2^40] has no exact element count in a double: refuse it rather than round
+    const dims = shape as number[];
+    const count = dims.includes(0) ? 0 : dims.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(count * BYTES[d])) {
+      throw new SafetensorsError(`${where}: shape ${fmtShape(dims)} has more elements than any file can hold`);
+    }
+    const need = count * BYTES[d];
     if (end - begin !== need) {
       throw new SafetensorsError(
         `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but dtype ${d} with shape ${fmtShape(shape)} needs ${need}`,
@@ -225,10 +375,10 @@ export function readSafetensorsHeader(bytes: Uint8Array): {
   let prev: (typeof entries)[number] | null = null;
   for (const e of sorted) {
     if (e.begin < covered) {
-      throw new SafetensorsError(`tensors "${prev!.name}" [${prev!.begin}, ${prev!.end}] and "${e.name}" [${e.begin}, ${e.end}] overlap`);
+      throw new SafetensorsError(`tensors ${printableName(prev!.name)} [${prev!.begin}, ${prev!.end}] and ${printableName(e.name)} [${e.begin}, ${e.end}] overlap`);
     }
     if (e.begin > covered) {
-      throw new SafetensorsError(`bytes [${covered}, ${e.begin}) of the data belong to no tensor (a hole before "${e.name}")`);
+      throw new SafetensorsError(`bytes [${covered}, ${e.begin}) of the data belong to no tensor (a hole before ${printableName(e.name)})`);
     }
     covered = e.end;
     prev = e;
