@@ -2,6 +2,7 @@
 // method only (no compression: safetensors weights barely compress anyway), CRC-32, UTF-8 names, no
 // ZIP64 (each archive < 4 GiB, < 65535 entries). We hand-write this instead of depending on a zip
 // library because the stored method is ~80 lines of code. Pure TypeScript (browser and Node).
+import { printableName } from './text';
 
 export class ZipError extends Error {
   constructor(message: string) {
@@ -72,8 +73,17 @@ export function zipStore(files: ReadonlyMap<string, Uint8Array>): Uint8Array {
   return out;
 }
 
-/** Reads an uncompressed zip archive (name -> bytes, directories skipped); refuses compressed entries. */
-export function unzip(bytes: Uint8Array): Map<string, Uint8Array> {
+/** Default cap on the bytes unzip extracts in all (the page imports one model or adapter at a time). */
+export const MAX_UNZIPPED_BYTES = 4 * 2 ** 30;
+
+/**
+ * Reads an uncompressed zip archive (name -> bytes, directories skipped); refuses compressed entries.
+ * Every central record is checked before anything is copied: its local header must be there and name
+ * the same file, no two entries may share bytes (a 1 MiB archive whose 1,000 records point at one body
+ * must not extract a gigabyte), and the total must stay under `maxBytes`.
+ */
+export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<string, Uint8Array> {
+  const maxBytes = opts.maxBytes ?? MAX_UNZIPPED_BYTES;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 22) throw new ZipError(`not a zip archive: ${bytes.length} bytes is too short`);
   let end = -1;
@@ -89,11 +99,14 @@ export function unzip(bytes: Uint8Array): Map<string, Uint8Array> {
   }
   if (count === 0xffff || cdSize === LIMIT || cdStart === LIMIT) throw new ZipError('ZIP64 archives are not supported');
   if (cdStart + cdSize > end) throw new ZipError(`the central directory [${cdStart}, +${cdSize}] runs past its end record at ${end} (archive truncated?)`);
+  if (count * 46 > cdSize) throw new ZipError(`the end record lists ${count} entries, more than its ${cdSize}-byte central directory can hold`);
   const dec = new TextDecoder();
-  const out = new Map<string, Uint8Array>();
+  const nameOf = (b: Uint8Array) => printableName(dec.decode(b));
+  // Pass 1: every record and its local header, nothing copied yet.
+  const entries: { name: string; shown: string; crc: number; size: number; local: number; start: number }[] = [];
   let at = cdStart;
   for (let k = 0; k < count; k++) {
-    if (at + 46 > end || v.getUint32(at, true) !== SIG_CENTRAL) throw new ZipError(`central directory entry ${k} is damaged`);
+    if (at + 46 > cdStart + cdSize || v.getUint32(at, true) !== SIG_CENTRAL) throw new ZipError(`central directory entry ${k + 1} of ${count} is damaged`);
     const flags = v.getUint16(at + 8, true);
     const method = v.getUint16(at + 10, true);
     const crc = v.getUint32(at + 16, true);
@@ -102,25 +115,52 @@ export function unzip(bytes: Uint8Array): Map<string, Uint8Array> {
     const nameLen = v.getUint16(at + 28, true);
     const skip = nameLen + v.getUint16(at + 30, true) + v.getUint16(at + 32, true);
     const local = v.getUint32(at + 42, true);
-    const name = dec.decode(bytes.subarray(at + 46, at + 46 + nameLen));
+    if (at + 46 + skip > cdStart + cdSize) throw new ZipError(`central directory entry ${k + 1} of ${count} runs past the directory`);
+    const nameBytes = bytes.subarray(at + 46, at + 46 + nameLen);
+    const name = dec.decode(nameBytes);
+    const shown = printableName(name);
     at += 46 + skip;
-    if (flags & 1) throw new ZipError(`entry "${name}" is encrypted; encrypted archives are not supported`);
+    if (flags & 1) throw new ZipError(`entry ${shown} is encrypted; encrypted archives are not supported`);
     if (method !== 0) {
       const how = method === 8 ? 'deflate' : `method ${method}`;
       throw new ZipError(
-        `entry "${name}" is compressed (${how}); only uncompressed (stored) archives can be read: ` +
+        `entry ${shown} is compressed (${how}); only uncompressed (stored) archives can be read: ` +
           'upload the files themselves, or re-create the archive without compression (zip -0)',
       );
     }
-    if (csize !== usize || csize === LIMIT) throw new ZipError(`entry "${name}" has inconsistent sizes (${csize} stored, ${usize} original)`);
-    if (local + 30 > bytes.length || v.getUint32(local, true) !== SIG_LOCAL) throw new ZipError(`entry "${name}": local header missing at ${local}`);
-    const start = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
-    if (start + csize > bytes.length) throw new ZipError(`entry "${name}" runs past the end of the archive (truncated?)`);
-    const data = bytes.slice(start, start + csize);
-    if (crc32(data) !== crc) throw new ZipError(`entry "${name}" is corrupt (CRC-32 mismatch)`);
-    if (name.endsWith('/') && csize === 0) continue; // a directory
-    if (out.has(name)) throw new ZipError(`entry "${name}" appears twice`);
-    out.set(name, data);
+    if (csize !== usize || csize === LIMIT) throw new ZipError(`entry ${shown} has inconsistent sizes (${csize} stored, ${usize} original)`);
+    if (local + 30 > cdStart || v.getUint32(local, true) !== SIG_LOCAL) throw new ZipError(`entry ${shown}: local header missing at ${local}`);
+    const localNameLen = v.getUint16(local + 26, true);
+    const start = local + 30 + localNameLen + v.getUint16(local + 28, true);
+    if (start + csize > cdStart) {
+      throw new ZipError(start + csize > bytes.length ? `entry ${shown} runs past the end of the archive (truncated?)` : `entry ${shown} runs into the central directory`);
+    }
+    const localName = bytes.subarray(local + 30, local + 30 + localNameLen);
+    if (localName.length !== nameBytes.length || localName.some((b, i) => b !== nameBytes[i])) {
+      throw new ZipError(`entry ${shown}: its local header names ${nameOf(localName)} (the central directory and the local header disagree about the file's name)`);
+    }
+    entries.push({ name, shown, crc, size: csize, local, start });
+  }
+  // No two entries may share bytes (headers or data), and the total is bounded, before allocating.
+  const byOffset = [...entries].sort((a, b) => a.local - b.local);
+  let total = 0;
+  for (let k = 0; k < byOffset.length; k++) {
+    const e = byOffset[k];
+    total += e.size;
+    const next = byOffset[k + 1];
+    if (next && next.local < e.start + e.size) {
+      throw new ZipError(`entries ${e.shown} and ${next.shown} share bytes of the archive (overlapping entries: a malformed or malicious zip)`);
+    }
+  }
+  if (total > maxBytes) throw new ZipError(`the entries add up to ${total} bytes, more than the ${maxBytes} this reader extracts`);
+  // Pass 2: copy and check each entry.
+  const out = new Map<string, Uint8Array>();
+  for (const e of entries) {
+    const data = bytes.slice(e.start, e.start + e.size);
+    if (crc32(data) !== e.crc) throw new ZipError(`entry ${e.shown} is corrupt (CRC-32 mismatch)`);
+    if (e.name.endsWith('/') && e.size === 0) continue; // a directory
+    if (out.has(e.name)) throw new ZipError(`entry ${e.shown} appears twice`);
+    out.set(e.name, data);
   }
   return out;
 }
