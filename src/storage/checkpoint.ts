@@ -3,7 +3,8 @@
 // owned by the tokenizer module). What we write loads with transformers' from_pretrained; what
 // save_pretrained writes for this architecture (F32, F16 or BF16, single file or sharded with
 // model.safetensors.index.json) loads here. Pure TypeScript: no DOM, no Node APIs.
-import { decodeSafetensors, encodeSafetensors, type TensorToWrite } from './safetensors';
+import { decodeSafetensors, encodeSafetensors, readSafetensorsHeader, type TensorToWrite } from './safetensors';
+import { filesPresent } from './text';
 
 /** The fields of transformers' LlamaConfig that this project uses (HF's snake_case names). */
 export interface LlamaConfig {
@@ -42,7 +43,12 @@ export class CheckpointError extends Error {
 const fail = (msg: string): never => {
   throw new CheckpointError(msg);
 };
-const show = (v: unknown): string => (v === undefined ? 'missing' : JSON.stringify(v));
+/** A value as it reads in config.json (Infinity, which JSON.parse makes of 1e999, is not "null"). */
+const show = (v: unknown): string =>
+  v === undefined ? 'missing' : typeof v === 'number' && !Number.isFinite(v) ? String(v) : clip(JSON.stringify(v) ?? String(v));
+const clip = (s: string): string => (s.length > 120 ? `${s.slice(0, 117)}...` : s);
+/** The largest finite float32: the engine computes in f32, so a config number beyond it cannot be used. */
+const F32_MAX = 3.4028234663852886e38;
 const fmtShape = (s: readonly number[]): string => `[${s.join(', ')}]`;
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -73,9 +79,11 @@ export function validateConfig(c: unknown): LlamaConfig {
     }
     return v as number;
   };
-  const positive = (field: string, fallback: number): number => {
+  const positive = (field: string, fallback: number, max = F32_MAX, why = 'the engine computes in float32'): number => {
     const v = cfg[field] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(`config.json: ${field} must be a positive number, got ${show(cfg[field])}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) {
+      fail(`config.json: ${field} must be a positive number${v !== undefined && typeof v === 'number' && v > max ? ` at most ${max} (${why})` : ''}, got ${show(cfg[field])}`);
+    }
     return v as number;
   };
   const hidden = int('hidden_size', 1);
@@ -94,7 +102,7 @@ export function validateConfig(c: unknown): LlamaConfig {
   const headDim = int('head_dim', 1, hidden / heads);
   if (headDim % 2 !== 0) fail(`config.json: head_dim ${headDim} must be even (RoPE rotates pairs)`);
   const ropeTheta = positive('rope_theta', 10000);
-  const eps = positive('rms_norm_eps', 1e-6);
+  const eps = positive('rms_norm_eps', 1e-6, 1, 'it is added to the mean square of the activations; Llama uses 1e-5 or 1e-6');
   const tie = cfg.tie_word_embeddings ?? false;
   if (typeof tie !== 'boolean') fail(`config.json: tie_word_embeddings must be true or false, got ${show(tie)}`);
   const dtype = cfg.torch_dtype ?? 'float32';
@@ -192,6 +200,86 @@ function listNames(names: string[]): string {
 }
 
 /**
+ * The parameters a config implies, by part, computed without building anything (a config.json
+ * claiming a billion layers must fail in microseconds, not after allocating gigabytes).
+ */
+export function impliedParams(c: LlamaConfig): { total: number; perLayer: number; embeddings: number; tensors: number } {
+  const D = c.hidden_size;
+  const q = c.num_attention_heads * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  const I = c.intermediate_size;
+  const perLayer = 2 * D + D * q + 2 * D * kv + q * D + 3 * D * I;
+  const embeddings = (c.tie_word_embeddings ? 1 : 2) * c.vocab_size * D;
+  return {
+    total: c.num_hidden_layers * perLayer + embeddings + D,
+    perLayer,
+    embeddings,
+    tensors: 9 * c.num_hidden_layers + 2 + (c.tie_word_embeddings ? 0 : 1),
+  };
+}
+
+/**
+ * Refuses a config whose implied size the weight files cannot hold: more tensors than the files list,
+ * or more parameters than their bytes at 16 bits each (the smallest dtype read). Names the field.
+ */
+export function checkConfigFitsWeights(c: LlamaConfig, fileBytes: number, tensorCount: number, where: string): void {
+  const p = impliedParams(c);
+  const dims = `num_hidden_layers=${c.num_hidden_layers}, hidden_size=${c.hidden_size}, intermediate_size=${c.intermediate_size}, vocab_size=${c.vocab_size}`;
+  if (p.tensors > tensorCount + 1) {
+    fail(`config.json: num_hidden_layers ${c.num_hidden_layers} implies ${p.tensors} tensors, but ${where} holds ${tensorCount}; num_hidden_layers is wrong for these weights`);
+  }
+  if (p.total * 2 > fileBytes) {
+    // the field whose size is most to blame: the one that, set to 1, shrinks the count the most
+    const fields = ['num_hidden_layers', 'hidden_size', 'intermediate_size', 'vocab_size'] as const;
+    const blame = fields
+      .map((f) => ({ f, rest: impliedParams({ ...c, [f]: 1, head_dim: f === 'hidden_size' ? 1 : c.head_dim }).total }))
+      .sort((a, b) => a.rest - b.rest)[0].f;
+    fail(
+      `config.json: ${blame} ${c[blame]} implies ${p.total.toExponential(3)} parameters (${dims}), at least ` +
+        `${(p.total * 2).toExponential(3)} bytes even at 16 bits, but ${where} holds ${fileBytes} bytes; ${blame} is wrong for these weights`,
+    );
+  }
+}
+
+/** Largest buffer (bytes) and largest storage binding a device allows (GPUSupportedLimits' names). */
+export interface DeviceLimitsLike {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+}
+
+/**
+ * Refuses a model whose largest tensor (as f32, with its Adam moments and gradient the same size)
+ * does not fit one buffer of the device, naming the fields behind it. Call before uploading weights.
+ */
+export function checkConfigFitsDevice(c: LlamaConfig, limits: DeviceLimitsLike): void {
+  const limit = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);
+  const q = c.num_attention_heads * c.head_dim;
+  const biggest: [string, number][] = [
+    ['vocab_size x hidden_size (the embeddings)', c.vocab_size * c.hidden_size],
+    ['intermediate_size x hidden_size (an MLP projection)', c.intermediate_size * c.hidden_size],
+    ['num_attention_heads x head_dim x hidden_size (q_proj)', q * c.hidden_size],
+  ];
+  for (const [what, n] of biggest) {
+    if (n * 4 > limit) {
+      fail(`config.json: ${what} = ${n} values is ${n * 4} bytes as float32, more than the ${limit} bytes one buffer of this device can hold`);
+    }
+  }
+}
+
+/**
+ * What this engine cannot run although the checkpoint is valid Hugging Face Llama (null when it can):
+ * a head_dim other than hidden_size / num_attention_heads, or heads wider than the attention kernels.
+ */
+export function engineConfigProblem(c: LlamaConfig): string | null {
+  const hd = c.hidden_size / c.num_attention_heads;
+  if (c.head_dim !== hd) {
+    return `config.json: head_dim ${c.head_dim} differs from hidden_size / num_attention_heads = ${hd}; this engine needs them equal`;
+  }
+  if (hd > 128) return `config.json: head_dim ${hd} is above the 128 this engine's attention kernels hold`;
+  return null;
+}
+
+/**
  * Checks tensors (with their shapes) against the config: every expected tensor present with its
  * shape, no extra ones, all values finite. A tied model may also carry lm_head.weight if it equals
  * model.embed_tokens.weight. Returns the tensors to keep, in expectedTensors order.
@@ -273,7 +361,7 @@ export function encodeCheckpoint(ck: {
 
 function parseJsonFile(files: ReadonlyMap<string, Uint8Array>, name: string): unknown {
   const bytes = files.get(name);
-  if (!bytes) fail(`the checkpoint has no ${name} (files present: ${[...files.keys()].join(', ') || 'none'})`);
+  if (!bytes) fail(`the checkpoint has no ${name} (files present: ${filesPresent(files)})`);
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
@@ -282,8 +370,15 @@ function parseJsonFile(files: ReadonlyMap<string, Uint8Array>, name: string): un
 }
 
 function decodeWeights(
-  files: ReadonlyMap<string, Uint8Array>,
+  files: ReadonlyMap<string, Uint8Array>, config: LlamaConfig,
 ): { where: string; tensors: Map<string, { shape: readonly number[]; data: Float32Array }> } {
+  const header = (name: string) => {
+    try {
+      return readSafetensorsHeader(files.get(name)!);
+    } catch (e) {
+      return fail(`${name}: ${(e as Error).message}`);
+    }
+  };
   const read = (name: string) => {
     try {
       return decodeSafetensors(files.get(name)!).tensors;
@@ -291,15 +386,27 @@ function decodeWeights(
       return fail(`${name}: ${(e as Error).message}`);
     }
   };
-  if (files.has(WEIGHTS_FILE)) return { where: WEIGHTS_FILE, tensors: read(WEIGHTS_FILE) };
+  if (files.has(WEIGHTS_FILE)) {
+    // the config's implied size against the file's, before anything the size of the config is built
+    checkConfigFitsWeights(config, files.get(WEIGHTS_FILE)!.length, header(WEIGHTS_FILE).entries.length, WEIGHTS_FILE);
+    return { where: WEIGHTS_FILE, tensors: read(WEIGHTS_FILE) };
+  }
   if (!files.has(WEIGHTS_INDEX_FILE)) {
-    fail(`the checkpoint has no ${WEIGHTS_FILE} (files present: ${[...files.keys()].join(', ') || 'none'})`);
+    fail(`the checkpoint has no ${WEIGHTS_FILE} (files present: ${filesPresent(files)})`);
   }
   // Sharded: the index maps each tensor name to the shard file holding it.
   const index = parseJsonFile(files, WEIGHTS_INDEX_FILE);
   const map = isObject(index) ? index.weight_map : undefined;
   if (!isObject(map)) fail(`${WEIGHTS_INDEX_FILE} has no weight_map object`);
   const shards = [...new Set(Object.values(map as Record<string, unknown>))];
+  let bytes = 0;
+  let count = 0;
+  for (const shard of shards) {
+    if (typeof shard !== 'string' || !files.has(shard)) fail(`${WEIGHTS_INDEX_FILE} names shard ${show(shard)}, which is not among the files`);
+    bytes += files.get(shard as string)!.length;
+    count += header(shard as string).entries.length;
+  }
+  checkConfigFitsWeights(config, bytes, count, 'the sharded weights');
   const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
   for (const shard of shards) {
     if (typeof shard !== 'string' || !files.has(shard)) fail(`${WEIGHTS_INDEX_FILE} names shard ${show(shard)}, which is not among the files`);
@@ -316,6 +423,6 @@ export function decodeCheckpoint(files: ReadonlyMap<string, Uint8Array>): Checkp
   const config = validateConfig(parseJsonFile(files, CONFIG_FILE));
   const tokenizer = parseJsonFile(files, TOKENIZER_FILE);
   if (!isObject(tokenizer)) fail(`${TOKENIZER_FILE} must hold a JSON object, got ${show(tokenizer)}`);
-  const { where, tensors } = decodeWeights(files);
+  const { where, tensors } = decodeWeights(files, config);
   return { config, tensors: checkTensors(config, tensors, where), tokenizer: tokenizer as Record<string, unknown> };
 }

@@ -6,6 +6,7 @@
 // targets loads here. Pure TypeScript: no DOM, no Node APIs.
 import { linearShapes, type LlamaConfig } from './checkpoint';
 import { decodeSafetensors, encodeSafetensors, type TensorToWrite } from './safetensors';
+import { filesPresent } from './text';
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
@@ -35,7 +36,8 @@ export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 
 export class AdapterError extends Error {
-  constructor(message: string) {
+  /** 'format': a file is missing or cannot be read (truncated, not JSON); 'fit': it reads but does not fit the base model. */
+  constructor(message: string, readonly kind: 'format' | 'fit' = 'fit') {
     super(message);
     this.name = 'AdapterError';
   }
@@ -44,7 +46,16 @@ export class AdapterError extends Error {
 const fail = (msg: string): never => {
   throw new AdapterError(msg);
 };
-const show = (v: unknown): string => (v === undefined ? 'missing' : JSON.stringify(v));
+const failFormat = (msg: string): never => {
+  throw new AdapterError(msg, 'format');
+};
+/** A value as it reads in the file (Infinity, which JSON.parse makes of 1e999, is not "null"). */
+const show = (v: unknown): string => {
+  if (v === undefined) return 'missing';
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 120 ? `${s.slice(0, 117)}...` : s;
+};
 const fmtShape = (s: readonly number[]): string => `[${s.join(', ')}]`;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -254,14 +265,13 @@ export function encodeAdapter(
 
 /** Decodes an adapter's files and checks that it fits `base`; throws AdapterError naming what does not. */
 export function decodeAdapter(files: ReadonlyMap<string, Uint8Array>, base: LlamaConfig): LoraAdapter {
-  const get = (name: string) =>
-    files.get(name) ?? fail(`the adapter has no ${name} (files present: ${[...files.keys()].join(', ') || 'none'})`);
+  const get = (name: string) => files.get(name) ?? failFormat(`the adapter has no ${name} (files present: ${filesPresent(files)})`);
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder().decode(get(ADAPTER_CONFIG_FILE)));
   } catch (e) {
     if (e instanceof AdapterError) throw e;
-    fail(`${ADAPTER_CONFIG_FILE} is not valid JSON: ${(e as Error).message}`);
+    failFormat(`${ADAPTER_CONFIG_FILE} is not valid JSON (truncated or not an adapter file?): ${(e as Error).message}`);
   }
   const config = validateAdapterConfig(raw, base);
   let found;
@@ -269,7 +279,7 @@ export function decodeAdapter(files: ReadonlyMap<string, Uint8Array>, base: Llam
     found = decodeSafetensors(get(ADAPTER_WEIGHTS_FILE)).tensors;
   } catch (e) {
     if (e instanceof AdapterError) throw e;
-    return fail(`${ADAPTER_WEIGHTS_FILE}: ${(e as Error).message}`);
+    return failFormat(`${ADAPTER_WEIGHTS_FILE} cannot be read: ${(e as Error).message}`);
   }
   return { config, tensors: checkAdapterTensors(config, base, found) };
 }
