@@ -14,8 +14,14 @@
 // queue per library, so two saves never lose each other's entries.
 //
 // A full quota (QuotaExceededError) is turned into StorageFullError, with nothing changed.
+//
+// An index this build cannot read (a newer version, a damaged value, entries that are not entries)
+// is never treated as empty: reading it throws LibraryIndexError and nothing is written over it, so
+// no earlier model or adapter is orphaned. rebuildIndex() makes a new index from the records that are
+// there (each record keeps a copy of its entry; older records get one derived from their files),
+// after keeping the old index value under library:index-backup:<time>.
 // No DOM: runs in the worker (IndexedDB) and in Node tests (any KeyValueStore).
-import { createStore, del as idbDel, get as idbGet, set as idbSet, update as idbUpdate, type UseStore } from 'idb-keyval';
+import { createStore, del as idbDel, get as idbGet, keys as idbKeys, set as idbSet, update as idbUpdate, type UseStore } from 'idb-keyval';
 import type { AdapterEntry, ModelEntry } from '../worker/api';
 
 /** The few operations the library needs from a key-value store (idb-keyval or an in-memory map). */
@@ -25,6 +31,8 @@ export interface KeyValueStore {
   del(key: string): Promise<void>;
   /** Read-modify-write of one key in one transaction. */
   update(key: string, fn: (old: unknown) => unknown): Promise<void>;
+  /** Every key (only rebuildIndex needs it). */
+  keys?(): Promise<string[]>;
 }
 
 export type LibraryKind = 'model' | 'adapter';
@@ -38,9 +46,12 @@ interface LibraryIndex {
 
 interface StoredRecord {
   files: Record<string, Uint8Array>;
+  /** The entry as saved (so a lost index can be rebuilt with names and provenance); absent in older records. */
+  entry?: ModelEntry | AdapterEntry;
 }
 
 const INDEX_KEY = 'library:index';
+const INDEX_VERSION = 1;
 const recordKey = (kind: LibraryKind, id: string) => `library:${kind}:${id}`;
 
 /** The browser's storage ran out of room; nothing was changed. */
@@ -64,14 +75,95 @@ function isQuotaError(e: unknown): boolean {
   return !!err && (err.name === 'QuotaExceededError' || /quota/i.test(err.message ?? ''));
 }
 
+/** The stored index cannot be read (newer build, damaged); nothing was written over it. rebuildIndex() recovers. */
+export class LibraryIndexError extends Error {
+  constructor(reason: string) {
+    super(
+      `The library index cannot be read: ${reason}. Nothing was changed and no model or adapter was deleted; ` +
+        'rebuild the index from the stored records to use the library again (the old index is kept as a backup).',
+    );
+    this.name = 'LibraryIndexError';
+  }
+}
+
 function emptyIndex(): LibraryIndex {
   return { version: 1, models: [], adapters: [] };
 }
 
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Why `e` is not a stored entry of `kind` (null when it is). */
+function entryProblem(e: unknown, kind: LibraryKind): string | null {
+  if (!isObj(e)) return `is ${e === null ? 'null' : Array.isArray(e) ? 'a list' : typeof e}, not an entry`;
+  if (typeof e.id !== 'string' || !e.id) return 'has no id';
+  if (typeof e.name !== 'string') return 'has no name';
+  if (typeof e.size !== 'number' || typeof e.createdAt !== 'number') return 'has no size or date';
+  if (!isObj(e.config)) return 'has no configuration';
+  if (kind === 'adapter' && typeof e.baseModelId !== 'string') return 'names no base model';
+  return null;
+}
+
+/** The index, checked; undefined (nothing saved yet) is the empty index, anything else unreadable throws. */
 function readIndex(v: unknown): LibraryIndex {
-  const o = v as Partial<LibraryIndex> | undefined;
-  if (!o || o.version !== 1 || !Array.isArray(o.models) || !Array.isArray(o.adapters)) return emptyIndex();
-  return { version: 1, models: o.models, adapters: o.adapters };
+  if (v === undefined) return emptyIndex();
+  if (!isObj(v)) throw new LibraryIndexError(`it is ${v === null ? 'null' : typeof v}, not an index object`);
+  if (typeof v.version === 'number' && v.version > INDEX_VERSION) {
+    throw new LibraryIndexError(`it was written by a newer version of the playground (index version ${v.version}; this page reads version ${INDEX_VERSION})`);
+  }
+  if (v.version !== INDEX_VERSION) throw new LibraryIndexError(`its version is ${JSON.stringify(v.version)}, not ${INDEX_VERSION}`);
+  for (const [field, kind] of [['models', 'model'], ['adapters', 'adapter']] as const) {
+    const list = v[field];
+    if (!Array.isArray(list)) throw new LibraryIndexError(`its ${field} field is not a list`);
+    for (let i = 0; i < list.length; i++) {
+      const why = entryProblem(list[i], kind);
+      if (why) throw new LibraryIndexError(`${kind} entry ${i + 1} of ${list.length} ${why}`);
+    }
+  }
+  return { version: 1, models: v.models as ModelEntry[], adapters: v.adapters as AdapterEntry[] };
+}
+
+/** The time in a newId (`prefix:<base36 ms>-<rand>`), or 0. */
+function idTime(id: string): number {
+  const m = /:([0-9a-z]+)-[0-9a-f]+$/.exec(id);
+  const t = m ? parseInt(m[1], 36) : NaN;
+  return Number.isFinite(t) && t > 0 && t < 8.64e15 ? t : 0;
+}
+
+function jsonFile(files: Record<string, Uint8Array>, name: string): Record<string, unknown> | undefined {
+  const b = files[name];
+  if (!(b instanceof Uint8Array)) return undefined;
+  try {
+    const v = JSON.parse(new TextDecoder().decode(b)) as unknown;
+    return isObj(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An entry for a record whose entry is lost: the one it carries, else one made from its files. */
+function entryFromRecord(kind: LibraryKind, id: string, rec: StoredRecord): ModelEntry | AdapterEntry {
+  const size = Object.values(rec.files).reduce((n, b) => n + (b instanceof Uint8Array ? b.byteLength : 0), 0);
+  if (rec.entry && !entryProblem(rec.entry, kind) && rec.entry.id === id) return { ...rec.entry, size };
+  const createdAt = idTime(id);
+  if (kind === 'model') {
+    const builtin = id.startsWith('builtin:');
+    const provenance = jsonFile(rec.files, 'training_args.json');
+    return {
+      id, size, createdAt, builtin,
+      name: builtin ? `${id.slice('builtin:'.length)} (shipped)` : `recovered model ${id}`,
+      config: jsonFile(rec.files, 'config.json') ?? {},
+      ...(provenance ? { provenance } : {}),
+    } satisfies ModelEntry;
+  }
+  const config = jsonFile(rec.files, 'adapter_config.json') ?? {};
+  return {
+    id, size, createdAt,
+    name: `recovered adapter ${id}`,
+    baseModelId: typeof config.base_model_name_or_path === 'string' ? config.base_model_name_or_path : '',
+    agent: 'unknown',
+    runConfig: null,
+    config,
+  } satisfies AdapterEntry;
 }
 
 export function filesSize(files: ReadonlyMap<string, Uint8Array>): number {
@@ -97,6 +189,7 @@ export function idbStore(dbName = 'latent-playground', storeName = 'library'): K
     set: (k, v) => idbSet(k, v, store),
     del: (k) => idbDel(k, store),
     update: (k, fn) => idbUpdate(k, fn, store),
+    keys: async () => (await idbKeys(store)).map(String),
   };
 }
 
@@ -108,6 +201,7 @@ export function memoryStore(): KeyValueStore {
     set: async (k, v) => void m.set(k, v),
     del: async (k) => void m.delete(k),
     update: async (k, fn) => void m.set(k, fn(m.get(k))),
+    keys: async () => [...m.keys()],
   };
 }
 
@@ -171,12 +265,15 @@ export class Library {
     return new Map(Object.entries(rec.files));
   }
 
-  /** Stores a base model: its files first, then its index entry. */
+  /** Stores a base model: its files first, then its index entry. Refused up front if the index cannot be read. */
   saveModel(entry: ModelEntry, files: FileMap): Promise<ModelEntry> {
     return this.serial(async () => {
+      const idx = await this.index();
       const e = { ...entry, size: filesSize(files) };
-      await this.writeRecords([[recordKey('model', e.id), files]], e.name, e.size);
-      await this.writeIndex((idx) => ({ ...idx, models: [...idx.models.filter((m) => m.id !== e.id), e] }), [recordKey('model', e.id)], e.name);
+      // a failed save removes only records it created, never the files of an entry already listed
+      const fresh = idx.models.some((m) => m.id === e.id) ? [] : [recordKey('model', e.id)];
+      await this.writeRecords([[recordKey('model', e.id), files, e]], e.name, e.size, fresh);
+      await this.writeIndex((idx) => ({ ...idx, models: [...idx.models.filter((m) => m.id !== e.id), e] }), fresh, e.name);
       return e;
     });
   }
@@ -184,14 +281,54 @@ export class Library {
   /** Stores several adapters (one run's): every record first, then one index update listing them all. */
   saveAdapters(items: { entry: AdapterEntry; files: FileMap }[]): Promise<AdapterEntry[]> {
     return this.serial(async () => {
+      const idx = await this.index();
       const entries = items.map((it) => ({ ...it.entry, size: filesSize(it.files) }));
       const keys = entries.map((e) => recordKey('adapter', e.id));
+      const fresh = keys.filter((_, i) => !idx.adapters.some((a) => a.id === entries[i].id));
       const total = entries.reduce((s, e) => s + e.size, 0);
       const what = entries.length === 1 ? entries[0].name : `${entries.length} adapters`;
-      await this.writeRecords(items.map((it, i) => [keys[i], it.files]), what, total);
+      await this.writeRecords(items.map((it, i) => [keys[i], it.files, entries[i]]), what, total, fresh);
       const ids = new Set(entries.map((e) => e.id));
-      await this.writeIndex((idx) => ({ ...idx, adapters: [...idx.adapters.filter((a) => !ids.has(a.id)), ...entries] }), keys, what);
+      await this.writeIndex((idx) => ({ ...idx, adapters: [...idx.adapters.filter((a) => !ids.has(a.id)), ...entries] }), fresh, what);
       return entries;
+    });
+  }
+
+  /**
+   * Makes a new index from the records in the store (for an index that cannot be read): each record's
+   * own copy of its entry, or one made from its files (config.json, adapter_config.json). The old
+   * index value is kept under library:index-backup:<time>. Returns what it listed and what it skipped.
+   */
+  rebuildIndex(): Promise<{ models: number; adapters: number; skipped: string[]; backup: string | null }> {
+    return this.serial(async () => {
+      if (!this.kv.keys) throw new LibraryError('this storage cannot list its records, so the index cannot be rebuilt');
+      const idx = emptyIndex();
+      const skipped: string[] = [];
+      for (const key of (await this.kv.keys()).sort()) {
+        const m = /^library:(model|adapter):(.+)$/.exec(key);
+        if (!m) continue;
+        const [, kind, id] = m as unknown as [string, LibraryKind, string];
+        const rec = (await this.kv.get(key)) as StoredRecord | undefined;
+        if (!isObj(rec) || !isObj(rec.files)) {
+          skipped.push(`${key} (no files)`);
+          continue;
+        }
+        const e = entryFromRecord(kind, id, rec);
+        if (kind === 'model') idx.models.push(e as ModelEntry);
+        else idx.adapters.push(e as AdapterEntry);
+      }
+      const old = await this.kv.get(INDEX_KEY);
+      let backup: string | null = null;
+      if (old !== undefined) {
+        backup = `library:index-backup:${Date.now()}`;
+        await this.kv.set(backup, old).catch(async (e) => {
+          throw await this.explain(e, 'a backup of the old index', 0);
+        });
+      }
+      await this.kv.set(INDEX_KEY, idx).catch(async (e) => {
+        throw await this.explain(e, 'the rebuilt index', 0);
+      });
+      return { models: idx.models.length, adapters: idx.adapters.length, skipped, backup };
     });
   }
 
@@ -208,6 +345,10 @@ export class Library {
         return { ...idx, adapters: idx.adapters.map((a) => (a.id === id ? ((found = true), { ...a, name: clean }) : a)) };
       }, [], clean);
       if (!found) throw new LibraryError(`there is no ${kind === 'model' ? 'base model' : 'adapter'} with id ${JSON.stringify(id)} to rename`);
+      // the record's copy of its entry follows (best effort: the index is what lists it)
+      await this.kv
+        .update(recordKey(kind, id), (rec) => (isObj(rec) && isObj(rec.entry) ? { ...rec, entry: { ...rec.entry, name: clean } } : rec))
+        .catch(() => undefined);
     });
   }
 
@@ -226,16 +367,17 @@ export class Library {
     });
   }
 
-  private async writeRecords(records: [string, FileMap][], what: string, bytes: number): Promise<void> {
+  /** Writes records; on failure removes those of `fresh` (keys no listed entry owns) it wrote. */
+  private async writeRecords(records: [string, FileMap, ModelEntry | AdapterEntry][], what: string, bytes: number, fresh: string[]): Promise<void> {
     const written: string[] = [];
     try {
-      for (const [key, files] of records) {
-        const rec: StoredRecord = { files: Object.fromEntries(files) };
+      for (const [key, files, entry] of records) {
+        const rec: StoredRecord = { files: Object.fromEntries(files), entry };
         await this.kv.set(key, rec);
         written.push(key);
       }
     } catch (e) {
-      await Promise.all(written.map((k) => this.kv.del(k).catch(() => undefined)));
+      await Promise.all(written.filter((k) => fresh.includes(k)).map((k) => this.kv.del(k).catch(() => undefined)));
       throw await this.explain(e, what, bytes);
     }
   }

@@ -399,6 +399,9 @@ interface LibraryStore {
   persisted: boolean | null;
   /** The last import/export/rename/delete failure, in words. */
   error: string | null;
+  /** The stored index cannot be read (LibraryIndexError): the panel offers rebuildIndex. */
+  indexBroken: boolean;
+  rebuildIndex(): Promise<void>;
   notice: string | null;
   busy: string | null;
   pretrain: PretrainStatus;
@@ -434,6 +437,7 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
     quota: null,
     persisted: null,
     error: null,
+    indexBroken: false,
     notice: null,
     busy: null,
     pretrain: { running: false, progress: null, losses: [], error: null, done: null },
@@ -441,9 +445,10 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
       const engine = getEngine();
       try {
         const [models, adapters, notes] = await Promise.all([engine.listModels(), engine.listAdapters(), engine.libraryNotes()]);
-        setState({ models, adapters, notes, loaded: true });
+        setState({ models, adapters, notes, loaded: true, indexBroken: false });
       } catch (e) {
-        setState({ error: `The library could not be read: ${errorText(e)}`, loaded: true });
+        const broken = (e as Error)?.name === 'LibraryIndexError' || /library index cannot be read/.test(errorText(e));
+        setState({ error: `The library could not be read: ${errorText(e)}`, loaded: true, indexBroken: broken });
       }
       await getState().refreshEstimate();
     },
@@ -454,6 +459,16 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
       } catch {
         /* the estimate is informative only */
       }
+    },
+    rebuildIndex() {
+      return guard('rebuild', async () => {
+        const r = await getEngine().rebuildLibraryIndex();
+        setState({
+          indexBroken: false,
+          notice: `Rebuilt the library index: ${r.models} base model(s) and ${r.adapters} adapter(s) found` +
+            `${r.skipped.length ? `; ${r.skipped.length} unreadable record(s) left as they are` : ''}${r.backup ? '; the old index is kept' : ''}.`,
+        });
+      });
     },
     rename(kind, id, name) {
       return guard('rename', async () => {

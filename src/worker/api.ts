@@ -274,6 +274,8 @@ export interface EngineApiExtras {
   cancelPretrain(): Promise<void>;
   /** Problems met while adding the shipped base models to the library (empty when all is well). */
   libraryNotes(): Promise<string[]>;
+  /** Rebuilds an unreadable library index from the stored records (the old index is kept as a backup). */
+  rebuildLibraryIndex(): Promise<{ models: number; adapters: number; skipped: string[]; backup: string | null }>;
 }
 
 /** What the worker exposes. */

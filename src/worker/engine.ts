@@ -19,7 +19,7 @@ import {
   CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, decodeCheckpoint, encodeCheckpoint, type Checkpoint,
 } from '../storage/checkpoint';
 import { Library, filesSize, idbStore, newId, type FileMap, type KeyValueStore } from '../storage/library';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, decodeAdapter, encodeAdapter } from '../storage/peft';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, decodeAdapter, encodeAdapter } from '../storage/peft';
 import { unzip, zipStore } from '../storage/zip';
 import type { Split } from '../tasks/tasks';
 import { CharTokenizer } from '../tasks/tokenizer';
@@ -210,13 +210,24 @@ export class Engine implements EngineApi {
       // Try again on the next call if something was missing (the files may appear later).
       if (notes.length) this.seeding = null;
     })();
-    return this.seeding;
+    // an unreadable index rejects here; the next call tries again (after a rebuild, say)
+    return this.seeding.catch((e) => {
+      this.seeding = null;
+      throw e;
+    });
   }
 
   /** Problems met while seeding the shipped models (empty when all is well). */
   async libraryNotes(): Promise<string[]> {
     await this.ensureBuiltins();
     return this.seedNotes;
+  }
+
+  /** A new index from the stored records, when the old one cannot be read; the shipped models are seeded again after. */
+  async rebuildLibraryIndex(): Promise<{ models: number; adapters: number; skipped: string[]; backup: string | null }> {
+    const r = await this.library.rebuildIndex();
+    this.seeding = null;
+    return r;
   }
 
   async listModels(): Promise<ModelEntry[]> {
@@ -316,6 +327,8 @@ export class Engine implements EngineApi {
       try {
         adapter = decodeAdapter(files, base.config);
       } catch (e) {
+        // a file that cannot be read (truncated, not JSON) is not a misfit with the base: say which it is
+        if (e instanceof AdapterError && e.kind === 'format') throw new Error(`this adapter cannot be read: ${e.message}`);
         throw new Error(`this adapter does not fit the base model '${baseEntry.name}': ${(e as Error).message}`);
       }
       const stored = encodeAdapter({ config: { ...adapter.config, base_model_name_or_path: adapter.config.base_model_name_or_path ?? baseId }, tensors: adapter.tensors }, base.config);

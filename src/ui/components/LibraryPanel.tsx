@@ -220,6 +220,11 @@ export function LibraryPanel() {
     header = (
       <div className="alert compact" role="alert" data-testid="library-error">
         <span>{lib.error}</span>
+        {lib.indexBroken && (
+          <button type="button" onClick={() => void lib.rebuildIndex()} disabled={busy} data-testid="library-rebuild">
+            Rebuild index
+          </button>
+        )}
         <button type="button" className="link" onClick={lib.dismiss} aria-label="Dismiss">
           ✕
         </button>
