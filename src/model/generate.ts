@@ -19,10 +19,30 @@ export interface GenerateResult {
   lastLogits: Float32Array;
 }
 
-function argmaxRows(logits: Float32Array, rows: number[], V: number): number[] {
-  return rows.map((r) => {
+/** A forward pass produced NaN or infinite logits: greedy decoding would silently pick token 0. */
+export class NonFiniteLogitsError extends Error {
+  constructor(readonly where: string, readonly value: number, readonly count: number) {
+    super(
+      `the forward pass produced non-finite logits (${value}; ${count} of the row's values) ${where}: ` +
+        'the weights, rms_norm_eps or the adapter scale (lora_alpha / r) overflow float32',
+    );
+    this.name = 'NonFiniteLogitsError';
+  }
+}
+
+/** The argmax of each row; a row with a NaN or infinite logit throws NonFiniteLogitsError saying which. */
+function argmaxRows(logits: Float32Array, rows: number[], V: number, where: (i: number) => string): number[] {
+  return rows.map((r, i) => {
     let best = 0;
-    for (let v = 1; v < V; v++) if (logits[r * V + v] > logits[r * V + best]) best = v;
+    let bad = 0;
+    let first = 0;
+    for (let v = 0; v < V; v++) {
+      const x = logits[r * V + v];
+      if (!Number.isFinite(x)) {
+        if (bad++ === 0) first = x;
+      } else if (v > 0 && x > logits[r * V + best]) best = v;
+    }
+    if (bad) throw new NonFiniteLogitsError(where(i), first, bad);
     return best;
   });
 }
@@ -89,7 +109,7 @@ export class Generator {
     pre.recordForward();
     const logits = await gpu.read(pre.logits);
     // The rows of each sequence's last position.
-    let last = argmaxRows(logits, Array.from({ length: B }, (_, b) => b * S + S - 1), V);
+    let last = argmaxRows(logits, Array.from({ length: B }, (_, b) => b * S + S - 1), V, (b) => `at the last prompt position ${S - 1} of sequence ${b} (the prefill)`);
     let lastLogits: Float32Array = new Float32Array(B * V);
     for (let b = 0; b < B; b++) lastLogits.set(logits.subarray((b * S + S - 1) * V, (b * S + S) * V), b * V);
     const tokens: number[][] = Array.from({ length: B }, () => []);
@@ -110,7 +130,7 @@ export class Generator {
       step.recordForward();
       const out = await gpu.read(step.logits);
       lastLogits = out;
-      last = argmaxRows(out, Array.from({ length: B }, (_, b) => b), V);
+      last = argmaxRows(out, Array.from({ length: B }, (_, b) => b), V, (b) => `at position ${P} of sequence ${b} (new token ${i + 2})`);
       cache = this.extend(B, cache, P, step, 1);
       P += 1;
     }
