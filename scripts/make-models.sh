@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -f ../shared/lavapipe.sh ] && [ -z "${VK_ICD_FILENAMES:-}" ]; then eval "$(bash ../shared/lavapipe.sh)"; fi
-npm run -s pretrain -- --preset tiny --steps 1200 --batch 16 --seed 1 --out public/models/tiny --log-every 100
-npm run -s pretrain -- --preset toy --steps 800 --batch 16 --seed 1 --out public/models/toy --log-every 100
+npm run -s pretrain -- --preset tiny --steps 1200 --batch 16 --seed 1 --out public/models/tiny --force --log-every 100
+npm run -s pretrain -- --preset toy --steps 800 --batch 16 --seed 1 --out public/models/toy --force --log-every 100

@@ -229,7 +229,7 @@ describe('pretrain CLI', () => {
           destroy.call(this);
           throw new Error('device lost while freeing');
         });
-        const code = await commandPretrain(['--preset', 'tiny', '--steps', '1', '--batch', '2', '--out', dir, '--eval-size', '1', '--eval-tasks', 'lookup', '--eval-difficulties', '1']);
+        const code = await commandPretrain(['--preset', 'tiny', '--steps', '1', '--batch', '2', '--out', dir, '--force', '--eval-size', '1', '--eval-tasks', 'lookup', '--eval-difficulties', '1']);
         vi.restoreAllMocks();
         return { code, err: errs.join('\n') };
       })();

@@ -3,7 +3,6 @@
 // ours / reference. Sections: matmul (each kernel variant), attention forward+backward, one full
 // training step (with checks: no per-step compilation or allocation, peak memory), a multi-agent
 // training step with 2 and 4 agents (no reference: tfjs has none). Never a timed test.
-import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { createNodeGpu } from '../gpu/node';
 import type { Gpu } from '../gpu/runtime';
@@ -12,6 +11,7 @@ import { matmulRef } from '../reference/matmul';
 import { requiredSeqLen } from '../tasks/corpus';
 import { TASK_NAMES } from '../tasks/tasks';
 import { Args, UsageError } from './args';
+import { checkOutputFile, writeFileAtomic } from './files';
 import { loadTfjsWebgpu } from './tfjs';
 import {
   formatCheck, formatRow, makeRow, randData, tfSync, timeCandidateStats, timeOnce,
@@ -125,7 +125,8 @@ export function benchGoals(rows: BenchRow[], preferred: MatmulVariant): BenchGoa
 
 export async function commandBench(argv: string[]): Promise<number> {
   const args = new Args(argv, [
-    { name: 'json', help: 'also write the rows, checks and goals as JSON to FILE' },
+    { name: 'json', help: 'also write the rows, checks and goals as JSON to FILE (an existing file that is not a bench JSON is refused)' },
+    { name: 'force', help: 'let --json replace any existing file', flag: true },
     { name: 'only', help: 'sections to run: matmul,attention,train,mas' },
     { name: 'sizes', help: 'square matmul sizes, each in every layout (comma-separated)', default: '64,128,256' },
     { name: 'layouts', help: 'layouts for the square sizes', default: 'nn,nt,tn' },
@@ -177,6 +178,13 @@ export async function commandBench(argv: string[]): Promise<number> {
   const trainSeq = args.int('train-seq', 1, 4096) ?? requiredSeqLen(TASK_NAMES, [1, 2, 3, 4, 5]);
   const trainBatch = args.int('train-batch', 1, 4096)!;
   const checkSteps = args.int('check-steps', 1, 1000)!;
+  const file = args.str('json');
+  if (file) {
+    await checkOutputFile(file, {
+      force: args.has('force'), option: '--json', what: 'a bench JSON (rows, checks, goals)',
+      isOurs: (t) => ((o) => Array.isArray(o?.rows) && Array.isArray(o?.checks) && Array.isArray(o?.goals))(JSON.parse(t)),
+    });
+  }
 
   const gpu = await createNodeGpu();
   const r = gpu.report;
@@ -221,9 +229,8 @@ export async function commandBench(argv: string[]): Promise<number> {
   const goals = benchGoals(rows, preferred);
   for (const g of goals) log(`goal      ${g.met === null ? '?' : g.met ? 'MET    ' : 'NOT MET'}  ${g.name}: ${g.detail}`);
   const failed = checks.filter((c) => !c.ok);
-  const file = args.str('json');
   if (file) {
-    await writeFile(file, JSON.stringify({
+    await writeFileAtomic(file, JSON.stringify({
       device: r, date: new Date().toISOString(), argv, loadAverage: load, cpus: os.cpus().length, node: process.version,
       tfjs: tf ? tf.version_core : null, matmulDefaultVariant: preferred, rows, checks, goals, notes,
     }, null, 2));

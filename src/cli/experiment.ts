@@ -3,7 +3,7 @@
 // trains what needs training, evaluates every method on the same held-out and OOD sets, runs the
 // controls, prints the table, the controls, the loss curves and the findings (src/mas/experiment.ts).
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createNodeGpu } from '../gpu/node';
 import { encodeAdapter } from '../storage/peft';
@@ -12,8 +12,8 @@ import { CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type Exp
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
 import { PROJS, type Proj } from '../model/config';
-import { Args, UsageError } from './args';
-import { loadBaseModel, readFolder, writeFolder } from './files';
+import { Args, parseSeeds, UsageError } from './args';
+import { checkOutputFile, checkWritableFolder, isExperimentReport, loadBaseModel, readFolder, writeFileAtomic, writeFolder } from './files';
 
 export async function commandExperiment(argv: string[]): Promise<number> {
   const args = new Args(argv, [
@@ -39,6 +39,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
     { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
     { name: 'quiet', help: 'print only the results', flag: true },
+    { name: 'force', help: 'let --json replace an existing file that is not an experiment report', flag: true },
   ], 'usage: npm run experiment -- --task lookup --topology preset --methods single,text,latentmas,diffmas --seeds 3 [--preset tiny]');
   if (args.help) {
     console.log(args.helpText());
@@ -60,9 +61,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   }
   const methods = args.list('methods')!;
   for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new UsageError(`unknown method ${m} in --methods (have: ${METHODS.join(', ')})`);
-  const seedsArg = args.str('seeds')!;
-  const seeds = /^\d+$/.test(seedsArg) ? Array.from({ length: Number(seedsArg) }, (_, i) => i + 1) : args.list('seeds')!.map(Number);
-  if (!seeds.length || seeds.some((s) => !Number.isSafeInteger(s) || s < 0)) throw new UsageError(`--seeds must be a count K >= 1 or a list of seeds, got '${seedsArg}'`);
+  const seeds = parseSeeds(args.str('seeds')!);
   const latentMap = args.str('latent-map');
   if (latentMap !== 'ridge' && latentMap !== 'identity') throw new UsageError(`--latent-map must be ridge or identity, got '${latentMap}'`);
   const r = args.int('rank', 1, 64) ?? preset.rank;
@@ -86,6 +85,11 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     seeds,
   };
   const quiet = args.has('quiet');
+  // output paths are checked before any GPU work (the report is rewritten atomically after each result)
+  if (args.str('json')) {
+    await checkOutputFile(args.str('json')!, { force: args.has('force'), option: '--json', what: 'an experiment report', isOurs: isExperimentReport });
+  }
+  if (args.str('save-adapters')) await checkWritableFolder(args.str('save-adapters')!, '--save-adapters');
   const base = await loadBaseModel(modelDir);
   const gpu = await createNodeGpu();
   const device = gpu.report.description || gpu.report.vendor;
@@ -125,7 +129,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const elapsed = () => earlierSeconds + (performance.now() - t0) / 1000;
   const save = async (r: ExperimentReport) => {
-    if (json) await writeFile(json, JSON.stringify({ ...r, args: { ...r.args, ...extraArgs(), seconds: elapsed() } }, null, 2) + '\n');
+    if (json) await writeFileAtomic(json, JSON.stringify({ ...r, args: { ...r.args, ...extraArgs(), seconds: elapsed() } }, null, 2) + '\n');
   };
   let last = 0;
   const report = await runExperiment(gpu, base, req, (message, fraction) => {
@@ -154,7 +158,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   for (const f of report.findings) console.log(`- ${f}`);
   console.log(`\n${seconds.toFixed(0)} s on ${device}${earlierSeconds ? ` (${(seconds - earlierSeconds).toFixed(0)} s in this leg, resumed)` : ''}`);
   if (json) {
-    await writeFile(json, JSON.stringify(report, null, 2) + '\n');
+    await writeFileAtomic(json, JSON.stringify(report, null, 2) + '\n');
     if (!quiet) console.log(`wrote ${json}`);
   }
   if (saveDir && !quiet) console.log(`wrote adapters under ${saveDir}`);

@@ -1,29 +1,351 @@
-// Node-side file helpers for the CLI: a folder of Hugging Face / PEFT files <-> Map<name, bytes>.
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+// Node-side file helpers for the CLI: a folder of Hugging Face / PEFT files <-> Map<name, bytes>,
+// and the rules for where a command may write.
+//
+// What they promise:
+// - Writes are atomic. A file is written to a temporary sibling (.NAME.tmp-...), synced, then renamed
+//   over the target; a folder is written complete into a temporary sibling folder, then swapped in
+//   (the old one is renamed aside and removed only after the new one is in place). A failure (a full
+//   disk, a read-only file system) removes the temporary and leaves the target as it was: nothing
+//   half-written is ever left under the target name.
+// - Output paths are checked before any GPU work (checkOutputFolder, checkOutputFile): the folder
+//   must be writable (probed by creating and removing a temporary sibling), not under /proc, /sys or
+//   /dev, and an existing checkpoint or a file the command does not write is refused unless --force.
+// - File-system errors name the path and say what went wrong in words (describeFsError).
+import { randomBytes } from 'node:crypto';
+import { type Stats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import path from 'node:path';
-import { decodeCheckpoint, encodeCheckpoint } from '../storage/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, engineConfigProblem } from '../storage/checkpoint';
 import { CharTokenizer } from '../tasks/tokenizer';
 import type { BaseModel } from '../mas/types';
 
+/** A path the command cannot read or write, in words (the CLI prints it as one line). */
+export class FileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FileError';
+  }
+}
+
+const REASONS: Record<string, string> = {
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOSPC: 'no space left on the device (disk full)',
+  EDQUOT: 'the disk quota is exhausted',
+  ENOENT: 'no such file or folder',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EISDIR: 'it is a folder, not a file',
+  EEXIST: 'it already exists',
+  ENOTEMPTY: 'the folder is not empty',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symbolic links',
+  EIO: 'an input/output error',
+  EMFILE: 'too many open files',
+  EXDEV: 'it is on another file system',
+  EBUSY: 'it is busy',
+  EINVAL: 'the path is not valid here',
+};
+
+/** `cannot <action> <path>: <reason in words> (<CODE>)`. */
+export function describeFsError(e: unknown, action: string, p: string): FileError {
+  if (e instanceof FileError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const code = err?.code;
+  const reason = code && REASONS[code] ? `${REASONS[code]} (${code})` : (err?.message ?? String(e));
+  return new FileError(`cannot ${action} ${p}: ${reason}`);
+}
+
+const VIRTUAL = ['/proc', '/sys', '/dev'];
+
+function tmpName(target: string, tag: 'tmp' | 'old'): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+async function lstatOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await fsp.lstat(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw describeFsError(e, 'inspect', p);
+  }
+}
+
+async function statOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await fsp.stat(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // ENOTDIR: a part of the path is a file; nearestExisting says which
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw describeFsError(e, 'inspect', p);
+  }
+}
+
+/** The nearest ancestor of `p` (or `p`) that exists, with the missing levels below it, top first. */
+async function nearestExisting(p: string, shown = p): Promise<{ existing: string; missing: string[] }> {
+  const missing: string[] = [];
+  let at = path.resolve(p);
+  for (;;) {
+    const s = await statOrNull(at);
+    if (s) {
+      if (!s.isDirectory()) throw new FileError(`cannot write under ${shown}: ${at} is a file, not a folder`);
+      return { existing: at, missing };
+    }
+    const up = path.dirname(at);
+    if (up === at) throw new FileError(`cannot write under ${shown}: no part of the path exists`);
+    missing.unshift(at);
+    at = up;
+  }
+}
+
+/** Refuses /proc, /sys and /dev (virtual file systems: a write there hangs or does something else). */
+async function refuseVirtual(p: string, existing: string): Promise<void> {
+  const real = await fsp.realpath(existing).catch(() => existing);
+  for (const v of VIRTUAL) {
+    if (real === v || real.startsWith(v + '/')) throw new FileError(`cannot write under ${p}: ${v} is a virtual file system, not a place for files`);
+  }
+}
+
+/** mkdir -p one level at a time (Node's recursive mkdir loops forever under /proc and calls EROFS ENOENT). */
+async function makeFolders(p: string): Promise<void> {
+  const { existing, missing } = await nearestExisting(p);
+  await refuseVirtual(p, existing);
+  for (const dir of missing) {
+    try {
+      await fsp.mkdir(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw describeFsError(e, 'create the folder', dir);
+    }
+  }
+}
+
+/** Probes that files can be created in `dir` (or its nearest existing ancestor) by making and removing a temporary folder. */
+async function probeWritable(target: string, dir: string): Promise<void> {
+  const { existing } = await nearestExisting(dir, target);
+  await refuseVirtual(target, existing);
+  const probe = tmpName(path.join(existing, path.basename(target) || 'out'), 'tmp');
+  try {
+    await fsp.mkdir(probe);
+  } catch (e) {
+    throw describeFsError(e, 'write', target);
+  }
+  await fsp.rmdir(probe).catch(() => undefined);
+}
+
+/** The file operations the atomic writers use; tests pass one that fails (a full disk) to check nothing is lost. */
+export interface WriteIo {
+  writeFile(p: string, bytes: Uint8Array): Promise<void>;
+}
+
+export const nodeIo: WriteIo = {
+  async writeFile(p, bytes) {
+    const fh = await fsp.open(p, 'wx');
+    try {
+      let at = 0;
+      while (at < bytes.length) {
+        const { bytesWritten } = await fh.write(bytes, at, bytes.length - at);
+        at += bytesWritten;
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+};
+
+/** Writes `bytes` to `file` atomically: a temporary sibling, synced, then renamed over it. */
+export async function writeFileAtomic(file: string, bytes: Uint8Array | string, io: WriteIo = nodeIo): Promise<void> {
+  const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
+  const existing = await lstatOrNull(file);
+  if (existing && !existing.isFile()) throw new FileError(`cannot write ${file}: it exists and is not a regular file`);
+  await makeFolders(path.dirname(path.resolve(file)));
+  const tmp = tmpName(file, 'tmp');
+  try {
+    await io.writeFile(tmp, data);
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw describeFsError(e, 'write', file);
+  }
+}
+
+/**
+ * Writes a folder of files atomically: every file into a temporary sibling folder, then that folder
+ * is swapped in for `dir`. An existing `dir` is replaced as a whole (files it had that are not in
+ * `files` go with it), so it must hold only files, no subfolders. On failure `dir` is untouched.
+ */
+export async function writeFolder(dir: string, files: ReadonlyMap<string, Uint8Array>, io: WriteIo = nodeIo): Promise<void> {
+  for (const name of files.keys()) {
+    if (!name || name !== path.basename(name) || name === '.' || name === '..') throw new FileError(`cannot write ${dir}: bad file name ${JSON.stringify(name)}`);
+  }
+  const target = path.resolve(dir);
+  const old = await lstatOrNull(target);
+  if (old) {
+    if (!old.isDirectory()) throw new FileError(`cannot write the folder ${dir}: it exists and is not a folder`);
+    const sub = (await fsp.readdir(target, { withFileTypes: true })).filter((d) => d.isDirectory());
+    if (sub.length) throw new FileError(`cannot replace ${dir}: it holds folders (${sub.slice(0, 3).map((d) => d.name).join(', ')}${sub.length > 3 ? ', ...' : ''}), not only files`);
+  }
+  await makeFolders(path.dirname(target));
+  const tmp = tmpName(target, 'tmp');
+  try {
+    await fsp.mkdir(tmp);
+    for (const [name, bytes] of files) await io.writeFile(path.join(tmp, name), bytes);
+  } catch (e) {
+    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw describeFsError(e, 'write', dir);
+  }
+  if (!old) {
+    try {
+      await fsp.rename(tmp, target);
+    } catch (e) {
+      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw describeFsError(e, 'write', dir);
+    }
+    return;
+  }
+  // Swap: the old folder aside, the new one in, then the old one away. If the second rename fails,
+  // the old folder goes back; a crash between the renames leaves the old one complete under .NAME.old-*.
+  const aside = tmpName(target, 'old');
+  try {
+    await fsp.rename(target, aside);
+  } catch (e) {
+    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw describeFsError(e, 'replace', dir);
+  }
+  try {
+    await fsp.rename(tmp, target);
+  } catch (e) {
+    await fsp.rename(aside, target).catch(() => undefined);
+    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw describeFsError(e, 'replace', dir);
+  }
+  await fsp.rm(aside, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/** The files a checkpoint folder written by pretrain holds (and may be replaced with --force). */
+export const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'training_args.json', 'generation_config.json'];
+
+/**
+ * Checks an output folder before any work: creatable and writable, not virtual, and either new,
+ * empty, or (with force) a folder holding only checkpoint files. Throws FileError naming the path.
+ */
+export async function checkOutputFolder(dir: string, opts: { force: boolean; option: string; replaceable?: readonly string[] }): Promise<void> {
+  const replaceable = opts.replaceable ?? CHECKPOINT_FILES;
+  const s = await statOrNull(dir);
+  if (s && !s.isDirectory()) throw new FileError(`${opts.option} ${dir} exists and is a file, not a folder`);
+  if (s) {
+    const entries = (await fsp.readdir(dir, { withFileTypes: true }).catch((e) => {
+      throw describeFsError(e, 'read the folder', dir);
+    })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (entries.length) {
+      const foreign = entries.filter((d) => !d.isFile() || !replaceable.includes(d.name)).map((d) => d.name + (d.isDirectory() ? '/' : ''));
+      if (foreign.length) {
+        throw new FileError(
+          `${opts.option} ${dir} is not empty and holds more than a checkpoint (${listShort(foreign)}); ` +
+            'choose a new or empty folder' + (opts.force ? ' (--force replaces only a folder of checkpoint files)' : ''),
+        );
+      }
+      if (!opts.force) {
+        throw new FileError(`${opts.option} ${dir} already holds a checkpoint (${listShort(entries.map((d) => d.name))}); give --force to replace it, or choose another folder`);
+      }
+    }
+  }
+  await probeWritable(dir, path.dirname(path.resolve(dir)));
+}
+
+/**
+ * Checks an output file before any work: its folder writable and not virtual; an existing file must
+ * be a regular file, and one that `isOurs` does not recognise (what the command itself writes) is
+ * refused unless force.
+ */
+export async function checkOutputFile(
+  file: string, opts: { force: boolean; option: string; what: string; isOurs: (text: string) => boolean },
+): Promise<void> {
+  const s = await statOrNull(file);
+  if (s) {
+    if (s.isDirectory()) throw new FileError(`${opts.option} ${file} is a folder, not a file`);
+    if (!s.isFile()) throw new FileError(`${opts.option} ${file} exists and is not a regular file (a device, a pipe or a socket)`);
+    if (!opts.force) {
+      let ours = false;
+      if (s.size <= 64 << 20) {
+        const text = await fsp.readFile(file, 'utf8').catch((e) => {
+          throw describeFsError(e, 'read', file);
+        });
+        ours = isOursSafe(opts.isOurs, text);
+      }
+      if (!ours) throw new FileError(`${opts.option} ${file} exists and is not ${opts.what}; give --force to replace it, or choose another file`);
+    }
+  }
+  const parent = path.dirname(path.resolve(file));
+  const ps = await statOrNull(parent);
+  if (!ps) throw new FileError(`${opts.option} ${file}: the folder ${path.dirname(file)} does not exist`);
+  if (!ps.isDirectory()) throw new FileError(`${opts.option} ${file}: ${path.dirname(file)} is not a folder`);
+  await probeWritable(file, parent);
+}
+
+/** Checks that files can be written in `dir` (made if missing) before any work, whatever it holds. */
+export async function checkWritableFolder(dir: string, option: string): Promise<void> {
+  const s = await statOrNull(dir);
+  if (s && !s.isDirectory()) throw new FileError(`${option} ${dir} exists and is a file, not a folder`);
+  await probeWritable(dir, s ? path.resolve(dir) : path.dirname(path.resolve(dir)));
+}
+
+function isOursSafe(fn: (text: string) => boolean, text: string): boolean {
+  try {
+    return fn(text);
+  } catch {
+    return false;
+  }
+}
+
+function listShort(names: string[]): string {
+  return names.length <= 4 ? names.join(', ') : `${names.slice(0, 4).join(', ')} and ${names.length - 4} more`;
+}
+
+/** The JSON `generate --logits` writes: {ids, logits}. */
+export function isLogitsJson(text: string): boolean {
+  const o = JSON.parse(text) as unknown;
+  return typeof o === 'object' && o !== null && Array.isArray((o as { ids?: unknown }).ids) && Array.isArray((o as { logits?: unknown }).logits);
+}
+
+/** The JSON `experiment --json` writes (finished or partial): {args, rows, controls, ...}. */
+export function isExperimentReport(text: string): boolean {
+  const o = JSON.parse(text) as Record<string, unknown> | null;
+  return typeof o === 'object' && o !== null && typeof o.args === 'object' && Array.isArray(o.rows) && Array.isArray(o.controls);
+}
+
 export async function readFolder(dir: string): Promise<Map<string, Uint8Array>> {
-  const info = await stat(dir).catch(() => null);
-  if (!info?.isDirectory()) throw new Error(`${dir} is not a folder`);
+  const info = await statOrNull(dir);
+  if (!info) throw new FileError(`${dir} does not exist`);
+  if (!info.isDirectory()) throw new FileError(`${dir} is not a folder`);
   const out = new Map<string, Uint8Array>();
-  for (const name of await readdir(dir)) {
+  const names = await fsp.readdir(dir).catch((e) => {
+    throw describeFsError(e, 'read the folder', dir);
+  });
+  for (const name of names) {
     const p = path.join(dir, name);
-    if ((await stat(p)).isFile()) out.set(name, new Uint8Array(await readFile(p)));
+    const s = await statOrNull(p);
+    if (s?.isFile()) {
+      out.set(name, new Uint8Array(await fsp.readFile(p).catch((e) => {
+        throw describeFsError(e, 'read', p);
+      })));
+    }
   }
   return out;
 }
 
-export async function writeFolder(dir: string, files: Map<string, Uint8Array>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  for (const [name, bytes] of files) await writeFile(path.join(dir, name), bytes);
-}
-
 /** Loads a base model folder (config.json, model.safetensors, tokenizer.json); refuses what does not fit. */
 export async function loadBaseModel(dir: string): Promise<BaseModel> {
-  const ck = decodeCheckpoint(await readFolder(dir));
+  const files = await readFolder(dir);
+  let ck;
+  try {
+    ck = decodeCheckpoint(files);
+  } catch (e) {
+    throw new Error(`${dir}: ${(e as Error).message}`);
+  }
+  const problem = engineConfigProblem(ck.config);
+  if (problem) throw new Error(`${dir}: ${problem}`);
   const tokenizer = CharTokenizer.fromJSON(ck.tokenizer);
   if (tokenizer.vocabSize !== ck.config.vocab_size) {
     throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} symbols but config.json says vocab_size ${ck.config.vocab_size}`);
@@ -31,8 +353,8 @@ export async function loadBaseModel(dir: string): Promise<BaseModel> {
   return { id: dir, config: ck.config, weights: ck.tensors, tokenizer };
 }
 
-export async function saveBaseModel(dir: string, m: Omit<BaseModel, 'id'>, provenance?: Record<string, unknown>): Promise<void> {
+export async function saveBaseModel(dir: string, m: Omit<BaseModel, 'id'>, provenance?: Record<string, unknown>, io?: WriteIo): Promise<void> {
   const files = encodeCheckpoint({ config: m.config, tensors: m.weights, tokenizer: m.tokenizer.toJSON() as unknown as Record<string, unknown> });
   if (provenance) files.set('training_args.json', new TextEncoder().encode(JSON.stringify(provenance, null, 2) + '\n'));
-  await writeFolder(dir, files);
+  await writeFolder(dir, files, io);
 }

@@ -1,13 +1,13 @@
 // `npm run generate -- --model DIR [--adapter DIR] (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N]
 // [--logits FILE]`: greedy continuation with the KV cache.
-import { writeFile } from 'node:fs/promises';
 import { createNodeGpu } from '../gpu/node';
 import { LlamaGpu } from '../model/model';
 import { Generator } from '../model/generate';
 import { peftToLora } from '../model/lora-peft';
 import { decodeAdapter } from '../storage/peft';
-import { Args, UsageError } from './args';
-import { loadBaseModel, readFolder } from './files';
+import { checkConfigFitsDevice } from '../storage/checkpoint';
+import { Args, parseInteger, UsageError } from './args';
+import { checkOutputFile, isLogitsJson, loadBaseModel, readFolder, writeFileAtomic } from './files';
 
 export async function commandGenerate(argv: string[]): Promise<number> {
   const args = new Args(argv, [
@@ -16,7 +16,8 @@ export async function commandGenerate(argv: string[]): Promise<number> {
     { name: 'prompt', help: 'prompt text; <bos> and <eos> are written as such, e.g. "<bos>tbl:a3k7\\nask:k\\nans:"' },
     { name: 'ids', help: 'prompt as comma-separated token ids instead of text' },
     { name: 'max-new-tokens', help: 'tokens to generate (stops early at <eos>)', default: '16' },
-    { name: 'logits', help: 'write the last position\'s logits to FILE as JSON' },
+    { name: 'logits', help: 'write the last position\'s logits to FILE as JSON (an existing file that is not such a JSON is refused)' },
+    { name: 'force', help: 'let --logits replace any existing file', flag: true },
   ], 'usage: npm run generate -- --model DIR [--adapter DIR] (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N] [--logits FILE]');
   if (args.help) {
     console.log(args.helpText());
@@ -25,26 +26,35 @@ export async function commandGenerate(argv: string[]): Promise<number> {
   const dir = args.str('model');
   if (!dir) throw new UsageError('--model DIR is required');
   if (args.has('prompt') === args.has('ids')) throw new UsageError('give exactly one of --prompt or --ids');
+  const file = args.str('logits');
+  if (file) await checkOutputFile(file, { force: args.has('force'), option: '--logits', what: 'a logits JSON written by generate', isOurs: isLogitsJson });
   const base = await loadBaseModel(dir);
   const ids = args.has('ids')
-    ? args.list('ids')!.map((s) => {
-        const n = Number(s);
-        if (!Number.isInteger(n) || n < 0 || n >= base.config.vocab_size) throw new UsageError(`--ids: '${s}' is not a token id in 0..${base.config.vocab_size - 1}`);
-        return n;
-      })
+    ? args.list('ids')!.map((s) => parseInteger(s, `--ids: each token id (0..${base.config.vocab_size - 1})`, 0, base.config.vocab_size - 1))
     : base.tokenizer.encode(args.str('prompt')!.replace(/\\n/g, '\n'));
   if (ids.length === 0) throw new UsageError('the prompt is empty');
-  const gpu = await createNodeGpu();
-  const model = new LlamaGpu(gpu, base.config, base.weights);
+  const maxNewTokens = args.int('max-new-tokens', 0, 100000)!;
+  // every input is read and checked before the GPU is touched
   const adapterDir = args.str('adapter');
-  const lora = adapterDir ? peftToLora(gpu, base.config, decodeAdapter(await readFolder(adapterDir), base.config)) : undefined;
+  let adapter;
+  if (adapterDir) {
+    const files = await readFolder(adapterDir);
+    try {
+      adapter = decodeAdapter(files, base.config);
+    } catch (e) {
+      throw new Error(`${adapterDir}: ${(e as Error).message}`);
+    }
+  }
+  const gpu = await createNodeGpu();
+  checkConfigFitsDevice(base.config, gpu.device.limits);
+  const model = new LlamaGpu(gpu, base.config, base.weights);
+  const lora = adapter ? peftToLora(gpu, base.config, adapter) : undefined;
   const gen = new Generator(model, lora);
-  const out = await gen.generate([ids], { maxNewTokens: args.int('max-new-tokens', 0, 100000)!, lora, stopId: base.tokenizer.eosId });
+  const out = await gen.generate([ids], { maxNewTokens, lora, stopId: base.tokenizer.eosId });
   const text = base.tokenizer.decode(out.tokens[0]);
   console.log(JSON.stringify({ prompt: base.tokenizer.decode(ids), continuation: text, ids: out.tokens[0] }));
-  const file = args.str('logits');
   if (file) {
-    await writeFile(file, JSON.stringify({ ids: [...ids, ...out.tokens[0]], logits: Array.from(out.lastLogits) }) + '\n');
+    await writeFileAtomic(file, JSON.stringify({ ids: [...ids, ...out.tokens[0]], logits: Array.from(out.lastLogits) }) + '\n');
     console.error(`wrote ${file}`);
   }
   gen.destroy();

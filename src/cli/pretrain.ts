@@ -3,13 +3,14 @@
 import { createNodeGpu } from '../gpu/node';
 import { MODEL_PRESETS, countParams, presetConfig } from '../model/config';
 import { pretrainBase } from '../model/pretrain';
+import { DivergenceWatch } from '../model/divergence';
 import { defaultTokenizer } from '../tasks/tokenizer';
 import { TASK_NAMES, type TaskName } from '../tasks/tasks';
 import {
   DEFAULT_EVAL_SIZE, evaluateBaseOrError, failedCells, formatBaseEvaluation, resolveBaseEvalOptions, type BaseEvalOptions,
 } from '../mas/base-eval';
 import { Args, UsageError } from './args';
-import { saveBaseModel } from './files';
+import { checkOutputFolder, saveBaseModel } from './files';
 
 export async function commandPretrain(argv: string[]): Promise<number> {
   const args = new Args(argv, [
@@ -18,7 +19,8 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     { name: 'seed', help: 'seed of init and data', default: '1' },
     { name: 'batch', help: 'sequences per step', default: '32' },
     { name: 'lr', help: 'peak learning rate', default: '0.003' },
-    { name: 'out', help: 'output folder (config.json, model.safetensors, tokenizer.json)' },
+    { name: 'out', help: 'output folder (config.json, model.safetensors, tokenizer.json); an existing checkpoint is refused' },
+    { name: 'force', help: 'replace the checkpoint already in --out', flag: true },
     { name: 'log-every', help: 'print every N steps', default: '10' },
     { name: 'eval-size', help: 'held-out episodes per task, difficulty and split of the closing evaluation', default: String(DEFAULT_EVAL_SIZE) },
     { name: 'eval-tasks', help: `tasks the closing evaluation covers (${TASK_NAMES.join(',')})`, default: TASK_NAMES.join(',') },
@@ -58,11 +60,16 @@ export async function commandPretrain(argv: string[]): Promise<number> {
       throw new UsageError(`--eval-*: ${(e as Error).message.replace(/^base evaluation: /, '')}`);
     }
   }
+  // the output folder is checked before any GPU work (written atomically at the end)
+  await checkOutputFolder(out, { force: args.has('force'), option: '--out' });
   const gpu = await createNodeGpu();
   console.log(`device: ${gpu.report.description || gpu.report.vendor}; preset ${preset}: ${countParams(cfg).toLocaleString('en-US')} parameters`);
+  const watch = new DivergenceWatch();
   const result = await pretrainBase(gpu, {
     preset, steps, seed: args.int('seed', 0)!, batch: args.int('batch', 1, 4096)!, lr: args.num('lr', 1e-6, 1)!,
     onStep: (r) => {
+      const diverging = watch.push(r.step, r.loss);
+      if (diverging) console.error(`warning: ${diverging}`);
       if (r.step % logEvery === 0 || r.step === 1 || r.step === steps) {
         console.log(`step ${String(r.step).padStart(5)}/${steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toExponential(2)}  grad-norm ${r.gradNorm.toFixed(3)}  ${r.tokensPerSecond.toFixed(0)} tok/s`);
       }
