@@ -14,6 +14,7 @@ import type {
 import { TRAINED_METHODS } from '../worker/api';
 import { checkStorage, requestPersistence, type StorageHealth } from '../storage/health';
 import { download, errorText, getEngine } from './engine';
+import { DivergenceWatch } from '../model/divergence';
 import { DEFAULT_STATE, RUN_PROPS, parseState, runConfigOf, serializeState, type AppState } from './state';
 
 // ---------------------------------------------------------------- environment
@@ -177,6 +178,7 @@ export const useRun = create<RunStore>((setState, getState) => {
     }) as number;
   };
 
+  let divergence = new DivergenceWatch();
   const onProgress = (p: RunProgress) => {
     const h = getState().history;
     const last = h.steps[h.steps.length - 1];
@@ -193,6 +195,10 @@ export const useRun = create<RunStore>((setState, getState) => {
     }
     const patch: Partial<RunStore> = { progress: p, state: getState().starting && p.state === 'paused' ? 'running' : p.state };
     if (p.message) patch.message = errorText(p.message);
+    else if (p.step > 0 && p.state === 'running') {
+      const diverging = divergence.push(p.step, p.loss);
+      if (diverging) patch.message = `Warning: ${diverging}.`;
+    }
     setState(patch);
     bump();
   };
@@ -204,6 +210,7 @@ export const useRun = create<RunStore>((setState, getState) => {
    */
   const begin = async (stepOnly: boolean) => {
     const token = ++runToken;
+    divergence = new DivergenceWatch();
     const current = () => token === runToken;
     const config = runConfigOf(useApp.getState().state);
     setState({
@@ -501,9 +508,11 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
       if (getState().pretrain.running) return;
       const losses: number[] = [];
       setState({ pretrain: { running: true, progress: null, losses, error: null, done: null } });
+      const watch = new DivergenceWatch();
       const onProgress = (p: RunProgress) => {
         if (Number.isFinite(p.loss) && p.state === 'running') losses.push(p.loss);
-        setState({ pretrain: { ...getState().pretrain, progress: p, losses } });
+        const diverging = p.state === 'running' ? watch.push(p.step, p.loss) : null;
+        setState({ pretrain: { ...getState().pretrain, progress: p, losses, ...(diverging ? { error: `Warning: ${diverging}.` } : {}) } });
       };
       try {
         const entry = await getEngine().pretrain(req, proxy(onProgress));
