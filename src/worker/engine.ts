@@ -20,6 +20,7 @@ import {
 } from '../storage/checkpoint';
 import { Library, filesSize, idbStore, newId, type FileMap, type KeyValueStore } from '../storage/library';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, decodeAdapter, encodeAdapter } from '../storage/peft';
+import { listShort, printableName } from '../storage/text';
 import { unzip, zipStore } from '../storage/zip';
 import type { Split } from '../tasks/tasks';
 import { CharTokenizer } from '../tasks/tokenizer';
@@ -286,7 +287,7 @@ export class Engine implements EngineApi {
     const add = (name: string, bytes: Uint8Array, from: string) => {
       const b = basename(name);
       if (b.startsWith('.') || b === '') return;
-      if (out.has(b)) throw new Error(`${b} appears twice (in ${from}); give one model or one adapter at a time`);
+      if (out.has(b)) throw new Error(`${printableName(b)} appears twice (in ${printableName(from)}); give one model or one adapter at a time`);
       out.set(b, bytes);
     };
     for (const f of files) {
@@ -307,7 +308,8 @@ export class Engine implements EngineApi {
 
   async importFiles(blobs: FileBlob[], adapterBaseModelId?: string): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }> {
     const { files, label } = this.expandFiles(blobs);
-    const listing = [...files].map(([n, b]) => `${n} (${fmtBytes(b.length)})`).join(', ');
+    // names from a zip may hold anything: escaped, and at most five of them
+    const listing = listShort([...files].map(([n, b]) => `${/^[\w.+@ -]{1,80}$/.test(n) ? n : printableName(n)} (${fmtBytes(b.length)})`));
     if (files.has(ADAPTER_CONFIG_FILE)) {
       const info = parseJson(files.get(RUN_INFO_FILE));
       const cfg = parseJson(files.get(ADAPTER_CONFIG_FILE));
