@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createNodeGpu } from '../gpu/node';
 import { encodeAdapter } from '../storage/peft';
+import { checkConfigFitsDevice } from '../storage/checkpoint';
 import { makeTask, TASK_NAMES } from '../tasks/tasks';
 import { CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type MethodName } from '../worker/api';
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
@@ -92,6 +93,12 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (args.str('save-adapters')) await checkWritableFolder(args.str('save-adapters')!, '--save-adapters');
   const base = await loadBaseModel(modelDir);
   const gpu = await createNodeGpu();
+  try {
+    checkConfigFitsDevice(base.config, gpu.device.limits);
+  } catch (e) {
+    gpu.dispose();
+    throw e;
+  }
   const device = gpu.report.description || gpu.report.vendor;
   const saveDir = args.str('save-adapters');
   const extraArgs = () => ({ preset: presetName, model: modelDir, topologyArg: args.str('topology'), device });

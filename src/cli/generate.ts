@@ -13,7 +13,7 @@ export async function commandGenerate(argv: string[]): Promise<number> {
   const args = new Args(argv, [
     { name: 'model', help: 'base model folder (config.json, model.safetensors, tokenizer.json)' },
     { name: 'adapter', help: 'PEFT adapter folder (adapter_config.json, adapter_model.safetensors)' },
-    { name: 'prompt', help: 'prompt text; <bos> and <eos> are written as such, e.g. "<bos>tbl:a3k7\\nask:k\\nans:"' },
+    { name: 'prompt', help: 'prompt text; <bos> and <eos> are written as such, e.g. "<bos>tbl:a3k7\\nask:k" (the answer follows)' },
     { name: 'ids', help: 'prompt as comma-separated token ids instead of text' },
     { name: 'max-new-tokens', help: 'tokens to generate (stops early at <eos>)', default: '16' },
     { name: 'logits', help: 'write the last position\'s logits to FILE as JSON (an existing file that is not such a JSON is refused)' },
@@ -46,18 +46,23 @@ export async function commandGenerate(argv: string[]): Promise<number> {
     }
   }
   const gpu = await createNodeGpu();
-  checkConfigFitsDevice(base.config, gpu.device.limits);
-  const model = new LlamaGpu(gpu, base.config, base.weights);
-  const lora = adapter ? peftToLora(gpu, base.config, adapter) : undefined;
-  const gen = new Generator(model, lora);
-  const out = await gen.generate([ids], { maxNewTokens, lora, stopId: base.tokenizer.eosId });
-  const text = base.tokenizer.decode(out.tokens[0]);
-  console.log(JSON.stringify({ prompt: base.tokenizer.decode(ids), continuation: text, ids: out.tokens[0] }));
-  if (file) {
-    await writeFileAtomic(file, JSON.stringify({ ids: [...ids, ...out.tokens[0]], logits: Array.from(out.lastLogits) }) + '\n');
-    console.error(`wrote ${file}`);
+  let gen: Generator | undefined;
+  try {
+    checkConfigFitsDevice(base.config, gpu.device.limits);
+    const model = new LlamaGpu(gpu, base.config, base.weights);
+    const lora = adapter ? peftToLora(gpu, base.config, adapter) : undefined;
+    gen = new Generator(model, lora);
+    const out = await gen.generate([ids], { maxNewTokens, lora, stopId: base.tokenizer.eosId });
+    const text = base.tokenizer.decode(out.tokens[0]);
+    console.log(JSON.stringify({ prompt: base.tokenizer.decode(ids), continuation: text, ids: out.tokens[0] }));
+    if (file) {
+      await writeFileAtomic(file, JSON.stringify({ ids: [...ids, ...out.tokens[0]], logits: Array.from(out.lastLogits) }) + '\n');
+      console.error(`wrote ${file}`);
+    }
+  } finally {
+    // also on an error (non-finite logits, a full disk): Dawn must not be torn down with a live device
+    gen?.destroy();
+    gpu.dispose();
   }
-  gen.destroy();
-  gpu.dispose();
   return 0;
 }
