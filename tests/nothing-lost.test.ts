@@ -19,6 +19,7 @@ import { AdapterError, decodeAdapter, encodeAdapter, expectedAdapterTensors, typ
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../src/storage/safetensors';
 import { unzip, zipStore, ZipError } from '../src/storage/zip';
 import type { AdapterEntry, ModelEntry } from '../src/worker/api';
+import { Engine } from '../src/worker/engine';
 import { DivergenceWatch } from '../src/model/divergence';
 import { randn } from './helpers';
 
@@ -515,6 +516,22 @@ describe('14. each of these says what is wrong', () => {
     expect(() => unzip(zip)).toThrow('zip: entry "ok\\u0001\\u001b[31m.json" is corrupt (CRC-32 mismatch)');
     const many = new Map(Array.from({ length: 1000 }, (_, i) => [`file${i}.bin`, new Uint8Array(0)] as [string, Uint8Array]));
     expect(() => decodeCheckpoint(many)).toThrow('the checkpoint has no config.json (files present: file0.bin, file1.bin, file2.bin, file3.bin, file4.bin and 995 more)');
+  });
+  it("14e'. the page's import lists at most five names of a zip, escaped, and a truncated adapter there is 'cannot be read'", async () => {
+    const engine = new Engine({ store: memoryStore(), fetchAsset: () => Promise.reject(new Error('no assets in this test')) });
+    const many = new Map(Array.from({ length: 1000 }, (_, i) => [`junk${i}\u0007.bin`, new Uint8Array(1)] as [string, Uint8Array]));
+    const err = await engine.importFiles([{ name: 'junk.zip', bytes: zipStore(many) }]).catch((e) => e as Error);
+    expect((err as Error).message).toMatch(/^these files are neither a base model nor an adapter: found "junk0\\u0007\.bin" \(1 B\), .* and 995 more\. /);
+    expect((err as Error).message.length).toBeLessThan(600);
+    // a truncated adapter for a stored base: 'cannot be read', not 'does not fit'
+    const tiny = await readFolder(TINY);
+    await engine.library.saveModel({ id: 'm:tiny', name: 'tiny', size: 0, createdAt: 1, builtin: false, config: {} }, tiny);
+    const files = adapterFor(validateConfig(JSON.parse(new TextDecoder().decode(tiny.get('config.json')))));
+    const w = files.get('adapter_model.safetensors')!;
+    files.set('adapter_model.safetensors', w.subarray(0, w.length - 10));
+    const cut = await engine.importFiles([{ name: 'cut.zip', bytes: zipStore(files) }], 'm:tiny').catch((e) => e as Error);
+    expect((cut as Error).message).toMatch(/^this adapter cannot be read: adapter_model\.safetensors cannot be read: safetensors: /);
+    expect(await engine.listAdapters()).toEqual([]);
   });
   it('14f. file-system errors name the path and say what happened in words', async () => {
     expect(describeFsError(Object.assign(new Error('EROFS: read-only file system, open'), { code: 'EROFS' }), 'write', '/ro/x').message).toBe(
