@@ -1,7 +1,7 @@
 // Issue 10, "Nothing lost, nothing silently wrong": one row per case of the issue's list, numbered as
 // there (1-14, then "Also"), so this file can be held against the issue. Every row runs without a GPU
 // except 11 (a forward pass), which uses the test device like the other GPU tests.
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -193,6 +193,15 @@ describe('3. checkpoint writes are atomic', () => {
     await expect(writeFolder(dir, new Map([['a.bin', new Uint8Array(100)]]), diskFullAfter(10))).rejects.toThrow(/ENOSPC/);
     await expect(readdir(dir)).rejects.toThrow(/ENOENT/);
     expect(await leftovers(work)).toEqual([]);
+  });
+  it('3d. --out through a symbolic link replaces the folder it points at and keeps the link', async () => {
+    const real = await tinyCopy();
+    const link = path.join(work, `link-${n++}`);
+    await symlink(real, link);
+    await checkOutputFolder(link, { force: true, option: '--out' });
+    await saveBaseModel(link, await loadBaseModel(real));
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    expect((await readdir(real)).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
   });
 });
 

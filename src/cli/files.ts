@@ -66,7 +66,8 @@ async function lstatOrNull(p: string): Promise<Stats | null> {
   try {
     return await fsp.lstat(p);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw describeFsError(e, 'inspect', p);
   }
 }
@@ -104,6 +105,17 @@ async function refuseVirtual(p: string, existing: string): Promise<void> {
   const real = await fsp.realpath(existing).catch(() => existing);
   for (const v of VIRTUAL) {
     if (real === v || real.startsWith(v + '/')) throw new FileError(`cannot write under ${p}: ${v} is a virtual file system, not a place for files`);
+  }
+}
+
+/** `p`, or where it leads when it is a symbolic link (so the link's target is what gets replaced, and the link stays). */
+async function followLink(p: string): Promise<string> {
+  const l = await lstatOrNull(p);
+  if (!l?.isSymbolicLink()) return path.resolve(p);
+  try {
+    return await fsp.realpath(p);
+  } catch (e) {
+    throw describeFsError(e, 'follow the link', p);
   }
 }
 
@@ -157,13 +169,14 @@ export const nodeIo: WriteIo = {
 /** Writes `bytes` to `file` atomically: a temporary sibling, synced, then renamed over it. */
 export async function writeFileAtomic(file: string, bytes: Uint8Array | string, io: WriteIo = nodeIo): Promise<void> {
   const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
-  const existing = await lstatOrNull(file);
+  const target = await followLink(file);
+  const existing = await lstatOrNull(target);
   if (existing && !existing.isFile()) throw new FileError(`cannot write ${file}: it exists and is not a regular file`);
-  await makeFolders(path.dirname(path.resolve(file)));
-  const tmp = tmpName(file, 'tmp');
+  await makeFolders(path.dirname(target));
+  const tmp = tmpName(target, 'tmp');
   try {
     await io.writeFile(tmp, data);
-    await fsp.rename(tmp, file);
+    await fsp.rename(tmp, target);
   } catch (e) {
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
     throw describeFsError(e, 'write', file);
@@ -179,7 +192,7 @@ export async function writeFolder(dir: string, files: ReadonlyMap<string, Uint8A
   for (const name of files.keys()) {
     if (!name || name !== path.basename(name) || name === '.' || name === '..') throw new FileError(`cannot write ${dir}: bad file name ${JSON.stringify(name)}`);
   }
-  const target = path.resolve(dir);
+  const target = await followLink(dir);
   const old = await lstatOrNull(target);
   if (old) {
     if (!old.isDirectory()) throw new FileError(`cannot write the folder ${dir}: it exists and is not a folder`);
@@ -251,7 +264,7 @@ export async function checkOutputFolder(dir: string, opts: { force: boolean; opt
       }
     }
   }
-  await probeWritable(dir, path.dirname(path.resolve(dir)));
+  await probeWritable(dir, path.dirname(await followLink(dir)));
 }
 
 /**
@@ -277,7 +290,7 @@ export async function checkOutputFile(
       if (!ours) throw new FileError(`${opts.option} ${file} exists and is not ${opts.what}; give --force to replace it, or choose another file`);
     }
   }
-  const parent = path.dirname(path.resolve(file));
+  const parent = path.dirname(await followLink(file));
   const ps = await statOrNull(parent);
   if (!ps) throw new FileError(`${opts.option} ${file}: the folder ${path.dirname(file)} does not exist`);
   if (!ps.isDirectory()) throw new FileError(`${opts.option} ${file}: ${path.dirname(file)} is not a folder`);
