@@ -16,7 +16,7 @@ function entropyOf(counts: Map<number, number>): number {
 describe('Corpus', () => {
   it('produces [B*S] next-token pairs, padded with <pad>, padding ignored', () => {
     const S = requiredSeqLen(ALL, 3);
-    const c = new Corpus({ tasks: ALL, difficulty: 3, seed: 1, seqLen: S });
+    const c = new Corpus({ tasks: ALL, difficulty: 3, seed: 1, seqLen: S, maskRandom: false });
     const tok = c.tokenizer;
     const B = 64;
     const { inputs, targets, batchSize, seqLen } = c.nextBatch(B);
@@ -69,7 +69,8 @@ describe('Corpus', () => {
   });
 
   it('mixes every kind and every task, only from train episodes, in the documented formats', () => {
-    const c = new Corpus({ tasks: ALL, difficulty: [1, 3], seed: 2, seqLen: requiredSeqLen(ALL, [1, 3]) });
+    const mix = { skyline: 0.4, transcript: 0.15, send: 0.2, receive: 0.15, single: 0.1 };
+    const c = new Corpus({ tasks: ALL, difficulty: [1, 3], seed: 2, seqLen: requiredSeqLen(ALL, [1, 3]), mix });
     const kinds = new Map<CorpusKind, number>();
     const tasks = new Set<TaskName>();
     const N = 4000;
@@ -82,18 +83,18 @@ describe('Corpus', () => {
       expect(s.text.startsWith('<bos>')).toBe(true);
       switch (s.kind) {
         case 'skyline':
-          expect(s.text).toMatch(/^<bos>[^]*\nans:[-a-z0-9]+<eos>$/);
+          expect(s.text).toMatch(/^<bos>[^]*\n(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+)<eos>$/);
           expect(s.text).not.toContain('msg:');
           break;
         case 'transcript':
-          expect(s.text).toMatch(/msg:[^\n]+\n[^]*ans:[-a-z0-9]+<eos>$/);
+          expect(s.text).toMatch(/msg:[^\n]+\n[^]*(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+)<eos>$/);
           break;
         case 'send':
           expect(s.text).toMatch(/msg:[^\n]+\n$/);
-          expect(s.text).not.toContain('ans:');
+          expect(s.text).not.toContain('<eos>');
           break;
         case 'receive':
-          expect(s.text).toMatch(/^<bos>msg:[^]*ans:[-a-z0-9]+<eos>$/);
+          expect(s.text).toMatch(/^<bos>msg:[^]*\n(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+)<eos>$/);
           expect(s.text).not.toMatch(/tbl:|key:|a=\d+\nb=/); // the receiver sees messages, not the senders' parts
           break;
         case 'single':
@@ -103,14 +104,14 @@ describe('Corpus', () => {
     }
     expect(tasks.size).toBe(3);
     expect(new Set(kinds.keys()).size).toBe(CORPUS_KINDS.length);
-    expect(Math.abs(kinds.get('skyline')! / N - 0.35)).toBeLessThan(0.03);
-    expect(Math.abs(kinds.get('single')! / N - 0.2)).toBeLessThan(0.03);
+    expect(Math.abs(kinds.get('skyline')! / N - 0.4)).toBeLessThan(0.03);
+    expect(Math.abs(kinds.get('single')! / N - 0.1)).toBeLessThan(0.03);
   });
 
   it('a relay transcript shows the relay forwarding the secret', () => {
     const c = new Corpus({ tasks: ['relay'], difficulty: 2, seed: 3, seqLen: requiredSeqLen(['relay'], 2), mix: { transcript: 1 } });
     const s = c.nextSequence();
-    const m = /^<bos>key:([a-z]+)\nmsg:([a-z]+)\nrly:[a-z]+\nmsg:([a-z]+)\npos:(\d)\nans:([a-z])<eos>$/.exec(s.text);
+    const m = /^<bos>key:([a-z]+)\nmsg:([a-z]+)\nrly:[a-z]+\nmsg:([a-z]+)\npos:(\d)([a-z])<eos>$/.exec(s.text);
     expect(m).not.toBeNull();
     expect(m![2]).toBe(m![1]);
     expect(m![3]).toBe(m![1]);
@@ -134,6 +135,49 @@ describe('Corpus', () => {
     expect(() => only.nextBatch(0)).toThrow(/positive integer/);
   });
 
+  it('the loss mask ignores exactly the random contents and the messages a receiver reads', () => {
+    const tok = defaultTokenizer();
+    const mix = { skyline: 1, transcript: 1, send: 1, receive: 1, single: 1 };
+    const opts = { tasks: ALL, difficulty: [1, 2, 5], seed: 8, seqLen: requiredSeqLen(ALL, [1, 2, 5]), mix };
+    const masked = new Corpus(opts).nextBatch(400);
+    const full = new Corpus({ ...opts, maskRandom: false }).nextBatch(400);
+    expect(masked.inputs).toEqual(full.inputs); // the mask changes targets only
+    const seqs = new Corpus(opts);
+    const S = opts.seqLen;
+    let ignored = 0;
+    let kept = 0;
+    for (let b = 0; b < 400; b++) {
+      const seq = seqs.nextSequence();
+      // expected flags from the text alone: after <bos>, a part's content (after its cue, up to its end) and
+      // a received line's content are random; everything else (cues, "\n", a sender's message, answer, <eos>) is learned
+      const ids = tok.encode(seq.text);
+      let t = 0;
+      for (const seg of seq.segments) {
+        for (const id of tok.encode(seg.text)) {
+          if (t > 0 && t - 1 < S) {
+            const y = masked.targets[b * S + t - 1];
+            expect(full.targets[b * S + t - 1]).toBe(id);
+            expect(y).toBe(seg.learn ? id : IGNORE_INDEX);
+            if (seg.learn) kept++;
+            else ignored++;
+          }
+          t++;
+        }
+      }
+      expect(t).toBe(ids.length);
+      // the answer and <eos> are always learned; the final part's content never is
+      if (seq.kind !== 'send' && seq.kind !== 'single') {
+        const last = seq.segments[seq.segments.length - 1];
+        expect(last.learn).toBe(true);
+        expect(last.text.endsWith('<eos>')).toBe(true);
+        expect(seq.segments[seq.segments.length - 2].learn).toBe(false);
+      }
+      for (const seg of seq.segments) if (seg.text === '<bos>') expect(seg.learn).toBe(false);
+    }
+    expect(kept).toBeGreaterThan(0);
+    expect(ignored).toBeGreaterThan(0);
+  });
+
   it('requiredSeqLen covers the longest sequence', () => {
     for (const name of ALL) {
       for (const d of [1, 5]) {
@@ -142,10 +186,10 @@ describe('Corpus', () => {
         const c = new Corpus({ tasks: [name], difficulty: d, seed: 4, seqLen: S });
         let longest = 0;
         for (let i = 0; i < 20; i++) {
-          const { targets } = c.nextBatch(32);
+          const { inputs } = c.nextBatch(32);
           for (let b = 0; b < 32; b++) {
             let n = 0;
-            while (n < S && targets[b * S + n] !== IGNORE_INDEX) n++;
+            while (n < S && inputs[b * S + n] !== c.tokenizer.padId) n++;
             longest = Math.max(longest, n);
           }
         }

@@ -8,7 +8,7 @@ import { toLlamaConfig } from '../src/model/pretrain';
 import type { ModelConfig } from '../src/model/config';
 import { decodeAdapter, encodeAdapter, loraKey } from '../src/storage/peft';
 import { defaultTokenizer } from '../src/tasks/tokenizer';
-import { makeTask } from '../src/tasks/tasks';
+import { formatPrompt, makeTask } from '../src/tasks/tasks';
 import { METHODS, type MethodName, type RunConfig, type RunProgress } from '../src/worker/api';
 import type { BaseModel } from '../src/mas/types';
 import { MasEngine, Run, defaultRunConfig } from '../src/mas/run';
@@ -170,7 +170,7 @@ describe('runs on a random base model', () => {
       const ep = run.evalSet('heldout')[2];
       expect(r.answer).toBe(ep.answer);
       expect(r.agents.map((a) => a.id)).toEqual(['a0', 'a1']);
-      expect(r.agents[0].input).toBe(`<bos>${ep.parts[0]}msg:`);
+      expect(r.agents[0].input).toBe(formatPrompt(ep, 0, { send: true }));
       if (method === 'text') {
         expect(r.edges).toEqual([]);
         expect(r.agents[0].output.startsWith('msg:')).toBe(true);

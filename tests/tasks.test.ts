@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng, deriveSeed, hashString, streams } from '../src/tasks/rng';
 import {
-  QUESTION,
+  PART_END,
   SPLITS,
   TASK_NAMES,
   extractAnswer,
@@ -96,18 +96,18 @@ function solve(task: TaskName, ep: Episode): string {
   const ctx = ep.fullContext;
   if (task === 'lookup') {
     const table = /tbl:([a-z0-9]+)\n/.exec(ctx)![1];
-    const q = /ask:([a-z])\n/.exec(ctx)![1];
+    const q = /ask:([a-z])$/.exec(ctx)![1];
     const i = table.indexOf(q);
     return table[i + 1];
   }
   if (task === 'relay') {
     const secret = /key:([a-z]+)\n/.exec(ctx)![1];
-    const k = Number(/pos:(\d+)\n/.exec(ctx)![1]);
+    const k = Number(/pos:(\d+)$/.exec(ctx)![1]);
     return secret[k - 1];
   }
   const a = Number(/a=(\d+)\n/.exec(ctx)![1]);
   const b = Number(/b=(\d+)\n/.exec(ctx)![1]);
-  const op = /op=([+-])\n/.exec(ctx)![1];
+  const op = /op=([+-])$/.exec(ctx)![1];
   return String(op === '+' ? a + b : a - b);
 }
 
@@ -181,9 +181,11 @@ describe('tasks', () => {
               expect(ep.task).toBe(name);
               expect(ep.split).toBe(split);
               expect(ep.parts.length).toBe(task.roles.length);
-              for (const p of ep.parts) expect(p.endsWith('\n')).toBe(true);
-              expect(ep.question).toBe(QUESTION);
-              expect(ep.fullContext).toBe(ep.parts.join('') + QUESTION);
+              ep.parts.forEach((p, i) => {
+                expect(p).toBe(task.roles[i].cue + ep.contents[i]);
+                expect(p).not.toContain('\n');
+              });
+              expect(ep.fullContext).toBe(ep.parts.join(PART_END));
               expect(solve(name, ep)).toBe(ep.answer);
               expect(ep.answer.length).toBeGreaterThan(0);
               expect(ep.answer.length).toBeLessThanOrEqual(task.maxAnswerLength);
@@ -235,7 +237,7 @@ describe('tasks', () => {
     // best guess from the table alone: its most common value
     let hit = 0;
     for (const ep of eps) {
-      const table = ep.parts[0].slice(4, -1);
+      const table = ep.contents[0];
       const vals = table.split('').filter((_, i) => i % 2 === 1);
       const counts = new Map<string, number>();
       for (const v of vals) counts.set(v, (counts.get(v) ?? 0) + 1);
@@ -262,9 +264,9 @@ describe('tasks', () => {
     let fromDistractor = 0;
     let fromSecret = 0;
     for (const ep of eps) {
-      const secret = ep.parts[0].slice(4, -1);
-      const distractor = ep.parts[1].slice(4, -1);
-      const k = Number(ep.parts[2].slice(4, -1));
+      const secret = ep.contents[0];
+      const distractor = ep.contents[1];
+      const k = Number(ep.contents[2]);
       if (distractor[k - 1] === ep.answer) fromDistractor++;
       const counts = new Map<string, number>();
       for (const ch of secret) counts.set(ch, (counts.get(ch) ?? 0) + 1);
@@ -279,8 +281,8 @@ describe('tasks', () => {
     const eps = sampleEpisodes(task, 'train', 6000, 8);
     let sumGuess = 0;
     for (const ep of eps) {
-      const a = Number(ep.parts[0].slice(2, -1));
-      const b = Number(ep.parts[1].slice(2, -1));
+      const a = Number(ep.contents[0]);
+      const b = Number(ep.contents[1]);
       if (String(a + b) === ep.answer) sumGuess++;
     }
     expect(sumGuess / eps.length).toBeLessThan(0.56); // 1/2 + the b = 0 cases
@@ -305,16 +307,16 @@ describe('tasks', () => {
     for (let d = 1; d <= 5; d++) {
       const train = (name: TaskName) => sampleEpisodes(makeTask(name, d), 'train', 500, 4);
       const ood = (name: TaskName) => sampleEpisodes(makeTask(name, d), 'ood', 500, 4);
-      const size = (ep: Episode) => (ep.parts[0].length - 5) / 2;
+      const size = (ep: Episode) => ep.contents[0].length / 2;
       const trainMax = Math.max(...train('lookup').map(size));
       expect(Math.min(...ood('lookup').map(size))).toBeGreaterThan(trainMax);
 
-      const len = (ep: Episode) => ep.parts[0].length - 5;
+      const len = (ep: Episode) => ep.contents[0].length;
       expect(Math.min(...ood('relay').map(len))).toBeGreaterThan(Math.max(...train('relay').map(len)));
       const trainPos = new Set(train('relay').map((ep) => ep.parts[2]));
       expect(ood('relay').some((ep) => !trainPos.has(ep.parts[2]))).toBe(true);
 
-      const operands = (ep: Episode) => [Number(ep.parts[0].slice(2, -1)), Number(ep.parts[1].slice(2, -1))];
+      const operands = (ep: Episode) => [Number(ep.contents[0]), Number(ep.contents[1])];
       const trainOps = train('arith').flatMap(operands);
       const oodOps = ood('arith').flatMap(operands);
       expect(Math.max(...trainOps)).toBeLessThan(10 ** d);
@@ -328,7 +330,7 @@ describe('tasks', () => {
     const sizes = [1, 2, 3, 4, 5].map(size);
     for (let i = 1; i < 5; i++) expect(sizes[i]).toBeGreaterThan(sizes[i - 1]);
     const digits = (d: number) => Math.max(...sampleEpisodes(makeTask('arith', d), 'train', 200, 1).map((e) => e.parts[0].length));
-    expect([1, 2, 3, 4, 5].map(digits)).toEqual([4, 5, 6, 7, 8]);
+    expect([1, 2, 3, 4, 5].map(digits)).toEqual([3, 4, 5, 6, 7]);
   });
 
   it('answer sets cover the label space and match chance where uniform', () => {
@@ -345,15 +347,17 @@ describe('tasks', () => {
     const [ep] = sampleEpisodes(task, 'train', 1, 3);
     const table = ep.parts[0];
     const ask = ep.parts[1];
-    expect(table).toMatch(/^tbl:([a-z][0-9]){3}\n$/);
-    expect(ask).toMatch(/^ask:[a-z]\n$/);
-    expect(formatPrompt(ep, 0)).toBe(`<bos>${table}`);
-    expect(formatPrompt(ep, 1, { final: true })).toBe(`<bos>${ask}ans:`);
-    expect(formatPrompt(ep, 'none', { final: true })).toBe('<bos>ans:');
+    expect(table).toMatch(/^tbl:([a-z][0-9]){3}$/);
+    expect(ask).toMatch(/^ask:[a-z]$/);
+    expect(formatPrompt(ep, 0)).toBe(`<bos>${table}\n`);
+    expect(formatPrompt(ep, 1, { final: true })).toBe(`<bos>${ask}`);
+    expect(formatPrompt(ep, 'none', { final: true })).toBe('<bos>');
     expect(formatTarget(ep)).toBe(`${ep.answer}<eos>`);
-    expect(formatSkyline(ep)).toBe(`<bos>${table}${ask}ans:`);
-    expect(formatPrompt(ep, 0, { send: true })).toBe(`<bos>${table}msg:`);
-    expect(formatPrompt(ep, 1, { final: true, messages: [ep.messages[0]] })).toBe(`<bos>msg:${table.slice(4)}${ask}ans:`);
+    expect(formatSkyline(ep)).toBe(`<bos>${table}\n${ask}`);
+    expect(formatPrompt(ep, 0, { send: true })).toBe(`<bos>${table}\nmsg:`);
+    expect(formatPrompt(ep, 1, { final: true, messages: [ep.messages[0]] })).toBe(`<bos>msg:${table.slice(4)}\n${ask}`);
+    // the answer follows the query directly: the skyline's last token is the query key
+    expect(formatSkyline(ep).endsWith(ep.contents[1])).toBe(true);
     expect(() => formatPrompt(ep, 2)).toThrow(/part 2 is out of range/);
     expect(() => formatPrompt(ep, 0, { send: true, final: true })).toThrow(/either final or a sender/);
 
@@ -372,10 +376,10 @@ describe('tasks', () => {
     expect(idealIncoming(relay, r, 0)).toEqual([]);
     expect(idealIncoming(relay, r, 1)).toEqual([r.messages[0]]);
     expect(idealIncoming(relay, r, 2)).toEqual([r.messages[1]]);
-    expect(r.messages[1]).toBe(r.parts[0].slice(4, -1)); // the relay forwards the secret
+    expect(r.messages[1]).toBe(r.contents[0]); // the relay forwards the secret
     const arith = makeTask('arith', 2);
     const [m] = sampleEpisodes(arith, 'train', 1, 3);
-    expect(idealIncoming(arith, m, 2)).toEqual([m.parts[0].slice(0, -1), m.parts[1].slice(0, -1)]);
+    expect(idealIncoming(arith, m, 2)).toEqual([m.parts[0], m.parts[1]]);
     expect(idealIncoming(arith, m, 0)).toEqual([]);
   });
 });

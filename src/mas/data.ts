@@ -2,13 +2,14 @@
 // prompts have the same lengths (so every pass has one fixed shape: no padding inside a prompt).
 //
 // Prompts (tasks.ts formats):
-//   single             final agent  formatPrompt(ep, role, {final})                 "<bos>ask:k\nans:"
-//   skyline            one agent    formatSkyline(ep)                               "<bos>tbl:a3k7\nask:k\nans:"
+//   single             final agent  formatPrompt(ep, role, {final})                 "<bos>ask:k"
+//   skyline            one agent    formatSkyline(ep)                               "<bos>tbl:a3k7\nask:k"
 //   text               sender       formatPrompt(ep, role, {send, messages})        "<bos>tbl:a3k7\nmsg:" then it decodes
-//                      final        formatPrompt(ep, role, {final, messages})       "<bos>msg:a3k7\nask:k\nans:"
+//                      final        formatPrompt(ep, role, {final, messages})       "<bos>msg:a3k7\nask:k"
 //   latent (LatentMAS, DiffMAS)
 //                      sender       formatPrompt(ep, role, {send})                  "<bos>tbl:a3k7\nmsg:" then m latent steps
-//                      final        formatPrompt(ep, role, {final})                 "<bos>ask:k\nans:" over the traces
+//                      final        formatPrompt(ep, role, {final})                 "<bos>ask:k" over the traces
+// (the final agent's answer follows its prompt directly: "7<eos>")
 // A latent sender's prompt is the text sender's: its latent steps start exactly where its text
 // message would, so the training-free channel replays a soft version of what it would have said.
 // The final agent's pass holds prompt + answer region (task.maxAnswerLength tokens): teacher forcing

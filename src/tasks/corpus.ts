@@ -3,18 +3,25 @@
 // It teaches every format the tasks use, and text messaging, but never communication through
 // latents: each sequence is one ordinary context. Kinds (proportions configurable through `mix`):
 //
-//   skyline     <bos>{all parts}ans:<answer><eos>                     one context holding everything
-//   transcript  <bos>{part i}msg:<content i>\n ... {final part}ans:<answer><eos>
+//   skyline     <bos>{all parts}<answer><eos>                         one context holding everything
+//   transcript  <bos>{part i}\nmsg:<content i>\n ... {final part}<answer><eos>
 //                                                                     senders' parts and their text
 //                                                                     messages, then the receiver
-//   send        <bos>{msg lines received}{part i}msg:<content i>\n    what a text sender says
-//   receive     <bos>{msg lines received}{final part}ans:<answer><eos>  a receiver reading messages
-//   single      <bos>{part i}                                         one agent's prompt format
+//   send        <bos>{msg lines received}{part i}\nmsg:<content i>\n  what a text sender says
+//   receive     <bos>{msg lines received}{final part}<answer><eos>    a receiver reading messages
+//   single      <bos>{part i}\n                                       one agent's prompt format
 //
 // Messages follow the task's minimum topology with ideal senders (tasks.ts idealIncoming). Episodes
 // come from the train split only: heldout and ood stay unseen. Each sequence is a next-token
 // prediction pair: inputs = tokens[0..L-2], targets = tokens[1..L-1], padded with <pad> to seqLen
 // and the padding ignored (target 0xFFFFFFFF, the cross-entropy's ignore label).
+//
+// Loss mask (`maskRandom`, on by default): tokens that no model can predict are ignored too: the
+// random content of every part (the table, the secret, the operands, the query key) and the message
+// lines a receiver reads (to it they are as random as the parts they copy). What stays is what
+// follows from the context: cues and line ends, the answer and <eos>, and a sender's message (a copy
+// of its own part). Without the mask, ~9 in 10 supervised tokens are coin flips whose gradient is
+// noise, and the retrieval circuit forms thousands of steps later (bench/EXPERIMENT.md, recipe).
 //
 // Pure TypeScript: no DOM, no Node API.
 
@@ -22,17 +29,15 @@ import { Rng, deriveSeed } from './rng';
 import {
   MAX_DIFFICULTY,
   MIN_DIFFICULTY,
+  PART_END,
   TASK_NAMES,
-  formatPrompt,
-  formatSkyline,
-  formatTarget,
   idealIncoming,
   makeTask,
   textMessageFormat,
   type Task,
   type TaskName,
 } from './tasks';
-import { BOS, defaultTokenizer, type CharTokenizer } from './tokenizer';
+import { BOS, EOS, defaultTokenizer, type CharTokenizer } from './tokenizer';
 
 /** Target label of positions the loss ignores (padding). */
 export const IGNORE_INDEX = 0xffffffff;
@@ -41,12 +46,15 @@ export type CorpusKind = 'skyline' | 'transcript' | 'send' | 'receive' | 'single
 export const CORPUS_KINDS: readonly CorpusKind[] = ['skyline', 'transcript', 'send', 'receive', 'single'];
 
 export type CorpusMix = Record<CorpusKind, number>;
+// Copying (send) trains the same induction step that lookup's answer needs ("k" -> the digit after
+// "k" in the table), with a supervised token per copied character: the densest retrieval signal in
+// the corpus. `single` teaches nothing the other kinds do not (its content is random): weight 0.
 export const DEFAULT_MIX: Readonly<CorpusMix> = Object.freeze({
-  skyline: 0.35,
+  skyline: 0.4,
   transcript: 0.15,
-  send: 0.15,
+  send: 0.3,
   receive: 0.15,
-  single: 0.2,
+  single: 0,
 });
 
 export interface CorpusOptions {
@@ -59,7 +67,15 @@ export interface CorpusOptions {
   seqLen: number;
   /** relative weights of the kinds (missing kinds weigh 0 when mix is given); default DEFAULT_MIX */
   mix?: Partial<CorpusMix>;
+  /** ignore the tokens no model can predict (random part contents, received messages); default true */
+  maskRandom?: boolean;
   tokenizer?: CharTokenizer;
+}
+
+/** A piece of a sequence's text, and whether its tokens are prediction targets under the loss mask. */
+export interface Segment {
+  text: string;
+  learn: boolean;
 }
 
 export interface CorpusBatch {
@@ -73,6 +89,8 @@ export interface CorpusBatch {
 
 export interface CorpusSequence {
   text: string;
+  /** the text in pieces with their loss-mask flag (their concatenation is text) */
+  segments: Segment[];
   kind: CorpusKind;
   task: TaskName;
   difficulty: number;
@@ -111,6 +129,7 @@ export class Corpus {
   readonly tokenizer: CharTokenizer;
   readonly seqLen: number;
   readonly mix: Readonly<CorpusMix>;
+  readonly maskRandom: boolean;
   private readonly tasks: Task[][];
   private readonly weights: number[];
   private readonly rng: Rng;
@@ -150,6 +169,7 @@ export class Corpus {
       difficulty: typeof opts.difficulty === 'number' ? opts.difficulty : opts.difficulty.slice(),
       mix: opts.mix ? { ...opts.mix } : undefined,
     });
+    this.maskRandom = opts.maskRandom ?? true;
     this.rng = new Rng(deriveSeed(opts.seed, 'corpus'));
   }
 
@@ -161,33 +181,49 @@ export class Corpus {
     const kind = CORPUS_KINDS[rng.weighted(this.weights)];
     const ep = task.sample(rng, 'train');
     const final = task.finalRole;
-    let text: string;
+    const segs: Segment[] = [{ text: BOS, learn: false }];
+    // a part: its cue (predictable), its content (random), then "\n" unless the answer follows
+    const part = (i: number, answered: boolean) => {
+      segs.push({ text: task.roles[i].cue, learn: true }, { text: ep.contents[i], learn: false });
+      if (!answered) segs.push({ text: PART_END, learn: true });
+    };
+    // a message line a receiver reads: cue and end predictable, content (a copy of a part it never saw) random
+    const received = (content: string) =>
+      segs.push({ text: textMessageFormat.open, learn: true }, { text: content, learn: false }, { text: textMessageFormat.close, learn: true });
+    // a message line a sender writes after its own part: all of it follows from the context
+    const sent = (content: string) => segs.push({ text: textMessageFormat.open + content + textMessageFormat.close, learn: true });
+    const answer = () => segs.push({ text: ep.answer + EOS, learn: true });
     switch (kind) {
       case 'skyline':
-        text = formatSkyline(ep) + formatTarget(ep);
+        for (let i = 0; i < final; i++) part(i, false);
+        part(final, true);
+        answer();
         break;
-      case 'transcript': {
-        text = BOS;
-        for (let i = 0; i < final; i++) text += ep.parts[i] + textMessageFormat.wrap(ep.messages[i]);
-        text += ep.parts[final] + ep.question + formatTarget(ep);
+      case 'transcript':
+        for (let i = 0; i < final; i++) {
+          part(i, false);
+          sent(ep.messages[i]);
+        }
+        part(final, true);
+        answer();
         break;
-      }
       case 'send': {
         const role = rng.int(0, final);
-        text =
-          formatPrompt(ep, role, { send: true, messages: idealIncoming(task, ep, role) }) +
-          ep.messages[role] +
-          textMessageFormat.close;
+        for (const m of idealIncoming(task, ep, role)) received(m);
+        part(role, false);
+        sent(ep.messages[role]);
         break;
       }
       case 'receive':
-        text = formatPrompt(ep, final, { final: true, messages: idealIncoming(task, ep, final) }) + formatTarget(ep);
+        for (const m of idealIncoming(task, ep, final)) received(m);
+        part(final, true);
+        answer();
         break;
       case 'single':
-        text = formatPrompt(ep, rng.int(0, task.roles.length));
+        part(rng.int(0, task.roles.length), false);
         break;
     }
-    return { text, kind, task: task.name, difficulty: task.difficulty, key: ep.key };
+    return { text: segs.map((x) => x.text).join(''), segments: segs, kind, task: task.name, difficulty: task.difficulty, key: ep.key };
   }
 
   /** The next batch of next-token prediction pairs, [batchSize * seqLen] each. */
@@ -200,24 +236,37 @@ export class Corpus {
     const targets = new Uint32Array(batchSize * S).fill(IGNORE_INDEX);
     for (let b = 0; b < batchSize; b++) {
       const seq = this.nextSequence();
-      const ids = this.tokenizer.encode(seq.text);
+      const { ids, learn } = encodeSegments(this.tokenizer, seq.segments);
       if (ids.length - 1 > S) {
         throw new Error(`Corpus: a ${seq.kind} sequence of ${seq.task} has ${ids.length} tokens, more than seqLen + 1 = ${S + 1}`);
       }
       const off = b * S;
       for (let t = 0; t < ids.length - 1; t++) {
         inputs[off + t] = ids[t];
-        targets[off + t] = ids[t + 1];
+        targets[off + t] = learn[t + 1] || !this.maskRandom ? ids[t + 1] : IGNORE_INDEX;
       }
     }
     return { inputs, targets, batchSize, seqLen: S };
   }
 }
 
+/** Token ids of segments and, per token, whether it is a target under the loss mask. */
+export function encodeSegments(tokenizer: CharTokenizer, segments: readonly Segment[]): { ids: number[]; learn: boolean[] } {
+  const ids: number[] = [];
+  const learn: boolean[] = [];
+  for (const s of segments) {
+    for (const id of tokenizer.encode(s.text)) {
+      ids.push(id);
+      learn.push(s.learn);
+    }
+  }
+  return { ids, learn };
+}
+
 /**
- * Entropy in nats of the unigram distribution of the target tokens of nSamples sequences: the loss
- * of the best model that ignores context, which pretraining must beat. Draws from a fresh corpus
- * with the same options, so the given corpus's stream is not advanced.
+ * Entropy in nats of the unigram distribution of the target tokens of nSamples sequences (those the
+ * loss mask keeps): the loss of the best model that ignores context, which pretraining must beat.
+ * Draws from a fresh corpus with the same options, so the given corpus's stream is not advanced.
  */
 export function unigramEntropy(corpus: Corpus, nSamples: number): number {
   if (!Number.isInteger(nSamples) || nSamples < 1) {
@@ -227,8 +276,9 @@ export function unigramEntropy(corpus: Corpus, nSamples: number): number {
   const counts = new Float64Array(fresh.tokenizer.vocabSize);
   let total = 0;
   for (let i = 0; i < nSamples; i++) {
-    const ids = fresh.tokenizer.encode(fresh.nextSequence().text);
+    const { ids, learn } = encodeSegments(fresh.tokenizer, fresh.nextSequence().segments);
     for (let t = 1; t < ids.length; t++) {
+      if (fresh.maskRandom && !learn[t]) continue;
       counts[ids[t]]++;
       total++;
     }

@@ -1,35 +1,40 @@
 // Synthetic tasks where the information is split between agents, so communication is necessary:
 // the final agent alone is at chance, one context holding every part (the skyline) can solve it.
 //
-// FORMATS (all text is lowercase ASCII from the default tokenizer; "\n" ends every part)
+// FORMATS (all text is lowercase ASCII from the default tokenizer)
 //
 // Every agent's prompt starts with <bos>, then (text-MAS baseline only) one line per message
-// received, then its own part. The final agent's prompt ends with the question cue "ans:" and its
-// target is the answer followed by <eos>. Non-final agents' prompts end after their part (their
-// latent steps or, in the text baseline, "msg:" and the message they decode follow).
+// received, then its own part: its role's cue and its private content, then "\n" — except in the
+// final agent's prompt, which ends right after its part: the answer follows it directly, then <eos>.
+// So the position that reads the query token is the one that answers (for lookup: "...k7" in the
+// table, "ask:k" then "7": one induction step, which small models learn far sooner than a retrieval
+// whose query sits several tokens back behind a separate answer cue: bench/EXPERIMENT.md, the
+// pretraining recipe). Non-final agents' prompts end after their part (their latent steps or, in the
+// text baseline, "msg:" and the message they decode follow).
 //
-//   agent prompt      <bos>{msg:<content>\n}*{part}              (+ "msg:" when it sends text)
-//   final prompt      <bos>{msg:<content>\n}*{part}ans:          target  <answer><eos>
-//   skyline prompt    <bos>{part 0}{part 1}...{part n-1}ans:      target  <answer><eos>
+//   agent prompt      <bos>{msg:<content>\n}*{part}\n            (+ "msg:" when it sends text)
+//   final prompt      <bos>{msg:<content>\n}*{part}              target  <answer><eos>
+//   skyline prompt    <bos>{part 0}\n{part 1}\n...{final part}    target  <answer><eos>
 //
 // lookup (split-key lookup), roles: table -> query (final)
-//   part 0  "tbl:a3k7q1\n"   a table of single-letter keys (distinct) and single-digit values
-//   part 1  "ask:k\n"        the query key (always one of the table's keys)
+//   part 0  "tbl:a3k7q1"     a table of single-letter keys (distinct) and single-digit values
+//   part 1  "ask:k"          the query key (always one of the table's keys)
 //   answer  "7"              chance 1/10: values are independent and uniform
 //   difficulty 1..5 = table of 2, 3, 4, 6, 8 entries; ood = 2 entries more than train
 //   message content of the table holder: the table body "a3k7q1"
 //
 // relay (two hops), roles: source -> relay -> asker (final), a chain
-//   part 0  "key:qbxz\n"     the secret: random letters
-//   part 1  "rly:mpoa\n"     the relay's own distractor (random letters, same length): useless
-//   part 2  "pos:3\n"        which character of the secret is asked (1-based)
+//   part 0  "key:qbxz"       the secret: random letters
+//   part 1  "rly:mpoa"       the relay's own distractor (random letters, same length): useless
+//   part 2  "pos:3"          which character of the secret is asked (1-based)
 //   answer  "x"              chance 1/26
 //   difficulty 1..5 = secret of 2..6 letters; ood = secret 2 letters longer (unseen lengths and
 //   positions)
 //   message content of source and relay: the secret "qbxz" (the relay forwards what it received)
 //
 // arith (split arithmetic), roles: left, right -> op (final), a star
-//   part 0  "a=37\n"   part 1  "b=5\n"   part 2  "op=+\n"  (op is + or -)
+//   part 0  "a=37"   part 1  "b=5"   part 2  "op=+"  (op is + or -)
+//   skyline "<bos>a=37\nb=5\nop=+42<eos>"
 //   answer  "42"  ("-12" for negative results)
 //   difficulty 1..5 = operands in [0, 10^d); ood = operands of exactly d+1 digits
 //   chance 10^-d: from op alone the most likely result has probability 10^-d (ood: 1/(9*10^d))
@@ -57,8 +62,8 @@ export const TASK_NAMES: readonly TaskName[] = ['lookup', 'relay', 'arith'];
 
 export const MIN_DIFFICULTY = 1;
 export const MAX_DIFFICULTY = 5;
-/** The cue that ends the final agent's prompt; the answer follows it. */
-export const QUESTION = 'ans:';
+/** What ends a part in a prompt, except in the final agent's (whose answer follows its part directly). */
+export const PART_END = '\n';
 /** Fraction of canonical keys that belong to heldout rather than train. */
 export const HELDOUT_FRACTION = 0.2;
 /** answerSet is given when the label space holds at most this many answers. */
@@ -70,13 +75,13 @@ export interface Episode {
   split: Split;
   /** canonical identity (what decides the answer); train and heldout never share a key */
   key: string;
-  /** the private input of each role, in role order; the last belongs to the final agent */
+  /** the private input of each role, in role order: its cue then its content (no "\n"); the last belongs to the final agent */
   parts: string[];
-  /** what the final agent is asked: the answer cue "ans:" */
-  question: string;
+  /** the private content of each part (the part without its role's cue): what is random in it */
+  contents: string[];
   /** the target text, without <eos> */
   answer: string;
-  /** every part then the question: the skyline's single context (without <bos>) */
+  /** every part, each but the last ended by "\n": the skyline's single context (without <bos>) */
   fullContext: string;
   /** the content an ideal sender in each role puts in a text message ('' for the final role) */
   messages: string[];
@@ -88,6 +93,8 @@ export interface TaskRole {
   name: string;
   /** index into episode.parts */
   part: number;
+  /** the fixed text its part starts with, e.g. "tbl:" */
+  cue: string;
   description: string;
 }
 
@@ -117,13 +124,15 @@ export interface Task {
 
 interface Draw {
   key: string;
-  parts: string[];
+  /** the content of each part, without cue and end */
+  contents: string[];
   messages: string[];
   answer: string;
 }
 
 interface Bounds {
-  parts: number[];
+  /** longest content of each part (without the role's cue) */
+  contents: number[];
   messages: number[];
   answer: number;
 }
@@ -152,14 +161,14 @@ const lookupSpec: Spec = {
     'Split-key lookup: the table holder knows key->value pairs, the final agent knows which key is asked.',
   flow: 'star',
   roles: [
-    { name: 'table', part: 0, description: 'holds the key->value table, e.g. tbl:a3k7q1' },
-    { name: 'query', part: 1, description: 'holds the query key, e.g. ask:k; answers the value' },
+    { name: 'table', part: 0, cue: 'tbl:', description: 'holds the key->value table, e.g. tbl:a3k7q1' },
+    { name: 'query', part: 1, cue: 'ask:', description: 'holds the query key, e.g. ask:k; answers the value' },
   ],
   chance: () => 1 / 10,
   answerSet: () => DIGITS.slice(),
   bounds(d, split) {
     const s = LOOKUP_SIZES[d - 1] + (split === 'ood' ? LOOKUP_OOD_EXTRA : 0);
-    return { parts: [5 + 2 * s, 6], messages: [2 * s, 0], answer: 1 };
+    return { contents: [2 * s, 1], messages: [2 * s, 0], answer: 1 };
   },
   draw(rng, d, ood) {
     const size = LOOKUP_SIZES[d - 1] + (ood ? LOOKUP_OOD_EXTRA : 0);
@@ -173,7 +182,7 @@ const lookupSpec: Spec = {
       .join('');
     return {
       key: `${canonical}?${keys[q]}`,
-      parts: [`tbl:${table}\n`, `ask:${keys[q]}\n`],
+      contents: [table, keys[q]],
       messages: [table, ''],
       answer: String(values[q]),
     };
@@ -190,15 +199,15 @@ const relaySpec: Spec = {
     'Relay: the source knows a secret, the relay knows only a distractor and must pass the secret on, the asker knows which character is asked.',
   flow: 'chain',
   roles: [
-    { name: 'source', part: 0, description: 'holds the secret, e.g. key:qbxz' },
-    { name: 'relay', part: 1, description: 'holds a useless distractor, e.g. rly:mpoa; must forward the secret' },
-    { name: 'asker', part: 2, description: 'holds the position asked, e.g. pos:3; answers that character' },
+    { name: 'source', part: 0, cue: 'key:', description: 'holds the secret, e.g. key:qbxz' },
+    { name: 'relay', part: 1, cue: 'rly:', description: 'holds a useless distractor, e.g. rly:mpoa; must forward the secret' },
+    { name: 'asker', part: 2, cue: 'pos:', description: 'holds the position asked, e.g. pos:3; answers that character' },
   ],
   chance: () => 1 / 26,
   answerSet: () => LETTERS.slice(),
   bounds(d, split) {
     const L = relayLength(d, split);
-    return { parts: [5 + L, 5 + L, 6], messages: [L, L, 0], answer: 1 };
+    return { contents: [L, L, 1], messages: [L, L, 0], answer: 1 };
   },
   draw(rng, d, ood) {
     const L = relayLength(d, ood ? 'ood' : 'train');
@@ -209,7 +218,7 @@ const relaySpec: Spec = {
     const k = rng.int(1, L + 1);
     return {
       key: `${secret}@${k}`,
-      parts: [`key:${secret}\n`, `rly:${distractor}\n`, `pos:${k}\n`],
+      contents: [secret, distractor, String(k)],
       messages: [secret, secret, ''],
       answer: secret[k - 1],
     };
@@ -226,9 +235,9 @@ const arithSpec: Spec = {
     'Split arithmetic: one agent holds a, another b, the final agent holds the operator (+ or -) and answers the result.',
   flow: 'star',
   roles: [
-    { name: 'left', part: 0, description: 'holds the left operand, e.g. a=37' },
-    { name: 'right', part: 1, description: 'holds the right operand, e.g. b=5' },
-    { name: 'op', part: 2, description: 'holds the operator, e.g. op=+; answers the result' },
+    { name: 'left', part: 0, cue: 'a=', description: 'holds the left operand, e.g. a=37' },
+    { name: 'right', part: 1, cue: 'b=', description: 'holds the right operand, e.g. b=5' },
+    { name: 'op', part: 2, cue: 'op=', description: 'holds the operator, e.g. op=+; answers the result' },
   ],
   // from op alone the likeliest result (a sum or difference near the middle) has probability
   // 1 / (number of operand values): 1/10^d in train, 1/(9 * 10^d) in ood
@@ -250,7 +259,7 @@ const arithSpec: Spec = {
   },
   bounds(d, split) {
     const D = arithDigits(d, split);
-    return { parts: [3 + D, 3 + D, 5], messages: [2 + D, 2 + D, 0], answer: D + 1 };
+    return { contents: [D, D, 1], messages: [2 + D, 2 + D, 0], answer: D + 1 };
   },
   draw(rng, d, ood) {
     const D = arithDigits(d, ood ? 'ood' : 'train');
@@ -262,7 +271,7 @@ const arithSpec: Spec = {
     const result = op === '+' ? a + b : a - b;
     return {
       key: `${a}${op}${b}`,
-      parts: [`a=${a}\n`, `b=${b}\n`, `op=${op}\n`],
+      contents: [String(a), String(b), op],
       messages: [`a=${a}`, `b=${b}`, ''],
       answer: String(result),
     };
@@ -305,11 +314,13 @@ export function makeTask(name: string, difficulty: number): Task {
   const maxTokens = (split: Split): number => {
     checkSplit(split);
     const b = spec.bounds(d, split);
-    const q = QUESTION.length;
+    const part = (i: number) => spec.roles[i].cue.length + b.contents[i];
+    const end = PART_END.length;
     const msgLine = (i: number) => textMessageFormat.open.length + b.messages[i] + textMessageFormat.close.length;
+    const target = b.answer + 1;
     let transcript = 1;
-    for (let i = 0; i < n - 1; i++) transcript += b.parts[i] + msgLine(i);
-    transcript += b.parts[n - 1] + q + b.answer + 1;
+    for (let i = 0; i < n - 1; i++) transcript += part(i) + end + msgLine(i);
+    transcript += part(n - 1) + target;
     // message lines role i receives with ideal senders (idealIncoming)
     const incoming = (i: number): number => {
       if (spec.flow === 'chain') return i > 0 ? msgLine(i - 1) : 0;
@@ -318,9 +329,10 @@ export function makeTask(name: string, difficulty: number): Task {
       return sum;
     };
     let send = 0;
-    for (let i = 0; i < n - 1; i++) send = Math.max(send, 1 + incoming(i) + b.parts[i] + msgLine(i));
-    const receive = 1 + incoming(n - 1) + b.parts[n - 1] + q + b.answer + 1;
-    const skyline = 1 + b.parts.reduce((s, x) => s + x, 0) + q + b.answer + 1;
+    for (let i = 0; i < n - 1; i++) send = Math.max(send, 1 + incoming(i) + part(i) + end + msgLine(i));
+    const receive = 1 + incoming(n - 1) + part(n - 1) + target;
+    let skyline = 1 + target;
+    for (let i = 0; i < n; i++) skyline += part(i) + (i < n - 1 ? end : 0);
     return Math.max(transcript, receive, send, skyline);
   };
 
@@ -353,15 +365,16 @@ export function makeTask(name: string, difficulty: number): Task {
         }
         if (!draw) throw new Error(`task ${spec.name}: no ${split} episode found in ${MAX_REJECTIONS} draws`);
       }
+      const parts = draw.contents.map((c, i) => spec.roles[i].cue + c);
       const ep: Episode = {
         task: spec.name,
         difficulty: d,
         split,
         key: draw.key,
-        parts: draw.parts,
-        question: QUESTION,
+        parts,
+        contents: draw.contents,
         answer: draw.answer,
-        fullContext: draw.parts.join('') + QUESTION,
+        fullContext: parts.map((p, i) => (i < n - 1 ? p + PART_END : p)).join(''),
         messages: draw.messages,
       };
       const set = answerSets.get(split);
@@ -403,7 +416,7 @@ export const textMessageFormat = Object.freeze({
 });
 
 export interface PromptOptions {
-  /** the final agent: append the question cue "ans:" */
+  /** the final agent: its part is not ended by "\n", the answer follows it directly */
   final?: boolean;
   /** text-MAS baseline: message contents received, in predecessor order, written before the part */
   messages?: readonly string[];
@@ -424,8 +437,8 @@ export function formatPrompt(ep: Episode, part: number | 'none', opts: PromptOpt
       throw new Error(`formatPrompt: part ${part} is out of range for task ${ep.task} (0..${ep.parts.length - 1})`);
     }
     s += ep.parts[part];
+    if (!opts.final) s += PART_END;
   }
-  if (opts.final) s += ep.question;
   if (opts.send) s += textMessageFormat.open;
   return s;
 }
@@ -435,7 +448,7 @@ export function formatTarget(ep: Episode): string {
   return ep.answer + EOS;
 }
 
-/** The skyline's prompt: every part and the question in one context. */
+/** The skyline's prompt: every part in one context, the final part last (the answer follows it). */
 export function formatSkyline(ep: Episode): string {
   return BOS + ep.fullContext;
 }

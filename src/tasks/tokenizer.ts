@@ -4,7 +4,7 @@
 // vocabulary holds digits, lowercase letters, space, newline and the punctuation the task formats
 // use: 54 symbols in all (the model's vocab_size), below the 64 the design allows.
 //
-// Special tokens may be written inside text as their names ("<bos>ask:k\nans:"): encode turns each
+// Special tokens may be written inside text as their names ("<bos>tbl:a3k7\nask:k"): encode turns each
 // name into its id, decode writes it back, so a formatted prompt round-trips through text.
 //
 // toJSON() is the content of a checkpoint's tokenizer.json:
