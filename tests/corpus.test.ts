@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CORPUS_KINDS, Corpus, IGNORE_INDEX, requiredSeqLen, unigramEntropy, type CorpusKind } from '../src/tasks/corpus';
+import {
+  BucketedBatches, CORPUS_KINDS, Corpus, DEFAULT_QUIZ, IGNORE_INDEX, encodeSegments, requiredSeqLen, unigramEntropy, type CorpusKind,
+} from '../src/tasks/corpus';
 import { TASK_NAMES, makeTask, splitOfKey, type TaskName } from '../src/tasks/tasks';
 import { defaultTokenizer } from '../src/tasks/tokenizer';
 
@@ -70,7 +72,7 @@ describe('Corpus', () => {
 
   it('mixes every kind and every task, only from train episodes, in the documented formats', () => {
     const mix = { skyline: 0.4, transcript: 0.15, send: 0.2, receive: 0.15, single: 0.1 };
-    const c = new Corpus({ tasks: ALL, difficulty: [1, 3], seed: 2, seqLen: requiredSeqLen(ALL, [1, 3]), mix });
+    const c = new Corpus({ tasks: ALL, difficulty: [1, 3], seed: 2, seqLen: requiredSeqLen(ALL, [1, 3], 0), mix, quiz: 0 });
     const kinds = new Map<CorpusKind, number>();
     const tasks = new Set<TaskName>();
     const N = 4000;
@@ -109,7 +111,7 @@ describe('Corpus', () => {
   });
 
   it('a relay transcript shows the relay forwarding the secret', () => {
-    const c = new Corpus({ tasks: ['relay'], difficulty: 2, seed: 3, seqLen: requiredSeqLen(['relay'], 2), mix: { transcript: 1 } });
+    const c = new Corpus({ tasks: ['relay'], difficulty: 2, seed: 3, seqLen: requiredSeqLen(['relay'], 2, 0), mix: { transcript: 1 }, quiz: 0 });
     const s = c.nextSequence();
     const m = /^<bos>key:([a-z]+)\nmsg:([a-z]+)\nrly:[a-z]+\nmsg:([a-z]+)\npos:(\d)([a-z])<eos>$/.exec(s.text);
     expect(m).not.toBeNull();
@@ -178,12 +180,113 @@ describe('Corpus', () => {
     expect(ignored).toBeGreaterThan(0);
   });
 
+  it('the quiz asks more questions of the final role about the same context, train keys only, answered', () => {
+    const quiz = 3;
+    for (const name of ALL) {
+      for (const d of [1, 2, 4]) {
+        const task = makeTask(name, d);
+        const c = new Corpus({ tasks: [name], difficulty: d, seed: 6, seqLen: requiredSeqLen([name], d, quiz), quiz, mix: { skyline: 1, receive: 1, transcript: 1, send: 1 } });
+        const cue = task.roles[task.finalRole].cue;
+        let asked = 0;
+        for (let i = 0; i < 300; i++) {
+          const seq = c.nextSequence();
+          const ep = seq.episode;
+          const first = seq.text.indexOf('<eos>');
+          if (seq.kind === 'send') {
+            expect(first).toBe(-1);
+            continue;
+          }
+          expect(seq.text.slice(0, first)).toMatch(new RegExp(`${cue.replace(/[+=]/g, '\\$&')}${ep.contents[task.finalRole].replace(/[+-]/g, '\\$&')}${ep.answer.replace(/[-]/g, '\\$&')}$`));
+          const rest = seq.text.slice(first + '<eos>'.length);
+          const extra = rest ? rest.split('<eos>').slice(0, -1) : [];
+          expect(rest === '' || rest.endsWith('<eos>')).toBe(true);
+          // exactly the episode's other train questions (as many as the quiz allows), each with its answer
+          const allowed = task.queries(ep).filter((q) => q.key !== ep.key && splitOfKey(name, q.key) === 'train');
+          expect(extra.length).toBe(Math.min(quiz, allowed.length));
+          const texts = allowed.map((q) => `${cue}${q.content}${q.answer}`);
+          for (const q of extra) expect(texts).toContain(q);
+          expect(new Set(extra).size).toBe(extra.length);
+          asked += extra.length;
+          // the questions' own contents are random (ignored by the loss), their answers learned
+          const qsegs = seq.segments.slice(-3 * extra.length);
+          for (let j = 0; j < extra.length; j++) {
+            expect(qsegs[3 * j]).toEqual({ text: cue, learn: true });
+            expect(qsegs[3 * j + 1].learn).toBe(false);
+            expect(qsegs[3 * j + 2].learn).toBe(true);
+          }
+        }
+        expect(asked).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('weights choose how often each task and difficulty is drawn; bad weights are refused', () => {
+    const opts = { tasks: ['lookup', 'arith'], difficulty: [1, 2], seed: 3, seqLen: requiredSeqLen(['lookup', 'arith'], [1, 2]) };
+    const c = new Corpus({ ...opts, weights: { 'lookup:1': 3, 'arith:2': 0 } });
+    const n = new Map<string, number>();
+    const N = 6000;
+    for (let i = 0; i < N; i++) {
+      const s2 = c.nextSequence();
+      const k = `${s2.task}:${s2.difficulty}`;
+      n.set(k, (n.get(k) ?? 0) + 1);
+    }
+    expect(n.get('arith:2')).toBeUndefined();
+    expect(Math.abs(n.get('lookup:1')! / N - 0.6)).toBeLessThan(0.03);
+    expect(Math.abs(n.get('lookup:2')! / N - 0.2)).toBeLessThan(0.03);
+    expect(() => new Corpus({ ...opts, weights: { 'relay:1': 1 } })).toThrow(/names no task:difficulty/);
+    expect(() => new Corpus({ ...opts, weights: { 'lookup:1': -1 } })).toThrow(/>= 0/);
+    expect(() => new Corpus({ ...opts, weights: { 'lookup:1': 0, 'lookup:2': 0, 'arith:1': 0, 'arith:2': 0 } })).toThrow(/zero/);
+    expect(() => new Corpus({ ...opts, quiz: -1 })).toThrow(/quiz/);
+  });
+
+  it('bucketed batches: every sequence of the stream once, in the smallest bucket that holds it, encoded as nextBatch does', () => {
+    const opts = { tasks: ALL, difficulty: [1, 3, 5], seed: 12, seqLen: requiredSeqLen(ALL, [1, 3, 5]) };
+    const buckets = [24, 40, opts.seqLen];
+    const B = 8;
+    const bb = new BucketedBatches(new Corpus(opts), B, buckets);
+    const stream = new Corpus(opts);
+    const tok = stream.tokenizer;
+    // replay the stream: which sequences each bucket should emit, in order
+    const want = buckets.map(() => [] as { ids: number[]; learn: boolean[] }[][]);
+    const open = buckets.map(() => [] as { ids: number[]; learn: boolean[] }[]);
+    const emitted: number[] = [];
+    while (emitted.length < 40) {
+      const e = encodeSegments(tok, stream.nextSequence().segments);
+      const i = buckets.findIndex((S) => S >= e.ids.length - 1);
+      open[i].push(e);
+      if (open[i].length === B) {
+        want[i].push(open[i]);
+        open[i] = [];
+        emitted.push(i);
+      }
+    }
+    const seen = buckets.map(() => 0);
+    for (const i of emitted) {
+      const batch = bb.next();
+      expect(batch.seqLen).toBe(buckets[i]);
+      const rows = want[i][seen[i]++];
+      const S = batch.seqLen;
+      rows.forEach(({ ids, learn }, b) => {
+        for (let t = 0; t < S; t++) {
+          expect(batch.inputs[b * S + t]).toBe(t < ids.length - 1 ? ids[t] : tok.padId);
+          expect(batch.targets[b * S + t]).toBe(t < ids.length - 1 && learn[t + 1] ? ids[t + 1] : IGNORE_INDEX);
+        }
+      });
+    }
+    expect(seen.filter((n) => n > 0).length).toBeGreaterThan(1);
+    expect(() => new BucketedBatches(new Corpus(opts), B, [40, 24, opts.seqLen])).toThrow(/ascending/);
+    expect(() => new BucketedBatches(new Corpus(opts), B, [24, 40])).toThrow(/last bucket must be the corpus's seqLen/);
+    expect(() => new BucketedBatches(new Corpus(opts), 0)).toThrow(/batchSize/);
+  });
+
   it('requiredSeqLen covers the longest sequence', () => {
     for (const name of ALL) {
       for (const d of [1, 5]) {
-        const S = requiredSeqLen([name], d);
-        expect(S).toBe(makeTask(name, d).maxTokens('train') - 1);
-        const c = new Corpus({ tasks: [name], difficulty: d, seed: 4, seqLen: S });
+        const task = makeTask(name, d);
+        expect(requiredSeqLen([name], d)).toBe(task.maxTokens('train') + Math.min(DEFAULT_QUIZ, task.maxQueries('train') - 1) * task.maxQueryTokens('train') - 1);
+        const S = requiredSeqLen([name], d, 0);
+        expect(S).toBe(task.maxTokens('train') - 1);
+        const c = new Corpus({ tasks: [name], difficulty: d, seed: 4, seqLen: S, quiz: 0 });
         let longest = 0;
         for (let i = 0; i < 20; i++) {
           const { inputs } = c.nextBatch(32);
@@ -198,7 +301,8 @@ describe('Corpus', () => {
         expect(longest).toBeLessThanOrEqual(S);
       }
     }
-    expect(requiredSeqLen(ALL, 5)).toBeLessThanOrEqual(64);
+    expect(requiredSeqLen(ALL, 5, 0)).toBeLessThanOrEqual(64);
+    expect(requiredSeqLen(ALL, [1, 2, 3, 4, 5])).toBeLessThanOrEqual(96);
   });
 });
 

@@ -2,7 +2,8 @@
 // scratch on the synthetic corpus and writes it as Hugging Face files.
 import { createNodeGpu } from '../gpu/node';
 import { MODEL_PRESETS, countParams, presetConfig } from '../model/config';
-import { pretrainBase } from '../model/pretrain';
+import { checkRecipe, presetRecipe, pretrainBase, type PretrainRecipe } from '../model/pretrain';
+import { CORPUS_KINDS, type CorpusMix } from '../tasks/corpus';
 import { DivergenceWatch } from '../model/divergence';
 import { defaultTokenizer } from '../tasks/tokenizer';
 import { TASK_NAMES, type TaskName } from '../tasks/tasks';
@@ -11,6 +12,44 @@ import {
 } from '../mas/base-eval';
 import { Args, UsageError } from './args';
 import { checkOutputFolder, saveBaseModel } from './files';
+
+/** The preset's recipe with the corpus flags applied (bad values are usage errors). */
+function recipeFromArgs(args: Args, preset: string): PretrainRecipe {
+  const r = presetRecipe(preset);
+  const ints = (name: string) => args.list(name)!.map((x) => {
+    if (!/^\d+$/.test(x)) throw new UsageError(`--${name} takes whole numbers, got '${x}'`);
+    return Number(x);
+  });
+  const pairs = (name: string): [string, number][] => args.list(name)!.map((x) => {
+    const m = /^([a-z:0-9]+)=([0-9.]+)$/.exec(x);
+    if (!m || !Number.isFinite(Number(m[2]))) throw new UsageError(`--${name}: '${x}' is not name=weight`);
+    return [m[1], Number(m[2])];
+  });
+  if (args.has('tasks')) {
+    const t = args.list('tasks')!;
+    for (const x of t) if (!(TASK_NAMES as readonly string[]).includes(x)) throw new UsageError(`--tasks: unknown task ${x} (have: ${TASK_NAMES.join(', ')})`);
+    r.tasks = t as TaskName[];
+  }
+  if (args.has('difficulties')) r.difficulties = ints('difficulties');
+  // weights and probes of settings the corpus no longer holds are dropped
+  const held = (k: string) => r.tasks.some((t) => k.startsWith(`${t}:`)) && r.difficulties.includes(Number(k.split(':')[1]));
+  r.weights = Object.fromEntries(Object.entries(r.weights).filter(([k]) => held(k)));
+  r.probe = r.probe.filter(held);
+  if (args.has('weights')) for (const [k, w] of pairs('weights')) r.weights[k] = w;
+  if (args.has('mix')) {
+    const mix: Partial<CorpusMix> = {};
+    for (const [k, w] of pairs('mix')) {
+      if (!(CORPUS_KINDS as readonly string[]).includes(k)) throw new UsageError(`--mix: unknown kind ${k} (have: ${CORPUS_KINDS.join(', ')})`);
+      mix[k as keyof CorpusMix] = w;
+    }
+    r.mix = mix;
+  }
+  if (args.has('quiz')) r.quiz = args.int('quiz', 0, 64)!;
+  if (args.has('no-mask')) r.maskRandom = false;
+  const b = args.str('buckets')!;
+  r.buckets = b === 'auto' ? 'auto' : ints('buckets');
+  return r;
+}
 
 export async function commandPretrain(argv: string[]): Promise<number> {
   const args = new Args(argv, [
@@ -22,6 +61,15 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     { name: 'out', help: 'output folder (config.json, model.safetensors, tokenizer.json); an existing checkpoint is refused' },
     { name: 'force', help: 'replace the checkpoint already in --out', flag: true },
     { name: 'log-every', help: 'print every N steps', default: '10' },
+    { name: 'warmup', help: 'warmup steps (default min(100, steps/10))' },
+    { name: 'tasks', help: `tasks of the corpus (default: the preset's recipe, ${TASK_NAMES.join(',')} for toy)` },
+    { name: 'difficulties', help: "difficulties of the corpus (default: the preset's recipe)" },
+    { name: 'weights', help: "relative weight per task:difficulty, e.g. lookup:1=2,arith:1=3 (others keep the recipe's, 1 when it has none)" },
+    { name: 'mix', help: `corpus kinds' weights, e.g. skyline=0.4,send=0.3 (${CORPUS_KINDS.join(', ')}; kinds not given weigh 0)` },
+    { name: 'quiz', help: 'more questions after an answer, at most (default: the recipe\'s, 4)' },
+    { name: 'no-mask', help: 'supervise every token, the random contents too (an ablation of the recipe)', flag: true },
+    { name: 'buckets', help: "row lengths of the batches: auto (quartiles of the corpus's lengths) or a list ending at the corpus's longest", default: 'auto' },
+    { name: 'probe-every', help: 'held-out skyline accuracy of the probed settings every N steps (0: never)', default: '250' },
     { name: 'eval-size', help: 'held-out episodes per task, difficulty and split of the closing evaluation', default: String(DEFAULT_EVAL_SIZE) },
     { name: 'eval-tasks', help: `tasks the closing evaluation covers (${TASK_NAMES.join(',')})`, default: TASK_NAMES.join(',') },
     { name: 'eval-difficulties', help: 'difficulties it covers', default: '1,2,3,4,5' },
@@ -60,13 +108,22 @@ export async function commandPretrain(argv: string[]): Promise<number> {
       throw new UsageError(`--eval-*: ${(e as Error).message.replace(/^base evaluation: /, '')}`);
     }
   }
+  const recipe = recipeFromArgs(args, preset);
+  try {
+    checkRecipe(recipe);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   // the output folder is checked before any GPU work (written atomically at the end)
   await checkOutputFolder(out, { force: args.has('force'), option: '--out' });
   const gpu = await createNodeGpu();
   console.log(`device: ${gpu.report.description || gpu.report.vendor}; preset ${preset}: ${countParams(cfg).toLocaleString('en-US')} parameters`);
   const watch = new DivergenceWatch();
+  console.log(`recipe: tasks ${recipe.tasks.join(',')} at difficulties ${recipe.difficulties.join(',')}; quiz ${recipe.quiz}; ${recipe.maskRandom ? 'random contents masked' : 'every token supervised'}; mix ${Object.entries(recipe.mix).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   const result = await pretrainBase(gpu, {
     preset, steps, seed: args.int('seed', 0)!, batch: args.int('batch', 1, 4096)!, lr: args.num('lr', 1e-6, 1)!,
+    warmupSteps: args.int('warmup', 0, 1e7), recipe, probeEvery: args.int('probe-every', 0, 1e7)!,
+    onProbe: (p) => console.log(`probe @${p.step}: held-out skyline ${Object.entries(p.accuracy).map(([k, v]) => `${k} ${v.toFixed(3)}`).join('  ')}`),
     onStep: (r) => {
       const diverging = watch.push(r.step, r.loss);
       if (diverging) console.error(`warning: ${diverging}`);

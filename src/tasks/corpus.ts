@@ -11,6 +11,12 @@
 //   receive     <bos>{msg lines received}{final part}<answer><eos>    a receiver reading messages
 //   single      <bos>{part i}\n                                       one agent's prompt format
 //
+// Quiz (`quiz`, default 4): after the answer of a skyline, transcript or receive sequence come up to
+// that many more questions of the final role about the same context, each then its answer and <eos>
+// ("...ask:k7<eos>ask:a3<eos>"): multi-query associative recall in the tasks' own format. Only
+// questions whose episode is a train key are asked, so heldout stays unseen. Several retrievals per
+// context is what makes the lookup circuit form early and reliably (bench/EXPERIMENT.md, recipe).
+//
 // Messages follow the task's minimum topology with ideal senders (tasks.ts idealIncoming). Episodes
 // come from the train split only: heldout and ood stay unseen. Each sequence is a next-token
 // prediction pair: inputs = tokens[0..L-2], targets = tokens[1..L-1], padded with <pad> to seqLen
@@ -31,9 +37,11 @@ import {
   MIN_DIFFICULTY,
   PART_END,
   TASK_NAMES,
+  splitOfKey,
   idealIncoming,
   makeTask,
   textMessageFormat,
+  type Episode,
   type Task,
   type TaskName,
 } from './tasks';
@@ -49,6 +57,9 @@ export type CorpusMix = Record<CorpusKind, number>;
 // Copying (send) trains the same induction step that lookup's answer needs ("k" -> the digit after
 // "k" in the table), with a supervised token per copied character: the densest retrieval signal in
 // the corpus. `single` teaches nothing the other kinds do not (its content is random): weight 0.
+/** Questions the quiz adds after an answer, at most. */
+export const DEFAULT_QUIZ = 4;
+
 export const DEFAULT_MIX: Readonly<CorpusMix> = Object.freeze({
   skyline: 0.4,
   transcript: 0.15,
@@ -69,6 +80,10 @@ export interface CorpusOptions {
   mix?: Partial<CorpusMix>;
   /** ignore the tokens no model can predict (random part contents, received messages); default true */
   maskRandom?: boolean;
+  /** relative weight of each task and difficulty, keyed "task:difficulty" (e.g. "arith:1"); default 1 each */
+  weights?: Record<string, number>;
+  /** at most this many more questions after an answer (the quiz); default DEFAULT_QUIZ */
+  quiz?: number;
   tokenizer?: CharTokenizer;
 }
 
@@ -96,6 +111,8 @@ export interface CorpusSequence {
   difficulty: number;
   /** the canonical key of the episode it came from (always a train key) */
   key: string;
+  /** that episode */
+  episode: Episode;
 }
 
 function normaliseDifficulties(d: number | readonly number[]): number[] {
@@ -116,12 +133,19 @@ function buildTasks(names: readonly string[], difficulties: readonly number[]): 
   return names.map((name) => difficulties.map((d) => makeTask(name, d)));
 }
 
-/** The smallest seqLen that holds every sequence the corpus can produce for these tasks. */
-export function requiredSeqLen(tasks: readonly string[], difficulty: number | readonly number[]): number {
+/** The smallest seqLen that holds every sequence the corpus can produce for these tasks (quiz included). */
+export function requiredSeqLen(tasks: readonly string[], difficulty: number | readonly number[], quiz = DEFAULT_QUIZ): number {
   const ds = normaliseDifficulties(difficulty);
+  checkQuiz(quiz);
   let max = 0;
-  for (const row of buildTasks(tasks, ds)) for (const t of row) max = Math.max(max, t.maxTokens('train'));
+  for (const row of buildTasks(tasks, ds)) {
+    for (const t of row) max = Math.max(max, t.maxTokens('train') + Math.min(quiz, t.maxQueries('train') - 1) * t.maxQueryTokens('train'));
+  }
   return max - 1; // inputs drop the last token
+}
+
+function checkQuiz(quiz: number): void {
+  if (!Number.isInteger(quiz) || quiz < 0 || quiz > 64) throw new Error(`Corpus: quiz must be an integer in 0..64, got ${quiz}`);
 }
 
 export class Corpus {
@@ -130,17 +154,30 @@ export class Corpus {
   readonly seqLen: number;
   readonly mix: Readonly<CorpusMix>;
   readonly maskRandom: boolean;
-  private readonly tasks: Task[][];
+  readonly quiz: number;
+  /** every (task, difficulty) the corpus draws from, and its weight */
+  private readonly settings: Task[];
+  private readonly settingWeights: number[];
   private readonly weights: number[];
   private readonly rng: Rng;
 
   constructor(opts: CorpusOptions) {
     const difficulties = normaliseDifficulties(opts.difficulty);
-    this.tasks = buildTasks(opts.tasks, difficulties);
+    this.settings = buildTasks(opts.tasks, difficulties).flat();
+    this.quiz = opts.quiz ?? DEFAULT_QUIZ;
+    checkQuiz(this.quiz);
+    const weights = opts.weights ?? {};
+    const names = new Set(this.settings.map((t) => `${t.name}:${t.difficulty}`));
+    for (const [k, w] of Object.entries(weights)) {
+      if (!names.has(k)) throw new Error(`Corpus: weight ${JSON.stringify(k)} names no task:difficulty of this corpus (have: ${[...names].join(', ')})`);
+      if (typeof w !== 'number' || !(w >= 0) || !Number.isFinite(w)) throw new Error(`Corpus: weight ${k} must be a number >= 0, got ${w}`);
+    }
+    this.settingWeights = this.settings.map((t) => weights[`${t.name}:${t.difficulty}`] ?? 1);
+    if (this.settingWeights.every((w) => w === 0)) throw new Error('Corpus: every task weight is zero');
     if (!Number.isInteger(opts.seqLen) || opts.seqLen < 1) {
       throw new Error(`Corpus: seqLen must be a positive integer, got ${opts.seqLen}`);
     }
-    const need = requiredSeqLen(opts.tasks, difficulties);
+    const need = requiredSeqLen(opts.tasks, difficulties, this.quiz);
     if (opts.seqLen < need) {
       throw new Error(
         `Corpus: seqLen ${opts.seqLen} is too short for tasks [${opts.tasks.join(', ')}] at difficulty ${difficulties.join('/')}: need at least ${need}`,
@@ -168,6 +205,7 @@ export class Corpus {
       tasks: opts.tasks.slice(),
       difficulty: typeof opts.difficulty === 'number' ? opts.difficulty : opts.difficulty.slice(),
       mix: opts.mix ? { ...opts.mix } : undefined,
+      weights: opts.weights ? { ...opts.weights } : undefined,
     });
     this.maskRandom = opts.maskRandom ?? true;
     this.rng = new Rng(deriveSeed(opts.seed, 'corpus'));
@@ -176,8 +214,7 @@ export class Corpus {
   /** The next sequence as text (advances the stream exactly as nextBatch does per row). */
   nextSequence(): CorpusSequence {
     const rng = this.rng;
-    const row = this.tasks[rng.int(0, this.tasks.length)];
-    const task = row[rng.int(0, row.length)];
+    const task = this.settings[rng.weighted(this.settingWeights)];
     const kind = CORPUS_KINDS[rng.weighted(this.weights)];
     const ep = task.sample(rng, 'train');
     const final = task.finalRole;
@@ -192,7 +229,15 @@ export class Corpus {
       segs.push({ text: textMessageFormat.open, learn: true }, { text: content, learn: false }, { text: textMessageFormat.close, learn: true });
     // a message line a sender writes after its own part: all of it follows from the context
     const sent = (content: string) => segs.push({ text: textMessageFormat.open + content + textMessageFormat.close, learn: true });
-    const answer = () => segs.push({ text: ep.answer + EOS, learn: true });
+    // the answer, then the quiz: more questions about the same context (train keys only)
+    const answer = () => {
+      segs.push({ text: ep.answer + EOS, learn: true });
+      if (!this.quiz) return;
+      const more = rng.shuffled(task.queries(ep).filter((q) => q.key !== ep.key && splitOfKey(task.name, q.key) === 'train'));
+      for (const q of more.slice(0, this.quiz)) {
+        segs.push({ text: task.roles[final].cue, learn: true }, { text: q.content, learn: false }, { text: q.answer + EOS, learn: true });
+      }
+    };
     switch (kind) {
       case 'skyline':
         for (let i = 0; i < final; i++) part(i, false);
@@ -223,7 +268,7 @@ export class Corpus {
         part(rng.int(0, task.roles.length), false);
         break;
     }
-    return { text: segs.map((x) => x.text).join(''), segments: segs, kind, task: task.name, difficulty: task.difficulty, key: ep.key };
+    return { text: segs.map((x) => x.text).join(''), segments: segs, kind, task: task.name, difficulty: task.difficulty, key: ep.key, episode: ep };
   }
 
   /** The next batch of next-token prediction pairs, [batchSize * seqLen] each. */
@@ -286,4 +331,57 @@ export function unigramEntropy(corpus: Corpus, nSamples: number): number {
   let h = 0;
   for (const c of counts) if (c > 0) h -= (c / total) * Math.log(c / total);
   return h;
+}
+
+/**
+ * Batches whose rows have similar lengths: each sequence of the corpus stream goes to the smallest
+ * bucket (a row length, ascending, the last one the corpus's seqLen) that holds it, and the first
+ * bucket to hold batchSize sequences is emitted, its rows padded to the bucket's length. Every drawn
+ * sequence is used, in stream order within a bucket. A model pass per bucket then computes on
+ * ~the real tokens instead of padding every row to the longest sequence the corpus can make.
+ */
+export class BucketedBatches {
+  readonly buckets: readonly number[];
+  private readonly pools: { ids: number[]; learn: boolean[] }[][];
+
+  constructor(
+    readonly corpus: Corpus,
+    readonly batchSize: number,
+    buckets: readonly number[] = [corpus.seqLen],
+  ) {
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`BucketedBatches: batchSize must be a positive integer, got ${batchSize}`);
+    const b = [...buckets];
+    if (!b.length || b.some((x, i) => !Number.isInteger(x) || x < 2 || (i > 0 && x <= b[i - 1]))) {
+      throw new Error(`BucketedBatches: buckets must be ascending integers >= 2, got [${b.join(', ')}]`);
+    }
+    if (b[b.length - 1] !== corpus.seqLen) throw new Error(`BucketedBatches: the last bucket must be the corpus's seqLen ${corpus.seqLen}, got ${b[b.length - 1]}`);
+    this.buckets = Object.freeze(b);
+    this.pools = b.map(() => []);
+  }
+
+  next(): CorpusBatch {
+    const tk = this.corpus.tokenizer;
+    for (;;) {
+      const seq = this.corpus.nextSequence();
+      const enc = encodeSegments(tk, seq.segments);
+      const n = enc.ids.length - 1;
+      const i = this.buckets.findIndex((S) => S >= n);
+      if (i < 0) throw new Error(`Corpus: a ${seq.kind} sequence of ${seq.task} has ${n + 1} tokens, more than seqLen + 1 = ${this.corpus.seqLen + 1}`);
+      const pool = this.pools[i];
+      pool.push(enc);
+      if (pool.length < this.batchSize) continue;
+      this.pools[i] = [];
+      const S = this.buckets[i];
+      const B = this.batchSize;
+      const inputs = new Uint32Array(B * S).fill(tk.padId);
+      const targets = new Uint32Array(B * S).fill(IGNORE_INDEX);
+      pool.forEach(({ ids, learn }, b) => {
+        for (let t = 0; t < ids.length - 1; t++) {
+          inputs[b * S + t] = ids[t];
+          targets[b * S + t] = learn[t + 1] || !this.corpus.maskRandom ? ids[t + 1] : IGNORE_INDEX;
+        }
+      });
+      return { inputs, targets, batchSize: B, seqLen: S };
+    }
+  }
 }

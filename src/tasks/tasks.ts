@@ -118,8 +118,27 @@ export interface Task {
   /** upper bound on the tokens of any sequence of this split in any format (skyline, prompts, text
    * transcripts of the corpus), <bos> and <eos> included */
   maxTokens(split: Split): number;
+  /** upper bound on the tokens of one more query of the final role and its answer: its part, the answer, <eos> */
+  maxQueryTokens(split: Split): number;
+  /** most questions the final role can be asked about one episode (queries(ep).length) */
+  maxQueries(split: Split): number;
   /** one episode of the split, drawn from rng */
   sample(rng: Rng, split: Split): Episode;
+  /**
+   * Every question the final role could have been asked about this episode's other parts (lookup:
+   * each key of the table; relay: each position; arith: each operator), with its answer and the
+   * canonical key of the episode it makes (the episode's own question among them).
+   */
+  queries(ep: Episode): TaskQuery[];
+}
+
+/** One question of the final role about an episode's other parts (Task.queries). */
+export interface TaskQuery {
+  /** the final part's content, e.g. "k" (its part is the role's cue then this) */
+  content: string;
+  answer: string;
+  /** the canonical key of the episode with this question: which split it belongs to */
+  key: string;
 }
 
 interface Draw {
@@ -133,6 +152,8 @@ interface Draw {
 interface Bounds {
   /** longest content of each part (without the role's cue) */
   contents: number[];
+  /** most questions the final role can be asked about one episode (Task.queries) */
+  queries: number;
   messages: number[];
   answer: number;
 }
@@ -146,6 +167,8 @@ interface Spec {
   answerSet(d: number, split: Split): string[] | undefined;
   bounds(d: number, split: Split): Bounds;
   draw(rng: Rng, d: number, ood: boolean): Draw;
+  /** every question of the final role given the other parts' contents (Task.queries) */
+  queries(contents: readonly string[]): TaskQuery[];
 }
 
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz'.split('');
@@ -154,6 +177,13 @@ const LOOKUP_SIZES = [2, 3, 4, 6, 8];
 const LOOKUP_OOD_EXTRA = 2;
 const RELAY_OOD_EXTRA = 2;
 const ARITH_OPS = ['+', '-'] as const;
+
+/** Canonical key of a lookup episode: the table as a set of entries, then the query. */
+function lookupKey(table: string, query: string): string {
+  const entries: string[] = [];
+  for (let i = 0; i < table.length; i += 2) entries.push(table.slice(i, i + 2));
+  return `${entries.sort().join('')}?${query}`;
+}
 
 const lookupSpec: Spec = {
   name: 'lookup',
@@ -168,7 +198,7 @@ const lookupSpec: Spec = {
   answerSet: () => DIGITS.slice(),
   bounds(d, split) {
     const s = LOOKUP_SIZES[d - 1] + (split === 'ood' ? LOOKUP_OOD_EXTRA : 0);
-    return { contents: [2 * s, 1], messages: [2 * s, 0], answer: 1 };
+    return { contents: [2 * s, 1], messages: [2 * s, 0], answer: 1, queries: s };
   },
   draw(rng, d, ood) {
     const size = LOOKUP_SIZES[d - 1] + (ood ? LOOKUP_OOD_EXTRA : 0);
@@ -176,16 +206,17 @@ const lookupSpec: Spec = {
     const values = keys.map(() => rng.int(0, 10));
     const q = rng.int(0, size);
     const table = keys.map((k, i) => `${k}${values[i]}`).join('');
-    const canonical = keys
-      .map((k, i) => `${k}${values[i]}`)
-      .sort()
-      .join('');
     return {
-      key: `${canonical}?${keys[q]}`,
+      key: lookupKey(table, keys[q]),
       contents: [table, keys[q]],
       messages: [table, ''],
       answer: String(values[q]),
     };
+  },
+  queries([table]) {
+    const out: TaskQuery[] = [];
+    for (let i = 0; i < table.length; i += 2) out.push({ content: table[i], answer: table[i + 1], key: lookupKey(table, table[i]) });
+    return out;
   },
 };
 
@@ -207,7 +238,7 @@ const relaySpec: Spec = {
   answerSet: () => LETTERS.slice(),
   bounds(d, split) {
     const L = relayLength(d, split);
-    return { contents: [L, L, 1], messages: [L, L, 0], answer: 1 };
+    return { contents: [L, L, 1], messages: [L, L, 0], answer: 1, queries: L };
   },
   draw(rng, d, ood) {
     const L = relayLength(d, ood ? 'ood' : 'train');
@@ -222,6 +253,9 @@ const relaySpec: Spec = {
       messages: [secret, secret, ''],
       answer: secret[k - 1],
     };
+  },
+  queries([secret]) {
+    return [...secret].map((ch, i) => ({ content: String(i + 1), answer: ch, key: `${secret}@${i + 1}` }));
   },
 };
 
@@ -259,7 +293,7 @@ const arithSpec: Spec = {
   },
   bounds(d, split) {
     const D = arithDigits(d, split);
-    return { contents: [D, D, 1], messages: [2 + D, 2 + D, 0], answer: D + 1 };
+    return { contents: [D, D, 1], messages: [2 + D, 2 + D, 0], answer: D + 1, queries: ARITH_OPS.length };
   },
   draw(rng, d, ood) {
     const D = arithDigits(d, ood ? 'ood' : 'train');
@@ -275,6 +309,9 @@ const arithSpec: Spec = {
       messages: [`a=${a}`, `b=${b}`, ''],
       answer: String(result),
     };
+  },
+  queries([a, b]) {
+    return ARITH_OPS.map((op) => ({ content: op, answer: String(op === '+' ? Number(a) + Number(b) : Number(a) - Number(b)), key: `${a}${op}${b}` }));
   },
 };
 
@@ -354,6 +391,19 @@ export function makeTask(name: string, difficulty: number): Task {
       return answerSets.get(split);
     },
     maxTokens,
+    maxQueryTokens(split) {
+      checkSplit(split);
+      const b = spec.bounds(d, split);
+      return spec.roles[n - 1].cue.length + b.contents[n - 1] + b.answer + 1;
+    },
+    maxQueries(split) {
+      checkSplit(split);
+      return spec.bounds(d, split).queries;
+    },
+    queries(ep) {
+      if (ep.task !== spec.name) throw new Error(`task ${spec.name}: queries of a ${ep.task} episode`);
+      return spec.queries(ep.contents);
+    },
     sample(rng, split) {
       checkSplit(split);
       let draw: Draw | undefined;
