@@ -2,6 +2,7 @@
 // [--preset tiny|default] [--model DIR] [--steps N] [--difficulty D] [--latent-steps M] [--text-budget N] ...`:
 // trains what needs training, evaluates every method on the same held-out and OOD sets, runs the
 // controls, prints the table, the controls, the loss curves and the findings (src/mas/experiment.ts).
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -101,7 +102,10 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   }
   const device = gpu.report.description || gpu.report.vendor;
   const saveDir = args.str('save-adapters');
-  const extraArgs = () => ({ preset: presetName, model: modelDir, topologyArg: args.str('topology'), device });
+  // which base exactly (a path can hold another base later) and its vocabulary (text bits = tokens x log2 V)
+  const weightsFile = path.join(modelDir, 'model.safetensors');
+  const baseSha256 = createHash('sha256').update(await readFile(weightsFile)).digest('hex');
+  const extraArgs = () => ({ preset: presetName, model: modelDir, topologyArg: args.str('topology'), device, vocabSize: base.config.vocab_size, baseSha256 });
   // the fields of a saved report's args that decide its numbers
   const pick = (a: Record<string, unknown>) => Object.fromEntries(Object.keys(req.base).map((k) => [k, a[k]]));
   if (!quiet) {
