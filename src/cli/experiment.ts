@@ -131,6 +131,10 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       if (JSON.stringify(pick(old.args)) !== JSON.stringify(pick(req.base as unknown as Record<string, unknown>))) {
         throw new UsageError(`--resume: ${json} was made with other settings (task, topology, steps, ...); only --methods and --seeds may change`);
       }
+      const oldSha = (old.args as Record<string, unknown>).baseSha256;
+      if (oldSha !== undefined && oldSha !== baseSha256) {
+        throw new UsageError(`--resume: ${json} was made on another base model (its model.safetensors differs from ${weightsFile} now); start a new report`);
+      }
       previous = old;
       if (!quiet) console.log(`resuming from ${json}: ${old.rows.length} rows kept`);
     }
