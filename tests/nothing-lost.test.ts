@@ -435,6 +435,20 @@ describe('11. non-finite outputs are an error that says where', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^error: the forward pass produced non-finite logits .* at the last prompt position 2 of sequence 0 \(the prefill\)/);
   });
+  it('11d. an evaluation-only experiment on such a base fails, naming the split, episode, agent and position, instead of reporting accuracy 0', async () => {
+    const dir = await tinyCopy();
+    const base = await loadBaseModel(dir);
+    base.weights.get('model.norm.weight')!.fill(3e38);
+    await saveBaseModel(dir, base);
+    const json = path.join(work, `report-${n++}.json`);
+    const r = await cli(['experiment', '--model', dir, '--methods', 'single', '--seeds', '1', '--eval-size', '2', '--batch', '2', '--no-controls', '--quiet', '--json', json]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /^error: the forward pass produced non-finite logits \((-?Infinity|NaN); \d+ of the row's values\) in the heldout evaluation of single, episode 0: the final agent '[^']+' \(\w+\) decoding answer token 1 at position \d+: the weights, rms_norm_eps or the adapter scale \(lora_alpha \/ r\) overflow float32$/,
+    );
+    expect(r.out).not.toMatch(/accuracy|0\.000/);
+    await expect(lstat(json)).rejects.toThrow(/ENOENT/);
+  });
 });
 
 describe('12. counts are plain decimal integers in range; lists have no empty items', () => {

@@ -19,6 +19,7 @@
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { LlamaGpu, LoraGpu } from '../model/model';
 import { DivergedError, loraTrainParams, Optimizer, type TrainHyper } from '../model/train';
+import { NonFiniteLogitsError } from '../model/generate';
 import type { ModelConfig, Proj } from '../model/config';
 import { loraKey, type LoraAdapterConfig, type LoraTarget } from '../storage/peft';
 import { deriveSeed, Rng } from '../tasks/rng';
@@ -95,6 +96,20 @@ export interface EvalOutcome extends EvalRow {
   loss: number;
   predictions: string[];
   correct: boolean[];
+}
+
+/** Where a decoded row sits, for NonFiniteLogitsError: (row of the batch, index of the token being decoded, position). */
+type DecodeWhere = (b: number, k: number, pos: number) => string;
+
+/** The row's first non-finite value and how many there are (count 0: every logit is finite). */
+function nonFinite(a: Float32Array, off: number, n: number): { first: number; count: number } {
+  let first = 0;
+  let count = 0;
+  for (let j = 0; j < n; j++) {
+    const x = a[off + j];
+    if (!Number.isFinite(x) && count++ === 0) first = x;
+  }
+  return { first, count };
 }
 
 function argmax(a: Float32Array, off: number, n: number): number {
@@ -276,7 +291,9 @@ export class Run {
    * from the teacher-forced logits, re-running only the final pass where a prediction differs from
    * the token in place. Returns the generated ids per row (rows < real).
    */
-  private async decode(ro: Rollout, ids: Uint32Array, start: number, maxTokens: number, real: number, stop: (id: number) => boolean): Promise<number[][]> {
+  private async decode(
+    ro: Rollout, ids: Uint32Array, start: number, maxTokens: number, real: number, stop: (id: number) => boolean, where: DecodeWhere,
+  ): Promise<number[][]> {
     const gpu = this.engine.gpu;
     const pass = ro.final.prompt;
     const S = pass.shape.S;
@@ -289,6 +306,9 @@ export class Run {
       for (let b = 0; b < real; b++) {
         while (!done[b]) {
           const pos = start + out[b].length;
+          // NaN or infinite logits would make greedy decoding pick token 0 and score a silent 0
+          const bad = nonFinite(logits, (b * S + pos) * V, V);
+          if (bad.count) throw new NonFiniteLogitsError(where(b, out[b].length, pos), bad.first, bad.count);
           const pred = argmax(logits, (b * S + pos) * V, V);
           out[b].push(pred);
           if (stop(pred) || out[b].length >= maxTokens) {
@@ -308,6 +328,12 @@ export class Run {
       logits = await gpu.read(pass.logits);
     }
     return out;
+  }
+
+  /** The final agent's decoding step, in words (NonFiniteLogitsError). */
+  private finalWhere(k: number, pos: number): string {
+    const a = this.plan[this.plan.length - 1].agent;
+    return `the final agent '${a.name}' (${a.id}) decoding answer token ${k + 1} at position ${pos}`;
   }
 
   private isStop = (id: number): boolean => this.tokenizer.isSpecial(id) || this.tokenizer.tokenOf(id) === '\n';
@@ -386,7 +412,7 @@ export class Run {
   }
 
   /** Runs the final agents of instances through rollouts and decodes; returns decoded answers, loss and message sizes. */
-  private async runRolloutMethod(inst: Episode[][], control: Control, B: number, split: Split): Promise<{ answers: string[]; lossSum: number; count: number; floats: number; positions: number }> {
+  private async runRolloutMethod(inst: Episode[][], control: Control, B: number, split: Split, ctx: string): Promise<{ answers: string[]; lossSum: number; count: number; floats: number; positions: number }> {
     const prompts = inst.map((eps) => encodeInstance(this.tokenizer, this.plan, this.spec, eps));
     const answers = new Array<string>(inst.length);
     let lossSum = 0;
@@ -402,7 +428,7 @@ export class Run {
       const c = targets.filter((t) => t !== IGNORE).length;
       lossSum += loss * c;
       count += c;
-      const gen = await this.decode(ro, host, start, this.maxAnswer + 1, real, this.isStop);
+      const gen = await this.decode(ro, host, start, this.maxAnswer + 1, real, this.isStop, (b, k, pos) => `${ctx}, episode ${rows[b]}: ${this.finalWhere(k, pos)}`);
       gen.forEach((g2, b) => (answers[rows[b]] = extractAnswer(this.tokenizer.decode(g2))));
       const size = ro.messageSize();
       floats += size.floats * real;
@@ -412,7 +438,7 @@ export class Run {
   }
 
   /** Greedy text decoding of a group of prompts (each its own pass): the message contents. */
-  private async decodeTexts(prompts: number[][], B: number, budget: number): Promise<{ texts: string[]; tokens: number[][] }> {
+  private async decodeTexts(prompts: number[][], B: number, budget: number, where: (row: number, k: number, pos: number) => string): Promise<{ texts: string[]; tokens: number[][] }> {
     const texts = new Array<string>(prompts.length);
     const tokens = new Array<number[]>(prompts.length);
     for (const g of groupBy(prompts, (p) => String(p.length))) {
@@ -424,7 +450,7 @@ export class Run {
         ch.rows.forEach((r, b) => ids.set(prompts[r], b * S));
         ro.setIds(0, ids);
         ro.recordForward();
-        const gen = await this.decode(ro, ids, len - 1, budget, ch.real, this.isStop);
+        const gen = await this.decode(ro, ids, len - 1, budget, ch.real, this.isStop, (b, k, pos) => where(ch.rows[b], k, pos));
         gen.forEach((g2, b) => {
           texts[ch.rows[b]] = textMessageFormat.cut(this.tokenizer.decode(g2));
           tokens[ch.rows[b]] = g2;
@@ -435,7 +461,7 @@ export class Run {
   }
 
   /** The text channel: senders decode in topological order, then the final agent answers. */
-  private async runTextMethod(inst: Episode[][], control: Control, B: number): Promise<{ answers: string[]; lossSum: number; count: number; messageTokens: number; messages: string[][]; prompts: string[][] }> {
+  private async runTextMethod(inst: Episode[][], control: Control, B: number, ctx: string): Promise<{ answers: string[]; lossSum: number; count: number; messageTokens: number; messages: string[][]; prompts: string[][] }> {
     const tk = this.tokenizer;
     const n = inst.length;
     const messages: string[][] = this.plan.map(() => new Array<string>(n).fill(''));
@@ -445,7 +471,9 @@ export class Run {
     for (let a = 0; a < this.plan.length - 1; a++) {
       const texts = inst.map((eps, i) => promptText(eps[a], this.plan[a], this.spec, received(a, i)));
       texts.forEach((t, i) => (promptsText[a][i] = t));
-      const dec = await this.decodeTexts(texts.map((t) => tk.encode(t)), B, this.config.textBudget);
+      const sender = this.plan[a].agent;
+      const dec = await this.decodeTexts(texts.map((t) => tk.encode(t)), B, this.config.textBudget, (row, k, pos) =>
+        `${ctx}, episode ${row}: agent '${sender.name}' (${sender.id}) writing token ${k + 1} of its text message at position ${pos}`);
       dec.texts.forEach((t, i) => {
         messages[a][i] = t;
         messageTokens += tk.encode(t).length;
@@ -477,7 +505,7 @@ export class Run {
         const c = targets.filter((t) => t !== IGNORE).length;
         lossSum += loss * c;
         count += c;
-        const gen = await this.decode(ro, host, len - 1, this.maxAnswer + 1, ch.real, this.isStop);
+        const gen = await this.decode(ro, host, len - 1, this.maxAnswer + 1, ch.real, this.isStop, (b, k, pos) => `${ctx}, episode ${ch.rows[b]}: ${this.finalWhere(k, pos)}`);
         gen.forEach((g2, b) => (answers[ch.rows[b]] = extractAnswer(tk.decode(g2))));
       }
     }
@@ -500,12 +528,13 @@ export class Run {
     let messageFloats = 0;
     let messageTokens = 0;
     let messagePositions = 0;
+    const ctx = `in the ${split} evaluation of ${this.spec.name}${control === 'none' ? '' : ` (${control} control)`}`;
     if (this.spec.channel === 'text') {
-      const r = await this.runTextMethod(inst, control, B);
+      const r = await this.runTextMethod(inst, control, B, ctx);
       ({ answers, lossSum, count, messageTokens } = r);
       messagePositions = messageTokens;
     } else {
-      const r = await this.runRolloutMethod(inst, control, B, split);
+      const r = await this.runRolloutMethod(inst, control, B, split, ctx);
       ({ answers, lossSum, count } = r);
       messageFloats = r.floats / eps.length;
       messagePositions = r.positions / eps.length;
@@ -535,7 +564,7 @@ export class Run {
     const fi = this.plan.length - 1;
     const base = { split, index, parts: ep.parts.slice(), answer: ep.answer };
     if (this.spec.channel === 'text') {
-      const r = await this.runTextMethod(inst, 'none', 1);
+      const r = await this.runTextMethod(inst, 'none', 1, `while inspecting ${split} #${index} (${this.spec.name})`);
       const agents: AgentInspection[] = this.plan.map((pa, a) => ({
         id: pa.agent.id, name: pa.agent.name, input: r.prompts[a][0],
         output: pa.final ? r.answers[0] : `msg:${r.messages[a][0]}`,
@@ -550,7 +579,7 @@ export class Run {
     ro.setIds(fi, host);
     ro.setTargets(s.targets);
     ro.recordForward();
-    const gen = (await this.decode(ro, host, s.start, this.maxAnswer + 1, 1, this.isStop))[0];
+    const gen = (await this.decode(ro, host, s.start, this.maxAnswer + 1, 1, this.isStop, (_b, k, pos) => `while inspecting ${split} #${index} (${this.spec.name}): ${this.finalWhere(k, pos)}`))[0];
     const predicted = extractAnswer(tk.decode(gen));
     const gpu = this.engine.gpu;
     const { L, Hq, Hkv, hd, kvDim, qDim, V } = this.engine.model.dims;
