@@ -15,6 +15,8 @@ import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/pr
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
 import { PROJS, type Proj } from '../model/config';
 import { Args, parseSeeds, UsageError } from './args';
+import { checkExportFolder, exportRuns } from './export-run';
+import type { TrainedAdapter } from '../mas/types';
 import { checkOutputFile, checkWritableFolder, isExperimentReport, loadBaseModel, readFolder, writeFileAtomic, writeFolder } from './files';
 
 export async function commandExperiment(argv: string[]): Promise<number> {
@@ -39,6 +41,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'no-controls', help: 'skip every control', flag: true },
     { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
+    { name: 'export-run', help: 'write a run bundle (docs/run-bundle.md: run.json, base, PEFT adapters, episodes, first batches) per (method, seed) as DIR/<method>-seed<k>/' },
     { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
     { name: 'quiet', help: 'print only the results', flag: true },
     { name: 'force', help: 'let --json replace an existing file that is not an experiment report', flag: true },
@@ -92,6 +95,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     await checkOutputFile(args.str('json')!, { force: args.has('force'), option: '--json', what: 'an experiment report', isOurs: isExperimentReport });
   }
   if (args.str('save-adapters')) await checkWritableFolder(args.str('save-adapters')!, '--save-adapters');
+  const exportDir = args.str('export-run');
+  if (exportDir) await checkExportFolder(exportDir, methods, seeds);
   const base = await loadBaseModel(modelDir);
   const gpu = await createNodeGpu();
   try {
@@ -147,6 +152,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     if (json) await writeFileAtomic(json, JSON.stringify({ ...r, args: { ...r.args, ...extraArgs(), seconds: elapsed() } }, null, 2) + '\n');
   };
   let last = 0;
+  const trained = new Map<string, TrainedAdapter[]>();
   const report = await runExperiment(gpu, base, req, (message, fraction) => {
     const now = performance.now();
     if (!quiet && (now - last > 2000 || fraction === 1 || /done$/.test(message))) {
@@ -157,8 +163,10 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     controls: args.has('no-controls') ? false : (controls as ControlName[]),
     previous,
     onPartial: save,
-    onAdapters: saveDir
+    onAdapters: saveDir || exportDir
       ? async (method, seed, adapters) => {
+          if (exportDir) trained.set(`${method}:${seed}`, adapters);
+          if (!saveDir) return;
           for (const a of adapters) {
             const dir = path.join(saveDir, method, `seed${seed}`, a.agent);
             const config = { ...a.config, base_model_name_or_path: path.resolve(saveDir, 'base') };
@@ -177,6 +185,12 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     if (!quiet) console.log(`wrote ${json}`);
   }
   if (saveDir && !quiet) console.log(`wrote adapters under ${saveDir}`);
+  if (exportDir) {
+    const dirs = await exportRuns({
+      dir: exportDir, gpu, base, baseFiles: await readFolder(modelDir), report, trained, configOf: (method, seed) => ({ ...req.base, method, seed }),
+    });
+    if (!quiet) console.log(`wrote ${dirs.length} run bundle${dirs.length === 1 ? '' : 's'} under ${exportDir}: ${dirs.map((d) => path.basename(d)).join(', ')}`);
+  }
   gpu.dispose();
   return 0;
 }

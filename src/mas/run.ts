@@ -18,13 +18,13 @@
 // 'zero'), and each is seeded from the run seed (deriveSeed).
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { LlamaGpu, LoraGpu } from '../model/model';
-import { DivergedError, loraTrainParams, Optimizer, type TrainHyper } from '../model/train';
+import { DivergedError, loraTrainParams, Optimizer } from '../model/train';
 import { NonFiniteLogitsError } from '../model/generate';
 import type { ModelConfig, Proj } from '../model/config';
 import { loraKey, type LoraAdapterConfig, type LoraTarget } from '../storage/peft';
 import { deriveSeed, Rng } from '../tasks/rng';
 import {
-  extractAnswer, formatTarget, isCorrect, sampleEpisodes, textMessageFormat, type Episode, type Split, type Task,
+  extractAnswer, formatTarget, isCorrect, textMessageFormat, type Episode, type Split, type Task,
 } from '../tasks/tasks';
 import type { CharTokenizer } from '../tasks/tokenizer';
 import type {
@@ -35,6 +35,7 @@ import { computeLatentMap, type LatentMapKind } from './latentmap';
 import { GpuLatentMap, Rollout, type PrefixEdit, type RolloutAgent } from './rollout';
 import { GaussianRows, Moments, randomRotation, rotateHeads } from './controls';
 import { validateRunConfig, type MethodSpec } from './methods';
+import { evalEpisodes, trainHyperOf, trainingBatcher } from './run-data';
 import {
   chunks, derangement, encodeInstance, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
   SignatureBatcher, type PlanAgent,
@@ -193,10 +194,8 @@ export class Run {
     this.agentLora = this.plan.map((pa) => (spec.train === 'all' || (spec.train === 'receiver' && pa.final) ? lora(pa) : null));
     this.agentBackward = this.plan.map((_, i) => this.trains && this.agentLora[i] !== null);
     if (this.trains) {
-      const warmup = Math.min(50, Math.ceil(config.steps / 10));
-      const hyper: TrainHyper = { lr: config.lr, warmupSteps: warmup, totalSteps: config.steps, weightDecay: 0, clip: 1, accumSteps: 1 };
-      this.optimizer = new Optimizer(gpu, [...this.adapters.values()].flatMap(loraTrainParams), hyper);
-      this.batcher = new SignatureBatcher(task, config.batch, config.seed, (ep) => encodeInstance(this.tokenizer, this.plan, spec, this.plan.map(() => ep)));
+      this.optimizer = new Optimizer(gpu, [...this.adapters.values()].flatMap(loraTrainParams), trainHyperOf(config));
+      this.batcher = trainingBatcher(task, this.tokenizer, this.plan, spec, config);
       this.lossLog = gpu.tensor([2], 'mas loss log');
     }
   }
@@ -209,7 +208,7 @@ export class Run {
   evalSet(split: Split): Episode[] {
     let s = this.evalSets.get(split);
     if (!s) {
-      s = sampleEpisodes(this.task, split, this.config.evalSize, deriveSeed(this.config.seed, 'eval'));
+      s = evalEpisodes(this.task, this.config, split);
       this.evalSets.set(split, s);
     }
     return s;
