@@ -4,12 +4,17 @@
 import { describe, expect, it } from 'vitest';
 import { LlamaGpu, LoraGpu, ModelPass } from '../src/model/model';
 import { baseTrainParams, DivergedError, loraTrainParams, lrAt, Optimizer, Trainer, validateHyper, type TrainHyper } from '../src/model/train';
-import { pretrainBase } from '../src/model/pretrain';
+import { autoBuckets, presetRecipe, pretrainBase, SkylineProbe } from '../src/model/pretrain';
 import { Generator } from '../src/model/generate';
 import { paramShapes, type ModelConfig } from '../src/model/config';
 import { initRefParams, refGenerate, refLossAndGrads } from '../src/reference/model';
 import { adamWRef, clipScaleRef } from '../src/reference/optimizer';
 import { rng, testGpu } from './helpers';
+import { loadBaseModel } from '../src/cli/files';
+import { MasEngine, Run, defaultRunConfig } from '../src/mas/run';
+import { single } from '../src/mas/topology';
+import { Corpus, requiredSeqLen } from '../src/tasks/corpus';
+import { makeTask } from '../src/tasks/tasks';
 
 const CFG: ModelConfig = {
   hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
@@ -125,7 +130,7 @@ describe('a short training run matches the float64 reference', () => {
 describe('pretraining', () => {
   it('pretraining the tiny preset drives the loss well below the unigram entropy', async () => {
     const gpu = await testGpu();
-    const res = await pretrainBase(gpu, { preset: 'tiny', steps: 80, seed: 3, batch: 6, lr: 6e-3, warmupSteps: 10 });
+    const res = await pretrainBase(gpu, { preset: 'tiny', steps: 80, seed: 3, batch: 6, lr: 6e-3, warmupSteps: 10, probeEvery: 0 });
     const tail = res.losses.slice(-10).reduce((a, b) => a + b, 0) / 10;
     console.log(`unigram entropy ${res.unigramEntropy.toFixed(3)} nats; first loss ${res.losses[0].toFixed(3)}; mean of the last 10 ${tail.toFixed(3)}`);
     // A model that ignores context cannot go below the unigram entropy; the formats' fixed cues make
@@ -134,6 +139,66 @@ describe('pretraining', () => {
     expect(tail).toBeLessThan(0.85 * res.unigramEntropy);
     expect(res.config.vocab_size).toBe(res.tokenizer.vocabSize);
   }, 900_000);
+});
+
+describe('pretraining: length buckets and the held-out probe', () => {
+  it('steps run in every bucket (one pass each); probes at their steps; provenance records the recipe', async () => {
+    const gpu = await testGpu();
+    const steps: number[] = [];
+    const res = await pretrainBase(gpu, {
+      preset: 'tiny', steps: 16, seed: 2, batch: 4, lr: 3e-3, warmupSteps: 2, probeEvery: 8, probeSize: 6,
+      onStep: (r) => void steps.push(r.seqLen),
+    });
+    const p = res.provenance as Record<string, any>;
+    const recipe = presetRecipe('tiny');
+    expect(p.recipe).toEqual(recipe);
+    expect(p.buckets[p.buckets.length - 1]).toBe(p.seqLen);
+    for (let i = 1; i < p.buckets.length; i++) expect(p.buckets[i]).toBeGreaterThan(p.buckets[i - 1]);
+    for (const S of steps) expect(p.buckets).toContain(S);
+    expect(new Set(steps).size).toBeGreaterThan(1); // more than one bucket was used
+    expect(p.tokens).toBe(steps.reduce((a, S) => a + 4 * S, 0));
+    expect(p.realTokens).toBeLessThan(p.tokens);
+    expect(res.probes.map((x) => x.step)).toEqual([8, 16]);
+    for (const pr of res.probes) {
+      expect(Object.keys(pr.accuracy)).toEqual(recipe.probe);
+      for (const a of Object.values(pr.accuracy)) expect(a * 6).toBeCloseTo(Math.round(a * 6), 9); // a count of 6
+    }
+    expect(p.probes).toEqual(res.probes);
+    expect(res.losses).toHaveLength(16);
+  }, 900_000);
+
+  it('the probe (teacher-forced exact match, one forward) equals greedy skyline accuracy from the experiment path', async () => {
+    const gpu = await testGpu();
+    const base = await loadBaseModel('public/models/tiny');
+    const engine = new MasEngine(gpu, base);
+    try {
+      for (const [task, d] of [['lookup', 1], ['relay', 2], ['arith', 1]] as const) {
+        const t = makeTask(task, d);
+        const run = new Run(engine, defaultRunConfig({ task, difficulty: d, method: 'skyline', modelId: base.id, topology: single(t.finalRole), evalSize: 48, batch: 16 }));
+        try {
+          const eps = run.evalSet('heldout');
+          const greedy = await run.evaluate('heldout');
+          const probe = new SkylineProbe(engine.model, base.tokenizer, [{ name: `${task}:${d}`, episodes: eps }]);
+          const acc = (await probe.run(gpu))[`${task}:${d}`];
+          probe.destroy();
+          expect(acc).toBe(greedy.accuracy);
+        } finally {
+          run.destroy();
+        }
+      }
+    } finally {
+      engine.destroy();
+    }
+  }, 900_000);
+
+  it('auto buckets are the quartiles of the corpus lengths, ending at its seqLen', () => {
+    const r = presetRecipe('toy');
+    const c = new Corpus({ tasks: r.tasks, difficulty: r.difficulties, seed: 1, seqLen: requiredSeqLen(r.tasks, r.difficulties, r.quiz), weights: r.weights, quiz: r.quiz });
+    const b = autoBuckets(c);
+    expect(b.length).toBeGreaterThanOrEqual(2);
+    expect(b[b.length - 1]).toBe(c.seqLen);
+    expect(b[0]).toBeLessThan(c.seqLen / 2);
+  });
 });
 
 describe('greedy decoding with the KV cache', () => {

@@ -46,6 +46,7 @@ function recipeFromArgs(args: Args, preset: string): PretrainRecipe {
   }
   if (args.has('quiz')) r.quiz = args.int('quiz', 0, 64)!;
   if (args.has('no-mask')) r.maskRandom = false;
+  if (args.has('weight-decay')) r.weightDecay = args.num('weight-decay', 0, 0.999)!;
   const b = args.str('buckets')!;
   r.buckets = b === 'auto' ? 'auto' : ints('buckets');
   return r;
@@ -67,6 +68,7 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     { name: 'weights', help: "relative weight per task:difficulty, e.g. lookup:1=2,arith:1=3 (others keep the recipe's, 1 when it has none)" },
     { name: 'mix', help: `corpus kinds' weights, e.g. skyline=0.4,send=0.3 (${CORPUS_KINDS.join(', ')}; kinds not given weigh 0)` },
     { name: 'quiz', help: 'more questions after an answer, at most (default: the recipe\'s, 4)' },
+    { name: 'weight-decay', help: "AdamW weight decay (default: the recipe's)" },
     { name: 'no-mask', help: 'supervise every token, the random contents too (an ablation of the recipe)', flag: true },
     { name: 'buckets', help: "row lengths of the batches: auto (quartiles of the corpus's lengths) or a list ending at the corpus's longest", default: 'auto' },
     { name: 'probe-every', help: 'held-out skyline accuracy of the probed settings every N steps (0: never)', default: '250' },
@@ -119,7 +121,7 @@ export async function commandPretrain(argv: string[]): Promise<number> {
   const gpu = await createNodeGpu();
   console.log(`device: ${gpu.report.description || gpu.report.vendor}; preset ${preset}: ${countParams(cfg).toLocaleString('en-US')} parameters`);
   const watch = new DivergenceWatch();
-  console.log(`recipe: tasks ${recipe.tasks.join(',')} at difficulties ${recipe.difficulties.join(',')}; quiz ${recipe.quiz}; ${recipe.maskRandom ? 'random contents masked' : 'every token supervised'}; mix ${Object.entries(recipe.mix).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`recipe: tasks ${recipe.tasks.join(',')} at difficulties ${recipe.difficulties.join(',')}; quiz ${recipe.quiz}; ${recipe.maskRandom ? 'random contents masked' : 'every token supervised'}; mix ${Object.entries(recipe.mix).map(([k, v]) => `${k} ${v}`).join(', ')}; weight decay ${recipe.weightDecay}`);
   const result = await pretrainBase(gpu, {
     preset, steps, seed: args.int('seed', 0)!, batch: args.int('batch', 1, 4096)!, lr: args.num('lr', 1e-6, 1)!,
     warmupSteps: args.int('warmup', 0, 1e7), recipe, probeEvery: args.int('probe-every', 0, 1e7)!,

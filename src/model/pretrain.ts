@@ -15,7 +15,7 @@ import {
   BucketedBatches, Corpus, DEFAULT_MIX, encodeSegments, IGNORE_INDEX, requiredSeqLen, unigramEntropy, type CorpusBatch, type CorpusMix,
 } from '../tasks/corpus';
 import { deriveSeed } from '../tasks/rng';
-import { formatSkyline, formatTarget, makeTask, sampleEpisodes, TASK_NAMES, type TaskName } from '../tasks/tasks';
+import { formatSkyline, formatTarget, makeTask, sampleEpisodes, TASK_NAMES, type Episode, type TaskName } from '../tasks/tasks';
 import { defaultTokenizer, type CharTokenizer } from '../tasks/tokenizer';
 import { presetConfig, type ModelConfig } from './config';
 import { initWeights, LlamaGpu, ModelPass } from './model';
@@ -36,6 +36,8 @@ export interface PretrainRecipe {
   buckets: 'auto' | number[];
   /** the settings the probe measures ("task:difficulty") */
   probe: string[];
+  /** AdamW weight decay (not on norms) */
+  weightDecay: number;
 }
 
 const ALL_DIFFICULTIES = [1, 2, 3, 4, 5];
@@ -54,6 +56,7 @@ export const DEFAULT_RECIPE: Readonly<PretrainRecipe> = Object.freeze({
   maskRandom: true,
   buckets: 'auto',
   probe: ['lookup:1', 'lookup:2', 'lookup:3', 'relay:1', 'relay:2', 'arith:1'],
+  weightDecay: 0.01,
 });
 
 /** The CI-sized base learns lookup (the CI experiment's task) and relay. */
@@ -162,14 +165,21 @@ export function autoBuckets(corpus: Corpus, n = 2000): number[] {
  * forward pass each; an episode counts when every answer token and <eos> is the argmax under teacher
  * forcing, which is exactly when greedy decoding gives the answer.
  */
-class SkylineProbe {
+export class SkylineProbe {
   private readonly cases: { name: string; pass: ModelPass; targets: Uint32Array; n: number }[] = [];
 
-  constructor(model: LlamaGpu, tokenizer: CharTokenizer, settings: string[], size: number, seed: number) {
-    for (const name of settings) {
+  /** Held-out episodes of each setting ("task:difficulty"), `size` each, drawn from `seed`. */
+  static episodes(settings: readonly string[], size: number, seed: number): { name: string; episodes: Episode[] }[] {
+    return settings.map((name) => {
       const { task, difficulty } = parseSetting(name);
-      const t = makeTask(task, difficulty);
-      const eps = sampleEpisodes(t, 'heldout', size, deriveSeed(seed, 'pretrain-probe'));
+      return { name, episodes: sampleEpisodes(makeTask(task, difficulty), 'heldout', size, deriveSeed(seed, 'pretrain-probe')) };
+    });
+  }
+
+  constructor(model: LlamaGpu, tokenizer: CharTokenizer, cases: readonly { name: string; episodes: readonly Episode[] }[]) {
+    for (const { name, episodes: eps } of cases) {
+      const size = eps.length;
+      if (!size) throw new Error(`pretrain probe: no episodes for ${name}`);
       const seqs = eps.map((ep) => ({ prompt: tokenizer.encode(formatSkyline(ep)), answer: tokenizer.encode(formatTarget(ep)) }));
       const S = Math.max(...seqs.map((s) => s.prompt.length + s.answer.length - 1));
       const ids = new Uint32Array(size * S).fill(tokenizer.padId);
@@ -229,6 +239,7 @@ export function checkRecipe(recipe: PretrainRecipe): void {
   const corpus = recipeCorpus(recipe, 0, defaultTokenizer());
   new BucketedBatches(corpus, 1, recipe.buckets === 'auto' ? [corpus.seqLen] : recipe.buckets);
   for (const p of recipe.probe) parseSetting(p);
+  if (!(recipe.weightDecay >= 0 && recipe.weightDecay < 1)) throw new Error(`pretrain: weight decay must be in [0, 1), got ${recipe.weightDecay}`);
 }
 
 export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<PretrainResult> {
@@ -243,7 +254,7 @@ export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<Pretra
   const hyper: TrainHyper = {
     lr: o.lr, warmupSteps: o.warmupSteps ?? Math.min(100, Math.ceil(o.steps / 10)), totalSteps: o.steps,
     // beta2 0.95: the usual choice for pretraining small models (the recipe was measured with it)
-    weightDecay: 0.01, clip: 1, accumSteps: o.accumSteps ?? 1, beta2: 0.95,
+    weightDecay: recipe.weightDecay, clip: 1, accumSteps: o.accumSteps ?? 1, beta2: 0.95,
   };
   const probeEvery = o.probeEvery ?? 250;
   const model = new LlamaGpu(gpu, config, initWeights(config, o.seed));
@@ -255,7 +266,9 @@ export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<Pretra
     const pass = new ModelPass(model, { B: o.batch, S, P: 0, input: 'ids' }, { backward: true, baseGrads: true, label: `pretrain S${S}` });
     trainers.set(S, { pass, trainer: new Trainer(pass, optimizer) });
   }
-  const probe = probeEvery > 0 && recipe.probe.length ? new SkylineProbe(model, tokenizer, recipe.probe, o.probeSize ?? 128, o.seed) : null;
+  const probe = probeEvery > 0 && recipe.probe.length
+    ? new SkylineProbe(model, tokenizer, SkylineProbe.episodes(recipe.probe, o.probeSize ?? 128, o.seed))
+    : null;
   const losses: number[] = [];
   const probes: PretrainProbe[] = [];
   const t0 = performance.now();
