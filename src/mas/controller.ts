@@ -7,11 +7,39 @@ import type { Split } from '../tasks/tasks';
 import type { EvalRow, InspectResult, RunConfig, RunProgress, RunState } from '../worker/api';
 import type { BaseModel, RunControllerApi, TrainedAdapter } from './types';
 import { MasEngine, Run, type EvalOutcome } from './run';
+import { loraKey, type LoraTarget } from '../storage/peft';
 
 /** EvalRow without the per-episode arrays (what crosses to the page). */
 export function toEvalRow(o: EvalOutcome): EvalRow {
   const { predictions: _p, correct: _c, ...row } = o;
   return row;
+}
+
+/** Writes PEFT-keyed adapter tensors into a run's LoRA modules; refuses a set that does not fit, naming what is missing. */
+function loadInto(run: Run, adapters: TrainedAdapter[]): void {
+  const keys = [...run.adapters.keys()];
+  if (!keys.length) throw new Error(`method ${run.method} has no adapters to load`);
+  const pick = (key: string): TrainedAdapter => {
+    const a = adapters.find((x) => x.agent === key) ?? (adapters.length === 1 ? adapters[0] : undefined);
+    if (!a) throw new Error(`no adapter for ${key === 'shared' ? 'the shared adapter' : `agent ${key}`} among ${adapters.map((x) => x.agent).join(', ') || 'none'}`);
+    return a;
+  };
+  const plan = keys.map((key) => {
+    const lora = run.adapters.get(key)!;
+    const a = pick(key);
+    if (a.config.r !== lora.config.r || a.config.lora_alpha !== lora.config.alpha) {
+      throw new Error(`the adapter for ${key} has r=${a.config.r}, alpha=${a.config.lora_alpha}; this run uses r=${lora.config.r}, alpha=${lora.config.alpha}`);
+    }
+    const weights = new Map<string, { A: Float32Array; B: Float32Array }>();
+    for (const m of lora.modules.values()) {
+      const A = a.tensors.get(loraKey(m.layer, m.proj as LoraTarget, 'A'));
+      const B = a.tensors.get(loraKey(m.layer, m.proj as LoraTarget, 'B'));
+      if (!A || !B) throw new Error(`the adapter for ${key} has no ${m.name} (its targets: ${a.config.target_modules.join(', ')})`);
+      weights.set(m.name, { A, B });
+    }
+    return { lora, weights };
+  });
+  for (const { lora, weights } of plan) lora.load(weights);
 }
 
 export class RunController implements RunControllerApi {
@@ -169,7 +197,7 @@ export class RunController implements RunControllerApi {
     const run = this.run!;
     try {
       const o = await run.evaluate('heldout');
-      this.emit({ heldoutLoss: o.loss, heldoutAccuracy: o.accuracy });
+      this.emit({ heldoutLoss: o.loss, heldoutAccuracy: o.accuracy, heldoutStep: run.step });
     } catch (e) {
       this.fail(e);
     }
@@ -266,6 +294,33 @@ export class RunController implements RunControllerApi {
     return this.exclusive(async () => {
       if (!this.run) throw new Error('no run to inspect: call start first');
       return this.run.inspect(split, index);
+    });
+  }
+
+  /**
+   * Loads adapter weights into the run's adapters (a saved adapter set reopened, or the initial
+   * weights back for a look): one per adapter key (agent id or 'shared'); a single adapter given
+   * for a run with several keys goes into each. Between steps, like every GPU job.
+   */
+  loadAdapters(adapters: TrainedAdapter[]): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.run) throw new Error('no run: call start first');
+      loadInto(this.run, adapters);
+    });
+  }
+
+  /** Inspects one example with other adapter weights (the initial ones: the before-training view of any example), then puts the run's own back. */
+  inspectWith(adapters: TrainedAdapter[], split: Split, index: number): Promise<InspectResult> {
+    return this.exclusive(async () => {
+      if (!this.run) throw new Error('no run to inspect: call start first');
+      if (!adapters.length || !this.run.adapters.size) return this.run.inspect(split, index);
+      const own = await this.run.exportAdapters();
+      loadInto(this.run, adapters);
+      try {
+        return await this.run.inspect(split, index);
+      } finally {
+        loadInto(this.run, own);
+      }
     });
   }
 

@@ -147,9 +147,14 @@ export function findings(report: Pick<ExperimentReport, 'rows' | 'controls' | 's
       if (!accs.length) continue;
       const r = atChance(accs, c, evalSize);
       const what = control === 'zero' && methodSpec(m).channel === 'text' ? 'messages emptied' : CONTROL_WORDS[control];
+      // a method already at chance without the control cannot lose anything to it: say so, not that it "fell"
+      const uncontrolled = own ? atChance([own.accuracyMean], c, evalSize * own.seeds) : null;
+      const moot = r.yes && uncontrolled?.yes;
       out.push(
         `${m}, ${what}: heldout accuracy ${fmt(r.mean)} (uncontrolled ${fmt(own?.accuracyMean ?? NaN)}, chance ${fmt(c)}): ` +
-          (r.yes ? `falls to chance or below (at most ${fmt(r.band)} above it)` : `stays above chance by ${fmt(r.mean - c)} (more than the band ${fmt(r.band)})`),
+          (moot
+            ? `falls to chance or below, as does the uncontrolled run: the channel carries nothing measurable here, so this control shows nothing`
+            : r.yes ? `falls to chance or below (at most ${fmt(r.band)} above it)` : `stays above chance by ${fmt(r.mean - c)} (more than the band ${fmt(r.band)})`),
       );
     }
   }

@@ -39,6 +39,10 @@ export interface RunControllerApi {
   evaluate(splits: Split[]): Promise<EvalRow[]>;
   inspect(split: Split, index: number): Promise<InspectResult>;
   adapters(): Promise<TrainedAdapter[]>;
+  /** Loads adapter weights into the run (optional: the page's reopened adapters). */
+  loadAdapters?(adapters: TrainedAdapter[]): Promise<void>;
+  /** Inspects with other adapter weights, then restores the run's (optional: the before-training view of any example). */
+  inspectWith?(adapters: TrainedAdapter[], split: Split, index: number): Promise<InspectResult>;
 }
 
 export type ExperimentRunner = (

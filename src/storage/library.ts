@@ -6,6 +6,8 @@
 //   library:index           { version: 1, models: ModelEntry[], adapters: AdapterEntry[] }
 //   library:model:<id>      { files: Record<name, Uint8Array> }
 //   library:adapter:<id>    { files: Record<name, Uint8Array> }
+//   library:runs            { version: 1, runs: RunEntry[] }   (its own index: builds that know no runs never touch it)
+//   library:run:<id>        { record: RunRecord }
 //
 // Crash safety: a save writes the record first and the index last, so an entry becomes visible only
 // once its files are complete; a delete removes the entry from the index first and the record after.
@@ -22,7 +24,7 @@
 // after keeping the old index value under library:index-backup:<time>.
 // No DOM: runs in the worker (IndexedDB) and in Node tests (any KeyValueStore).
 import { createStore, del as idbDel, get as idbGet, keys as idbKeys, set as idbSet, update as idbUpdate, type UseStore } from 'idb-keyval';
-import type { AdapterEntry, ModelEntry } from '../worker/api';
+import type { AdapterEntry, ModelEntry, RunEntry, RunRecord } from '../worker/api';
 
 /** The few operations the library needs from a key-value store (idb-keyval or an in-memory map). */
 export interface KeyValueStore {
@@ -51,6 +53,73 @@ interface StoredRecord {
 }
 
 const INDEX_KEY = 'library:index';
+const RUNS_KEY = 'library:runs';
+const RUNS_VERSION = 1;
+const runKey = (id: string) => `library:run:${id}`;
+
+interface RunsIndex {
+  version: 1;
+  runs: RunEntry[];
+}
+
+/** The runs index, checked like the library index: undefined is empty, anything unreadable throws. */
+function readRunsIndex(v: unknown): RunsIndex {
+  if (v === undefined) return { version: 1, runs: [] };
+  if (!isObj(v)) throw new LibraryIndexError(`the runs index is ${v === null ? 'null' : typeof v}, not an index object`);
+  if (typeof v.version === 'number' && v.version > RUNS_VERSION) {
+    throw new LibraryIndexError(`the runs index was written by a newer version of the playground (version ${v.version}; this page reads version ${RUNS_VERSION})`);
+  }
+  if (v.version !== RUNS_VERSION || !Array.isArray(v.runs)) throw new LibraryIndexError('the runs index has no version 1 list of runs');
+  v.runs.forEach((r, i) => {
+    if (!isObj(r) || typeof r.id !== 'string' || typeof r.name !== 'string' || typeof r.createdAt !== 'number') {
+      throw new LibraryIndexError(`run entry ${i + 1} of ${(v.runs as unknown[]).length} is not an entry`);
+    }
+  });
+  return { version: 1, runs: v.runs as RunEntry[] };
+}
+
+/** The list line of a record. */
+export function runEntryOf(r: RunRecord, size: number): RunEntry {
+  const last = [...r.curves.evals].reverse().find((e) => e.accuracy !== null);
+  const held = r.evalRows?.find((x) => x.split === 'heldout')?.accuracy ?? last?.accuracy ?? null;
+  return {
+    id: r.id, kind: r.kind, name: r.name, createdAt: r.createdAt, updatedAt: r.updatedAt, status: r.status,
+    task: r.config.task, difficulty: r.config.difficulty, method: r.config.method, baseModelId: r.baseModelId, seed: r.config.seed,
+    stepsDone: r.stepsDone, totalSteps: r.config.steps, heldoutAccuracy: held, size,
+    ...(r.compare ? { methods: r.compare.request.methods, seeds: r.compare.request.seeds } : {}),
+  };
+}
+
+/** Bytes a value takes roughly (typed arrays by their length, the rest as JSON text). */
+export function roughSize(v: unknown): number {
+  let n = 0;
+  const seen = new Set<unknown>();
+  const walk = (x: unknown) => {
+    if (x === null || typeof x !== 'object') {
+      n += typeof x === 'string' ? x.length + 2 : 8;
+      return;
+    }
+    if (seen.has(x)) return;
+    seen.add(x);
+    if (ArrayBuffer.isView(x)) {
+      n += x.byteLength;
+      return;
+    }
+    if (x instanceof Map) {
+      for (const [k, val] of x) {
+        walk(k);
+        walk(val);
+      }
+      return;
+    }
+    for (const [k, val] of Object.entries(x)) {
+      n += k.length + 3;
+      walk(val);
+    }
+  };
+  walk(v);
+  return n;
+}
 const INDEX_VERSION = 1;
 const recordKey = (kind: LibraryKind, id: string) => `library:${kind}:${id}`;
 
@@ -328,6 +397,31 @@ export class Library {
       await this.kv.set(INDEX_KEY, idx).catch(async (e) => {
         throw await this.explain(e, 'the rebuilt index', 0);
       });
+      // the runs index too, when it cannot be read (a readable one is left as it is)
+      const oldRuns = await this.kv.get(RUNS_KEY);
+      let runsReadable = true;
+      try {
+        readRunsIndex(oldRuns);
+      } catch {
+        runsReadable = false;
+      }
+      if (!runsReadable) {
+        const runs: RunEntry[] = [];
+        for (const key of (await this.kv.keys()).sort()) {
+          const m = /^library:run:(.+)$/.exec(key);
+          if (!m) continue;
+          const rec = (await this.kv.get(key)) as { record?: RunRecord } | undefined;
+          if (!isObj(rec) || !isObj(rec.record) || rec.record.id !== m[1]) {
+            skipped.push(`${key} (no record)`);
+            continue;
+          }
+          runs.push(runEntryOf(rec.record, roughSize(rec.record)));
+        }
+        await this.kv.set(`library:runs-backup:${Date.now()}`, oldRuns).catch(() => undefined);
+        await this.kv.set(RUNS_KEY, { version: 1, runs }).catch(async (e) => {
+          throw await this.explain(e, 'the rebuilt runs index', 0);
+        });
+      }
       return { models: idx.models.length, adapters: idx.adapters.length, skipped, backup };
     });
   }
@@ -349,6 +443,61 @@ export class Library {
       await this.kv
         .update(recordKey(kind, id), (rec) => (isObj(rec) && isObj(rec.entry) ? { ...rec, entry: { ...rec.entry, name: clean } } : rec))
         .catch(() => undefined);
+    });
+  }
+
+  // ---------------------------------------------------------------- runs
+
+  async listRuns(): Promise<RunEntry[]> {
+    return readRunsIndex(await this.kv.get(RUNS_KEY)).runs.slice().sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async runRecord(id: string): Promise<RunRecord> {
+    const idx = readRunsIndex(await this.kv.get(RUNS_KEY));
+    if (!idx.runs.some((r) => r.id === id)) throw new LibraryError(`there is no run with id ${JSON.stringify(id)} in the library`);
+    const rec = (await this.kv.get(runKey(id))) as { record?: RunRecord } | undefined;
+    if (!rec || !isObj(rec.record)) throw new LibraryError(`the record of run ${JSON.stringify(id)} is missing from browser storage (was site data cleared?)`);
+    return rec.record;
+  }
+
+  /** Stores a run's record (new, or a newer state of the same run): the record first, then its index entry. */
+  saveRun(record: RunRecord): Promise<RunEntry> {
+    return this.serial(async () => {
+      const idx = readRunsIndex(await this.kv.get(RUNS_KEY));
+      const size = roughSize(record);
+      const entry = runEntryOf(record, size);
+      const fresh = idx.runs.some((r) => r.id === record.id) ? [] : [runKey(record.id)];
+      try {
+        await this.kv.set(runKey(record.id), { record });
+      } catch (e) {
+        throw await this.explain(e, `the record of run '${record.name}'`, size);
+      }
+      try {
+        await this.kv.update(RUNS_KEY, (old) => {
+          const cur = readRunsIndex(old);
+          return { version: 1, runs: [...cur.runs.filter((r) => r.id !== entry.id), entry] };
+        });
+      } catch (e) {
+        await Promise.all(fresh.map((k) => this.kv.del(k).catch(() => undefined)));
+        throw await this.explain(e, `the record of run '${record.name}'`, 0);
+      }
+      return entry;
+    });
+  }
+
+  /** Removes a run: its index entry first, then its record. */
+  removeRun(id: string): Promise<void> {
+    return this.serial(async () => {
+      let found = false;
+      await this.kv.update(RUNS_KEY, (old) => {
+        const cur = readRunsIndex(old);
+        found = cur.runs.some((r) => r.id === id);
+        return { version: 1, runs: cur.runs.filter((r) => r.id !== id) };
+      }).catch(async (e) => {
+        throw await this.explain(e, `run ${id}`, 0);
+      });
+      if (!found) throw new LibraryError(`there is no run with id ${JSON.stringify(id)} to delete`);
+      await this.kv.del(runKey(id));
     });
   }
 

@@ -25,9 +25,11 @@ import { unzip, zipStore } from '../storage/zip';
 import type { Split } from '../tasks/tasks';
 import { CharTokenizer } from '../tasks/tokenizer';
 import type {
-  AdapterEntry, CompareRequest, EngineApi, EnvReport, EvalRow, ExperimentReport, FileBlob, InspectResult, ModelEntry,
-  PretrainRequest, RunConfig, RunProgress, RunState, StartOptions,
+  AdapterData, AdapterEntry, CompareRequest, EngineApi, EngineRunRecords, EnvReport, EvalRow, ExperimentReport, FileBlob, InspectResult, ModelEntry,
+  PretrainRequest, RunConfig, RunEntry, RunProgress, RunRecord, RunState, StartOptions,
 } from './api';
+import { runBundleContent } from '../mas/run-data';
+import { writeRunBundle } from '../storage/run-bundle';
 
 /** The base models the page ships (public/models/<name>/) and seeds into the library on first use. */
 export const BUILTIN_MODELS = ['toy', 'tiny'] as const;
@@ -132,7 +134,13 @@ export function describeError(e: unknown): string {
   return err?.message ?? String(e);
 }
 
-export class Engine implements EngineApi {
+/** SHA-256 of some bytes, hex (crypto.subtle: the worker and Node both have it). */
+export async function sha256(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return [...d].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export class Engine implements EngineApi, EngineRunRecords {
   private gpu: Promise<Gpu> | null = null;
   private env: Promise<EnvReport> | null = null;
   readonly library: Library;
@@ -334,12 +342,16 @@ export class Engine implements EngineApi {
         throw new Error(`this adapter does not fit the base model '${baseEntry.name}': ${(e as Error).message}`);
       }
       const stored = encodeAdapter({ config: { ...adapter.config, base_model_name_or_path: adapter.config.base_model_name_or_path ?? baseId }, tensors: adapter.tensors }, base.config);
+      const digest = await sha256(stored.get(ADAPTER_WEIGHTS_FILE)!);
+      const same = await this.findDigest('adapter', digest);
+      if (same) throw new Error(`this adapter is already in the library as '${same}' (the same weights); nothing was imported`);
       const name = (typeof info?.name === 'string' && info.name) || label || 'imported adapter';
       const entry: AdapterEntry = {
         id: newId('adapter'), name, size: 0, createdAt: Date.now(), baseModelId: baseId,
         agent: typeof info?.agent === 'string' ? info.agent : 'imported',
         runConfig: (info?.runConfig as RunConfig | undefined) ?? null,
         config: parseJson(stored.get(ADAPTER_CONFIG_FILE)) ?? {},
+        digest,
       };
       const [saved] = await this.library.saveAdapters([{ entry, files: stored }]);
       return { kind: 'adapter', id: saved.id, name: saved.name };
@@ -355,9 +367,12 @@ export class Engine implements EngineApi {
         config: base.config, tensors: base.weights, tokenizer: base.tokenizer.toJSON() as unknown as Record<string, unknown>,
       });
       const provenance = parseJson(files.get(PROVENANCE_FILE));
+      const digest = await sha256(stored.get(WEIGHTS_FILE)!);
+      const same = await this.findDigest('model', digest);
+      if (same) throw new Error(`this base model is already in the library as '${same}' (the same weights); nothing was imported`);
       const entry: ModelEntry = {
         id: newId('model'), name: label || 'imported model', size: 0, createdAt: Date.now(), builtin: false,
-        config: { ...base.config }, provenance: { source: `imported from ${blobs.map((b) => b.name).join(', ')}`, ...(provenance ?? {}) },
+        config: { ...base.config }, provenance: { source: `imported from ${blobs.map((b) => b.name).join(', ')}`, ...(provenance ?? {}) }, digest,
       };
       const saved = await this.library.saveModel(entry, stored);
       return { kind: 'model', id: saved.id, name: saved.name };
@@ -370,6 +385,19 @@ export class Engine implements EngineApi {
         `${WEIGHTS_FILE} and ${TOKENIZER_FILE}; a PEFT adapter needs ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE} ` +
         '(loose, or together in one uncompressed zip).',
     );
+  }
+
+  /** The name of a stored entry whose weights have this digest (entries without one are hashed now), or null. */
+  private async findDigest(kind: 'model' | 'adapter', digest: string): Promise<string | null> {
+    const entries: (ModelEntry | AdapterEntry)[] = kind === 'model' ? await this.library.listModels() : await this.library.listAdapters();
+    for (const e of entries) {
+      if (e.digest === digest) return e.name;
+      if (e.digest) continue;
+      const files = await this.library.files(kind, e.id).catch(() => null);
+      const w = files?.get(kind === 'model' ? WEIGHTS_FILE : ADAPTER_WEIGHTS_FILE);
+      if (w && (await sha256(w)) === digest) return e.name;
+    }
+    return null;
   }
 
   async storageEstimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean | null }> {
@@ -613,17 +641,98 @@ export class Engine implements EngineApi {
     const trained = await ctl.adapters();
     if (!trained.length) throw new Error('this run has no adapters to save: only DiffMAS methods train adapters');
     const clean = name.trim() || 'adapter';
+    const setId = newId('set');
     const agents = this.runConfig?.topology.agents ?? [];
     const agentName = (id: string) => (id === 'shared' ? 'shared' : agents.find((a) => a.id === id)?.name || id);
-    const items = trained.map((t) => {
+    const items = await Promise.all(trained.map(async (t) => {
       const files = encodeAdapter({ config: { ...t.config, base_model_name_or_path: t.config.base_model_name_or_path ?? baseId }, tensors: t.tensors }, base.config);
       const entry: AdapterEntry = {
         id: newId('adapter'), name: trained.length > 1 ? `${clean} · ${agentName(t.agent)}` : clean, size: 0, createdAt: Date.now(),
         baseModelId: baseId, agent: t.agent, runConfig: this.runConfig, config: parseJson(files.get(ADAPTER_CONFIG_FILE)) ?? {},
+        setId, digest: await sha256(files.get(ADAPTER_WEIGHTS_FILE)!),
       };
       return { entry, files };
-    });
+    }));
     return this.library.saveAdapters(items);
+  }
+
+  // ---------------------------------------------------------------- run records, reopened adapters, the run bundle
+
+  listRuns(): Promise<RunEntry[]> {
+    return this.library.listRuns();
+  }
+
+  saveRun(record: RunRecord): Promise<RunEntry> {
+    return this.library.saveRun(record);
+  }
+
+  runRecord(id: string): Promise<RunRecord> {
+    return this.library.runRecord(id);
+  }
+
+  deleteRun(id: string): Promise<void> {
+    return this.library.removeRun(id);
+  }
+
+  async runAdapters(): Promise<AdapterData[]> {
+    const ctl = this.active();
+    return ctl.adapters();
+  }
+
+  async inspectWith(adapters: AdapterData[], split: Split, index: number): Promise<InspectResult> {
+    const ctl = this.active();
+    if (!ctl.inspectWith) throw new Error('this build cannot inspect with other adapter weights');
+    const r = await ctl.inspectWith(adapters, split, index);
+    const buffers = new Set<ArrayBuffer>();
+    for (const e of r.edges) for (const a of [e.attention, e.keyNorms, e.valueNorms]) buffers.add(a.buffer as ArrayBuffer);
+    return transfer(r, [...buffers]);
+  }
+
+  async adapterSet(ids: string[]): Promise<AdapterData[]> {
+    if (!ids.length) throw new Error('no adapter was chosen');
+    const out: AdapterData[] = [];
+    for (const id of ids) {
+      const entry = await this.library.adapter(id);
+      if (!(await this.library.hasModel(entry.baseModelId))) {
+        throw new Error(`the adapter '${entry.name}' was made for the base model ${JSON.stringify(entry.baseModelId)}, which is not in the library: import that base first`);
+      }
+      const base = await this.loadBase(entry.baseModelId);
+      const files = await this.library.files('adapter', id);
+      let a;
+      try {
+        a = decodeAdapter(files, base.config);
+      } catch (e) {
+        throw new Error(`the adapter '${entry.name}' cannot be used: ${(e as Error).message}`);
+      }
+      out.push({ agent: entry.agent, config: a.config, tensors: a.tensors });
+    }
+    return out;
+  }
+
+  async loadRunAdapters(adapters: AdapterData[]): Promise<void> {
+    const ctl = this.active();
+    if (!ctl.loadAdapters) throw new Error('this build cannot load adapters into a run');
+    await ctl.loadAdapters(adapters);
+  }
+
+  async runBundle(id: string): Promise<FileBlob[]> {
+    const rec = await this.library.runRecord(id);
+    if (rec.kind !== 'run') throw new Error('a comparison has no run bundle: export its report instead');
+    if (!(await this.library.hasModel(rec.baseModelId))) {
+      throw new Error(`the base model ${JSON.stringify(rec.baseModelId)} of this run is no longer in the library: import it again to export the run`);
+    }
+    const baseFiles = await this.library.files('model', rec.baseModelId);
+    const base = await this.loadBase(rec.baseModelId);
+    const final = rec.adapters.final.length ? rec.adapters.final : rec.adapters.initial;
+    const step = rec.adapters.final.length ? rec.adapters.finalStep ?? rec.stepsDone : 0;
+    const content = runBundleContent({
+      config: rec.config, base, baseFiles, baseName: rec.baseName, adapters: final, initialAdapters: rec.adapters.initial, createdBy: 'page',
+      stepsDone: step, losses: rec.curves.loss.slice(0, step), evaluation: rec.evalRows ?? [], heldout: rec.curves.evals.filter((e) => e.step <= step),
+      wallSeconds: rec.wallSeconds,
+    });
+    const files = writeRunBundle(content);
+    const out = [...files].map(([name, bytes]) => ({ name, bytes }));
+    return transfer(out, [...new Set(out.map((f) => f.bytes.buffer as ArrayBuffer))]);
   }
 
   // ---------------------------------------------------------------- compare
