@@ -4,3 +4,9 @@ declare module '*.wgsl?raw' {
   const source: string;
   export default source;
 }
+
+// The README is shown in the page's guide as text.
+declare module '*.md?raw' {
+  const source: string;
+  export default source;
+}

@@ -15,14 +15,16 @@ const PROBE_KEY = 'health:probe';
 
 export async function checkStorage(): Promise<StorageHealth> {
   const out: StorageHealth = { indexedDb: false, roundTripBytes: 0, usage: null, quota: null, persisted: null };
+  // a key of its own per check, so two checks at once never read each other's deleted probe
+  const PROBE = `${PROBE_KEY}:${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   try {
     const probe = new Float32Array(1024).map((_, i) => i * 0.5);
-    await set(PROBE_KEY, { probe, at: Date.now() });
-    const back = (await get(PROBE_KEY)) as { probe: Float32Array } | undefined;
+    await set(PROBE, { probe, at: Date.now() });
+    const back = (await get(PROBE)) as { probe: Float32Array } | undefined;
     if (!back || back.probe.length !== probe.length || back.probe.some((v, i) => v !== probe[i])) {
       throw new Error('IndexedDB returned a different value than was written');
     }
-    await del(PROBE_KEY);
+    await del(PROBE);
     out.indexedDb = true;
     out.roundTripBytes = probe.byteLength;
   } catch (e) {

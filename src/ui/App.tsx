@@ -1,7 +1,10 @@
 // The page: run controls on top; setup, topology and live curves side by side (everything a person
 // configures on one screen); the latent-message view below; then compare, the library and the
 // environment. Without WebGPU the environment panel comes first and says why nothing can train.
-import { useEffect } from 'react';
+import { useEffect, useState } from 'react';
+import { Guide } from './components/Guide';
+import { SOFTWARE_PRESET, isSoftwareAdapter } from './state';
+import { formatDate } from './format';
 import { ComparePanel } from './components/ComparePanel';
 import { CurvesPanel } from './components/CurvesPanel';
 import { EnvPanel } from './components/EnvPanel';
@@ -26,6 +29,56 @@ function GpuChip() {
       {env.selfTest.passed ? '●' : '✗'} {name}
       {r.isFallbackAdapter ? ' (software)' : ''}
     </a>
+  );
+}
+
+/** On a CPU implementation of WebGPU: say so, and offer the tiny preset with fewer steps in one click. */
+function SoftwareNotice() {
+  const env = useEnv((s) => s.env);
+  const app = useApp((s) => s.state);
+  const set = useApp((s) => s.set);
+  const runState = useRun((s) => s.state);
+  const [hidden, setHidden] = useState(false);
+  if (!env?.ok || !isSoftwareAdapter(env.report) || hidden) return null;
+  const applied = (Object.keys(SOFTWARE_PRESET) as (keyof typeof SOFTWARE_PRESET)[]).every((k) => app[k] === SOFTWARE_PRESET[k]);
+  const name = [env.report.vendor, env.report.architecture, env.report.description].filter(Boolean).join(' ') || 'a software adapter';
+  return (
+    <div className="notice compact software-notice" role="status" data-testid="software-notice">
+      <span>
+        WebGPU is running on the CPU here ({name}): no GPU was found, so training is tens to hundreds of times slower than on a laptop GPU.
+        {applied ? ' The tiny preset is set.' : ` The tiny preset (the ${SOFTWARE_PRESET.model.replace('builtin:', '')} base model, ${SOFTWARE_PRESET.steps} steps, batch ${SOFTWARE_PRESET.batch}) finishes in minutes.`}
+      </span>
+      {!applied && (
+        <button type="button" className="btn tiny primary" disabled={runState === 'running' || runState === 'paused'} onClick={() => set({ ...SOFTWARE_PRESET })} data-testid="use-tiny-preset">
+          Use the tiny model
+        </button>
+      )}
+      <button type="button" className="link" onClick={() => setHidden(true)} aria-label="Dismiss">
+        ✕
+      </button>
+    </div>
+  );
+}
+
+/** After a reload or a closed tab: the run that was going on is offered for reopening (its record was saved every few seconds). */
+function InterruptedNotice() {
+  const r = useLibrary((s) => s.interrupted);
+  const dismiss = useLibrary((s) => s.dismissInterrupted);
+  const view = useRun((s) => s.view);
+  if (!r) return null;
+  return (
+    <div className="notice compact" role="status" data-testid="interrupted-notice">
+      <span>
+        The run <b>{r.name}</b> was interrupted ({r.kind === 'run' ? `step ${r.stepsDone} of ${r.totalSteps}, ` : ''}started {formatDate(r.createdAt)}): the tab was closed or
+        reloaded. Its record keeps what it measured until then.
+      </span>
+      <button type="button" className="btn tiny primary" onClick={() => { dismiss(); void view(r.id); }} data-testid="reopen-interrupted">
+        Reopen its record
+      </button>
+      <button type="button" className="link" onClick={dismiss} aria-label="Dismiss">
+        ✕
+      </button>
+    </div>
   );
 }
 
@@ -56,6 +109,7 @@ export function App() {
   }, [refresh]);
   const locked = runState === 'running' || runState === 'paused';
   const noGpu = env !== null && !env.ok;
+  const [guide, setGuide] = useState(false);
 
   return (
     <div className="app">
@@ -66,8 +120,16 @@ export function App() {
         <p className="subtitle">Train tiny transformer agents that talk through their key-value caches — on your GPU, in this tab.</p>
         <span className="spacer" />
         <GpuChip />
+        <button type="button" className="guide-button" onClick={() => setGuide(true)} aria-label="Guide: how to read this page" title="How to read this page" data-testid="guide-button">
+          ?
+        </button>
       </header>
-      <LinkProblems />
+      {guide && <Guide onClose={() => setGuide(false)} />}
+      <div className="notices">
+        <LinkProblems />
+        <InterruptedNotice />
+        <SoftwareNotice />
+      </div>
       {noGpu && (
         <div className="layout">
           <EnvPanel />

@@ -8,9 +8,12 @@
 import { proxy } from 'comlink';
 import { create } from 'zustand';
 import type {
-  AdapterEntry, EnvReport, EvalRow, ExperimentReport, InspectResult, MethodName, ModelEntry, PretrainRequest, RunProgress,
-  RunState,
+  AdapterData, AdapterEntry, EnvReport, EvalPoint, EvalRow, EvalRowCi, ExperimentReport, MethodName, ModelEntry, PretrainRequest, RunConfig,
+  RunCurves, RunEntry, RunProgress, RunRecord, RunState, StoredInspection,
 } from '../worker/api';
+import { wilson95 } from '../mas/base-eval';
+import { newId } from '../storage/library';
+import { readExperimentReport } from '../storage/report';
 import { TRAINED_METHODS } from '../worker/api';
 import { checkStorage, requestPersistence, type StorageHealth } from '../storage/health';
 import { download, errorText, getEngine } from './engine';
@@ -27,18 +30,28 @@ interface EnvState {
   persist(): Promise<void>;
 }
 
+let envLoading: Promise<void> | null = null;
+let storageLoading: Promise<void> | null = null;
+
 export const useEnv = create<EnvState>((setState) => ({
   env: null,
   storage: null,
-  async loadEnv() {
-    try {
-      setState({ env: await getEngine().init() });
-    } catch (e) {
-      setState({ env: { ok: false, kind: 'error', message: `the engine worker failed to start: ${(e as Error).message}` } });
-    }
+  loadEnv() {
+    envLoading ??= (async () => {
+      try {
+        setState({ env: await getEngine().init() });
+      } catch (e) {
+        setState({ env: { ok: false, kind: 'error', message: `the engine worker failed to start: ${(e as Error).message}` } });
+      }
+    })();
+    return envLoading;
   },
-  async loadStorage() {
-    setState({ storage: await checkStorage() });
+  loadStorage() {
+    // once per page: two checks at once (the panel mounted twice) raced on one probe key and reported a false failure
+    storageLoading ??= (async () => {
+      setState({ storage: await checkStorage() });
+    })();
+    return storageLoading;
   },
   async persist() {
     await requestPersistence();
@@ -106,18 +119,16 @@ if (typeof window !== 'undefined') {
 
 // ---------------------------------------------------------------- the run
 
-export interface EvalPoint {
-  step: number;
-  loss: number | null;
-  accuracy: number | null;
-}
+export type { EvalPoint };
 
 /** The full history of a run (never thinned; charts thin only what they draw). */
-export interface History {
-  steps: number[];
-  loss: number[];
-  evals: EvalPoint[];
-}
+export type History = RunCurves;
+
+/** Seconds between saves of a live run's record. */
+export const AUTOSAVE_SECONDS = 5;
+/** A record still marked running but not saved for this long belongs to no live tab: it was interrupted. */
+const STALE_SECONDS = 30;
+const LIVE_KEY = 'latent-playground:live-run';
 
 interface RunStore {
   state: RunState;
@@ -132,17 +143,27 @@ interface RunStore {
   version: number;
   history: History;
   /** The configuration the current run was started with (null when idle). */
-  config: ReturnType<typeof runConfigOf> | null;
-  before: InspectResult | null;
-  beforeKey: string | null;
-  after: InspectResult | null;
-  afterStep: number | null;
+  config: RunConfig | null;
+  /** Inspections taken, the latest per (which, split, example). */
+  inspections: StoredInspection[];
   inspectError: string | null;
   inspecting: boolean;
-  evalRows: EvalRow[] | null;
+  evalRows: EvalRowCi[] | null;
   evaluating: boolean;
   saving: boolean;
   savedNote: string | null;
+  /** The record this run is stored as (made at its start, rewritten every few seconds and at its end). */
+  recordId: string | null;
+  /** When the run started (ms). */
+  startedAt: number | null;
+  /** The adapters at step 0 (or as loaded from the library). */
+  initial: AdapterData[];
+  /** The library adapter set the run started from. */
+  loadedFrom: { name: string; ids: string[] } | null;
+  /** Library adapters saved from this run. */
+  savedAdapters: { id: string; name: string }[];
+  /** A stored run opened read-only (its curves, tables and heatmaps replace the live run's on screen). */
+  viewing: RunRecord | null;
   /** Start from the seed, or resume a paused run. */
   play(): Promise<void>;
   pause(): Promise<void>;
@@ -151,21 +172,64 @@ interface RunStore {
   reset(): Promise<void>;
   /** The setup changed: a finished run's numbers no longer describe it. */
   configChanged(): void;
-  /** Inspects the chosen example: 'before' is taken once, before the first step; 'after' is the current state. */
-  inspect(which?: 'before' | 'after'): Promise<void>;
+  /** Inspects the chosen example: 'after' with the run's adapters now, 'before' with its initial ones. */
+  inspect(which?: 'before' | 'after', wait?: boolean): Promise<void>;
   evaluate(): Promise<void>;
   save(name: string): Promise<void>;
+  /** Builds the run of the current setup with a saved adapter set loaded, paused at step 0 (evaluate, inspect, or train on). */
+  openAdapters(ids: string[], name: string): Promise<void>;
+  /** Writes the run's record now (with its adapters when `withAdapters`). */
+  persist(withAdapters?: boolean): Promise<void>;
+  /** Opens a stored run read-only. */
+  view(id: string): Promise<void>;
+  closeView(): void;
   dismiss(): void;
 }
 
-const emptyHistory = (): History => ({ steps: [], loss: [], evals: [] });
 let frame = 0;
 let inflight: Promise<void> | null = null;
 /** Bumped by every start and reset: callbacks of an older run are ignored. */
 let runToken = 0;
+let autosave: ReturnType<typeof setInterval> | null = null;
 
-function exampleKey(s: AppState): string {
-  return `${s.split}:${s.example}`;
+const emptyHistory = (): History => ({ steps: [], loss: [], evals: [] });
+
+function exampleKey(split: string, index: number): string {
+  return `${split}:${index}`;
+}
+
+/** Wilson 95% interval of each row's accuracy. */
+export function withIntervals(rows: EvalRow[]): EvalRowCi[] {
+  return rows.map((r) => ({ ...r, ci95: r.episodes > 0 ? wilson95(Math.round(r.accuracy * r.episodes), r.episodes) : null }));
+}
+
+/** The record name of a run. */
+export function runName(c: RunConfig, loadedFrom?: { name: string } | null): string {
+  return `${c.task} d${c.difficulty} · ${c.method} · seed ${c.seed}${loadedFrom ? ` · from '${loadedFrom.name}'` : ''}`;
+}
+
+function adapterInfo(list: AdapterData[]): RunRecord['adapters']['info'] {
+  if (!list.length) return null;
+  const c = list[0].config;
+  let parameters = 0;
+  for (const a of list) for (const t of a.tensors.values()) parameters += t.length;
+  return { r: c.r, alpha: c.lora_alpha, targets: [...c.target_modules], keys: list.map((a) => a.agent), parameters };
+}
+
+function sessionGet(): string | null {
+  try {
+    return sessionStorage.getItem(LIVE_KEY);
+  } catch {
+    return null;
+  }
+}
+function sessionSet(id: string | null): void {
+  try {
+    if (id) sessionStorage.setItem(LIVE_KEY, id);
+    else sessionStorage.removeItem(LIVE_KEY);
+  } catch {
+    /* no session storage: the staleness rule alone finds interrupted runs */
+  }
 }
 
 export const useRun = create<RunStore>((setState, getState) => {
@@ -179,6 +243,9 @@ export const useRun = create<RunStore>((setState, getState) => {
   };
 
   let divergence = new DivergenceWatch();
+  let finalAdapters: { list: AdapterData[]; step: number } | null = null;
+  let saving: Promise<void> | null = null;
+
   const onProgress = (p: RunProgress) => {
     const h = getState().history;
     const last = h.steps[h.steps.length - 1];
@@ -186,12 +253,12 @@ export const useRun = create<RunStore>((setState, getState) => {
       h.steps.push(p.step);
       h.loss.push(p.loss);
     }
-    if (p.heldoutLoss !== null || p.heldoutAccuracy !== null) {
+    // a held-out point only where an evaluation was made (heldoutStep), never carried forward
+    if (p.heldoutStep !== undefined && p.heldoutStep !== null && (p.heldoutLoss !== null || p.heldoutAccuracy !== null)) {
       const e = h.evals[h.evals.length - 1];
-      if (!e || e.step !== p.step || e.loss !== p.heldoutLoss || e.accuracy !== p.heldoutAccuracy) {
-        if (!e || e.step !== p.step) h.evals.push({ step: p.step, loss: p.heldoutLoss, accuracy: p.heldoutAccuracy });
-        else h.evals[h.evals.length - 1] = { step: p.step, loss: p.heldoutLoss, accuracy: p.heldoutAccuracy };
-      }
+      const point = { step: p.heldoutStep, loss: p.heldoutLoss, accuracy: p.heldoutAccuracy };
+      if (!e || e.step !== point.step) h.evals.push(point);
+      else h.evals[h.evals.length - 1] = point;
     }
     const patch: Partial<RunStore> = { progress: p, state: getState().starting && p.state === 'paused' ? 'running' : p.state };
     if (p.message) patch.message = errorText(p.message);
@@ -203,41 +270,120 @@ export const useRun = create<RunStore>((setState, getState) => {
     bump();
   };
 
+  const recordOf = (): RunRecord | null => {
+    const s = getState();
+    if (!s.recordId || !s.config || s.startedAt === null) return null;
+    const status: RunRecord['status'] = s.state === 'idle' ? 'stopped' : s.starting ? 'running' : s.state;
+    const models = useLibrary.getState().models;
+    const env = useEnv.getState().env;
+    const fin = finalAdapters;
+    return {
+      id: s.recordId, kind: 'run', name: runName(s.config, s.loadedFrom), createdAt: s.startedAt, updatedAt: Date.now(), status,
+      config: structuredClone(s.config), baseModelId: s.config.modelId, baseName: models.find((m) => m.id === s.config!.modelId)?.name,
+      curves: { steps: s.history.steps.slice(), loss: s.history.loss.slice(), evals: s.history.evals.slice() },
+      evalRows: s.evalRows, inspections: s.inspections.slice(),
+      adapters: {
+        initial: s.initial, final: fin?.list ?? [], finalStep: fin?.step ?? null, saved: s.savedAdapters.slice(), info: adapterInfo(fin?.list.length ? fin.list : s.initial),
+      },
+      ...(s.loadedFrom ? { loadedFrom: s.loadedFrom } : {}),
+      wallSeconds: (Date.now() - s.startedAt) / 1000, trainSeconds: s.progress?.elapsedSeconds ?? 0,
+      stepsDone: s.history.steps[s.history.steps.length - 1] ?? 0,
+      ...(s.state === 'error' && s.message ? { message: s.message } : {}),
+      ...(env?.ok ? { device: [env.report.vendor, env.report.architecture, env.report.description].filter(Boolean).join(' ') } : {}),
+    };
+  };
+
+  const persist = async (withAdapters = false): Promise<void> => {
+    while (saving) await saving;
+    const job = (async () => {
+      const s = getState();
+      if (withAdapters && s.config && isTrainedMethod(s.config.method) && s.state !== 'error' && s.state !== 'idle') {
+        try {
+          finalAdapters = { list: await getEngine().runAdapters(), step: s.history.steps[s.history.steps.length - 1] ?? 0 };
+        } catch {
+          /* the run is gone (a reset, a lost device): the last adapters read stay */
+        }
+      }
+      const rec = recordOf();
+      if (!rec) return;
+      try {
+        await getEngine().saveRun(rec);
+        if (rec.status === 'running' || rec.status === 'paused') sessionSet(rec.id);
+        else sessionSet(null);
+        void useLibrary.getState().refreshRuns();
+      } catch (e) {
+        setState({ message: `The run's record could not be saved: ${errorText(e)}` });
+      }
+    })();
+    saving = job;
+    await job;
+    saving = null;
+  };
+
+  const stopAutosave = () => {
+    if (autosave) clearInterval(autosave);
+    autosave = null;
+  };
+
   /**
    * Starts the run from the seed: the worker builds it and waits before its first step, the untrained
    * agents are inspected (the "before" view), then training goes on (or, for the step button, exactly
-   * one step is taken and the run stays paused).
+   * one step is taken and the run stays paused; or, with `load`, it waits paused with those adapters).
    */
-  const begin = async (stepOnly: boolean) => {
+  const begin = async (mode: 'train' | 'step' | 'hold', load?: { adapters: AdapterData[]; name: string; ids: string[] }) => {
     const token = ++runToken;
     divergence = new DivergenceWatch();
+    finalAdapters = null;
     const current = () => token === runToken;
     const config = runConfigOf(useApp.getState().state);
     setState({
       state: 'running', starting: true, pauseRequested: false, progress: null, message: null, history: emptyHistory(),
-      version: getState().version + 1, config, before: null, beforeKey: null, after: null, afterStep: null, inspectError: null,
-      evalRows: null, savedNote: null,
+      version: getState().version + 1, config, inspections: [], inspectError: null, evalRows: null, savedNote: null,
+      recordId: newId('run'), startedAt: Date.now(), initial: [], loadedFrom: load ? { name: load.name, ids: load.ids } : null, savedAdapters: [], viewing: null,
     });
     const engine = getEngine();
     const done = engine.startRun(config, proxy((p: RunProgress) => current() && onProgress(p)), { paused: true });
     await waitFor(() => getState().progress !== null || getState().state === 'error', done);
-    if (!current() || getState().state === 'error') return;
+    if (!current() || getState().state === 'error') {
+      if (current()) void persist();
+      return;
+    }
+    const trains = isTrainedMethod(config.method);
+    if (trains) {
+      try {
+        if (load) await engine.loadRunAdapters(load.adapters);
+        setState({ initial: await engine.runAdapters() });
+      } catch (e) {
+        setState({ state: 'error', starting: false, message: errorText(e) });
+        await engine.resetRun().catch(() => undefined);
+        void persist();
+        return;
+      }
+    }
+    stopAutosave();
+    autosave = setInterval(() => {
+      const st = getState().state;
+      if (st === 'running' || st === 'paused') void persist();
+    }, AUTOSAVE_SECONDS * 1000);
+    await persist();
     await getState().inspect('before');
     if (!current()) return;
     setState({ starting: false });
     if (getState().state === 'error') return;
-    const trains = isTrainedMethod(config.method);
-    if (stepOnly || getState().pauseRequested) {
+    if (mode !== 'train' || getState().pauseRequested) {
       setState({ state: 'paused' });
-      if (stepOnly && trains) {
+      if (mode === 'step' && trains) {
         await engine.stepRun();
         if (current()) void getState().inspect('after');
       }
+      if (mode === 'hold') setState({ savedNote: `Loaded '${load?.name}': evaluate it, look at its messages, or press ▶ to train it further.` });
     } else await engine.resumeRun();
     await done;
     if (!current()) return;
     if (getState().state === 'running') setState({ state: 'done' });
-    if (getState().state !== 'error') void getState().inspect('after');
+    stopAutosave();
+    if (getState().state !== 'error') await getState().inspect('after');
+    await persist(true);
   };
 
   return {
@@ -249,25 +395,28 @@ export const useRun = create<RunStore>((setState, getState) => {
     version: 0,
     history: emptyHistory(),
     config: null,
-    before: null,
-    beforeKey: null,
-    after: null,
-    afterStep: null,
+    inspections: [],
     inspectError: null,
     inspecting: false,
     evalRows: null,
     evaluating: false,
     saving: false,
     savedNote: null,
+    recordId: null,
+    startedAt: null,
+    initial: [],
+    loadedFrom: null,
+    savedAdapters: [],
+    viewing: null,
 
     async play() {
       const s = getState().state;
       try {
         if (s === 'paused' && getState().starting) setState({ pauseRequested: false, state: 'running' });
         else if (s === 'paused') {
-          setState({ state: 'running' });
+          setState({ state: 'running', savedNote: null });
           await getEngine().resumeRun();
-        } else if (s !== 'running') await begin(false);
+        } else if (s !== 'running') await begin('train');
       } catch (e) {
         setState({ state: 'error', message: errorText(e) });
       }
@@ -281,6 +430,7 @@ export const useRun = create<RunStore>((setState, getState) => {
       try {
         await getEngine().pauseRun();
         setState({ state: 'paused' });
+        void persist(true);
       } catch (e) {
         setState({ message: errorText(e) });
       }
@@ -289,7 +439,7 @@ export const useRun = create<RunStore>((setState, getState) => {
       const s = getState().state;
       try {
         if (s === 'idle' || s === 'done' || s === 'stopped' || s === 'error') {
-          await begin(true);
+          await begin('step');
           return;
         }
         if (getState().starting) {
@@ -305,35 +455,59 @@ export const useRun = create<RunStore>((setState, getState) => {
       }
     },
     async reset() {
+      const s = getState();
+      // a run ended by a reset keeps its record, with what it had measured
+      if ((s.state === 'running' || s.state === 'paused') && s.recordId) {
+        try {
+          await getEngine().pauseRun();
+        } catch {
+          /* it may be ending anyway */
+        }
+        await persist(true);
+        const rec = recordOf();
+        if (rec) await getEngine().saveRun({ ...rec, status: 'stopped' }).then(() => useLibrary.getState().refreshRuns(), () => undefined);
+        sessionSet(null);
+      }
       runToken++;
+      stopAutosave();
       try {
         await getEngine().resetRun();
       } catch (e) {
         setState({ message: errorText(e) });
       }
+      finalAdapters = null;
       setState({
-        state: 'idle', starting: false, pauseRequested: false, progress: null, history: emptyHistory(), version: getState().version + 1, config: null, before: null,
-        beforeKey: null, after: null, afterStep: null, inspectError: null, evalRows: null, message: null, savedNote: null,
+        state: 'idle', starting: false, pauseRequested: false, progress: null, history: emptyHistory(), version: getState().version + 1, config: null,
+        inspections: [], inspectError: null, evalRows: null, message: null, savedNote: null, recordId: null, startedAt: null, initial: [], loadedFrom: null,
+        savedAdapters: [],
       });
     },
     configChanged() {
       const s = getState().state;
       if (s === 'done' || s === 'stopped' || s === 'error') void getState().reset();
     },
-    async inspect(which = 'after') {
+    async inspect(which = 'after', wait = false) {
       if (getState().state === 'idle') return;
-      // 'after' refreshes are skipped while one is in flight (the next tick retries); 'before' waits its turn.
-      if (inflight && which === 'after') return;
+      // 'after' refreshes are skipped while one is in flight (the next tick retries); 'before', and a new example's look, wait their turn.
+      if (inflight && which === 'after' && !wait) return;
       while (inflight) await inflight;
       const app = useApp.getState().state;
-      const key = exampleKey(app);
+      const { split, example } = app;
       setState({ inspecting: true });
       const job = (async () => {
         try {
-          const r = await getEngine().inspect(app.split, app.example);
-          const step = getState().progress?.step ?? 0;
-          if (which === 'before') setState({ before: r, beforeKey: key, inspectError: null });
-          else setState({ after: r, afterStep: step, inspectError: null });
+          const s = getState();
+          const step = s.progress?.step ?? 0;
+          const engine = getEngine();
+          // 'before' of an example seen after training started: the initial adapters, put in for the look
+          const r = which === 'before' && step > 0 && s.initial.length ? await engine.inspectWith(s.initial, split, example) : await engine.inspect(split, example);
+          const item: StoredInspection = { which, step: which === 'before' ? 0 : step, result: r };
+          const key = exampleKey(split, example);
+          const rest = getState().inspections.filter((x) => !(x.which === which && exampleKey(x.result.split, x.result.index) === key));
+          setState({ inspections: [...rest, item].slice(-40), inspectError: null });
+          // a look taken after the run ended goes into its record too (a live run is saved every few seconds anyway)
+          const st = getState().state;
+          if ((st === 'done' || st === 'stopped' || st === 'paused') && !getState().starting) void persist();
         } catch (e) {
           setState({ inspectError: errorText(e) });
         }
@@ -347,7 +521,8 @@ export const useRun = create<RunStore>((setState, getState) => {
       if (getState().evaluating) return;
       setState({ evaluating: true });
       try {
-        setState({ evalRows: await getEngine().evaluate(['train', 'heldout', 'ood']) });
+        setState({ evalRows: withIntervals(await getEngine().evaluate(['train', 'heldout', 'ood'])) });
+        void persist();
       } catch (e) {
         setState({ message: errorText(e) });
       } finally {
@@ -358,19 +533,95 @@ export const useRun = create<RunStore>((setState, getState) => {
       setState({ saving: true, savedNote: null });
       try {
         const saved = await getEngine().saveAdapters(name);
-        setState({ savedNote: `Saved ${saved.length === 1 ? `adapter '${saved[0].name}'` : `${saved.length} adapters`} to the library.` });
+        setState({
+          savedNote: `Saved ${saved.length === 1 ? `adapter '${saved[0].name}'` : `${saved.length} adapters`} to the library.`,
+          savedAdapters: [...getState().savedAdapters, ...saved.map((a) => ({ id: a.id, name: a.name }))],
+        });
         await useLibrary.getState().refresh();
+        void persist(true);
       } catch (e) {
         setState({ message: errorText(e) });
       } finally {
         setState({ saving: false });
       }
     },
+    async openAdapters(ids, name) {
+      const st = getState().state;
+      if (st === 'running' || st === 'paused') {
+        setState({ message: 'A run is active: reset it before opening an adapter set.' });
+        return;
+      }
+      try {
+        const adapters = await getEngine().adapterSet(ids);
+        if (st !== 'idle') await getState().reset();
+        await begin('hold', { adapters, name, ids });
+      } catch (e) {
+        setState({ message: errorText(e) });
+      }
+    },
+    persist,
+    async view(id) {
+      try {
+        const rec = await getEngine().runRecord(id);
+        if (rec.kind === 'compare') {
+          useCompare.getState().show(rec);
+          return;
+        }
+        setState({ viewing: rec });
+        if (typeof window !== 'undefined') window.scrollTo({ top: 0 });
+      } catch (e) {
+        useLibrary.setState({ error: errorText(e) });
+      }
+    },
+    closeView() {
+      setState({ viewing: null });
+    },
     dismiss() {
       setState({ message: null, savedNote: null });
     },
   };
 });
+
+/** What the run panels show: the live run, or a stored one opened read-only. */
+export interface ShownRun {
+  readOnly: boolean;
+  record: RunRecord | null;
+  state: RunState | RunRecord['status'];
+  config: RunConfig | null;
+  history: History;
+  evalRows: EvalRowCi[] | null;
+  inspections: StoredInspection[];
+  progress: RunProgress | null;
+  version: number;
+  initial: AdapterData[];
+}
+
+export function useShownRun(): ShownRun {
+  const run = useRun();
+  const v = run.viewing;
+  if (v) {
+    return {
+      readOnly: true, record: v, state: v.status, config: v.config, history: v.curves, evalRows: v.evalRows, inspections: v.inspections,
+      progress: null, version: v.updatedAt, initial: v.adapters.initial,
+    };
+  }
+  return {
+    readOnly: false, record: null, state: run.state, config: run.config, history: run.history, evalRows: run.evalRows, inspections: run.inspections,
+    progress: run.progress, version: run.version, initial: run.initial,
+  };
+}
+
+if (typeof window !== 'undefined') {
+  // Closing the tab mid-run asks first; the record is saved either way (the next visit offers to reopen it).
+  window.addEventListener('beforeunload', (e) => {
+    const run = useRun.getState();
+    const busy = run.state === 'running' || run.state === 'paused' || useCompare.getState().running || useLibrary.getState().pretrain.running;
+    if (!busy) return;
+    void run.persist();
+    e.preventDefault();
+    e.returnValue = '';
+  });
+}
 
 /** Resolves when `cond` holds (checked every 50 ms) or `done` settles. */
 function waitFor(cond: () => boolean, done: Promise<unknown>): Promise<void> {
@@ -386,6 +637,27 @@ function waitFor(cond: () => boolean, done: Promise<unknown>): Promise<void> {
 
 export const isTrainedMethod = (m: MethodName) => TRAINED_METHODS.includes(m);
 
+/** Marks the records a closed or reloaded tab left 'running' as interrupted; returns the newest of them. */
+async function findInterrupted(runs: RunEntry[]): Promise<RunEntry | null> {
+  const mine = sessionGet();
+  const now = Date.now();
+  const live = useRun.getState().recordId;
+  let newest: RunEntry | null = null;
+  for (const r of runs) {
+    if ((r.status !== 'running' && r.status !== 'paused') || r.id === live) continue;
+    if (r.id !== mine && now - r.updatedAt < STALE_SECONDS * 1000) continue;
+    try {
+      const rec = await getEngine().runRecord(r.id);
+      const entry = await getEngine().saveRun({ ...rec, status: 'interrupted', message: `interrupted at step ${rec.stepsDone} (the tab was closed or reloaded)` });
+      if (!newest || entry.updatedAt > newest.updatedAt) newest = entry;
+    } catch {
+      /* left as it is; the list still shows it */
+    }
+  }
+  if (mine && !runs.some((r) => r.id === mine && r.id === live)) sessionSet(null);
+  return newest;
+}
+
 // ---------------------------------------------------------------- library
 
 export interface PretrainStatus {
@@ -399,6 +671,15 @@ export interface PretrainStatus {
 interface LibraryStore {
   models: ModelEntry[];
   adapters: AdapterEntry[];
+  /** Stored runs (training, evaluation, comparisons), newest first. */
+  runs: RunEntry[];
+  /** A run a closed or reloaded tab left unfinished (offered for reopening once). */
+  interrupted: RunEntry | null;
+  dismissInterrupted(): void;
+  refreshRuns(): Promise<void>;
+  removeRun(id: string): Promise<void>;
+  /** Downloads a stored run as one zip: the run bundle plus CSV, SVG and PNG of its curves, tables and heatmaps. */
+  exportRun(id: string): Promise<void>;
   loaded: boolean;
   notes: string[];
   usage: number | null;
@@ -435,9 +716,43 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
       await getState().refresh();
     }
   };
+  let checkedInterrupted = false;
   return {
     models: [],
     adapters: [],
+    runs: [],
+    interrupted: null,
+    dismissInterrupted() {
+      setState({ interrupted: null });
+    },
+    async refreshRuns() {
+      try {
+        const runs = await getEngine().listRuns();
+        setState({ runs });
+        if (!checkedInterrupted) {
+          checkedInterrupted = true;
+          const found = await findInterrupted(runs);
+          if (found) setState({ interrupted: found, runs: await getEngine().listRuns() });
+        }
+      } catch (e) {
+        setState({ error: `The stored runs could not be read: ${errorText(e)}` });
+      }
+    },
+    removeRun(id) {
+      return guard('delete', async () => {
+        await getEngine().deleteRun(id);
+        if (useRun.getState().viewing?.id === id) useRun.getState().closeView();
+        if (getState().interrupted?.id === id) setState({ interrupted: null });
+      });
+    },
+    exportRun(id) {
+      return guard('export', async () => {
+        const { exportRunZip } = await import('./export');
+        const file = await exportRunZip(id);
+        download(file);
+        setState({ notice: `Exported ${file.name}.` });
+      });
+    },
     loaded: false,
     notes: [],
     usage: null,
@@ -453,6 +768,7 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
       try {
         const [models, adapters, notes] = await Promise.all([engine.listModels(), engine.listAdapters(), engine.libraryNotes()]);
         setState({ models, adapters, notes, loaded: true, indexBroken: false });
+        await getState().refreshRuns();
       } catch (e) {
         const broken = (e as Error)?.name === 'LibraryIndexError' || /library index cannot be read/.test(errorText(e));
         setState({ error: `The library could not be read: ${errorText(e)}`, loaded: true, indexBroken: broken });
@@ -539,7 +855,14 @@ interface CompareStore {
   fraction: number;
   report: ExperimentReport | null;
   error: string | null;
+  /** The stored comparison shown (its record), when one was opened from the Runs list or a report file. */
+  shown: { id: string | null; name: string } | null;
   run(): Promise<void>;
+  /** Shows a stored comparison (read-only). */
+  show(rec: RunRecord): void;
+  /** Shows a report read from a JSON file (the page's export or `npm run experiment -- --json`). */
+  openReport(text: string, name: string): void;
+  clearShown(): void;
 }
 
 export const useCompare = create<CompareStore>((setState, getState) => ({
@@ -548,24 +871,64 @@ export const useCompare = create<CompareStore>((setState, getState) => ({
   fraction: 0,
   report: null,
   error: null,
+  shown: null,
   async run() {
     if (getState().running) return;
     const s = useApp.getState().state;
     const { method: _m, seed: _s, ...base } = runConfigOf(s);
     void _m;
     void _s;
-    setState({ running: true, message: 'starting…', fraction: 0, error: null });
+    const request = { base, methods: s.compareMethods, seeds: s.compareSeeds };
+    const id = newId('run');
+    const startedAt = Date.now();
+    const env = useEnv.getState().env;
+    const device = env?.ok ? [env.report.vendor, env.report.architecture, env.report.description].filter(Boolean).join(' ') : undefined;
+    const record = (status: RunRecord['status'], report: ExperimentReport | null, message?: string): RunRecord => ({
+      id, kind: 'compare', name: `compare ${base.task} d${base.difficulty} · ${request.methods.join(', ')} · seeds ${request.seeds.join(',')}`,
+      createdAt: startedAt, updatedAt: Date.now(), status, config: { ...base, method: request.methods[0], seed: request.seeds[0] },
+      baseModelId: base.modelId, baseName: useLibrary.getState().models.find((m) => m.id === base.modelId)?.name,
+      curves: { steps: [], loss: [], evals: [] }, evalRows: null, inspections: [],
+      adapters: { initial: [], final: [], finalStep: null, saved: [], info: null },
+      wallSeconds: (Date.now() - startedAt) / 1000, trainSeconds: 0, stepsDone: 0, ...(message ? { message } : {}), ...(device ? { device } : {}),
+      compare: { request, report },
+    });
+    const store = (r: RunRecord) => getEngine().saveRun(r).then(() => useLibrary.getState().refreshRuns(), () => undefined);
+    setState({ running: true, message: 'starting…', fraction: 0, error: null, shown: null });
+    void store(record('running', null));
+    const tick = setInterval(() => void store(record('running', null)), AUTOSAVE_SECONDS * 2000);
     try {
-      const report = await getEngine().compare(
-        { base, methods: s.compareMethods, seeds: s.compareSeeds },
-        proxy((message: string, fraction: number) => setState({ message, fraction })),
-      );
+      const raw = await getEngine().compare(request, proxy((message: string, fraction: number) => setState({ message, fraction })));
+      // the args `experiment --json` writes beside the request's (one reader for both)
+      const report: ExperimentReport = { ...raw, args: { ...raw.args, model: base.modelId, device, seconds: (Date.now() - startedAt) / 1000, source: 'page' } };
       setState({ report, fraction: 1, message: 'done' });
+      clearInterval(tick);
+      await store(record('done', report));
     } catch (e) {
+      clearInterval(tick);
       setState({ error: errorText(e) });
+      await store(record('error', null, errorText(e)));
     } finally {
       setState({ running: false });
     }
+  },
+  show(rec) {
+    if (!rec.compare?.report) {
+      setState({ error: `The comparison '${rec.name}' has no results (it ${rec.status === 'error' ? `failed: ${rec.message ?? 'unknown error'}` : 'did not finish'}).`, report: null, shown: null });
+      return;
+    }
+    setState({ report: rec.compare.report, shown: { id: rec.id, name: rec.name }, error: null, fraction: 0 });
+    document.getElementById('compare-title')?.scrollIntoView({ behavior: 'smooth' });
+  },
+  openReport(text, name) {
+    try {
+      const report = readExperimentReport(text);
+      setState({ report, shown: { id: null, name }, error: null, fraction: 0 });
+    } catch (e) {
+      setState({ error: `${name}: ${errorText(e)}` });
+    }
+  },
+  clearShown() {
+    setState({ shown: null, report: null });
   },
 }));
 

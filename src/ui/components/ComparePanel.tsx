@@ -1,7 +1,9 @@
 // Compare: several methods on the same task, topology and seeds, run in the worker as the CLI's
 // experiment does; the summary as a chart of mean accuracy with 95% intervals over seeds (hand-drawn
 // SVG) and as a table, with the plain-language findings.
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { reportCsv, reportJson } from '../../storage/report';
+import { download } from '../engine';
 import { makeTask, type Split } from '../../tasks/tasks';
 import { METHODS, type ControlName, type ExperimentReport, type ExperimentRowSummary, type MethodName } from '../../worker/api';
 import { formatNum, formatPercent } from '../format';
@@ -47,7 +49,7 @@ function CompareCurves({ curves }: { curves: NonNullable<ExperimentReport['curve
 
 const SPLIT_COLORS: Record<Split, string> = { train: '#868e96', heldout: '#3b5bdb', ood: '#e8590c' };
 
-function CompareChart({ rows, chance }: { rows: ExperimentRowSummary[]; chance: number }) {
+function CompareChart({ rows, chance, svgRef }: { rows: ExperimentRowSummary[]; chance: number; svgRef?: React.Ref<SVGSVGElement> }) {
   const methods = [...new Set(rows.map((r) => r.method))];
   const splits = [...new Set(rows.map((r) => r.split))];
   const W = Math.max(360, methods.length * 92 + 60);
@@ -58,21 +60,22 @@ function CompareChart({ rows, chance }: { rows: ExperimentRowSummary[]; chance: 
   const x = (i: number, j: number) => pad.l + ((i + 0.5) / methods.length) * pw + (j - (splits.length - 1) / 2) * 14;
   const y = (v: number) => pad.t + (1 - Math.min(1, Math.max(0, v))) * ph;
   return (
-    <svg className="compare-chart" viewBox={`0 0 ${W} ${H}`} width="100%" style={{ maxWidth: W }} role="img" aria-label="Accuracy by method with 95% intervals" data-testid="compare-chart">
+    <svg ref={svgRef} xmlns="http://www.w3.org/2000/svg" className="compare-chart" viewBox={`0 0 ${W} ${H}`} width="100%" style={{ maxWidth: W }} role="img" aria-label="Accuracy by method with 95% intervals" data-testid="compare-chart" fontFamily="system-ui, sans-serif">
+      <rect width={W} height={H} fill="#fff" />
       {[0, 0.25, 0.5, 0.75, 1].map((v) => (
         <g key={v}>
           <line x1={pad.l} x2={W - pad.r} y1={y(v)} y2={y(v)} stroke="#eef0f4" />
-          <text x={pad.l - 5} y={y(v)} textAnchor="end" dominantBaseline="middle" fontSize={10} fill="#7a849c">
+          <text x={pad.l - 5} y={y(v)} textAnchor="end" dominantBaseline="middle" fontSize={11} fill="#5c6477">
             {Math.round(v * 100)}%
           </text>
         </g>
       ))}
       <line x1={pad.l} x2={W - pad.r} y1={y(chance)} y2={y(chance)} stroke="#868e96" strokeDasharray="4 3" />
-      <text x={W - pad.r - 2} y={y(chance) - 3} textAnchor="end" fontSize={10} fill="#868e96">
-        chance
+      <text x={pad.l + 4} y={y(chance) - 4} textAnchor="start" fontSize={11} fill="#5c6477" stroke="#fff" strokeWidth={3} paintOrder="stroke">
+        chance {Math.round(chance * 100)}%
       </text>
       {methods.map((m, i) => (
-        <text key={m} x={pad.l + ((i + 0.5) / methods.length) * pw} y={H - pad.b + 16} textAnchor="middle" fontSize={10.5} fill="#343a40">
+        <text key={m} x={pad.l + ((i + 0.5) / methods.length) * pw} y={H - pad.b + 16} textAnchor="middle" fontSize={11.5} fill="#343a40">
           {m}
         </text>
       ))}
@@ -96,12 +99,12 @@ function CompareChart({ rows, chance }: { rows: ExperimentRowSummary[]; chance: 
       {splits.map((s, j) => (
         <g key={s} transform={`translate(${pad.l + j * 90}, ${H - 12})`}>
           <circle cx={5} cy={0} r={4} fill={SPLIT_COLORS[s]} />
-          <text x={13} y={0} dominantBaseline="middle" fontSize={10.5} fill="#343a40">
+          <text x={13} y={0} dominantBaseline="middle" fontSize={11.5} fill="#343a40">
             {s}
           </text>
         </g>
       ))}
-      <text x={W - pad.r} y={H - 12} textAnchor="end" dominantBaseline="middle" fontSize={10} fill="#7a849c">
+      <text x={W - pad.r} y={H - 12} textAnchor="end" dominantBaseline="middle" fontSize={11} fill="#5c6477">
         mean ± 95% interval over seeds
       </text>
     </svg>
@@ -116,6 +119,12 @@ export function ComparePanel() {
   const runActive = useRun((s) => s.state === 'running' || s.state === 'paused');
   const pretraining = useLibrary((s) => s.pretrain.running);
   const [seedText, setSeedText] = useState(app.compareSeeds.join(', '));
+  // the field follows the setup when it changes elsewhere (a link opened in this tab)
+  useEffect(() => setSeedText(app.compareSeeds.join(', ')), [app.compareSeeds]);
+  const svgRef = useRef<SVGSVGElement>(null);
+  const fileRef = useRef<HTMLInputElement>(null);
+  const base = `compare-${app.task}-d${app.difficulty}`;
+  const save = (name: string, text: string) => download({ name, bytes: new TextEncoder().encode(text) });
   const task = useMemo(() => makeTask(app.task, app.difficulty), [app.task, app.difficulty]);
   const seedsBad = !/^\s*\d+(\s*,\s*\d+)*\s*$/.test(seedText);
 
@@ -187,10 +196,55 @@ export function ComparePanel() {
           {cmp.error}
         </div>
       )}
+      <div className="compare-files small">
+        <button type="button" className="link" onClick={() => fileRef.current?.click()} data-testid="open-report" title="Show a report written by this page's export or by `npm run experiment -- --json`">
+          Open a report (JSON)…
+        </button>
+        <input
+          ref={fileRef}
+          type="file"
+          hidden
+          accept=".json,application/json"
+          data-testid="open-report-input"
+          onChange={async (e) => {
+            const f = e.target.files?.[0];
+            e.target.value = '';
+            if (f) cmp.openReport(await f.text(), f.name);
+          }}
+        />
+      </div>
+      {r && cmp.shown && (
+        <div className="notice compact" role="status" data-testid="compare-shown">
+          <span>
+            Showing {cmp.shown.id ? 'the stored comparison' : 'the report'} <b>{cmp.shown.name}</b> (read-only).
+          </span>
+          <button type="button" className="link" onClick={cmp.clearShown} aria-label="Close the report">
+            ✕
+          </button>
+        </div>
+      )}
       {r && (
         <div className="compare-results" data-testid="compare-results">
-          <CompareChart rows={r.summary.filter((x) => x.split !== 'train')} chance={r.chance?.heldout ?? task.chance} />
+          <div className="compare-exports">
+            <span className="muted small">Save:</span>
+            <button type="button" className="btn tiny" onClick={() => save(`${base}.csv`, reportCsv(r))} data-testid="compare-csv">
+              CSV
+            </button>
+            <button type="button" className="btn tiny" onClick={() => save(`${base}.json`, reportJson(r))} data-testid="compare-json" title="The format `npm run experiment -- --json` writes">
+              JSON
+            </button>
+            <button
+              type="button"
+              className="btn tiny"
+              data-testid="compare-svg"
+              onClick={() => svgRef.current && save(`${base}.svg`, new XMLSerializer().serializeToString(svgRef.current) + '\n')}
+            >
+              Chart SVG
+            </button>
+          </div>
+          <CompareChart svgRef={svgRef} rows={r.summary.filter((x) => x.split !== 'train')} chance={r.chance?.heldout ?? task.chance} />
           {r.curves && <CompareCurves curves={r.curves} />}
+          <div className="table-wrap">
           <table className="table dense">
             <thead>
               <tr>
@@ -213,16 +267,17 @@ export function ComparePanel() {
                   <td>
                     <b>{formatPercent(x.accuracyMean)}</b>
                   </td>
-                  <td>{formatPercent(x.accuracyCi)}</td>
+                  <td>{Number.isFinite(x.accuracyCi) ? formatPercent(x.accuracyCi) : <span className="muted" title="one seed: no interval">n/a</span>}</td>
                   <td>{formatPercent(x.validity, 0)}</td>
                   <td>{formatNum(x.entropy, 2)}</td>
                   <td>{x.messageFloats.toLocaleString('en-US')}</td>
-                  <td>{x.messageTokens}</td>
-                  <td>{formatNum(x.trainSeconds, 2)}</td>
+                  <td>{formatNum(x.messageTokens, 3)}</td>
+                  <td>{x.trainSeconds < 0.01 ? '0' : formatNum(x.trainSeconds, 3)}</td>
                 </tr>
               ))}
             </tbody>
           </table>
+          </div>
           {r.controls.length > 0 && (
             <p className="small">
               Controls:{' '}
@@ -230,6 +285,7 @@ export function ComparePanel() {
                 <span key={i}>
                   {i > 0 && ' · '}
                   {c.method} seed {c.seed} {CONTROL_LABELS[c.control] ?? c.control} → {formatPercent(c.accuracy)}
+                  <span className="muted"> (uncontrolled {formatPercent(r.rows.find((x) => x.method === c.method && x.seed === c.seed && x.split === 'heldout')?.accuracy)})</span>
                 </span>
               ))}
             </p>

@@ -1,14 +1,19 @@
 // Environment panel: the WebGPU adapter the engine worker got, its limits and features, the
 // self-test, and the browser storage check. Missing WebGPU is explained, not hidden.
 import { useEffect, useState } from 'react';
-import { useEnv } from '../store';
+import { useEnv, useLibrary } from '../store';
 import { formatBytes, formatLimit } from '../format';
 import { NO_WEBGPU_HELP } from '../../gpu/errors';
 
 export function EnvPanel() {
   const { env, storage, loadEnv, loadStorage, persist } = useEnv();
+  // one source for the storage figures: the library's estimate (refreshed after every library change)
+  const usage = useLibrary((s) => s.usage);
+  const quota = useLibrary((s) => s.quota);
+  const persisted = useLibrary((s) => s.persisted);
   const [showFeatures, setShowFeatures] = useState(false);
   useEffect(() => {
+    // once per page (the panel moves to the top when WebGPU is missing: a second mount must not check again)
     void loadEnv();
     void loadStorage();
   }, [loadEnv, loadStorage]);
@@ -86,13 +91,13 @@ export function EnvPanel() {
             {storage.indexedDb ? `✓ read back ${formatBytes(storage.roundTripBytes)}` : storage.error}
           </dd>
           <dt>Used</dt>
-          <dd>
-            {formatBytes(storage.usage)} of {formatBytes(storage.quota)}
+          <dd data-testid="env-storage-used">
+            {formatBytes(usage ?? storage.usage)} of {formatBytes(quota ?? storage.quota)}
           </dd>
           <dt>Persistent</dt>
           <dd>
-            {storage.persisted === null ? 'unknown' : storage.persisted ? 'yes' : 'no'}
-            {storage.persisted === false && (
+            {(persisted ?? storage.persisted) === null ? 'unknown' : (persisted ?? storage.persisted) ? 'yes' : 'no'}
+            {(persisted ?? storage.persisted) === false && (
               <button className="link" onClick={() => void persist()}>
                 request
               </button>

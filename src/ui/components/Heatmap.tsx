@@ -69,14 +69,126 @@ interface Geometry {
   height: number;
 }
 
-function geometry(e: EdgeInspection, maxWidth: number): Geometry {
+export function geometry(e: EdgeInspection, maxWidth: number): Geometry {
   const R = e.receiverTokens.length;
   const S = e.senderPositions.length;
-  const left = 44;
-  const top = 36;
-  const cw = Math.max(8, Math.min(26, Math.floor((maxWidth - left - 8) / Math.max(1, S))));
-  const ch = Math.max(9, Math.min(18, cw));
+  const left = 54;
+  const top = 42;
+  const cw = Math.max(12, Math.min(28, Math.floor((maxWidth - left - 8) / Math.max(1, S))));
+  const ch = Math.max(14, Math.min(20, cw));
   return { cw, ch, left, top, width: left + cw * S + 8, height: top + ch * R + 4 };
+}
+
+const MONO = '12px ui-monospace, SFMono-Regular, Menlo, monospace';
+const SANS_BOLD = '600 12px system-ui, sans-serif';
+
+/** Draws the heatmap (sender bands, position labels, row labels, cells, dividers) into a 2D context of the geometry's size. */
+export function paintHeatmap(
+  x: CanvasRenderingContext2D, edge: EdgeInspection, m: Float32Array, g: Geometry, vmax: number, names: ReadonlyMap<string, string>, hover: HoverCell | null = null,
+): void {
+  const R = edge.receiverTokens.length;
+  const S = edge.senderPositions.length;
+  x.clearRect(0, 0, g.width, g.height);
+  x.font = MONO;
+  // sender bands: agent name, then prompt/latent marks
+  let start = 0;
+  const senders = [...new Set(edge.senderPositions.map((p) => p.agent))];
+  for (let s = 0; s <= S; s++) {
+    const p = edge.senderPositions[s];
+    if (s === S || (s > 0 && p.agent !== edge.senderPositions[s - 1].agent)) {
+      const agent = edge.senderPositions[start].agent;
+      const color = SENDER_COLORS[senders.indexOf(agent) % SENDER_COLORS.length];
+      x.fillStyle = color;
+      x.fillRect(g.left + start * g.cw, 2, (s - start) * g.cw - 1, 3);
+      x.textAlign = 'left';
+      x.textBaseline = 'top';
+      x.font = SANS_BOLD;
+      x.fillText(names.get(agent) ?? agent, g.left + start * g.cw + 1, 7, Math.max(24, (s - start) * g.cw - 2));
+      x.font = MONO;
+      start = s;
+    }
+  }
+  for (let s = 0; s < S; s++) {
+    const p = edge.senderPositions[s];
+    x.fillStyle = p.kind === 'latent' ? '#e5dbff' : '#f1f3f5';
+    x.fillRect(g.left + s * g.cw, 22, g.cw - 1, 18);
+    x.fillStyle = p.kind === 'latent' ? '#5f3dc4' : '#343a40';
+    x.textAlign = 'center';
+    x.textBaseline = 'middle';
+    const label = showToken(p.label);
+    x.fillText(label.length > 3 && g.cw < 22 ? label.slice(0, 2) : label, g.left + s * g.cw + g.cw / 2, 31, g.cw - 1);
+  }
+  // row labels
+  x.textAlign = 'right';
+  x.textBaseline = 'middle';
+  x.fillStyle = '#343a40';
+  for (let r = 0; r < R; r++) {
+    const t = showToken(edge.receiverTokens[r]);
+    x.fillText(t.length > 6 ? t.slice(0, 6) : t, g.left - 4, g.top + r * g.ch + g.ch / 2);
+  }
+  // cells
+  for (let r = 0; r < R; r++) {
+    for (let s = 0; s < S; s++) {
+      x.fillStyle = viridis(m[r * S + s] / (vmax || 1));
+      x.fillRect(g.left + s * g.cw, g.top + r * g.ch, g.cw - 1, g.ch - 1);
+    }
+  }
+  // dividers: between senders (solid) and between a sender's prompt and its latent steps (dashed)
+  for (let s = 1; s < S; s++) {
+    const a = edge.senderPositions[s - 1];
+    const b = edge.senderPositions[s];
+    if (a.agent === b.agent && a.kind === b.kind) continue;
+    const xx = g.left + s * g.cw - 0.5;
+    x.save();
+    x.strokeStyle = a.agent !== b.agent ? '#1d2330' : '#ffffff';
+    x.lineWidth = a.agent !== b.agent ? 1.5 : 1;
+    if (a.agent === b.agent) x.setLineDash([3, 2]);
+    x.beginPath();
+    x.moveTo(xx, 21);
+    x.lineTo(xx, g.top + R * g.ch);
+    x.stroke();
+    x.restore();
+  }
+  if (hover) {
+    x.strokeStyle = '#ff2d55';
+    x.lineWidth = 1.5;
+    x.strokeRect(g.left + hover.col * g.cw - 0.5, g.top + hover.row * g.ch - 0.5, g.cw, g.ch);
+  }
+}
+
+/**
+ * Share of each head's attention that lands on the message: for every layer and head, the attention
+ * mass on the sender positions summed per receiver token, averaged over its tokens ([layers, heads]).
+ * The rest goes to the receiver's own tokens.
+ */
+export function headSummary(e: EdgeInspection): Float32Array {
+  const R = e.receiverTokens.length;
+  const S = e.senderPositions.length;
+  const out = new Float32Array(e.layers * e.heads);
+  for (let l = 0; l < e.layers; l++) {
+    for (let h = 0; h < e.heads; h++) {
+      const base = (l * e.heads + h) * R * S;
+      let sum = 0;
+      for (let i = 0; i < R * S; i++) sum += e.attention[base + i];
+      out[l * e.heads + h] = R ? sum / R : 0;
+    }
+  }
+  return out;
+}
+
+/** Saves a canvas as a PNG download. */
+export function saveCanvasPng(c: HTMLCanvasElement, name: string): void {
+  c.toBlob((blob) => {
+    if (!blob) return;
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }, 'image/png');
 }
 
 export interface HoverCell {
@@ -85,8 +197,10 @@ export interface HoverCell {
 }
 
 export function Heatmap({
-  edge, layer, head, vmax, maxWidth, testId, normMax, names,
+  edge, layer, head, vmax, maxWidth, testId, normMax, names, fileName,
 }: {
+  /** Name of the PNG the save button writes. */
+  fileName?: string;
   edge: EdgeInspection;
   /** Display names of agents by id. */
   names: ReadonlyMap<string, string>;
@@ -105,7 +219,7 @@ export function Heatmap({
   const g = geometry(edge, maxWidth);
   const R = edge.receiverTokens.length;
   const S = edge.senderPositions.length;
-  const normH = 54;
+  const normH = 58;
 
   useEffect(() => {
     const c = canvas.current;
@@ -115,72 +229,7 @@ export function Heatmap({
     c.height = Math.round(g.height * dpr);
     const x = c.getContext('2d')!;
     x.setTransform(dpr, 0, 0, dpr, 0, 0);
-    x.clearRect(0, 0, g.width, g.height);
-    x.font = '10px ui-monospace, SFMono-Regular, Menlo, monospace';
-    // sender bands: agent name, then prompt/latent marks
-    let start = 0;
-    const senders = [...new Set(edge.senderPositions.map((p) => p.agent))];
-    for (let s = 0; s <= S; s++) {
-      const p = edge.senderPositions[s];
-      if (s === S || (s > 0 && p.agent !== edge.senderPositions[s - 1].agent)) {
-        const agent = edge.senderPositions[start].agent;
-        const color = SENDER_COLORS[senders.indexOf(agent) % SENDER_COLORS.length];
-        x.fillStyle = color;
-        x.fillRect(g.left + start * g.cw, 2, (s - start) * g.cw - 1, 3);
-        x.textAlign = 'left';
-        x.textBaseline = 'top';
-        x.font = '600 10px system-ui, sans-serif';
-        x.fillText(names.get(agent) ?? agent, g.left + start * g.cw + 1, 7, Math.max(20, (s - start) * g.cw - 2));
-        x.font = '10px ui-monospace, SFMono-Regular, Menlo, monospace';
-        start = s;
-      }
-    }
-    for (let s = 0; s < S; s++) {
-      const p = edge.senderPositions[s];
-      x.fillStyle = p.kind === 'latent' ? '#e5dbff' : '#f1f3f5';
-      x.fillRect(g.left + s * g.cw, 19, g.cw - 1, 15);
-      x.fillStyle = p.kind === 'latent' ? '#5f3dc4' : '#495057';
-      x.textAlign = 'center';
-      x.textBaseline = 'middle';
-      const label = showToken(p.label);
-      if (g.cw >= 12 || p.kind === 'latent') x.fillText(label.length > 3 && g.cw < 20 ? label.slice(0, 2) : label, g.left + s * g.cw + g.cw / 2, 27, g.cw - 1);
-    }
-    // row labels
-    x.textAlign = 'right';
-    x.textBaseline = 'middle';
-    x.fillStyle = '#343a40';
-    for (let r = 0; r < R; r++) {
-      const t = showToken(edge.receiverTokens[r]);
-      x.fillText(t.length > 6 ? t.slice(0, 6) : t, g.left - 4, g.top + r * g.ch + g.ch / 2);
-    }
-    // cells
-    for (let r = 0; r < R; r++) {
-      for (let s = 0; s < S; s++) {
-        x.fillStyle = viridis(m[r * S + s] / (vmax || 1));
-        x.fillRect(g.left + s * g.cw, g.top + r * g.ch, g.cw - 1, g.ch - 1);
-      }
-    }
-    // dividers: between senders (solid) and between a sender's prompt and its latent steps (dashed)
-    for (let s = 1; s < S; s++) {
-      const a = edge.senderPositions[s - 1];
-      const b = edge.senderPositions[s];
-      if (a.agent === b.agent && a.kind === b.kind) continue;
-      const xx = g.left + s * g.cw - 0.5;
-      x.save();
-      x.strokeStyle = a.agent !== b.agent ? '#1d2330' : '#ffffff';
-      x.lineWidth = a.agent !== b.agent ? 1.5 : 1;
-      if (a.agent === b.agent) x.setLineDash([3, 2]);
-      x.beginPath();
-      x.moveTo(xx, 18);
-      x.lineTo(xx, g.top + R * g.ch);
-      x.stroke();
-      x.restore();
-    }
-    if (hover) {
-      x.strokeStyle = '#ff2d55';
-      x.lineWidth = 1.5;
-      x.strokeRect(g.left + hover.col * g.cw - 0.5, g.top + hover.row * g.ch - 0.5, g.cw, g.ch);
-    }
+    paintHeatmap(x, edge, m, g, vmax, names, hover);
   }, [edge, m, g.width, g.height, g.cw, g.ch, g.left, g.top, R, S, vmax, hover, names]);
 
   useEffect(() => {
@@ -209,8 +258,8 @@ export function Heatmap({
       x.fillStyle = V_COLOR;
       x.fillRect(g.left + s * g.cw + bw, top + h - vh, bw, vh);
     }
-    x.fillStyle = '#7a849c';
-    x.font = '10px system-ui, sans-serif';
+    x.fillStyle = '#5c6477';
+    x.font = '11px system-ui, sans-serif';
     x.textAlign = 'right';
     x.textBaseline = 'top';
     x.fillText(scale.toPrecision(2), g.left - 4, top - 2);
@@ -245,6 +294,11 @@ export function Heatmap({
         />
         <canvas ref={normCanvas} style={{ width: g.width, height: normH }} aria-label="K and V norms per sender position" />
       </div>
+      {fileName && (
+        <button type="button" className="link small save-png" onClick={() => canvas.current && saveCanvasPng(canvas.current, fileName)} data-testid={testId ? `${testId}-png` : undefined}>
+          Save PNG
+        </button>
+      )}
       <div className="heatmap-tip" aria-live="polite">
         {cell ? (
           <>
@@ -274,6 +328,82 @@ export function ColorLegend({ vmax }: { vmax: number }) {
       <span className="sep" />
       <span className="swatch" style={{ background: K_COLOR }} /> |k|
       <span className="swatch" style={{ background: V_COLOR }} /> |v|
+    </div>
+  );
+}
+
+/** The layer x head summary: how much of each head's attention lands on the message (one small heatmap, Inspectus's view). */
+export function HeadSummary({ edge, testId, onPick, layer, head, fileName }: {
+  edge: EdgeInspection; testId?: string; onPick?(layer: number, head: number): void; layer: Pick; head: Pick; fileName?: string;
+}) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const v = useMemo(() => headSummary(edge), [edge]);
+  const [hover, setHover] = useState<{ l: number; h: number } | null>(null);
+  const cell = 26;
+  const left = 56;
+  const top = 22;
+  const W = left + cell * edge.heads + 4;
+  const H = top + cell * edge.layers + 4;
+  useEffect(() => {
+    const c = canvas.current;
+    if (!c) return;
+    const dpr = window.devicePixelRatio || 1;
+    c.width = Math.round(W * dpr);
+    c.height = Math.round(H * dpr);
+    const x = c.getContext('2d')!;
+    x.setTransform(dpr, 0, 0, dpr, 0, 0);
+    x.clearRect(0, 0, W, H);
+    x.font = '11px system-ui, sans-serif';
+    x.fillStyle = '#5c6477';
+    x.textAlign = 'center';
+    x.textBaseline = 'middle';
+    for (let h = 0; h < edge.heads; h++) x.fillText(`h${h}`, left + h * cell + cell / 2, top / 2);
+    x.textAlign = 'right';
+    for (let l = 0; l < edge.layers; l++) x.fillText(`layer ${l}`, left - 5, top + l * cell + cell / 2);
+    for (let l = 0; l < edge.layers; l++) {
+      for (let h = 0; h < edge.heads; h++) {
+        const val = v[l * edge.heads + h];
+        x.fillStyle = viridis(val);
+        x.fillRect(left + h * cell, top + l * cell, cell - 2, cell - 2);
+        x.fillStyle = val > 0.6 ? '#1d2330' : '#ffffff';
+        x.textAlign = 'center';
+        x.fillText(val.toFixed(2).replace(/^0/, ''), left + h * cell + (cell - 2) / 2, top + l * cell + (cell - 2) / 2);
+        const picked = (layer === 'avg' || layer === l) && (head === 'avg' || head === h) && !(layer === 'avg' && head === 'avg');
+        if (picked) {
+          x.strokeStyle = '#ff2d55';
+          x.lineWidth = 1.5;
+          x.strokeRect(left + h * cell - 0.5, top + l * cell - 0.5, cell - 1, cell - 1);
+        }
+      }
+    }
+  }, [edge, v, W, H, layer, head]);
+  const at = (e: React.MouseEvent<HTMLCanvasElement>) => {
+    const r = e.currentTarget.getBoundingClientRect();
+    const h = Math.floor((e.clientX - r.left - left) / cell);
+    const l = Math.floor((e.clientY - r.top - top) / cell);
+    return h >= 0 && h < edge.heads && l >= 0 && l < edge.layers ? { l, h } : null;
+  };
+  return (
+    <div className="head-summary" data-testid={testId}>
+      <canvas
+        ref={canvas}
+        style={{ width: W, height: H, cursor: onPick ? 'pointer' : undefined }}
+        data-testid={testId ? `${testId}-canvas` : undefined}
+        onMouseMove={(e) => setHover(at(e))}
+        onMouseLeave={() => setHover(null)}
+        onClick={(e) => {
+          const p = at(e);
+          if (p && onPick) onPick(p.l, p.h);
+        }}
+      />
+      <div className="muted small head-summary-tip">
+        {hover ? `layer ${hover.l}, head ${hover.h}: ${(v[hover.l * edge.heads + hover.h] * 100).toFixed(1)}% of its attention on the message` : 'share of each head\u2019s attention on the message (click to show that head)'}
+      </div>
+      {fileName && (
+        <button type="button" className="link small save-png" onClick={() => canvas.current && saveCanvasPng(canvas.current, fileName)}>
+          Save PNG
+        </button>
+      )}
     </div>
   );
 }

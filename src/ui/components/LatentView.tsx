@@ -1,12 +1,14 @@
 // The latent-message view, the heart of the page: for one example, what each receiver read from its
-// senders' K/V traces, before training and now, side by side; K/V norms per sender position; every
-// agent's input and output. While training it refreshes every 2 s.
+// senders' K/V traces, before training (with the run's initial adapters, for any example) and now,
+// side by side; a layer x head summary of how much attention lands on the message; K/V norms per
+// sender position; every agent's input and output (with the text method, the text message read).
+// While training it refreshes every 2 s. A stored run opened read-only shows what its record holds.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { SPLITS, type Split } from '../../tasks/tasks';
-import type { EdgeInspection, InspectResult } from '../../worker/api';
+import type { EdgeInspection, InspectResult, StoredInspection } from '../../worker/api';
 import { showText } from '../format';
-import { isTrainedMethod, useApp, useRun } from '../store';
-import { ColorLegend, Heatmap, attentionSlice, normsOf, type Pick } from './Heatmap';
+import { isTrainedMethod, useApp, useRun, useShownRun } from '../store';
+import { ColorLegend, HeadSummary, Heatmap, attentionSlice, normsOf, type Pick } from './Heatmap';
 import { ErrorText } from './RunBar';
 
 const REFRESH_MS = 2000;
@@ -44,36 +46,75 @@ function Verdict({ r }: { r: InspectResult }) {
   );
 }
 
+/** Text with a break opportunity after each newline mark and space, so tokens never break mid-word. */
+function Breakable({ text }: { text: string }) {
+  const parts = showText(text).split(/(?<=[⏎ ])/);
+  return (
+    <code className="io">
+      {parts.map((p, i) => (
+        <span key={i}>
+          {p}
+          {i < parts.length - 1 && <wbr />}
+        </span>
+      ))}
+    </code>
+  );
+}
+
+const keyOf = (x: StoredInspection) => `${x.result.split}:${x.result.index}`;
+
 export function LatentView() {
   const app = useApp((s) => s.state);
   const set = useApp((s) => s.set);
-  const run = useRun();
-  const { before, after, state } = run;
-  const trained = isTrainedMethod(run.config?.method ?? app.method);
+  const shown = useShownRun();
+  const inspecting = useRun((s) => s.inspecting);
+  const inspectError = useRun((s) => s.inspectError);
+  const state = shown.state;
+  const method = shown.config?.method ?? app.method;
+  const trained = isTrainedMethod(method);
   const body = useRef<HTMLDivElement>(null);
   const width = useWidth(body);
   const [receiver, setReceiver] = useState<string | null>(null);
+  const live = !shown.readOnly;
 
-  // Steady refresh while training; a fresh look when the example changes or the run stops.
+  // Steady refresh while training; a fresh look (now, and before training) when the example changes.
   useEffect(() => {
-    if (state !== 'running') return;
+    if (!live || state !== 'running') return;
     const h = setInterval(() => void useRun.getState().inspect('after'), REFRESH_MS);
     return () => clearInterval(h);
-  }, [state]);
+  }, [state, live]);
   const key = `${app.split}:${app.example}`;
   useEffect(() => {
     const s = useRun.getState();
-    if (s.state !== 'idle' && s.before) void s.inspect('after');
+    if (s.viewing || s.state === 'idle' || s.starting || !s.inspections.length) return;
+    void (async () => {
+      await s.inspect('after', true);
+      if (isTrainedMethod(s.config?.method ?? 'single') && !useRun.getState().inspections.some((x) => x.which === 'before' && keyOf(x) === key)) {
+        await useRun.getState().inspect('before');
+      }
+    })();
   }, [key]);
 
-  const now = after ?? before;
-  const shownBefore = before && run.beforeKey === key ? before : null;
+  const list = shown.inspections;
+  const afterItem = list.find((x) => x.which === 'after' && keyOf(x) === key);
+  const beforeItem = list.find((x) => x.which === 'before' && keyOf(x) === key);
+  const nowItem = afterItem ?? beforeItem;
+  const now = nowItem?.result ?? null;
+  const shownBefore = beforeItem && afterItem && afterItem.step > 0 ? beforeItem.result : null;
   const edges = now?.edges ?? [];
   const edge: EdgeInspection | undefined = edges.find((e) => e.receiver === receiver) ?? edges[edges.length - 1];
   const beforeEdge = shownBefore?.edges.find((e) => e.receiver === edge?.receiver);
   const layer = edge ? parsePick(app.layer, edge.layers) : 'avg';
   const head = edge ? parsePick(app.head, edge.heads) : 'avg';
-  const sideBySide = trained && !!shownBefore && !!after;
+  // a layer or head the model does not have (a link made for a bigger model) is put back to 'mean' in the link too
+  useEffect(() => {
+    if (!edge) return;
+    const patch: { layer?: string; head?: string } = {};
+    if (app.layer !== 'avg' && layer === 'avg') patch.layer = 'avg';
+    if (app.head !== 'avg' && head === 'avg') patch.head = 'avg';
+    if (Object.keys(patch).length) set(patch);
+  }, [edge, app.layer, app.head, layer, head, set]);
+  const sideBySide = trained && !!shownBefore && !!afterItem;
   const panelWidth = sideBySide ? Math.floor((width - 24) / 2) : width;
 
   // One colour scale (and one norm scale) for both sides, so they compare.
@@ -95,16 +136,24 @@ export function LatentView() {
   const agents = now?.agents ?? [];
   const names = useMemo(() => new Map(agents.map((a) => [a.id, a.name])), [agents]);
   const beforeAgents = new Map((shownBefore?.agents ?? []).map((a) => [a.id, a]));
+  const finalAgent = agents[agents.length - 1];
+  // text method: what the final agent read is in its input, as "msg:<content>" lines
+  const textRead = method === 'text' && finalAgent ? agents.slice(0, -1).map((a) => ({ from: a.name, text: a.output.replace(/^msg:/, '') })) : [];
+  const stored = shown.readOnly ? [...new Set(list.map(keyOf))] : [];
+  const file = (what: string) => `${method}-${app.split}-${app.example}-${what}${layer === 'avg' ? '' : `-l${layer}`}${head === 'avg' ? '' : `-h${head}`}.png`;
 
   return (
     <section className="panel latent" aria-labelledby="latent-title">
       <div className="latent-head">
         <h2 id="latent-title">Latent messages</h2>
         <span className="spacer" />
-        {state === 'running' && <span className="muted small live-dot">live · every {REFRESH_MS / 1000} s</span>}
-        <button type="button" className="btn small" disabled={state === 'idle' || run.inspecting} onClick={() => void run.inspect('after')}>
-          {run.inspecting ? 'Reading…' : '⟳ Refresh'}
-        </button>
+        {live && state === 'running' && <span className="muted small live-dot">live · every {REFRESH_MS / 1000} s</span>}
+        {shown.readOnly && <span className="tag">stored run · read-only</span>}
+        {live && (
+          <button type="button" className="btn small" disabled={state === 'idle' || inspecting} onClick={() => void useRun.getState().inspect('after')}>
+            {inspecting ? 'Reading…' : '⟳ Refresh'}
+          </button>
+        )}
       </div>
       <div className="latent-toolbar">
         <div className="latent-controls">
@@ -129,6 +178,7 @@ export function LatentView() {
                 min={0}
                 value={app.example}
                 aria-label="Example index"
+                data-testid="inspect-example"
                 onChange={(e) => /^\d+$/.test(e.target.value) && set({ example: Number(e.target.value) })}
               />
               <button type="button" aria-label="Next example" onClick={() => set({ example: app.example + 1 })}>
@@ -173,7 +223,7 @@ export function LatentView() {
         </div>
       </div>
       <div ref={body} className="latent-body">
-        {state === 'idle' && !now && (
+        {state === 'idle' && !now && !shown.readOnly && (
           <div className="empty-state" data-testid="latent-empty">
             <p>
               Press <b>▶</b> (or <b>▶❙</b> for one step) to build the agents. This view then shows, for the chosen example, how
@@ -182,9 +232,24 @@ export function LatentView() {
             </p>
           </div>
         )}
-        {run.inspectError && (
+        {shown.readOnly && !now && (
+          <p className="muted" data-testid="latent-not-stored">
+            This record holds no inspection of {app.split} #{app.example}.{' '}
+            {stored.length > 0 && (
+              <>
+                It has:{' '}
+                {stored.map((k) => (
+                  <button key={k} type="button" className="link" onClick={() => set({ split: k.split(':')[0] as Split, example: Number(k.split(':')[1]) })}>
+                    {k.replace(':', ' #')}
+                  </button>
+                ))}
+              </>
+            )}
+          </p>
+        )}
+        {inspectError && live && (
           <div className="alert compact" role="alert">
-            Could not inspect this example: <ErrorText text={run.inspectError} />
+            Could not inspect this example: <ErrorText text={inspectError} />
           </div>
         )}
         {now && (
@@ -202,13 +267,29 @@ export function LatentView() {
             </span>
           </div>
         )}
-        {now && !edge && (
+        {now && !edge && textRead.length > 0 && (
+          <div className="text-read" data-testid="text-read">
+            <b>{finalAgent.name}</b> read {textRead.length === 1 ? 'this text message' : 'these text messages'} (text has no K/V to draw):
+            {textRead.map((t, i) => (
+              <div key={i}>
+                from <b>{t.from}</b>: <code>msg:{showText(t.text) || '∅ (empty)'}</code>
+              </div>
+            ))}
+          </div>
+        )}
+        {now && !edge && textRead.length === 0 && (
           <p className="muted">
             No messages to show: with this method or topology the final agent receives nothing from other agents.
           </p>
         )}
         {edge && (
           <>
+            <p className="caption small" data-testid="heatmap-caption">
+              <b>Rows</b>: the tokens of {names.get(edge.receiver) ?? edge.receiver} (the receiver) and its latent steps. <b>Columns</b>: every
+              position of {edge.senders.map((x) => names.get(x) ?? x).join(', ')} it can attend over (grey: prompt tokens, violet: latent steps z1, z2…).{' '}
+              <b>Colour</b>: attention probability ({layer === 'avg' ? 'mean over layers' : `layer ${layer}`}, {head === 'avg' ? 'mean over heads' : `head ${head}`}); a row’s
+              remaining attention goes to its own tokens. Bars under it: |k| and |v| of each position.
+            </p>
             <ColorLegend vmax={vmax} />
             <div className={sideBySide ? 'heat-pair' : 'heat-single'}>
               {sideBySide && beforeEdge && (
@@ -216,19 +297,28 @@ export function LatentView() {
                   <figcaption>
                     Before training <span className="muted">· step 0</span> · <Verdict r={shownBefore!} />
                   </figcaption>
-                  <Heatmap edge={beforeEdge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-before" />
+                  <Heatmap edge={beforeEdge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-before" fileName={file('before')} />
                 </figure>
               )}
               <figure>
                 <figcaption>
-                  {!trained ? 'Training-free method' : after && run.afterStep ? 'Now' : 'Before training'}{' '}
-                  {trained && <span className="muted">· step {after ? run.afterStep ?? 0 : 0} · </span>}
+                  {!trained ? 'Training-free method' : afterItem && afterItem.step > 0 ? 'Now' : 'Before training'}{' '}
+                  {trained && <span className="muted">· step {nowItem?.step ?? 0} · </span>}
                   <Verdict r={now!} />
-                  {trained && !shownBefore && before && (
-                    <span className="muted small"> (the before-training view was taken for {run.beforeKey?.replace(':', ' #')})</span>
-                  )}
                 </figcaption>
-                <Heatmap edge={edge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-now" />
+                <Heatmap edge={edge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-now" fileName={file(sideBySide ? 'after' : 'now')} />
+              </figure>
+            </div>
+            <div className="head-summaries">
+              {sideBySide && beforeEdge && (
+                <figure>
+                  <figcaption>Attention on the message, layer × head · before</figcaption>
+                  <HeadSummary edge={beforeEdge} layer={layer} head={head} testId="head-summary-before" fileName={file('heads-before')} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
+                </figure>
+              )}
+              <figure>
+                <figcaption>Attention on the message, layer × head{sideBySide ? ' · now' : ''}</figcaption>
+                <HeadSummary edge={edge} layer={layer} head={head} testId="head-summary" fileName={file('heads')} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
               </figure>
             </div>
           </>
@@ -246,19 +336,19 @@ export function LatentView() {
             <tbody>
               {agents.map((a) => (
                 <tr key={a.id}>
-                  <td>
+                  <td className="io-agent">
                     <b>{a.name}</b> <span className="muted small">{a.id}</span>
                   </td>
                   <td>
-                    <code className="io">{showText(a.input)}</code>
+                    <Breakable text={a.input} />
                   </td>
                   {sideBySide && (
                     <td>
-                      <code className="io">{showText(beforeAgents.get(a.id)?.output ?? '')}</code>
+                      <Breakable text={beforeAgents.get(a.id)?.output ?? ''} />
                     </td>
                   )}
                   <td>
-                    <code className="io">{showText(a.output)}</code>
+                    <Breakable text={a.output} />
                   </td>
                 </tr>
               ))}

@@ -4,10 +4,10 @@
 // storage used and available, and a request for persistent storage.
 import { Fragment, useRef, useState, type ReactNode } from 'react';
 import { MODEL_PRESETS, countParams, presetConfig } from '../../model/config';
-import type { AdapterEntry, ModelEntry } from '../../worker/api';
-import { formatBytes, formatDate, formatDuration, formatNum } from '../format';
-import { stateOfRunConfig } from '../state';
-import { useApp, useEnv, useLibrary, useRun } from '../store';
+import type { AdapterEntry, ModelEntry, RunEntry } from '../../worker/api';
+import { formatBytes, formatDate, formatDuration, formatNum, formatPercent } from '../format';
+import { stateOfRunConfig, type AppState } from '../state';
+import { useApp, useCompare, useEnv, useLibrary, useRun } from '../store';
 import { LineChart } from './LineChart';
 import { BaseEvalNote, BaseEvalTable, readBaseEvaluation } from './BaseEvalTable';
 
@@ -60,7 +60,7 @@ function ConfirmDelete({ what, onConfirm, disabled, title }: { what: string; onC
   const [asking, setAsking] = useState(false);
   if (!asking) {
     return (
-      <button type="button" className="btn tiny danger-outline" disabled={disabled} title={title ?? `Delete ${what}`} onClick={() => setAsking(true)}>
+      <button type="button" className="btn tiny danger-outline" disabled={disabled} title={title ?? `Delete ${what}`} onClick={() => setAsking(true)} data-testid="delete">
         Delete
       </button>
     );
@@ -75,6 +75,90 @@ function ConfirmDelete({ what, onConfirm, disabled, title }: { what: string; onC
         No
       </button>
     </span>
+  );
+}
+
+/** The page setup that reopens an adapter set: its run's setup, or (an imported adapter without one) the current one made to fit it. */
+function setupForAdapters(app: AppState, set: AdapterEntry[]): AppState {
+  const first = set[0];
+  if (first.runConfig) return { ...stateOfRunConfig(app, first.runConfig), model: first.baseModelId };
+  const c = first.config as { r?: number; lora_alpha?: number; target_modules?: string[] };
+  const method = ['diffmas', 'diffmas-full', 'diffmas-detached'].includes(app.method) ? app.method : 'diffmas';
+  // one adapter with no recorded agent: every agent uses it, as the shared adapter
+  const topology = set.length === 1 ? { ...app.topology, agents: app.topology.agents.map((a) => ({ ...a, adapter: 'shared' as const })) } : app.topology;
+  return {
+    ...app, model: first.baseModelId, method, topology,
+    rank: c.r ?? app.rank, alpha: c.lora_alpha ?? app.alpha, targets: (c.target_modules as AppState['targets'] | undefined) ?? app.targets,
+  };
+}
+
+function statusTag(r: RunEntry) {
+  const cls = r.status === 'done' ? 'ok-tag' : r.status === 'error' || r.status === 'interrupted' ? 'warn' : '';
+  return <span className={`tag ${cls}`}>{r.status}</span>;
+}
+
+/** The Runs list: every stored run (training, evaluation-only, comparisons), reopened read-only after a reload. */
+function RunsTable() {
+  const lib = useLibrary();
+  const view = useRun((s) => s.view);
+  const viewing = useRun((s) => s.viewing?.id ?? null);
+  const liveId = useRun((s) => s.recordId);
+  const liveState = useRun((s) => s.state);
+  const busy = !!lib.busy;
+  return (
+    <div className="table-wrap">
+      <table className="table lib" data-testid="runs-table">
+        <thead>
+          <tr>
+            <th>run</th>
+            <th>status · steps · held-out</th>
+            <th>size</th>
+            <th>date</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {lib.loaded && lib.runs.length === 0 && (
+            <tr>
+              <td colSpan={5} className="muted">
+                No runs yet: every training, evaluation and comparison is kept here when it ends (and every few seconds while it runs).
+              </td>
+            </tr>
+          )}
+          {lib.runs.map((r) => {
+            const live = r.id === liveId && (liveState === 'running' || liveState === 'paused');
+            return (
+              <tr key={r.id} data-testid="run-row" className={r.id === viewing ? 'current' : undefined}>
+                <td>
+                  <span className="name" title={r.name}>{r.name}</span>
+                  <div className="muted small">{r.kind === 'compare' ? `comparison · ${r.methods?.length ?? 0} methods × ${r.seeds?.length ?? 0} seeds` : r.baseModelId}</div>
+                </td>
+                <td className="small">
+                  {statusTag(r)} {r.kind === 'run' && <>{r.stepsDone}/{r.totalSteps}</>}
+                  {r.heldoutAccuracy !== null && <> · {formatPercent(r.heldoutAccuracy)}</>}
+                  {live && <span className="tag">live</span>}
+                </td>
+                <td className="num">{formatBytes(r.size)}</td>
+                <td className="small date">{formatDate(r.createdAt)}</td>
+                <td className="actions">
+                  <div className="actions-wrap">
+                    <button type="button" className="btn tiny" disabled={live} title={live ? 'This run is live above' : 'Open its curves, tables and heatmaps (read-only)'} onClick={() => void view(r.id)} data-testid="open-run">
+                      Open
+                    </button>
+                    {r.kind === 'run' && (
+                      <button type="button" className="btn tiny" disabled={busy || live} onClick={() => void lib.exportRun(r.id)} title="One zip: the run bundle with CSV, SVG and PNG" data-testid="export-run-row">
+                        Export
+                      </button>
+                    )}
+                    <ConfirmDelete what={r.name} disabled={busy || live} onConfirm={() => void lib.removeRun(r.id)} />
+                  </div>
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -127,7 +211,7 @@ function Pretrain() {
           <label htmlFor="pt-name">Name</label>
           <input id="pt-name" value={name} onChange={(e) => setName(e.target.value)} disabled={p.running} />
         </div>
-        <div className="field">
+        <div className="field wide">
           <label htmlFor="pt-preset">Size</label>
           <select id="pt-preset" value={preset} onChange={(e) => setPreset(e.target.value)} disabled={p.running} data-testid="pretrain-preset">
             {Object.keys(MODEL_PRESETS).map((k) => (
@@ -209,7 +293,26 @@ export function LibraryPanel() {
   const persist = useEnv((s) => s.persist);
   const runActive = useRun((s) => s.state === 'running' || s.state === 'paused');
   const runBase = useRun((s) => s.config?.modelId ?? null);
+  const openAdapters = useRun((s) => s.openAdapters);
+  const compareRunning = useCompare((s) => s.running);
   const fileInput = useRef<HTMLInputElement>(null);
+  const [persistNote, setPersistNote] = useState<string | null>(null);
+  const setOf = (a: AdapterEntry) => (a.setId ? lib.adapters.filter((x) => x.setId === a.setId) : [a]);
+  const reopen = async (a: AdapterEntry) => {
+    const group = setOf(a);
+    const base = lib.models.find((m) => m.id === a.baseModelId);
+    if (!base) {
+      useLibrary.setState({ error: `'${a.name}' was made for the base model ${JSON.stringify(a.baseModelId)}, which is not in the library: import that base first (or a base with the same configuration, and import the adapter again for it).` });
+      return;
+    }
+    const next = setupForAdapters(app, group);
+    const switched = next.model !== app.model;
+    replace(next);
+    const name = group.length > 1 ? a.name.replace(/ · [^·]+$/, '') : a.name;
+    if (switched) useLibrary.setState({ notice: `Switched the base model to '${base.name}': the adapter set '${name}' was trained on it.`, error: null });
+    // (resolves when that run ends: the set waits paused for evaluation, a look or more training)
+    await openAdapters(group.map((x) => x.id), name);
+  };
   const [dragging, setDragging] = useState(false);
   const names = new Map(lib.models.map((m) => [m.id, m.name]));
   const busy = !!lib.busy;
@@ -278,11 +381,31 @@ export function LibraryPanel() {
             {lib.persisted === null ? 'unknown' : lib.persisted ? 'yes' : 'no'}
           </span>
           {lib.persisted === false && (
-            <button type="button" className="link" onClick={() => void persist()} title="Ask the browser not to evict this site's data under storage pressure">
+            <button
+              type="button"
+              className="link"
+              data-testid="keep-data"
+              onClick={async () => {
+                setPersistNote('asking the browser…');
+                await persist();
+                const granted = useLibrary.getState().persisted;
+                setPersistNote(
+                  granted
+                    ? 'The browser will keep this site’s data under storage pressure.'
+                    : 'The browser declined for now (Chromium grants it to sites you bookmark, install or use often); your data is still stored, only evictable when the disk runs low.',
+                );
+              }}
+              title="Ask the browser not to evict this site's data under storage pressure"
+            >
               keep my data
             </button>
           )}
         </div>
+        {persistNote && (
+          <div className="small persist-note" role="status" data-testid="persist-note">
+            {persistNote}
+          </div>
+        )}
       </div>
       <div className="import-row">
         <button type="button" className="btn small" disabled={busy} onClick={() => fileInput.current?.click()} data-testid="import-button">
@@ -349,6 +472,7 @@ export function LibraryPanel() {
                   <td className="num">{formatBytes(m.size)}</td>
                   <td className="small date">{formatDate(m.createdAt)}</td>
                   <td className="actions">
+                    <div className="actions-wrap">
                     <button type="button" className="btn tiny" disabled={runActive || m.id === app.model} onClick={() => set({ model: m.id })} title="Use as the base model of the next run">
                       Use
                     </button>
@@ -361,6 +485,7 @@ export function LibraryPanel() {
                       title={m.builtin ? 'Shipped with the page: it cannot be deleted' : undefined}
                       onConfirm={() => void lib.remove('model', m.id)}
                     />
+                    </div>
                   </td>
                 </tr>
                 {evaluated && (
@@ -376,6 +501,7 @@ export function LibraryPanel() {
         </tbody>
       </table>
       <h3>Adapters</h3>
+      <div className="table-wrap">
       <table className="table lib" data-testid="adapters-table">
         <thead>
           <tr>
@@ -406,24 +532,39 @@ export function LibraryPanel() {
               <td className="num">{formatBytes(a.size)}</td>
               <td className="small date">{formatDate(a.createdAt)}</td>
               <td className="actions">
-                <button
-                  type="button"
-                  className="btn tiny"
-                  disabled={!a.runConfig || runActive}
-                  title={a.runConfig ? 'Load the setup this adapter was trained with (task, topology, method, model, seed…)' : 'This adapter has no recorded run setup'}
-                  onClick={() => a.runConfig && replace(stateOfRunConfig(app, a.runConfig))}
-                >
-                  Load setup
-                </button>
-                <button type="button" className="btn tiny" disabled={busy} onClick={() => void lib.exportEntry('adapter', a.id)} data-testid="export-adapter" title="Download adapter_config.json and adapter_model.safetensors (PEFT) as one zip">
-                  Export
-                </button>
-                <ConfirmDelete what={a.name} disabled={busy} onConfirm={() => void lib.remove('adapter', a.id)} />
+                <div className="actions-wrap">
+                  <button
+                    type="button"
+                    className="btn tiny primary"
+                    disabled={runActive || compareRunning}
+                    data-testid="open-adapter"
+                    title={`Build this setup with ${setOf(a).length > 1 ? `the ${setOf(a).length} adapters saved with this one` : 'this adapter'} loaded: evaluate it on every split, look at its messages, or train it further`}
+                    onClick={() => void reopen(a)}
+                  >
+                    Open
+                  </button>
+                  <button
+                    type="button"
+                    className="btn tiny"
+                    disabled={!a.runConfig || runActive}
+                    title={a.runConfig ? 'Load only the setup this adapter was trained with (task, topology, method, model, seed…)' : 'This adapter has no recorded run setup'}
+                    onClick={() => a.runConfig && replace(stateOfRunConfig(app, a.runConfig))}
+                  >
+                    Setup
+                  </button>
+                  <button type="button" className="btn tiny" disabled={busy} onClick={() => void lib.exportEntry('adapter', a.id)} data-testid="export-adapter" title="Download adapter_config.json and adapter_model.safetensors (PEFT) as one zip">
+                    Export
+                  </button>
+                  <ConfirmDelete what={a.name} disabled={busy} onConfirm={() => void lib.remove('adapter', a.id)} />
+                </div>
               </td>
             </tr>
           ))}
         </tbody>
       </table>
+      </div>
+      <h3>Runs</h3>
+      <RunsTable />
       <Pretrain />
     </section>
   );

@@ -52,7 +52,9 @@ function useWidth(ref: React.RefObject<HTMLElement | null>): number {
   return w;
 }
 
-const PAD = { l: 40, r: 10, t: 8, b: 20 };
+const PAD = { l: 44, r: 12, t: 8, b: 22 };
+/** Right margin that holds the reference lines' labels (never under the data). */
+const REF_PAD = 78;
 
 function niceTicks(lo: number, hi: number, n: number): number[] {
   const span = hi - lo || 1;
@@ -64,24 +66,8 @@ function niceTicks(lo: number, hi: number, n: number): number[] {
   return out;
 }
 
-export function LineChart({
-  series, xMax, yMin, yMax, height = 130, refLines = [], yFormat = (v: number) => formatNum(v, 3), testId, empty,
-}: {
-  series: Series[];
-  xMax: number;
-  yMin?: number;
-  yMax?: number;
-  height?: number;
-  refLines?: RefLine[];
-  yFormat?: (v: number) => string;
-  testId?: string;
-  empty?: string;
-}) {
-  const wrap = useRef<HTMLDivElement>(null);
-  const canvas = useRef<HTMLCanvasElement>(null);
-  const width = useWidth(wrap);
-  const [hover, setHover] = useState<{ x: number; step: number } | null>(null);
-
+/** The y range a chart draws: fixed ends, or the data's (from 0 when `fromZero`), with a 5% margin. */
+export function yRange(series: Series[], refLines: RefLine[], yMin?: number, yMax?: number, fromZero = false): [number, number] {
   let lo = yMin ?? Infinity;
   let hi = yMax ?? -Infinity;
   if (yMin === undefined || yMax === undefined) {
@@ -98,11 +84,36 @@ export function LineChart({
     }
     if (!Number.isFinite(lo)) lo = 0;
     if (!Number.isFinite(hi)) hi = 1;
-    if (yMin === undefined) lo = Math.max(0, lo - (hi - lo) * 0.05);
+    if (yMin === undefined) lo = fromZero ? Math.min(0, lo) : Math.max(0, lo - (hi - lo) * 0.05);
     if (yMax === undefined) hi = hi + (hi - lo) * 0.05 || 1;
   }
+  return [lo, hi];
+}
+
+export function LineChart({
+  series, xMax, yMin, yMax, height = 130, refLines = [], yFormat = (v: number) => formatNum(v, 3), testId, empty, fromZero = false,
+}: {
+  /** The y axis starts at 0 (loss: noise is not zoomed into cliffs). */
+  fromZero?: boolean;
+  series: Series[];
+  xMax: number;
+  yMin?: number;
+  yMax?: number;
+  height?: number;
+  refLines?: RefLine[];
+  yFormat?: (v: number) => string;
+  testId?: string;
+  empty?: string;
+}) {
+  const wrap = useRef<HTMLDivElement>(null);
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const width = useWidth(wrap);
+  const [hover, setHover] = useState<{ x: number; step: number } | null>(null);
+
+  const [lo, hi] = yRange(series, refLines, yMin, yMax, fromZero);
   const x1 = Math.max(1, xMax);
-  const plotW = width - PAD.l - PAD.r;
+  const padR = refLines.length ? REF_PAD : PAD.r;
+  const plotW = width - PAD.l - padR;
   const plotH = height - PAD.t - PAD.b;
   const sx = (x: number) => PAD.l + (x / x1) * plotW;
   const sy = (y: number) => PAD.t + (1 - (y - lo) / (hi - lo || 1)) * plotH;
@@ -117,7 +128,7 @@ export function LineChart({
     const g = c.getContext('2d')!;
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, width, height);
-    g.font = '10px system-ui, sans-serif';
+    g.font = '11px system-ui, sans-serif';
     // grid and axes
     g.strokeStyle = '#eef0f4';
     g.fillStyle = '#7a849c';
@@ -128,7 +139,7 @@ export function LineChart({
       const y = Math.round(sy(v)) + 0.5;
       g.beginPath();
       g.moveTo(PAD.l, y);
-      g.lineTo(width - PAD.r, y);
+      g.lineTo(width - padR, y);
       g.stroke();
       g.fillText(yFormat(v), PAD.l - 4, y);
     }
@@ -147,9 +158,13 @@ export function LineChart({
     g.beginPath();
     g.moveTo(PAD.l + 0.5, PAD.t);
     g.lineTo(PAD.l + 0.5, height - PAD.b + 0.5);
-    g.lineTo(width - PAD.r, height - PAD.b + 0.5);
+    g.lineTo(width - padR, height - PAD.b + 0.5);
     g.stroke();
-    // reference lines
+    g.save();
+    g.beginPath();
+    // a little room past the plot so the first and last points are whole
+    g.rect(PAD.l - 4, PAD.t - 4, plotW + 8, plotH + 8);
+    g.clip();
     for (const r of refLines) {
       const y = Math.round(sy(r.y)) + 0.5;
       g.save();
@@ -157,18 +172,10 @@ export function LineChart({
       g.strokeStyle = r.color;
       g.beginPath();
       g.moveTo(PAD.l, y);
-      g.lineTo(width - PAD.r, y);
+      g.lineTo(width - padR, y);
       g.stroke();
       g.restore();
-      g.fillStyle = r.color;
-      g.textAlign = 'right';
-      g.textBaseline = 'bottom';
-      g.fillText(r.label, width - PAD.r - 2, y - 1);
     }
-    g.save();
-    g.beginPath();
-    g.rect(PAD.l, PAD.t - 2, plotW, plotH + 4);
-    g.clip();
     for (const s of series) {
       const n = s.xs.length;
       if (!n) continue;
@@ -229,16 +236,31 @@ export function LineChart({
         g.stroke();
         if (s.kind === 'points') {
           const every = Math.max(1, Math.ceil(n / (plotW / 6)));
-          for (let i = 0; i < n; i += every) {
-            if (!Number.isFinite(s.ys[i])) continue;
+          for (let i = 0; i < n; i++) {
+            // thinned when dense, but the last (final) evaluation is always drawn, larger
+            const last = i === n - 1;
+            if ((i % every !== 0 && !last) || !Number.isFinite(s.ys[i])) continue;
             g.beginPath();
-            g.arc(sx(s.xs[i]), sy(s.ys[i]), 2.6, 0, Math.PI * 2);
+            g.arc(sx(s.xs[i]), sy(s.ys[i]), last ? 3.6 : 2.8, 0, Math.PI * 2);
             g.fill();
+            if (last) {
+              g.strokeStyle = '#fff';
+              g.lineWidth = 1.2;
+              g.stroke();
+              g.strokeStyle = s.color;
+            }
           }
         }
       }
     }
     g.restore();
+    // reference labels in the right margin, never under the data
+    g.textAlign = 'left';
+    g.textBaseline = 'middle';
+    for (const r of refLines) {
+      g.fillStyle = r.color;
+      g.fillText(r.label, width - padR + 5, Math.min(height - PAD.b - 6, Math.max(PAD.t + 6, sy(r.y))));
+    }
     if (hover) {
       g.strokeStyle = 'rgba(29,35,48,0.35)';
       g.beginPath();
@@ -273,7 +295,7 @@ export function LineChart({
         style={{ width, height }}
         onMouseMove={(e) => {
           const r = e.currentTarget.getBoundingClientRect();
-          const x = Math.min(Math.max(e.clientX - r.left, PAD.l), width - PAD.r);
+          const x = Math.min(Math.max(e.clientX - r.left, PAD.l), width - padR);
           setHover({ x, step: ((x - PAD.l) / plotW) * x1 });
         }}
         onMouseLeave={() => setHover(null)}

@@ -1,11 +1,11 @@
 // The run controls across the top, as TensorFlow Playground's: play/pause, one step, reset, the
 // step counter, a progress bar with steps/s and time left, and the run's state or error.
-import { useMemo } from 'react';
-import { validateTopology } from '../../mas/topology';
-import { validateRunConfig } from '../../mas/methods';
-import { runConfigOf } from '../state';
+import { useMemo, useState } from 'react';
+import { stateOfRunConfig } from '../state';
+import type { RunProgress } from '../../worker/api';
 import { isTrainedMethod, useApp, useCompare, useEnv, useLibrary, useRun } from '../store';
-import { formatDuration, formatNum } from '../format';
+import { formatDate, formatDuration, formatNum } from '../format';
+import { setupVerdict } from '../verdict';
 
 /** A message with the engine's technical tail (the kernels in flight) folded away. */
 export function ErrorText({ text }: { text: string }) {
@@ -32,21 +32,27 @@ export function RunBar() {
   const pretraining = useLibrary((s) => s.pretrain.running);
   const comparing = useCompare((s) => s.running);
 
+  const [confirmReset, setConfirmReset] = useState(false);
   const blockers = useMemo(() => {
     const out: string[] = [];
-    try {
-      validateRunConfig(runConfigOf(app));
-    } catch (e) {
-      const msg = (e as Error).message.replace(/^run config: /, '');
-      out.push(validateTopology(app.topology).length ? 'the topology is not valid (see the editor)' : msg);
-    }
+    const verdict = setupVerdict(app);
+    if (verdict.reason) out.push(`the ${verdict.kind === 'topology' ? 'topology' : 'setup'} cannot run: ${verdict.reason} (see Agents and messages)`);
+    if (run.viewing) out.push('a stored run is open (close it to train)');
     if (libraryLoaded && !models.some((m) => m.id === app.model)) out.push(`the base model '${app.model}' is not in the library`);
     if (pretraining) out.push('a base model is being pretrained');
     if (comparing) out.push('a comparison is running');
     return out;
-  }, [app, models, libraryLoaded, pretraining, comparing]);
+  }, [app, models, libraryLoaded, pretraining, comparing, run.viewing]);
 
-  const p = run.progress;
+  // a stored run opened read-only: its own figures (the live run's controls stay as they are)
+  const v = run.viewing;
+  const lastEval = v ? [...v.curves.evals].reverse().find((e) => e.accuracy !== null) : undefined;
+  const p: RunProgress | null = v
+    ? {
+        state: 'done', step: v.stepsDone, totalSteps: v.config.steps, loss: v.curves.loss[v.curves.loss.length - 1] ?? NaN, heldoutLoss: lastEval?.loss ?? null,
+        heldoutAccuracy: lastEval?.accuracy ?? null, tokensPerSecond: 0, stepsPerSecond: 0, elapsedSeconds: v.trainSeconds,
+      }
+    : run.progress;
   const total = p?.totalSteps ?? app.steps;
   const step = p?.step ?? 0;
   const frac = total > 0 ? Math.min(1, step / total) : 0;
@@ -61,9 +67,13 @@ export function RunBar() {
       <div className="runbar-buttons">
         <button
           className="round reset"
-          title="Reset: drop the run's adapters; the next start begins from the seed"
+          title="Reset: drop the run's adapters; the next start begins from the seed (the run's record stays in the library)"
           aria-label="Reset"
-          onClick={() => void run.reset()}
+          onClick={() => {
+            // a run with steps taken is discarded only after a confirmation
+            if (run.history.steps.length > 0 || run.state === 'running' || run.state === 'paused') setConfirmReset(true);
+            else void run.reset();
+          }}
           disabled={run.state === 'idle'}
         >
           ⟲
@@ -100,8 +110,8 @@ export function RunBar() {
             {String(step).padStart(4, '0')}
           </span>
           <span className="muted">{isTrainedMethod(run.config?.method ?? app.method) ? `/ ${total}` : 'evaluation only (training-free method)'}</span>
-          <span className={`state-chip ${run.starting ? 'starting' : run.state}`} data-testid="run-state" title={run.starting ? 'building the agents and looking at them before training' : undefined}>
-            {run.starting && run.state === 'running' ? 'starting' : run.state}
+          <span className={`state-chip ${v ? v.status : run.starting ? 'starting' : run.state}`} data-testid={v ? 'view-state' : 'run-state'} title={run.starting ? 'building the agents and looking at them before training' : undefined}>
+            {v ? `stored · ${v.status}` : run.starting && run.state === 'running' ? 'starting' : run.state}
           </span>
         </div>
         <div className="bar" role="progressbar" aria-valuemin={0} aria-valuemax={total} aria-valuenow={step} aria-label="Training progress">
@@ -129,6 +139,17 @@ export function RunBar() {
         </div>
       </div>
       <div className="runbar-side">
+        {confirmReset && run.state !== 'idle' && (
+          <div className="confirm-box small" role="alertdialog" aria-label="Discard this run?" data-testid="reset-confirm">
+            Discard this run{run.history.steps.length ? ` (${run.history.steps.length} steps)` : ''}? Its adapters are dropped unless saved; its record stays under Runs.{' '}
+            <button type="button" className="btn tiny danger" onClick={() => { setConfirmReset(false); void run.reset(); }}>
+              Reset
+            </button>{' '}
+            <button type="button" className="btn tiny" onClick={() => setConfirmReset(false)}>
+              Cancel
+            </button>
+          </div>
+        )}
         {!run.message && !canStart && run.state === 'idle' && envOk && blockers.length > 0 && (
           <div className="muted small" data-testid="run-blockers">
             Cannot train yet: {blockers.join('; ')}.
@@ -140,6 +161,20 @@ export function RunBar() {
           </div>
         )}
       </div>
+      {run.viewing && (
+        <div className="runbar-message notice compact view-banner" role="status" data-testid="view-banner">
+          <span>
+            Viewing the stored run <b>{run.viewing.name}</b> ({run.viewing.status}, {run.viewing.stepsDone} steps, {formatDate(run.viewing.createdAt)}): read-only.
+            {run.viewing.message ? ` ${run.viewing.message}.` : ''}
+          </span>
+          <button type="button" className="btn tiny" onClick={() => { const v = run.viewing!; useApp.getState().replace(stateOfRunConfig(app, v.config)); }} title="Put this run's setup in the page (the link too)">
+            Load its setup
+          </button>
+          <button type="button" className="btn tiny" onClick={run.closeView} data-testid="close-view">
+            Close
+          </button>
+        </div>
+      )}
       {run.message && (
         <div className={`runbar-message ${run.state === 'error' ? 'alert' : 'notice'} compact`} role={run.state === 'error' ? 'alert' : 'status'} data-testid="run-message">
           <ErrorText text={run.message} />

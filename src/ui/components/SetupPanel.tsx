@@ -9,7 +9,10 @@ import { isTrainedMethod, useApp, useLibrary, useRun } from '../store';
 import { NumberField, SelectField } from './fields';
 
 export const METHOD_INFO: Record<MethodName, { label: string; about: string }> = {
-  single: { label: 'single agent', about: 'The final agent alone, with only its own part: the floor (chance).' },
+  single: {
+    label: 'single agent',
+    about: 'The final agent alone, with only its own part and no messages: no information about the answer reaches it. Its best is a guess (chance); a base that was never trained to guess may score 0, answering out of format (see validity).',
+  },
   skyline: { label: 'skyline (one context)', about: 'One context holding every part: the ceiling no messaging can beat.' },
   text: { label: 'text MAS', about: 'Senders decode a text message (greedy, token budget) that is added to the receiver’s prompt.' },
   latentmas: { label: 'LatentMAS (latent only)', about: 'Training-free: the receiver attends over the K/V of the sender’s latent steps.' },

@@ -15,6 +15,7 @@ import {
 import { makeTask, type Task } from '../../tasks/tasks';
 import type { MethodName } from '../../worker/api';
 import { defaultTopology } from '../state';
+import { setupVerdict } from '../verdict';
 import { useApp, useRun } from '../store';
 
 interface AgentData extends Record<string, unknown> {
@@ -73,7 +74,8 @@ function autoLayout(t: Topology): Map<string, { x: number; y: number }> {
   const maxRows = Math.max(...[...cols.values()].map((c) => c.length), 1);
   const out = new Map<string, { x: number; y: number }>();
   for (const [d, col] of cols) {
-    col.forEach((id, i) => out.set(id, { x: d * 200, y: (i - (col.length - 1) / 2) * 86 + ((maxRows - 1) / 2) * 86 }));
+    // columns far enough apart that an edge's label fits between two nodes
+    col.forEach((id, i) => out.set(id, { x: d * 250, y: (i - (col.length - 1) / 2) * 80 + ((maxRows - 1) / 2) * 80 }));
   }
   return out;
 }
@@ -81,7 +83,7 @@ function autoLayout(t: Topology): Map<string, { x: number; y: number }> {
 function messageLabel(method: MethodName, sender: Agent, textBudget: number): string {
   if (method === 'single' || method === 'skyline') return '';
   if (method === 'text') return `text ≤${textBudget}`;
-  return method.endsWith('-full') ? `prompt + z×${sender.latentSteps}` : `z×${sender.latentSteps}`;
+  return method.endsWith('-full') ? `prompt+z×${sender.latentSteps}` : `z×${sender.latentSteps}`;
 }
 
 function freshId(t: Topology): string {
@@ -95,6 +97,8 @@ function Graph({ locked }: { locked: boolean }) {
   const t = s.topology;
   const task = useMemo(() => makeTask(s.task, s.difficulty), [s.task, s.difficulty]);
   const problems = useMemo(() => validateTopology(t, { parts: task.roles.length }), [t, task]);
+  // the run's own verdict (method and task included), the same one the run bar uses
+  const verdict = useMemo(() => setupVerdict(s), [s]);
   const badAgents = useMemo(() => new Set(problems.flatMap((p) => p.agents)), [problems]);
   const cycleAgents = useMemo(() => new Set(problems.filter((p) => p.kind === 'cycle').flatMap((p) => p.agents)), [problems]);
   const [selected, setSelected] = useState<string | null>(null);
@@ -107,12 +111,16 @@ function Graph({ locked }: { locked: boolean }) {
   const idSet = t.agents.map((a) => a.id).join(',');
   useEffect(() => {
     setMoved({});
-    const h = setTimeout(() => void flow.fitView({ padding: 0.25, maxZoom: 1.1, duration: 0 }), 30);
+  }, [idSet]);
+  // refit whenever the graph's shape changes (a new edge can move a node to another column)
+  useEffect(() => {
+    const h = setTimeout(() => void flow.fitView({ padding: 0.2, maxZoom: 1.1, duration: 0 }), 30);
     return () => clearTimeout(h);
-  }, [idSet, flow]);
+  }, [shape, flow]);
   useEffect(() => {
     if (selected && !t.agents.some((a) => a.id === selected)) setSelected(null);
-  }, [t, selected]);
+    if (selectedEdge && !t.edges.some(([f, to]) => `${f}->${to}` === selectedEdge)) setSelectedEdge(null);
+  }, [t, selected, selectedEdge]);
 
   const setTopology = (next: Topology) => set({ topology: next });
 
@@ -139,8 +147,9 @@ function Graph({ locked }: { locked: boolean }) {
       deletable: !locked,
       animated: running,
       label: sender ? messageLabel(s.method, sender, s.textBudget) : '',
-      labelStyle: { fontSize: 10, fill: '#495057' },
+      labelStyle: { fontSize: 11, fill: '#343a40' },
       labelBgStyle: { fill: '#fff' },
+      labelBgPadding: [3, 2] as [number, number],
       style: { stroke: color, strokeWidth: bad || id === selectedEdge ? 2.2 : 1.6 },
       markerEnd: { type: MarkerType.ArrowClosed, color, width: 16, height: 16 },
     };
@@ -169,7 +178,10 @@ function Graph({ locked }: { locked: boolean }) {
         } else setSelectedEdge((cur) => (cur === c.id ? null : cur));
       } else if (c.type === 'remove' && !locked) removed.add(c.id);
     }
-    if (removed.size) setTopology({ ...t, edges: t.edges.filter(([f, to]) => !removed.has(`${f}->${to}`)) });
+    if (removed.size) {
+      setTopology({ ...t, edges: t.edges.filter(([f, to]) => !removed.has(`${f}->${to}`)) });
+      setSelectedEdge((cur) => (cur && removed.has(cur) ? null : cur));
+    }
   };
   const onConnect = (c: Connection) => {
     if (locked || !c.source || !c.target) return;
@@ -266,20 +278,24 @@ function Graph({ locked }: { locked: boolean }) {
           nodesConnectable={!locked}
           deleteKeyCode={locked ? null : ['Delete', 'Backspace']}
           fitView
-          fitViewOptions={{ padding: 0.25, maxZoom: 1.1 }}
+          fitViewOptions={{ padding: 0.2, maxZoom: 1.1 }}
           minZoom={0.3}
           maxZoom={2}
           proOptions={{ hideAttribution: true }}
         >
           <Background gap={16} size={1} color="#e3e7ef" />
         </ReactFlow>
-        <div className="topo-hint muted small">drag from a node’s right dot to another node to send it messages · select + Delete removes</div>
       </div>
+      <div className="topo-hint muted small">drag from a node’s right dot to another node to send it messages · select + Delete removes</div>
       <div className="topo-status" data-testid="topology-status">
-        {problems.length === 0 ? (
+        {problems.length === 0 && !verdict.reason ? (
           <span className="ok small">
             ✓ valid: {t.agents.length} agent{t.agents.length === 1 ? '' : 's'}, {t.edges.length} message{t.edges.length === 1 ? '' : 's'}
             {(s.method === 'single' || s.method === 'skyline') && <span className="muted"> (the {s.method} method ignores the edges)</span>}
+          </span>
+        ) : problems.length === 0 ? (
+          <span className="bad small" role="alert" data-testid="setup-verdict">
+            ✗ cannot run: {verdict.reason}
           </span>
         ) : (
           <ul className="problems" role="alert" data-testid="topology-problems">
@@ -322,8 +338,12 @@ function AgentForm({
 }) {
   const [name, setName] = useState(agent.name);
   const [steps, setSteps] = useState(String(agent.latentSteps));
+  // the form follows the agent when it changes elsewhere (a link opened in this tab, the graph)
+  useEffect(() => setName(agent.name), [agent.name]);
+  useEffect(() => setSteps(String(agent.latentSteps)), [agent.latentSteps]);
   const others = topology.agents.filter((a) => a.id !== agent.id);
-  const stepsBad = !/^\d+$/.test(steps) || Number(steps) > MAX_LATENT_STEPS;
+  const stepsWhole = /^\d+$/.test(steps);
+  const stepsBad = !stepsWhole || Number(steps) > MAX_LATENT_STEPS;
   return (
     <div className="agent-form" data-testid="agent-form" aria-label={`Agent ${agent.name}`}>
       <div className="field">
@@ -367,11 +387,14 @@ function AgentForm({
           value={steps}
           disabled={locked}
           aria-invalid={stepsBad || undefined}
+          data-testid="agent-steps"
           onChange={(e) => {
             setSteps(e.target.value);
-            if (/^\d+$/.test(e.target.value) && Number(e.target.value) <= MAX_LATENT_STEPS) onChange({ latentSteps: Number(e.target.value) });
+            // any whole number goes to the graph (the node shows it, the verdict names the limit and blocks the run)
+            if (/^\d+$/.test(e.target.value) && Number(e.target.value) <= 100000) onChange({ latentSteps: Number(e.target.value) });
           }}
         />
+        {stepsBad && <span className="field-error" data-testid="agent-steps-error">{stepsWhole ? `at most ${MAX_LATENT_STEPS}` : 'a whole number 0..' + MAX_LATENT_STEPS}</span>}
       </div>
       <div className="field narrow">
         <label htmlFor="agent-adapter">Adapter</label>
