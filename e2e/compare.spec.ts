@@ -1,6 +1,8 @@
 // Compare: several methods on the same task and seeds, run from the page; the results table and the
 // chart with intervals.
+import { readFileSync } from 'node:fs';
 import { expect, test } from '@playwright/test';
+import { readExperimentReport } from '../src/storage/report';
 import { ready, shot, smallLink } from './helpers';
 
 test('compare two methods over two seeds: table, chart with intervals, findings', async ({ page }) => {
@@ -17,4 +19,17 @@ test('compare two methods over two seeds: table, chart with intervals, findings'
   await expect(page.getByTestId('compare-chart').locator('circle')).toHaveCount(4 + 2);
   await results.scrollIntoViewIfNeeded();
   await shot(page, 'compare');
+  // the JSON is the report `experiment --json` writes (one reader), with the page's args beside the request's
+  const [d] = await Promise.all([page.waitForEvent('download'), page.getByTestId('compare-json').click()]);
+  const report = readExperimentReport(readFileSync(await d.path(), 'utf8'));
+  expect(report.args).toMatchObject({ task: 'lookup', methods: ['single', 'latentmas'], seeds: [1, 2], source: 'page', model: 'builtin:tiny' });
+  expect(report.summary).toHaveLength(4);
+  // the comparison is a record: after a reload it opens again from the Runs list
+  await page.reload();
+  await ready(page);
+  const row = page.getByTestId('run-row').filter({ hasText: 'compare lookup d1' });
+  await expect(row).toContainText('done');
+  await row.getByTestId('open-run').click();
+  await expect(page.getByTestId('compare-shown')).toContainText('the stored comparison');
+  await expect(page.getByTestId('compare-chart').locator('circle')).toHaveCount(4 + 2);
 });

@@ -24,6 +24,10 @@ test('without WebGPU the page says so plainly and explains how to enable it', as
     const alert = page.getByTestId('no-webgpu');
     await expect(alert).toContainText('WebGPU is not available');
     await expect(alert).toContainText('--enable-unsafe-webgpu');
+    // a fresh profile without WebGPU: IndexedDB works (the panel is mounted again at the top: one check, not two racing)
+    await expect(page.getByTestId('storage-status')).toContainText('✓ read back');
+    await page.reload();
+    await expect(page.getByTestId('storage-status')).toContainText('✓ read back');
     await page.screenshot({ path: 'e2e/screenshots/no-webgpu.png', fullPage: true });
   } finally {
     await browser.close();

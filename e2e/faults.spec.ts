@@ -116,6 +116,8 @@ test('a diverging run (NaN loss) and a lost GPU device stop the run with a messa
   await page.getByRole('button', { name: 'Step' }).click();
   await expect(counter).toHaveText(String(at + 1).padStart(4, '0'), { timeout: 60_000 });
   await expect(state).toHaveText('paused');
-  await page.getByRole('button', { name: 'Reset' }).click();
+  // a run with steps taken is discarded only after a confirmation
+  await page.getByRole('button', { name: 'Reset', exact: true }).click();
+  await page.getByTestId('reset-confirm').getByRole('button', { name: 'Reset' }).click();
   await expect(state).toHaveText('idle');
 });

@@ -38,3 +38,21 @@ export async function shotFull(page: Page, name: string): Promise<void> {
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: `e2e/screenshots/${name}.png`, fullPage: true });
 }
+
+/** Screenshots of the current state at 1280x800 and at 1600x1000 (the sizes the page is checked at); the viewport is put back. */
+export async function shotBoth(page: Page, name: string, scrollTo?: string): Promise<void> {
+  const size = page.viewportSize() ?? { width: 1280, height: 800 };
+  for (const [w, h] of [[1280, 800], [1600, 1000]] as const) {
+    await page.setViewportSize({ width: w, height: h });
+    await page.waitForTimeout(300);
+    if (scrollTo) await page.getByTestId(scrollTo).first().scrollIntoViewIfNeeded();
+    await page.screenshot({ path: `e2e/screenshots/${name}-${w}x${h}.png`, fullPage: false });
+  }
+  await page.setViewportSize(size);
+}
+
+/** Trains the link's run to the end from the Train button. */
+export async function trainToEnd(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Train' }).click();
+  await expect(page.getByTestId('run-state')).toHaveText('done', { timeout: 240_000 });
+}

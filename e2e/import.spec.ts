@@ -3,7 +3,7 @@
 // and change nothing stored.
 import { readFileSync } from 'node:fs';
 import { expect, test, type Page } from '@playwright/test';
-import { validateConfig, type LlamaConfig } from '../src/storage/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, validateConfig, type LlamaConfig } from '../src/storage/checkpoint';
 import { encodeAdapter, expectedAdapterTensors, type LoraAdapterConfig } from '../src/storage/peft';
 import { zipStore } from '../src/storage/zip';
 import { ready, shot, smallLink } from './helpers';
@@ -92,7 +92,14 @@ test('bad files show what is wrong and change nothing; good ones are stored', as
   );
   await expect(page.getByTestId('library-notice')).toContainText("Imported adapter");
   await expect(page.getByTestId('adapter-row')).toHaveCount(before.adapters + 1);
+  // the shipped tiny model itself is already there: said, not duplicated
   await importFile(page, 'my-tiny.zip', Buffer.from(zipStore(new Map(tinyFiles))), 'application/zip');
+  await expect(error).toContainText("This base model is already in the library as 'tiny (shipped)'");
+  expect((await counts(page)).models).toBe(before.models);
+  // a checkpoint with other weights is stored
+  const ck = decodeCheckpoint(new Map(tinyFiles));
+  ck.tensors.get('model.norm.weight')![0] += 0.5;
+  await importFile(page, 'my-tiny.zip', Buffer.from(zipStore(encodeCheckpoint(ck))), 'application/zip');
   await expect(page.getByTestId('library-notice')).toContainText("Imported base model 'my-tiny'");
   expect((await counts(page)).models).toBe(before.models + 1);
 });

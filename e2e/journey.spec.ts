@@ -38,6 +38,7 @@ test('first visit -> train -> curves and heatmap -> save -> reload -> export as 
   expect(await canvasColours(page, 'heatmap-now-canvas')).toBeGreaterThan(8);
   await expect(page.getByTestId('agents-io')).toContainText('tbl:');
   // hovering a cell names its value and the two tokens
+  await page.getByTestId('heatmap-now-canvas').scrollIntoViewIfNeeded();
   const box = (await page.getByTestId('heatmap-now-canvas').boundingBox())!;
   await page.mouse.move(box.x + box.width - 20, box.y + 45);
   await expect(page.locator('.heatmap-tip').last()).toContainText('attention');

@@ -107,5 +107,9 @@ test('invalid graphs are shown as such and cannot be run; the editor fixes them'
   await page.mouse.move(to.x + to.width / 2 - 30, to.y + to.height / 2, { steps: 8 });
   await page.mouse.move(to.x + to.width / 2, to.y + to.height / 2, { steps: 4 });
   await page.mouse.up();
-  await expect(page.getByTestId('topology-status')).toContainText('valid: 2 agents, 1 message');
+  // connected (no agent is cut off any more); the graph is sound, but with nobody holding the table
+  // DiffMAS cannot run it: the editor says so itself, one verdict with the run bar's reason
+  await expect(page.getByTestId('topology-problems')).toHaveCount(0);
+  await expect(page.getByTestId('topology-status')).toContainText('cannot run: topology does not fit task lookup: no agent holds part 0 (table)');
+  await expect(page.getByRole('button', { name: 'Train' })).toBeDisabled();
 });
