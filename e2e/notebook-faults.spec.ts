@@ -244,5 +244,7 @@ test('a base whose forward pass gives non-finite logits stops an evaluation with
   await expect(msg).toContainText('non-finite logits');
   await expect(msg).toContainText('in the heldout evaluation of single, episode 0');
   await expect(page.getByTestId('last-acc')).toHaveText('—');
+  // the run's record says so too (the error arrives after the run's promise settled)
+  await expect(page.getByTestId('run-row').first()).toContainText('error');
   await shotBoth(page, 'non-finite');
 });

@@ -268,6 +268,8 @@ export const useRun = create<RunStore>((setState, getState) => {
     }
     setState(patch);
     bump();
+    // an error can be reported after the run's promise settled (a lost device is looked for a moment later): the record follows
+    if (p.state === 'error' && getState().recordId && !getState().starting) void persist();
   };
 
   const recordOf = (): RunRecord | null => {
