@@ -13,8 +13,8 @@ if [ -z "${VK_ICD_FILENAMES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia*.json >
 fi
 only=${1:-all}
 if [ "$only" = all ] || [ "$only" = tiny ]; then
-  npm run -s pretrain -- --preset tiny --steps 6000 --batch 32 --lr 0.003 --seed 1 --out public/models/tiny --force --log-every 250
+  npm run -s pretrain -- --preset tiny --steps 10000 --batch 32 --lr 0.003 --seed 1 --out public/models/tiny --force --log-every 250
 fi
 if [ "$only" = all ] || [ "$only" = toy ]; then
-  npm run -s pretrain -- --preset toy --steps 8000 --batch 32 --lr 0.003 --seed 1 --out public/models/toy --force --log-every 250
+  npm run -s pretrain -- --preset toy --steps 10000 --batch 32 --lr 0.003 --seed 1 --out public/models/toy --force --log-every 250
 fi

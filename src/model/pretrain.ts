@@ -56,7 +56,9 @@ export const DEFAULT_RECIPE: Readonly<PretrainRecipe> = Object.freeze({
   maskRandom: true,
   buckets: 'auto',
   probe: ['lookup:1', 'lookup:2', 'lookup:3', 'relay:1', 'relay:2', 'arith:1'],
-  weightDecay: 0.01,
+  // arith's held-out sums are pairs of digits never seen together: decay is what makes the model
+  // generalise them rather than memorise the train pairs (0.01: 0.74 at 8000 steps; 0.2: 0.90 at 6000)
+  weightDecay: 0.2,
 });
 
 /** The CI-sized base learns lookup (the CI experiment's task) and relay. */
@@ -66,6 +68,7 @@ export const TINY_RECIPE: Readonly<PretrainRecipe> = Object.freeze({
   difficulties: [1, 2, 3],
   weights: { 'lookup:1': 1, 'lookup:2': 1, 'lookup:3': 1, 'relay:1': 0.3, 'relay:2': 0.3, 'relay:3': 0.3 },
   probe: ['lookup:1', 'lookup:2', 'lookup:3', 'relay:1', 'relay:2'],
+  weightDecay: 0.01,
 });
 
 /** The recipe each model preset is pretrained with unless told otherwise. */
