@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every run behind bench/EXPERIMENT.md, in order; each writes bench/results/<name>.json (and a .log,
-# not kept in git). Re-running a line reproduces its numbers (seeded; --resume skips the (method,
+# not kept in git). Re-running a line reproduces its numbers (seeded; --resume keeps the (method,
 # seed) pairs a JSON already holds, so an interrupted run continues where it stopped).
-# On a CPU-only machine it uses lavapipe (../shared/lavapipe.sh or scripts/lavapipe.sh).
+#   bash bench/experiments.sh [grid|main|budget|ci|all]      (default all)
+# On a CPU-only machine it uses lavapipe (scripts/lavapipe.sh); with a GPU, Vulkan finds it.
+# Then: node bench/grid.mjs bench/results/toy-*-d?.json; node bench/budget.mjs --out bench bench/results/toy-*-budget-*.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VK_ICD_FILENAMES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia*.json >/dev/null 2>&1; then
@@ -17,17 +19,24 @@ run() { # name, then the experiment's arguments
 only=${1:-all}
 want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 
-# 1. the main table: the default toy base, split-key lookup, every method, 3 seeds
-want main && run toy-lookup-d1 --task lookup --difficulty 1 --seeds 3
-# 2. the CI preset (tiny base; tests/experiment.test.ts checks this ordering), the untrained methods
-#    beside it (the full-trace and detached rows are in the main table)
-want tiny && run tiny-lookup-d1 --preset tiny --task lookup --difficulty 1 --methods single,skyline,text,latentmas,diffmas --seeds 3
-# 3. message budget (tiny): m latent steps for the latent channels, token budget for text
+# 1. the grid: the default toy base, every task setting the bases were made for, every method,
+#    3 seeds, 512 episodes per split, the four controls (shuffle, zero, noise, rotate)
+if want grid; then
+  for s in lookup:1 lookup:2 lookup:3 relay:1 relay:2 arith:1; do
+    run "toy-${s%:*}-d${s#*:}" --task "${s%:*}" --difficulty "${s#*:}" --seeds 3
+  done
+fi
+# 2. the main table: the grid's lookup d3 setting with 5 seeds (resumes the grid's report: seeds 1-3 are kept)
+want main && run toy-lookup-d3 --task lookup --difficulty 3 --seeds 5
+# 3. the budget curve: accuracy against message size on lookup d3 and relay d2; text at B tokens,
+#    the latent channels at m latent steps per sender (m = 4 and B = 16 are the grid's own runs)
 if want budget; then
-  for m in 1 8; do run "tiny-lookup-d1-m$m" --preset tiny --methods latentmas,diffmas --latent-steps "$m" --seeds 3; done
-  for b in 2 4; do run "tiny-lookup-d1-text$b" --preset tiny --methods text --text-budget "$b" --seeds 3; done
+  for s in lookup:3 relay:2; do
+    t=${s%:*}; d=${s#*:}
+    for b in 1 2 4 8; do run "toy-$t-d$d-budget-text$b" --task "$t" --difficulty "$d" --methods text --text-budget "$b" --seeds 3; done
+    for m in 1 2 8; do run "toy-$t-d$d-budget-m$m" --task "$t" --difficulty "$d" --methods latentmas,diffmas --latent-steps "$m" --seeds 3; done
+  done
 fi
-# 4. difficulty knob (tiny): tables of 3 and 4 entries
-if want difficulty; then
-  for d in 2 3; do run "tiny-lookup-d$d" --preset tiny --methods single,skyline,text,latentmas,diffmas --difficulty "$d" --seeds 3; done
-fi
+# 4. the CI preset (tiny base; tests/experiment.test.ts checks this ordering)
+want ci && run tiny-lookup-d1 --preset tiny --task lookup --difficulty 1 --methods single,skyline,text,latentmas,diffmas --seeds 3
+exit 0
