@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { initWeights } from '../src/model/model';
 import { toLlamaConfig } from '../src/model/pretrain';
 import type { ModelConfig } from '../src/model/config';
-import { defaultTokenizer } from '../src/tasks/tokenizer';
+import { defaultTokenizer } from '../src/tokenizers/char';
 import { makeTask, sampleEpisodes } from '../src/tasks/tasks';
 import { deriveSeed } from '../src/tasks/rng';
 import type { BaseModel } from '../src/mas/types';

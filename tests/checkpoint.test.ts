@@ -96,7 +96,7 @@ describe('config.json validation', () => {
   });
 
   const bad: [string, Record<string, unknown>, RegExp][] = [
-    ['hidden_size not divisible by heads', { hidden_size: 10, num_attention_heads: 4 }, /hidden_size 10 is not divisible by num_attention_heads 4/],
+    ['hidden_size not divisible by heads (no head_dim)', { hidden_size: 10, num_attention_heads: 4, head_dim: undefined }, /hidden_size 10 is not divisible by num_attention_heads 4 \(and no head_dim is given\)/],
     ['heads not divisible by kv heads', { num_attention_heads: 4, num_key_value_heads: 3, hidden_size: 16 }, /num_attention_heads 4 is not divisible by num_key_value_heads 3/],
     ['a zero size', { intermediate_size: 0 }, /intermediate_size must be an integer >= 1, got 0/],
     ['a negative size', { vocab_size: -5 }, /vocab_size must be an integer >= 1, got -5/],
@@ -107,7 +107,10 @@ describe('config.json validation', () => {
     ['a non-boolean tie_word_embeddings', { tie_word_embeddings: 'yes' }, /tie_word_embeddings must be true or false, got "yes"/],
     ['a token id beyond the vocabulary', { eos_token_id: 11 }, /eos_token_id must be a token id or a list of token ids in \[0, 11\) or null, got 11/],
     ['rope scaling', { rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling .*llama3.* is not supported/],
-    ['a bias', { attention_bias: true }, /attention_bias true is not supported/],
+    ['a non-boolean bias switch', { attention_bias: 'yes' }, /attention_bias must be true or false, got "yes"/],
+    ['an MLP bias on Qwen3', { model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], mlp_bias: true }, /mlp_bias true is not a Qwen3 setting/],
+    ['a sliding window', { model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], use_sliding_window: true }, /use_sliding_window true is not supported/],
+    ['an architecture that does not match model_type', { model_type: 'qwen2' }, /describes LlamaForCausalLM \(model_type "qwen2"\)/],
     ['another activation', { hidden_act: 'gelu' }, /hidden_act "gelu" is not supported/],
   ];
   for (const [what, patch, message] of bad) {
@@ -231,7 +234,15 @@ describe('checkpoint files', () => {
 describe('checkpoint decoder refuses what does not load, with a message a user can act on', () => {
   const good = () => encodeCheckpoint({ config: CONFIG, tensors: randomTensors(CONFIG), tokenizer: TOKENIZER });
 
-  for (const missing of ['config.json', 'model.safetensors', 'tokenizer.json']) {
+  it('no tokenizer.json: the checkpoint loads without one (token ids need none)', () => {
+    const files = good();
+    files.delete('tokenizer.json');
+    const ck = decodeCheckpoint(files);
+    expect(ck.tokenizer).toBeNull();
+    expect(ck.tensors.size).toBe(expectedTensors(CONFIG).size);
+  });
+
+  for (const missing of ['config.json', 'model.safetensors']) {
     it(`a missing ${missing}`, () => {
       const files = good();
       files.delete(missing);
@@ -247,7 +258,7 @@ describe('checkpoint decoder refuses what does not load, with a message a user c
     const files = good();
     files.set('config.json', json(gpt2));
     expect(() => decodeCheckpoint(files)).toThrow(
-      /config.json describes GPT2LMHeadModel \(model_type "gpt2"\), not a Llama causal LM: only checkpoints with architectures \["LlamaForCausalLM"\]/,
+      /config.json describes GPT2LMHeadModel \(model_type "gpt2"\), not a causal LM this engine runs: only architectures \["LlamaForCausalLM"\] with model_type "llama", architectures \["Qwen2ForCausalLM"\]/,
     );
     files.set('config.json', json({ ...CONFIG, architectures: ['LlamaForSequenceClassification'] }));
     expect(() => decodeCheckpoint(files)).toThrow(/describes LlamaForSequenceClassification/);

@@ -3,7 +3,7 @@ import {
   BucketedBatches, CORPUS_KINDS, Corpus, DEFAULT_QUIZ, IGNORE_INDEX, encodeSegments, requiredSeqLen, unigramEntropy, type CorpusKind,
 } from '../src/tasks/corpus';
 import { TASK_NAMES, makeTask, splitOfKey, type TaskName } from '../src/tasks/tasks';
-import { defaultTokenizer } from '../src/tasks/tokenizer';
+import { defaultTokenizer } from '../src/tokenizers/char';
 
 const ALL = [...TASK_NAMES];
 

@@ -15,7 +15,7 @@ import { formatControls, runExperiment } from '../src/mas/experiment';
 import { presetForTask } from '../src/mas/topology';
 import { Rng } from '../src/tasks/rng';
 import { makeTask } from '../src/tasks/tasks';
-import { defaultTokenizer } from '../src/tasks/tokenizer';
+import { defaultTokenizer } from '../src/tokenizers/char';
 import type { BaseModel } from '../src/mas/types';
 import type { MethodName, RunConfig } from '../src/worker/api';
 import { testGpu } from './helpers';

@@ -7,7 +7,7 @@ import { initWeights } from '../src/model/model';
 import { toLlamaConfig } from '../src/model/pretrain';
 import type { ModelConfig } from '../src/model/config';
 import { decodeAdapter, encodeAdapter, loraKey } from '../src/storage/peft';
-import { defaultTokenizer } from '../src/tasks/tokenizer';
+import { defaultTokenizer } from '../src/tokenizers/char';
 import { formatPrompt, makeTask } from '../src/tasks/tasks';
 import { METHODS, type MethodName, type RunConfig, type RunProgress } from '../src/worker/api';
 import type { BaseModel } from '../src/mas/types';

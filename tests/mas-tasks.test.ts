@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { initWeights } from '../src/model/model';
 import { toLlamaConfig } from '../src/model/pretrain';
 import type { ModelConfig } from '../src/model/config';
-import { defaultTokenizer, EOS } from '../src/tasks/tokenizer';
+import { defaultTokenizer, EOS } from '../src/tokenizers/char';
 import { formatPrompt, formatSkyline, formatTarget, makeTask, sampleEpisodes, TASK_NAMES, type Split, type TaskName } from '../src/tasks/tasks';
 import { METHODS, type MethodName, type RunConfig, type RunProgress } from '../src/worker/api';
 import type { BaseModel } from '../src/mas/types';

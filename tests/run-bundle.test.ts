@@ -2,6 +2,7 @@
 // the reader accepts; what it carries is what the run read (the first training batch with the
 // initial adapters gives the run's first loss in the float64 reference, the episodes are the
 // evaluation's prompts); the reader refuses a damaged bundle naming the file and line.
+import { CHAR_RENDERING } from '../src/tasks/render';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -153,7 +154,7 @@ describe('run bundle', () => {
     const eps = evalEpisodes(task, b.json.config, 'ood');
     expect(b.episodes.ood!.map((e) => e.key)).toEqual(eps.map((e) => e.key));
     const e0 = b.episodes.ood![0];
-    expect(e0.agents.map((a) => a.prompt)).toEqual(plan.map((pa) => promptText(eps[0], pa, spec)));
+    expect(e0.agents.map((a) => a.prompt)).toEqual(plan.map((pa) => promptText(CHAR_RENDERING, eps[0], pa, spec)));
     expect(e0.answer).toBe(eps[0].answer);
     // initial = trained when no step was taken
     expect(b.json.training.stepsDone).toBe(0);

@@ -18,7 +18,7 @@ import {
   type Split,
   type TaskName,
 } from '../src/tasks/tasks';
-import { defaultTokenizer } from '../src/tasks/tokenizer';
+import { defaultTokenizer } from '../src/tokenizers/char';
 
 describe('rng', () => {
   it('is deterministic per seed and differs between seeds', () => {

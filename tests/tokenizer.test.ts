@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CharTokenizer, DEFAULT_CHARS, defaultTokenizer } from '../src/tasks/tokenizer';
+import { CharTokenizer, DEFAULT_CHARS, defaultTokenizer } from '../src/tokenizers/char';
 import { TASK_NAMES, formatPrompt, formatSkyline, formatTarget, makeTask, sampleEpisodes } from '../src/tasks/tasks';
 
 describe('CharTokenizer', () => {

@@ -9,7 +9,7 @@ import type { Gpu } from '../gpu/runtime';
 import { presetConfig } from '../model/config';
 import { initWeights } from '../model/model';
 import { toLlamaConfig } from '../model/pretrain';
-import { defaultTokenizer } from '../tasks/tokenizer';
+import { defaultTokenizer } from '../tokenizers/char';
 import { makeTask } from '../tasks/tasks';
 import type { RunProgress } from '../worker/api';
 import type { BaseModel } from '../mas/types';

@@ -9,7 +9,7 @@ import { baseTrainParams, DEFAULT_HYPER, lrAt, Optimizer, Trainer, type MicroBat
 import { refLossAndGrads } from '../reference/model';
 import { adamWRef, clipScaleRef } from '../reference/optimizer';
 import { ADAMW_DEFAULTS } from '../gpu/ops/optimizer';
-import { defaultTokenizer } from '../tasks/tokenizer';
+import { defaultTokenizer } from '../tokenizers/char';
 import { makeRow, timeCandidateStats, timeOnce, type BenchCheck, type BenchContext, type BenchRow } from './bench-util';
 import { TfLlama } from './bench-tfjs-llama';
 

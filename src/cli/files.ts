@@ -16,7 +16,7 @@ import { type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { decodeCheckpoint, encodeCheckpoint, engineConfigProblem } from '../storage/checkpoint';
-import { CharTokenizer } from '../tasks/tokenizer';
+import { loadTokenizer } from '../tokenizers';
 import type { BaseModel } from '../mas/types';
 
 /** A path the command cannot read or write, in words (the CLI prints it as one line). */
@@ -237,7 +237,7 @@ export async function writeFolder(dir: string, files: ReadonlyMap<string, Uint8A
 }
 
 /** The files a checkpoint folder written by pretrain holds (and may be replaced with --force). */
-export const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'training_args.json', 'generation_config.json'];
+export const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'training_args.json', 'generation_config.json'];
 
 /**
  * Checks an output folder before any work: creatable and writable, not virtual, and either new,
@@ -348,7 +348,10 @@ export async function readFolder(dir: string): Promise<Map<string, Uint8Array>> 
   return out;
 }
 
-/** Loads a base model folder (config.json, model.safetensors, tokenizer.json); refuses what does not fit. */
+/**
+ * Loads a base model folder (config.json, model.safetensors or its shards, tokenizer.json when there is
+ * one: Llama, Qwen2 or Qwen3; F32, F16 or BF16); refuses what does not fit.
+ */
 export async function loadBaseModel(dir: string): Promise<BaseModel> {
   const files = await readFolder(dir);
   let ck;
@@ -359,15 +362,17 @@ export async function loadBaseModel(dir: string): Promise<BaseModel> {
   }
   const problem = engineConfigProblem(ck.config);
   if (problem) throw new Error(`${dir}: ${problem}`);
-  const tokenizer = CharTokenizer.fromJSON(ck.tokenizer);
-  if (tokenizer.vocabSize !== ck.config.vocab_size) {
-    throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} symbols but config.json says vocab_size ${ck.config.vocab_size}`);
+  let tokenizer;
+  try {
+    tokenizer = loadTokenizer(ck);
+  } catch (e) {
+    throw new Error(`${dir}: ${(e as Error).message}`);
   }
-  return { id: dir, config: ck.config, weights: ck.tensors, tokenizer };
+  return { id: dir, config: ck.config, weights: ck.tensors, tokenizer, tokenizerConfig: ck.tokenizerConfig ?? null };
 }
 
 export async function saveBaseModel(dir: string, m: Omit<BaseModel, 'id'>, provenance?: Record<string, unknown>, io?: WriteIo): Promise<void> {
-  const files = encodeCheckpoint({ config: m.config, tensors: m.weights, tokenizer: m.tokenizer.toJSON() as unknown as Record<string, unknown> });
+  const files = encodeCheckpoint({ config: m.config, tensors: m.weights, tokenizer: m.tokenizer?.toJSON() ?? null, tokenizerConfig: m.tokenizerConfig ?? null });
   if (provenance) files.set('training_args.json', new TextEncoder().encode(JSON.stringify(provenance, null, 2) + '\n'));
   await writeFolder(dir, files, io);
 }

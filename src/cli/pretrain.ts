@@ -5,7 +5,7 @@ import { MODEL_PRESETS, countParams, presetConfig } from '../model/config';
 import { checkRecipe, presetRecipe, pretrainBase, type PretrainRecipe } from '../model/pretrain';
 import { CORPUS_KINDS, type CorpusMix } from '../tasks/corpus';
 import { DivergenceWatch } from '../model/divergence';
-import { defaultTokenizer } from '../tasks/tokenizer';
+import { defaultTokenizer } from '../tokenizers/char';
 import { TASK_NAMES, type TaskName } from '../tasks/tasks';
 import {
   DEFAULT_EVAL_SIZE, evaluateBaseOrError, failedCells, formatBaseEvaluation, resolveBaseEvalOptions, type BaseEvalOptions,

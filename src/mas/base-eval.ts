@@ -12,7 +12,7 @@
 import type { Gpu } from '../gpu/runtime';
 import { deriveSeed } from '../tasks/rng';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, sampleEpisodes, type Split, type TaskName } from '../tasks/tasks';
-import type { RunConfig } from '../worker/api';
+import type { RunConfig } from './run-types';
 import { LIMITS } from './methods';
 import { resolveTopology } from './presets';
 import { MasEngine, Run, defaultRunConfig } from './run';

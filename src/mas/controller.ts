@@ -4,7 +4,7 @@
 // evaluation asked for while training runs between two steps; stop is honoured within one step.
 import type { Gpu } from '../gpu/runtime';
 import type { Split } from '../tasks/tasks';
-import type { EvalRow, InspectResult, RunConfig, RunProgress, RunState } from '../worker/api';
+import type { EvalRow, InspectResult, RunConfig, RunProgress, RunState } from './run-types';
 import type { BaseModel, RunControllerApi, TrainedAdapter } from './types';
 import { MasEngine, Run, type EvalOutcome } from './run';
 import { loraKey, type LoraTarget } from '../storage/peft';

@@ -2,6 +2,7 @@
 // prompts have the same lengths (so every pass has one fixed shape: no padding inside a prompt).
 //
 // Prompts (tasks.ts formats):
+// (char rendering; the word rendering of src/tasks/render.ts has the same structure)
 //   single             final agent  formatPrompt(ep, role, {final})                 "<bos>ask:k"
 //   skyline            one agent    formatSkyline(ep)                               "<bos>tbl:a3k7\nask:k"
 //   text               sender       formatPrompt(ep, role, {send, messages})        "<bos>tbl:a3k7\nmsg:" then it decodes
@@ -16,8 +17,9 @@
 // for the loss, greedy decoding for accuracy (causal attention: padding after the prompt changes
 // nothing before it).
 import { Rng, deriveSeed } from '../tasks/rng';
-import { formatPrompt, formatSkyline, type Episode, type Task } from '../tasks/tasks';
-import type { CharTokenizer } from '../tasks/tokenizer';
+import type { Episode, Task } from '../tasks/tasks';
+import type { TaskRendering } from '../tasks/render';
+import type { TextTokenizer } from '../tokenizers/types';
 import type { MethodSpec } from './methods';
 import { participants } from './methods';
 import { predecessors, type Agent, type Topology } from './topology';
@@ -48,12 +50,17 @@ export function makePlan(t: Topology, spec: MethodSpec): PlanAgent[] {
   });
 }
 
-/** An agent's prompt text. messages: text received (text channel), in predecessor order. */
-export function promptText(ep: Episode, pa: PlanAgent, spec: MethodSpec, messages?: readonly string[]): string {
-  if (spec.skyline) return formatSkyline(ep);
+/** An agent's prompt text in a rendering (src/tasks/render.ts). messages: text received (text channel), in predecessor order. */
+export function promptText(r: TaskRendering, ep: Episode, pa: PlanAgent, spec: MethodSpec, messages?: readonly string[]): string {
+  if (spec.skyline) return r.skyline(ep);
   const part = pa.agent.role;
-  if (pa.final) return formatPrompt(ep, part, { final: true, messages: messages ?? [] });
-  return formatPrompt(ep, part, { send: true, messages: messages ?? [] });
+  if (pa.final) return r.prompt(ep, part, { final: true, messages: messages ?? [] });
+  return r.prompt(ep, part, { send: true, messages: messages ?? [] });
+}
+
+/** The final agent's answer ids: the rendering's target as it continues the final prompt in the model's tokenizer. */
+export function answerIds(tk: TextTokenizer, r: TaskRendering, task: Task, ep: Episode): number[] {
+  return tk.encodeContinuation(r.prompt(ep, task.finalRole, { final: true }), r.target(ep));
 }
 
 /**
@@ -80,9 +87,9 @@ export function finalSequence(
 
 /** Per agent token ids of an instance (episode per agent) under a latent or no channel. */
 export function encodeInstance(
-  tokenizer: CharTokenizer, plan: PlanAgent[], spec: MethodSpec, eps: readonly Episode[],
+  tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec, eps: readonly Episode[],
 ): number[][] {
-  return plan.map((pa, i) => tokenizer.encode(promptText(eps[i], pa, spec)));
+  return plan.map((pa, i) => tokenizer.encode(promptText(r, eps[i], pa, spec)));
 }
 
 export function signatureOf(prompts: number[][]): string {

@@ -11,7 +11,7 @@ import { makeTask, type Split } from '../tasks/tasks';
 import {
   CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type ExperimentRowSummary, type MethodName,
   type RunConfig,
-} from '../worker/api';
+} from './run-types';
 import type { BaseModel, ExperimentRunner, TrainedAdapter } from './types';
 import { controlsFor, MasEngine, Run } from './run';
 import { methodSpec } from './methods';

@@ -1,6 +1,7 @@
 // What each communication mode does (shared/DESIGN.md section 1), and the checks that a run
 // configuration fits its task, topology and method, with messages that say what to change.
-import { METHODS, type MethodName, type RunConfig } from '../worker/api';
+import { RENDERINGS } from '../tasks/render';
+import { METHODS, type MethodName, type RunConfig } from './run-types';
 import { PROJS } from '../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, makeTask, TASK_NAMES, type Task } from '../tasks/tasks';
 import { predecessors, topologicalOrder, validateTopology, type Agent, type Topology } from './topology';
@@ -76,6 +77,7 @@ export function validateRunConfig(c: RunConfig): { task: Task; spec: MethodSpec 
   int('textBudget', c.textBudget, LIMITS.textBudget);
   int('evalEvery', c.evalEvery, LIMITS.evalEvery);
   int('evalSize', c.evalSize, LIMITS.evalSize);
+  if (c.rendering !== undefined && !(RENDERINGS as readonly string[]).includes(c.rendering)) throw new Error(`run config: rendering must be one of ${RENDERINGS.join(', ')}, got ${JSON.stringify(c.rendering)}`);
   if (c.positions !== undefined && c.positions !== 'stream' && c.positions !== 'prefix') throw new Error(`run config: positions must be 'stream' or 'prefix', got ${JSON.stringify(c.positions)}`);
   if (c.latentMap !== 'ridge' && c.latentMap !== 'identity') throw new Error(`run config: latentMap must be 'ridge' or 'identity', got ${JSON.stringify(c.latentMap)}`);
   if (!c.lora || typeof c.lora !== 'object') throw new Error('run config: lora {r, alpha, targets} is missing');

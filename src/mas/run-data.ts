@@ -7,10 +7,11 @@ import type { TrainHyper } from '../model/train';
 import { encodeAdapter } from '../storage/peft';
 import type { BundleAgentInput, BundleBatch, BundleEpisode, BundleEvalRow, BundleLatentMap, RunBundleContent } from '../storage/run-bundle';
 import { deriveSeed } from '../tasks/rng';
-import { formatTarget, sampleEpisodes, SPLITS, type Episode, type Split, type Task } from '../tasks/tasks';
-import type { CharTokenizer } from '../tasks/tokenizer';
-import type { RunConfig } from '../worker/api';
-import { encodeInstance, finalSequence, IGNORE, makePlan, promptText, SignatureBatcher, type PlanAgent } from './data';
+import { sampleEpisodes, SPLITS, type Episode, type Split, type Task } from '../tasks/tasks';
+import { defaultRendering, rendering, type TaskRendering } from '../tasks/render';
+import type { TextTokenizer } from '../tokenizers/types';
+import type { RunConfig } from './run-types';
+import { answerIds, encodeInstance, finalSequence, IGNORE, makePlan, promptText, SignatureBatcher, type PlanAgent } from './data';
 import { computeLatentMap } from './latentmap';
 import { validateRunConfig, type MethodSpec } from './methods';
 import type { BaseModel, TrainedAdapter } from './types';
@@ -21,8 +22,13 @@ export function evalEpisodes(task: Task, config: Pick<RunConfig, 'seed' | 'evalS
 }
 
 /** The stream of training batches of a run (config.batch episodes sharing one prompt-length signature each). */
-export function trainingBatcher(task: Task, tokenizer: CharTokenizer, plan: PlanAgent[], spec: MethodSpec, config: Pick<RunConfig, 'seed' | 'batch'>): SignatureBatcher {
-  return new SignatureBatcher(task, config.batch, config.seed, (ep) => encodeInstance(tokenizer, plan, spec, plan.map(() => ep)));
+export function trainingBatcher(task: Task, tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec, config: Pick<RunConfig, 'seed' | 'batch'>): SignatureBatcher {
+  return new SignatureBatcher(task, config.batch, config.seed, (ep) => encodeInstance(tokenizer, r, plan, spec, plan.map(() => ep)));
+}
+
+/** The rendering of a run over a base: config.rendering, else char for a character tokenizer and word otherwise. */
+export function runRendering(config: Pick<RunConfig, 'rendering'>, tokenizer: TextTokenizer): TaskRendering {
+  return rendering(config.rendering ?? defaultRendering(tokenizer.kind));
 }
 
 /** One row of a training batch as the run feeds it: each agent's prompt ids, and the final agent's inputs and targets. */
@@ -37,14 +43,14 @@ export interface BatchRow {
 }
 
 /** The first n training batches of a run, exactly as Run.trainStep draws them (a fresh stream from the seed). */
-export function firstTrainingBatches(task: Task, tokenizer: CharTokenizer, plan: PlanAgent[], spec: MethodSpec, config: Pick<RunConfig, 'seed' | 'batch'>, n: number): BatchRow[][] {
-  const batcher = trainingBatcher(task, tokenizer, plan, spec, config);
+export function firstTrainingBatches(task: Task, tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec, config: Pick<RunConfig, 'seed' | 'batch'>, n: number): BatchRow[][] {
+  const batcher = trainingBatcher(task, tokenizer, r, plan, spec, config);
   const fi = plan.length - 1;
   const out: BatchRow[][] = [];
   for (let i = 0; i < n; i++) {
     const { eps, prompts } = batcher.next();
     out.push(eps.map((ep, b) => {
-      const s = finalSequence(prompts[b][fi], tokenizer.encode(formatTarget(ep)), task.maxAnswerLength, true, tokenizer.padId);
+      const s = finalSequence(prompts[b][fi], answerIds(tokenizer, r, task, ep), r.maxAnswerChars(task), true, tokenizer.padId);
       return { episode: ep, prompts: prompts[b], finalIds: s.ids, finalTargets: s.targets.map((t) => (t === IGNORE ? null : t)) };
     }));
   }
@@ -86,12 +92,14 @@ export interface BundleSource {
 /** Default number of training batches a bundle carries for the cross-check. */
 export const BUNDLE_BATCHES = 4;
 
-function agentInputs(ep: Episode, tokenizer: CharTokenizer, plan: PlanAgent[], spec: MethodSpec): BundleAgentInput[] {
+function agentInputs(ep: Episode, tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec): BundleAgentInput[] {
   return plan.map((pa) => {
-    const prompt = promptText(ep, pa, spec, []);
+    const prompt = promptText(r, ep, pa, spec, []);
     const ids = tokenizer.encode(prompt);
-    // text channel: the received messages go right after <bos> ("msg:<content>\n" each, formatPrompt)
-    return spec.channel === 'text' && pa.preds.length ? { id: pa.agent.id, prompt, ids, messagesAt: 1 } : { id: pa.agent.id, prompt, ids };
+    // text channel: the received messages go right after <bos> ("msg:<content>\n" each, formatPrompt;
+    // "Message:<content>\n" in the word rendering), at index 0 for a model without a <bos> token
+    const at = tokenizer.bosId === null ? 0 : 1;
+    return spec.channel === 'text' && pa.preds.length ? { id: pa.agent.id, prompt, ids, messagesAt: at } : { id: pa.agent.id, prompt, ids };
   });
 }
 
@@ -100,6 +108,8 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
   const { task, spec } = validateRunConfig(src.config);
   const config = src.config;
   const tk = src.base.tokenizer;
+  if (!tk) throw new Error(`base model ${src.base.id} has no tokenizer.json: a run bundle holds the episodes' token ids, which need one`);
+  const r = runRendering(config, tk);
   const plan = makePlan(config.topology, spec);
   const hyper = trainHyperOf(config);
   const encode = (a: TrainedAdapter) => encodeAdapter({ config: a.config, tensors: a.tensors }, src.base.config);
@@ -118,11 +128,11 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
   const episodes: Partial<Record<Split, BundleEpisode[]>> = {};
   for (const split of SPLITS) {
     episodes[split] = evalEpisodes(task, config, split).map((ep, index) => ({
-      split, index, key: ep.key, parts: ep.parts.slice(), answer: ep.answer, targetIds: tk.encode(formatTarget(ep)), agents: agentInputs(ep, tk, plan, spec),
+      split, index, key: ep.key, parts: ep.parts.slice(), answer: ep.answer, targetIds: answerIds(tk, r, task, ep), agents: agentInputs(ep, tk, r, plan, spec),
     }));
   }
   const batches: BundleBatch[] = trains && spec.channel !== 'text'
-    ? firstTrainingBatches(task, tk, plan, spec, config, src.batches ?? BUNDLE_BATCHES).map((rows, i) => ({
+    ? firstTrainingBatches(task, tk, r, plan, spec, config, src.batches ?? BUNDLE_BATCHES).map((rows, i) => ({
         batch: i + 1,
         signature: rows[0].prompts.map((p) => p.length).join(','),
         rows: rows.map((r) => ({ key: r.episode.key, parts: r.episode.parts.slice(), answer: r.episode.answer, promptIds: r.prompts, finalIds: r.finalIds, finalTargets: r.finalTargets })),
@@ -141,7 +151,7 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
       })),
       base: { id: src.base.id, ...(src.baseName ? { name: src.baseName } : {}) },
       tokens: { pad: tk.padId, bos: tk.bosId, eos: tk.eosId, vocabSize: tk.vocabSize },
-      maxAnswerTokens: task.maxAnswerLength,
+      maxAnswerTokens: r.maxAnswerChars(task),
       training: {
         stepsDone: src.stepsDone,
         losses: src.losses.slice(),

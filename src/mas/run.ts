@@ -23,13 +23,13 @@ import { NonFiniteLogitsError } from '../model/generate';
 import type { ModelConfig, Proj } from '../model/config';
 import { loraKey, type LoraAdapterConfig, type LoraTarget } from '../storage/peft';
 import { deriveSeed, Rng } from '../tasks/rng';
-import {
-  extractAnswer, formatTarget, isCorrect, textMessageFormat, type Episode, type Split, type Task,
-} from '../tasks/tasks';
-import type { CharTokenizer } from '../tasks/tokenizer';
+import type { Episode, Split, Task } from '../tasks/tasks';
+import { defaultRendering, rendering, type TaskRendering } from '../tasks/render';
+import { stopsText } from '../tokenizers';
+import type { TextTokenizer } from '../tokenizers/types';
 import type {
   AgentInspection, ControlName, EdgeInspection, EvalRow, InspectResult, MethodName, RunConfig, SenderPosition,
-} from '../worker/api';
+} from './run-types';
 import type { BaseModel, TrainedAdapter } from './types';
 import { computeLatentMap, type LatentMapKind } from './latentmap';
 import { GpuLatentMap, Rollout, type PrefixEdit, type RolloutAgent } from './rollout';
@@ -37,7 +37,7 @@ import { GaussianRows, Moments, randomRotation, rotateHeads } from './controls';
 import { validateRunConfig, type MethodSpec } from './methods';
 import { evalEpisodes, trainHyperOf, trainingBatcher } from './run-data';
 import {
-  chunks, derangement, encodeInstance, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
+  answerIds, chunks, derangement, encodeInstance, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
   SignatureBatcher, type PlanAgent,
 } from './data';
 
@@ -57,14 +57,18 @@ export class MasEngine {
     readonly gpu: Gpu,
     readonly base: BaseModel,
   ) {
-    if (base.tokenizer.vocabSize !== base.config.vocab_size) {
-      throw new Error(`base model ${base.id}: tokenizer has ${base.tokenizer.vocabSize} symbols, config vocab_size ${base.config.vocab_size}`);
+    if (!base.tokenizer) {
+      throw new Error(`base model ${base.id} has no tokenizer.json: a run writes its task as text, which only the model's tokenizer can encode (token ids alone work with generate --ids)`);
+    }
+    const tk = base.tokenizer;
+    if (tk.kind === 'char' ? tk.vocabSize !== base.config.vocab_size : tk.vocabSize > base.config.vocab_size) {
+      throw new Error(`base model ${base.id}: tokenizer has ${tk.vocabSize} symbols, config vocab_size ${base.config.vocab_size}`);
     }
     this.model = new LlamaGpu(gpu, base.config as ModelConfig, base.weights);
   }
 
-  get tokenizer(): CharTokenizer {
-    return this.base.tokenizer;
+  get tokenizer(): TextTokenizer {
+    return this.base.tokenizer!;
   }
 
   latentMap(kind: LatentMapKind): GpuLatentMap {
@@ -150,7 +154,9 @@ export class Run {
   readonly task: Task;
   readonly spec: MethodSpec;
   readonly plan: PlanAgent[];
-  readonly tokenizer: CharTokenizer;
+  readonly tokenizer: TextTokenizer;
+  /** How episodes become text for this base (config.rendering, else by its tokenizer). */
+  readonly rendering: TaskRendering;
   /** Adapters by key: an agent id, or 'shared'. */
   readonly adapters = new Map<string, LoraGpu>();
   private readonly agentLora: (LoraGpu | null)[];
@@ -175,8 +181,9 @@ export class Run {
     this.task = task;
     this.spec = spec;
     this.tokenizer = engine.tokenizer;
+    this.rendering = rendering(config.rendering ?? defaultRendering(this.tokenizer.kind));
     this.plan = makePlan(config.topology, spec);
-    this.maxAnswer = task.maxAnswerLength;
+    this.maxAnswer = this.rendering.maxAnswerChars(task);
     this.trains = spec.train !== 'none';
     this.map = spec.channel === 'latent' ? engine.latentMap(config.latentMap) : null;
     const gpu = engine.gpu;
@@ -195,7 +202,7 @@ export class Run {
     this.agentBackward = this.plan.map((_, i) => this.trains && this.agentLora[i] !== null);
     if (this.trains) {
       this.optimizer = new Optimizer(gpu, [...this.adapters.values()].flatMap(loraTrainParams), trainHyperOf(config));
-      this.batcher = trainingBatcher(task, this.tokenizer, this.plan, spec, config);
+      this.batcher = trainingBatcher(task, this.tokenizer, this.rendering, this.plan, spec, config);
       this.lossLog = gpu.tensor([2], 'mas loss log');
     }
   }
@@ -248,7 +255,7 @@ export class Run {
   }
 
   private answerIds(ep: Episode): number[] {
-    return this.tokenizer.encode(formatTarget(ep));
+    return answerIds(this.tokenizer, this.rendering, this.task, ep);
   }
 
   /** One optimizer step on the next training batch. Throws DivergedError on a non-finite loss. */
@@ -335,7 +342,7 @@ export class Run {
     return `the final agent '${a.name}' (${a.id}) decoding answer token ${k + 1} at position ${pos}`;
   }
 
-  private isStop = (id: number): boolean => this.tokenizer.isSpecial(id) || this.tokenizer.tokenOf(id) === '\n';
+  private isStop = (id: number): boolean => stopsText(this.tokenizer, id);
 
   /** Instances: the episode each plan agent reads (the final agent always its own; senders another under shuffle). */
   private instances(eps: Episode[], control: Control): Episode[][] {
@@ -412,7 +419,7 @@ export class Run {
 
   /** Runs the final agents of instances through rollouts and decodes; returns decoded answers, loss and message sizes. */
   private async runRolloutMethod(inst: Episode[][], control: Control, B: number, split: Split, ctx: string): Promise<{ answers: string[]; lossSum: number; count: number; floats: number; positions: number }> {
-    const prompts = inst.map((eps) => encodeInstance(this.tokenizer, this.plan, this.spec, eps));
+    const prompts = inst.map((eps) => encodeInstance(this.tokenizer, this.rendering, this.plan, this.spec, eps));
     const answers = new Array<string>(inst.length);
     let lossSum = 0;
     let count = 0;
@@ -428,7 +435,7 @@ export class Run {
       lossSum += loss * c;
       count += c;
       const gen = await this.decode(ro, host, start, this.maxAnswer + 1, real, this.isStop, (b, k, pos) => `${ctx}, episode ${rows[b]}: ${this.finalWhere(k, pos)}`);
-      gen.forEach((g2, b) => (answers[rows[b]] = extractAnswer(this.tokenizer.decode(g2))));
+      gen.forEach((g2, b) => (answers[rows[b]] = this.rendering.extractAnswer(this.tokenizer.decode(g2))));
       const size = ro.messageSize();
       floats += size.floats * real;
       positions += size.positions * real;
@@ -451,7 +458,7 @@ export class Run {
         ro.recordForward();
         const gen = await this.decode(ro, ids, len - 1, budget, ch.real, this.isStop, (b, k, pos) => where(ch.rows[b], k, pos));
         gen.forEach((g2, b) => {
-          texts[ch.rows[b]] = textMessageFormat.cut(this.tokenizer.decode(g2));
+          texts[ch.rows[b]] = this.rendering.message.cut(this.tokenizer.decode(g2));
           tokens[ch.rows[b]] = g2;
         });
       }
@@ -468,7 +475,7 @@ export class Run {
     let messageTokens = 0;
     const received = (a: number, i: number) => this.plan[a].preds.map((p) => (control === 'zero' ? '' : messages[p][i]));
     for (let a = 0; a < this.plan.length - 1; a++) {
-      const texts = inst.map((eps, i) => promptText(eps[a], this.plan[a], this.spec, received(a, i)));
+      const texts = inst.map((eps, i) => promptText(this.rendering, eps[a], this.plan[a], this.spec, received(a, i)));
       texts.forEach((t, i) => (promptsText[a][i] = t));
       const sender = this.plan[a].agent;
       const dec = await this.decodeTexts(texts.map((t) => tk.encode(t)), B, this.config.textBudget, (row, k, pos) =>
@@ -479,7 +486,7 @@ export class Run {
       });
     }
     const fi = this.plan.length - 1;
-    const finals = inst.map((eps, i) => tk.encode(promptText(eps[fi], this.plan[fi], this.spec, received(fi, i))));
+    const finals = inst.map((eps, i) => tk.encode(promptText(this.rendering, eps[fi], this.plan[fi], this.spec, received(fi, i))));
     finals.forEach((p, i) => (promptsText[fi][i] = tk.decode(p)));
     const answers = new Array<string>(n);
     let lossSum = 0;
@@ -505,7 +512,7 @@ export class Run {
         lossSum += loss * c;
         count += c;
         const gen = await this.decode(ro, host, len - 1, this.maxAnswer + 1, ch.real, this.isStop, (b, k, pos) => `${ctx}, episode ${ch.rows[b]}: ${this.finalWhere(k, pos)}`);
-        gen.forEach((g2, b) => (answers[ch.rows[b]] = extractAnswer(tk.decode(g2))));
+        gen.forEach((g2, b) => (answers[ch.rows[b]] = this.rendering.extractAnswer(tk.decode(g2))));
       }
     }
     return { answers, lossSum, count, messageTokens: messageTokens / n, messages, prompts: promptsText };
@@ -538,7 +545,7 @@ export class Run {
       messageFloats = r.floats / eps.length;
       messagePositions = r.positions / eps.length;
     }
-    const correct = eps.map((ep, i) => isCorrect(ep, answers[i]));
+    const correct = eps.map((ep, i) => answers[i] === ep.answer);
     const valid = answers.map((a) => validAnswer(this.task, split, a));
     return {
       method: this.spec.name, split,
@@ -561,16 +568,16 @@ export class Run {
     const tk = this.tokenizer;
     const inst = [this.plan.map(() => ep)];
     const fi = this.plan.length - 1;
-    const base = { split, index, parts: ep.parts.slice(), answer: ep.answer };
+    const base = { split, index, parts: ep.parts.map((_, i) => this.rendering.part(ep, i)), answer: ep.answer };
     if (this.spec.channel === 'text') {
       const r = await this.runTextMethod(inst, 'none', 1, `while inspecting ${split} #${index} (${this.spec.name})`);
       const agents: AgentInspection[] = this.plan.map((pa, a) => ({
         id: pa.agent.id, name: pa.agent.name, input: r.prompts[a][0],
-        output: pa.final ? r.answers[0] : `msg:${r.messages[a][0]}`,
+        output: pa.final ? r.answers[0] : `${this.rendering.message.open}${r.messages[a][0]}`,
       }));
-      return { ...base, predicted: r.answers[0], correct: isCorrect(ep, r.answers[0]), agents, edges: [] };
+      return { ...base, predicted: r.answers[0], correct: r.answers[0] === ep.answer, agents, edges: [] };
     }
-    const prompts = encodeInstance(tk, this.plan, this.spec, inst[0]);
+    const prompts = encodeInstance(tk, this.rendering, this.plan, this.spec, inst[0]);
     const ro = this.rollout(prompts.map((p) => p.length), 1, false);
     for (let a = 0; a < fi; a++) ro.setIds(a, prompts[a]);
     const s = finalSequence(prompts[fi], this.answerIds(ep), this.maxAnswer, true, this.tokenizer.padId);
@@ -579,7 +586,7 @@ export class Run {
     ro.setTargets(s.targets);
     ro.recordForward();
     const gen = (await this.decode(ro, host, s.start, this.maxAnswer + 1, 1, this.isStop, (_b, k, pos) => `while inspecting ${split} #${index} (${this.spec.name}): ${this.finalWhere(k, pos)}`))[0];
-    const predicted = extractAnswer(tk.decode(gen));
+    const predicted = this.rendering.extractAnswer(tk.decode(gen));
     const gpu = this.engine.gpu;
     const { L, Hq, Hkv, hd, kvDim, qDim, V } = this.engine.model.dims;
     const agents: AgentInspection[] = [];
@@ -666,7 +673,7 @@ export class Run {
         senderPositions, receiverTokens, attention, keyNorms, valueNorms,
       });
     }
-    return { ...base, predicted, correct: isCorrect(ep, predicted), agents, edges };
+    return { ...base, predicted, correct: predicted === ep.answer, agents, edges };
   }
 
   /** The trained adapters as PEFT data (one per agent with its own adapter, or the shared one). */

@@ -1,10 +1,10 @@
 // Contracts between the multi-agent engine (src/mas), the worker (src/worker) and the CLI.
 import type { Gpu } from '../gpu/runtime';
-import type { LlamaConfig } from '../storage/checkpoint';
+import type { LlamaConfig } from '../model/config';
 import type { LoraAdapterConfig } from '../storage/peft';
-import type { CharTokenizer } from '../tasks/tokenizer';
+import type { TextTokenizer } from '../tokenizers/types';
 import type { Split } from '../tasks/tasks';
-import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunConfig, RunProgress } from '../worker/api';
+import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunConfig, RunProgress } from './run-types';
 
 /** A frozen base model, decoded from its Hugging Face files. */
 export interface BaseModel {
@@ -12,7 +12,10 @@ export interface BaseModel {
   id: string;
   config: LlamaConfig;
   weights: Map<string, Float32Array>;
-  tokenizer: CharTokenizer;
+  /** Null when the checkpoint has no tokenizer.json: it runs on token ids only (generate --ids), not on tasks. */
+  tokenizer: TextTokenizer | null;
+  /** tokenizer_config.json as stored, when there is one (written back with the base). */
+  tokenizerConfig?: Record<string, unknown> | null;
 }
 
 /** A trained adapter as PEFT data (keys as src/storage/peft.ts loraKey), one per agent (or shared). */

@@ -1,14 +1,53 @@
-// Model configuration: the fields of Hugging Face's LlamaConfig the engine reads, derived sizes,
-// parameter names and shapes (LlamaForCausalLM's), and the toy presets the playground ships.
+// Model configuration: the fields of Hugging Face's LlamaConfig (and of its Qwen2 and Qwen3 variants)
+// the engine reads, derived sizes, parameter names and shapes (LlamaForCausalLM's, Qwen2ForCausalLM's,
+// Qwen3ForCausalLM's), and the toy presets the playground ships. src/storage reads and writes these
+// configs as config.json; this module owns their shape.
 
-import type { LlamaConfig } from '../storage/checkpoint';
+/** The architectures the engine runs: Llama, and its Qwen2 (q/k/v biases) and Qwen3 (per-head q/k norm) variants. */
+export const MODEL_TYPES = ['llama', 'qwen2', 'qwen3'] as const;
+export type ModelType = (typeof MODEL_TYPES)[number];
+export const ARCHITECTURES: Record<ModelType, string> = {
+  llama: 'LlamaForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
+};
 
-/** The part of a Hugging Face LlamaConfig the engine needs (a full LlamaConfig is one). */
+/**
+ * The fields of a transformers config.json (LlamaConfig, Qwen2Config, Qwen3Config) this project uses,
+ * in Hugging Face's snake_case names, normalized (defaults filled in) by src/storage/checkpoint.ts.
+ */
+export interface LlamaConfig {
+  architectures: [string];
+  model_type: ModelType;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  vocab_size: number;
+  rope_theta: number;
+  rms_norm_eps: number;
+  tie_word_embeddings: boolean;
+  max_position_embeddings: number;
+  /** Width of one attention head; Qwen3 sets it apart from hidden_size / num_attention_heads. */
+  head_dim: number;
+  /** Llama and Qwen3: biases on q, k, v and o_proj (Qwen2 always has q/k/v biases and no o bias). */
+  attention_bias?: boolean;
+  /** Llama: biases on gate, up and down_proj. */
+  mlp_bias?: boolean;
+  torch_dtype: string;
+  bos_token_id: number | null;
+  /** Llama 3 lists several end tokens. */
+  eos_token_id: number | number[] | null;
+  pad_token_id: number | null;
+}
+
+/** The part of a Hugging Face config the engine needs (a full LlamaConfig is one). */
 export type ModelConfig = Pick<
   LlamaConfig,
   | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' | 'num_key_value_heads'
   | 'vocab_size' | 'rope_theta' | 'rms_norm_eps' | 'tie_word_embeddings'
-> & { max_position_embeddings?: number };
+> & Partial<Pick<LlamaConfig, 'max_position_embeddings' | 'head_dim' | 'model_type' | 'attention_bias' | 'mlp_bias'>>;
 
 export interface ModelDims {
   D: number;
@@ -20,6 +59,20 @@ export interface ModelDims {
   V: number;
   qDim: number;
   kvDim: number;
+  /** Projections that carry a bias (Qwen2: q, k, v; Llama/Qwen3 with attention_bias: q, k, v, o; mlp_bias: gate, up, down). */
+  biases: readonly Proj[];
+  /** Qwen3: RMSNorm over each head of q and k (weights [hd]) before RoPE. */
+  qkNorm: boolean;
+}
+
+/** The projections of a config that carry a bias, by its architecture's rules (transformers' modeling files). */
+export function biasedProjs(c: ModelConfig): Proj[] {
+  const out: Proj[] = [];
+  const type = c.model_type ?? 'llama';
+  if (type === 'qwen2') out.push('q_proj', 'k_proj', 'v_proj');
+  else if (c.attention_bias) out.push('q_proj', 'k_proj', 'v_proj', 'o_proj');
+  if (type === 'llama' && c.mlp_bias) out.push('gate_proj', 'up_proj', 'down_proj');
+  return out;
 }
 
 /** Derived sizes; throws naming the field when the config cannot be run by our kernels. */
@@ -35,12 +88,18 @@ export function modelDims(c: ModelConfig): ModelDims {
   const D = c.hidden_size;
   const Hq = c.num_attention_heads;
   const Hkv = c.num_key_value_heads;
-  if (D % Hq !== 0) fail(`hidden_size=${D} is not a multiple of num_attention_heads=${Hq}`);
   if (Hq % Hkv !== 0) fail(`num_attention_heads=${Hq} is not a multiple of num_key_value_heads=${Hkv}`);
-  const hd = D / Hq;
+  if (c.head_dim === undefined && D % Hq !== 0) fail(`hidden_size=${D} is not a multiple of num_attention_heads=${Hq} (and no head_dim is given)`);
+  const hd = c.head_dim ?? D / Hq;
+  if (!Number.isInteger(hd) || hd <= 0) fail(`head_dim must be a positive integer, got ${hd}`);
   if (hd % 2 !== 0) fail(`head size ${hd} must be even for rotary embeddings`);
   if (hd > 128) fail(`head size ${hd} is above the 128 our attention kernels hold`);
-  return { D, I: c.intermediate_size, L: c.num_hidden_layers, Hq, Hkv, hd, V: c.vocab_size, qDim: Hq * hd, kvDim: Hkv * hd };
+  const type = c.model_type ?? 'llama';
+  if (!(MODEL_TYPES as readonly string[]).includes(type)) fail(`model_type ${type} is not one of ${MODEL_TYPES.join(', ')}`);
+  return {
+    D, I: c.intermediate_size, L: c.num_hidden_layers, Hq, Hkv, hd, V: c.vocab_size, qDim: Hq * hd, kvDim: Hkv * hd,
+    biases: biasedProjs(c), qkNorm: type === 'qwen3',
+  };
 }
 
 export const PROJS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
@@ -72,15 +131,24 @@ export function projShape(c: ModelConfig, proj: Proj): [number, number] {
   }
 }
 
-/** Every parameter of LlamaForCausalLM by name (no lm_head.weight when embeddings are tied). */
+/**
+ * Every parameter by name (no lm_head.weight when embeddings are tied). Llama's tensors come first in
+ * each layer, in the order weight init draws them; a Qwen variant's biases (zero at init) and q/k norms
+ * (one at init) follow them, so a Llama config's init is unchanged.
+ */
 export function paramShapes(c: ModelConfig): Map<string, number[]> {
-  const { D, L, V } = modelDims(c);
+  const { D, L, V, hd, biases, qkNorm } = modelDims(c);
   const m = new Map<string, number[]>();
   m.set('model.embed_tokens.weight', [V, D]);
   for (let l = 0; l < L; l++) {
     for (const p of PROJS) m.set(`${projName(l, p)}.weight`, projShape(c, p));
     m.set(`model.layers.${l}.input_layernorm.weight`, [D]);
     m.set(`model.layers.${l}.post_attention_layernorm.weight`, [D]);
+    for (const p of biases) m.set(`${projName(l, p)}.bias`, [projShape(c, p)[0]]);
+    if (qkNorm) {
+      m.set(`model.layers.${l}.self_attn.q_norm.weight`, [hd]);
+      m.set(`model.layers.${l}.self_attn.k_norm.weight`, [hd]);
+    }
   }
   m.set('model.norm.weight', [D]);
   if (!c.tie_word_embeddings) m.set('lm_head.weight', [V, D]);

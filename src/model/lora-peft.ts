@@ -1,7 +1,7 @@
 // LoRA adapters on the GPU <-> Hugging Face PEFT data (src/storage/peft.ts).
 import type { Gpu } from '../gpu/runtime';
 import { adapterLayers, loraKey, type LoraAdapter, type LoraAdapterConfig, type LoraTarget } from '../storage/peft';
-import type { LlamaConfig } from '../storage/checkpoint';
+import type { LlamaConfig } from './config';
 import { LoraGpu } from './model';
 import type { ModelConfig } from './config';
 

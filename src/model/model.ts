@@ -35,14 +35,14 @@ export function normalStream(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(Math.max(uni(), 1e-300))) * Math.cos(2 * Math.PI * uni());
 }
 
-/** Hugging Face init: linears and embeddings ~ N(0, 0.02^2), norms = 1. */
+/** Hugging Face init: linears and embeddings ~ N(0, 0.02^2), norms = 1, biases = 0. */
 export function initWeights(config: ModelConfig, seed: number, std = 0.02): Map<string, Float32Array> {
   const rnd = normalStream(seed);
   const out = new Map<string, Float32Array>();
   for (const [name, shape] of paramShapes(config)) {
     const a = new Float32Array(size(shape));
     if (name.endsWith('norm.weight')) a.fill(1);
-    else for (let i = 0; i < a.length; i++) a[i] = std * rnd();
+    else if (!name.endsWith('.bias')) for (let i = 0; i < a.length; i++) a[i] = std * rnd();
     out.set(name, a);
   }
   return out;

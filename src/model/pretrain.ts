@@ -10,13 +10,14 @@
 // (teacher-forced greedy accuracy of the skyline on held-out episodes, one forward per setting)
 // runs every `probeEvery` steps, so the log shows when retrieval appears.
 import type { Gpu } from '../gpu/runtime';
-import type { LlamaConfig } from '../storage/checkpoint';
+import type { LlamaConfig } from './config';
 import {
   BucketedBatches, Corpus, DEFAULT_MIX, encodeSegments, IGNORE_INDEX, requiredSeqLen, unigramEntropy, type CorpusBatch, type CorpusMix,
 } from '../tasks/corpus';
 import { deriveSeed } from '../tasks/rng';
 import { formatSkyline, formatTarget, makeTask, sampleEpisodes, TASK_NAMES, type Episode, type TaskName } from '../tasks/tasks';
-import { defaultTokenizer, type CharTokenizer } from '../tasks/tokenizer';
+import { defaultTokenizer, type CharTokenizer } from '../tokenizers/char';
+import type { TextTokenizer } from '../tokenizers/types';
 import { presetConfig, type ModelConfig } from './config';
 import { initWeights, LlamaGpu, ModelPass } from './model';
 import { baseTrainParams, Optimizer, Trainer, type StepResult, type TrainHyper } from './train';
@@ -96,6 +97,8 @@ export interface PretrainOptions {
   onProbe?: (p: PretrainProbe) => void | Promise<void>;
   /** Polled between steps: true ends pretraining early (the weights so far are returned). */
   shouldStop?: () => boolean;
+  /** Start from this checkpoint (its config, weights and tokenizer) instead of the preset's random init; the recipe stays the preset's. */
+  initFrom?: { id: string; config: LlamaConfig; weights: Map<string, Float32Array>; tokenizer: TextTokenizer };
 }
 
 export interface PretrainStep extends StepResult {
@@ -115,7 +118,7 @@ export interface PretrainProbe {
 export interface PretrainResult {
   config: LlamaConfig;
   weights: Map<string, Float32Array>;
-  tokenizer: CharTokenizer;
+  tokenizer: TextTokenizer;
   /** Unigram entropy of the corpus's learned targets (nats): the loss a model that ignores context reaches. */
   unigramEntropy: number;
   losses: number[];
@@ -179,7 +182,7 @@ export class SkylineProbe {
     });
   }
 
-  constructor(model: LlamaGpu, tokenizer: CharTokenizer, cases: readonly { name: string; episodes: readonly Episode[] }[]) {
+  constructor(model: LlamaGpu, tokenizer: TextTokenizer, cases: readonly { name: string; episodes: readonly Episode[] }[]) {
     for (const { name, episodes: eps } of cases) {
       const size = eps.length;
       if (!size) throw new Error(`pretrain probe: no episodes for ${name}`);
@@ -229,7 +232,7 @@ export class SkylineProbe {
   }
 }
 
-function recipeCorpus(recipe: PretrainRecipe, seed: number, tokenizer: CharTokenizer): Corpus {
+function recipeCorpus(recipe: PretrainRecipe, seed: number, tokenizer: TextTokenizer): Corpus {
   const seqLen = requiredSeqLen(recipe.tasks, recipe.difficulties, recipe.quiz);
   return new Corpus({
     tasks: recipe.tasks, difficulty: recipe.difficulties, seed, seqLen, tokenizer,
@@ -246,8 +249,8 @@ export function checkRecipe(recipe: PretrainRecipe): void {
 }
 
 export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<PretrainResult> {
-  const tokenizer = defaultTokenizer();
-  const config = presetConfig(o.preset, tokenizer.vocabSize);
+  const tokenizer: TextTokenizer = o.initFrom?.tokenizer ?? defaultTokenizer();
+  const config: ModelConfig = o.initFrom?.config ?? presetConfig(o.preset, tokenizer.vocabSize);
   const recipe: PretrainRecipe = { ...presetRecipe(o.preset), ...(o.recipe ?? {}) };
   const corpus = recipeCorpus(recipe, o.seed, tokenizer);
   const seqLen = corpus.seqLen;
@@ -260,7 +263,7 @@ export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<Pretra
     weightDecay: recipe.weightDecay, clip: 1, accumSteps: o.accumSteps ?? 1, beta2: 0.95,
   };
   const probeEvery = o.probeEvery ?? 250;
-  const model = new LlamaGpu(gpu, config, initWeights(config, o.seed));
+  const model = new LlamaGpu(gpu, config, o.initFrom?.weights ?? initWeights(config, o.seed));
   const params = baseTrainParams(model);
   const optimizer = new Optimizer(gpu, params, hyper);
   // one pass (and trainer) per bucket; they share the model, its gradients and the optimizer
@@ -317,14 +320,14 @@ export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<Pretra
     const weights = await model.export();
     const seconds = (performance.now() - t0) / 1000;
     return {
-      config: toLlamaConfig(config, tokenizer),
+      config: o.initFrom ? { ...o.initFrom.config, torch_dtype: 'float32' } : toLlamaConfig(config, tokenizer as CharTokenizer),
       weights,
       tokenizer,
       unigramEntropy: entropy,
       losses,
       probes,
       provenance: {
-        preset: o.preset, steps: losses.length, seed: o.seed, batch: o.batch, lr: o.lr, warmupSteps: hyper.warmupSteps,
+        preset: o.preset, ...(o.initFrom ? { initFrom: o.initFrom.id } : {}), steps: losses.length, seed: o.seed, batch: o.batch, lr: o.lr, warmupSteps: hyper.warmupSteps,
         accumSteps: hyper.accumSteps, beta2: hyper.beta2, weightDecay: hyper.weightDecay, seqLen, buckets, recipe,
         finalLoss: losses[losses.length - 1], unigramEntropy: entropy,
         tokens, realTokens, seconds, adapter: gpu.report.description || gpu.report.vendor,

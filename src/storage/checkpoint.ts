@@ -1,37 +1,21 @@
-// A Hugging Face Llama checkpoint as files: config.json (LlamaConfig), model.safetensors
-// (LlamaForCausalLM's tensors, F32, Linear weights (out, in)) and tokenizer.json (an opaque JSON object
-// owned by the tokenizer module). What we write loads with transformers' from_pretrained; what
-// save_pretrained writes for this architecture (F32, F16 or BF16, single file or sharded with
-// model.safetensors.index.json) loads here. Pure TypeScript: no DOM, no Node APIs.
+// A Hugging Face checkpoint as files: config.json (LlamaConfig, Qwen2Config or Qwen3Config),
+// model.safetensors (LlamaForCausalLM's / Qwen2ForCausalLM's / Qwen3ForCausalLM's tensors, F32,
+// Linear weights (out, in)) and, optionally, tokenizer.json and tokenizer_config.json (opaque JSON
+// objects owned by src/tokenizers). What we write loads with transformers' from_pretrained; what
+// save_pretrained writes for these architectures (F32, F16 or BF16, single file or sharded with
+// model.safetensors.index.json, with or without a tokenizer) loads here. Pure TypeScript: no DOM, no
+// Node APIs. The config's shape (LlamaConfig) is src/model's; this module reads and writes it.
+import { ARCHITECTURES, MODEL_TYPES, biasedProjs, type LlamaConfig, type ModelType } from '../model/config';
 import { decodeSafetensors, encodeSafetensors, readSafetensorsHeader, type TensorToWrite } from './safetensors';
 import { filesPresent } from './text';
 
-/** The fields of transformers' LlamaConfig that this project uses (HF's snake_case names). */
-export interface LlamaConfig {
-  architectures: ['LlamaForCausalLM'];
-  model_type: 'llama';
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  vocab_size: number;
-  rope_theta: number;
-  rms_norm_eps: number;
-  tie_word_embeddings: boolean;
-  max_position_embeddings: number;
-  head_dim: number;
-  torch_dtype: string;
-  bos_token_id: number | null;
-  /** Llama 3 lists several end tokens. */
-  eos_token_id: number | number[] | null;
-  pad_token_id: number | null;
-}
+export type { LlamaConfig } from '../model/config';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
 export const TOKENIZER_FILE = 'tokenizer.json';
+export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
 export class CheckpointError extends Error {
   constructor(message: string) {
@@ -55,23 +39,37 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** transformers' defaults per architecture for the fields older or smaller configs omit. */
+const TYPE_DEFAULTS: Record<ModelType, { eps: number; maxPos: number; bos: number | null; eos: number | null; headDim: number | null }> = {
+  // LlamaConfig: rms_norm_eps 1e-6, max_position_embeddings 2048, bos 1, eos 2, head_dim hidden / heads
+  llama: { eps: 1e-6, maxPos: 2048, bos: 1, eos: 2, headDim: null },
+  // Qwen2Config: no head_dim field (always hidden / heads), no default bos/eos
+  qwen2: { eps: 1e-6, maxPos: 32768, bos: null, eos: null, headDim: null },
+  // Qwen3Config: head_dim 128 by default
+  qwen3: { eps: 1e-6, maxPos: 32768, bos: null, eos: null, headDim: 128 },
+};
+
 /**
  * Checks a parsed config.json and returns it normalized to LlamaConfig (HF defaults filled in for
- * fields older configs omit: head_dim = hidden_size / num_attention_heads, num_key_value_heads =
- * num_attention_heads, ...). Throws naming the bad field and its value.
+ * fields older configs omit: head_dim = hidden_size / num_attention_heads (Qwen3: 128),
+ * num_key_value_heads = num_attention_heads, ...). Throws naming the bad field and its value.
  */
 export function validateConfig(c: unknown): LlamaConfig {
   if (!isObject(c)) fail(`config.json must be a JSON object, got ${show(c)}`);
   const cfg = c as Record<string, unknown>;
   const arch = cfg.architectures;
   const type = cfg.model_type;
-  if (type !== 'llama' || (arch !== undefined && !(Array.isArray(arch) && arch.includes('LlamaForCausalLM')))) {
+  const known = (MODEL_TYPES as readonly unknown[]).includes(type);
+  const archName = known ? ARCHITECTURES[type as ModelType] : '';
+  if (!known || (arch !== undefined && !(Array.isArray(arch) && arch.includes(archName)))) {
     const what = Array.isArray(arch) && arch.length ? arch.join(', ') : `a model of type ${show(type)}`;
     fail(
-      `config.json describes ${what} (model_type ${show(type)}), not a Llama causal LM: only checkpoints with ` +
-        'architectures ["LlamaForCausalLM"] and model_type "llama" can be loaded',
+      `config.json describes ${what} (model_type ${show(type)}), not a causal LM this engine runs: only ` +
+        MODEL_TYPES.map((t) => `architectures ["${ARCHITECTURES[t]}"] with model_type "${t}"`).join(', ') + ' can be loaded',
     );
   }
+  const modelType = type as ModelType;
+  const defaults = TYPE_DEFAULTS[modelType];
   const int = (field: string, min: number, fallback?: number): number => {
     const v = cfg[field] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
@@ -86,47 +84,64 @@ export function validateConfig(c: unknown): LlamaConfig {
     }
     return v as number;
   };
+  const flag = (field: string): boolean => {
+    const v = cfg[field] ?? false;
+    if (typeof v !== 'boolean') fail(`config.json: ${field} must be true or false, got ${show(v)}`);
+    return v as boolean;
+  };
   const hidden = int('hidden_size', 1);
   const inter = int('intermediate_size', 1);
   const layers = int('num_hidden_layers', 1);
   const heads = int('num_attention_heads', 1);
   const kvHeads = int('num_key_value_heads', 1, heads);
   const vocab = int('vocab_size', 1);
-  const maxPos = int('max_position_embeddings', 1, 2048);
-  if (hidden % heads !== 0) {
-    fail(`config.json: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`);
-  }
+  const maxPos = int('max_position_embeddings', 1, defaults.maxPos);
   if (heads % kvHeads !== 0) {
     fail(`config.json: num_attention_heads ${heads} is not divisible by num_key_value_heads ${kvHeads}`);
   }
-  const headDim = int('head_dim', 1, hidden / heads);
+  // Qwen2 has no head_dim field: its heads are always hidden_size / num_attention_heads
+  const explicitHead = modelType !== 'qwen2' && cfg.head_dim !== undefined && cfg.head_dim !== null;
+  const fallbackHead = defaults.headDim ?? (hidden % heads === 0 ? hidden / heads : undefined);
+  if (!explicitHead && fallbackHead === undefined) {
+    fail(`config.json: hidden_size ${hidden} is not divisible by num_attention_heads ${heads} (and no head_dim is given)`);
+  }
+  const headDim = explicitHead ? int('head_dim', 1) : (fallbackHead as number);
   if (headDim % 2 !== 0) fail(`config.json: head_dim ${headDim} must be even (RoPE rotates pairs)`);
   const ropeTheta = positive('rope_theta', 10000);
-  const eps = positive('rms_norm_eps', 1e-6, 1, 'it is added to the mean square of the activations; Llama uses 1e-5 or 1e-6');
+  const eps = positive('rms_norm_eps', defaults.eps, 1, 'it is added to the mean square of the activations; Llama uses 1e-5 or 1e-6');
   const tie = cfg.tie_word_embeddings ?? false;
   if (typeof tie !== 'boolean') fail(`config.json: tie_word_embeddings must be true or false, got ${show(tie)}`);
-  const dtype = cfg.torch_dtype ?? 'float32';
+  const dtype = cfg.torch_dtype ?? cfg.dtype ?? 'float32';
   if (typeof dtype !== 'string') fail(`config.json: torch_dtype must be a string, got ${show(dtype)}`);
   const tokenId = (field: string, fallback: number | null, list = false): number | number[] | null => {
     const v = field in cfg ? cfg[field] : fallback;
-    if (v === null) return null;
+    if (v === null || v === undefined) return null;
     const ok = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < vocab;
     if (ok(v)) return v as number;
     if (list && Array.isArray(v) && v.length && v.every(ok)) return [...(v as number[])];
     return fail(`config.json: ${field} must be ${list ? 'a token id or a list of token ids' : 'a token id'} in [0, ${vocab}) or null, got ${show(v)}`);
   };
-  // Features of LlamaForCausalLM this engine does not implement: refuse rather than compute wrongly.
+  // Features of these architectures this engine does not implement: refuse rather than compute wrongly.
   const act = cfg.hidden_act ?? 'silu';
-  if (act !== 'silu') fail(`config.json: hidden_act ${show(act)} is not supported (only "silu", the SwiGLU of Llama)`);
-  for (const f of ['attention_bias', 'mlp_bias']) {
-    if (cfg[f] !== undefined && cfg[f] !== false) fail(`config.json: ${f} ${show(cfg[f])} is not supported (Llama linears have no bias)`);
+  if (act !== 'silu') fail(`config.json: hidden_act ${show(act)} is not supported (only "silu", the SwiGLU of Llama and Qwen)`);
+  let attentionBias = false;
+  let mlpBias = false;
+  if (modelType === 'qwen2') {
+    // Qwen2's q/k/v always carry biases and its o_proj and MLP never do; it has no switch for them
+  } else {
+    attentionBias = flag('attention_bias');
+    if (modelType === 'llama') mlpBias = flag('mlp_bias');
+    else if (cfg.mlp_bias !== undefined && cfg.mlp_bias !== false) fail(`config.json: mlp_bias ${show(cfg.mlp_bias)} is not a Qwen3 setting (its MLP has no bias)`);
   }
   if (cfg.rope_scaling !== undefined && cfg.rope_scaling !== null) {
     fail(`config.json: rope_scaling ${show(cfg.rope_scaling)} is not supported (only plain RoPE with rope_theta)`);
   }
-  return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+  if (modelType !== 'llama' && cfg.use_sliding_window === true) {
+    fail('config.json: use_sliding_window true is not supported (every layer attends over the whole sequence here)');
+  }
+  const out: LlamaConfig = {
+    architectures: [ARCHITECTURES[modelType]],
+    model_type: modelType,
     hidden_size: hidden,
     intermediate_size: inter,
     num_hidden_layers: layers,
@@ -139,10 +154,14 @@ export function validateConfig(c: unknown): LlamaConfig {
     max_position_embeddings: maxPos,
     head_dim: headDim,
     torch_dtype: dtype as string,
-    bos_token_id: tokenId('bos_token_id', 1) as number | null,
-    eos_token_id: tokenId('eos_token_id', 2, true),
+    bos_token_id: tokenId('bos_token_id', defaults.bos) as number | null,
+    eos_token_id: tokenId('eos_token_id', defaults.eos, true),
     pad_token_id: tokenId('pad_token_id', null) as number | null,
   };
+  // written only when set, so a checkpoint without biases keeps the config.json it had
+  if (attentionBias) out.attention_bias = true;
+  if (mlpBias) out.mlp_bias = true;
+  return out;
 }
 
 /** (in, out) of each Linear of a Llama decoder layer, by module name. */
@@ -162,19 +181,28 @@ export function linearShapes(c: LlamaConfig): Record<string, { in: number; out: 
   };
 }
 
-/** Every tensor of LlamaForCausalLM with its shape, in Hugging Face's order (lm_head only if untied). */
+/** Every tensor of the architecture with its shape, in Hugging Face's order (lm_head only if untied). */
 export function expectedTensors(config: LlamaConfig): Map<string, number[]> {
   const c = validateConfig(config);
   const D = c.hidden_size;
   const lin = linearShapes(c);
+  const biased = new Set<string>(biasedProjs(c));
   const out = new Map<string, number[]>();
   out.set('model.embed_tokens.weight', [c.vocab_size, D]);
+  const linear = (p: string, m: string) => {
+    out.set(`${p}.${m}.weight`, [lin[m].out, lin[m].in]);
+    if (biased.has(m)) out.set(`${p}.${m}.bias`, [lin[m].out]);
+  };
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
     out.set(`${p}.input_layernorm.weight`, [D]);
-    for (const m of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) out.set(`${p}.self_attn.${m}.weight`, [lin[m].out, lin[m].in]);
+    for (const m of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) linear(`${p}.self_attn`, m);
+    if (c.model_type === 'qwen3') {
+      out.set(`${p}.self_attn.q_norm.weight`, [c.head_dim]);
+      out.set(`${p}.self_attn.k_norm.weight`, [c.head_dim]);
+    }
     out.set(`${p}.post_attention_layernorm.weight`, [D]);
-    for (const m of ['gate_proj', 'up_proj', 'down_proj']) out.set(`${p}.mlp.${m}.weight`, [lin[m].out, lin[m].in]);
+    for (const m of ['gate_proj', 'up_proj', 'down_proj']) linear(`${p}.mlp`, m);
   }
   out.set('model.norm.weight', [D]);
   if (!c.tie_word_embeddings) out.set('lm_head.weight', [c.vocab_size, D]);
@@ -185,8 +213,12 @@ export interface Checkpoint {
   config: LlamaConfig;
   /** Flat row-major F32 data, by HF tensor name; shapes are those of expectedTensors(config). */
   tensors: Map<string, Float32Array>;
-  /** tokenizer.json as parsed JSON (owned by the tokenizer module). */
-  tokenizer: Record<string, unknown>;
+  /** tokenizer.json as parsed JSON (owned by src/tokenizers), or null when the checkpoint has none. */
+  tokenizer: Record<string, unknown> | null;
+  /** tokenizer_config.json as parsed JSON, when present (special-token settings a tokenizer.json leaves out). */
+  tokenizerConfig?: Record<string, unknown> | null;
+  /** The dtypes the weights were stored in (F32, F16, BF16), for provenance and memory estimates. */
+  storedDtypes?: string[];
 }
 
 function firstNonFinite(a: Float32Array): number {
@@ -208,13 +240,17 @@ export function impliedParams(c: LlamaConfig): { total: number; perLayer: number
   const q = c.num_attention_heads * c.head_dim;
   const kv = c.num_key_value_heads * c.head_dim;
   const I = c.intermediate_size;
-  const perLayer = 2 * D + D * q + 2 * D * kv + q * D + 3 * D * I;
+  const lin = linearShapes(c);
+  const biased = biasedProjs(c);
+  const qkNorm = c.model_type === 'qwen3' ? 2 : 0;
+  const perLayer = 2 * D + D * q + 2 * D * kv + q * D + 3 * D * I +
+    biased.reduce((n, p) => n + lin[p].out, 0) + qkNorm * c.head_dim;
   const embeddings = (c.tie_word_embeddings ? 1 : 2) * c.vocab_size * D;
   return {
     total: c.num_hidden_layers * perLayer + embeddings + D,
     perLayer,
     embeddings,
-    tensors: 9 * c.num_hidden_layers + 2 + (c.tie_word_embeddings ? 0 : 1),
+    tensors: (9 + biased.length + qkNorm) * c.num_hidden_layers + 2 + (c.tie_word_embeddings ? 0 : 1),
   };
 }
 
@@ -267,15 +303,11 @@ export function checkConfigFitsDevice(c: LlamaConfig, limits: DeviceLimitsLike):
 }
 
 /**
- * What this engine cannot run although the checkpoint is valid Hugging Face Llama (null when it can):
- * a head_dim other than hidden_size / num_attention_heads, or heads wider than the attention kernels.
+ * What this engine cannot run although the checkpoint is a valid Hugging Face one (null when it can):
+ * heads wider than the attention kernels hold.
  */
 export function engineConfigProblem(c: LlamaConfig): string | null {
-  const hd = c.hidden_size / c.num_attention_heads;
-  if (c.head_dim !== hd) {
-    return `config.json: head_dim ${c.head_dim} differs from hidden_size / num_attention_heads = ${hd}; this engine needs them equal`;
-  }
-  if (hd > 128) return `config.json: head_dim ${hd} is above the 128 this engine's attention kernels hold`;
+  if (c.head_dim > 128) return `config.json: head_dim ${c.head_dim} is above the 128 this engine's attention kernels hold`;
   return null;
 }
 
@@ -330,14 +362,19 @@ function checkTensors(
   return out;
 }
 
-/** Encodes a checkpoint as its three files (config.json, model.safetensors, tokenizer.json). */
+/**
+ * Encodes a checkpoint as its files: config.json, model.safetensors (F32), and tokenizer.json (with
+ * tokenizer_config.json) when it has a tokenizer.
+ */
 export function encodeCheckpoint(ck: {
   config: LlamaConfig;
   tensors: ReadonlyMap<string, Float32Array>;
-  tokenizer: Record<string, unknown>;
+  tokenizer: Record<string, unknown> | null;
+  tokenizerConfig?: Record<string, unknown> | null;
 }): Map<string, Uint8Array> {
   const config = validateConfig({ ...ck.config, torch_dtype: 'float32' });
-  if (!isObject(ck.tokenizer)) fail(`the tokenizer must be a JSON object, got ${show(ck.tokenizer)}`);
+  if (ck.tokenizer !== null && !isObject(ck.tokenizer)) fail(`the tokenizer must be a JSON object or null, got ${show(ck.tokenizer)}`);
+  if (ck.tokenizerConfig != null && !isObject(ck.tokenizerConfig)) fail(`the tokenizer config must be a JSON object, got ${show(ck.tokenizerConfig)}`);
   const expected = expectedTensors(config);
   const found = new Map<string, { shape: readonly number[]; data: Float32Array }>();
   for (const [name, data] of ck.tensors) {
@@ -351,12 +388,14 @@ export function encodeCheckpoint(ck: {
   const toWrite = new Map<string, TensorToWrite>();
   for (const [name, data] of tensors) toWrite.set(name, { shape: expected.get(name)!, data });
   const enc = new TextEncoder();
-  return new Map([
+  const out = new Map<string, Uint8Array>([
     [CONFIG_FILE, enc.encode(JSON.stringify(config, null, 2) + '\n')],
     // transformers refuses safetensors files without metadata format "pt".
     [WEIGHTS_FILE, encodeSafetensors(toWrite, { format: 'pt' })],
-    [TOKENIZER_FILE, enc.encode(JSON.stringify(ck.tokenizer))],
   ]);
+  if (ck.tokenizer) out.set(TOKENIZER_FILE, enc.encode(JSON.stringify(ck.tokenizer)));
+  if (ck.tokenizer && ck.tokenizerConfig) out.set(TOKENIZER_CONFIG_FILE, enc.encode(JSON.stringify(ck.tokenizerConfig, null, 2) + '\n'));
+  return out;
 }
 
 function parseJsonFile(files: ReadonlyMap<string, Uint8Array>, name: string): unknown {
@@ -371,7 +410,7 @@ function parseJsonFile(files: ReadonlyMap<string, Uint8Array>, name: string): un
 
 function decodeWeights(
   files: ReadonlyMap<string, Uint8Array>, config: LlamaConfig,
-): { where: string; tensors: Map<string, { shape: readonly number[]; data: Float32Array }> } {
+): { where: string; tensors: Map<string, { shape: readonly number[]; data: Float32Array; dtype: string }> } {
   const header = (name: string) => {
     try {
       return readSafetensorsHeader(files.get(name)!);
@@ -407,7 +446,7 @@ function decodeWeights(
     count += header(shard as string).entries.length;
   }
   checkConfigFitsWeights(config, bytes, count, 'the sharded weights');
-  const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  const tensors = new Map<string, { shape: readonly number[]; data: Float32Array; dtype: string }>();
   for (const shard of shards) {
     if (typeof shard !== 'string' || !files.has(shard)) fail(`${WEIGHTS_INDEX_FILE} names shard ${show(shard)}, which is not among the files`);
     for (const [name, t] of read(shard as string)) {
@@ -418,11 +457,22 @@ function decodeWeights(
   return { where: 'the sharded weights', tensors };
 }
 
-/** Decodes and checks a checkpoint's files; throws CheckpointError with a message a user can act on. */
+function optionalJsonObject(files: ReadonlyMap<string, Uint8Array>, name: string): Record<string, unknown> | null {
+  if (!files.has(name)) return null;
+  const v = parseJsonFile(files, name);
+  if (!isObject(v)) fail(`${name} must hold a JSON object, got ${show(v)}`);
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Decodes and checks a checkpoint's files; throws CheckpointError with a message a user can act on.
+ * tokenizer.json is optional (token ids work without it); the weights may be F32, F16 or BF16.
+ */
 export function decodeCheckpoint(files: ReadonlyMap<string, Uint8Array>): Checkpoint {
   const config = validateConfig(parseJsonFile(files, CONFIG_FILE));
-  const tokenizer = parseJsonFile(files, TOKENIZER_FILE);
-  if (!isObject(tokenizer)) fail(`${TOKENIZER_FILE} must hold a JSON object, got ${show(tokenizer)}`);
+  const tokenizer = optionalJsonObject(files, TOKENIZER_FILE);
+  const tokenizerConfig = optionalJsonObject(files, TOKENIZER_CONFIG_FILE);
   const { where, tensors } = decodeWeights(files, config);
-  return { config, tensors: checkTensors(config, tensors, where), tokenizer: tokenizer as Record<string, unknown> };
+  const storedDtypes = [...new Set([...tensors.values()].map((t) => t.dtype))].sort();
+  return { config, tensors: checkTensors(config, tensors, where), tokenizer, tokenizerConfig, storedDtypes };
 }

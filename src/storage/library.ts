@@ -24,7 +24,7 @@
 // after keeping the old index value under library:index-backup:<time>.
 // No DOM: runs in the worker (IndexedDB) and in Node tests (any KeyValueStore).
 import { createStore, del as idbDel, get as idbGet, keys as idbKeys, set as idbSet, update as idbUpdate, type UseStore } from 'idb-keyval';
-import type { AdapterEntry, ModelEntry, RunEntry, RunRecord } from '../worker/api';
+import type { AdapterEntry, ModelEntry, RunEntry, RunRecord } from './records';
 
 /** The few operations the library needs from a key-value store (idb-keyval or an in-memory map). */
 export interface KeyValueStore {

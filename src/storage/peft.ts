@@ -4,7 +4,8 @@
 // (lora_alpha / r) * B A, exactly as PEFT's LoraLayer (fan_in_fan_out false). What we write loads with
 // PeftModel.from_pretrained on the matching LlamaForCausalLM; what PEFT saves for q/k/v/o/gate/up/down
 // targets loads here. Pure TypeScript: no DOM, no Node APIs.
-import { linearShapes, type LlamaConfig } from './checkpoint';
+import type { LlamaConfig } from '../model/config';
+import { linearShapes } from './checkpoint';
 import { decodeSafetensors, encodeSafetensors, type TensorToWrite } from './safetensors';
 import { filesPresent } from './text';
 

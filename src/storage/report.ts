@@ -1,7 +1,7 @@
 // The comparison report in the one format both sides write: `npm run experiment -- --json FILE`
 // (src/cli/experiment.ts) and the page's Compare export (src/ui). One reader for both
 // (readExperimentReport), and the CSV both offer (reportCsv). Plain data, no DOM.
-import type { ExperimentReport } from '../worker/api';
+import type { ExperimentReport } from '../mas/run-types';
 
 export class ReportError extends Error {
   constructor(message: string) {

@@ -14,7 +14,7 @@
 import { CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, validateConfig } from './checkpoint';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, decodeAdapter } from './peft';
 import { decodeSafetensors, encodeSafetensors } from './safetensors';
-import type { EvalRow, MethodName, RunConfig } from '../worker/api';
+import type { EvalRow, MethodName, RunConfig } from '../mas/run-types';
 import type { Split } from '../tasks/tasks';
 
 export const RUN_BUNDLE_FORMAT = 'latent-playground-run';
@@ -120,7 +120,8 @@ export interface RunBundleMeta {
   positions: 'stream' | 'prefix';
   agents: BundleAgent[];
   base: { id: string; name?: string };
-  tokens: { pad: number; bos: number; eos: number; vocabSize: number };
+  /** bos is null for a model without a beginning-of-sequence token (Qwen): its prompts start with their text. */
+  tokens: { pad: number; bos: number | null; eos: number; vocabSize: number };
   /** The longest answer in tokens without <eos> (the final pass holds prompt + this many tokens). */
   maxAnswerTokens: number;
   training: {

@@ -45,7 +45,9 @@ import {
   type Task,
   type TaskName,
 } from './tasks';
-import { BOS, EOS, defaultTokenizer, type CharTokenizer } from './tokenizer';
+import { BOS, EOS } from '../tokenizers/markers';
+import { defaultTokenizer } from '../tokenizers/char';
+import type { TextTokenizer } from '../tokenizers/types';
 
 /** Target label of positions the loss ignores (padding). */
 export const IGNORE_INDEX = 0xffffffff;
@@ -84,7 +86,7 @@ export interface CorpusOptions {
   weights?: Record<string, number>;
   /** at most this many more questions after an answer (the quiz); default DEFAULT_QUIZ */
   quiz?: number;
-  tokenizer?: CharTokenizer;
+  tokenizer?: TextTokenizer;
 }
 
 /** A piece of a sequence's text, and whether its tokens are prediction targets under the loss mask. */
@@ -150,7 +152,7 @@ function checkQuiz(quiz: number): void {
 
 export class Corpus {
   readonly options: Readonly<CorpusOptions>;
-  readonly tokenizer: CharTokenizer;
+  readonly tokenizer: TextTokenizer;
   readonly seqLen: number;
   readonly mix: Readonly<CorpusMix>;
   readonly maskRandom: boolean;
@@ -296,7 +298,7 @@ export class Corpus {
 }
 
 /** Token ids of segments and, per token, whether it is a target under the loss mask. */
-export function encodeSegments(tokenizer: CharTokenizer, segments: readonly Segment[]): { ids: number[]; learn: boolean[] } {
+export function encodeSegments(tokenizer: TextTokenizer, segments: readonly Segment[]): { ids: number[]; learn: boolean[] } {
   const ids: number[] = [];
   const learn: boolean[] = [];
   for (const s of segments) {

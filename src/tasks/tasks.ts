@@ -52,7 +52,7 @@
 // Pure TypeScript: no DOM, no Node API.
 
 import { Rng, deriveSeed, hashString } from './rng';
-import { BOS, EOS } from './tokenizer';
+import { BOS, EOS } from '../tokenizers/markers';
 
 export type Split = 'train' | 'heldout' | 'ood';
 export const SPLITS: readonly Split[] = ['train', 'heldout', 'ood'];

@@ -16,14 +16,14 @@ import { evaluateBaseOrError } from '../mas/base-eval';
 import { modelDims } from '../model/config';
 import { pretrainBase } from '../model/pretrain';
 import {
-  CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, decodeCheckpoint, encodeCheckpoint, type Checkpoint,
+  CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, decodeCheckpoint, encodeCheckpoint, engineConfigProblem, type Checkpoint,
 } from '../storage/checkpoint';
 import { Library, filesSize, idbStore, newId, type FileMap, type KeyValueStore } from '../storage/library';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, decodeAdapter, encodeAdapter } from '../storage/peft';
 import { listShort, printableName } from '../storage/text';
 import { unzip, zipStore } from '../storage/zip';
 import type { Split } from '../tasks/tasks';
-import { CharTokenizer } from '../tasks/tokenizer';
+import { loadTokenizer } from '../tokenizers';
 import type {
   AdapterData, AdapterEntry, CompareRequest, EngineApi, EngineRunRecords, EnvReport, EvalRow, ExperimentReport, FileBlob, InspectResult, ModelEntry,
   PretrainRequest, RunConfig, RunEntry, RunProgress, RunRecord, RunState, StartOptions,
@@ -102,25 +102,13 @@ function fmtBytes(n: number): string {
   return `${(n / (1 << 20)).toFixed(1)} MB`;
 }
 
-/** The checks that a decoded checkpoint can run here: our tokenizer format and kernel limits. */
+/** The checks that a decoded checkpoint can run here: its tokenizer (if any) and kernel limits. */
 function toBaseModel(id: string, ck: Checkpoint): BaseModel {
-  let tokenizer: CharTokenizer;
-  try {
-    tokenizer = CharTokenizer.fromJSON(ck.tokenizer);
-  } catch (e) {
-    throw new Error(`tokenizer.json: ${(e as Error).message}`);
-  }
-  if (tokenizer.vocabSize !== ck.config.vocab_size) {
-    throw new Error(`tokenizer.json has ${tokenizer.vocabSize} symbols but config.json says vocab_size ${ck.config.vocab_size}`);
-  }
+  const tokenizer = loadTokenizer(ck);
+  const problem = engineConfigProblem(ck.config);
+  if (problem) throw new Error(problem);
   modelDims(ck.config);
-  if (ck.config.head_dim !== ck.config.hidden_size / ck.config.num_attention_heads) {
-    throw new Error(
-      `config.json: head_dim ${ck.config.head_dim} differs from hidden_size / num_attention_heads = ` +
-        `${ck.config.hidden_size / ck.config.num_attention_heads}; this engine needs them equal`,
-    );
-  }
-  return { id, config: ck.config, weights: ck.tensors, tokenizer };
+  return { id, config: ck.config, weights: ck.tensors, tokenizer, tokenizerConfig: ck.tokenizerConfig ?? null };
 }
 
 /** Words for an error that ended a run or a job; the lost device and a full disk say what to do. */
@@ -364,7 +352,7 @@ export class Engine implements EngineApi, EngineRunRecords {
         throw new Error(`this checkpoint cannot be used: ${(e as Error).message}`);
       }
       const stored = encodeCheckpoint({
-        config: base.config, tensors: base.weights, tokenizer: base.tokenizer.toJSON() as unknown as Record<string, unknown>,
+        config: base.config, tensors: base.weights, tokenizer: base.tokenizer?.toJSON() ?? null, tokenizerConfig: base.tokenizerConfig ?? null,
       });
       const provenance = parseJson(files.get(PROVENANCE_FILE));
       const digest = await sha256(stored.get(WEIGHTS_FILE)!);

@@ -1,4 +1,5 @@
-// Character-level tokenizer for the toy tasks.
+// Character-level tokenizer of the shipped toy models (src/tokenizers/index.ts has the common
+// interface; real models' tokenizer.json goes through ./hf.ts).
 //
 // Ids: the special tokens first (<pad>=0, <bos>=1, <eos>=2), then one id per character. The default
 // vocabulary holds digits, lowercase letters, space, newline and the punctuation the task formats
@@ -13,9 +14,10 @@
 //     "vocab": ["<pad>", "<bos>", "<eos>", "0", "1", ..., "|"] }      // vocab[id] = token text
 // fromJSON accepts exactly that shape and refuses anything else with a message naming the problem.
 
-export const PAD = '<pad>';
-export const BOS = '<bos>';
-export const EOS = '<eos>';
+import { BOS, EOS, PAD } from './markers';
+import type { TextTokenizer } from './types';
+
+export { BOS, EOS, PAD } from './markers';
 
 /** Every character the default vocabulary holds, in id order after the specials. */
 export const DEFAULT_CHARS = '0123456789abcdefghijklmnopqrstuvwxyz \n=;:?,.+-*/#_|';
@@ -38,7 +40,8 @@ function describeChar(ch: string): string {
   return shown ? `'${shown}' (U+${hex})` : `U+${hex}`;
 }
 
-export class CharTokenizer {
+export class CharTokenizer implements TextTokenizer {
+  readonly kind = 'char' as const;
   /** vocab[id] is the token's text (a special's name such as "<bos>", or one character). */
   readonly vocab: readonly string[];
   readonly padId: number;
@@ -112,6 +115,11 @@ export class CharTokenizer {
     return id >= 0 && id < this.vocab.length && this.specialIds.has(this.vocab[id]);
   }
 
+  /** The ids of a continuation written after `context` (characters do not merge: its own encoding). */
+  encodeContinuation(_context: string, continuation: string): number[] {
+    return this.encode(continuation);
+  }
+
   /**
    * Text to ids. Special names written in the text ("<bos>") become their ids; any other character
    * outside the vocabulary throws, naming the character and its position (a UTF-16 index).
@@ -163,7 +171,7 @@ export class CharTokenizer {
   }
 
   /** The self-describing object stored as tokenizer.json. */
-  toJSON(): TokenizerJSON {
+  toJSON(): TokenizerJSON & Record<string, unknown> {
     return {
       type: 'char',
       version: 1,

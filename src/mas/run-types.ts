@@ -1,0 +1,176 @@
+// The engine's run types: what one multi-agent run is (RunConfig), what it streams (RunProgress) and
+// measures (EvalRow, InspectResult), and the comparison's request and report (the format
+// `experiment --json` writes). src/mas owns them; src/worker/api.ts re-exports them for the page,
+// the CLI and tests. Plain data only (structured clone).
+import type { Proj } from '../model/config';
+import type { Split, TaskName } from '../tasks/tasks';
+import type { Topology } from './topology';
+
+/** Every communication mode of shared/DESIGN.md section 1 (issue 4). */
+export const METHODS = [
+  'single', 'skyline', 'text', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached',
+] as const;
+export type MethodName = (typeof METHODS)[number];
+
+/** Methods that train adapters. */
+export const TRAINED_METHODS: readonly MethodName[] = ['diffmas', 'diffmas-full', 'diffmas-detached'];
+
+/** One multi-agent run: everything that decides its numbers (it fits in the URL hash). */
+export interface RunConfig {
+  task: TaskName;
+  /** 1..5 */
+  difficulty: number;
+  topology: Topology;
+  method: MethodName;
+  /** Library id of the frozen base model (e.g. 'builtin:toy'). */
+  modelId: string;
+  lora: { r: number; alpha: number; targets: Proj[] };
+  lr: number;
+  steps: number;
+  batch: number;
+  seed: number;
+  /** Latent map for latentmas/diffmas: the ridge map W_a back to input space, or identity. */
+  latentMap: 'ridge' | 'identity';
+  /** Token budget of a text message (text method). */
+  textBudget: number;
+  /** Evaluate on held-out every N steps during training (0: only at the end). */
+  evalEvery: number;
+  /** Episodes per evaluation. */
+  evalSize: number;
+  /** RoPE positions of the agents (optional, src/mas rollout.ts): 'stream' (default) puts each agent's
+   * prompt and latent steps after the previous agent's, so a receiver continues after every position it
+   * reads; 'prefix' starts each agent at its prefix length. */
+  positions?: 'stream' | 'prefix';
+  /** How the task's episodes become text (optional, src/tasks/render.ts): 'char', the compact format of the
+   * shipped character-level toys, or 'word', plain words for a real model's vocabulary. Default: 'char' for a
+   * character tokenizer, 'word' for a tokenizer.json. */
+  rendering?: 'char' | 'word';
+}
+
+export type RunState = 'idle' | 'running' | 'paused' | 'done' | 'stopped' | 'error';
+
+/** Streamed to the page after every step (and after every evaluation). */
+export interface RunProgress {
+  state: RunState;
+  step: number;
+  totalSteps: number;
+  /** Training loss of this step (NaN before the first). */
+  loss: number;
+  /** Latest held-out loss and accuracy (null until the first evaluation). */
+  heldoutLoss: number | null;
+  heldoutAccuracy: number | null;
+  /** The step at which heldoutLoss and heldoutAccuracy were measured (optional: null or absent until the first evaluation). */
+  heldoutStep?: number | null;
+  tokensPerSecond: number;
+  stepsPerSecond: number;
+  elapsedSeconds: number;
+  /** Set with state 'error' (a lost device, a diverging run, ...), or a notice. */
+  message?: string;
+}
+
+export interface EvalRow {
+  method: MethodName;
+  split: Split;
+  accuracy: number;
+  /** Fraction of answers in the task's answer format. */
+  validity: number;
+  /** Entropy (nats) of the distribution of answers given: our operational decoding stability. */
+  entropy: number;
+  episodes: number;
+  /** Size of what crosses between agents per episode. */
+  messageFloats: number;
+  messageTokens: number;
+  /** Positions that cross per episode: latent K/V positions read by receivers, or text tokens (optional, src/mas). */
+  messagePositions?: number;
+  /** Teacher-forced cross-entropy per answer token (optional, src/mas). */
+  loss?: number;
+}
+
+/** One sender position a receiver can attend over. */
+export interface SenderPosition {
+  agent: string;
+  /** 'prompt': a token of the sender's own input (full-trace variants); 'latent': a latent step. */
+  kind: 'prompt' | 'latent';
+  /** Display label: the token's text, or 'z1', 'z2', ... for latent steps. */
+  label: string;
+}
+
+/** What a receiver read from its predecessors, for the latent-message heatmap. */
+export interface EdgeInspection {
+  receiver: string;
+  senders: string[];
+  layers: number;
+  heads: number;
+  senderPositions: SenderPosition[];
+  /** The receiver's own tokens (query rows). */
+  receiverTokens: string[];
+  /** Attention probability of each receiver query over each sender position:
+   * [layers, heads, receiverTokens.length, senderPositions.length], row-major. */
+  attention: Float32Array;
+  /** L2 norms per layer and sender position: [layers, senderPositions.length]. */
+  keyNorms: Float32Array;
+  valueNorms: Float32Array;
+}
+
+export interface AgentInspection {
+  id: string;
+  name: string;
+  /** The agent's own input text (its prompt). */
+  input: string;
+  /** What it produced: decoded text (text method / final answer) or a description of its latent steps. */
+  output: string;
+}
+
+export interface InspectResult {
+  split: Split;
+  index: number;
+  parts: string[];
+  answer: string;
+  predicted: string;
+  correct: boolean;
+  agents: AgentInspection[];
+  edges: EdgeInspection[];
+}
+
+export interface ExperimentRowSummary {
+  method: MethodName;
+  split: Split;
+  seeds: number;
+  accuracyMean: number;
+  /** Half-width of the 95% interval over seeds (t distribution). */
+  accuracyCi: number;
+  validity: number;
+  entropy: number;
+  messageFloats: number;
+  messageTokens: number;
+  trainSeconds: number;
+}
+
+/**
+ * The evaluation controls (src/mas/run.ts, src/mas/controls.ts): 'shuffle' pairs every receiver with
+ * another episode's senders; 'zero' zeroes every received K/V prefix (text: empties every message);
+ * 'noise' (latent only) replaces it by Gaussian noise of its own per-layer mean and covariance;
+ * 'rotate' (latent only) turns the received K/V by a random rotation per head.
+ */
+export const CONTROL_NAMES = ['shuffle', 'zero', 'noise', 'rotate'] as const;
+export type ControlName = (typeof CONTROL_NAMES)[number];
+
+export interface ExperimentReport {
+  args: Record<string, unknown>;
+  rows: (EvalRow & { seed: number; trainSeconds: number })[];
+  controls: { method: MethodName; seed: number; control: ControlName; accuracy: number }[];
+  summary: ExperimentRowSummary[];
+  /** Plain-language findings (ordering, controls collapsing to chance or not). */
+  findings: string[];
+  /** Training loss per step of every trained run (optional, src/mas). */
+  curves?: { method: MethodName; seed: number; losses: number[] }[];
+  /** Chance accuracy of the final agent alone, per split (optional, src/mas). */
+  chance?: Partial<Record<Split, number>>;
+}
+
+export interface CompareRequest {
+  base: Omit<RunConfig, 'method' | 'seed'>;
+  methods: MethodName[];
+  seeds: number[];
+}
+

@@ -1,0 +1,133 @@
+// The library's records as plain data: base models, adapters and runs (issue 11: what a run measured
+// outlives the tab). src/storage/library.ts stores them; src/worker/api.ts re-exports them.
+import type { LoraAdapterConfig } from './peft';
+import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, MethodName, RunConfig } from '../mas/run-types';
+import type { TaskName } from '../tasks/tasks';
+
+export interface ModelEntry {
+  id: string;
+  name: string;
+  /** Bytes of the stored files. */
+  size: number;
+  createdAt: number;
+  builtin: boolean;
+  /** The Hugging Face config.json content. */
+  config: Record<string, unknown>;
+  /** How it was made (preset, steps, seed), when known. */
+  provenance?: Record<string, unknown>;
+  /** SHA-256 of the stored model.safetensors (optional): a re-import of the same weights is recognised. */
+  digest?: string;
+}
+
+export interface AdapterEntry {
+  id: string;
+  name: string;
+  size: number;
+  createdAt: number;
+  /** Library id of the base model it belongs to. */
+  baseModelId: string;
+  /** The agent it was trained for and the run configuration it came from. */
+  agent: string;
+  runConfig: RunConfig | null;
+  /** The PEFT adapter_config.json content. */
+  config: Record<string, unknown>;
+  /** Adapters saved together from one run share it (optional: older entries have none). */
+  setId?: string;
+  /** SHA-256 of the stored adapter_model.safetensors (optional): a re-import of the same weights is recognised. */
+  digest?: string;
+}
+
+/** A held-out evaluation during training: only at the steps where one was made. */
+export interface EvalPoint {
+  step: number;
+  loss: number | null;
+  accuracy: number | null;
+}
+
+/** The full curves of a run (never thinned: charts thin only what they draw). */
+export interface RunCurves {
+  steps: number[];
+  loss: number[];
+  evals: EvalPoint[];
+}
+
+/** An evaluation row with its Wilson 95% interval over episodes. */
+export type EvalRowCi = EvalRow & { ci95: [number, number] | null };
+
+/** One latent-message inspection: with the initial adapters ('before') or those of step `step` ('after'). */
+export interface StoredInspection {
+  which: 'before' | 'after';
+  step: number;
+  result: InspectResult;
+}
+
+/** A LoRA adapter as data (PEFT config and tensors by PEFT key): src/mas/types.ts TrainedAdapter. */
+export interface AdapterData {
+  agent: string;
+  config: LoraAdapterConfig;
+  tensors: Map<string, Float32Array>;
+}
+
+export type RunRecordStatus = 'running' | 'paused' | 'done' | 'stopped' | 'error' | 'interrupted';
+
+/** One run (training, evaluation-only, or a comparison) as stored: at the end, and at intervals while it runs. */
+export interface RunRecord {
+  id: string;
+  kind: 'run' | 'compare';
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  status: RunRecordStatus;
+  /** The run's configuration (kind 'run'), or the comparison's shared part with its first method and seed (kind 'compare'). */
+  config: RunConfig;
+  baseModelId: string;
+  baseName?: string;
+  curves: RunCurves;
+  /** 'Evaluate all splits' (or the comparison's summary rows are in `compare`). */
+  evalRows: EvalRowCi[] | null;
+  /** Inspections taken, the latest per (which, split, example). */
+  inspections: StoredInspection[];
+  adapters: {
+    /** At step 0 (or as loaded, when the run continues a saved set). */
+    initial: AdapterData[];
+    /** At the last save that read them (the end, a pause). */
+    final: AdapterData[];
+    finalStep: number | null;
+    /** Library adapters saved from this run. */
+    saved: { id: string; name: string }[];
+    info: { r: number; alpha: number; targets: string[]; keys: string[]; parameters: number } | null;
+  };
+  /** The adapter set this run started from (reopened from the library), if any. */
+  loadedFrom?: { name: string; ids: string[] };
+  /** Seconds from start to the last save. */
+  wallSeconds: number;
+  /** Seconds spent in training steps. */
+  trainSeconds: number;
+  stepsDone: number;
+  message?: string;
+  device?: string;
+  /** kind 'compare': the request and the report (the format `experiment --json` writes). */
+  compare?: { request: CompareRequest; report: ExperimentReport | null };
+}
+
+/** A run's line in the Runs list. */
+export interface RunEntry {
+  id: string;
+  kind: 'run' | 'compare';
+  name: string;
+  createdAt: number;
+  updatedAt: number;
+  status: RunRecordStatus;
+  task: TaskName;
+  difficulty: number;
+  method: MethodName;
+  methods?: MethodName[];
+  seeds?: number[];
+  baseModelId: string;
+  seed: number;
+  stepsDone: number;
+  totalSteps: number;
+  heldoutAccuracy: number | null;
+  size: number;
+}
+

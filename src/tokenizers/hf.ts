@@ -1,0 +1,141 @@
+// A Hugging Face tokenizer.json (byte-level BPE as SmolLM2, Qwen2/3 and Llama 3 use; the
+// sentencepiece-style BPE with byte fallback of Llama 2 and the llama2.c tinyllamas; any other model the
+// library reads) through @huggingface/tokenizers, the official pure JS/TS implementation: the same code
+// runs in Node, the page and the worker. This module only adds what the engine needs around it: the
+// markers of the task text (./markers.ts) mapped to the model's own special tokens, encoding without
+// the post-processor's automatic specials (the task text says where <bos> goes), and the ids of a
+// continuation as the whole text would tokenize them.
+import { Tokenizer } from '@huggingface/tokenizers';
+import { BOS, EOS, PAD } from './markers';
+import type { TextTokenizer } from './types';
+
+export class TokenizerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TokenizerError';
+  }
+}
+
+const MARKER_RE = /<bos>|<eos>|<pad>/g;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The content of a special-token setting of tokenizer_config.json ("<s>" or {content: "<s>", ...}). */
+function tokenContent(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (isObject(v) && typeof v.content === 'string') return v.content;
+  return null;
+}
+
+export interface HfSpecialIds {
+  /** config.json's bos_token_id (null: none; undefined: take tokenizer_config.json's bos_token). */
+  bos?: number | null;
+  eos?: number | null;
+  pad?: number | null;
+}
+
+export class HfTokenizer implements TextTokenizer {
+  readonly kind = 'hf' as const;
+  readonly vocabSize: number;
+  readonly padId: number;
+  readonly bosId: number | null;
+  readonly eosId: number;
+  private readonly tk: Tokenizer;
+  private readonly specials = new Set<number>();
+  private readonly labels = new Map<number, string>();
+
+  constructor(
+    readonly json: Record<string, unknown>,
+    readonly config: Record<string, unknown> = {},
+    ids: HfSpecialIds = {},
+  ) {
+    if (!isObject(json) || !isObject(json.model)) throw new TokenizerError('tokenizer.json: no "model" object (is this a Hugging Face tokenizer.json?)');
+    try {
+      // the library reads added_tokens unconditionally
+      this.tk = new Tokenizer({ added_tokens: [], ...json }, config);
+    } catch (e) {
+      throw new TokenizerError(`tokenizer.json cannot be read by @huggingface/tokenizers: ${(e as Error).message}`);
+    }
+    const vocab = this.tk.get_vocab(true);
+    let max = -1;
+    for (const id of vocab.values()) if (id > max) max = id;
+    if (max < 0) throw new TokenizerError('tokenizer.json: the vocabulary is empty');
+    this.vocabSize = max + 1;
+    for (const [id, t] of this.tk.get_added_tokens_decoder()) if (t.special) this.specials.add(id);
+    const fromConfig = (field: string): number | null => {
+      const c = tokenContent(config[field]);
+      return c === null ? null : (this.tk.token_to_id(c) ?? null);
+    };
+    const pick = (given: number | null | undefined, field: string): number | null => (given === undefined ? fromConfig(field) : given);
+    this.bosId = pick(ids.bos, 'bos_token');
+    const eos = pick(ids.eos, 'eos_token');
+    if (eos === null) throw new TokenizerError('the model names no end-of-sequence token (eos_token_id in config.json, eos_token in tokenizer_config.json): answers could not end');
+    this.eosId = eos;
+    this.padId = pick(ids.pad, 'pad_token') ?? eos;
+    for (const [what, id] of [['bos', this.bosId], ['eos', this.eosId], ['pad', this.padId]] as const) {
+      if (id !== null && (id < 0 || id >= this.vocabSize)) throw new TokenizerError(`the ${what} token id ${id} is outside the tokenizer's vocabulary 0..${this.vocabSize - 1}`);
+      if (id !== null) this.specials.add(id);
+    }
+  }
+
+  private encodePlain(text: string): number[] {
+    if (!text) return [];
+    return this.tk.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  encode(text: string): number[] {
+    if (typeof text !== 'string') throw new TokenizerError(`encode: expected a string, got ${typeof text}`);
+    const out: number[] = [];
+    let at = 0;
+    for (const m of text.matchAll(MARKER_RE)) {
+      out.push(...this.encodePlain(text.slice(at, m.index)));
+      if (m[0] === BOS) {
+        if (this.bosId !== null) out.push(this.bosId);
+      } else out.push(m[0] === EOS ? this.eosId : m[0] === PAD ? this.padId : -1);
+      at = m.index + m[0].length;
+    }
+    out.push(...this.encodePlain(text.slice(at)));
+    return out;
+  }
+
+  encodeContinuation(context: string, continuation: string): number[] {
+    // the whole text's ids minus the context's, when the context's are a prefix of them (the usual
+    // case: the boundary sits before a space or after punctuation); else the continuation alone
+    const ctx = this.encode(context);
+    const all = this.encode(context + continuation);
+    if (all.length >= ctx.length && ctx.every((id, i) => all[i] === id)) return all.slice(ctx.length);
+    return this.encode(continuation);
+  }
+
+  decode(ids: ArrayLike<number>, opts: { skipSpecials?: boolean } = {}): string {
+    const list = Array.from(ids);
+    for (let i = 0; i < list.length; i++) {
+      const id = list[i];
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new TokenizerError(`decode: id ${id} at position ${i} is outside the vocabulary (0..${this.vocabSize - 1})`);
+      }
+    }
+    return this.tk.decode(list, { skip_special_tokens: opts.skipSpecials ?? false, clean_up_tokenization_spaces: false });
+  }
+
+  tokenOf(id: number): string {
+    let s = this.labels.get(id);
+    if (s === undefined) {
+      s = this.decode([id]);
+      // a piece of a multi-byte character decodes to nothing readable: show the vocabulary entry
+      if (!s || s.includes('\uFFFD')) s = this.tk.id_to_token(id) ?? `#${id}`;
+      this.labels.set(id, s);
+    }
+    return s;
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specials.has(id);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return this.json;
+  }
+}
