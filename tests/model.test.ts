@@ -54,6 +54,29 @@ const CASES: Case[] = [
     B: 2, S: 3, P: 3, posOffset: 5, input: 'embeds', upstream: true,
     lora: { targets: ['q_proj', 'v_proj', 'o_proj', 'up_proj'], layers: [0, 1], r: 3, alpha: 6 },
   },
+  // the Qwen variants and Llama's bias switches, on odd sizes (no dimension a multiple of a tile)
+  {
+    name: 'Qwen2: q/k/v biases, GQA 6/2 of head_dim 4 (hidden 24), untied, vocab 19, LoRA q,k,v',
+    config: { ...base, model_type: 'qwen2', hidden_size: 24, intermediate_size: 37, num_hidden_layers: 2, num_attention_heads: 6, num_key_value_heads: 2, vocab_size: 19, tie_word_embeddings: false },
+    B: 2, S: 5, P: 0, posOffset: 0, input: 'ids', upstream: false,
+    lora: { targets: ['q_proj', 'k_proj', 'v_proj'], layers: [1], r: 2, alpha: 5 },
+  },
+  {
+    name: 'Qwen3: q_norm/k_norm, head_dim 6 apart from hidden 20 / 4 heads, GQA 4/2, attention_bias, tied, prefix P=2 at offset 4, embeds, upstream',
+    config: { ...base, model_type: 'qwen3', head_dim: 6, attention_bias: true, hidden_size: 20, intermediate_size: 29, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 17, tie_word_embeddings: true },
+    B: 2, S: 3, P: 2, posOffset: 4, input: 'embeds', upstream: true,
+    lora: { targets: ['q_proj', 'k_proj', 'o_proj', 'down_proj'], layers: [0, 1], r: 3, alpha: 4 },
+  },
+  {
+    name: 'Qwen3 without biases, MHA 3/3 of head_dim 10 (hidden 12), untied, ids',
+    config: { ...base, model_type: 'qwen3', head_dim: 10, hidden_size: 12, intermediate_size: 19, num_hidden_layers: 1, num_attention_heads: 3, num_key_value_heads: 3, vocab_size: 23, tie_word_embeddings: false },
+    B: 3, S: 4, P: 0, posOffset: 0, input: 'ids', upstream: false,
+  },
+  {
+    name: 'Llama with attention_bias and mlp_bias, GQA 4/1, tied, ids',
+    config: { ...base, model_type: 'llama', attention_bias: true, mlp_bias: true, hidden_size: 16, intermediate_size: 21, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 1, vocab_size: 13, tie_word_embeddings: true },
+    B: 2, S: 4, P: 0, posOffset: 0, input: 'ids', upstream: false,
+  },
 ];
 
 describe('GPU model vs the float64 reference (every tensor)', () => {
@@ -64,10 +87,16 @@ describe('GPU model vs the float64 reference (every tensor)', () => {
       const { B, S, P } = c;
       const T = B * S;
       const D = cfg.hidden_size;
-      const kvDim = (D / cfg.num_attention_heads) * cfg.num_key_value_heads;
+      const kvDim = (cfg.head_dim ?? D / cfg.num_attention_heads) * cfg.num_key_value_heads;
       const L = cfg.num_hidden_layers;
       const V = cfg.vocab_size;
       const params = initRefParams(cfg, 7, 0.3);
+      // biases start at 0 and q/k norms at 1: make them random so that every path carries a value
+      let seed = 500;
+      for (const [name, a] of params) {
+        if (name.endsWith('.bias')) a.set(randn(a.length, seed++, 0.3));
+        if (/[qk]_norm\.weight$/.test(name)) a.set(randn(a.length, seed++, 0.3).map((x) => 1 + x));
+      }
       const r = rng(11);
       const ids = Uint32Array.from({ length: T }, () => Math.floor(r() * V));
       const targets = Uint32Array.from({ length: T }, (_, i) => (i % 4 === 3 ? 0xffffffff : Math.floor(r() * V)));

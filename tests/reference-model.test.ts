@@ -88,6 +88,8 @@ function testParams(config: RefConfig, seed: number): Map<string, Float64Array> 
   const p = initRefParams(config, seed, 0.3);
   const r = refRandn(seed + 1000);
   for (const [name, a] of p) if (name.endsWith('norm.weight')) for (let i = 0; i < a.length; i++) a[i] = 1 + 0.3 * r();
+  // biases start at 0 (HF init): give them values so that a bias the forward forgets is caught
+  for (const [name, a] of p) if (name.endsWith('.bias')) for (let i = 0; i < a.length; i++) a[i] = 0.3 * r();
   return p;
 }
 
@@ -211,6 +213,44 @@ describe('reference Llama: gradients vs central finite differences (float64)', (
       title: '(d) GQA tied + past + LoRA(all, layer 1)', config, params: testParams(config, 4),
       input: { ids: randIds(B * S, config.vocab_size, 41) },
       opts: { B, S, past: randPast(config, B, P, 44), posOffset: P, lora, targets: randIds(B * S, config.vocab_size, 42) },
+    });
+  });
+
+  // the Qwen variants: q/k/v biases (Qwen2), per-head q/k RMSNorm and a head_dim apart from
+  // hidden / heads (Qwen3), and Llama's bias switches, each through every gradient
+  it('(e) Qwen2: q/k/v biases, GQA 6/2 of head_dim 2 (hidden 12), untied, LoRA on q,k,v, token ids', () => {
+    const config: RefConfig = { ...base, model_type: 'qwen2', hidden_size: 12, intermediate_size: 9, num_attention_heads: 6, num_key_value_heads: 2 };
+    expect(refDims(config).biases).toEqual(['q_proj', 'k_proj', 'v_proj']);
+    const B = 2, S = 4;
+    checkLossGrads({
+      title: '(e) Qwen2 biases', config, params: testParams(config, 6),
+      input: { ids: randIds(B * S, config.vocab_size, 61) },
+      opts: { B, S, lora: initRefLora(config, [0, 1], ['q_proj', 'k_proj', 'v_proj'], 2, 3, 63, 0.3), targets: randIds(B * S, config.vocab_size, 62) },
+    });
+  });
+
+  it('(f) Qwen3: q_norm/k_norm, head_dim 6 with hidden 8 and 4/2 heads, attention_bias, tied, past P=2, LoRA, embeds', () => {
+    const config: RefConfig = { ...gqaTied, model_type: 'qwen3', hidden_size: 8, head_dim: 6, attention_bias: true };
+    const d = refDims(config);
+    expect([d.hd, d.qDim, d.kvDim, d.qkNorm]).toEqual([6, 24, 12, true]);
+    const B = 2, S = 3, P = 2;
+    checkLossGrads({
+      title: '(f) Qwen3 q/k norm + head_dim + biases', config, params: testParams(config, 7),
+      input: { embeds: randArray(B * S * config.hidden_size, 71) },
+      opts: {
+        B, S, past: randPast(config, B, P, 74), posOffset: P,
+        lora: initRefLora(config, [0, 1], ['q_proj', 'k_proj', 'o_proj'], 2, 4, 73, 0.3), targets: randIds(B * S, config.vocab_size, 72),
+      },
+    });
+  });
+
+  it('(g) Llama with attention_bias and mlp_bias (biases on all seven projections), token ids', () => {
+    const config: RefConfig = { ...base, attention_bias: true, mlp_bias: true };
+    expect(refDims(config).biases.length).toBe(7);
+    const B = 2, S = 3;
+    checkLossGrads({
+      title: '(g) Llama all biases', config, params: testParams(config, 8),
+      input: { ids: randIds(B * S, config.vocab_size, 81) }, opts: { B, S, targets: randIds(B * S, config.vocab_size, 82) },
     });
   });
 

@@ -8,7 +8,10 @@
 // K/V (the cache it adds) and last hidden state. The backward gives gradients for every parameter,
 // LoRA A and B, the input embeddings and the prefix K/V, and takes upstream gradients on the
 // exposed K/V and last hidden state (a receiver that read this cache, a latent step that consumed
-// this hidden state). Layouts and conventions: docs/engine.md.
+// this hidden state). Layouts and conventions: docs/engine.md. The Qwen variants add, per config:
+// biases on some projections (added after the matmul and its LoRA branch; their gradient is the
+// column sum of dY) and Qwen3's per-head RMSNorm of q and k before RoPE (the rmsnorm kernels over
+// [T*H, hd] rows, weight [hd]); head_dim may differ from hidden_size / heads.
 import type { Dispatch, Gpu, Tensor } from '../gpu/runtime';
 import { Rng } from '../tasks/rng';
 import { prepareMatmul } from '../gpu/ops/matmul';
@@ -19,6 +22,7 @@ import { prepareSwiglu, prepareSwigluBackward } from '../gpu/ops/swiglu';
 import { prepareEmbedding, prepareEmbeddingBackward } from '../gpu/ops/embedding';
 import { countTargets, prepareCrossEntropy, setCrossEntropyCount } from '../gpu/ops/crossentropy';
 import { prepareAdd, prepareAxpy, prepareFill } from '../gpu/ops/elementwise';
+import { prepareBias, prepareBiasBackward } from '../gpu/ops/bias';
 import { modelDims, paramShapes, PROJS, projName, projShape, type ModelConfig, type ModelDims, type Proj } from './config';
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -233,6 +237,8 @@ interface LinearSaved {
   x: Tensor;
   W: Tensor;
   dW: Tensor | null;
+  /** The bias gradient (base training of a projection with a bias). */
+  dBias: Tensor | null;
   lora: LoraModule | null;
   u: Tensor | null;
   inF: number;
@@ -322,7 +328,10 @@ export class ModelPass {
     const layers: {
       n1: Tensor; rrms1: Tensor; q: Tensor; k: Tensor; v: Tensor; qr: Tensor; kr: Tensor; att: Tensor; lse: Tensor;
       x1: Tensor; n2: Tensor; rrms2: Tensor; g: Tensor; u: Tensor; h: Tensor; lin: Map<Proj, LinearSaved>;
+      /** Qwen3: q and k after their per-head norm (RoPE's inputs) and the norms' saved rrms [T*H] */
+      qn: Tensor | null; kn: Tensor | null; rrmsQ: Tensor | null; rrmsK: Tensor | null;
     }[] = [];
+    const biased = new Set<Proj>(dims.biases);
 
     const linearForward = (l: number, proj: Proj, x: Tensor, y: Tensor, saved: Map<Proj, LinearSaved>) => {
       const [outF, inF] = projShape(model.config, proj);
@@ -336,7 +345,8 @@ export class ModelPass {
         fwd.push(prepareMatmul(gpu, x, mod.A, u, T, lora!.config.r, inF, { layout: 'nt' }));
         fwd.push(prepareMatmul(gpu, u, mod.B, y, T, outF, lora!.config.r, { layout: 'nt', alpha: lora!.scale, accumulate: true }));
       }
-      saved.set(proj, { x, W, dW: grad(`${name}.weight`), lora: mod, u, inF, outF });
+      if (biased.has(proj)) fwd.push(prepareBias(gpu, model.param(`${name}.bias`), y, T, outF));
+      saved.set(proj, { x, W, dW: grad(`${name}.weight`), dBias: biased.has(proj) ? grad(`${name}.bias`) : null, lora: mod, u, inF, outF });
     };
 
     for (let l = 0; l < L; l++) {
@@ -349,15 +359,22 @@ export class ModelPass {
         att: tensor([T, qDim], `l${l} attention out`), lse: tensor([B, Hq, S], `l${l} lse`),
         x1: tensor([T, D], `l${l} x1`), n2: tensor([T, D], `l${l} n2`), rrms2: tensor([T], `l${l} rrms2`),
         g: tensor([T, I], `l${l} gate`), u: tensor([T, I], `l${l} up`), h: tensor([T, I], `l${l} h`), lin,
+        qn: dims.qkNorm ? tensor([T, qDim], `l${l} q normed`) : null, kn: dims.qkNorm ? tensor([T, kvDim], `l${l} k normed`) : null,
+        rrmsQ: dims.qkNorm ? tensor([T * Hq], `l${l} rrms q`) : null, rrmsK: dims.qkNorm ? tensor([T * Hkv], `l${l} rrms k`) : null,
       };
       layers.push(s);
       fwd.push(prepareRmsnorm(gpu, x, model.param(`model.layers.${l}.input_layernorm.weight`), s.n1, s.rrms1, T, D, { eps }));
       linearForward(l, 'q_proj', s.n1, s.q, lin);
       linearForward(l, 'k_proj', s.n1, s.k, lin);
       linearForward(l, 'v_proj', s.n1, s.v, lin);
+      if (dims.qkNorm) {
+        // Qwen3: RMSNorm over each head (rows of hd) before RoPE
+        fwd.push(prepareRmsnorm(gpu, s.q, model.param(`model.layers.${l}.self_attn.q_norm.weight`), s.qn!, s.rrmsQ!, T * Hq, hd, { eps }));
+        fwd.push(prepareRmsnorm(gpu, s.k, model.param(`model.layers.${l}.self_attn.k_norm.weight`), s.kn!, s.rrmsK!, T * Hkv, hd, { eps }));
+      }
       const qd: RopeDims = { T, H: Hq, hd, S, posOffset: this.posOffset, theta };
       const kd: RopeDims = { T, H: Hkv, hd, S, posOffset: this.posOffset, theta };
-      for (const [src, dst, rd] of [[s.q, s.qr, qd], [s.k, s.kr, kd]] as const) {
+      for (const [src, dst, rd] of [[s.qn ?? s.q, s.qr, qd], [s.kn ?? s.k, s.kr, kd]] as const) {
         for (const d of prepareRopeForward(gpu, src, dst, rd)) {
           fwd.push(d);
           this.ropeDispatches.push({ d, dims: rd, backward: false });
@@ -419,11 +436,15 @@ export class ModelPass {
     const dv = tensor([T, kvDim], 'dv');
     const delta = tensor([B, Hq, S], 'attention delta');
     const loraDu = lora ? tensor([T, lora.config.r], 'lora du') : null;
+    // Qwen3: the gradients before the q/k norms (RoPE's backward writes dqp/dkp: those after them)
+    const dqn = dims.qkNorm ? tensor([T, qDim], 'dq pre-norm') : null;
+    const dkn = dims.qkNorm ? tensor([T, kvDim], 'dk pre-norm') : null;
 
     const linearBackward = (dy: Tensor, dx: Tensor, accumulateDx: boolean, s: LinearSaved) => {
-      const { x, W, dW, lora: mod, u, inF, outF } = s;
+      const { x, W, dW, dBias, lora: mod, u, inF, outF } = s;
       bwd.push(prepareMatmul(gpu, dy, W, dx, T, inF, outF, { layout: 'nn', accumulate: accumulateDx }));
       if (dW) bwd.push(prepareMatmul(gpu, dy, x, dW, outF, inF, T, { layout: 'tn', accumulate: true }));
+      if (dBias) bwd.push(prepareBiasBackward(gpu, dy, dBias, T, outF));
       if (mod && u && loraDu && lora) {
         const r = lora.config.r;
         bwd.push(prepareMatmul(gpu, dy, u, mod.dB, outF, r, T, { layout: 'tn', alpha: lora.scale, accumulate: true }));
@@ -482,8 +503,14 @@ export class ModelPass {
           this.ropeDispatches.push({ d, dims: rd, backward: true });
         }
       }
-      linearBackward(dqp, dn, false, lin.get('q_proj')!);
-      linearBackward(dkp, dn, true, lin.get('k_proj')!);
+      if (dims.qkNorm) {
+        const qName = `model.layers.${l}.self_attn.q_norm.weight`;
+        const kName = `model.layers.${l}.self_attn.k_norm.weight`;
+        bwd.push(...prepareRmsnormBackward(gpu, dqp, s.q, model.param(qName), s.rrmsQ!, dqn!, grad(qName) ?? tensor([hd], `unused d ${qName}`), T * Hq, hd));
+        bwd.push(...prepareRmsnormBackward(gpu, dkp, s.k, model.param(kName), s.rrmsK!, dkn!, grad(kName) ?? tensor([hd], `unused d ${kName}`), T * Hkv, hd));
+      }
+      linearBackward(dqn ?? dqp, dn, false, lin.get('q_proj')!);
+      linearBackward(dkn ?? dkp, dn, true, lin.get('k_proj')!);
       linearBackward(dv, dn, true, lin.get('v_proj')!);
       const inName = `model.layers.${l}.input_layernorm.weight`;
       bwd.push(...prepareRmsnormBackward(gpu, dn, xs[l], model.param(inName), s.rrms1, dres, grad(inName) ?? tensor([D], `unused d ${inName}`), T, D, { accumulate: true }));

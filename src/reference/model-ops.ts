@@ -14,6 +14,21 @@ function checkLen(op: string, name: string, a: Arr, n: number): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Bias of a Linear: y [T, N] += b [N] on every row (in place). Saves nothing.
+export function biasForward(y: Float64Array, b: Arr, T: number, N: number): void {
+  checkLen('biasForward', 'y', y, T * N);
+  checkLen('biasForward', 'b', b, N);
+  for (let t = 0; t < T; t++) for (let j = 0; j < N; j++) y[t * N + j] += b[j];
+}
+
+/** db [N] += sum over rows of dy [T, N] (dx is unchanged by a bias). */
+export function biasBackward(db: Float64Array, dy: Arr, T: number, N: number): void {
+  checkLen('biasBackward', 'db', db, N);
+  checkLen('biasBackward', 'dy', dy, T * N);
+  for (let t = 0; t < T; t++) for (let j = 0; j < N; j++) db[j] += dy[t * N + j];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Embedding: out [T, D] = W[ids[t]] with W [V, D]. Saves nothing (ids are the input).
 export function embeddingForward(W: Arr, ids: Arr, T: number, V: number, D: number): Float64Array {
   checkLen('embeddingForward', 'W', W, V * D);

@@ -2,16 +2,26 @@
 // oracle the GPU model is checked against on logits, loss and every gradient tensor (as llm.c's
 // test_gpt2 against its PyTorch dump). Explicit forward and backward, op by op (./model-ops.ts);
 // no autograd. Conventions: docs/engine.md. Rows are t = b*S + s, T = B*S; Linear weights (out, in).
+// Also Qwen2ForCausalLM (q/k/v biases) and Qwen3ForCausalLM (per-head RMSNorm of q and k before RoPE,
+// an explicit head_dim), as transformers' modeling files define them.
 import {
-  attentionBackward, attentionForward, crossEntropyBackward, crossEntropyForward, embeddingBackward,
+  attentionBackward, attentionForward, biasBackward, biasForward, crossEntropyBackward, crossEntropyForward, embeddingBackward,
   embeddingForward, linearBackward, linearForward, loraBackward, loraForward, rmsnormBackward, rmsnormForward,
   ropeBackward, ropeForward, swigluBackward, swigluForward, type AttentionDims,
 } from './model-ops';
 
 export { IGNORE_INDEX } from './model-ops';
 
-/** The fields of Hugging Face's LlamaConfig this reference reads (a structural subset of it). */
+/** The fields of Hugging Face's LlamaConfig (Qwen2Config, Qwen3Config) this reference reads (a structural subset of it). */
 export interface RefConfig {
+  /** 'llama' (default), 'qwen2' or 'qwen3' */
+  model_type?: string;
+  /** default hidden_size / num_attention_heads */
+  head_dim?: number;
+  /** Llama, Qwen3: biases on q, k, v, o_proj */
+  attention_bias?: boolean;
+  /** Llama: biases on gate, up, down_proj */
+  mlp_bias?: boolean;
   hidden_size: number;
   intermediate_size: number;
   num_hidden_layers: number;
@@ -25,11 +35,14 @@ export interface RefConfig {
 
 export interface RefDims {
   D: number; I: number; L: number; Hq: number; Hkv: number; hd: number; V: number; qDim: number; kvDim: number;
+  /** projections with a bias (Qwen2: q, k, v; attention_bias: q, k, v, o; mlp_bias: gate, up, down) */
+  biases: Proj[];
+  /** Qwen3's q_norm / k_norm */
+  qkNorm: boolean;
 }
 
 /** Derived sizes; throws on a config this reference does not implement (odd head_dim, head counts
- * that do not divide, an explicit head_dim other than hidden_size / num_attention_heads, biases,
- * rope_scaling, an activation other than silu). */
+ * that do not divide, rope_scaling, an activation other than silu, an unknown model_type). */
 export function refDims(config: RefConfig): RefDims {
   const D = config.hidden_size;
   const Hq = config.num_attention_heads;
@@ -38,18 +51,23 @@ export function refDims(config: RefConfig): RefDims {
   for (const k of ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'vocab_size'] as const) {
     if (!Number.isInteger(config[k]) || config[k] <= 0) fail(`${k} must be a positive integer, got ${config[k]}`);
   }
-  if (D % Hq !== 0) fail(`hidden_size=${D} is not a multiple of num_attention_heads=${Hq}`);
   if (Hq % Hkv !== 0) fail(`num_attention_heads=${Hq} is not a multiple of num_key_value_heads=${Hkv}`);
-  const hd = D / Hq;
+  const type = config.model_type ?? 'llama';
+  if (type !== 'llama' && type !== 'qwen2' && type !== 'qwen3') fail(`model_type=${type} (only llama, qwen2, qwen3)`);
+  // Qwen2 has no head_dim: always hidden / heads
+  const hd = type !== 'qwen2' && config.head_dim !== undefined ? config.head_dim : D / Hq;
+  if (!Number.isInteger(hd) || hd <= 0) fail(`hidden_size=${D} is not a multiple of num_attention_heads=${Hq} and no head_dim is given`);
   if (hd % 2 !== 0) fail(`head_dim=${hd} must be even for RoPE`);
   const extra = config as unknown as Record<string, unknown>;
-  if (typeof extra.head_dim === 'number' && extra.head_dim !== hd) {
-    fail(`head_dim=${extra.head_dim} differs from hidden_size/num_attention_heads=${hd}, which is all this reference implements`);
-  }
-  if (extra.attention_bias === true || extra.mlp_bias === true) fail('attention_bias / mlp_bias are not implemented');
   if (extra.rope_scaling !== undefined && extra.rope_scaling !== null) fail('rope_scaling is not implemented');
   if (extra.hidden_act !== undefined && extra.hidden_act !== 'silu') fail(`hidden_act=${String(extra.hidden_act)} (only silu)`);
-  return { D, I: config.intermediate_size, L: config.num_hidden_layers, Hq, Hkv, hd, V: config.vocab_size, qDim: Hq * hd, kvDim: Hkv * hd };
+  // transformers: Qwen2Attention has q/k/v bias=True, o bias=False; Llama/Qwen3 use attention_bias for all four; LlamaMLP mlp_bias
+  const biases: Proj[] = type === 'qwen2' ? ['q_proj', 'k_proj', 'v_proj'] : config.attention_bias ? ['q_proj', 'k_proj', 'v_proj', 'o_proj'] : [];
+  if (type === 'llama' && config.mlp_bias) biases.push('gate_proj', 'up_proj', 'down_proj');
+  return {
+    D, I: config.intermediate_size, L: config.num_hidden_layers, Hq, Hkv, hd, V: config.vocab_size, qDim: Hq * hd, kvDim: Hkv * hd,
+    biases, qkNorm: type === 'qwen3',
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -79,13 +97,18 @@ export function projShape(config: RefConfig, proj: Proj): [number, number] {
 /** Every parameter's shape by Hugging Face name, in LlamaForCausalLM.named_parameters() order
  * (no lm_head.weight when tie_word_embeddings). */
 export function paramShapes(config: RefConfig): Map<string, number[]> {
-  const { D, L, V } = refDims(config);
+  const { D, L, V, hd, biases, qkNorm } = refDims(config);
   const m = new Map<string, number[]>();
   m.set('model.embed_tokens.weight', [V, D]);
   for (let l = 0; l < L; l++) {
     for (const p of PROJS) m.set(`${projName(l, p)}.weight`, projShape(config, p));
     m.set(`model.layers.${l}.input_layernorm.weight`, [D]);
     m.set(`model.layers.${l}.post_attention_layernorm.weight`, [D]);
+    for (const p of biases) m.set(`${projName(l, p)}.bias`, [projShape(config, p)[0]]);
+    if (qkNorm) {
+      m.set(`model.layers.${l}.self_attn.q_norm.weight`, [hd]);
+      m.set(`model.layers.${l}.self_attn.k_norm.weight`, [hd]);
+    }
   }
   m.set('model.norm.weight', [D]);
   if (!config.tie_word_embeddings) m.set('lm_head.weight', [V, D]);
@@ -110,15 +133,15 @@ export function refRandn(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(Math.max(uni(), 1e-300))) * Math.cos(2 * Math.PI * uni());
 }
 
-/** HF init: linears and the embedding ~ N(0, std^2) (initializer_range, 0.02), norms = 1. One seeded
- * stream, drawn in paramShapes order. */
+/** HF init: linears and the embedding ~ N(0, std^2) (initializer_range, 0.02), norms = 1, biases = 0.
+ * One seeded stream, drawn in paramShapes order. */
 export function initRefParams(config: RefConfig, seed: number, std = 0.02): Map<string, Float64Array> {
   const rnd = refRandn(seed);
   const out = new Map<string, Float64Array>();
   for (const [name, shape] of paramShapes(config)) {
     const a = new Float64Array(shape.reduce((x, y) => x * y, 1));
     if (name.endsWith('norm.weight')) a.fill(1);
-    else for (let i = 0; i < a.length; i++) a[i] = std * rnd();
+    else if (!name.endsWith('.bias')) for (let i = 0; i < a.length; i++) a[i] = std * rnd();
     out.set(name, a);
   }
   return out;
@@ -237,6 +260,11 @@ export interface RefLayerSaved {
   h: Float64Array;
   /** LoRA u = x A^T [T, r] per projection that has an adapter */
   loraU: Map<Proj, Float64Array>;
+  /** Qwen3: q and k after their per-head RMSNorm (RoPE's inputs) and its rrms [T*H] (null otherwise) */
+  qn: Float64Array | null;
+  kn: Float64Array | null;
+  rrmsQ: Float64Array | null;
+  rrmsK: Float64Array | null;
 }
 
 export interface RefForwardResult {
@@ -285,7 +313,7 @@ function lmHeadName(config: RefConfig): string {
   return config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
 }
 
-/** A projection with its optional LoRA branch. */
+/** A projection with its optional LoRA branch and bias. */
 function projForward(
   config: RefConfig, params: Map<string, Float64Array>, lora: RefLora | undefined, layer: number, proj: Proj,
   x: Float64Array, T: number, loraU: Map<Proj, Float64Array>,
@@ -295,6 +323,7 @@ function projForward(
   const y = linearForward(x, getParam(params, `${name}.weight`, outF * inF), T, inF, outF);
   const ad = lora?.targets.get(name);
   if (lora && ad) loraU.set(proj, loraForward(y, x, ad.A, ad.B, T, inF, outF, lora.r, lora.alpha / lora.r));
+  if (refDims(config).biases.includes(proj)) biasForward(y, getParam(params, `${name}.bias`, outF), T, outF);
   return y;
 }
 
@@ -302,7 +331,7 @@ export function refForward(
   config: RefConfig, params: Map<string, Float64Array>, input: RefInput, opts: RefForwardOptions,
 ): RefForwardResult {
   const dims = refDims(config);
-  const { D, L, Hq, Hkv, hd, V, kvDim } = dims;
+  const { D, L, Hq, Hkv, hd, V, kvDim, qkNorm } = dims;
   const { B, S } = opts;
   if (!Number.isInteger(B) || B <= 0 || !Number.isInteger(S) || S <= 0) throw new Error(`refForward: B=${B} and S=${S} must be positive integers`);
   const T = B * S;
@@ -340,8 +369,11 @@ export function refForward(
     const q = projForward(config, params, lora, l, 'q_proj', n1, T, loraU);
     const k = projForward(config, params, lora, l, 'k_proj', n1, T, loraU);
     const v = projForward(config, params, lora, l, 'v_proj', n1, T, loraU);
-    const qr = ropeForward(q, T, S, Hq, hd, posOffset, theta);
-    const kr = ropeForward(k, T, S, Hkv, hd, posOffset, theta);
+    // Qwen3: RMSNorm over each head's hd values of q and k, then RoPE
+    const qnr = qkNorm ? rmsnormForward(q, getParam(params, `${pre}.self_attn.q_norm.weight`, hd), T * Hq, hd, eps) : null;
+    const knr = qkNorm ? rmsnormForward(k, getParam(params, `${pre}.self_attn.k_norm.weight`, hd), T * Hkv, hd, eps) : null;
+    const qr = ropeForward(qnr?.y ?? q, T, S, Hq, hd, posOffset, theta);
+    const kr = ropeForward(knr?.y ?? k, T, S, Hkv, hd, posOffset, theta);
     const { out: att, probs } = attentionForward(qr, kr, v, past ? past.k[l] : null, past ? past.v[l] : null, attnDims);
     const o = projForward(config, params, lora, l, 'o_proj', att, T, loraU);
     const x1 = new Float64Array(T * D);
@@ -353,7 +385,10 @@ export function refForward(
     const m = projForward(config, params, lora, l, 'down_proj', h, T, loraU);
     const x2 = new Float64Array(T * D);
     for (let i = 0; i < x2.length; i++) x2[i] = x1[i] + m[i];
-    layers.push({ x, rrms1, n1, q, k, v, qr, kr, probs, att, x1, rrms2, n2, g, u, h, loraU });
+    layers.push({
+      x, rrms1, n1, q, k, v, qr, kr, probs, att, x1, rrms2, n2, g, u, h, loraU,
+      qn: qnr?.y ?? null, kn: knr?.y ?? null, rrmsQ: qnr?.rrms ?? null, rrmsK: knr?.rrms ?? null,
+    });
     x = x2;
   }
   const { y: lastHidden, rrms: rrmsFinal } = rmsnormForward(x, getParam(params, 'model.norm.weight', D), T, D, eps);
@@ -418,7 +453,7 @@ function addInto(dst: Float64Array, src: ArrayLike<number> | null | undefined, w
 export function refBackward(
   config: RefConfig, params: Map<string, Float64Array>, fwd: RefForwardResult, upstream: RefUpstream = {},
 ): RefGrads {
-  const { D, L, Hq, Hkv, hd, V, kvDim } = refDims(config);
+  const { D, L, Hq, Hkv, hd, V, kvDim, biases, qkNorm } = refDims(config);
   const { B, S, P, posOffset, saved } = fwd;
   const T = B * S;
   const lora = saved.lora;
@@ -452,6 +487,7 @@ export function refBackward(
     const name = projName(l, proj);
     const W = getParam(params, `${name}.weight`, outF * inF);
     linearBackward(dxIn, grads.get(`${name}.weight`)!, dy, xIn, W, T, inF, outF);
+    if (biases.includes(proj)) biasBackward(grads.get(`${name}.bias`)!, dy, T, outF);
     const ad = lora?.targets.get(name);
     if (lora && ad) {
       const g = loraGrads.get(name)!;
@@ -489,9 +525,20 @@ export function refBackward(
     const dk = new Float64Array(T * kvDim);
     ropeBackward(dq, dqr, T, S, Hq, hd, posOffset, theta);
     ropeBackward(dk, dkr, T, S, Hkv, hd, posOffset, theta);
+    // Qwen3: through the per-head norms (dq, dk are the gradients of their outputs)
+    let dqPre = dq;
+    let dkPre = dk;
+    if (qkNorm) {
+      const wq = `${pre}.self_attn.q_norm.weight`;
+      const wk = `${pre}.self_attn.k_norm.weight`;
+      dqPre = new Float64Array(dq.length);
+      dkPre = new Float64Array(dk.length);
+      rmsnormBackward(dqPre, grads.get(wq)!, dq, sv.q, getParam(params, wq, hd), sv.rrmsQ!, T * Hq, hd);
+      rmsnormBackward(dkPre, grads.get(wk)!, dk, sv.k, getParam(params, wk, hd), sv.rrmsK!, T * Hkv, hd);
+    }
     const dn1 = new Float64Array(T * D);
-    projBackward(l, 'q_proj', dn1, dq, sv.n1, sv);
-    projBackward(l, 'k_proj', dn1, dk, sv.n1, sv);
+    projBackward(l, 'q_proj', dn1, dqPre, sv.n1, sv);
+    projBackward(l, 'k_proj', dn1, dkPre, sv.n1, sv);
     projBackward(l, 'v_proj', dn1, dv, sv.n1, sv);
     const w1 = `${pre}.input_layernorm.weight`;
     rmsnormBackward(dx1, grads.get(w1)!, dn1, sv.x, getParam(params, w1, D), sv.rrms1, T, D);
