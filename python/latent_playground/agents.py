@@ -1,0 +1,212 @@
+"""The agents of a run on transformers + peft: one frozen base model, one named PEFT adapter per adapter
+key (an agent id, or 'shared'), and the multi-agent rollout of src/mas/rollout.ts in PyTorch:
+
+  prefix   an agent's past_key_values are its predecessors' traces, concatenated in predecessor
+           order (every layer; keys keep the RoPE rotation they were made with)
+  prompt   its prompt pass over that cache, at RoPE positions start..start+n-1: 'stream' puts each
+           agent after the previous one in plan order, 'prefix' starts it at its prefix length
+  latent   m latent steps: h = last hidden state (after the final norm) of the previous position,
+           u = h W_a (or h), e = u * c / ||u|| (an RMSNorm with weight c / sqrt(D), eps 1e-12, as the
+           engine computes it), fed back through inputs_embeds
+  trace    what receivers read: the m latent positions ('latent') or prompt and latents ('full'); a
+           sender that received a prefix passes on only its own positions
+
+Autograd does the rest: the final agent's loss reaches each sender's k/v projections, adapters and
+latent steps through the caches (DiffMAS); the detached variant runs the senders without gradient.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .bundle import Bundle
+from .tasks import PlanAgent
+
+RESCALE_EPS = 1e-12
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+
+
+def plan_of(bundle: Bundle) -> list[PlanAgent]:
+    ids = [a["id"] for a in bundle.agents]
+    return [PlanAgent(a["id"], a["role"], a["latentSteps"], a["adapterKey"], a["final"], [ids.index(p) for p in a["predecessors"]]) for a in bundle.agents]
+
+
+def _cache_kv(cache, layer: int):
+    """(keys, values) [B, Hkv, T, hd] of one layer of a transformers cache (4.x and 5.x layouts)."""
+    if hasattr(cache, "layers"):
+        return cache.layers[layer].keys, cache.layers[layer].values
+    return cache.key_cache[layer], cache.value_cache[layer]
+
+
+def _make_cache(prefix):
+    from transformers import DynamicCache
+
+    if prefix is None:
+        return DynamicCache()
+    return DynamicCache([(k, v) for k, v in prefix])
+
+
+class Team:
+    """A run's agents over one base. adapters: adapter key -> PEFT folder (None: the plain base)."""
+
+    def __init__(self, bundle: Bundle, adapters: dict[str, Path] | None, *, base: str | None = None, dtype: str = "float32",
+                 device: str | torch.device = "cpu", attn: str = "eager", trainable: bool = False):
+        from transformers import AutoModelForCausalLM
+
+        self.bundle = bundle
+        self.plan = plan_of(bundle)
+        self.method = bundle.method
+        self.positions = bundle.json["positions"]
+        self.trace = self.method["trace"] if self.method["channel"] == "latent" else None
+        self.device = torch.device(device)
+        self.dtype = DTYPES[dtype]
+        load_dtype = torch.float32 if self.dtype == torch.float64 else self.dtype
+        model = AutoModelForCausalLM.from_pretrained(base or str(bundle.base_dir), dtype=load_dtype, attn_implementation=attn)
+        model.requires_grad_(False)
+        self.peft = None
+        self.trainable: dict[str, list[torch.nn.Parameter]] = {}
+        if adapters:
+            from peft import PeftModel
+
+            keys = list(adapters)
+            peft = PeftModel.from_pretrained(model, str(adapters[keys[0]]), adapter_name=keys[0], is_trainable=trainable)
+            for k in keys[1:]:
+                peft.load_adapter(str(adapters[k]), adapter_name=k, is_trainable=trainable)
+            self.peft = peft
+            model = peft
+            if trainable:
+                for k in keys:
+                    self.trainable[k] = [p for n, p in peft.named_parameters() if ".lora_" in n and f".{k}." in n]
+                    if not self.trainable[k]:
+                        raise ValueError(f"adapter {k}: no LoRA parameters were loaded")
+        self.model = model.to(device=self.device, dtype=self.dtype if self.dtype == torch.float64 else None)
+        self.model.eval()
+        lm = self.peft.base_model.model if self.peft is not None else model
+        self.decoder = lm.get_decoder()
+        self.lm_head = lm.get_output_embeddings()
+        cfg = lm.config
+        self.L = cfg.num_hidden_layers
+        self.Hkv = cfg.num_key_value_heads
+        self.hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.W = self.Hkv * self.hd
+        self.V = cfg.vocab_size
+        m = bundle.latent_map
+        self.Wa = m.Wa.to(self.device, self.dtype) if m is not None and m.Wa is not None else None
+        self.map_scale = (m.target_norm / math.sqrt(m.D)) if m is not None else None
+        if self.method["channel"] == "latent" and any(a.latent_steps for a in self.plan) and m is None:
+            raise ValueError("the run has latent steps but its bundle has no latent map")
+        self.active: str | None = "?"
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """The trainable LoRA parameters, adapter by adapter (a stable order for every process)."""
+        return [p for k in self.trainable for p in self.trainable[k]]
+
+    def activate(self, key: str | None):
+        """Makes `key` the adapter in use (None: the base alone), keeping every trainable adapter trainable
+        (peft's set_adapter freezes the inactive ones, which would drop the gradient of a sender's adapter)."""
+        if self.peft is None or key == self.active:
+            return
+        if key is None:
+            self.peft.base_model.disable_adapter_layers()
+        else:
+            self.peft.base_model.enable_adapter_layers()
+            self.peft.set_adapter(key)
+        for ps in self.trainable.values():
+            for p in ps:
+                p.requires_grad_(True)
+        self.active = key
+
+    def latent_input(self, h: torch.Tensor) -> torch.Tensor:
+        u = h @ self.Wa if self.Wa is not None else h
+        rr = torch.rsqrt(u.float().pow(2).mean(-1, keepdim=True) + RESCALE_EPS).to(u.dtype)
+        return u * rr * self.map_scale
+
+    def agent_trains(self, a: PlanAgent) -> bool:
+        t = self.method["train"]
+        return a.adapter_key is not None and (t == "all" or (t == "receiver" and a.final))
+
+    def _pass(self, prefix, start: int, ids=None, embeds=None, cache=None):
+        """One pass over a cache: a new one holding `prefix`, or `cache` itself (extended in place)."""
+        if cache is None:
+            cache = _make_cache(prefix)
+        n = (ids if ids is not None else embeds).shape[1]
+        B = (ids if ids is not None else embeds).shape[0]
+        pos = torch.arange(start, start + n, device=self.device).unsqueeze(0).expand(B, -1)
+        out = self.decoder(input_ids=ids, inputs_embeds=embeds, past_key_values=cache, position_ids=pos, use_cache=True)
+        return out.last_hidden_state, cache
+
+    def forward(self, inputs: list[torch.Tensor], edit=None, grad: bool = False):
+        """Every agent of one batch, in plan order. inputs[a]: [B, n_a] token ids (the final agent: its
+        prompt and answer region). edit(agent, layer, 'k'|'v', x [B, P, W]) may replace a received prefix
+        (the controls). Returns the final agent's logits [B, S, V], its prefix and first position, and
+        the received positions per episode."""
+        traces: list[list[tuple[torch.Tensor, torch.Tensor]] | None] = []
+        stream_end = 0
+        received = 0
+        logits = final_prefix = final_start = None
+        for ai, a in enumerate(self.plan):
+            ids = inputs[ai].to(self.device)
+            prefix = None
+            if a.preds:
+                prefix = [(torch.cat([traces[p][l][0] for p in a.preds], dim=2), torch.cat([traces[p][l][1] for p in a.preds], dim=2)) for l in range(self.L)]
+                if edit is not None:
+                    prefix = [(self._edit(edit, ai, l, "k", k), self._edit(edit, ai, l, "v", v)) for l, (k, v) in enumerate(prefix)]
+            P = prefix[0][0].shape[2] if prefix else 0
+            received += P
+            n = ids.shape[1]
+            start = stream_end if self.positions == "stream" else P
+            m = a.latent_steps if self.trace else 0
+            stream_end = start + n + m
+            self.activate(a.adapter_key)
+            with torch.set_grad_enabled(grad and self.agent_trains(a)):
+                h, cache = self._pass(prefix, start, ids=ids)
+                if a.final:
+                    logits = self.lm_head(h)
+                    final_prefix, final_start = prefix, start
+                    traces.append(None)
+                    continue
+                last = h[:, -1]
+                for j in range(1, m + 1):
+                    e = self.latent_input(last).unsqueeze(1)
+                    hj, cache = self._pass(None, start + n + j - 1, embeds=e, cache=cache)
+                    last = hj[:, -1]
+                lo = P if self.trace == "full" else P + n
+                traces.append([tuple(x[:, :, lo:P + n + m] for x in _cache_kv(cache, l)) for l in range(self.L)])
+        return logits, final_prefix, final_start, received
+
+    def _edit(self, edit, agent: int, layer: int, kind: str, x: torch.Tensor) -> torch.Tensor:
+        B, H, P, hd = x.shape
+        rows = x.permute(0, 2, 1, 3).reshape(B, P, H * hd)
+        new = edit(agent, layer, kind, rows)
+        if new is None:
+            return x
+        return new.to(x.dtype).reshape(B, P, H, hd).permute(0, 2, 1, 3).contiguous()
+
+    def final_pass(self, prefix, start: int, ids: torch.Tensor) -> torch.Tensor:
+        """The final agent's pass again over a fixed prefix (greedy decoding)."""
+        self.activate(self.plan[-1].adapter_key)
+        with torch.no_grad():
+            h, _ = self._pass(prefix, start, ids=ids.to(self.device))
+            return self.lm_head(h)
+
+    def solo_pass(self, ids: torch.Tensor) -> torch.Tensor:
+        """One agent alone on the base (the text channel's senders and receiver), positions from 0."""
+        self.activate(None)
+        with torch.no_grad():
+            h, _ = self._pass(None, 0, ids=ids.to(self.device))
+            return self.lm_head(h)
+
+
+def loss_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sum of the cross-entropy over the targets >= 0 (float32 or wider)."""
+    lg = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    return F.cross_entropy(lg.reshape(-1, lg.shape[-1]), targets.reshape(-1).to(lg.device), ignore_index=-100, reduction="sum")
+
+
+def no_context():
+    return nullcontext()

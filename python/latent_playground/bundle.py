@@ -1,0 +1,228 @@
+"""Reading and writing run bundles (docs/run-bundle.md, src/storage/run-bundle.ts): run.json, the base
+as Hugging Face files, PEFT adapters (trained and initial), the latent map, each split's episodes and
+the first training batches. A folder or a zip (one top folder is looked through)."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT = "latent-playground-run"
+VERSION = 1
+SPLITS = ("train", "heldout", "ood")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be read: names the file and what is wrong."""
+
+    def __init__(self, message: str):
+        super().__init__(f"run bundle: {message}")
+
+
+@dataclass
+class LatentMap:
+    kind: str
+    D: int
+    target_norm: float
+    Wa: object | None  # torch.Tensor [D, D] (float32 as stored) or None for the identity
+    lam: float = 0.0
+
+
+@dataclass
+class Bundle:
+    root: Path
+    json: dict
+    episodes: dict = field(default_factory=dict)
+    batches: list = field(default_factory=list)
+    latent_map: LatentMap | None = None
+    _tmp: object = None
+
+    @property
+    def config(self) -> dict:
+        return self.json["config"]
+
+    @property
+    def method(self) -> dict:
+        return self.json["method"]
+
+    @property
+    def agents(self) -> list[dict]:
+        return self.json["agents"]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.root / self.json["files"]["base"]
+
+    def adapter_dir(self, key: str, initial: bool = False) -> Path:
+        files = self.json["files"]["initialAdapters" if initial else "adapters"]
+        if key not in files:
+            which = "initial_adapters" if initial else "adapters"
+            raise BundleError(f"run.json: no {which} folder for adapter {key!r} (has: {', '.join(files) or 'none'})")
+        return self.root / files[key]
+
+    @property
+    def adapter_keys(self) -> list[str]:
+        keys = []
+        for a in self.agents:
+            if a["adapterKey"] is not None and a["adapterKey"] not in keys:
+                keys.append(a["adapterKey"])
+        return keys
+
+    @property
+    def rendering(self) -> str:
+        r = self.config.get("rendering")
+        if r:
+            return r
+        tk = json.loads((self.base_dir / "tokenizer.json").read_text())
+        return "char" if tk.get("type") == "char" else "word"
+
+    def close(self):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _need(cond, where: str, what: str):
+    if not cond:
+        raise BundleError(f"{where}: {what}")
+
+
+def _lines(path: Path, count: int, where: str) -> list:
+    _need(path.is_file(), where, "the file is missing (run.json lists it)")
+    lines = [l for l in path.read_text().split("\n") if l.strip()]
+    _need(len(lines) == count, where, f"{len(lines)} lines, but run.json says {count}")
+    out = []
+    for i, l in enumerate(lines):
+        try:
+            out.append(json.loads(l))
+        except json.JSONDecodeError as e:
+            raise BundleError(f"{where} line {i + 1} is not JSON: {e}") from None
+    return out
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Reads and checks a bundle (a folder, or a zip unpacked into a temporary folder)."""
+    path = Path(path)
+    tmp = None
+    if path.is_file() and zipfile.is_zipfile(path):
+        tmp = tempfile.TemporaryDirectory(prefix="run-bundle-")
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                p = Path(name)
+                if p.is_absolute() or ".." in p.parts:
+                    raise BundleError(f"{path.name}: entry {name!r} points outside the bundle")
+            z.extractall(tmp.name)
+        path = Path(tmp.name)
+    _need(path.is_dir(), str(path), "not a folder or zip")
+    root = path
+    if not (root / "run.json").is_file():
+        tops = [d for d in root.iterdir() if d.is_dir() and (d / "run.json").is_file()]
+        _need(tops, "run.json", "not found: this is not a run bundle")
+        root = tops[0]
+    try:
+        meta = json.loads((root / "run.json").read_text())
+    except json.JSONDecodeError as e:
+        raise BundleError(f"run.json is not JSON: {e}") from None
+    _need(isinstance(meta, dict), "run.json", "not a JSON object")
+    _need(meta.get("format") == FORMAT, "run.json", f"format is {meta.get('format')!r}, not {FORMAT!r}")
+    v = meta.get("version")
+    _need(isinstance(v, int), "run.json", "version is not an integer")
+    _need(v <= VERSION, "run.json", f"version {v} was written by a newer playground (this one reads version {VERSION})")
+    _need(v >= 1, "run.json", f"version {v} is not a bundle version")
+    for k in ("config", "method", "agents", "files", "tokens", "maxAnswerTokens", "positions", "training"):
+        _need(k in meta, "run.json", f"{k} is missing")
+    agents = meta["agents"]
+    _need(agents and sum(a["final"] for a in agents) == 1 and agents[-1]["final"], "run.json", "exactly one final agent, listed last")
+    files = meta["files"]
+    base = root / files["base"]
+    for n in ("config.json", "tokenizer.json"):
+        _need((base / n).is_file(), f"{files['base']}/{n}", "missing")
+    _need((base / "model.safetensors").is_file() or (base / "model.safetensors.index.json").is_file(), f"{files['base']}/model.safetensors", "missing")
+    for group in ("adapters", "initialAdapters"):
+        for key, p in files[group].items():
+            for f in ("adapter_config.json", "adapter_model.safetensors"):
+                _need((root / p / f).is_file(), f"{p}/{f}", "missing")
+    b = Bundle(root=root, json=meta, _tmp=tmp)
+    for split, e in files["episodes"].items():
+        _need(split in SPLITS, "run.json", f"unknown split {split!r} in files.episodes")
+        eps = _lines(root / e["path"], e["count"], e["path"])
+        for i, ep in enumerate(eps):
+            _need(ep.get("split") == split and len(ep.get("agents", [])) == len(agents), f"{e['path']} line {i + 1}", f"not an episode of {split} with {len(agents)} agent inputs")
+        b.episodes[split] = eps
+    if files.get("batches"):
+        b.batches = _lines(root / files["batches"]["path"], files["batches"]["count"], files["batches"]["path"])
+    if files.get("latentMap"):
+        from safetensors import safe_open
+
+        p = root / files["latentMap"]
+        _need(p.is_file(), files["latentMap"], "missing")
+        with safe_open(str(p), framework="pt") as f:
+            md = f.metadata() or {}
+            names = set(f.keys())
+            wa = f.get_tensor("W_a") if "W_a" in names else None
+            tn = f.get_tensor("target_norm") if "target_norm" in names else None
+        kind = md.get("kind")
+        _need(kind in ("ridge", "identity"), files["latentMap"], f"kind {kind!r} is not ridge or identity")
+        D = int(md.get("D", 0))
+        _need(tn is not None and D > 0, files["latentMap"], "needs D and target_norm")
+        _need(kind == "identity" or (wa is not None and tuple(wa.shape) == (D, D)), files["latentMap"], f"a ridge map needs W_a of {D} x {D}")
+        try:
+            norm = float(md["target_norm"])
+        except (KeyError, ValueError):
+            norm = float(tn[0])
+        b.latent_map = LatentMap(kind=kind, D=D, target_norm=norm, Wa=wa, lam=float(md.get("lambda", 0)))
+    return b
+
+
+def _copy_tree(src: Path, dst: Path):
+    """Copies a folder, hard-linking files where the file system allows (a base of gigabytes is not copied twice)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_dir():
+            _copy_tree(f, dst / f.name)
+            continue
+        try:
+            (dst / f.name).hardlink_to(f)
+        except OSError:
+            shutil.copy2(f, dst / f.name)
+
+
+def write_bundle(src: Bundle, out: Path, meta: dict, adapter_dirs: dict[str, Path]) -> Path:
+    """A new bundle at `out`, complete or not at all: the source's base, initial adapters, latent map,
+    episodes and batches, the given trained adapters and run.json `meta` (its files are set here).
+    Written into a temporary sibling, then renamed into place."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists: choose another --out or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        files = {"base": "base", "adapters": {}, "initialAdapters": {}, "latentMap": None, "episodes": {}, "batches": None}
+        _copy_tree(src.base_dir, tmp / "base")
+        for key, d in adapter_dirs.items():
+            _copy_tree(Path(d), tmp / "adapters" / key)
+            files["adapters"][key] = f"adapters/{key}"
+        for key, p in src.json["files"]["initialAdapters"].items():
+            _copy_tree(src.root / p, tmp / "initial_adapters" / key)
+            files["initialAdapters"][key] = f"initial_adapters/{key}"
+        sf = src.json["files"]
+        if sf.get("latentMap"):
+            shutil.copy2(src.root / sf["latentMap"], tmp / "latent_map.safetensors")
+            files["latentMap"] = "latent_map.safetensors"
+        for split, e in sf["episodes"].items():
+            (tmp / "episodes").mkdir(exist_ok=True)
+            shutil.copy2(src.root / e["path"], tmp / "episodes" / f"{split}.jsonl")
+            files["episodes"][split] = {"path": f"episodes/{split}.jsonl", "count": e["count"]}
+        if sf.get("batches"):
+            shutil.copy2(src.root / sf["batches"]["path"], tmp / "batches.jsonl")
+            files["batches"] = {"path": "batches.jsonl", "count": sf["batches"]["count"]}
+        doc = {"format": FORMAT, "version": VERSION, **{k: v for k, v in meta.items() if k not in ("format", "version", "files")}, "files": files}
+        (tmp / "run.json").write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,280 @@
+"""Evaluation as the tab does it (src/mas/run.ts evaluate): a split's evaluation episodes from the
+bundle, in batches of config.batch grouped by prompt lengths, the final agent's answer decoded greedily
+(at most maxAnswerTokens + 1 tokens, stopping at a special token or a line end) and compared with the
+episode's answer; accuracy, validity (the task's answer format), entropy of the answers (nats),
+teacher-forced loss and message size; the controls of the channel on a split."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import torch
+
+from .agents import Team, loss_sum
+from .controls import GaussianRows, Moments, rotate_heads, rotations, shuffle_permutation
+from .rng import Rng, derive_seed
+from .tasks import extract_answer, make_task, valid_answer, wrap_message, cut_message, final_sequence
+
+
+def controls_for(channel: str) -> list[str]:
+    return ["shuffle", "zero", "noise", "rotate"] if channel == "latent" else ["shuffle", "zero"] if channel == "text" else []
+
+
+def entropy(values: list[str]) -> float:
+    c = Counter(values)
+    n = len(values)
+    h = -sum((k / n) * math.log(k / n) for k in c.values())
+    return 0.0 if h == 0 else h
+
+
+def _group(keys: list[str]) -> list[list[int]]:
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    return list(groups.values())
+
+
+def _chunks(idx: list[int], B: int):
+    for s in range(0, len(idx), B):
+        rows = idx[s:s + B]
+        real = len(rows)
+        rows = rows + [rows[-1]] * (B - real)
+        yield rows, real
+
+
+class Evaluator:
+    def __init__(self, team: Team, tokenizer, batch: int | None = None):
+        self.team = team
+        self.bundle = team.bundle
+        self.tk = tokenizer
+        self.cfg = self.bundle.config
+        self.B = batch or self.cfg["batch"]
+        self.max_answer = self.bundle.json["maxAnswerTokens"]
+        self.rendering = self.bundle.rendering
+        self.task = make_task(self.cfg["task"], self.cfg["difficulty"])
+        self.pad = self.bundle.json["tokens"]["pad"]
+
+    # ---------------------------------------------------------------- decoding
+
+    def _decode(self, logits, ids: torch.Tensor, start: int, max_tokens: int, real: int, rerun) -> list[list[int]]:
+        """run.ts decode: greedy from the teacher-forced logits, rerunning the pass where a prediction differs."""
+        S = ids.shape[1]
+        out: list[list[int]] = [[] for _ in range(real)]
+        done = [False] * real
+        for _ in range(max_tokens + 1):
+            again = False
+            lg = logits.float()
+            for b in range(real):
+                while not done[b]:
+                    pos = start + len(out[b])
+                    row = lg[b, pos]
+                    if not torch.isfinite(row).all():
+                        raise FloatingPointError(f"non-finite logits in row {b} at position {pos}")
+                    pred = int(torch.argmax(row))
+                    out[b].append(pred)
+                    if self.tk.stops(pred) or len(out[b]) >= max_tokens:
+                        done[b] = True
+                        break
+                    if int(ids[b, pos + 1]) == pred:
+                        continue
+                    ids[b, pos + 1] = pred
+                    again = True
+                    break
+            if not again:
+                break
+            logits = rerun(ids)
+        assert S == ids.shape[1]
+        return out
+
+    # ---------------------------------------------------------------- latent and no channel
+
+    def _edit(self, control: str, split: str, inst, prompts):
+        t = self.team
+        seed = self.cfg["seed"]
+        if control not in ("zero", "noise", "rotate"):
+            raise ValueError(f"no prefix edit for control {control!r}")
+        if control == "zero":
+            return lambda agent, layer, kind, x: torch.zeros_like(x)
+        if control == "rotate":
+            cache: dict = {}
+
+            def rot(agent, layer, kind, x):
+                key = (agent, layer)
+                if key not in cache:
+                    cache[key] = rotations(seed, agent, layer, t.Hkv, t.hd)
+                rows = x.detach().cpu().double().numpy()
+                return torch.from_numpy(rotate_heads(rows, t.hd, cache[key]))
+            return rot
+        # noise: the moments of the uncontrolled received rows over the split (real rows only)
+        moments: dict = {}
+        for rows, real, inputs, _, _, _ in self._batches(inst, prompts):
+            def measure(agent, layer, kind, x, real=real):
+                m = moments.setdefault((agent, layer, kind), Moments(t.W))
+                m.add(x[:real].detach().cpu().double().numpy().reshape(-1, t.W))
+                return None
+            t.forward(inputs, edit=measure)
+        samplers = {k: GaussianRows(m) for k, m in moments.items()}
+        rng = Rng(derive_seed(seed, "noise-control", split))
+
+        def noise(agent, layer, kind, x):
+            B, P, W = x.shape
+            return torch.from_numpy(samplers[(agent, layer, kind)].draw(B * P, rng).reshape(B, P, W))
+        return noise
+
+    def _batches(self, inst, prompts):
+        fi = len(self.team.plan) - 1
+        eps = self._eps
+        for g in _group([",".join(str(len(p)) for p in ps) for ps in prompts]):
+            for rows, real in _chunks(g, self.B):
+                inputs = [torch.tensor([prompts[r][a] for r in rows]) for a in range(fi)]
+                ids, targets = [], []
+                for b, r in enumerate(rows):
+                    s_ids, s_t = final_sequence(prompts[r][fi], eps[inst[r][fi]]["targetIds"], self.max_answer, b < real, self.pad)
+                    ids.append(s_ids)
+                    targets.append([-100 if x is None else x for x in s_t])
+                inputs.append(torch.tensor(ids))
+                yield rows, real, inputs, torch.tensor(targets), len(prompts[rows[0]][fi]) - 1, ids
+
+    def _rollout_method(self, split: str, control: str):
+        t = self.team
+        eps = self._eps
+        n = len(eps)
+        inst = self._instances(n, control)
+        prompts = [[eps[inst[i][a]]["agents"][a]["ids"] for a in range(len(t.plan))] for i in range(n)]
+        edit = self._edit(control, split, inst, prompts) if control in ("zero", "noise", "rotate") else None
+        answers: list[str] = [""] * n
+        lsum, count, positions = 0.0, 0, 0
+        for rows, real, inputs, targets, start, _ in self._batches(inst, prompts):
+            logits, prefix, fstart, received = t.forward(inputs, edit=edit)
+            lsum += float(loss_sum(logits, targets))
+            count += int((targets >= 0).sum())
+            ids = inputs[-1].clone()
+            gen = self._decode(logits, ids, start, self.max_answer + 1, real, lambda x: t.final_pass(prefix, fstart, x))
+            for b in range(real):
+                answers[rows[b]] = extract_answer(self.tk.decode(gen[b]), self.rendering)
+            positions += received * real
+        return answers, lsum, count, positions / n, {}
+
+    def _instances(self, n: int, control: str):
+        perm = shuffle_permutation(self.cfg["seed"], n) if control == "shuffle" else None
+        return [[i if (a.final or perm is None) else perm[i] for a in self.team.plan] for i in range(n)]
+
+    # ---------------------------------------------------------------- text channel
+
+    def _with_messages(self, prompt: str, messages: list[str]) -> str:
+        lines = "".join(wrap_message(m, self.rendering) for m in messages)
+        return prompt[:5] + lines + prompt[5:] if prompt.startswith("<bos>") else lines + prompt
+
+    def _decode_texts(self, prompts: list[list[int]], budget: int) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in prompts]
+        for g in _group([str(len(p)) for p in prompts]):
+            ln = len(prompts[g[0]])
+            S = ln + budget - 1
+            for rows, real in _chunks(g, self.B):
+                ids = torch.full((self.B, S), self.pad, dtype=torch.long)
+                for b, r in enumerate(rows):
+                    ids[b, :ln] = torch.tensor(prompts[r])
+                logits = self.team.solo_pass(ids)
+                gen = self._decode(logits, ids, ln - 1, budget, real, self.team.solo_pass)
+                for b in range(real):
+                    out[rows[b]] = gen[b]
+        return out
+
+    def _text_method(self, split: str, control: str):
+        t = self.team
+        eps = self._eps
+        n = len(eps)
+        inst = self._instances(n, control)
+        plan = t.plan
+        messages = [[""] * n for _ in plan]
+        msg_tokens = 0
+
+        def received(a, i):
+            return ["" if control == "zero" else messages[p][i] for p in plan[a].preds]
+
+        for a in range(len(plan) - 1):
+            texts = [self._with_messages(eps[inst[i][a]]["agents"][a]["prompt"], received(a, i)) for i in range(n)]
+            gen = self._decode_texts([self.tk.encode(x) for x in texts], self.cfg["textBudget"])
+            for i in range(n):
+                messages[a][i] = cut_message(self.tk.decode(gen[i]))
+                msg_tokens += len(self.tk.encode(messages[a][i]))
+        fi = len(plan) - 1
+        finals = [self.tk.encode(self._with_messages(eps[i]["agents"][fi]["prompt"], received(fi, i))) for i in range(n)]
+        answers = [""] * n
+        lsum, count = 0.0, 0
+        for g in _group([str(len(p)) for p in finals]):
+            ln = len(finals[g[0]])
+            for rows, real in _chunks(g, self.B):
+                ids, targets = [], []
+                for b, r in enumerate(rows):
+                    s_ids, s_t = final_sequence(finals[r], eps[r]["targetIds"], self.max_answer, b < real, self.pad)
+                    ids.append(s_ids)
+                    targets.append([-100 if x is None else x for x in s_t])
+                ids = torch.tensor(ids)
+                targets = torch.tensor(targets)
+                logits = t.solo_pass(ids)
+                lsum += float(loss_sum(logits, targets))
+                count += int((targets >= 0).sum())
+                gen = self._decode(logits, ids, ln - 1, self.max_answer + 1, real, t.solo_pass)
+                for b in range(real):
+                    answers[rows[b]] = extract_answer(self.tk.decode(gen[b]), self.rendering)
+        return answers, lsum, count, msg_tokens / n, {"messages": messages}
+
+    # ---------------------------------------------------------------- the table
+
+    def evaluate(self, split: str, control: str = "none") -> dict:
+        if split not in self.bundle.episodes:
+            raise ValueError(f"the bundle has no {split} episodes (has: {', '.join(self.bundle.episodes)})")
+        channel = self.team.method["channel"]
+        if control != "none" and control not in controls_for(channel):
+            raise ValueError(f"method {self.team.method['name']}: the {control} control does not apply to the {channel} channel")
+        self._eps = self.bundle.episodes[split]
+        n = len(self._eps)
+        if channel == "text":
+            answers, lsum, count, tokens, extra = self._text_method(split, control)
+            floats, positions = 0.0, tokens
+        else:
+            answers, lsum, count, positions, extra = self._rollout_method(split, control)
+            floats = positions * self.team.L * 2 * self.team.W
+            tokens = 0.0
+        aset = self.task.answer_set(split)
+        correct = [a == ep["answer"] for a, ep in zip(answers, self._eps)]
+        return {
+            "method": self.team.method["name"], "split": split, **({"control": control} if control != "none" else {}),
+            "accuracy": sum(correct) / n, "validity": sum(valid_answer(self.task.name, aset, a) for a in answers) / n,
+            "entropy": entropy(answers), "episodes": n, "messageFloats": floats, "messageTokens": tokens, "messagePositions": positions,
+            "loss": lsum / count if count else float("nan"), "predictions": answers, **extra,
+        }
+
+
+def wilson95(k: int, n: int):
+    if n <= 0:
+        return [float("nan"), float("nan")]
+    z = 1.959963984540054
+    p = k / n
+    den = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / den
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return [max(0.0, c - h), min(1.0, c + h)]
+
+
+def format_table(rows: list[dict], controls: list[dict], chance: dict) -> str:
+    """The tab's table (experiment.ts formatTable) and its controls (formatControls), one run."""
+    head = ["method", "split", "accuracy (95% CI)", "valid", "entropy", "msg pos", "msg floats", "msg tok", "loss"]
+    body = []
+    for r in rows:
+        lo, hi = wilson95(round(r["accuracy"] * r["episodes"]), r["episodes"])
+        body.append([r["method"], r["split"], f"{r['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]", f"{r['validity']:.2f}", f"{r['entropy']:.2f}",
+                     f"{r['messagePositions']:.1f}", f"{r['messageFloats']:.0f}", f"{r['messageTokens']:.1f}", f"{r['loss']:.4f}"])
+    w = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    line = lambda cells: "| " + " | ".join(c.rjust(w[i]) if i >= 2 else c.ljust(w[i]) for i, c in enumerate(cells)) + " |"
+    out = [line(head), "|" + "|".join("-" * (x + 1) + ":" if i >= 2 else "-" * (x + 2) for i, x in enumerate(w)) + "|", *map(line, body)]
+    if controls:
+        names = {"shuffle": "shuffled", "zero": "zeroed", "noise": "noise", "rotate": "rotated"}
+        held = next((r for r in rows if r["split"] == "heldout"), None)
+        by = {c["control"]: c["accuracy"] for c in controls}
+        cells = [f"{by[c]:.3f}" if c in by else "n/a" for c in names]
+        out += ["", f"| method | heldout | {' | '.join(names.values())} | chance |", "|---|---:|" + "---:|" * len(names) + "---:|",
+                f"| {rows[0]['method']} | {held['accuracy']:.3f} | {' | '.join(cells)} | {chance.get('heldout', float('nan')):.3f} |" if held else ""]
+    return "\n".join(out)

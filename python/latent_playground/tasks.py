@@ -1,0 +1,335 @@
+"""The synthetic tasks (src/tasks/tasks.ts) and the run's data helpers (src/mas/data.ts,
+src/mas/run-data.ts), ported so that `train` can go on drawing training batches from the same
+seeded stream as the tab after the bundle's own batches run out. The bundle stays the source of truth:
+`train` checks that this port reproduces every batch the bundle carries before it draws one more, and
+refuses otherwise (a rendering or tokenizer it does not know, or a task changed in TypeScript).
+
+Only the char rendering (the shipped toys' formats) is ported; the word rendering of real models is
+not: a run on one trains on the batches its bundle carries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .rng import Rng, derive_seed, hash_string
+
+SPLITS = ("train", "heldout", "ood")
+BOS, EOS, PAD = "<bos>", "<eos>", "<pad>"
+PART_END = "\n"
+HELDOUT_FRACTION = 0.2
+ANSWER_SET_LIMIT = 1000
+MAX_REJECTIONS = 100_000
+LETTERS = list("abcdefghijklmnopqrstuvwxyz")
+DIGITS = list("0123456789")
+LOOKUP_SIZES = [2, 3, 4, 6, 8]
+LOOKUP_OOD_EXTRA = 2
+RELAY_OOD_EXTRA = 2
+
+
+@dataclass
+class Episode:
+    task: str
+    difficulty: int
+    split: str
+    key: str
+    parts: list[str]
+    contents: list[str]
+    answer: str
+    full_context: str
+    messages: list[str]
+
+
+def _lookup_key(table: str, query: str) -> str:
+    entries = sorted(table[i:i + 2] for i in range(0, len(table), 2))
+    return "".join(entries) + "?" + query
+
+
+class _Lookup:
+    name, flow = "lookup", "star"
+    cues = ["tbl:", "ask:"]
+
+    def chance(self, d, split):
+        return 1 / 10
+
+    def answer_set(self, d, split):
+        return list(DIGITS)
+
+    def max_answer(self, d, split):
+        return 1
+
+    def draw(self, rng: Rng, d: int, ood: bool):
+        size = LOOKUP_SIZES[d - 1] + (LOOKUP_OOD_EXTRA if ood else 0)
+        keys = rng.sample(LETTERS, size)
+        values = [rng.int(0, 10) for _ in keys]
+        q = rng.int(0, size)
+        table = "".join(f"{k}{v}" for k, v in zip(keys, values))
+        return _lookup_key(table, keys[q]), [table, keys[q]], [table, ""], str(values[q])
+
+
+class _Relay:
+    name, flow = "relay", "chain"
+    cues = ["key:", "rly:", "pos:"]
+
+    def chance(self, d, split):
+        return 1 / 26
+
+    def answer_set(self, d, split):
+        return list(LETTERS)
+
+    def max_answer(self, d, split):
+        return 1
+
+    def draw(self, rng: Rng, d: int, ood: bool):
+        n = d + 1 + (RELAY_OOD_EXTRA if ood else 0)
+        secret = "".join(rng.choice(LETTERS) for _ in range(n))
+        distractor = "".join(rng.choice(LETTERS) for _ in range(n))
+        k = rng.int(1, n + 1)
+        return f"{secret}@{k}", [secret, distractor, str(k)], [secret, secret, ""], secret[k - 1]
+
+
+class _Arith:
+    name, flow = "arith", "star"
+    cues = ["a=", "b=", "op="]
+
+    @staticmethod
+    def digits(d, split):
+        return d + 1 if split == "ood" else d
+
+    def chance(self, d, split):
+        return 1 / (9 * 10**d if split == "ood" else 10**d)
+
+    def answer_set(self, d, split):
+        D = self.digits(d, split)
+        lo = 10 ** (D - 1) if split == "ood" else 0
+        hi = 10**D - 1
+        lo_v, hi_v = lo - hi, 2 * hi
+        if hi_v - lo_v + 1 > ANSWER_SET_LIMIT:
+            return None
+        return [str(v) for v in range(lo_v, hi_v + 1) if not (split == "ood" and hi - lo < v < 2 * lo)]
+
+    def max_answer(self, d, split):
+        return self.digits(d, split) + 1
+
+    def draw(self, rng: Rng, d: int, ood: bool):
+        D = self.digits(d, "ood" if ood else "train")
+        lo = 10 ** (D - 1) if ood else 0
+        hi = 10**D
+        a = rng.int(lo, hi)
+        b = rng.int(lo, hi)
+        op = rng.choice(["+", "-"])
+        result = a + b if op == "+" else a - b
+        return f"{a}{op}{b}", [str(a), str(b), op], [f"a={a}", f"b={b}", ""], str(result)
+
+
+_SPECS = {"lookup": _Lookup(), "relay": _Relay(), "arith": _Arith()}
+
+
+def split_of_key(task: str, key: str) -> str:
+    h = hash_string(key, hash_string(f"split:{task}"))
+    return "heldout" if h % 1000 < HELDOUT_FRACTION * 1000 else "train"
+
+
+@dataclass
+class Task:
+    name: str
+    difficulty: int
+    spec: object = field(repr=False)
+
+    @property
+    def roles(self) -> int:
+        return len(self.spec.cues)
+
+    @property
+    def final_role(self) -> int:
+        return self.roles - 1
+
+    @property
+    def max_answer_length(self) -> int:
+        return max(self.spec.max_answer(self.difficulty, s) for s in SPLITS)
+
+    def chance_for(self, split: str) -> float:
+        return self.spec.chance(self.difficulty, split)
+
+    def answer_set(self, split: str):
+        return self.spec.answer_set(self.difficulty, split)
+
+    def sample(self, rng: Rng, split: str) -> Episode:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}")
+        d = self.difficulty
+        if split == "ood":
+            draw = self.spec.draw(rng, d, True)
+        else:
+            draw = None
+            for _ in range(MAX_REJECTIONS):
+                c = self.spec.draw(rng, d, False)
+                if split_of_key(self.name, c[0]) == split:
+                    draw = c
+                    break
+            if draw is None:
+                raise RuntimeError(f"task {self.name}: no {split} episode found in {MAX_REJECTIONS} draws")
+        key, contents, messages, answer = draw
+        parts = [cue + c for cue, c in zip(self.spec.cues, contents)]
+        n = len(parts)
+        full = "".join(p + PART_END if i < n - 1 else p for i, p in enumerate(parts))
+        return Episode(self.name, d, split, key, parts, contents, answer, full, messages)
+
+
+def make_task(name: str, difficulty: int) -> Task:
+    if name not in _SPECS:
+        raise ValueError(f"unknown task {name!r} (known: {', '.join(_SPECS)})")
+    if not (1 <= difficulty <= 5):
+        raise ValueError(f"task {name}: difficulty must be an integer in 1..5, got {difficulty}")
+    return Task(name, difficulty, _SPECS[name])
+
+
+def sample_episodes(task: Task, split: str, n: int, seed: int) -> list[Episode]:
+    rng = Rng(derive_seed(seed, "episodes", task.name, task.difficulty, split))
+    return [task.sample(rng, split) for _ in range(n)]
+
+
+def eval_episodes(task: Task, seed: int, eval_size: int, split: str) -> list[Episode]:
+    """A split's evaluation episodes (run-data.ts evalEpisodes)."""
+    return sample_episodes(task, split, eval_size, derive_seed(seed, "eval"))
+
+
+# ---------------------------------------------------------------- the char rendering (formats of tasks.ts)
+
+def wrap_message(content: str, rendering: str = "char") -> str:
+    if "\n" in content:
+        raise ValueError(f"text message {content!r} contains a newline")
+    return ("Message:" if rendering == "word" else "msg:") + content + "\n"
+
+
+def cut_message(decoded: str) -> str:
+    """textMessageFormat.cut: what a sender decoded, cut at the first newline or special token."""
+    end = len(decoded)
+    nl = decoded.find("\n")
+    if nl >= 0:
+        end = nl
+    sp = decoded.find("<")
+    if 0 <= sp < end:
+        end = sp
+    return decoded[:end]
+
+
+def extract_answer(decoded: str, rendering: str = "char") -> str:
+    """The answer in a decoded continuation (tasks.ts extractAnswer; render.ts for the word rendering)."""
+    if rendering == "word":
+        a = cut_message(decoded).strip()
+        if a.endswith("."):
+            a = a[:-1].rstrip()
+        return a
+    end = len(decoded)
+    for stop in (EOS, "<", "\n"):
+        i = decoded.find(stop)
+        if 0 <= i < end:
+            end = i
+    return decoded[:end]
+
+
+def format_prompt(ep: Episode, part, final: bool = False, send: bool = False, messages=()) -> str:
+    s = BOS
+    for m in messages:
+        s += wrap_message(m)
+    if part != "none":
+        s += ep.parts[part]
+        if not final:
+            s += PART_END
+    if send:
+        s += "msg:"
+    return s
+
+
+def format_target(ep: Episode) -> str:
+    return ep.answer + EOS
+
+
+def format_skyline(ep: Episode) -> str:
+    return BOS + ep.full_context
+
+
+def valid_answer(task_name: str, answer_set, answer: str) -> bool:
+    """run.ts validAnswer: in the split's answer set, or of the task's answer shape."""
+    import re
+
+    if answer_set is not None:
+        return answer in answer_set
+    if task_name == "arith":
+        return re.fullmatch(r"-?\d+", answer) is not None
+    if task_name == "relay":
+        return re.fullmatch(r"[a-z]", answer) is not None
+    return re.fullmatch(r"\d", answer) is not None
+
+
+# ---------------------------------------------------------------- the run's training batches
+
+@dataclass
+class PlanAgent:
+    """One agent of the run's plan (run.json agents)."""
+    id: str
+    role: object
+    latent_steps: int
+    adapter_key: str | None
+    final: bool
+    preds: list[int]
+
+
+def prompt_text(ep: Episode, agent: PlanAgent, skyline: bool) -> str:
+    if skyline:
+        return format_skyline(ep)
+    if agent.final:
+        return format_prompt(ep, agent.role, final=True)
+    return format_prompt(ep, agent.role, send=True)
+
+
+def final_sequence(prompt: list[int], answer_ids: list[int], max_answer: int, with_answer: bool, pad: int):
+    """data.ts finalSequence: the final pass's ids (prompt + answer region) and targets (None: no loss)."""
+    S = len(prompt) + max_answer
+    if len(answer_ids) > max_answer + 1:
+        raise ValueError(f"answer of {len(answer_ids) - 1} tokens exceeds the task's {max_answer}")
+    ids = list(prompt)
+    targets: list[int | None] = [None] * S
+    for k, t in enumerate(answer_ids):
+        if with_answer:
+            targets[len(prompt) - 1 + k] = t
+        if k < len(answer_ids) - 1:
+            ids.append(t)
+    ids += [pad] * (S - len(ids))
+    return ids, targets
+
+
+class SignatureBatcher:
+    """data.ts SignatureBatcher: batches of B training episodes sharing one prompt-length signature."""
+
+    def __init__(self, task: Task, B: int, seed: int, encode):
+        self.task, self.B, self.encode = task, B, encode
+        self.rng = Rng(derive_seed(seed, "train-batches", task.name, task.difficulty))
+        self.pools: dict[str, tuple[list, list]] = {}
+
+    def next(self):
+        for _ in range(1_000_000):
+            ep = self.task.sample(self.rng, "train")
+            prompts = self.encode(ep)
+            sig = ",".join(str(len(p)) for p in prompts)
+            pool = self.pools.setdefault(sig, ([], []))
+            pool[0].append(ep)
+            pool[1].append(prompts)
+            if len(pool[0]) == self.B:
+                del self.pools[sig]
+                return pool[0], pool[1], sig
+        raise RuntimeError("training batches: no prompt-length signature filled a batch")
+
+
+def batch_stream(task: Task, tokenizer, plan: list[PlanAgent], skyline: bool, seed: int, B: int, max_answer: int):
+    """The run's stream of training batches (run-data.ts firstTrainingBatches), as bundle batch rows."""
+    batcher = SignatureBatcher(task, B, seed, lambda ep: [tokenizer.encode(prompt_text(ep, a, skyline)) for a in plan])
+    n = 0
+    while True:
+        eps, prompts, sig = batcher.next()
+        n += 1
+        rows = []
+        for ep, p in zip(eps, prompts):
+            ids, targets = final_sequence(p[-1], tokenizer.encode(format_target(ep)), max_answer, True, tokenizer.pad_id)
+            rows.append({"key": ep.key, "parts": list(ep.parts), "answer": ep.answer, "promptIds": p, "finalIds": ids, "finalTargets": targets})
+        yield {"batch": n, "signature": sig, "rows": rows}

@@ -1,0 +1,223 @@
+// The engine's side of the PyTorch cross-checks (issue 13 item 3; python/tests/test_crosscheck.py):
+// runs small cases on the engine (GPU through Dawn) and writes, per case, a run bundle
+// (docs/run-bundle.md) and beside it what the engine measured, so that the Python companion can be
+// held to it:
+//
+//   OUT/<case>/bundle/        the run bundle, with every training batch the run used (not only 4)
+//   OUT/<case>/engine.json    training losses, gradient norms and learning rates per step; per split
+//                             the evaluation row and every episode's answer; the same under each control
+//                             (heldout); the final agent's logits on the first episodes of heldout
+//
+//   node .cache/pycheck/engine-check.mjs make OUT [--model DIR] [--steps N] [--eval-size N] [--cases a,b]
+//   node .cache/pycheck/engine-check.mjs eval BUNDLE OUT.json [--splits heldout,ood]
+//       the other direction: loads a bundle's trained adapters (e.g. written by `python -m
+//       latent_playground train`) into a run and writes its evaluation rows and answers.
+//
+// Bundled by python/tests/conftest.py with scripts/bundle.mjs; run through scripts/with-vulkan.sh.
+// The final agent's logits are those of its pass over the prompt and the teacher-forced answer
+// region (the bundle's prompt ids, then targetIds without <eos>, padded with <pad>), B = 1.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createNodeGpu } from '../../src/gpu/node';
+import { readTree, writeTree } from '../../src/cli/export-run';
+import { loadBaseModel, readFolder } from '../../src/cli/files';
+import { wilson95 } from '../../src/mas/base-eval';
+import { controlsFor, defaultRunConfig, MasEngine, Run } from '../../src/mas/run';
+import { runBundleContent } from '../../src/mas/run-data';
+import { Rollout, type RolloutAgent } from '../../src/mas/rollout';
+import { presetForTask } from '../../src/mas/topology';
+import type { MethodName, RunConfig } from '../../src/mas/run-types';
+import { decodeAdapter, loraKey, type LoraTarget } from '../../src/storage/peft';
+import { readRunBundle, writeRunBundle, type BundleEpisode } from '../../src/storage/run-bundle';
+import { makeTask, type Split, type TaskName } from '../../src/tasks/tasks';
+
+interface Case {
+  name: string;
+  task: TaskName;
+  method: MethodName;
+  positions?: 'stream' | 'prefix';
+  latentSteps?: number;
+  adapter?: 'own' | 'shared';
+}
+
+/** The cases: the three trained methods (the training check), the untrained channels and both position schemes, a chain and a star of three. */
+export const CASES: Case[] = [
+  { name: 'lookup-diffmas', task: 'lookup', method: 'diffmas' },
+  { name: 'lookup-diffmas-detached', task: 'lookup', method: 'diffmas-detached' },
+  { name: 'lookup-diffmas-full', task: 'lookup', method: 'diffmas-full' },
+  { name: 'lookup-diffmas-prefix', task: 'lookup', method: 'diffmas', positions: 'prefix' },
+  { name: 'relay-diffmas-shared', task: 'relay', method: 'diffmas', latentSteps: 2, adapter: 'shared' },
+  { name: 'arith-diffmas-full', task: 'arith', method: 'diffmas-full', latentSteps: 2 },
+  { name: 'lookup-latentmas', task: 'lookup', method: 'latentmas' },
+  { name: 'lookup-text', task: 'lookup', method: 'text' },
+  { name: 'lookup-single', task: 'lookup', method: 'single' },
+];
+
+const SPLIT_NAMES: Split[] = ['train', 'heldout', 'ood'];
+const LOGIT_EPISODES = 32;
+
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+const b64 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+
+/** The final agent's teacher-forced logits [S, V] of one bundle episode, B = 1, with the run's adapters. */
+async function finalLogits(run: Run, engine: MasEngine, ep: BundleEpisode, maxAnswer: number, pad: number, cache: Map<string, Rollout>): Promise<{ ids: number[]; logits: Float32Array }> {
+  const spec = run.spec;
+  const plan = run.plan;
+  const fi = plan.length - 1;
+  const prompts = ep.agents.map((a) => a.ids);
+  const key = prompts.map((p) => p.length).join(',');
+  let ro = cache.get(key);
+  if (!ro) {
+    const lora = (i: number) => {
+      const pa = plan[i];
+      const trains = spec.train === 'all' || (spec.train === 'receiver' && pa.final);
+      return trains ? run.adapters.get(pa.agent.adapter === 'shared' ? 'shared' : pa.agent.id) ?? null : null;
+    };
+    const agents: RolloutAgent[] = plan.map((pa, i) => ({ id: pa.agent.id, preds: pa.preds, n: prompts[i].length + (pa.final ? maxAnswer : 0), m: pa.m, lora: lora(i), backward: false }));
+    ro = new Rollout(engine.model, {
+      B: 1, agents, trace: spec.channel === 'latent' ? spec.trace! : 'none', map: spec.channel === 'latent' ? engine.latentMap(run.config.latentMap) : null,
+      positions: run.config.positions ?? 'stream', label: `engine-check ${key}`,
+    });
+    cache.set(key, ro);
+  }
+  for (let a = 0; a < fi; a++) ro.setIds(a, prompts[a]);
+  const ids = [...prompts[fi], ...ep.targetIds.slice(0, -1)];
+  while (ids.length < prompts[fi].length + maxAnswer) ids.push(pad);
+  ro.setIds(fi, ids);
+  ro.setTargets(ids.map(() => 0xffffffff));
+  ro.recordForward();
+  return { ids, logits: await engine.gpu.read(ro.final.prompt.logits) };
+}
+
+async function evaluateAll(run: Run, splits: Split[], controls: boolean) {
+  const evaluation: Record<string, unknown> = {};
+  const rows = [];
+  for (const split of splits) {
+    const o = await run.evaluate(split);
+    const { predictions, correct: _c, ...row } = o;
+    evaluation[split] = { ...row, predictions };
+    rows.push({ ...row, ci95: wilson95(Math.round(row.accuracy * row.episodes), row.episodes) });
+  }
+  const ctl: Record<string, unknown> = {};
+  if (controls) {
+    for (const c of controlsFor(run.spec.channel)) {
+      const o = await run.evaluate('heldout', c);
+      ctl[c] = { accuracy: o.accuracy, validity: o.validity, entropy: o.entropy, loss: o.loss, predictions: o.predictions };
+    }
+  }
+  return { evaluation, rows, controls: ctl };
+}
+
+async function make(out: string, argv: string[]): Promise<void> {
+  const modelDir = flag(argv, 'model') ?? 'public/models/toy';
+  const steps = Number(flag(argv, 'steps') ?? 20);
+  const evalSize = Number(flag(argv, 'eval-size') ?? 64);
+  const batch = Number(flag(argv, 'batch') ?? 8);
+  const only = flag(argv, 'cases')?.split(',');
+  const cases = only ? CASES.filter((c) => only.includes(c.name)) : CASES;
+  if (only && cases.length !== only.length) throw new Error(`unknown case in --cases ${only.join(',')} (have: ${CASES.map((c) => c.name).join(', ')})`);
+  const gpu = await createNodeGpu();
+  const base = await loadBaseModel(modelDir);
+  const baseFiles = await readFolder(modelDir);
+  const engine = new MasEngine(gpu, base);
+  try {
+    for (const c of cases) {
+      const t0 = performance.now();
+      const task = makeTask(c.task, 1);
+      const topology = presetForTask(task, { latentSteps: c.latentSteps ?? 3, adapter: c.adapter ?? 'own' });
+      const config: RunConfig = defaultRunConfig({
+        topology, task: c.task, difficulty: 1, method: c.method, modelId: modelDir, steps, batch, evalSize, seed: 7,
+        lora: { r: 4, alpha: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, lr: 5e-3, evalEvery: 0,
+        ...(c.positions ? { positions: c.positions } : {}),
+      });
+      const run = new Run(engine, config);
+      const cache = new Map<string, Rollout>();
+      try {
+        const initial = run.trains ? await run.exportAdapters() : [];
+        const train: { loss: number; gradNorm: number; lr: number }[] = [];
+        if (run.trains) for (let s = 0; s < steps; s++) {
+          const r = await run.trainStep();
+          train.push({ loss: r.loss, gradNorm: r.gradNorm, lr: r.lr });
+        }
+        const adapters = run.trains ? await run.exportAdapters() : [];
+        const ev = await evaluateAll(run, SPLIT_NAMES, true);
+        const content = runBundleContent({
+          config, base, baseFiles, adapters, initialAdapters: initial, createdBy: 'engine-check', stepsDone: run.step, losses: run.losses.slice(),
+          evaluation: ev.rows, heldout: [], controls: Object.entries(ev.controls).map(([control, v]) => ({ control, accuracy: (v as { accuracy: number }).accuracy })),
+          wallSeconds: null, batches: run.trains ? steps : undefined,
+        });
+        const logits = [];
+        if (run.spec.channel !== 'text') {
+          for (const ep of content.episodes.heldout!.slice(0, LOGIT_EPISODES)) {
+            const r = await finalLogits(run, engine, ep, content.meta.maxAnswerTokens, content.meta.tokens.pad, cache);
+            logits.push({ index: ep.index, ids: r.ids, values: b64(r.logits) });
+          }
+        }
+        const dir = path.join(out, c.name);
+        await mkdir(dir, { recursive: true });
+        await writeTree(path.join(dir, 'bundle'), writeRunBundle(content));
+        const engineJson = {
+          case: c, method: c.method, train, evaluation: ev.evaluation, controls: ev.controls,
+          logits: { split: 'heldout', V: base.config.vocab_size, episodes: logits },
+          seconds: (performance.now() - t0) / 1000,
+        };
+        await writeFile(path.join(dir, 'engine.json'), JSON.stringify(engineJson) + '\n');
+        console.log(`${c.name}: ${((performance.now() - t0) / 1000).toFixed(1)} s${train.length ? `, loss ${train[0].loss.toFixed(5)} -> ${train[train.length - 1].loss.toFixed(5)}` : ''}, heldout accuracy ${(ev.evaluation.heldout as { accuracy: number }).accuracy.toFixed(3)}`);
+      } finally {
+        for (const ro of cache.values()) ro.destroy();
+        run.destroy();
+      }
+    }
+  } finally {
+    engine.destroy();
+    gpu.dispose();
+  }
+}
+
+async function evalBundle(bundleDir: string, out: string, argv: string[]): Promise<void> {
+  const b = readRunBundle(await readTree(bundleDir));
+  const splits = (flag(argv, 'splits') ?? 'heldout').split(',') as Split[];
+  const gpu = await createNodeGpu();
+  const base = await loadBaseModel(path.join(bundleDir, b.json.files.base));
+  const engine = new MasEngine(gpu, base);
+  const run = new Run(engine, b.json.config);
+  try {
+    for (const [key, lora] of run.adapters) {
+      const files = b.adapters[key];
+      if (!files) throw new Error(`the bundle has no adapter ${key}`);
+      const ad = decodeAdapter(files, base.config);
+      const weights = new Map<string, { A: Float32Array; B: Float32Array }>();
+      for (const m of lora.modules.values()) {
+        const A = ad.tensors.get(loraKey(m.layer, m.proj as LoraTarget, 'A'));
+        const B = ad.tensors.get(loraKey(m.layer, m.proj as LoraTarget, 'B'));
+        if (!A || !B) throw new Error(`adapter ${key} has no ${m.name}`);
+        weights.set(m.name, { A, B });
+      }
+      lora.load(weights);
+    }
+    const ev = await evaluateAll(run, splits, false);
+    await writeFile(out, JSON.stringify({ evaluation: ev.evaluation }) + '\n');
+  } finally {
+    run.destroy();
+    engine.destroy();
+    gpu.dispose();
+  }
+}
+
+const [cmd, a, b2, ...rest] = process.argv.slice(2);
+try {
+  if (cmd === 'make' && a) await make(a, [b2, ...rest].filter((x) => x !== undefined));
+  else if (cmd === 'eval' && a && b2) await evalBundle(a, b2, rest);
+  else {
+    console.error('usage: engine-check.mjs make OUT [--model DIR] [--steps N] [--eval-size N] [--batch N] [--cases a,b] | eval BUNDLE OUT.json [--splits heldout,ood]');
+    process.exit(2);
+  }
+  process.exit(0);
+} catch (e) {
+  console.error((e as Error).stack ?? String(e));
+  process.exit(1);
+}
