@@ -109,18 +109,24 @@ export class HfTokenizer implements TextTokenizer {
     return this.encode(continuation);
   }
 
+  /**
+   * Ids to text. An id past the tokenizer's vocabulary but inside the model's (Qwen pads its embedding
+   * beyond the tokens it has) has no text: it decodes to nothing, and counts as special (a decoding
+   * that reaches one stops there).
+   */
   decode(ids: ArrayLike<number>, opts: { skipSpecials?: boolean } = {}): string {
-    const list = Array.from(ids);
-    for (let i = 0; i < list.length; i++) {
-      const id = list[i];
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TokenizerError(`decode: id ${id} at position ${i} is outside the vocabulary (0..${this.vocabSize - 1})`);
-      }
+    const list: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`decode: id ${id} at position ${i} is not a token id`);
+      if (id < this.vocabSize) list.push(id);
     }
+    if (!list.length) return ''; // the library refuses an empty list
     return this.tk.decode(list, { skip_special_tokens: opts.skipSpecials ?? false, clean_up_tokenization_spaces: false });
   }
 
   tokenOf(id: number): string {
+    if (id >= this.vocabSize) return `#${id}`;
     let s = this.labels.get(id);
     if (s === undefined) {
       s = this.decode([id]);
@@ -132,7 +138,7 @@ export class HfTokenizer implements TextTokenizer {
   }
 
   isSpecial(id: number): boolean {
-    return this.specials.has(id);
+    return this.specials.has(id) || id >= this.vocabSize;
   }
 
   toJSON(): Record<string, unknown> {
