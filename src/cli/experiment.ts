@@ -27,7 +27,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'methods', help: `comma-separated methods (${METHODS.join(', ')})`, default: METHODS.join(',') },
     { name: 'seeds', help: 'number of seeds K (seeds 1..K), or a comma-separated list', default: '3' },
     { name: 'preset', help: `experiment preset: ${Object.keys(EXPERIMENT_PRESETS).join(', ')} (model, steps, batch, eval size, LoRA)`, default: 'default' },
-    { name: 'model', help: 'base model folder (config.json, model.safetensors, tokenizer.json); default: the preset\u2019s' },
+    { name: 'model', help: 'base model folder: a Llama, Qwen2 or Qwen3 checkpoint (config.json, model.safetensors or shards, tokenizer.json); default: the preset\u2019s' },
     { name: 'steps', help: 'training steps of trained methods (default: the preset\u2019s)' },
     { name: 'latent-steps', help: 'latent steps of every sender (default: the preset\u2019s)' },
     { name: 'text-budget', help: 'token budget of a text message (default: the preset\u2019s)' },
@@ -37,6 +37,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'targets', help: `comma-separated projections that get LoRA (${PROJS.join(', ')}; default: the preset\u2019s)` },
     { name: 'eval-size', help: 'episodes per evaluation split (default: the preset\u2019s)' },
     { name: 'latent-map', help: 'latent map: ridge or identity', default: 'ridge' },
+    { name: 'rendering', help: "how episodes become text: char (the toys' compact format) or word (plain words for a real model's vocabulary); default: char for a character tokenizer, word for a tokenizer.json" },
     { name: 'controls', help: `comma-separated controls run on heldout for every method that sends messages (${CONTROL_NAMES.join(', ')}; noise and rotate: latent methods only)`, default: CONTROL_NAMES.join(',') },
     { name: 'no-controls', help: 'skip every control', flag: true },
     { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
@@ -72,6 +73,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const r = args.int('rank', 1, 64) ?? preset.rank;
   const targets = args.has('targets') ? parseTargets(args.str('targets')!) : preset.targets;
   const modelDir = args.str('model') ?? preset.model;
+  const rendering = args.str('rendering');
+  if (rendering !== undefined && rendering !== 'char' && rendering !== 'word') throw new UsageError(`--rendering must be char or word, got '${rendering}'`);
   const controls = args.list('controls')!;
   for (const c of controls) if (!(CONTROL_NAMES as readonly string[]).includes(c)) throw new UsageError(`unknown control ${c} in --controls (have: ${CONTROL_NAMES.join(', ')})`);
   if (new Set(controls).size !== controls.length) throw new UsageError('--controls: a control is listed twice');
@@ -85,6 +88,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       batch: args.int('batch', 1, 256) ?? preset.batch,
       latentMap, textBudget: args.int('text-budget', 1, 64) ?? preset.textBudget,
       evalEvery: 0, evalSize: args.int('eval-size', 2, 10_000) ?? preset.evalSize,
+      ...(rendering ? { rendering } : {}),
     },
     methods: methods as MethodName[],
     seeds,
@@ -108,8 +112,17 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const device = gpu.report.description || gpu.report.vendor;
   const saveDir = args.str('save-adapters');
   // which base exactly (a path can hold another base later) and its vocabulary (text bits = tokens x log2 V)
-  const weightsFile = path.join(modelDir, 'model.safetensors');
-  const baseSha256 = createHash('sha256').update(await readFile(weightsFile)).digest('hex');
+  // (a sharded checkpoint: the index, then its shards in name order)
+  const single = path.join(modelDir, 'model.safetensors');
+  const hash = createHash('sha256');
+  if (existsSync(single)) hash.update(await readFile(single));
+  else {
+    const index = await readFile(path.join(modelDir, 'model.safetensors.index.json'));
+    hash.update(index);
+    const shards = [...new Set(Object.values((JSON.parse(index.toString()) as { weight_map: Record<string, string> }).weight_map))].sort();
+    for (const s of shards) hash.update(await readFile(path.join(modelDir, s)));
+  }
+  const baseSha256 = hash.digest('hex');
   const extraArgs = () => ({ preset: presetName, model: modelDir, topologyArg: args.str('topology'), device, vocabSize: base.config.vocab_size, baseSha256 });
   // the fields of a saved report's args that decide its numbers
   const pick = (a: Record<string, unknown>) => Object.fromEntries(Object.keys(req.base).map((k) => [k, a[k]]));
@@ -138,7 +151,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       }
       const oldSha = (old.args as Record<string, unknown>).baseSha256;
       if (oldSha !== undefined && oldSha !== baseSha256) {
-        throw new UsageError(`--resume: ${json} was made on another base model (its model.safetensors differs from ${weightsFile} now); start a new report`);
+        throw new UsageError(`--resume: ${json} was made on another base model (its weights differ from those in ${modelDir} now); start a new report`);
       }
       previous = old;
       if (!quiet) console.log(`resuming from ${json}: ${old.rows.length} rows kept`);

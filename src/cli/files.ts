@@ -328,7 +328,8 @@ export function isExperimentReport(text: string): boolean {
   return typeof o === 'object' && o !== null && typeof o.args === 'object' && Array.isArray(o.rows) && Array.isArray(o.controls);
 }
 
-export async function readFolder(dir: string): Promise<Map<string, Uint8Array>> {
+/** The files of a folder (not its subfolders); `keep` picks which by name (default: all). */
+export async function readFolder(dir: string, keep: (name: string) => boolean = () => true): Promise<Map<string, Uint8Array>> {
   const info = await statOrNull(dir);
   if (!info) throw new FileError(`${dir} does not exist`);
   if (!info.isDirectory()) throw new FileError(`${dir} is not a folder`);
@@ -337,6 +338,7 @@ export async function readFolder(dir: string): Promise<Map<string, Uint8Array>> 
     throw describeFsError(e, 'read the folder', dir);
   });
   for (const name of names) {
+    if (!keep(name)) continue;
     const p = path.join(dir, name);
     const s = await statOrNull(p);
     if (s?.isFile()) {
@@ -353,7 +355,8 @@ export async function readFolder(dir: string): Promise<Map<string, Uint8Array>> 
  * one: Llama, Qwen2 or Qwen3; F32, F16 or BF16); refuses what does not fit.
  */
 export async function loadBaseModel(dir: string): Promise<BaseModel> {
-  const files = await readFolder(dir);
+  // a folder from the hub may also hold pytorch_model.bin, ONNX or GGUF files: only these are read
+  const files = await readFolder(dir, (n) => n.endsWith('.json') || n.endsWith('.safetensors'));
   let ck;
   try {
     ck = decodeCheckpoint(files);

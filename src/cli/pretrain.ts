@@ -1,5 +1,6 @@
-// `npm run pretrain -- --preset toy --steps N --seed S --out DIR`: pretrains a toy base model from
-// scratch on the synthetic corpus and writes it as Hugging Face files.
+// `npm run pretrain -- --preset toy --steps N --seed S --out DIR [--init-from DIR]`: pretrains a toy
+// base model from scratch on the synthetic corpus (or continues any Llama / Qwen2 / Qwen3 checkpoint
+// from its weights: --init-from) and writes it as Hugging Face files.
 import { createNodeGpu } from '../gpu/node';
 import { MODEL_PRESETS, countParams, presetConfig } from '../model/config';
 import { checkRecipe, presetRecipe, pretrainBase, type PretrainRecipe } from '../model/pretrain';
@@ -11,7 +12,8 @@ import {
   DEFAULT_EVAL_SIZE, evaluateBaseOrError, failedCells, formatBaseEvaluation, resolveBaseEvalOptions, type BaseEvalOptions,
 } from '../mas/base-eval';
 import { Args, UsageError } from './args';
-import { checkOutputFolder, saveBaseModel } from './files';
+import { checkOutputFolder, loadBaseModel, saveBaseModel } from './files';
+import type { BaseModel } from '../mas/types';
 
 /** The preset's recipe with the corpus flags applied (bad values are usage errors). */
 function recipeFromArgs(args: Args, preset: string): PretrainRecipe {
@@ -60,6 +62,7 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     { name: 'batch', help: 'sequences per step', default: '32' },
     { name: 'lr', help: 'peak learning rate', default: '0.003' },
     { name: 'out', help: 'output folder (config.json, model.safetensors, tokenizer.json); an existing checkpoint is refused' },
+    { name: 'init-from', help: "start from this checkpoint folder (Llama, Qwen2 or Qwen3 with its tokenizer.json) instead of the preset's random init: its config and tokenizer are kept, the corpus is the preset's recipe (char-format text, encoded by the model's tokenizer)" },
     { name: 'force', help: 'replace the checkpoint already in --out', flag: true },
     { name: 'log-every', help: 'print every N steps', default: '10' },
     { name: 'warmup', help: 'warmup steps (default min(100, steps/10))' },
@@ -89,7 +92,13 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     return 2;
   }
   const preset = args.str('preset')!;
-  const cfg = presetConfig(preset, defaultTokenizer().vocabSize);
+  const initDir = args.str('init-from');
+  let init: BaseModel | undefined;
+  if (initDir) {
+    init = await loadBaseModel(initDir);
+    if (!init.tokenizer) throw new UsageError(`--init-from ${initDir} has no tokenizer.json: the corpus is text, which needs the model's tokenizer`);
+  }
+  const cfg = init?.config ?? presetConfig(preset, defaultTokenizer().vocabSize);
   const steps = args.int('steps', 1, 1e7)!;
   const logEvery = args.int('log-every', 1)!;
   // the closing evaluation's settings, checked before the (long) pretraining
@@ -119,12 +128,13 @@ export async function commandPretrain(argv: string[]): Promise<number> {
   // the output folder is checked before any GPU work (written atomically at the end)
   await checkOutputFolder(out, { force: args.has('force'), option: '--out' });
   const gpu = await createNodeGpu();
-  console.log(`device: ${gpu.report.description || gpu.report.vendor}; preset ${preset}: ${countParams(cfg).toLocaleString('en-US')} parameters`);
+  console.log(`device: ${gpu.report.description || gpu.report.vendor}; ${init ? `from ${initDir} (${init.config.model_type})` : `preset ${preset}`}: ${countParams(cfg).toLocaleString('en-US')} parameters`);
   const watch = new DivergenceWatch();
   console.log(`recipe: tasks ${recipe.tasks.join(',')} at difficulties ${recipe.difficulties.join(',')}; quiz ${recipe.quiz}; ${recipe.maskRandom ? 'random contents masked' : 'every token supervised'}; mix ${Object.entries(recipe.mix).map(([k, v]) => `${k} ${v}`).join(', ')}; weight decay ${recipe.weightDecay}`);
   const result = await pretrainBase(gpu, {
     preset, steps, seed: args.int('seed', 0)!, batch: args.int('batch', 1, 4096)!, lr: args.num('lr', 1e-6, 1)!,
     warmupSteps: args.int('warmup', 0, 1e7), recipe, probeEvery: args.int('probe-every', 0, 1e7)!,
+    ...(init ? { initFrom: { id: initDir!, config: init.config, weights: init.weights, tokenizer: init.tokenizer! } } : {}),
     onProbe: (p) => console.log(`probe @${p.step}: held-out skyline ${Object.entries(p.accuracy).map(([k, v]) => `${k} ${v.toFixed(3)}`).join('  ')}`),
     onStep: (r) => {
       const diverging = watch.push(r.step, r.loss);
@@ -135,7 +145,8 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     },
   });
   console.log(`unigram entropy of the corpus: ${result.unigramEntropy.toFixed(4)} nats; final loss ${result.losses[result.losses.length - 1].toFixed(4)}`);
-  await saveBaseModel(out, result, result.provenance);
+  const saved = { ...result, tokenizerConfig: init?.tokenizerConfig ?? null };
+  await saveBaseModel(out, saved, result.provenance);
   console.log(`wrote ${out}`);
   let code = 0;
   if (!evaluate) console.log('evaluation skipped (--no-eval)');
@@ -152,7 +163,7 @@ export async function commandPretrain(argv: string[]): Promise<number> {
       const failed = failedCells(evaluation);
       if (failed) console.error(`warning: ${failed} evaluation cell(s) failed (listed above and in training_args.json)`);
     }
-    await saveBaseModel(out, result, { ...result.provenance, evaluation });
+    await saveBaseModel(out, saved, { ...result.provenance, evaluation });
     console.log(`wrote the evaluation into ${out}/training_args.json`);
   }
   gpu.dispose();

@@ -211,6 +211,8 @@ export async function evaluateBase(gpu: Gpu, base: BaseModel, options: BaseEvalO
         const config: RunConfig = defaultRunConfig({
           topology: resolveTopology('preset', t, 0), task, difficulty, method, modelId: base.id,
           steps: 0, batch: o.batch, seed: o.seed, evalEvery: 0, evalSize: o.evalSize, textBudget: textBudget ?? 8,
+          // the pretraining corpus is in the char format whatever the tokenizer (pretrain --init-from a real model)
+          rendering: 'char',
         });
         run = new Run(engine, config);
         for (const split of splits) {
