@@ -49,7 +49,7 @@ def cmd_eval(a) -> int:
             controls = [{"control": c, **ev.evaluate("heldout", c)} for c in controls_for(b.method["channel"])]
         task = make_task(b.config["task"], b.config["difficulty"])
         print(f"{b.method['name']} on {b.config['task']} d{b.config['difficulty']}, seed {b.config['seed']}, "
-              f"{b.json['training']['stepsDone']} steps ({which} adapters), {device}, {a.dtype}")
+              f"{b.json['training']['stepsDone']} steps ({f'{which} adapters' if keys else 'no adapters'}), {device}, {a.dtype}")
         print(format_table(rows, controls, {s: task.chance_for(s) for s in ("heldout", "ood")}))
         if a.json:
             Path(a.json).write_text(json.dumps({"rows": rows, "controls": controls}, indent=1) + "\n")

@@ -93,6 +93,47 @@ async function finalLogits(run: Run, engine: MasEngine, ep: BundleEpisode, maxAn
   return { ids, logits: await engine.gpu.read(ro.final.prompt.logits) };
 }
 
+/** Writes PEFT-keyed adapters (the bundle's files of each adapter key) into a run's LoRA modules. */
+function loadAdapters(run: Run, files: Record<string, Map<string, Uint8Array>>, baseConfig: Parameters<typeof decodeAdapter>[1]): void {
+  for (const [key, lora] of run.adapters) {
+    if (!files[key]) throw new Error(`no adapter ${key}`);
+    const ad = decodeAdapter(files[key], baseConfig);
+    const weights = new Map<string, { A: Float32Array; B: Float32Array }>();
+    for (const m of lora.modules.values()) {
+      const A = ad.tensors.get(loraKey(m.layer, m.proj as LoraTarget, 'A'));
+      const B = ad.tensors.get(loraKey(m.layer, m.proj as LoraTarget, 'B'));
+      if (!A || !B) throw new Error(`adapter ${key} has no ${m.name}`);
+      weights.set(m.name, { A, B });
+    }
+    lora.load(weights);
+  }
+}
+
+/**
+ * The gradient of the first batch's loss at the trained adapters (A and B both non-zero, so every
+ * path of the backward carries signal; at step 0 B = 0 and every dA is 0): a fresh run with the
+ * trained weights takes one step; its gradient buffers then hold the raw gradient of the mean loss
+ * (the clip scale is applied inside AdamW). Per adapter key, per PEFT key, float32 base64.
+ */
+async function gradientsAt(engine: MasEngine, config: RunConfig, adapters: Record<string, Map<string, Uint8Array>>): Promise<{ loss: number; gradNorm: number; grads: Record<string, Record<string, string>> }> {
+  const probe = new Run(engine, config);
+  try {
+    loadAdapters(probe, adapters, engine.base.config);
+    const st = await probe.trainStep();
+    const grads: Record<string, Record<string, string>> = {};
+    for (const [key, lora] of probe.adapters) {
+      grads[key] = {};
+      for (const m of lora.modules.values()) {
+        grads[key][loraKey(m.layer, m.proj as LoraTarget, 'A')] = b64(await engine.gpu.read(m.dA));
+        grads[key][loraKey(m.layer, m.proj as LoraTarget, 'B')] = b64(await engine.gpu.read(m.dB));
+      }
+    }
+    return { loss: st.loss, gradNorm: st.gradNorm, grads };
+  } finally {
+    probe.destroy();
+  }
+}
+
 async function evaluateAll(run: Run, splits: Split[], controls: boolean) {
   const evaluation: Record<string, unknown> = {};
   const rows = [];
@@ -150,6 +191,7 @@ async function make(out: string, argv: string[]): Promise<void> {
           evaluation: ev.rows, heldout: [], controls: Object.entries(ev.controls).map(([control, v]) => ({ control, accuracy: (v as { accuracy: number }).accuracy })),
           wallSeconds: null, batches: run.trains ? steps : undefined,
         });
+        const gradients = run.trains ? await gradientsAt(engine, config, content.adapters) : null;
         const logits = [];
         if (run.spec.channel !== 'text') {
           for (const ep of content.episodes.heldout!.slice(0, LOGIT_EPISODES)) {
@@ -162,7 +204,7 @@ async function make(out: string, argv: string[]): Promise<void> {
         await writeTree(path.join(dir, 'bundle'), writeRunBundle(content));
         const engineJson = {
           case: c, method: c.method, train, evaluation: ev.evaluation, controls: ev.controls,
-          logits: { split: 'heldout', V: base.config.vocab_size, episodes: logits },
+          logits: { split: 'heldout', V: base.config.vocab_size, episodes: logits }, gradients,
           seconds: (performance.now() - t0) / 1000,
         };
         await writeFile(path.join(dir, 'engine.json'), JSON.stringify(engineJson) + '\n');
@@ -186,19 +228,7 @@ async function evalBundle(bundleDir: string, out: string, argv: string[]): Promi
   const engine = new MasEngine(gpu, base);
   const run = new Run(engine, b.json.config);
   try {
-    for (const [key, lora] of run.adapters) {
-      const files = b.adapters[key];
-      if (!files) throw new Error(`the bundle has no adapter ${key}`);
-      const ad = decodeAdapter(files, base.config);
-      const weights = new Map<string, { A: Float32Array; B: Float32Array }>();
-      for (const m of lora.modules.values()) {
-        const A = ad.tensors.get(loraKey(m.layer, m.proj as LoraTarget, 'A'));
-        const B = ad.tensors.get(loraKey(m.layer, m.proj as LoraTarget, 'B'));
-        if (!A || !B) throw new Error(`adapter ${key} has no ${m.name}`);
-        weights.set(m.name, { A, B });
-      }
-      lora.load(weights);
-    }
+    loadAdapters(run, b.adapters, base.config);
     const ev = await evaluateAll(run, splits, false);
     await writeFile(out, JSON.stringify({ evaluation: ev.evaluation }) + '\n');
   } finally {

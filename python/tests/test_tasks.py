@@ -1,0 +1,47 @@
+"""The Python ports (rng.py, tasks.py) reproduce the engine's data: the seeded streams bit for bit, every
+evaluation episode of every bundle, and every training batch a bundle carries (what `train` relies on to
+draw the batches after them)."""
+from __future__ import annotations
+
+from conftest import case_dirs
+from latent_playground.agents import plan_of
+from latent_playground.bundle import read_bundle
+from latent_playground.rng import Rng, derive_seed, hash_string
+from latent_playground.tasks import batch_stream, eval_episodes, make_task, prompt_text
+from latent_playground.tokenizer import load_tokenizer
+
+
+def test_rng_matches_typescript():
+    # values printed by src/tasks/rng.ts
+    assert [hash_string("abc"), hash_string("split:lookup", 5), hash_string("")] == [1102761552, 3845722648, 2462723854]
+    assert [derive_seed(1, "init", "lora", "a0"), derive_seed(2**40 + 3, "x", 4), derive_seed(0)] == [2129882197, 1366714170, 327721211]
+    r = Rng(derive_seed(7, "eval"))
+    assert [r.next_uint32() for _ in range(3)] == [2394236262, 1847518221, 3469487984]
+    assert [r.int(0, 10), r.int(5, 9)] == [8, 5]
+    assert [r.normal(), r.normal()] == [0.42416342336963625, -1.3870750441355935]
+    assert r.shuffled(range(8)) == [7, 0, 3, 4, 5, 6, 2, 1]
+    assert r.sample("abcde", 3) == ["a", "e", "b"]
+    a, b = Rng(5), Rng(5)
+    assert [a.next_uint32() for _ in range(9)] == list(b.uint32s(9)) and a.s == b.s
+
+
+def test_episodes_and_batches_are_the_bundles(engine_dir):
+    for case in case_dirs(engine_dir):
+        b = read_bundle(case / "bundle")
+        cfg = b.config
+        task = make_task(cfg["task"], cfg["difficulty"])
+        tk = load_tokenizer(b.base_dir, b.json["tokens"])
+        plan = plan_of(b)
+        assert b.json["maxAnswerTokens"] == task.max_answer_length
+        for split, eps in b.episodes.items():
+            mine = eval_episodes(task, cfg["seed"], cfg["evalSize"], split)
+            assert [e.key for e in mine] == [e["key"] for e in eps], f"{case.name} {split}"
+            for m, e in zip(mine, eps):
+                assert (m.parts, m.answer) == (e["parts"], e["answer"])
+                if b.method["channel"] != "text":
+                    assert [tk.encode(prompt_text(m, a, b.method["skyline"])) for a in plan] == [a["ids"] for a in e["agents"]]
+        if b.batches:
+            stream = batch_stream(task, tk, plan, b.method["skyline"], cfg["seed"], cfg["batch"], b.json["maxAnswerTokens"])
+            for want in b.batches:
+                got = next(stream)
+                assert got["signature"] == want["signature"] and got["rows"] == want["rows"], f"{case.name} batch {want['batch']}"
