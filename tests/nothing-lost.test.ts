@@ -18,6 +18,7 @@ import { Library, LibraryIndexError, memoryStore, type KeyValueStore } from '../
 import { AdapterError, decodeAdapter, encodeAdapter, expectedAdapterTensors, type LoraAdapterConfig } from '../src/storage/peft';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../src/storage/safetensors';
 import { unzip, zipStore, ZipError } from '../src/storage/zip';
+import { zipSync } from 'fflate';
 import type { AdapterEntry, ModelEntry } from '../src/worker/api';
 import { Engine } from '../src/worker/engine';
 import { DivergenceWatch } from '../src/model/divergence';
@@ -665,6 +666,8 @@ describe('Also', () => {
       zipStore(new Map([['config.json', enc.encode('{"a":1}')], ['model.safetensors', new Uint8Array(40).fill(3)]])),
       zipStore(new Map([['d/', new Uint8Array(0)], ['d/x', enc.encode('xyz')]])),
       zipStore(new Map([['one', new Uint8Array(1)]])),
+      // deflate entries (fflate's writer), so mutations also reach the inflater
+      zipSync({ 'config.json': enc.encode('{"a":1,"b":[1,2,3,4,5,6,7,8]}'), 'w.bin': [new Uint8Array(64).fill(5), { level: 9 }] }),
     ];
     expect(fuzz('zip', seeds, FUZZ_COUNT, unzip, ZipError)).toBeGreaterThan(0);
   });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { zipSync } from 'fflate';
 import { expectedTensors, type LlamaConfig } from '../src/storage/checkpoint';
 import {
   decodeAdapter, encodeAdapter, expectedAdapterTensors, loraKey, loraScale, type LoraAdapterConfig, type LoraTarget,
@@ -248,10 +249,41 @@ describe('stored zip', () => {
     expect(Array.from(got.get('w.bin')!)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
-  it('refuses compressed entries, corruption and non-zip data with clear messages', () => {
-    expect(() => unzip(b64(PY_DEFLATED))).toThrow(
-      'zip: entry "config.json" is compressed (deflate); only uncompressed (stored) archives can be read',
-    );
+  it('reads deflate zips as zip tools make them (Python\'s zipfile, fflate\'s zipSync with folders and mixed methods)', () => {
+    expect(new TextDecoder().decode(unzip(b64(PY_DEFLATED)).get('config.json'))).toBe('{"r": 4, "r2": 4, "r3": 4}');
+    const enc = new TextEncoder();
+    const weights = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7919) % 251);
+    const zip = zipSync({
+      'model/config.json': enc.encode('{"model_type": "qwen3"}'),
+      'model/model.safetensors': [weights, { level: 9 }],
+      'model/tokenizer.json': [enc.encode('{"model": {}}'), { level: 0 }],
+    });
+    const back = unzip(zip);
+    expect([...back.keys()].sort()).toEqual(['model/config.json', 'model/model.safetensors', 'model/tokenizer.json']);
+    expect(back.get('model/model.safetensors')).toEqual(weights);
+    expect(new TextDecoder().decode(back.get('model/tokenizer.json'))).toBe('{"model": {}}');
+  });
+
+  it('refuses other compression methods, damaged deflate data and false size claims with clear messages', () => {
+    const enc = new TextEncoder();
+    const deflated = zipSync({ 'a.txt': [enc.encode('hello hello hello hello'), { level: 6 }] });
+    const v = new DataView(deflated.buffer);
+    const central = deflated.length - 22 - 46 - 5;
+    const bz = deflated.slice();
+    new DataView(bz.buffer).setUint16(central + 10, 12, true); // method 12 in the central record
+    expect(() => unzip(bz)).toThrow('zip: entry "a.txt" is compressed with bzip2; only stored and deflate entries can be read');
+    const damaged = deflated.slice();
+    damaged[30 + 5] = 0xff; // the first byte of the deflate stream: an invalid block type
+    expect(() => unzip(damaged)).toThrow(/zip: entry "a.txt": its deflate data is damaged/);
+    const small = deflated.slice();
+    new DataView(small.buffer).setUint32(central + 24, v.getUint32(central + 24, true) - 3, true); // claims 3 bytes fewer
+    expect(() => unzip(small)).toThrow('zip: entry "a.txt" inflates to more than 20 bytes, not the 20 its record claims');
+    const big = deflated.slice();
+    new DataView(big.buffer).setUint32(central + 24, 2 ** 31, true);
+    expect(() => unzip(big, { maxBytes: 2 ** 30 })).toThrow(/the entries add up to 2147483648 bytes, more than the 1073741824/);
+  });
+
+  it('refuses corruption and non-zip data with clear messages', () => {
     const zip = zipStore(new Map([['a.txt', new TextEncoder().encode('hello')]]));
     const corrupt = zip.slice();
     corrupt[30 + 5 + 1] ^= 0xff; // a byte of the data after the 30-byte header and the name

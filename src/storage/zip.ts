@@ -1,7 +1,13 @@
-// Minimal zip (PKWARE APPNOTE 6.3) for single-file downloads of checkpoints and adapters: STORE
-// method only (no compression: safetensors weights barely compress anyway), CRC-32, UTF-8 names, no
-// ZIP64 (each archive < 4 GiB, < 65535 entries). We hand-write this instead of depending on a zip
-// library because the stored method is ~80 lines of code. Pure TypeScript (browser and Node).
+// Zip (PKWARE APPNOTE 6.3) for single-file downloads and imports of checkpoints and adapters. The
+// writer stores (no compression: safetensors weights barely compress anyway); the reader takes what
+// zip tools and the hub's downloads make: stored and deflate entries (inflated by fflate), data
+// descriptors, UTF-8 names; no ZIP64 (each archive < 4 GiB, < 65535 entries). The archive's
+// structure is checked here, before anything is inflated (every central record against its local
+// header, no two entries sharing bytes, the total under a cap: the guarantees tests/nothing-lost.test.ts
+// rows 7, 13 and Also-b pin, which fflate's own unzipSync does not give: it would inflate overlapping
+// or oversized entries and throw its own errors), then fflate's inflateSync decompresses each deflate
+// entry into a buffer of the size its record claims. Pure TypeScript (browser and Node).
+import { inflateSync } from 'fflate';
 import { printableName } from './text';
 
 export class ZipError extends Error {
@@ -73,11 +79,29 @@ export function zipStore(files: ReadonlyMap<string, Uint8Array>): Uint8Array {
   return out;
 }
 
+const METHOD_NAMES: Record<number, string> = { 1: 'shrink', 6: 'implode', 9: 'deflate64', 12: 'bzip2', 14: 'LZMA', 93: 'Zstandard', 95: 'XZ', 98: 'PPMd' };
+
+/** Inflates one deflate entry into exactly `size` bytes (what its record claims), or says what is wrong. */
+function inflateEntry(packed: Uint8Array, size: number, shown: string): Uint8Array {
+  let out: Uint8Array;
+  try {
+    // one byte more than claimed: a stream that inflates past its record's size is caught, never grown
+    out = inflateSync(packed, { out: new Uint8Array(size + 1) });
+  } catch (e) {
+    throw new ZipError(`entry ${shown}: its deflate data is damaged (${(e as Error).message})`);
+  }
+  if (out.length !== size) {
+    throw new ZipError(`entry ${shown} inflates to ${out.length > size ? `more than ${size}` : out.length} bytes, not the ${size} its record claims`);
+  }
+  return out.length === out.buffer.byteLength ? out : out.slice();
+}
+
 /** Default cap on the bytes unzip extracts in all (the page imports one model or adapter at a time). */
 export const MAX_UNZIPPED_BYTES = 4 * 2 ** 30;
 
 /**
- * Reads an uncompressed zip archive (name -> bytes, directories skipped); refuses compressed entries.
+ * Reads a zip archive of stored or deflate entries (name -> bytes, directories skipped); refuses other
+ * compression methods and encryption.
  * Every central record is checked before anything is copied: its local header must be there and name
  * the same file, no two entries may share bytes (a 1 MiB archive whose 1,000 records point at one body
  * must not extract a gigabyte), and the total must stay under `maxBytes`.
@@ -103,7 +127,7 @@ export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<
   const dec = new TextDecoder();
   const nameOf = (b: Uint8Array) => printableName(dec.decode(b));
   // Pass 1: every record and its local header, nothing copied yet.
-  const entries: { name: string; shown: string; crc: number; size: number; local: number; start: number }[] = [];
+  const entries: { name: string; shown: string; crc: number; size: number; packed: number; deflate: boolean; local: number; start: number }[] = [];
   let at = cdStart;
   for (let k = 0; k < count; k++) {
     if (at + 46 > cdStart + cdSize || v.getUint32(at, true) !== SIG_CENTRAL) throw new ZipError(`central directory entry ${k + 1} of ${count} is damaged`);
@@ -121,14 +145,15 @@ export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<
     const shown = printableName(name);
     at += 46 + skip;
     if (flags & 1) throw new ZipError(`entry ${shown} is encrypted; encrypted archives are not supported`);
-    if (method !== 0) {
-      const how = method === 8 ? 'deflate' : `method ${method}`;
+    if (method !== 0 && method !== 8) {
+      const how = METHOD_NAMES[method] ?? `method ${method}`;
       throw new ZipError(
-        `entry ${shown} is compressed (${how}); only uncompressed (stored) archives can be read: ` +
-          'upload the files themselves, or re-create the archive without compression (zip -0)',
+        `entry ${shown} is compressed with ${how}; only stored and deflate entries can be read: ` +
+          'upload the files themselves, or re-create the archive with plain zip (deflate) or zip -0',
       );
     }
-    if (csize !== usize || csize === LIMIT) throw new ZipError(`entry ${shown} has inconsistent sizes (${csize} stored, ${usize} original)`);
+    if (csize === LIMIT || usize === LIMIT) throw new ZipError(`entry ${shown} has ZIP64 sizes; ZIP64 archives are not supported`);
+    if (method === 0 && csize !== usize) throw new ZipError(`entry ${shown} has inconsistent sizes (${csize} stored, ${usize} original)`);
     if (local + 30 > cdStart || v.getUint32(local, true) !== SIG_LOCAL) throw new ZipError(`entry ${shown}: local header missing at ${local}`);
     const localNameLen = v.getUint16(local + 26, true);
     const start = local + 30 + localNameLen + v.getUint16(local + 28, true);
@@ -139,7 +164,7 @@ export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<
     if (localName.length !== nameBytes.length || localName.some((b, i) => b !== nameBytes[i])) {
       throw new ZipError(`entry ${shown}: its local header names ${nameOf(localName)} (the central directory and the local header disagree about the file's name)`);
     }
-    entries.push({ name, shown, crc, size: csize, local, start });
+    entries.push({ name, shown, crc, size: usize, packed: csize, deflate: method === 8, local, start });
   }
   // No two entries may share bytes (headers or data), and the total is bounded, before allocating.
   const byOffset = [...entries].sort((a, b) => a.local - b.local);
@@ -148,7 +173,7 @@ export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<
     const e = byOffset[k];
     total += e.size;
     const next = byOffset[k + 1];
-    if (next && next.local < e.start + e.size) {
+    if (next && next.local < e.start + e.packed) {
       throw new ZipError(`entries ${e.shown} and ${next.shown} share bytes of the archive (overlapping entries: a malformed or malicious zip)`);
     }
   }
@@ -156,7 +181,7 @@ export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<
   // Pass 2: copy and check each entry.
   const out = new Map<string, Uint8Array>();
   for (const e of entries) {
-    const data = bytes.slice(e.start, e.start + e.size);
+    const data = e.deflate ? inflateEntry(bytes.subarray(e.start, e.start + e.packed), e.size, e.shown) : bytes.slice(e.start, e.start + e.size);
     if (crc32(data) !== e.crc) throw new ZipError(`entry ${e.shown} is corrupt (CRC-32 mismatch)`);
     if (e.name.endsWith('/') && e.size === 0) continue; // a directory
     if (out.has(e.name)) throw new ZipError(`entry ${e.shown} appears twice`);
