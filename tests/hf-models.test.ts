@@ -38,7 +38,7 @@ const lookupEp = (): Episode => sampleEpisodes(makeTask('lookup', 1), 'heldout',
 
 describe('tokenizer.json through @huggingface/tokenizers', () => {
   const texts = [
-    'Table: apple=3, kiwi=7.\nQuestion: kiwi?\nAnswer: 7',
+    'Table: apple=3, key=7.\nQuestion: key?\nAnswer: 7',
     'Secret: q b x z.\nRelay: m p o a.\nQuestion: letter 3 of the secret?\nAnswer: x',
     'a = 37.\nb = 5.\nQuestion: a - b?\nAnswer: -32',
     'unseen words, UPPER case and digits 0123456789 with tabs\tand ünïcödé é 🙂',
@@ -59,14 +59,14 @@ describe('tokenizer.json through @huggingface/tokenizers', () => {
       }
       // merges were learned on the word rendering: its text is shorter in tokens than in bytes
       expect(tk.encode(texts[0]).length).toBeLessThan(texts[0].length * 0.7);
-      const withMarkers = tk.encode('<bos>Question: kiwi?\nAnswer: 7<eos>');
+      const withMarkers = tk.encode('<bos>Question: key?\nAnswer: 7<eos>');
       if (ids.bos === null) expect(withMarkers[0]).not.toBe(t.eos);
       else expect(withMarkers[0]).toBe(ids.bos);
       expect(withMarkers[withMarkers.length - 1]).toBe(ids.eos);
       expect(tk.isSpecial(ids.eos)).toBe(true);
-      expect(tk.decode(withMarkers, { skipSpecials: true })).toBe('Question: kiwi?\nAnswer: 7');
+      expect(tk.decode(withMarkers, { skipSpecials: true })).toBe('Question: key?\nAnswer: 7');
       // an answer is encoded as it continues its prompt (the whole text's tokens after the prompt's)
-      const prompt = '<bos>Question: kiwi?\nAnswer:';
+      const prompt = '<bos>Question: key?\nAnswer:';
       const cont = tk.encodeContinuation(prompt, ' 7<eos>');
       expect([...tk.encode(prompt), ...cont]).toEqual(tk.encode(prompt + ' 7<eos>'));
       // (a sentencepiece decoder strips the leading space of a text it decodes alone: Llama's Strip step)
@@ -77,7 +77,7 @@ describe('tokenizer.json through @huggingface/tokenizers', () => {
       // display labels and the decoding stop (a special, or a token holding a line end)
       const nl = tk.encode('\n');
       expect(stopsText(tk, nl[nl.length - 1])).toBe(true);
-      expect(stopsText(tk, tk.encode(' kiwi')[0])).toBe(false);
+      expect(stopsText(tk, tk.encode(' key')[0])).toBe(false);
       expect(tk.tokenOf(tk.encode('7')[tk.encode('7').length - 1])).toContain('7');
     });
   }
@@ -125,7 +125,7 @@ describe('the word rendering of each task (and the char rendering unchanged)', (
       expect(WORD_RENDERING.isCorrect(ep, decoded), decoded).toBe(true);
     }
     expect(WORD_RENDERING.isCorrect(ep, ` ${ep.answer}${ep.answer}`)).toBe(false);
-    expect(WORD_RENDERING.message.cut(' apple=3, kiwi=7.\nmore')).toBe(' apple=3, kiwi=7.');
+    expect(WORD_RENDERING.message.cut(' apple=3, key=7.\nmore')).toBe(' apple=3, key=7.');
   });
 
   it('the char rendering is the tasks.ts format, byte for byte', () => {

@@ -43,6 +43,9 @@ import {
 
 export type Control = 'none' | ControlName;
 
+/** Rollouts (one per batch size, prompt-length signature and direction) a run keeps at most. */
+export const MAX_ROLLOUTS = 6;
+
 /** The controls of a channel: every one for the latent channel, shuffle and zero for text, none without one. */
 export function controlsFor(channel: MethodSpec['channel']): readonly ControlName[] {
   return channel === 'latent' ? ['shuffle', 'zero', 'noise', 'rotate'] : channel === 'text' ? ['shuffle', 'zero'] : [];
@@ -221,32 +224,78 @@ export class Run {
     return s;
   }
 
+  /**
+   * The cached rollout under `key`, made by `make` when missing. At most MAX_ROLLOUTS are kept, the
+   * least recently used destroyed first: prompts whose lengths vary (a BPE tokenizer's words) make
+   * one shape per length signature, and each holds a full set of activations.
+   */
+  private cached(key: string, make: () => Rollout): Rollout {
+    let r = this.rollouts.get(key);
+    if (r) {
+      this.rollouts.delete(key);
+      this.rollouts.set(key, r);
+      return r;
+    }
+    r = make();
+    this.rollouts.set(key, r);
+    while (this.rollouts.size > MAX_ROLLOUTS) {
+      const [oldKey, old] = this.rollouts.entries().next().value as [string, Rollout];
+      this.rollouts.delete(oldKey);
+      old.destroy();
+    }
+    return r;
+  }
+
   private rollout(lengths: number[], B: number, backward: boolean): Rollout {
     const key = `${B}|${lengths.join(',')}|${backward ? 'b' : 'f'}`;
-    let r = this.rollouts.get(key);
-    if (!r) {
+    return this.cached(key, () => {
       const agents: RolloutAgent[] = this.plan.map((pa, i) => ({
         id: pa.agent.id, preds: pa.preds, n: lengths[i] + (pa.final ? this.maxAnswer : 0), m: pa.m,
         lora: this.agentLora[i], backward: backward && this.agentBackward[i],
       }));
-      r = new Rollout(this.engine.model, {
+      return new Rollout(this.engine.model, {
         B, agents, trace: this.spec.channel === 'latent' ? this.spec.trace! : 'none', map: this.map, positions: this.config.positions ?? 'stream',
         label: `${this.spec.name} B${B} ${lengths.join(',')}`,
       });
-      this.rollouts.set(key, r);
-    }
-    return r;
+    });
   }
 
   /** A one-agent rollout (text channel: each agent's own pass). */
   private solo(n: number, B: number): Rollout {
     const key = `solo|${B}|${n}`;
-    let r = this.rollouts.get(key);
-    if (!r) {
-      r = new Rollout(this.engine.model, { B, agents: [{ id: 'solo', preds: [], n, m: 0, lora: null, backward: false }], trace: 'none', map: null, label: `solo B${B} n${n}` });
-      this.rollouts.set(key, r);
+    return this.cached(key, () => new Rollout(this.engine.model, { B, agents: [{ id: 'solo', preds: [], n, m: 0, lora: null, backward: false }], trace: 'none', map: null, label: `solo B${B} n${n}` }));
+  }
+
+  /**
+   * Makes the passes the run's first steps and evaluations use, for the longest prompts among a sample
+   * of its episodes (so that their memory is allocated now): the memory estimate (memory.ts) runs this
+   * on an accounting device. Text channel: each sender's decoding pass and the final agent's, its
+   * prompt grown by a full message per sender.
+   */
+  prepareShapes(sample = 64): void {
+    const B = this.config.batch;
+    const eps = [...this.evalSet('heldout').slice(0, sample)];
+    if (this.trains) eps.push(...trainingBatcher(this.task, this.tokenizer, this.rendering, this.plan, this.spec, { seed: this.config.seed, batch: 1 }).next().eps);
+    const sigs = new Map<string, { lengths: number[]; count: number }>();
+    for (const ep of eps) {
+      const lengths = encodeInstance(this.tokenizer, this.rendering, this.plan, this.spec, this.plan.map(() => ep)).map((p) => p.length);
+      const key = lengths.join(',');
+      const s = sigs.get(key);
+      if (s) s.count++;
+      else sigs.set(key, { lengths, count: 1 });
     }
-    return r;
+    if (this.spec.channel === 'text') {
+      const lengths = this.plan.map((_, a) => Math.max(...[...sigs.values()].map((s) => s.lengths[a])));
+      const budget = this.config.textBudget;
+      const fi = this.plan.length - 1;
+      for (let a = 0; a < fi; a++) this.solo(lengths[a] + budget - 1, B);
+      this.solo(lengths[fi] + budget * this.plan[fi].preds.length + this.maxAnswer, B);
+      return;
+    }
+    // as many shapes as the run keeps at most: the longest of the most frequent signatures
+    const top = [...sigs.values()].sort((a, b) => b.count - a.count).slice(0, MAX_ROLLOUTS);
+    top.sort((a, b) => a.lengths.reduce((x, y) => x + y, 0) - b.lengths.reduce((x, y) => x + y, 0));
+    for (const s of top) this.rollout(s.lengths, B, this.trains);
   }
 
   /** Rollouts made so far (tests check that training reuses them). */

@@ -6,7 +6,7 @@
 //         final prompt  <bos>tbl:a3k7\nask:k                target  7<eos>
 //
 // word: plain words for real models with a BPE vocabulary, each answer a short span after "Answer:".
-//         lookup  part 0  "Table: apple=3, kiwi=7."   part 1  "Question: kiwi?"           answer " 7"
+//         lookup  part 0  "Table: apple=3, key=7."    part 1  "Question: key?"            answer " 7"
 //         relay   part 0  "Secret: q b x z."          part 1  "Relay: m p o a."
 //                 part 2  "Question: letter 3 of the secret?"                            answer " x"
 //         arith   part 0  "a = 37."   part 1  "b = 5."   part 2  "Question: a + b?"      answer " 42"
@@ -74,11 +74,14 @@ function partAt(ep: Episode, i: number, text: string | undefined): string {
   return text;
 }
 
-/** One word per key letter of lookup (a -> apple, ...): distinct, lowercase, common. */
+/**
+ * One word per key letter of lookup: distinct, lowercase, short and common (each one token with its
+ * leading space in the usual English BPE vocabularies), so prompt lengths vary little with the keys.
+ */
 export const KEY_WORDS: Readonly<Record<string, string>> = Object.freeze({
-  a: 'apple', b: 'bread', c: 'cherry', d: 'date', e: 'egg', f: 'fig', g: 'grape', h: 'honey', i: 'ice', j: 'jam',
-  k: 'kiwi', l: 'lemon', m: 'mango', n: 'nut', o: 'olive', p: 'pear', q: 'quince', r: 'rice', s: 'salt', t: 'tea',
-  u: 'udon', v: 'vanilla', w: 'wheat', x: 'xigua', y: 'yam', z: 'zucchini',
+  a: 'apple', b: 'bird', c: 'cat', d: 'dog', e: 'egg', f: 'fish', g: 'gold', h: 'hat', i: 'ice', j: 'jar',
+  k: 'key', l: 'lamp', m: 'moon', n: 'nose', o: 'oil', p: 'pen', q: 'queen', r: 'rain', s: 'sun', t: 'tree',
+  u: 'unit', v: 'van', w: 'wind', x: 'box', y: 'yard', z: 'zoo',
 });
 
 const keyWord = (k: string): string => {

@@ -89,8 +89,27 @@ export interface EngineApiExtras {
   cancelPretrain(): Promise<void>;
   /** Problems met while adding the shipped base models to the library (empty when all is well). */
   libraryNotes(): Promise<string[]>;
+  /**
+   * What a run of this configuration would hold on the GPU (weights, adapters with their gradients and
+   * AdamW moments, activations at its batch) and, when it cannot run on this adapter, why (its largest
+   * buffer beyond what the device can bind). Nothing is allocated. Imports, to include it.
+   */
+  estimateRun(config: RunConfig): Promise<RunMemoryReport>;
   /** Rebuilds an unreadable library index from the stored records (the old index is kept as a backup). */
   rebuildLibraryIndex(): Promise<{ models: number; adapters: number; skipped: string[]; backup: string | null }>;
+}
+
+/** EngineApiExtras.estimateRun: src/mas/memory.ts's figures and the refusal, if any. */
+export interface RunMemoryReport {
+  weights: number;
+  adapters: number;
+  activations: number;
+  total: number;
+  largest: { label: string; bytes: number };
+  /** The device's limit on one buffer (min of maxBufferSize and maxStorageBufferBindingSize). */
+  bufferLimit: number;
+  /** Why this run cannot start here (null: it fits). */
+  problem: string | null;
 }
 
 /** What the worker exposes. */

@@ -26,9 +26,10 @@ import type { Split } from '../tasks/tasks';
 import { loadTokenizer } from '../tokenizers';
 import type {
   AdapterData, AdapterEntry, CompareRequest, EngineApi, EngineRunRecords, EnvReport, EvalRow, ExperimentReport, FileBlob, InspectResult, ModelEntry,
-  PretrainRequest, RunConfig, RunEntry, RunProgress, RunRecord, RunState, StartOptions,
+  PretrainRequest, RunConfig, RunEntry, RunMemoryReport, RunProgress, RunRecord, RunState, StartOptions,
 } from './api';
 import { runBundleContent } from '../mas/run-data';
+import { estimateRunMemory, memoryProblem } from '../mas/memory';
 import { writeRunBundle } from '../storage/run-bundle';
 
 /** The base models the page ships (public/models/<name>/) and seeds into the library on first use. */
@@ -388,6 +389,15 @@ export class Engine implements EngineApi, EngineRunRecords {
     return null;
   }
 
+  async estimateRun(config: RunConfig): Promise<RunMemoryReport> {
+    this.checkConfig(config);
+    const base = await this.loadBase(config.modelId);
+    const gpu = await this.device();
+    const limits = gpu.device.limits;
+    const m = estimateRunMemory(base, config, limits as unknown as Record<string, number>);
+    return { ...m, bufferLimit: Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize), problem: memoryProblem(m, limits, config) };
+  }
+
   async storageEstimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean | null }> {
     const storage = (globalThis.navigator as Navigator | undefined)?.storage;
     const est = storage?.estimate ? await storage.estimate() : undefined;
@@ -537,6 +547,9 @@ export class Engine implements EngineApi, EngineRunRecords {
       this.checkConfig(config);
       const base = await this.loadBase(config.modelId);
       const gpu = await this.device();
+      // a run whose largest buffer the device cannot bind is refused before anything is allocated
+      const problem = memoryProblem(estimateRunMemory(base, config, gpu.device.limits as unknown as Record<string, number>), gpu.device.limits, config);
+      if (problem) throw new Error(problem);
       // A fresh controller per run: the previous one (and what it holds on the GPU) is freed.
       this.disposeController();
       this.ctl = this.makeController(gpu);
