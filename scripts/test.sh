@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 long=tests/experiment.test.ts
 bash scripts/with-vulkan.sh npx vitest run --exclude "$long"
+# The PyTorch companion's tests (python/tests: cross-checks with the engine, two gloo processes) in the
+# virtual environment .ci/run makes (.cache/venv); without it they are skipped with a note.
+if [ -x .cache/venv/bin/python ]; then
+  .cache/venv/bin/python -m pytest -q -p no:cacheprovider python/tests
+else
+  echo "python tests skipped: no .cache/venv (bash .ci/run makes it; see python/README.md)"
+fi
 # The experiment test trains DiffMAS for 3 x 800 steps. Without a GPU it runs on lavapipe (Mesa 25
 # from Debian's backports, about 7x SwiftShader) when that can be fetched, else on SwiftShader.
 (

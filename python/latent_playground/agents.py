@@ -51,6 +51,36 @@ def _make_cache(prefix):
     return DynamicCache([(k, v) for k, v in prefix])
 
 
+def compute_latent_map(model, kind: str, relative_lambda: float = 1e-3):
+    """src/mas/latentmap.ts computeLatentMap in float64: W_a = (Wout^T Wout + lambda I)^-1 Wout^T Win with
+    lambda = relative_lambda * trace(Wout^T Wout) / D (identity: None), and c = the mean L2 norm of the
+    input-embedding rows. For a base other than the bundle's (--base), whose map the bundle cannot hold."""
+    from .bundle import LatentMap
+
+    Win = model.get_input_embeddings().weight.detach().double().cpu()
+    Wout = model.get_output_embeddings().weight.detach().double().cpu()
+    D = Win.shape[1]
+    c = float(Win.norm(dim=1).mean())
+    if kind == "identity":
+        return LatentMap(kind="identity", D=D, target_norm=c, Wa=None)
+    G = Wout.T @ Wout
+    lam = relative_lambda * float(torch.trace(G)) / D
+    Wa = torch.linalg.solve(G + lam * torch.eye(D, dtype=G.dtype), Wout.T @ Win)
+    return LatentMap(kind="ridge", D=D, target_norm=c, Wa=Wa.float(), lam=lam)
+
+
+def _exact_norms(model):
+    """transformers' RMSNorms compute in float32 whatever the weights (and eager attention its softmax):
+    in float64 mode every RMSNorm computes in float64, so the run is a float64 reference."""
+    for mod in model.modules():
+        if type(mod).__name__.endswith("RMSNorm") and hasattr(mod, "weight"):
+            eps = getattr(mod, "variance_epsilon", getattr(mod, "eps", 1e-6))
+
+            def fwd(x, mod=mod, eps=eps):
+                return mod.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+            mod.forward = fwd
+
+
 class Team:
     """A run's agents over one base. adapters: adapter key -> PEFT folder (None: the plain base)."""
 
@@ -66,6 +96,8 @@ class Team:
         self.device = torch.device(device)
         self.dtype = DTYPES[dtype]
         load_dtype = torch.float32 if self.dtype == torch.float64 else self.dtype
+        if self.dtype == torch.float64:
+            attn = "sdpa"  # eager attention takes its softmax in float32
         model = AutoModelForCausalLM.from_pretrained(base or str(bundle.base_dir), dtype=load_dtype, attn_implementation=attn)
         model.requires_grad_(False)
         self.peft = None
@@ -86,6 +118,8 @@ class Team:
                         raise ValueError(f"adapter {k}: no LoRA parameters were loaded")
         self.model = model.to(device=self.device, dtype=self.dtype if self.dtype == torch.float64 else None)
         self.model.eval()
+        if self.dtype == torch.float64:
+            _exact_norms(self.model)
         lm = self.peft.base_model.model if self.peft is not None else model
         self.decoder = lm.get_decoder()
         self.lm_head = lm.get_output_embeddings()
@@ -96,6 +130,9 @@ class Team:
         self.W = self.Hkv * self.hd
         self.V = cfg.vocab_size
         m = bundle.latent_map
+        if base is not None and m is not None:
+            m = compute_latent_map(lm, m.kind)  # the bundle's map belongs to the bundle's base
+        self.latent = m
         self.Wa = m.Wa.to(self.device, self.dtype) if m is not None and m.Wa is not None else None
         self.map_scale = (m.target_norm / math.sqrt(m.D)) if m is not None else None
         if self.method["channel"] == "latent" and any(a.latent_steps for a in self.plan) and m is None:
@@ -123,7 +160,8 @@ class Team:
 
     def latent_input(self, h: torch.Tensor) -> torch.Tensor:
         u = h @ self.Wa if self.Wa is not None else h
-        rr = torch.rsqrt(u.float().pow(2).mean(-1, keepdim=True) + RESCALE_EPS).to(u.dtype)
+        w = u.float() if u.dtype in (torch.float16, torch.bfloat16) else u  # float32 at least, never less than u
+        rr = torch.rsqrt(w.pow(2).mean(-1, keepdim=True) + RESCALE_EPS).to(u.dtype)
         return u * rr * self.map_scale
 
     def agent_trains(self, a: PlanAgent) -> bool:

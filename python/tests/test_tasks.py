@@ -45,3 +45,18 @@ def test_episodes_and_batches_are_the_bundles(engine_dir):
             for want in b.batches:
                 got = next(stream)
                 assert got["signature"] == want["signature"] and got["rows"] == want["rows"], f"{case.name} batch {want['batch']}"
+
+
+def test_latent_map_is_the_engines(engine_dir):
+    """The ridge map recomputed here (for --base) is the bundle's, which the engine computed in float64."""
+    import numpy as np
+
+    from latent_playground.agents import Team, compute_latent_map
+
+    b = read_bundle(engine_dir / "lookup-diffmas" / "bundle")
+    team = Team(b, None)
+    m = compute_latent_map(team.model, "ridge")
+    assert abs(m.target_norm - b.latent_map.target_norm) <= 1e-12 * b.latent_map.target_norm
+    want = b.latent_map.Wa.double().numpy()
+    assert np.abs(m.Wa.double().numpy() - want).max() <= 1e-5 * np.abs(want).max()
+    assert abs(m.lam - b.latent_map.lam) <= 1e-9 * b.latent_map.lam
