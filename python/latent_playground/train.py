@@ -97,7 +97,8 @@ def train(bundle: Bundle, tokenizer, steps: int, *, start: str = "trained", out:
 
     if bundle.method["train"] == "none":
         raise ValueError(f"method {bundle.method['name']} trains nothing")
-    acc = Accelerator(cpu=cpu, mixed_precision=precision)
+    # without a GPU, accelerate sets up the (gloo) process group only when told it runs on the CPU
+    acc = Accelerator(cpu=cpu or not torch.cuda.is_available(), mixed_precision=precision)
     rank, world = acc.process_index, acc.num_processes
     keys = bundle.adapter_keys
     initial = start == "initial"
