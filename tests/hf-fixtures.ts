@@ -7,7 +7,15 @@ import { paramShapes, type ModelConfig, type ModelType } from '../src/model/conf
 import { encodeSafetensors } from '../src/storage/safetensors';
 import { makeTask, sampleEpisodes, TASK_NAMES } from '../src/tasks/tasks';
 import { WORD_RENDERING } from '../src/tasks/render';
-import { randn } from './helpers';
+import { Rng } from '../src/tasks/rng';
+
+/** Seeded normal draws (the e2e specs import this file too, so it does not use ./helpers, which loads Dawn). */
+function randn(n: number, seed: number, scale = 1): Float32Array {
+  const r = new Rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = scale * Math.sqrt(-2 * Math.log(Math.max(r.next(), 1e-12))) * Math.cos(2 * Math.PI * r.next());
+  return out;
+}
 
 // ------------------------------------------------------------------------------------ tokenizers
 

@@ -295,3 +295,40 @@ describe('dtypes on disk', () => {
     });
   }
 });
+
+describe('the page\u2019s import (the worker engine)', () => {
+  it('imports a deflate zip of a sharded BF16 Qwen3 with its tokenizer, reporting progress; refuses what the quota cannot hold, storing nothing', async () => {
+    const { Engine } = await import('../src/worker/engine');
+    const { memoryStore } = await import('../src/storage/library');
+    const { zipSync } = await import('fflate');
+    const fx = hfCheckpoint({ type: 'qwen3', dtype: 'BF16', tokenizer: BYTE, shards: 2 });
+    const zip = zipSync(Object.fromEntries([...fx.files].map(([n, b]) => [`qwen3/${n}`, [b, { level: 6 }]])));
+    let quota = 1000;
+    const { nodeGpuEntry } = await import('../src/gpu/node');
+    const gpuEntry = await nodeGpuEntry();
+    const engine = new Engine({
+      gpu: () => gpuEntry, store: memoryStore(), fetchAsset: () => Promise.reject(new Error('no assets in this test')), storageEstimate: async () => ({ usage: 100, quota }),
+    });
+    const err = await engine.importFiles([{ name: 'qwen3.zip', bytes: zip }]).catch((e) => e as Error);
+    expect((err as Error).message).toMatch(/^not enough storage for this model \(stored as float32\): it needs [\d.]+ KB but this site may store only 900 B more \(100 B used of 1000 B\)/);
+    expect((await engine.listModels()).filter((m) => !m.builtin)).toEqual([]);
+    quota = 2 ** 30;
+    const stages: [string, number][] = [];
+    const r = await engine.importFiles([{ name: 'qwen3.zip', bytes: zip }], undefined, (s, f) => void stages.push([s, f]));
+    expect(r.kind).toBe('model');
+    expect(stages.map(([, f]) => f)).toEqual([...stages.map(([, f]) => f)].sort((a, b) => a - b));
+    expect(stages[stages.length - 1]).toEqual(['done', 1]);
+    const entry = (await engine.listModels()).find((m) => m.id === r.id)!;
+    expect(entry.config.model_type).toBe('qwen3');
+    // the memory the page shows before a run of it, and the refusal the run would meet
+    const cfg = defaultRunConfig({ task: 'lookup', method: 'diffmas', topology: presetForTask(makeTask('lookup', 1), { latentSteps: 2 }), modelId: r.id, batch: 4 });
+    const est = await engine.estimateRun(cfg);
+    expect(est.problem).toBeNull();
+    expect(est.weights).toBe([...fx.weights.values()].reduce((n, a) => n + a.length * 4, 0));
+    expect(est.total).toBe(est.weights + est.adapters + est.activations);
+    expect(est.largest.bytes).toBeLessThanOrEqual(est.bufferLimit);
+    const noTok = hfCheckpoint({ type: 'llama', tokenizer: null, seed: 99 });
+    const r2 = await engine.importFiles([{ name: 'llama-no-tokenizer.zip', bytes: zipSync(Object.fromEntries(noTok.files)) }]);
+    await expect(engine.estimateRun({ ...cfg, modelId: r2.id })).rejects.toThrow(/has no tokenizer.json: a run writes its task as text/);
+  });
+});

@@ -5,7 +5,7 @@
 //   useLibrary  models and adapters in IndexedDB, import/export, pretraining, storage estimate
 //   useCompare  several methods and seeds on the same task
 // Everything GPU happens in the worker; these stores hold plain data only.
-import { proxy } from 'comlink';
+import { proxy, transfer } from 'comlink';
 import { create } from 'zustand';
 import type {
   AdapterData, AdapterEntry, EnvReport, EvalPoint, EvalRow, EvalRowCi, ExperimentReport, MethodName, ModelEntry, PretrainRequest, RunConfig,
@@ -662,6 +662,38 @@ async function findInterrupted(runs: RunEntry[]): Promise<RunEntry | null> {
 
 // ---------------------------------------------------------------- library
 
+const fmtMB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MB`;
+
+/**
+ * The files of an import worth reading. Picked or dropped files: all of them (the worker says what
+ * they are). From a folder: only its own zips, JSON and safetensors files (not those of subfolders
+ * such as onnx/); a hub folder's pytorch_model.bin, ONNX or GGUF files are neither read nor counted
+ * against the quota.
+ */
+export function importable(files: readonly File[]): File[] {
+  return files.filter((f) => {
+    if (!f.webkitRelativePath) return true;
+    const rel = f.webkitRelativePath.split('/');
+    return rel.length <= 2 && /\.(zip|json|safetensors)$/i.test(f.name);
+  });
+}
+
+/** A file's bytes, reporting how many have been read as they arrive. */
+async function readWithProgress(f: File, onBytes: (n: number) => void): Promise<Uint8Array> {
+  if (typeof f.stream !== 'function') return new Uint8Array(await f.arrayBuffer());
+  const out = new Uint8Array(f.size);
+  const reader = f.stream().getReader();
+  let at = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    out.set(value, at);
+    at += value.length;
+    onBytes(at);
+  }
+  return at === out.length ? out : out.subarray(0, at);
+}
+
 export interface PretrainStatus {
   running: boolean;
   progress: RunProgress | null;
@@ -687,6 +719,8 @@ interface LibraryStore {
   usage: number | null;
   quota: number | null;
   persisted: boolean | null;
+  /** An import under way: what it is doing and how far (0..1). */
+  importProgress: { stage: string; fraction: number } | null;
   /** The last import/export/rename/delete failure, in words. */
   error: string | null;
   /** The stored index cannot be read (LibraryIndexError): the panel offers rebuildIndex. */
@@ -760,6 +794,7 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
     usage: null,
     quota: null,
     persisted: null,
+    importProgress: null,
     error: null,
     indexBroken: false,
     notice: null,
@@ -816,10 +851,34 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
     },
     importFiles(files) {
       return guard('import', async () => {
-        const blobs = await Promise.all(files.map(async (f) => ({ name: f.webkitRelativePath || f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
-        const model = useApp.getState().state.model;
-        const r = await getEngine().importFiles(blobs, model);
-        setState({ notice: `Imported ${r.kind === 'model' ? 'base model' : 'adapter'} '${r.name}'.` });
+        const picked = importable(files);
+        if (!picked.length) {
+          throw new Error(
+            `none of these files can be imported (${files.slice(0, 5).map((f) => f.name).join(', ')}${files.length > 5 ? ', …' : ''}): ` +
+              'give config.json with model.safetensors (or its shards and model.safetensors.index.json) and tokenizer.json, a PEFT adapter, or a zip of them',
+          );
+        }
+        const total = picked.reduce((n, f) => n + f.size, 0);
+        // the quota first: the files themselves must fit (the worker checks the exact stored size again)
+        await getState().refreshEstimate();
+        const { usage, quota } = getState();
+        if (usage !== null && quota !== null && total > quota - usage) {
+          throw new Error(`not enough storage: these files are ${fmtMB(total)} but this site may store only ${fmtMB(Math.max(0, quota - usage))} more (${fmtMB(usage)} used of ${fmtMB(quota)}); delete entries from the library or free disk space; nothing was written`);
+        }
+        try {
+          let done = 0;
+          const blobs: { name: string; bytes: Uint8Array }[] = [];
+          for (const f of picked) {
+            blobs.push({ name: f.webkitRelativePath || f.name, bytes: await readWithProgress(f, (n) => setState({ importProgress: { stage: `reading ${f.name}`, fraction: (0.5 * (done + n)) / Math.max(1, total) } })) });
+            done += f.size;
+          }
+          const model = useApp.getState().state.model;
+          const onProgress = (stage: string, fraction: number) => setState({ importProgress: { stage, fraction: 0.5 + 0.5 * fraction } });
+          const r = await getEngine().importFiles(transfer(blobs, blobs.map((b) => b.bytes.buffer)), model, proxy(onProgress));
+          setState({ notice: `Imported ${r.kind === 'model' ? 'base model' : 'adapter'} '${r.name}'.` });
+        } finally {
+          setState({ importProgress: null });
+        }
       });
     },
     async startPretrain(req) {

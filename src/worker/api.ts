@@ -50,7 +50,9 @@ export interface EngineApi {
   /** An adapter as one zip of PEFT files (adapter_config.json, adapter_model.safetensors). */
   exportAdapter(id: string): Promise<FileBlob>;
   /** Imports a zip or loose files of a checkpoint or an adapter; throws a clear message and stores nothing when they do not fit. */
-  importFiles(files: FileBlob[], adapterBaseModelId?: string): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }>;
+  importFiles(
+    files: FileBlob[], adapterBaseModelId?: string, onProgress?: (stage: string, fraction: number) => void,
+  ): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }>;
   storageEstimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean | null }>;
   /** Pretrains a new toy base model and stores it. */
   pretrain(req: PretrainRequest, onProgress: (p: RunProgress) => void): Promise<ModelEntry>;

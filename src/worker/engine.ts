@@ -53,6 +53,8 @@ export interface EngineOptions {
   createController?: (gpu: Gpu) => RunControllerApi;
   /** Runs a comparison of several methods and seeds (src/mas). */
   runExperiment?: ExperimentRunner;
+  /** The storage estimate the import checks against (default navigator.storage.estimate(); tests give their own). */
+  storageEstimate?: () => Promise<{ usage: number | null; quota: number | null }>;
 }
 
 type Busy = 'run' | 'pretrain' | 'compare' | null;
@@ -303,7 +305,25 @@ export class Engine implements EngineApi, EngineRunRecords {
     return { files: out, label };
   }
 
-  async importFiles(blobs: FileBlob[], adapterBaseModelId?: string): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }> {
+  /** Refuses a write of `bytes` that the site's storage quota cannot take, before anything is written. */
+  private async checkQuota(bytes: number, what: string): Promise<void> {
+    const est = await (this.opts.storageEstimate ?? (() => this.storageEstimate()))().catch(() => null);
+    if (!est || est.usage === null || est.quota === null) return;
+    const free = est.quota - est.usage;
+    // IndexedDB stores a little more than the bytes themselves: keep a 5% margin
+    if (bytes * 1.05 > free) {
+      throw new Error(
+        `not enough storage for ${what}: it needs ${fmtBytes(bytes)} but this site may store only ${fmtBytes(Math.max(0, free))} more ` +
+          `(${fmtBytes(est.usage)} used of ${fmtBytes(est.quota)}); delete entries from the library or free disk space; nothing was written`,
+      );
+    }
+  }
+
+  async importFiles(
+    blobs: FileBlob[], adapterBaseModelId?: string, onProgress?: (stage: string, fraction: number) => void,
+  ): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }> {
+    const say = (stage: string, fraction: number) => void Promise.resolve(onProgress?.(stage, fraction)).catch(() => undefined);
+    say('reading the files', 0.05);
     const { files, label } = this.expandFiles(blobs);
     // names from a zip may hold anything: escaped, and at most five of them
     const listing = listShort([...files].map(([n, b]) => `${/^[\w.+@ -]{1,80}$/.test(n) ? n : printableName(n)} (${fmtBytes(b.length)})`));
@@ -342,16 +362,21 @@ export class Engine implements EngineApi, EngineRunRecords {
         config: parseJson(stored.get(ADAPTER_CONFIG_FILE)) ?? {},
         digest,
       };
+      await this.checkQuota(filesSize(stored), 'this adapter');
+      say('storing the adapter', 0.8);
       const [saved] = await this.library.saveAdapters([{ entry, files: stored }]);
+      say('done', 1);
       return { kind: 'adapter', id: saved.id, name: saved.name };
     }
     if (files.has(CONFIG_FILE) && (files.has(WEIGHTS_FILE) || files.has(WEIGHTS_INDEX_FILE))) {
       let base: BaseModel;
+      say('checking the checkpoint (config, weights, tokenizer)', 0.2);
       try {
         base = toBaseModel('import', decodeCheckpoint(files));
       } catch (e) {
         throw new Error(`this checkpoint cannot be used: ${(e as Error).message}`);
       }
+      say('converting the weights to float32', 0.5);
       const stored = encodeCheckpoint({
         config: base.config, tensors: base.weights, tokenizer: base.tokenizer?.toJSON() ?? null, tokenizerConfig: base.tokenizerConfig ?? null,
       });
@@ -363,16 +388,19 @@ export class Engine implements EngineApi, EngineRunRecords {
         id: newId('model'), name: label || 'imported model', size: 0, createdAt: Date.now(), builtin: false,
         config: { ...base.config }, provenance: { source: `imported from ${blobs.map((b) => b.name).join(', ')}`, ...(provenance ?? {}) }, digest,
       };
+      await this.checkQuota(filesSize(stored), 'this model (stored as float32)');
+      say('storing the model in the library', 0.75);
       const saved = await this.library.saveModel(entry, stored);
+      say('done', 1);
       return { kind: 'model', id: saved.id, name: saved.name };
     }
     if (files.has(CONFIG_FILE)) {
       throw new Error(`this looks like a checkpoint without weights: found ${listing}; ${WEIGHTS_FILE} is missing`);
     }
     throw new Error(
-      `these files are neither a base model nor an adapter: found ${listing}. A base model needs ${CONFIG_FILE}, ` +
-        `${WEIGHTS_FILE} and ${TOKENIZER_FILE}; a PEFT adapter needs ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE} ` +
-        '(loose, or together in one uncompressed zip).',
+      `these files are neither a base model nor an adapter: found ${listing}. A base model needs ${CONFIG_FILE} and ` +
+        `${WEIGHTS_FILE} (or its shards with ${WEIGHTS_INDEX_FILE}), and ${TOKENIZER_FILE} to run tasks; a PEFT adapter needs ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE} ` +
+        '(loose, as a folder, or together in one zip).',
     );
   }
 

@@ -296,6 +296,7 @@ export function LibraryPanel() {
   const openAdapters = useRun((s) => s.openAdapters);
   const compareRunning = useCompare((s) => s.running);
   const fileInput = useRef<HTMLInputElement>(null);
+  const folderInput = useRef<HTMLInputElement>(null);
   const [persistNote, setPersistNote] = useState<string | null>(null);
   const setOf = (a: AdapterEntry) => (a.setId ? lib.adapters.filter((x) => x.setId === a.setId) : [a]);
   const reopen = async (a: AdapterEntry) => {
@@ -411,7 +412,22 @@ export function LibraryPanel() {
         <button type="button" className="btn small" disabled={busy} onClick={() => fileInput.current?.click()} data-testid="import-button">
           Import files…
         </button>
-        <span className="muted small">or drop a zip / loose files here (a Hugging Face checkpoint or a PEFT adapter for the selected base model)</span>
+        <button type="button" className="btn small" disabled={busy} onClick={() => folderInput.current?.click()} data-testid="import-folder-button" title="A model folder as Hugging Face saves it: config.json, model.safetensors (or shards), tokenizer.json">
+          Import folder…
+        </button>
+        <span className="muted small">or drop a zip / loose files here (a Hugging Face Llama, Qwen2 or Qwen3 checkpoint, or a PEFT adapter for the selected base model)</span>
+        <input
+          ref={folderInput}
+          type="file"
+          hidden
+          data-testid="import-folder-input"
+          {...({ webkitdirectory: '', directory: '' } as Record<string, string>)}
+          onChange={(e) => {
+            const files = [...(e.target.files ?? [])];
+            e.target.value = '';
+            if (files.length) void lib.importFiles(files);
+          }}
+        />
         <input
           ref={fileInput}
           type="file"
@@ -425,7 +441,15 @@ export function LibraryPanel() {
             if (files.length) void lib.importFiles(files);
           }}
         />
-        {lib.busy && <span className="muted small">{lib.busy}…</span>}
+        {lib.busy && !lib.importProgress && <span className="muted small">{lib.busy}…</span>}
+        {lib.importProgress && (
+          <span className="import-progress small" data-testid="import-progress">
+            <span className="bar thin" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(lib.importProgress.fraction * 100)} aria-label="import progress">
+              <span className="fill" style={{ width: `${Math.max(2, Math.round(lib.importProgress.fraction * 100))}%` }} />
+            </span>
+            <span className="muted">{lib.importProgress.stage}…</span>
+          </span>
+        )}
       </div>
       {header}
       {lib.notes.map((n, i) => (

@@ -1,10 +1,11 @@
 // The run controls across the top, as TensorFlow Playground's: play/pause, one step, reset, the
 // step counter, a progress bar with steps/s and time left, and the run's state or error.
-import { useMemo, useState } from 'react';
-import { stateOfRunConfig } from '../state';
-import type { RunProgress } from '../../worker/api';
+import { useEffect, useMemo, useState } from 'react';
+import { runConfigOf, stateOfRunConfig, type AppState } from '../state';
+import type { RunMemoryReport, RunProgress } from '../../worker/api';
+import { errorText, getEngine } from '../engine';
 import { isTrainedMethod, useApp, useCompare, useEnv, useLibrary, useRun } from '../store';
-import { formatDate, formatDuration, formatNum } from '../format';
+import { formatBytes as mb, formatDate, formatDuration, formatNum } from '../format';
 import { setupVerdict } from '../verdict';
 
 /** A message with the engine's technical tail (the kernels in flight) folded away. */
@@ -20,6 +21,52 @@ export function ErrorText({ text }: { text: string }) {
         <code>{m[1]}</code>
       </details>
     </span>
+  );
+}
+
+
+/**
+ * The GPU memory the run of the current setup would hold, asked of the worker (which builds it on an
+ * accounting device, nothing allocated) whenever the setup changes; a refusal when it cannot run here.
+ */
+function useRunMemory(app: AppState, enabled: boolean): { report: RunMemoryReport | null; error: string | null } {
+  const [out, setOut] = useState<{ report: RunMemoryReport | null; error: string | null }>({ report: null, error: null });
+  const key = enabled ? JSON.stringify(runConfigOf(app)) : '';
+  useEffect(() => {
+    if (!key) {
+      setOut({ report: null, error: null });
+      return;
+    }
+    let live = true;
+    const t = setTimeout(() => {
+      getEngine().estimateRun(JSON.parse(key)).then(
+        (report) => live && setOut({ report, error: null }),
+        (e) => live && setOut({ report: null, error: errorText(e) }),
+      );
+    }, 250);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
+  }, [key]);
+  return out;
+}
+
+export function MemoryLine({ report, error, batch }: { report: RunMemoryReport | null; error: string | null; batch: number }) {
+  if (error) {
+    return (
+      <div className="memory-line refused small" role="alert" data-testid="memory-line">
+        This run cannot start: {error}
+      </div>
+    );
+  }
+  if (!report) return null;
+  return (
+    <div className={`memory-line small${report.problem ? ' refused' : ''}`} data-testid="memory-line" title="Built on an accounting device by the engine's own code: the bytes the run will hold on the GPU (f32)">
+      GPU memory: weights <b>{mb(report.weights)}</b> · adapters, gradients and AdamW <b>{mb(report.adapters)}</b> · activations at batch {batch} <b>{mb(report.activations)}</b> ={' '}
+      <b data-testid="memory-total">{mb(report.total)}</b>; largest buffer {mb(report.largest.bytes)} of the {mb(report.bufferLimit)} one buffer may hold
+      {report.problem && <span data-testid="memory-refusal"> — refused: {report.problem}</span>}
+    </div>
   );
 }
 
@@ -43,6 +90,9 @@ export function RunBar() {
     if (comparing) out.push('a comparison is running');
     return out;
   }, [app, models, libraryLoaded, pretraining, comparing, run.viewing]);
+  const idle = run.state === 'idle' || run.state === 'done' || run.state === 'stopped' || run.state === 'error';
+  const memory = useRunMemory(app, envOk && idle && blockers.length === 0);
+  const memoryBlocker = memory.error ?? memory.report?.problem ?? null;
 
   // a stored run opened read-only: its own figures (the live run's controls stay as they are)
   const v = run.viewing;
@@ -59,7 +109,7 @@ export function RunBar() {
   const sps = p?.stepsPerSecond ?? 0;
   const left = run.state === 'running' && sps > 0 ? (total - step) / sps : null;
   const active = run.state === 'running' || run.state === 'paused';
-  const canStart = envOk && blockers.length === 0;
+  const canStart = envOk && blockers.length === 0 && !memoryBlocker;
   const playDisabled = run.state === 'running' ? false : !canStart && run.state !== 'paused';
 
   return (
@@ -86,7 +136,7 @@ export function RunBar() {
           <button
             className="round play"
             aria-label={run.state === 'paused' ? 'Resume' : 'Train'}
-            title={canStart || run.state === 'paused' ? 'Train' : `Cannot start: ${blockers.join('; ') || 'WebGPU is not available'}`}
+            title={canStart || run.state === 'paused' ? 'Train' : `Cannot start: ${[...blockers, ...(memoryBlocker ? [memoryBlocker] : [])].join('; ') || 'WebGPU is not available'}`}
             onClick={() => void run.play()}
             disabled={playDisabled}
           >
@@ -137,6 +187,7 @@ export function RunBar() {
             left <b data-testid="time-left">{formatDuration(left)}</b>
           </span>
         </div>
+        {!v && <MemoryLine report={memory.report} error={memory.error} batch={app.batch} />}
       </div>
       <div className="runbar-side">
         {confirmReset && run.state !== 'idle' && (

@@ -38,8 +38,9 @@ export function SetupPanel({ locked }: { locked: boolean }) {
   const off = locked;
 
   const modelOptions = models.map((m) => {
-    const c = m.config as { hidden_size?: number; num_hidden_layers?: number };
-    return { value: m.id, label: `${m.name} — d${c.hidden_size ?? '?'}×${c.num_hidden_layers ?? '?'}` };
+    const c = m.config as { hidden_size?: number; num_hidden_layers?: number; model_type?: string; vocab_size?: number };
+    const kind = c.model_type && c.model_type !== 'llama' ? `${c.model_type} ` : '';
+    return { value: m.id, label: `${m.name} — ${kind}d${c.hidden_size ?? '?'}×${c.num_hidden_layers ?? '?'}${c.vocab_size && c.vocab_size > 256 ? `, vocab ${c.vocab_size}` : ''}` };
   });
   if (!models.some((m) => m.id === s.model)) modelOptions.unshift({ value: s.model, label: `${s.model} (${libraryLoaded ? 'not in the library' : 'loading…'})` });
 
