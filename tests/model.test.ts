@@ -169,3 +169,43 @@ describe('GPU model vs the float64 reference (every tensor)', () => {
     });
   }
 });
+
+describe('a pass without its lm_head (a sender whose logits nobody reads)', () => {
+  it('gives the same K/V, last hidden state and gradients from upstream as the full pass, and allocates no [T, V] buffers', async () => {
+    const gpu = await testGpu();
+    const cfg: ModelConfig = { ...base, model_type: 'qwen3', head_dim: 6, hidden_size: 12, intermediate_size: 17, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 301, tie_word_embeddings: true };
+    const params = initRefParams(cfg, 3, 0.3);
+    const weights = new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
+    const model = new LlamaGpu(gpu, cfg, weights);
+    const [B, S] = [2, 3];
+    const T = B * S;
+    const kvDim = 6;
+    const lora = new LoraGpu(gpu, cfg, { r: 2, alpha: 4, targets: ['q_proj', 'k_proj', 'v_proj'], layers: null }, 5);
+    lora.load(new Map([...lora.modules].map(([n, m]) => [n, { A: randn(m.A.size, 1), B: randn(m.B.size, 2, 0.3) }])));
+    const results: Float32Array[][] = [];
+    const sizes: number[] = [];
+    for (const lmHead of [true, false]) {
+      const m0 = gpu.memory().current;
+      const pass = new ModelPass(model, { B, S, P: 0, input: 'embeds' }, { lora, backward: true, upstream: true, lmHead });
+      sizes.push(gpu.memory().current - m0);
+      gpu.write(pass.embeds!, randn(T * 12, 7));
+      for (let l = 0; l < 2; l++) {
+        gpu.write(pass.dNewK[l], randn(T * kvDim, 10 + l));
+        gpu.write(pass.dNewV[l], randn(T * kvDim, 20 + l));
+      }
+      gpu.write(pass.dLastHidden!, randn(T * 12, 30));
+      for (const m of lora.modules.values()) [m.dA, m.dB].forEach((t) => gpu.write(t, new Float32Array(t.size)));
+      pass.recordForward();
+      pass.recordBackward();
+      const out = [await gpu.read(pass.lastHidden), await gpu.read(pass.newK[1]), await gpu.read(pass.newV[0]), await gpu.read(pass.dEmbeds!)];
+      for (const m of lora.modules.values()) out.push(await gpu.read(m.dA), await gpu.read(m.dB));
+      results.push(out);
+      pass.destroy();
+    }
+    results[0].forEach((a, i) => expect(results[1][i], `tensor ${i}`).toEqual(a));
+    // the two [T, V] buffers (logits, dlogits) and the row losses are not made
+    expect(sizes[0] - sizes[1]).toBe(2 * T * 301 * 4 + T * 4);
+    lora.destroy();
+    model.destroy();
+  });
+});

@@ -90,6 +90,12 @@ export interface RolloutSpec {
    * positions its cached keys were rotated at).
    */
   positions?: 'stream' | 'prefix';
+  /**
+   * Whether the senders' passes compute their logits (default true). Nothing in a rollout reads them
+   * (receivers read K/V, latent steps the last hidden state); only an inspection shows which token a
+   * latent step favours. Run turns them off for training and evaluation.
+   */
+  senderLogits?: boolean;
   label?: string;
 }
 
@@ -192,7 +198,7 @@ export class Rollout {
       const sends = !isFinal;
       const prompt = new ModelPass(model, { B, S: a.n, P, input: 'ids' }, {
         lora: a.lora ?? undefined, backward: a.backward, prefix: pre ?? undefined, prefixGrad: dPre ?? undefined,
-        upstream: a.backward && sends, posOffset: start, label: `${label} ${a.id} prompt`,
+        upstream: a.backward && sends, posOffset: start, label: `${label} ${a.id} prompt`, lmHead: isFinal || (spec.senderLogits ?? true),
       });
       tokens += B * a.n;
       const latents: LatentStep[] = [];
@@ -206,7 +212,7 @@ export class Rollout {
         const rrms = own(gpu.tensor([B], `${label} ${a.id} z${j} rrms`));
         const pass = new ModelPass(model, { B, S: 1, P: Pj, input: 'embeds' }, {
           lora: a.lora ?? undefined, backward: a.backward, prefix: cache, prefixGrad: dCache ?? undefined,
-          upstream: a.backward, embeds: e, posOffset: start + a.n + j - 1, label: `${label} ${a.id} z${j}`,
+          upstream: a.backward, embeds: e, posOffset: start + a.n + j - 1, label: `${label} ${a.id} z${j}`, lmHead: spec.senderLogits ?? true,
         });
         latents.push({ pass, cache, dCache, e, u, h, rrms, P: Pj });
         tokens += B;

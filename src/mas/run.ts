@@ -176,10 +176,15 @@ export class Run {
   readonly losses: number[] = [];
   private destroyed = false;
 
+  /** Senders compute logits in training and evaluation too (off by default: nothing reads them; the bench compares). */
+  private readonly senderLogits: boolean;
+
   constructor(
     readonly engine: MasEngine,
     readonly config: RunConfig,
+    options: { senderLogits?: boolean } = {},
   ) {
+    this.senderLogits = options.senderLogits ?? false;
     const { task, spec } = validateRunConfig(config);
     this.task = task;
     this.spec = spec;
@@ -246,8 +251,9 @@ export class Run {
     return r;
   }
 
-  private rollout(lengths: number[], B: number, backward: boolean): Rollout {
-    const key = `${B}|${lengths.join(',')}|${backward ? 'b' : 'f'}`;
+  /** The rollout of a shape; `senderLogits` only for an inspection (it shows which token each latent step favours). */
+  private rollout(lengths: number[], B: number, backward: boolean, senderLogits = this.senderLogits): Rollout {
+    const key = `${B}|${lengths.join(',')}|${backward ? 'b' : 'f'}${senderLogits ? '|logits' : ''}`;
     return this.cached(key, () => {
       const agents: RolloutAgent[] = this.plan.map((pa, i) => ({
         id: pa.agent.id, preds: pa.preds, n: lengths[i] + (pa.final ? this.maxAnswer : 0), m: pa.m,
@@ -255,7 +261,7 @@ export class Run {
       }));
       return new Rollout(this.engine.model, {
         B, agents, trace: this.spec.channel === 'latent' ? this.spec.trace! : 'none', map: this.map, positions: this.config.positions ?? 'stream',
-        label: `${this.spec.name} B${B} ${lengths.join(',')}`,
+        label: `${this.spec.name} B${B} ${lengths.join(',')}`, senderLogits,
       });
     });
   }
@@ -296,6 +302,11 @@ export class Run {
     const top = [...sigs.values()].sort((a, b) => b.count - a.count).slice(0, MAX_ROLLOUTS);
     top.sort((a, b) => a.lengths.reduce((x, y) => x + y, 0) - b.lengths.reduce((x, y) => x + y, 0));
     for (const s of top) this.rollout(s.lengths, B, this.trains);
+  }
+
+  /** The rollouts alive now (profiles time their passes' dispatches). */
+  liveRollouts(): readonly Rollout[] {
+    return [...this.rollouts.values()];
   }
 
   /** Rollouts made so far (tests check that training reuses them). */
@@ -627,7 +638,7 @@ export class Run {
       return { ...base, predicted: r.answers[0], correct: r.answers[0] === ep.answer, agents, edges: [] };
     }
     const prompts = encodeInstance(tk, this.rendering, this.plan, this.spec, inst[0]);
-    const ro = this.rollout(prompts.map((p) => p.length), 1, false);
+    const ro = this.rollout(prompts.map((p) => p.length), 1, false, true);
     for (let a = 0; a < fi; a++) ro.setIds(a, prompts[a]);
     const s = finalSequence(prompts[fi], this.answerIds(ep), this.maxAnswer, true, this.tokenizer.padId);
     const host = Uint32Array.from(s.ids);

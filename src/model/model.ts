@@ -230,6 +230,13 @@ export interface PassOptions {
   embeds?: Tensor;
   /** Position of the first token of every sequence (default P). Changeable with setPosOffset. */
   posOffset?: number;
+  /**
+   * Compute the lm_head, the logits and the cross-entropy (default true). A pass whose logits nobody
+   * reads (a sender in a latent rollout: receivers read its K/V, latent steps its last hidden state)
+   * skips them: with a 49k vocabulary they are a fifth of the model's FLOPs and its largest buffers.
+   * Its `logits` is then a 1-value placeholder and its loss is 0.
+   */
+  lmHead?: boolean;
   label?: string;
 }
 
@@ -272,6 +279,9 @@ export class ModelPass {
   readonly backwardDispatches: Dispatch[] = [];
   private readonly ropeDispatches: { d: Dispatch; dims: RopeDims; backward: boolean }[] = [];
   private readonly ceDispatches: Dispatch[];
+  /** The lm_head's dispatches (logits matmul and cross-entropy; backward: dX and dW of the lm_head), for profiles. */
+  readonly lmHeadForward: Dispatch[] = [];
+  readonly lmHeadBackward: Dispatch[] = [];
   private readonly owned: Tensor[] = [];
   posOffset: number;
 
@@ -402,12 +412,18 @@ export class ModelPass {
     this.lastHidden = tensor([T, D], 'last hidden');
     fwd.push(prepareRmsnorm(gpu, xs[L], model.param('model.norm.weight'), this.lastHidden, rrmsF, T, D, { eps }));
     const lmHead = model.param(model.lmHeadName);
-    this.logits = tensor([T, V], 'logits');
-    fwd.push(prepareMatmul(gpu, this.lastHidden, lmHead, this.logits, T, V, D, { layout: 'nt' }));
-    const losses = tensor([T], 'row losses');
+    const withHead = options.lmHead ?? true;
+    this.logits = withHead ? tensor([T, V], 'logits') : dummy;
     this.loss = tensor([1], 'loss');
-    const dlogits = tensor([T, V], 'dlogits');
-    this.ceDispatches = prepareCrossEntropy(gpu, this.logits, this.targets, losses, this.loss, dlogits, T, V, 0);
+    const dlogits = withHead ? tensor([T, V], 'dlogits') : dummy;
+    if (withHead) {
+      const d = prepareMatmul(gpu, this.lastHidden, lmHead, this.logits, T, V, D, { layout: 'nt' });
+      fwd.push(d);
+      this.lmHeadForward.push(d);
+      const losses = tensor([T], 'row losses');
+      this.ceDispatches = prepareCrossEntropy(gpu, this.logits, this.targets, losses, this.loss, dlogits, T, V, 0);
+      this.lmHeadForward.push(...this.ceDispatches);
+    } else this.ceDispatches = [];
     // No targets until set: every row ignored, so the loss and its logits gradient are zero (a sender
     // agent's pass has no loss of its own, only upstream gradients from its receivers).
     gpu.write(this.targets, new Uint32Array(T).fill(0xffffffff));
@@ -455,9 +471,12 @@ export class ModelPass {
     };
 
     // lm_head and the final norm
-    bwd.push(prepareMatmul(gpu, dlogits, lmHead, dnf, T, D, V, { layout: 'nn' }));
-    const dLm = grad(model.lmHeadName);
-    if (dLm) bwd.push(prepareMatmul(gpu, dlogits, this.lastHidden, dLm, V, D, T, { layout: 'tn', accumulate: true }));
+    if (withHead) {
+      this.lmHeadBackward.push(prepareMatmul(gpu, dlogits, lmHead, dnf, T, D, V, { layout: 'nn' }));
+      const dLm = grad(model.lmHeadName);
+      if (dLm) this.lmHeadBackward.push(prepareMatmul(gpu, dlogits, this.lastHidden, dLm, V, D, T, { layout: 'tn', accumulate: true }));
+      bwd.push(...this.lmHeadBackward);
+    } else bwd.push(prepareFill(gpu, dnf, T * D, 0));
     if (this.dLastHidden) bwd.push(prepareAxpy(gpu, this.dLastHidden, dnf, T * D, 1));
     const normGrad = grad('model.norm.weight') ?? tensor([D], 'unused d norm');
     bwd.push(...prepareRmsnormBackward(gpu, dnf, xs[L], model.param('model.norm.weight'), rrmsF, dres, normGrad, T, D));
