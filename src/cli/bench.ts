@@ -20,6 +20,7 @@ import {
 import { attentionShapeName, benchAttention, parseAttentionShape } from './bench-attention';
 import { benchTrain } from './bench-train';
 import { benchMas } from './bench-mas';
+import { benchReal } from './bench-real';
 
 export type { BenchRow, BenchCheck } from './bench-util';
 
@@ -127,7 +128,9 @@ export async function commandBench(argv: string[]): Promise<number> {
   const args = new Args(argv, [
     { name: 'json', help: 'also write the rows, checks and goals as JSON to FILE (an existing file that is not a bench JSON is refused)' },
     { name: 'force', help: 'let --json replace any existing file', flag: true },
-    { name: 'only', help: 'sections to run: matmul,attention,train,mas' },
+    { name: 'only', help: 'sections to run: matmul,attention,train,mas (the default), and real (a DiffMAS step at SmolLM2-135M shape: opt-in, minutes on a CPU adapter)' },
+    { name: 'real-batch', help: 'episodes per step of the real-shape section', default: '2' },
+    { name: 'real-steps', help: 'timed steps of the real-shape section (after one warm-up step)', default: '2' },
     { name: 'sizes', help: 'square matmul sizes, each in every layout (comma-separated)', default: '64,128,256' },
     { name: 'layouts', help: 'layouts for the square sizes', default: 'nn,nt,tn' },
     { name: 'shapes', help: "more matmul shapes layout:MxNxK ('none' for none)", default: TOY_MATMUL_SHAPES },
@@ -152,9 +155,10 @@ export async function commandBench(argv: string[]): Promise<number> {
   }
   const only = args.list('only');
   for (const s of only ?? []) {
-    if (!['matmul', 'attention', 'train', 'mas'].includes(s)) throw new UsageError(`--only: unknown section '${s}'`);
+    if (!['matmul', 'attention', 'train', 'mas', 'real'].includes(s)) throw new UsageError(`--only: unknown section '${s}'`);
   }
-  const want = (s: string) => !only || only.includes(s);
+  // 'real' runs only when asked for: one step of a 135M model takes tens of seconds on a CPU adapter
+  const want = (s: string) => (only ? only.includes(s) : s !== 'real');
   const list = (name: string) => {
     const v = args.list(name) ?? [];
     return v.length === 1 && v[0] === 'none' ? [] : v;
@@ -225,6 +229,13 @@ export async function commandBench(argv: string[]): Promise<number> {
     m.forEach((row) => log(formatRow(row)));
     rows.push(...m);
     notes.push('mas rows have no same-run reference (tfjs has no multi-agent engine): read them against the train row');
+  }
+  if (want('real')) {
+    const t = await benchReal(gpu, ctx, { batch: args.int('real-batch', 1, 256)!, latentSteps: args.int('mas-latent', 0, 64)!, steps: args.int('real-steps', 1, 100)! });
+    t.checks.forEach((c) => log(formatCheck(c)));
+    rows.push(...t.rows);
+    checks.push(...t.checks);
+    notes.push('real rows have no same-run reference: tfjs has no multi-agent engine, and no model of this size runs in the float64 reference in a bench');
   }
   const goals = benchGoals(rows, preferred);
   for (const g of goals) log(`goal      ${g.met === null ? '?' : g.met ? 'MET    ' : 'NOT MET'}  ${g.name}: ${g.detail}`);

@@ -39,12 +39,12 @@ class CountingEngine extends MasEngine {
 }
 
 /** The memory `config` needs on `base` (no GPU used). */
-export function estimateRunMemory(base: BaseModel, config: RunConfig, limits?: Record<string, number>): RunMemory {
+export function estimateRunMemory(base: BaseModel, config: RunConfig, limits?: Record<string, number>, runOptions: { senderLogits?: boolean } = {}): RunMemory {
   const { gpu, largest } = accountingGpu(limits ? { limits } : undefined);
   const engine = new CountingEngine(gpu, base);
   const weights = gpu.memory().current;
   // the run's constructor makes the adapters, their gradients, AdamW's moments and the latent map
-  const run = new Run(engine, config);
+  const run = new Run(engine, config, runOptions);
   const withRun = gpu.memory().current;
   run.prepareShapes();
   const built = gpu.memory();
