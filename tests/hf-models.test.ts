@@ -332,3 +332,41 @@ describe('the page\u2019s import (the worker engine)', () => {
     await expect(engine.estimateRun({ ...cfg, modelId: r2.id })).rejects.toThrow(/has no tokenizer.json: a run writes its task as text/);
   });
 });
+
+describe('every model kind imports through the page\u2019s worker engine and runs there', () => {
+  it('each kind of the list, as a deflate zip: stored, listed with its type, and a DiffMAS step plus an inspection in the engine (or the tokenizer refusal)', async () => {
+    const { Engine } = await import('../src/worker/engine');
+    const { memoryStore } = await import('../src/storage/library');
+    const { zipSync } = await import('fflate');
+    const { nodeGpuEntry } = await import('../src/gpu/node');
+    const gpuEntry = await nodeGpuEntry();
+    // as src/worker/engine.worker.ts builds it
+    const engine = new Engine({
+      gpu: () => gpuEntry, store: memoryStore(), fetchAsset: () => Promise.reject(new Error('no assets in this test')),
+      createController: (gpu) => new RunController(gpu),
+    });
+    for (const [i, { name, o }] of KINDS.entries()) {
+      const fx = hfCheckpoint({ ...o, seed: 700 + i });
+      const r = await engine.importFiles([{ name: `kind${i}.zip`, bytes: zipSync(Object.fromEntries([...fx.files].map(([n, b]) => [n, [b, { level: 6 }]]))) }]);
+      const entry = (await engine.listModels()).find((m) => m.id === r.id)!;
+      expect(entry.config.model_type, name).toBe(o.type);
+      const cfg = defaultRunConfig({
+        task: 'lookup', method: 'diffmas', topology: presetForTask(makeTask('lookup', 1), { latentSteps: 1 }), modelId: r.id,
+        steps: 1, batch: 2, evalSize: 2, evalEvery: 0, lora: { r: 2, alpha: 4, targets: ['q_proj', 'v_proj'] },
+      });
+      const seen: string[] = [];
+      if (!o.tokenizer) {
+        await engine.startRun(cfg, (p) => void (p.message && seen.push(p.message)));
+        expect(seen.join(' '), name).toMatch(/has no tokenizer.json/);
+        await engine.resetRun();
+        continue;
+      }
+      await engine.startRun(cfg, (p) => void (p.state === 'error' && seen.push(p.message ?? 'error')));
+      expect(seen, `${name}: ${seen.join(' ')}`).toEqual([]);
+      const ins = await engine.inspect('heldout', 0);
+      expect(ins.edges.length, name).toBe(1);
+      expect(ins.edges[0].receiverTokens.join(''), name).toContain('Answer:');
+      await engine.resetRun();
+    }
+  });
+});
