@@ -370,3 +370,30 @@ describe('every model kind imports through the page\u2019s worker engine and run
     }
   });
 });
+
+describe('decoding reads back only the rows it needs when the logits are large', () => {
+  it('the same answers, messages and accuracy with partial reads (forced) as with whole reads', async () => {
+    const { MasEngine, Run } = await import('../src/mas/run');
+    const ck = decodeCheckpoint(hfCheckpoint({ type: 'qwen2', tokenizer: BYTE, tied: true, seed: 5 }).files);
+    const base: BaseModel = { id: 'partial', config: ck.config, weights: ck.tensors, tokenizer: loadTokenizer(ck) };
+    const gpu = await testGpu();
+    const engine = new MasEngine(gpu, base);
+    const results = [];
+    const saved = Run.partialReadBytes;
+    try {
+      for (const bytes of [saved, 0]) {
+        Run.partialReadBytes = bytes;
+        for (const method of ['text', 'latentmas'] as MethodName[]) {
+          const run = new Run(engine, defaultRunConfig({ task: 'lookup', method, topology: presetForTask(makeTask('lookup', 1), { latentSteps: 2 }), modelId: 'partial', batch: 3, evalSize: 5, textBudget: 4 }));
+          const r = await run.evaluate('heldout');
+          results.push({ method, predictions: r.predictions, accuracy: r.accuracy, tokens: r.messageTokens });
+          run.destroy();
+        }
+      }
+    } finally {
+      Run.partialReadBytes = saved;
+      engine.destroy();
+    }
+    expect(results.slice(2)).toEqual(results.slice(0, 2));
+  });
+});

@@ -154,6 +154,8 @@ export function defaultRunConfig(over: Partial<RunConfig> & Pick<RunConfig, 'top
 }
 
 export class Run {
+  /** Logits larger than this are read back only in the rows decoding needs (each row of the batch apart); tests lower it. */
+  static partialReadBytes = 4 << 20;
   readonly task: Task;
   readonly spec: MethodSpec;
   readonly plan: PlanAgent[];
@@ -366,16 +368,27 @@ export class Run {
     const V = this.engine.model.dims.V;
     const out: number[][] = Array.from({ length: real }, () => []);
     const done = new Array<boolean>(real).fill(false);
-    let logits = await gpu.read(pass.logits);
+    // Only the rows decoding reads (start .. S-1 of each real row) come back when the logits are large
+    // (a real vocabulary: [B*S, 49152] is tens of MB per read); small ones in one read.
+    const rows = S - start;
+    const partial = pass.logits.size * 4 > Run.partialReadBytes;
+    const readLogits = async (): Promise<Float32Array> => {
+      if (!partial) return gpu.read(pass.logits);
+      const buf = new Float32Array(real * rows * V);
+      for (let b = 0; b < real; b++) buf.set(await gpu.read(pass.logits, rows * V, (b * S + start) * V), b * rows * V);
+      return buf;
+    };
+    const at = (b: number, pos: number) => (partial ? (b * rows + pos - start) * V : (b * S + pos) * V);
+    let logits = await readLogits();
     for (let iter = 0; iter <= maxTokens; iter++) {
       let rerun = false;
       for (let b = 0; b < real; b++) {
         while (!done[b]) {
           const pos = start + out[b].length;
           // NaN or infinite logits would make greedy decoding pick token 0 and score a silent 0
-          const bad = nonFinite(logits, (b * S + pos) * V, V);
+          const bad = nonFinite(logits, at(b, pos), V);
           if (bad.count) throw new NonFiniteLogitsError(where(b, out[b].length, pos), bad.first, bad.count);
-          const pred = argmax(logits, (b * S + pos) * V, V);
+          const pred = argmax(logits, at(b, pos), V);
           out[b].push(pred);
           if (stop(pred) || out[b].length >= maxTokens) {
             done[b] = true;
@@ -391,7 +404,7 @@ export class Run {
       if (!rerun) break;
       pass.setIds(ids);
       pass.recordForward();
-      logits = await gpu.read(pass.logits);
+      logits = await readLogits();
     }
     return out;
   }
