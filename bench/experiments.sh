@@ -2,7 +2,9 @@
 # Every run behind bench/EXPERIMENT.md, in order; each writes bench/results/<name>.json (and a .log,
 # not kept in git). Re-running a line reproduces its numbers (seeded; --resume keeps the (method,
 # seed) pairs a JSON already holds, so an interrupted run continues where it stopped).
-#   bash bench/experiments.sh [grid|main|budget|ci|all]      (default all)
+#   bash bench/experiments.sh [all|grid|grid-lookup|grid-relay-arith|main|budget|budget-lookup|budget-relay|ci]
+#   (default all; two shells can share a 2-core machine: "grid-lookup main budget-lookup" and
+#   "grid-relay-arith budget-relay ci", each section a separate argument)
 # On a CPU-only machine it uses lavapipe (scripts/lavapipe.sh); with a GPU, Vulkan finds it.
 # Then: node bench/grid.mjs bench/results/toy-*-d?.json; node bench/budget.mjs --out bench bench/results/toy-*-budget-*.json
 set -euo pipefail
@@ -16,27 +18,29 @@ run() { # name, then the experiment's arguments
   echo "== $name: npm run experiment -- $*"
   npm run -s experiment -- "$@" --json "bench/results/$name.json" --resume 2>&1 | grep --line-buffered -v '^Warning: maxDynamic' > "bench/results/$name.log"
 }
-only=${1:-all}
-want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+sections=("${@:-all}")
+want() { # section, then the larger sections it belongs to
+  local s
+  for s in "${sections[@]}"; do for w in all "$@"; do [ "$s" = "$w" ] && return 0; done; done
+  return 1
+}
 
 # 1. the grid: the default toy base, every task setting the bases were made for, every method,
 #    3 seeds, 512 episodes per split, the four controls (shuffle, zero, noise, rotate)
-if want grid; then
-  for s in lookup:1 lookup:2 lookup:3 relay:1 relay:2 arith:1; do
-    run "toy-${s%:*}-d${s#*:}" --task "${s%:*}" --difficulty "${s#*:}" --seeds 3
-  done
-fi
+grid() { for s in "$@"; do run "toy-${s%:*}-d${s#*:}" --task "${s%:*}" --difficulty "${s#*:}" --seeds 3; done; }
+want grid-lookup grid && grid lookup:1 lookup:2 lookup:3
+want grid-relay-arith grid && grid relay:1 relay:2 arith:1
 # 2. the main table: the grid's lookup d3 setting with 5 seeds (resumes the grid's report: seeds 1-3 are kept)
 want main && run toy-lookup-d3 --task lookup --difficulty 3 --seeds 5
 # 3. the budget curve: accuracy against message size on lookup d3 and relay d2; text at B tokens,
 #    the latent channels at m latent steps per sender (m = 4 and B = 16 are the grid's own runs)
-if want budget; then
-  for s in lookup:3 relay:2; do
-    t=${s%:*}; d=${s#*:}
-    for b in 1 2 4 8; do run "toy-$t-d$d-budget-text$b" --task "$t" --difficulty "$d" --methods text --text-budget "$b" --seeds 3; done
-    for m in 1 2 8; do run "toy-$t-d$d-budget-m$m" --task "$t" --difficulty "$d" --methods latentmas,diffmas --latent-steps "$m" --seeds 3; done
-  done
-fi
+budget() {
+  local t=${1%:*} d=${1#*:}
+  for b in 1 2 4 8; do run "toy-$t-d$d-budget-text$b" --task "$t" --difficulty "$d" --methods text --text-budget "$b" --seeds 3; done
+  for m in 1 2 8; do run "toy-$t-d$d-budget-m$m" --task "$t" --difficulty "$d" --methods latentmas,diffmas --latent-steps "$m" --seeds 3; done
+}
+want budget-lookup budget && budget lookup:3
+want budget-relay budget && budget relay:2
 # 4. the CI preset (tiny base; tests/experiment.test.ts checks this ordering)
 want ci && run tiny-lookup-d1 --preset tiny --task lookup --difficulty 1 --methods single,skyline,text,latentmas,diffmas --seeds 3
 exit 0

@@ -419,10 +419,13 @@ export class Engine implements EngineApi, EngineRunRecords {
 
   async estimateRun(config: RunConfig): Promise<RunMemoryReport> {
     this.checkConfig(config);
+    // the limits the device was made with (the init report): asking for an estimate never acquires
+    // or replaces a device, so it cannot race a run that is starting on a new one after a loss
+    const env = await this.init();
+    if (!env.ok) throw new Error(env.message);
+    const limits = env.report.limits as { maxBufferSize: number; maxStorageBufferBindingSize: number } & Record<string, number>;
     const base = await this.loadBase(config.modelId);
-    const gpu = await this.device();
-    const limits = gpu.device.limits;
-    const m = estimateRunMemory(base, config, limits as unknown as Record<string, number>);
+    const m = estimateRunMemory(base, config, limits);
     return { ...m, bufferLimit: Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize), problem: memoryProblem(m, limits, config) };
   }
 
