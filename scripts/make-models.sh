@@ -1,20 +1,46 @@
 #!/usr/bin/env bash
 # Regenerates the shipped base checkpoints in public/models/ with the pretraining recipe of
-# src/model/pretrain.ts (bench/EXPERIMENT.md, "pretraining recipe"), then evaluates each on held-out
-# episodes of every task and difficulty (skyline and text channel; `evaluation` in its
-# training_args.json, which also records the time it took and the adapter it ran on).
-#   bash scripts/make-models.sh [tiny|toy]     (default: both)
-# On a CPU-only machine it uses Mesa's lavapipe (scripts/lavapipe.sh), the faster CPU driver: on 2
-# cores about 30 minutes for tiny and two hours for toy. With a GPU, set nothing: Vulkan finds it.
+# src/model/pretrain.ts (bench/recipe/README.md says how it was found), then evaluates each on
+# held-out episodes of every task and difficulty (skyline and text channel; `evaluation` in its
+# training_args.json, which also records how long it took and on which adapter).
+#   bash scripts/make-models.sh [tiny|toy|all] [--torch]     (default: all, with the engine)
+# The engine (WebGPU) trains on lavapipe on a CPU-only machine (scripts/lavapipe.sh): on 2 cores about
+# 40 minutes for tiny and two and a half hours for toy. With a GPU, set nothing: Vulkan finds it.
+# --torch trains the same run in PyTorch (python/latent_playground/pretrain.py): the engine writes its
+# plan (initial weights, every batch, the optimizer; `pretrain --export-corpus`), PyTorch trains on it
+# (.cache/venv, as .ci/run makes it; a GPU when there is one), the engine evaluates the result
+# (`pretrain --evaluate`). Same batches, same optimizer: on 2 cores toy takes about 12 minutes. The
+# shipped toy was made this way (its training_args.json: trainer, adapter, seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+only=all
+torch=0
+for a in "$@"; do
+  case "$a" in
+    tiny|toy|all) only=$a ;;
+    --torch) torch=1 ;;
+    *) echo "usage: bash scripts/make-models.sh [tiny|toy|all] [--torch]" >&2; exit 2 ;;
+  esac
+done
 if [ -z "${VK_ICD_FILENAMES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia*.json >/dev/null 2>&1; then
   eval "$(bash scripts/lavapipe.sh)"
 fi
-only=${1:-all}
-if [ "$only" = all ] || [ "$only" = tiny ]; then
-  npm run -s pretrain -- --preset tiny --steps 10000 --batch 32 --lr 0.003 --seed 1 --out public/models/tiny --force --log-every 250
+if [ "$torch" = 1 ] && [ ! -x .cache/venv/bin/python ]; then
+  echo "--torch needs the Python companion's environment: python3 -m venv .cache/venv && .cache/venv/bin/pip install -e 'python[test]' (python/README.md)" >&2
+  exit 2
 fi
-if [ "$only" = all ] || [ "$only" = toy ]; then
-  npm run -s pretrain -- --preset toy --steps 10000 --batch 32 --lr 0.003 --seed 1 --out public/models/toy --force --log-every 250
-fi
+make() { # name, then the pretraining arguments
+  local name=$1; shift
+  if [ "$torch" = 1 ]; then
+    npm run -s pretrain -- --preset "$name" "$@" --export-corpus ".cache/plans/$name" --force
+    # one torch thread on a 2-core CPU is faster than two (measured: 47 vs 300 ms a step with the
+    # other core busy); more threads pay off on larger machines
+    threads=$(( $(nproc) > 4 ? $(nproc) / 2 : 1 ))
+    .cache/venv/bin/python -m latent_playground pretrain ".cache/plans/$name" --out "public/models/$name" --force --threads "$threads"
+    npm run -s pretrain -- --evaluate "public/models/$name"
+  else
+    npm run -s pretrain -- --preset "$name" "$@" --out "public/models/$name" --force --log-every 250
+  fi
+}
+if [ "$only" = all ] || [ "$only" = tiny ]; then make tiny --steps 10000 --batch 32 --lr 0.003 --seed 1; fi
+if [ "$only" = all ] || [ "$only" = toy ]; then make toy --steps 10000 --batch 32 --lr 0.003 --seed 1; fi

@@ -178,7 +178,7 @@ describe('pretraining: length buckets and the held-out probe', () => {
         try {
           const eps = run.evalSet('heldout');
           const greedy = await run.evaluate('heldout');
-          const probe = new SkylineProbe(engine.model, base.tokenizer!, [{ name: `${task}:${d}`, episodes: eps }]);
+          const probe = new SkylineProbe(engine.model, SkylineProbe.encode(base.tokenizer!, [{ name: `${task}:${d}`, episodes: eps }]));
           const acc = (await probe.run(gpu))[`${task}:${d}`];
           probe.destroy();
           expect(acc).toBe(greedy.accuracy);

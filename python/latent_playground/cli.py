@@ -1,4 +1,4 @@
-"""python -m latent_playground eval RUN [--split heldout] | train RUN --steps N
+"""python -m latent_playground eval RUN [--split heldout] | train RUN --steps N | pretrain PLAN --out DIR
 
   eval   rebuilds the run's agents on transformers + peft (one base, one named adapter per agent) and
          prints the tab's table: accuracy (Wilson 95% interval), validity, entropy, message size and
@@ -6,6 +6,9 @@
   train  continues the run (or, --from initial, restarts it from its initial adapters) in PyTorch
          autograd and writes a new bundle: PEFT adapters the page imports and a new run.json;
          `accelerate launch [--num_processes K] -m latent_playground train ...` runs it data-parallel
+  pretrain  trains a base model on a plan the engine wrote (npm run pretrain -- ... --export-corpus PLAN:
+         its initial weights, every batch, the optimizer and the probe) and writes the checkpoint;
+         npm run pretrain -- --evaluate DIR adds the engine's closing evaluation
 """
 from __future__ import annotations
 
@@ -80,6 +83,15 @@ def cmd_train(a) -> int:
         b.close()
 
 
+def cmd_pretrain(a) -> int:
+    from .pretrain import pretrain
+
+    _threads(a.threads)
+    r = pretrain(Path(a.plan), Path(a.out), device=a.device, log_every=a.log_every, force=a.force)
+    print(f"wrote {r['out']} in {r['seconds']:.1f} s (final loss {r['finalLoss']:.4f}); next: npm run pretrain -- --evaluate {r['out']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m latent_playground", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -106,13 +118,20 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default the run's)")
     t.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no", help="mixed precision (accelerate autocast), e.g. bf16 on a GPU")
     t.add_argument("--cpu", action="store_true", help="stay on the CPU even with a GPU")
+    pt = sub.add_parser("pretrain", help="train a base model on a plan written by npm run pretrain -- --export-corpus")
+    pt.add_argument("plan", help="the plan folder (plan.json, corpus.bin, init/)")
+    pt.add_argument("--out", required=True, help="the checkpoint folder to write")
+    pt.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when there is one)")
+    pt.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    pt.add_argument("--log-every", type=int, default=250)
+    pt.add_argument("--force", action="store_true", help="replace the checkpoint already in --out")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     try:
-        return cmd_eval(a) if a.cmd == "eval" else cmd_train(a)
+        return {"eval": cmd_eval, "train": cmd_train, "pretrain": cmd_pretrain}[a.cmd](a)
     except (BundleError, ValueError, FileExistsError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,9 +1,17 @@
 // `npm run pretrain -- --preset toy --steps N --seed S --out DIR [--init-from DIR]`: pretrains a toy
 // base model from scratch on the synthetic corpus (or continues any Llama / Qwen2 / Qwen3 checkpoint
 // from its weights: --init-from) and writes it as Hugging Face files.
+//   --export-corpus DIR: writes what the run would train on instead of training (the initial weights,
+//     every step's batch, the optimizer's settings and the probe), for the PyTorch trainer
+//     (python/latent_playground/pretrain.py) on a machine without Node or a WebGPU adapter;
+//   --evaluate DIR: the closing evaluation of a checkpoint already written (such as that trainer's),
+//     written into its training_args.json.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import { createNodeGpu } from '../gpu/node';
 import { MODEL_PRESETS, countParams, presetConfig } from '../model/config';
-import { checkRecipe, presetRecipe, pretrainBase, type PretrainRecipe } from '../model/pretrain';
+import { checkRecipe, presetRecipe, pretrainBase, pretrainPlan, type PretrainRecipe } from '../model/pretrain';
+import { IGNORE_INDEX } from '../tasks/corpus';
 import { CORPUS_KINDS, type CorpusMix } from '../tasks/corpus';
 import { DivergenceWatch } from '../model/divergence';
 import { defaultTokenizer } from '../tokenizers/char';
@@ -12,7 +20,7 @@ import {
   DEFAULT_EVAL_SIZE, evaluateBaseOrError, failedCells, formatBaseEvaluation, resolveBaseEvalOptions, type BaseEvalOptions,
 } from '../mas/base-eval';
 import { Args, UsageError } from './args';
-import { checkOutputFolder, loadBaseModel, saveBaseModel } from './files';
+import { checkOutputFolder, loadBaseModel, saveBaseModel, writeFileAtomic } from './files';
 import type { BaseModel } from '../mas/types';
 
 /** The preset's recipe with the corpus flags applied (bad values are usage errors). */
@@ -81,13 +89,18 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     { name: 'eval-text-budget', help: "tokens a sender may decode in the text channel, or 'auto' (the longest message + 1)", default: 'auto' },
     { name: 'eval-seed', help: 'seed of the evaluation episodes (the same for every base)', default: '1' },
     { name: 'no-eval', help: 'skip the closing evaluation (skyline and text channel per task and difficulty)', flag: true },
-  ], 'usage: npm run pretrain -- --preset <name> --steps N --seed S --out DIR [--eval-size N] [--eval-tasks a,b] [--no-eval]');
+    { name: 'export-corpus', help: 'do not train: write the run\u2019s initial weights (init/), every step\u2019s batch (corpus.bin), the optimizer settings and the probe (plan.json) into this folder, for python -m latent_playground pretrain' },
+    { name: 'evaluate', help: 'do not train: run the closing evaluation of the checkpoint in this folder and write it into its training_args.json' },
+  ], 'usage: npm run pretrain -- --preset <name> --steps N --seed S --out DIR [--eval-size N] [--eval-tasks a,b] [--no-eval]\n       npm run pretrain -- --preset <name> --steps N --seed S --export-corpus DIR\n       npm run pretrain -- --evaluate DIR [--eval-size N]');
   if (args.help) {
     console.log(args.helpText());
     return 0;
   }
+  const exportDir = args.str('export-corpus');
+  const evaluateDir = args.str('evaluate');
   const out = args.str('out');
-  if (!out) {
+  if (exportDir && evaluateDir) throw new UsageError('--export-corpus and --evaluate are separate steps: give one');
+  if (!out && !exportDir && !evaluateDir) {
     console.error('error: --out DIR is required (see --help)');
     return 2;
   }
@@ -112,19 +125,30 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     tasks: args.list('eval-tasks') as TaskName[], difficulties: integers('eval-difficulties', args.list('eval-difficulties')!),
     evalSize: args.int('eval-size', 1)!, seed: args.int('eval-seed', 0)!, textBudget: budget === 'auto' ? 'auto' : integers('eval-text-budget', [budget])[0],
   };
-  if (evaluate) {
+  if (evaluate || evaluateDir) {
     try {
       resolveBaseEvalOptions(evalOptions);
     } catch (e) {
       throw new UsageError(`--eval-*: ${(e as Error).message.replace(/^base evaluation: /, '')}`);
     }
   }
+  if (evaluateDir) return evaluateCheckpoint(evaluateDir, evalOptions);
   const recipe = recipeFromArgs(args, preset);
   try {
     checkRecipe(recipe);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  if (exportDir) {
+    if (out) throw new UsageError('--export-corpus writes no checkpoint: leave out --out (the PyTorch trainer takes it)');
+    await exportCorpus(exportDir, {
+      preset, steps, seed: args.int('seed', 0)!, batch: args.int('batch', 1, 4096)!, lr: args.num('lr', 1e-6, 1)!,
+      warmupSteps: args.int('warmup', 0, 1e7), recipe, probeEvery: args.int('probe-every', 0, 1e7)!,
+      ...(init ? { initFrom: { id: initDir!, config: init.config, weights: init.weights, tokenizer: init.tokenizer! } } : {}),
+    }, { force: args.has('force'), tokenizerConfig: init?.tokenizerConfig ?? null });
+    return 0;
+  }
+  if (!out) throw new UsageError('--out DIR is required (see --help)');
   // the output folder is checked before any GPU work (written atomically at the end)
   await checkOutputFolder(out, { force: args.has('force'), option: '--out' });
   const gpu = await createNodeGpu();
@@ -168,4 +192,106 @@ export async function commandPretrain(argv: string[]): Promise<number> {
   }
   gpu.dispose();
   return code;
+}
+
+type PlanOptions = Parameters<typeof pretrainPlan>[0];
+
+/**
+ * --export-corpus: the run's plan as files. init/ is the initial checkpoint; corpus.bin holds, step
+ * after step, the batch's ids then its targets ([batch, S] each, little-endian uint16, or uint32 for
+ * a vocabulary of 65535 or more; the ignored target is the type's largest value), S per step in
+ * plan.json. Nothing is trained; the folder is written atomically.
+ */
+async function exportCorpus(dir: string, o: PlanOptions, opts: { force: boolean; tokenizerConfig: unknown }): Promise<void> {
+  // an existing folder is replaced only with --force, and only when it is such an export (its plan.json)
+  const existing = await fsp.stat(dir).catch(() => null);
+  if (existing) {
+    const isPlan = await fsp.stat(path.join(dir, 'plan.json')).then(() => true, () => false);
+    if (!existing.isDirectory() || !isPlan) throw new UsageError(`--export-corpus ${dir} exists and is not a pretraining plan (no plan.json): choose a new folder`);
+    if (!opts.force) throw new UsageError(`--export-corpus ${dir} holds a plan already: add --force to replace it`);
+  }
+  const t0 = performance.now();
+  const plan = pretrainPlan(o);
+  if (plan.hyper.accumSteps !== 1) throw new UsageError('--export-corpus writes one batch per step (no accumulation)');
+  const wide = plan.config.vocab_size >= 0xffff;
+  const ignored = wide ? 0xffffffff : 0xffff;
+  const rowsPerStep = o.batch;
+  const seqLens: number[] = [];
+  const chunks: Uint8Array[] = [];
+  for (let s = 0; s < o.steps; s++) {
+    const b = plan.batches.next();
+    seqLens.push(b.seqLen);
+    const n = rowsPerStep * b.seqLen;
+    const a = wide ? new Uint32Array(2 * n) : new Uint16Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      a[i] = b.inputs[i];
+      a[n + i] = b.targets[i] === IGNORE_INDEX ? ignored : b.targets[i];
+    }
+    chunks.push(new Uint8Array(a.buffer));
+  }
+  const h = plan.hyper;
+  const meta = {
+    format: 'latent-playground pretrain plan', version: 1,
+    preset: o.preset, ...(o.initFrom ? { initFrom: o.initFrom.id } : {}), steps: o.steps, seed: o.seed, batch: o.batch,
+    // the engine's optimizer, spelled out (src/model/train.ts, shaders/optimizer.wgsl: torch.optim.AdamW semantics)
+    optimizer: {
+      lr: h.lr, minLr: h.minLr ?? h.lr / 10, warmupSteps: h.warmupSteps, totalSteps: h.totalSteps, schedule: 'linear warmup, then cosine to minLr',
+      beta1: h.beta1 ?? 0.9, beta2: h.beta2 ?? 0.999, eps: h.eps ?? 1e-8, weightDecay: h.weightDecay, noDecaySuffix: 'norm.weight',
+      clip: h.clip, clipScale: 'min(1, clip / (norm + 1e-6))', loss: 'mean cross-entropy over the non-ignored targets of the batch',
+    },
+    recipe: plan.recipe, seqLen: plan.seqLen, buckets: plan.buckets, unigramEntropy: plan.unigramEntropy,
+    corpus: { file: 'corpus.bin', dtype: wide ? 'uint32' : 'uint16', ignoredTarget: ignored, rowsPerStep, seqLens },
+    probeEvery: plan.probeEvery,
+    probe: plan.probe.map((p) => ({ name: p.name, n: p.n, S: p.S, ids: [...p.ids], targets: [...p.targets].map((t) => (t === IGNORE_INDEX ? -1 : t)) })),
+  };
+  const tmp = `${dir}.export-tmp-${process.pid}`;
+  await fsp.rm(tmp, { recursive: true, force: true });
+  await saveBaseModel(path.join(tmp, 'init'), {
+    config: plan.llamaConfig, weights: plan.initWeights, tokenizer: plan.tokenizer, tokenizerConfig: (opts.tokenizerConfig ?? null) as never,
+  }, { stage: 'initial weights of a pretraining plan', preset: o.preset, seed: o.seed });
+  await writeFileAtomic(path.join(tmp, 'plan.json'), JSON.stringify(meta) + '\n');
+  const fh = await fsp.open(path.join(tmp, 'corpus.bin'), 'w');
+  try {
+    for (const c of chunks) await fh.write(c);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rm(dir, { recursive: true, force: true });
+  await fsp.rename(tmp, dir);
+  const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
+  console.log(`wrote ${dir}: ${o.steps} steps of ${o.batch} rows (${(bytes / 2 ** 20).toFixed(1)} MiB), the initial weights and the plan, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`train it with: python -m latent_playground pretrain ${dir} --out OUT; then: npm run pretrain -- --evaluate OUT`);
+}
+
+/** --evaluate: the closing evaluation of a written checkpoint, into its training_args.json (the rest kept). */
+async function evaluateCheckpoint(dir: string, evalOptions: BaseEvalOptions): Promise<number> {
+  const base = await loadBaseModel(dir);
+  if (!base.tokenizer) throw new UsageError(`--evaluate ${dir}: the checkpoint has no tokenizer.json, which the evaluation's text needs`);
+  const argsFile = path.join(dir, 'training_args.json');
+  let provenance: Record<string, unknown> = {};
+  try {
+    provenance = JSON.parse(await fsp.readFile(argsFile, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`--evaluate ${dir}: training_args.json is not readable JSON (${(e as Error).message})`);
+  }
+  const gpu = await createNodeGpu();
+  try {
+    console.log(`device: ${gpu.report.description || gpu.report.vendor}; evaluating ${dir} (${base.config.model_type})`);
+    const t0 = performance.now();
+    const evaluation = await evaluateBaseOrError(gpu, base, { ...evalOptions, onProgress: (m, f) => f < 1 && console.log(m) });
+    if ('error' in evaluation) {
+      console.error(`error: evaluation failed: ${evaluation.error}; training_args.json records the error`);
+    } else {
+      console.log(formatBaseEvaluation(evaluation));
+      const failed = failedCells(evaluation);
+      if (failed) console.error(`warning: ${failed} evaluation cell(s) failed (listed above and in training_args.json)`);
+    }
+    const evaluatedOn = { adapter: gpu.report.description || gpu.report.vendor, seconds: (performance.now() - t0) / 1000 };
+    await writeFileAtomic(argsFile, JSON.stringify({ ...provenance, evaluation, evaluatedOn }, null, 2) + '\n');
+    console.log(`wrote the evaluation into ${argsFile}`);
+    return 'error' in evaluation ? 1 : 0;
+  } finally {
+    gpu.dispose();
+  }
 }

@@ -166,6 +166,15 @@ export function autoBuckets(corpus: Corpus, n = 2000): number[] {
   return [...new Set([...q, corpus.seqLen])].filter((x) => x >= 2 && x <= corpus.seqLen).sort((a, b) => a - b);
 }
 
+/** One probed setting's held-out skyline episodes, teacher-forced: [n, S] ids and targets. */
+export interface ProbeBatch {
+  name: string;
+  n: number;
+  S: number;
+  ids: Uint32Array;
+  targets: Uint32Array;
+}
+
 /**
  * The probe: for each setting a fixed batch of held-out skyline prompts with their answers, one
  * forward pass each; an episode counts when every answer token and <eos> is the argmax under teacher
@@ -182,23 +191,30 @@ export class SkylineProbe {
     });
   }
 
-  constructor(model: LlamaGpu, tokenizer: TextTokenizer, cases: readonly { name: string; episodes: readonly Episode[] }[]) {
-    for (const { name, episodes: eps } of cases) {
-      const size = eps.length;
-      if (!size) throw new Error(`pretrain probe: no episodes for ${name}`);
+  /** Each setting's episodes as one teacher-forced batch: [n, S] ids and targets (IGNORE_INDEX off the answer). */
+  static encode(tokenizer: TextTokenizer, cases: readonly { name: string; episodes: readonly Episode[] }[]): ProbeBatch[] {
+    return cases.map(({ name, episodes: eps }) => {
+      const n = eps.length;
+      if (!n) throw new Error(`pretrain probe: no episodes for ${name}`);
       const seqs = eps.map((ep) => ({ prompt: tokenizer.encode(formatSkyline(ep)), answer: tokenizer.encode(formatTarget(ep)) }));
       const S = Math.max(...seqs.map((s) => s.prompt.length + s.answer.length - 1));
-      const ids = new Uint32Array(size * S).fill(tokenizer.padId);
-      const targets = new Uint32Array(size * S).fill(IGNORE_INDEX);
+      const ids = new Uint32Array(n * S).fill(tokenizer.padId);
+      const targets = new Uint32Array(n * S).fill(IGNORE_INDEX);
       seqs.forEach(({ prompt, answer }, b) => {
         const row = [...prompt, ...answer.slice(0, -1)];
         ids.set(row, b * S);
         for (let k = 0; k < answer.length; k++) targets[b * S + prompt.length - 1 + k] = answer[k];
       });
-      const pass = new ModelPass(model, { B: size, S, P: 0, input: 'ids' }, { label: `probe ${name}` });
+      return { name, n, S, ids, targets };
+    });
+  }
+
+  constructor(model: LlamaGpu, batches: readonly ProbeBatch[]) {
+    for (const { name, n, S, ids, targets } of batches) {
+      const pass = new ModelPass(model, { B: n, S, P: 0, input: 'ids' }, { label: `probe ${name}` });
       pass.setIds(ids);
       pass.setTargets(targets);
-      this.cases.push({ name, pass, targets, n: size });
+      this.cases.push({ name, pass, targets, n });
     }
   }
 
@@ -248,12 +264,33 @@ export function checkRecipe(recipe: PretrainRecipe): void {
   if (!(recipe.weightDecay >= 0 && recipe.weightDecay < 1)) throw new Error(`pretrain: weight decay must be in [0, 1), got ${recipe.weightDecay}`);
 }
 
-export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<PretrainResult> {
+/**
+ * What a pretraining run computes on, made without a GPU: the model's config and initial weights,
+ * the corpus's batch stream, the optimizer's hyperparameters and the probe's batches. pretrainBase
+ * trains on it with the engine; `pretrain --export-corpus` writes it out for another trainer
+ * (python/latent_playground/pretrain.py, PyTorch, for a GPU machine without Node).
+ */
+export interface PretrainPlan {
+  tokenizer: TextTokenizer;
+  config: ModelConfig;
+  /** the Hugging Face config the result is saved with */
+  llamaConfig: LlamaConfig;
+  initWeights: Map<string, Float32Array>;
+  recipe: PretrainRecipe;
+  hyper: TrainHyper;
+  seqLen: number;
+  buckets: number[];
+  batches: BucketedBatches;
+  unigramEntropy: number;
+  probeEvery: number;
+  probe: ProbeBatch[];
+}
+
+export function pretrainPlan(o: Omit<PretrainOptions, 'onStep' | 'onProbe' | 'shouldStop'>): PretrainPlan {
   const tokenizer: TextTokenizer = o.initFrom?.tokenizer ?? defaultTokenizer();
   const config: ModelConfig = o.initFrom?.config ?? presetConfig(o.preset, tokenizer.vocabSize);
   const recipe: PretrainRecipe = { ...presetRecipe(o.preset), ...(o.recipe ?? {}) };
   const corpus = recipeCorpus(recipe, o.seed, tokenizer);
-  const seqLen = corpus.seqLen;
   const buckets = recipe.buckets === 'auto' ? autoBuckets(corpus) : recipe.buckets;
   const batches = new BucketedBatches(corpus, o.batch, buckets);
   const entropy = unigramEntropy(corpus, 2000);
@@ -263,7 +300,21 @@ export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<Pretra
     weightDecay: recipe.weightDecay, clip: 1, accumSteps: o.accumSteps ?? 1, beta2: 0.95,
   };
   const probeEvery = o.probeEvery ?? 250;
-  const model = new LlamaGpu(gpu, config, o.initFrom?.weights ?? initWeights(config, o.seed));
+  const probe = probeEvery > 0 && recipe.probe.length
+    ? SkylineProbe.encode(tokenizer, SkylineProbe.episodes(recipe.probe, o.probeSize ?? 128, o.seed))
+    : [];
+  return {
+    tokenizer, config, recipe, hyper, seqLen: corpus.seqLen, buckets, batches, unigramEntropy: entropy, probeEvery, probe,
+    llamaConfig: o.initFrom ? { ...o.initFrom.config, torch_dtype: 'float32' } : toLlamaConfig(config, tokenizer as CharTokenizer),
+    initWeights: o.initFrom?.weights ?? initWeights(config, o.seed),
+  };
+}
+
+export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<PretrainResult> {
+  const plan = pretrainPlan(o);
+  const { tokenizer, config, recipe, hyper, seqLen, buckets, batches, probeEvery } = plan;
+  const entropy = plan.unigramEntropy;
+  const model = new LlamaGpu(gpu, config, plan.initWeights);
   const params = baseTrainParams(model);
   const optimizer = new Optimizer(gpu, params, hyper);
   // one pass (and trainer) per bucket; they share the model, its gradients and the optimizer
@@ -272,9 +323,7 @@ export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<Pretra
     const pass = new ModelPass(model, { B: o.batch, S, P: 0, input: 'ids' }, { backward: true, baseGrads: true, label: `pretrain S${S}` });
     trainers.set(S, { pass, trainer: new Trainer(pass, optimizer) });
   }
-  const probe = probeEvery > 0 && recipe.probe.length
-    ? new SkylineProbe(model, tokenizer, SkylineProbe.episodes(recipe.probe, o.probeSize ?? 128, o.seed))
-    : null;
+  const probe = plan.probe.length ? new SkylineProbe(model, plan.probe) : null;
   const losses: number[] = [];
   const probes: PretrainProbe[] = [];
   const t0 = performance.now();
@@ -320,7 +369,7 @@ export async function pretrainBase(gpu: Gpu, o: PretrainOptions): Promise<Pretra
     const weights = await model.export();
     const seconds = (performance.now() - t0) / 1000;
     return {
-      config: o.initFrom ? { ...o.initFrom.config, torch_dtype: 'float32' } : toLlamaConfig(config, tokenizer as CharTokenizer),
+      config: plan.llamaConfig,
       weights,
       tokenizer,
       unigramEntropy: entropy,
