@@ -167,7 +167,8 @@ def pretrain(folder: Path, out: Path, *, device: str | None = None, log_every: i
     if device.startswith("cuda"):
         adapter = f"PyTorch {torch.__version__} on {torch.cuda.get_device_name(torch.device(device))}"
     else:
-        adapter = f"PyTorch {torch.__version__} on the CPU ({torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        adapter = f"PyTorch {torch.__version__} on the CPU ({n} thread{'s' if n > 1 else ''})"
     provenance = {
         "preset": plan["preset"], **({"initFrom": plan["initFrom"]} if "initFrom" in plan else {}),
         "steps": steps, "seed": plan["seed"], "batch": plan["batch"], "lr": o["lr"], "warmupSteps": o["warmupSteps"],
@@ -187,6 +188,7 @@ def pretrain(folder: Path, out: Path, *, device: str | None = None, log_every: i
         if (init / name).exists():
             shutil.copyfile(init / name, tmp / name)
     save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    os.chmod(tmp / "model.safetensors", 0o644)  # safetensors writes it owner-only
     (tmp / "training_args.json").write_text(json.dumps(provenance, indent=2) + "\n")
     if out.exists():
         aside = out.with_name(f".{out.name}.old-{os.getpid()}")
