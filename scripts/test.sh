@@ -12,7 +12,7 @@ if [ -x .cache/venv/bin/python ]; then
 else
   echo "python tests skipped: no .cache/venv (bash .ci/run makes it; see python/README.md)"
 fi
-# The experiment test trains DiffMAS for 3 x 800 steps. Without a GPU it runs on lavapipe (Mesa 25
+# The experiment test trains DiffMAS for 3 x 200 steps on the tiny base. Without a GPU it runs on lavapipe (Mesa 25
 # from Debian's backports, about 7x SwiftShader) when that can be fetched, else on SwiftShader.
 (
   if [ -z "${VK_ICD_FILENAMES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia*.json >/dev/null 2>&1; then

@@ -165,7 +165,10 @@ def test_gradients_at_the_trained_adapters_match_the_engine(engine_dir, name):
     eng = engine_json(case)["gradients"]
     b = read_bundle(case / "bundle")
     loss, grads = _python_gradients(b)
-    assert abs(loss - eng["loss"]) <= 1e-4 * abs(eng["loss"]), f"loss {loss} here, {eng['loss']} in the engine"
+    # relative 1e-4, with an absolute floor of 1e-6: a trained adapter's loss can be ~5e-4, and float32's
+    # cross-entropy at p ~ 1 is log-sum-exp minus the target logit, two numbers of size 1-10 whose rounding
+    # (~1e-7..1e-6) does not shrink with the loss
+    assert abs(loss - eng["loss"]) <= 1e-4 * abs(eng["loss"]) + 1e-6, f"loss {loss} here, {eng['loss']} in the engine"
     worst, where, total_sq = 0.0, "", 0.0
     for key, tensors in eng["grads"].items():
         assert set(tensors) == set(grads[key]), f"adapter {key}: other tensors here"
