@@ -7,7 +7,7 @@ import { expect, type Page } from '@playwright/test';
  */
 export function smallLink(extra: Record<string, string | number> = {}): string {
   const p: Record<string, string | number> = {
-    model: 'builtin:tiny', steps: 6, batch: 4, evalEvery: 3, evalSize: 8, rank: 2, alpha: 4, targets: 'q_proj,k_proj,v_proj,o_proj', lr: 0.01, seed: 7, ...extra,
+    model: 'builtin:tiny', steps: 6, batch: 4, evalEvery: 3, evalSize: 8, textBudget: 8, rank: 2, alpha: 4, targets: 'q_proj,k_proj,v_proj,o_proj', lr: 0.01, seed: 7, ...extra,
   };
   return '/#' + Object.entries(p).map(([k, v]) => `${k}=${encodeURIComponent(String(v)).replace(/%3B/g, ';').replace(/%3A/g, ':').replace(/%2C/g, ',')}`).join('&');
 }

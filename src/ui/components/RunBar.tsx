@@ -91,7 +91,11 @@ export function RunBar() {
     return out;
   }, [app, models, libraryLoaded, pretraining, comparing, run.viewing]);
   const idle = run.state === 'idle' || run.state === 'done' || run.state === 'stopped' || run.state === 'error';
-  const memory = useRunMemory(app, envOk && idle && blockers.length === 0);
+  // asked only once the library lists the base: on a first visit the shipped models are still being
+  // stored when the setup first renders, and an estimate asked then is refused ("no base model") and
+  // would stay refused until the setup changed
+  const baseListed = libraryLoaded && models.some((m) => m.id === app.model);
+  const memory = useRunMemory(app, envOk && idle && blockers.length === 0 && baseListed);
   const memoryBlocker = memory.error ?? memory.report?.problem ?? null;
 
   // a stored run opened read-only: its own figures (the live run's controls stay as they are)
