@@ -110,6 +110,17 @@ describe('run bundle', () => {
     const again = await cli(args);
     expect(again.code).toBe(1);
     expect(again.err).toMatch(/--export-run .* already holds diffmas-seed1, single-seed1|already holds single-seed1, diffmas-seed1/);
+    // --export-batches: as many training batches as asked (for PyTorch to continue a word-rendering run
+    // past them), the first 4 the same as the default's; without --export-run it is a usage error
+    const more = path.join(work, 'export-more');
+    const r6 = await cli(['experiment', '--preset', 'tiny', '--methods', 'diffmas', '--seeds', '1', '--steps', '2', '--batch', '2', '--eval-size', '2', '--no-controls', '--quiet', '--export-run', more, '--export-batches', '6']);
+    expect(r6.code).toBe(0);
+    const six = readRunBundle(await readTree(path.join(more, 'diffmas-seed1')));
+    expect(six.batches).toHaveLength(6);
+    expect(six.batches.slice(0, 4)).toEqual(diff.batches);
+    const lone = await cli(['experiment', '--preset', 'tiny', '--methods', 'diffmas', '--seeds', '1', '--export-batches', '6']);
+    expect(lone.code).toBe(2);
+    expect(lone.err).toMatch(/--export-batches sets what --export-run writes/);
   });
 
   it('the first batch and the initial adapters give the run\'s first loss in the float64 reference (what the bundle carries is what the run fed)', async () => {

@@ -67,7 +67,7 @@ class Batches:
                 self._stream = stream
             self._checked = why or ""
         if self._checked:
-            raise ValueError(f"{self._checked}; only the bundle's {len(b.batches)} batches can be used: export the run with more batches")
+            raise ValueError(f"{self._checked}; only the bundle's {len(b.batches)} batches can be used: export the run with more (npm run experiment -- ... --export-run DIR --export-batches N)")
         return self._stream
 
     def get(self, n: int) -> dict:

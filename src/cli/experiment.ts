@@ -43,6 +43,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
     { name: 'export-run', help: 'write a run bundle (docs/run-bundle.md: run.json, base, PEFT adapters, episodes, first batches) per (method, seed) as DIR/<method>-seed<k>/' },
+    { name: 'export-batches', help: 'with --export-run: training batches each bundle carries (default 4); as many as the steps PyTorch is to train lets a word-rendering run (a real model) continue there, since the Python port makes only the char rendering\u2019s batches' },
     { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
     { name: 'quiet', help: 'print only the results', flag: true },
     { name: 'force', help: 'let --json replace an existing file that is not an experiment report', flag: true },
@@ -100,6 +101,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   }
   if (args.str('save-adapters')) await checkWritableFolder(args.str('save-adapters')!, '--save-adapters');
   const exportDir = args.str('export-run');
+  const exportBatches = args.int('export-batches', 0, 100_000);
+  if (exportBatches !== undefined && !exportDir) throw new UsageError('--export-batches sets what --export-run writes: give --export-run DIR too');
   if (exportDir) await checkExportFolder(exportDir, methods, seeds);
   const base = await loadBaseModel(modelDir);
   const gpu = await createNodeGpu();
@@ -201,6 +204,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (exportDir) {
     const dirs = await exportRuns({
       dir: exportDir, gpu, base, baseFiles: await readFolder(modelDir), report, trained, configOf: (method, seed) => ({ ...req.base, method, seed }),
+      ...(exportBatches !== undefined ? { batches: exportBatches } : {}),
     });
     if (!quiet) console.log(`wrote ${dirs.length} run bundle${dirs.length === 1 ? '' : 's'} under ${exportDir}: ${dirs.map((d) => path.basename(d)).join(', ')}`);
   }

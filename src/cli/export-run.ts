@@ -60,6 +60,8 @@ export async function writeTree(dir: string, files: ReadonlyMap<string, Uint8Arr
 export async function exportRuns(opts: {
   dir: string; gpu: Gpu; base: BaseModel; baseFiles: Map<string, Uint8Array>; report: ExperimentReport;
   configOf: (method: MethodName, seed: number) => RunConfig; trained: Map<string, TrainedAdapter[]>;
+  /** training batches per bundle (default BUNDLE_BATCHES) */
+  batches?: number;
 }): Promise<string[]> {
   const { report } = opts;
   const engine = new MasEngine(opts.gpu, opts.base);
@@ -80,6 +82,7 @@ export async function exportRuns(opts: {
       const adapters = opts.trained.get(`${method}:${seed}`) ?? [];
       const content = runBundleContent({
         config, base: opts.base, baseFiles: opts.baseFiles, adapters, initialAdapters: initial, createdBy: 'cli experiment',
+        ...(opts.batches !== undefined ? { batches: opts.batches } : {}),
         stepsDone: curve?.losses.length ?? 0, losses: curve?.losses ?? [],
         evaluation: rows.map(({ seed: _s, trainSeconds: _t, ...row }) => ({ ...row, ci95: wilson95(Math.round(row.accuracy * row.episodes), row.episodes) })),
         heldout: [],
