@@ -6,6 +6,9 @@
 #   (default all; two shells can share a 2-core machine: "grid-lookup main budget-lookup" and
 #   "grid-relay-arith budget-relay ci", each section a separate argument)
 # On a CPU-only machine it uses lavapipe (scripts/lavapipe.sh); with a GPU, Vulkan finds it.
+# Measured on 2 busy cores (2026-12-02): one grid setting (3 seeds, every method, four controls) about
+# 56 minutes (toy-lookup-d3: 3376 s), a text budget point 1.5 minutes, a latent budget point (latentmas
+# and diffmas, 3 seeds) 15-20 minutes, the CI preset 6 minutes.
 # Then: node bench/grid.mjs bench/results/toy-*-d?.json; node bench/budget.mjs --out bench bench/results/toy-*-budget-*.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
