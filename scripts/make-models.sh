@@ -45,5 +45,5 @@ make() { # name, then the pretraining arguments
 if [ "$only" = all ] || [ "$only" = tiny ]; then make tiny --steps 10000 --batch 32 --lr 0.003 --seed 1; fi
 # seed 2 for toy: lookup's induction step forms at a step float rounding decides (engine seed 1 at
 # ~5500, PyTorch seed 1 at ~8500, PyTorch seed 2 at ~6000, of 10000); seed 2 also took arith d1 to
-# 0.97 where seed 1 stopped at 0.84 (bench/EXPERIMENT.md, "the bases")
+# 0.97 where seed 1 stopped at 0.84 (bench/EXPERIMENT.md section 1, bench/recipe/toy-seed1-torch.json)
 if [ "$only" = all ] || [ "$only" = toy ]; then make toy --steps 10000 --batch 32 --lr 0.003 --seed 2; fi

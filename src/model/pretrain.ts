@@ -3,7 +3,7 @@
 // context; communicating through latents is what the adapters add later. Runs the same in the
 // worker and in Node.
 //
-// The recipe (bench/EXPERIMENT.md, "pretraining recipe", measured): the loss ignores what no model
+// The recipe (bench/recipe/README.md, measured): the loss ignores what no model
 // can predict (random contents), copying (text senders) is a third of the corpus, every answered
 // context carries a quiz of more questions, the tasks are weighted toward the settings the
 // experiments use, and rows are bucketed by length so that the GPU computes on real tokens. A probe

@@ -15,7 +15,7 @@
 // that many more questions of the final role about the same context, each then its answer and <eos>
 // ("...ask:k7<eos>ask:a3<eos>"): multi-query associative recall in the tasks' own format. Only
 // questions whose episode is a train key are asked, so heldout stays unseen. Several retrievals per
-// context is what makes the lookup circuit form early and reliably (bench/EXPERIMENT.md, recipe).
+// context is what makes the lookup circuit form early and reliably (bench/recipe/README.md).
 //
 // Messages follow the task's minimum topology with ideal senders (tasks.ts idealIncoming). Episodes
 // come from the train split only: heldout and ood stay unseen. Each sequence is a next-token
@@ -27,7 +27,7 @@
 // lines a receiver reads (to it they are as random as the parts they copy). What stays is what
 // follows from the context: cues and line ends, the answer and <eos>, and a sender's message (a copy
 // of its own part). Without the mask, ~9 in 10 supervised tokens are coin flips whose gradient is
-// noise, and the retrieval circuit forms thousands of steps later (bench/EXPERIMENT.md, recipe).
+// noise, and the retrieval circuit forms thousands of steps later (bench/recipe/README.md).
 //
 // Pure TypeScript: no DOM, no Node API.
 

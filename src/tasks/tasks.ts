@@ -8,8 +8,7 @@
 // final agent's prompt, which ends right after its part: the answer follows it directly, then <eos>.
 // So the position that reads the query token is the one that answers (for lookup: "...k7" in the
 // table, "ask:k" then "7": one induction step, which small models learn far sooner than a retrieval
-// whose query sits several tokens back behind a separate answer cue: bench/EXPERIMENT.md, the
-// pretraining recipe). Non-final agents' prompts end after their part (their latent steps or, in the
+// whose query sits several tokens back behind a separate answer cue: bench/recipe/README.md). Non-final agents' prompts end after their part (their latent steps or, in the
 // text baseline, "msg:" and the message they decode follow).
 //
 //   agent prompt      <bos>{msg:<content>\n}*{part}\n            (+ "msg:" when it sends text)
