@@ -45,7 +45,10 @@ def read_plan(folder: Path) -> dict:
     if dtype is None:
         raise PlanError(f"{p}: corpus dtype {c['dtype']!r} is not uint16 or uint32")
     want = sum(2 * c["rowsPerStep"] * s for s in c["seqLens"]) * np.dtype(dtype).itemsize
-    have = (folder / c["file"]).stat().st_size
+    try:
+        have = (folder / c["file"]).stat().st_size
+    except FileNotFoundError:
+        raise PlanError(f"{folder} has no {c['file']} (the plan's batches)")
     if have != want:
         raise PlanError(f"{folder / c['file']} holds {have} bytes; the plan's {len(c['seqLens'])} steps need {want}")
     if not (folder / "init" / "config.json").exists():

@@ -75,5 +75,8 @@ def test_refusals(runs, tmp_path, capsys):
     (bad / "corpus.bin").write_bytes(b"\0" * 10)
     with pytest.raises(PlanError, match="holds 10 bytes"):
         read_plan(bad)
+    (bad / "corpus.bin").unlink()
+    with pytest.raises(PlanError, match="has no corpus.bin"):
+        read_plan(bad)
     assert main(["pretrain", str(d / "plan"), "--out", str(d / "torch")]) == 1
     assert "exists" in capsys.readouterr().err
