@@ -256,8 +256,16 @@ async function exportCorpus(dir: string, o: PlanOptions, opts: { force: boolean;
   } finally {
     await fh.close();
   }
-  await fsp.rm(dir, { recursive: true, force: true });
-  await fsp.rename(tmp, dir);
+  // the old plan goes aside until the new one is in place, so a failure leaves one complete plan
+  const aside = `${dir}.export-old-${process.pid}`;
+  if (existing) await fsp.rename(dir, aside);
+  try {
+    await fsp.rename(tmp, dir);
+  } catch (e) {
+    if (existing) await fsp.rename(aside, dir).catch(() => undefined);
+    throw e;
+  }
+  if (existing) await fsp.rm(aside, { recursive: true, force: true });
   const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
   console.log(`wrote ${dir}: ${o.steps} steps of ${o.batch} rows (${(bytes / 2 ** 20).toFixed(1)} MiB), the initial weights and the plan, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`train it with: python -m latent_playground pretrain ${dir} --out OUT; then: npm run pretrain -- --evaluate OUT`);
