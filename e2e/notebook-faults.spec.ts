@@ -61,6 +61,7 @@ test('the "?" guide explains the methods, the controls and the heatmap, with lin
   await expect(g).toContainText('Reading the heatmap');
   await expect(g.getByRole('link', { name: /Latent Collaboration in Multi-Agent Systems/ })).toHaveAttribute('href', /arxiv\.org/);
   await expect(g.getByRole('link', { name: /Direct Semantic Communication/ })).toHaveAttribute('href', /arxiv\.org/);
+  await expect(g.getByRole('link', { name: /Learning to Communicate/ })).toHaveAttribute('href', 'https://arxiv.org/abs/2604.21794');
   await shotBoth(page, 'guide');
   await g.getByTestId('guide-readme').click();
   await expect(g.locator('.guide-readme')).toContainText('LatentMAS Playground');

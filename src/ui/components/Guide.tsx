@@ -63,7 +63,7 @@ export function Guide({ onClose }: { onClose(): void }) {
             Cache-to-Cache: <a href="https://arxiv.org/abs/2510.03215" target="_blank" rel="noreferrer">Direct Semantic Communication Between Large Language Models</a> (a learned projection of one model’s cache into another’s)
           </li>
           <li>
-            DiffMAS: <a href="https://arxiv.org/search/?query=DiffMAS+multi-agent&searchtype=all" target="_blank" rel="noreferrer">differentiable multi-agent communication through the KV cache</a> (adapters trained through the trace)
+            DiffMAS: <a href="https://arxiv.org/abs/2604.21794" target="_blank" rel="noreferrer">Learning to Communicate: Toward End-to-End Optimization of Multi-Agent Language Systems</a> (adapters trained through the trace)
           </li>
           <li>
             The project’s README (commands, tests, what storage promises):{' '}
