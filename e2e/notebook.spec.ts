@@ -2,7 +2,7 @@
 // read-only with its curves, tables and heatmaps; deleting one asks first; closing the tab mid-run
 // asks, and the next visit offers to reopen the interrupted run; a saved adapter set reopens to be
 // evaluated, inspected and trained further (switching to its base); a run exports as one zip (the
-// run bundle with CSV, SVG and PNG), parsed here.
+// run bundle with CSV, SVG and PNG), parsed here, and imports back as the run.
 import { readFileSync } from 'node:fs';
 import { expect, test } from '@playwright/test';
 import { unzipSync } from 'fflate';
@@ -92,6 +92,17 @@ test('a run survives a reload, reopens read-only with its curves, table and heat
   await page.reload();
   await ready(page);
   await expect(page.getByTestId('runs-table')).toContainText('No runs yet');
+
+  // the exported zip imports back as the run: listed, and it reopens with its curves and heatmaps
+  await page.getByTestId('import-input').setInputFiles({ name: download.suggestedFilename(), mimeType: 'application/zip', buffer: readFileSync(await download.path()) });
+  await expect(page.getByTestId('library-notice')).toContainText("Imported run 'lookup d1 · diffmas · seed 7'");
+  await expect(page.getByTestId('run-row')).toHaveCount(1);
+  await expect(page.getByTestId('run-row')).toContainText('4/4');
+  await page.getByTestId('run-row').getByTestId('open-run').click();
+  await expect(page.getByTestId('view-banner')).toContainText('read-only');
+  await expect(page.getByTestId('eval-table')).toContainText('heldout');
+  expect(await canvasColours(page, 'heatmap-now-canvas')).toBeGreaterThan(8);
+  expect(await canvasColours(page, 'loss-chart')).toBeGreaterThan(blankLoss);
 });
 
 test('closing the tab mid-run asks first; a reload offers to reopen the interrupted run', async ({ page }) => {

@@ -9,12 +9,13 @@ import { readFolder } from '../src/cli/files';
 import { findings, summarize } from '../src/mas/experiment';
 import { presetForTask } from '../src/mas/topology';
 import { defaultRunConfig } from '../src/mas/run';
-import { decodeCheckpoint } from '../src/storage/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint } from '../src/storage/checkpoint';
+import { RECORD_FILE, recordJson } from '../src/storage/records';
 import { Library, LibraryIndexError, memoryStore } from '../src/storage/library';
 import { encodeAdapter, expectedAdapterTensors, type LoraAdapterConfig } from '../src/storage/peft';
 import { readExperimentReport, reportCsv, reportJson } from '../src/storage/report';
 import { readRunBundle } from '../src/storage/run-bundle';
-import { zipStore } from '../src/storage/zip';
+import { unzip, zipStore } from '../src/storage/zip';
 import { makeTask } from '../src/tasks/tasks';
 import type { AdapterData, ExperimentReport, RunRecord } from '../src/worker/api';
 import { Engine } from '../src/worker/engine';
@@ -129,6 +130,102 @@ describe('re-imports', () => {
     // a shipped base model imported again is recognised too
     const base = zipStore(await readFolder(TINY));
     await expect(e.importFiles([{ name: 'tiny.zip', bytes: base }])).rejects.toThrow("this base model is already in the library as 'tiny (shipped)'");
+  });
+});
+
+describe('a run bundle imported back as a run record', () => {
+  const inspection = (): RunRecord['inspections'][number] => ({
+    which: 'after', step: 4,
+    result: {
+      split: 'heldout', index: 2, parts: ['tbl:a3', 'ask:a'], answer: '3', predicted: '3', correct: true,
+      agents: [{ id: 'a0', name: 'table', input: 'tbl:a3', output: 'latent steps z1..z2' }, { id: 'a1', name: 'query', input: 'ask:a', output: '3' }],
+      edges: [{
+        receiver: 'a1', senders: ['a0'], layers: 2, heads: 2, senderPositions: [{ agent: 'a0', kind: 'latent', label: 'z1' }, { agent: 'a0', kind: 'latent', label: 'z2' }],
+        receiverTokens: ['a', 's', 'k'], attention: Float32Array.from({ length: 24 }, (_, i) => i / 24), keyNorms: Float32Array.of(1, 2, 3, 4), valueNorms: Float32Array.of(0.5, 0.25, 0.125, 1),
+      }],
+    },
+  });
+  /** The page's export of a stored record: the bundle at the root, the record beside it (src/ui/export.ts). */
+  async function pageExport(e: Engine, rec: RunRecord): Promise<Map<string, Uint8Array>> {
+    const files = new Map((await e.runBundle(rec.id)).map((f) => [f.name, f.bytes]));
+    files.set(RECORD_FILE, new TextEncoder().encode(recordJson(await e.runRecord(rec.id))));
+    return files;
+  }
+
+  it("the page's run zip reads back as the record it was, adapters, inspections and intervals included; a second import is refused", async () => {
+    const e = engine();
+    await e.listModels();
+    const rec = record({ inspections: [inspection()], loadedFrom: { name: 'earlier set', ids: ['adapter:x'] } });
+    await e.saveRun(rec);
+    const zip = zipStore(await pageExport(e, rec));
+    await expect(e.importFiles([{ name: 'lookup.zip', bytes: zip }])).rejects.toThrow("this run is already in the library as 'lookup d1 · diffmas · seed 1'; nothing was imported");
+    await e.deleteRun(rec.id);
+    const models = (await e.listModels()).length;
+    const r = await e.importFiles([{ name: 'lookup.zip', bytes: zip }]);
+    expect(r).toEqual({ kind: 'run', id: rec.id, name: rec.name });
+    expect((await e.listModels()).length).toBe(models); // the shipped tiny is found by its weights, not stored again
+    const back = await e.runRecord(rec.id);
+    expect(back.baseModelId).toBe('builtin:tiny');
+    for (const k of ['config', 'curves', 'evalRows', 'status', 'stepsDone', 'wallSeconds', 'trainSeconds', 'createdAt', 'name'] as const) expect(back[k]).toEqual(rec[k]);
+    expect(back.inspections).toEqual(rec.inspections);
+    expect(back.inspections[0].result.edges[0].attention).toBeInstanceOf(Float32Array);
+    expect(back.adapters.initial).toEqual(rec.adapters.initial);
+    expect(back.adapters.final).toEqual(rec.adapters.final);
+    expect(back.adapters.finalStep).toBe(4);
+    expect(back.adapters.info).toMatchObject({ r: 2, alpha: 4, keys: ['a0', 'a1'] });
+    expect(back.loadedFrom).toEqual({ name: 'earlier set', ids: [] });
+    expect(back.message).toMatch(/^imported from lookup \(made by the page on \d{4}-\d\d-\d\d\)$/);
+    // the same files under one top folder (a zip of the unpacked folder) read the same
+    await e.deleteRun(rec.id);
+    const top = new Map([...unzip(zip)].map(([k, v]) => [`my-run/${k}`, v]));
+    expect((await e.importFiles([{ name: 'again.zip', bytes: zipStore(top) }])).id).toBe(rec.id);
+  });
+
+  it('a bundle alone (experiment --export-run) becomes a record of its curves, final evaluation and adapters, named after its folder', async () => {
+    const e = engine();
+    await e.listModels();
+    const rec = record();
+    await e.saveRun(rec);
+    const files = new Map((await e.runBundle(rec.id)).map((f) => [`lookup-d1-diffmas-1/${f.name}`, f.bytes]));
+    await e.deleteRun(rec.id);
+    const r = await e.importFiles([...files].map(([name, bytes]) => ({ name, bytes })));
+    expect(r.kind).toBe('run');
+    expect(r.id).toMatch(/^run-import-[0-9a-f]{16}$/);
+    expect(r.name).toBe('lookup-d1-diffmas-1');
+    const back = await e.runRecord(r.id);
+    expect(back.curves).toEqual(rec.curves);
+    expect(back.evalRows).toEqual(rec.evalRows);
+    expect(back.status).toBe('done');
+    expect(back.adapters.final).toEqual(rec.adapters.final);
+    expect(back.adapters.initial).toEqual(rec.adapters.initial);
+    expect(back.inspections).toEqual([]);
+    await expect(e.importFiles([...files].map(([name, bytes]) => ({ name, bytes })))).rejects.toThrow("this run is already in the library as 'lookup-d1-diffmas-1'");
+  });
+
+  it('a run on a base the library lacks stores that base with it; a record from another run is refused and nothing is stored', async () => {
+    const e = engine();
+    await e.listModels();
+    const rec = record();
+    await e.saveRun(rec);
+    const files = await pageExport(e, rec);
+    await e.deleteRun(rec.id);
+    // other base weights: the library has no model with them
+    const ck = decodeCheckpoint(new Map([...files].filter(([k]) => k.startsWith('base/')).map(([k, v]) => [k.slice(5), v])));
+    ck.tensors.get('model.norm.weight')![0] += 0.5;
+    for (const [n, b] of encodeCheckpoint(ck)) files.set(`base/${n}`, b);
+    const wrong = new Map(files);
+    wrong.set(RECORD_FILE, new TextEncoder().encode(recordJson({ ...rec, config: { ...rec.config, seed: 7 } })));
+    const before = { models: (await e.listModels()).length, runs: (await e.listRuns()).length };
+    await expect(e.importFiles([{ name: 'mixed.zip', bytes: zipStore(wrong) }])).rejects.toThrow(
+      "this run bundle cannot be read: results/record.json: config is not the bundle's run configuration (run.json): the files come from different runs",
+    );
+    expect({ models: (await e.listModels()).length, runs: (await e.listRuns()).length }).toEqual(before);
+    const r = await e.importFiles([{ name: 'other-base.zip', bytes: zipStore(files) }]);
+    const back = await e.runRecord(r.id);
+    const model = (await e.listModels()).find((m) => m.id === back.baseModelId)!;
+    expect(model.builtin).toBe(false);
+    expect(model.name).toBe("builtin:tiny (from run 'lookup d1 · diffmas · seed 1')"); // the record names no base: its library id then
+    expect((await e.listModels()).length).toBe(before.models + 1);
   });
 });
 

@@ -131,3 +131,12 @@ export interface RunEntry {
   size: number;
 }
 
+
+/** Where the page's exported run zip keeps the record, beside the run bundle (src/ui/export.ts; read back by src/mas/run-import.ts). */
+export const RECORD_FILE = 'results/record.json';
+
+/** The record as JSON: typed arrays as lists, maps as objects, the adapters' tensors left to the bundle's PEFT folders. */
+export function recordJson(rec: RunRecord): string {
+  const slim = { ...rec, adapters: { ...rec.adapters, initial: rec.adapters.initial.map((a) => ({ agent: a.agent, config: a.config })), final: rec.adapters.final.map((a) => ({ agent: a.agent, config: a.config })) } };
+  return JSON.stringify(slim, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v), 2) + '\n';
+}

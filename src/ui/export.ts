@@ -6,6 +6,7 @@ import { zipSync, type Zippable } from 'fflate';
 import { makeTask } from '../tasks/tasks';
 import type { FileBlob, RunRecord } from '../worker/api';
 import { toCsv } from '../storage/report';
+import { RECORD_FILE, recordJson } from '../storage/records';
 import { getEngine } from './engine';
 import { attentionSlice, geometry, headSummary, paintHeatmap, viridis } from './components/Heatmap';
 import { lineChartSvg } from './svg';
@@ -14,12 +15,6 @@ const enc = new TextEncoder();
 
 export function slug(name: string): string {
   return name.trim().replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 80) || 'run';
-}
-
-/** The record as JSON: typed arrays as lists, maps as objects, the adapters' tensors left to the PEFT folders. */
-export function recordJson(rec: RunRecord): string {
-  const slim = { ...rec, adapters: { ...rec.adapters, initial: rec.adapters.initial.map((a) => ({ agent: a.agent, config: a.config })), final: rec.adapters.final.map((a) => ({ agent: a.agent, config: a.config })) } };
-  return JSON.stringify(slim, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v), 2) + '\n';
 }
 
 export function curvesCsv(rec: RunRecord): string {
@@ -125,7 +120,7 @@ export async function exportRunZip(id: string): Promise<FileBlob> {
   const bundle = await engine.runBundle(id);
   const files: Zippable = {};
   for (const f of bundle) files[f.name] = /\.(safetensors|png)$/.test(f.name) ? [f.bytes, { level: 0 }] : f.bytes;
-  files['results/record.json'] = enc.encode(recordJson(rec));
+  files[RECORD_FILE] = enc.encode(recordJson(rec));
   files['results/curves.csv'] = enc.encode(curvesCsv(rec));
   files['results/heldout.csv'] = enc.encode(heldoutCsv(rec));
   files['results/evaluation.csv'] = enc.encode(evaluationCsv(rec));

@@ -378,7 +378,7 @@ export const useRun = create<RunStore>((setState, getState) => {
         await engine.stepRun();
         if (current()) void getState().inspect('after');
       }
-      if (mode === 'hold') setState({ savedNote: `Loaded '${load?.name}': evaluate it, look at its messages, or press ▶ to train it further.` });
+      if (mode === 'hold') setState({ savedNote: `Loaded '${load?.name}': evaluate it, look at its messages, or press ▶ to train it further (a new run of ${getState().config?.steps ?? 'its'} steps from these weights: AdamW's moments and the learning-rate warm-up start again).` });
     } else await engine.resumeRun();
     await done;
     if (!current()) return;
@@ -671,6 +671,8 @@ const fmtMB = (b: number) => `${(b / 2 ** 20).toFixed(1)} MB`;
  * against the quota.
  */
 export function importable(files: readonly File[]): File[] {
+  // a picked folder that is a run bundle (run.json at its top) goes whole: its adapters lie deeper
+  if (files.some((f) => f.webkitRelativePath && f.webkitRelativePath.split('/').length === 2 && f.name === 'run.json')) return files.slice();
   return files.filter((f) => {
     if (!f.webkitRelativePath) return true;
     const rel = f.webkitRelativePath.split('/');
@@ -855,7 +857,7 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
         if (!picked.length) {
           throw new Error(
             `none of these files can be imported (${files.slice(0, 5).map((f) => f.name).join(', ')}${files.length > 5 ? ', …' : ''}): ` +
-              'give config.json with model.safetensors (or its shards and model.safetensors.index.json) and tokenizer.json, a PEFT adapter, or a zip of them',
+              'give config.json with model.safetensors (or its shards and model.safetensors.index.json) and tokenizer.json, a PEFT adapter, a zip of them, or an exported run (zip or folder)',
           );
         }
         const total = picked.reduce((n, f) => n + f.size, 0);
@@ -875,7 +877,9 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
           const model = useApp.getState().state.model;
           const onProgress = (stage: string, fraction: number) => setState({ importProgress: { stage, fraction: 0.5 + 0.5 * fraction } });
           const r = await getEngine().importFiles(transfer(blobs, blobs.map((b) => b.bytes.buffer)), model, proxy(onProgress));
-          setState({ notice: `Imported ${r.kind === 'model' ? 'base model' : 'adapter'} '${r.name}'.` });
+          // the list first, so that the notice never names an entry the list does not show yet
+          await getState().refresh();
+          setState({ notice: r.kind === 'run' ? `Imported run '${r.name}': it is in the Runs list.` : `Imported ${r.kind === 'model' ? 'base model' : 'adapter'} '${r.name}'.` });
         } finally {
           setState({ importProgress: null });
         }

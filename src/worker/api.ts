@@ -49,10 +49,14 @@ export interface EngineApi {
   exportModel(id: string): Promise<FileBlob>;
   /** An adapter as one zip of PEFT files (adapter_config.json, adapter_model.safetensors). */
   exportAdapter(id: string): Promise<FileBlob>;
-  /** Imports a zip or loose files of a checkpoint or an adapter; throws a clear message and stores nothing when they do not fit. */
+  /**
+   * Imports a zip or loose files of a checkpoint, an adapter, or a run bundle (the page's exported run
+   * zip or an `experiment --export-run` folder: stored as a run record, its base found by its weights
+   * or stored with it); throws a clear message and stores nothing when they do not fit.
+   */
   importFiles(
     files: FileBlob[], adapterBaseModelId?: string, onProgress?: (stage: string, fraction: number) => void,
-  ): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }>;
+  ): Promise<{ kind: 'model' | 'adapter' | 'run'; id: string; name: string }>;
   storageEstimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean | null }>;
   /** Pretrains a new toy base model and stores it. */
   pretrain(req: PretrainRequest, onProgress: (p: RunProgress) => void): Promise<ModelEntry>;

@@ -30,7 +30,8 @@ import type {
 } from './api';
 import { runBundleContent } from '../mas/run-data';
 import { estimateRunMemory, memoryProblem } from '../mas/memory';
-import { writeRunBundle } from '../storage/run-bundle';
+import { isRunBundle, writeRunBundle } from '../storage/run-bundle';
+import { runRecordFromBundle } from '../mas/run-import';
 
 /** The base models the page ships (public/models/<name>/) and seeds into the library on first use. */
 export const BUILTIN_MODELS = ['toy', 'tiny'] as const;
@@ -280,15 +281,10 @@ export class Engine implements EngineApi, EngineRunRecords {
   }
 
   /** Reads zips and loose files into one name -> bytes map; refuses duplicates and unreadable zips. */
-  private expandFiles(files: FileBlob[]): { files: FileMap; label: string } {
+  /** Every file given, zips opened, each with its path (a folder's relative path, or inside its zip) and where it came from. */
+  private collectFiles(files: FileBlob[]): { entries: { path: string; bytes: Uint8Array; from: string }[]; label: string } {
     if (!files.length) throw new Error('no files were given');
-    const out: FileMap = new Map();
-    const add = (name: string, bytes: Uint8Array, from: string) => {
-      const b = basename(name);
-      if (b.startsWith('.') || b === '') return;
-      if (out.has(b)) throw new Error(`${printableName(b)} appears twice (in ${printableName(from)}); give one model or one adapter at a time`);
-      out.set(b, bytes);
-    };
+    const entries: { path: string; bytes: Uint8Array; from: string }[] = [];
     for (const f of files) {
       const isZip = /\.zip$/i.test(f.name) || (f.bytes.length >= 4 && f.bytes[0] === 0x50 && f.bytes[1] === 0x4b && f.bytes[2] === 3 && f.bytes[3] === 4);
       if (isZip) {
@@ -298,11 +294,22 @@ export class Engine implements EngineApi, EngineRunRecords {
         } catch (e) {
           throw new Error(`${f.name} cannot be read as a zip archive: ${(e as Error).message}`);
         }
-        for (const [n, b] of inner) if (!n.startsWith('__MACOSX/')) add(n, b, f.name);
-      } else add(f.name, f.bytes, f.name);
+        for (const [n, b] of inner) if (!n.startsWith('__MACOSX/')) entries.push({ path: n, bytes: b, from: f.name });
+      } else entries.push({ path: f.name, bytes: f.bytes, from: f.name });
     }
-    const label = files.length === 1 ? stem(files[0].name) : '';
-    return { files: out, label };
+    return { entries, label: files.length === 1 ? stem(files[0].name) : '' };
+  }
+
+  /** A model's or an adapter's files by bare name (one of each name). */
+  private flatFiles(entries: { path: string; bytes: Uint8Array; from: string }[]): FileMap {
+    const out: FileMap = new Map();
+    for (const { path, bytes, from } of entries) {
+      const b = basename(path);
+      if (b.startsWith('.') || b === '') continue;
+      if (out.has(b)) throw new Error(`${printableName(b)} appears twice (in ${printableName(from)}); give one model or one adapter at a time`);
+      out.set(b, bytes);
+    }
+    return out;
   }
 
   /** Refuses a write of `bytes` that the site's storage quota cannot take, before anything is written. */
@@ -321,10 +328,13 @@ export class Engine implements EngineApi, EngineRunRecords {
 
   async importFiles(
     blobs: FileBlob[], adapterBaseModelId?: string, onProgress?: (stage: string, fraction: number) => void,
-  ): Promise<{ kind: 'model' | 'adapter'; id: string; name: string }> {
+  ): Promise<{ kind: 'model' | 'adapter' | 'run'; id: string; name: string }> {
     const say = (stage: string, fraction: number) => void Promise.resolve(onProgress?.(stage, fraction)).catch(() => undefined);
     say('reading the files', 0.05);
-    const { files, label } = this.expandFiles(blobs);
+    const { entries, label } = this.collectFiles(blobs);
+    const paths: FileMap = new Map(entries.map((e) => [e.path.replace(/\\/g, '/'), e.bytes]));
+    if (isRunBundle(paths)) return this.importRun(paths, label, say);
+    const files = this.flatFiles(entries);
     // names from a zip may hold anything: escaped, and at most five of them
     const listing = listShort([...files].map(([n, b]) => `${/^[\w.+@ -]{1,80}$/.test(n) ? n : printableName(n)} (${fmtBytes(b.length)})`));
     if (files.has(ADAPTER_CONFIG_FILE)) {
@@ -406,15 +416,66 @@ export class Engine implements EngineApi, EngineRunRecords {
 
   /** The name of a stored entry whose weights have this digest (entries without one are hashed now), or null. */
   private async findDigest(kind: 'model' | 'adapter', digest: string): Promise<string | null> {
+    return (await this.findDigestEntry(kind, digest))?.name ?? null;
+  }
+
+  private async findDigestEntry(kind: 'model' | 'adapter', digest: string): Promise<ModelEntry | AdapterEntry | null> {
     const entries: (ModelEntry | AdapterEntry)[] = kind === 'model' ? await this.library.listModels() : await this.library.listAdapters();
     for (const e of entries) {
-      if (e.digest === digest) return e.name;
+      if (e.digest === digest) return e;
       if (e.digest) continue;
       const files = await this.library.files(kind, e.id).catch(() => null);
       const w = files?.get(kind === 'model' ? WEIGHTS_FILE : ADAPTER_WEIGHTS_FILE);
-      if (w && (await sha256(w)) === digest) return e.name;
+      if (w && (await sha256(w)) === digest) return e;
     }
     return null;
+  }
+
+  /**
+   * A run bundle (the page's "Export run" zip, or a folder `experiment --export-run` wrote) stored as a
+   * run record: its base is the library's model with the same weights, or is stored from the bundle.
+   */
+  private async importRun(files: FileMap, label: string, say: (stage: string, fraction: number) => void): Promise<{ kind: 'run'; id: string; name: string }> {
+    say('checking the run bundle', 0.2);
+    let base: BaseModel | null = null;
+    let imported;
+    const runJson = files.get('run.json') ?? [...files].find(([k]) => /^[^/]+\/run\.json$/.test(k))?.[1];
+    const fallbackId = `run-import-${(await sha256(runJson ?? new Uint8Array())).slice(0, 16)}`;
+    const top = [...files.keys()][0]?.split('/')[0] ?? '';
+    try {
+      imported = runRecordFromBundle(files, (b) => {
+        base = toBaseModel('import', decodeCheckpoint(b));
+        return base.config;
+      }, { fallbackId, label: label || (files.has('run.json') ? '' : top), now: Date.now() });
+    } catch (e) {
+      throw new Error(`this run bundle cannot be read: ${(e as Error).message.replace(/^run bundle: /, '')}`);
+    }
+    const { record } = imported;
+    const b = base as BaseModel | null;
+    if (!b) throw new Error('this run bundle cannot be read: it has no base model');
+    if ((await this.library.listRuns()).some((r) => r.id === record.id)) {
+      const same = await this.library.runRecord(record.id).catch(() => null);
+      throw new Error(`this run is already in the library as '${same?.name ?? record.id}'; nothing was imported`);
+    }
+    say('finding its base model', 0.4);
+    const stored = encodeCheckpoint({ config: b.config, tensors: b.weights, tokenizer: b.tokenizer?.toJSON() ?? null, tokenizerConfig: b.tokenizerConfig ?? null });
+    const digest = await sha256(stored.get(WEIGHTS_FILE)!);
+    let baseEntry = (await this.findDigestEntry('model', digest)) as ModelEntry | null;
+    if (!baseEntry) {
+      const name = `${record.baseName ?? imported.json.base.name ?? imported.json.base.id} (from run '${record.name}')`;
+      const entry: ModelEntry = {
+        id: newId('model'), name, size: 0, createdAt: Date.now(), builtin: false, config: { ...b.config },
+        provenance: { source: `the base of the run bundle ${label || record.name}`, ...(parseJson(imported.baseFiles.get(PROVENANCE_FILE)) ?? {}) }, digest,
+      };
+      await this.checkQuota(filesSize(stored), "the run's base model (stored as float32)");
+      say('storing its base model', 0.6);
+      baseEntry = await this.library.saveModel(entry, stored);
+    }
+    const full: RunRecord = { ...record, baseModelId: baseEntry.id, baseName: record.baseName ?? baseEntry.name };
+    say('storing the run', 0.85);
+    const saved = await this.library.saveRun(full);
+    say('done', 1);
+    return { kind: 'run', id: saved.id, name: saved.name };
   }
 
   async estimateRun(config: RunConfig): Promise<RunMemoryReport> {

@@ -412,10 +412,10 @@ export function LibraryPanel() {
         <button type="button" className="btn small" disabled={busy} onClick={() => fileInput.current?.click()} data-testid="import-button">
           Import files…
         </button>
-        <button type="button" className="btn small" disabled={busy} onClick={() => folderInput.current?.click()} data-testid="import-folder-button" title="A model folder as Hugging Face saves it: config.json, model.safetensors (or shards), tokenizer.json">
+        <button type="button" className="btn small" disabled={busy} onClick={() => folderInput.current?.click()} data-testid="import-folder-button" title="A model folder as Hugging Face saves it (config.json, model.safetensors or shards, tokenizer.json), or a run bundle folder (run.json at its top) that experiment --export-run wrote">
           Import folder…
         </button>
-        <span className="muted small">or drop a zip / loose files here (a Hugging Face Llama, Qwen2 or Qwen3 checkpoint, or a PEFT adapter for the selected base model)</span>
+        <span className="muted small">or drop a zip / loose files here (a Hugging Face Llama, Qwen2 or Qwen3 checkpoint, a PEFT adapter for the selected base model, or an exported run)</span>
         <input
           ref={folderInput}
           type="file"
