@@ -4,7 +4,7 @@
 // Plain data: the worker finds or stores the base model and saves the record.
 import type { LlamaConfig } from '../model/config';
 import { decodeAdapter } from '../storage/peft';
-import { RECORD_FILE, type AdapterData, type EvalRowCi, type RunRecord, type RunRecordStatus, type StoredInspection } from '../storage/records';
+import { adapterInfo, RECORD_FILE, type AdapterData, type EvalRowCi, type RunRecord, type RunRecordStatus, type StoredInspection } from '../storage/records';
 import { readRunBundle, RunBundleError, type RunBundleContent, type RunBundleJson } from '../storage/run-bundle';
 import { wilson95 } from './base-eval';
 
@@ -29,14 +29,6 @@ function adaptersOf(folders: Record<string, Map<string, Uint8Array>>, base: Llam
     const a = decodeAdapter(files, base);
     return { agent: key, config: a.config, tensors: a.tensors };
   });
-}
-
-function infoOf(list: AdapterData[]): RunRecord['adapters']['info'] {
-  if (!list.length) return null;
-  const c = list[0].config;
-  let parameters = 0;
-  for (const a of list) for (const t of a.tensors.values()) parameters += t.length;
-  return { r: c.r, alpha: c.lora_alpha, targets: [...c.target_modules], keys: list.map((a) => a.agent), parameters };
 }
 
 const floats = (v: unknown, what: string): Float32Array => {
@@ -134,7 +126,7 @@ export function runRecordFromBundle(
       adapters: {
         initial, final, finalStep: hadFinal ? (isNum(ad.finalStep) ? ad.finalStep : meta.training.stepsDone) : null,
         // the library ids of adapters saved in another browser mean nothing here: kept as names only
-        saved: [], info: infoOf(final.length ? final : initial),
+        saved: [], info: adapterInfo(final.length ? final : initial),
       },
       ...(isObj(raw.loadedFrom) && typeof raw.loadedFrom.name === 'string' ? { loadedFrom: { name: raw.loadedFrom.name, ids: [] } } : {}),
       wallSeconds: num('wallSeconds'), trainSeconds: num('trainSeconds'), stepsDone: num('stepsDone'),
@@ -155,7 +147,7 @@ export function runRecordFromBundle(
     curves: { steps: meta.training.losses.map((_, i) => i + 1), loss: meta.training.losses.slice(), evals: meta.results.heldout.map((e) => ({ step: e.step, loss: e.loss, accuracy: e.accuracy })) },
     evalRows: meta.results.evaluation.length ? evalRowsOf(meta.results.evaluation, 'run.json results.evaluation') : null,
     inspections: [],
-    adapters: { initial, final: trained, finalStep: trained.length ? steps : null, saved: [], info: infoOf(trained.length ? trained : initial) },
+    adapters: { initial, final: trained, finalStep: trained.length ? steps : null, saved: [], info: adapterInfo(trained.length ? trained : initial) },
     wallSeconds: meta.wallSeconds ?? 0, trainSeconds: meta.wallSeconds ?? 0, stepsDone: steps,
     message: [imported, controls.length ? `controls on heldout: ${controls.map((x) => `${x.control} ${x.accuracy.toFixed(3)}`).join(', ')}` : ''].filter(Boolean).join('; '),
   };

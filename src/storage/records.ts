@@ -140,3 +140,12 @@ export function recordJson(rec: RunRecord): string {
   const slim = { ...rec, adapters: { ...rec.adapters, initial: rec.adapters.initial.map((a) => ({ agent: a.agent, config: a.config })), final: rec.adapters.final.map((a) => ({ agent: a.agent, config: a.config })) } };
   return JSON.stringify(slim, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v), 2) + '\n';
 }
+
+/** What a record says of its adapters: rank, alpha, targets, keys and trainable parameters. */
+export function adapterInfo(list: AdapterData[]): RunRecord['adapters']['info'] {
+  if (!list.length) return null;
+  const c = list[0].config;
+  let parameters = 0;
+  for (const a of list) for (const t of a.tensors.values()) parameters += t.length;
+  return { r: c.r, alpha: c.lora_alpha, targets: [...c.target_modules], keys: list.map((a) => a.agent), parameters };
+}

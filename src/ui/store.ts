@@ -14,6 +14,7 @@ import type {
 import { wilson95 } from '../mas/base-eval';
 import { newId } from '../storage/library';
 import { readExperimentReport } from '../storage/report';
+import { adapterInfo } from '../storage/records';
 import { TRAINED_METHODS } from '../worker/api';
 import { checkStorage, requestPersistence, type StorageHealth } from '../storage/health';
 import { download, errorText, getEngine } from './engine';
@@ -206,14 +207,6 @@ export function withIntervals(rows: EvalRow[]): EvalRowCi[] {
 /** The record name of a run. */
 export function runName(c: RunConfig, loadedFrom?: { name: string } | null): string {
   return `${c.task} d${c.difficulty} · ${c.method} · seed ${c.seed}${loadedFrom ? ` · from '${loadedFrom.name}'` : ''}`;
-}
-
-function adapterInfo(list: AdapterData[]): RunRecord['adapters']['info'] {
-  if (!list.length) return null;
-  const c = list[0].config;
-  let parameters = 0;
-  for (const a of list) for (const t of a.tensors.values()) parameters += t.length;
-  return { r: c.r, alpha: c.lora_alpha, targets: [...c.target_modules], keys: list.map((a) => a.agent), parameters };
 }
 
 function sessionGet(): string | null {
