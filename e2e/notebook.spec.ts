@@ -105,12 +105,19 @@ test('a run survives a reload, reopens read-only with its curves, table and heat
   expect(await canvasColours(page, 'loss-chart')).toBeGreaterThan(blankLoss);
 });
 
-test('closing the tab mid-run asks first; a reload offers to reopen the interrupted run', async ({ page }) => {
+test('closing the tab mid-run asks first; a reload offers to reopen the interrupted run, and to continue it from its last checkpoint', async ({ page }) => {
   test.setTimeout(300_000);
   await page.goto(smallLink({ steps: 400, evalEvery: 0 }));
   await ready(page);
   await page.getByRole('button', { name: 'Train' }).click();
   await expect(page.getByTestId('step-counter')).not.toHaveText('0000', { timeout: 120_000 });
+  // a pause takes a checkpoint (adapters and AdamW's state; the autosave takes one every 30 s)
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.getByRole('button', { name: 'Resume' })).toBeVisible();
+  await page.waitForTimeout(1000);
+  const pausedAt = Number(await page.getByTestId('step-counter').textContent());
+  expect(pausedAt).toBeGreaterThan(0);
+  await page.getByRole('button', { name: 'Resume' }).click();
   await page.waitForTimeout(6000); // an autosave (every 5 s)
   const dialogs: string[] = [];
   page.on('dialog', (d) => {
@@ -124,10 +131,31 @@ test('closing the tab mid-run asks first; a reload offers to reopen the interrup
   await expect(notice).toContainText('was interrupted');
   await expect(notice).toContainText('lookup d1 · diffmas · seed 7');
   await shotBoth(page, 'notebook-interrupted');
+  // from the pause's checkpoint, or a later one if an autosave took one (every 30 s)
+  await expect(page.getByTestId('continue-interrupted')).toHaveText(/^Continue it from step \d+$/);
+  const from = Number((await page.getByTestId('continue-interrupted').textContent())!.replace(/\D+/g, ''));
+  expect(from).toBeGreaterThanOrEqual(pausedAt);
   await page.getByTestId('reopen-interrupted').click();
   await expect(page.getByTestId('view-banner')).toContainText('interrupted');
   await expect(page.getByTestId('run-row').first()).toContainText('interrupted');
   expect(await canvasColours(page, 'loss-chart')).toBeGreaterThan(2);
+  // continue it: the same record goes on from the checkpoint
+  await page.getByTestId('close-view').click();
+  // every value the step counter shows from now on: a continued run never shows a step between 0 and the checkpoint's
+  await page.evaluate(() => {
+    const el = document.querySelector('[data-testid="step-counter"]')!;
+    const seen: number[] = ((window as unknown as { seenSteps: number[] }).seenSteps = []);
+    new MutationObserver(() => seen.push(Number(el.textContent))).observe(el, { childList: true, characterData: true, subtree: true });
+  });
+  await page.getByTestId('run-row').first().getByTestId('continue-run').click();
+  await expect.poll(async () => Number(await page.getByTestId('step-counter').textContent()), { timeout: 120_000 }).toBeGreaterThan(from);
+  const seen = await page.evaluate(() => (window as unknown as { seenSteps: number[] }).seenSteps);
+  expect(seen.filter((n) => n > 0 && n < from), `steps shown: ${seen.join(', ')}`).toEqual([]);
+  expect(seen).toContain(from + 1);
+  await expect(page.getByTestId('run-row')).toHaveCount(1);
+  await expect(page.getByTestId('run-row').first()).toContainText('live');
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await expect(page.getByTestId('run-row').first()).toContainText('paused');
 });
 
 test('a saved adapter set reopens: its base is switched to, it is evaluated on every split, inspected and trained further', async ({ page }) => {

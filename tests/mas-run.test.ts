@@ -237,6 +237,66 @@ describe('run controller', () => {
     ctl.dispose();
   });
 
+  it('a run stopped at step 3 and continued from its adapters and training state ends as the uninterrupted run, bit for bit', async () => {
+    const gpu = await testGpu();
+    const base = randomBase();
+    const config = cfg({ steps: 6, evalEvery: 3 });
+    const straight = new RunController(gpu);
+    const seenStraight: RunProgress[] = [];
+    await straight.start(config, base, (p) => seenStraight.push(p));
+    const { training: trainedStraight, adapters: adaptersStraight } = await straight.checkpoint();
+    const lossesStraight = trainedStraight!.losses;
+    straight.dispose();
+    expect(lossesStraight).toHaveLength(6);
+
+    // the first leg: 3 steps, then its adapters and training state are read (as the page's record keeps them)
+    const first = new RunController(gpu);
+    first.pause();
+    const firstDone = first.start(config, base, () => undefined);
+    while (first.status.state !== 'paused') await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 3; i++) await first.step();
+    const cp = await first.checkpoint();
+    const saved = { adapters: cp.adapters, state: cp.training! };
+    expect(cp.step).toBe(3);
+    first.stop();
+    await firstDone;
+    first.dispose();
+    expect(saved.state.step).toBe(3);
+    expect(saved.state.names.length).toBe(saved.state.m.length);
+
+    // the second leg: a fresh run of the same config, continued; the steps left run to the end
+    const second = new RunController(gpu);
+    second.pause();
+    const seen: RunProgress[] = [];
+    const secondDone = second.start(config, base, (p) => seen.push(p));
+    while (second.status.state !== 'paused') await new Promise((r) => setTimeout(r, 10));
+    await second.continueFrom(saved.adapters, saved.state);
+    expect(second.status.step).toBe(3);
+    second.resume();
+    await secondDone;
+    expect(second.status.state).toBe('done');
+    const state = (await second.checkpoint()).training!;
+    expect(state.losses).toEqual(lossesStraight);
+    expect(state.step).toBe(6);
+    const adapters = await second.adapters();
+    for (let i = 0; i < adapters.length; i++) for (const [k, t] of adapters[i].tensors) expect(t).toEqual(adaptersStraight[i].tensors.get(k));
+    // progress goes on from step 4, with the held-out evaluation at step 6 as in the uninterrupted run
+    expect([...new Set(seen.filter((p) => p.state === 'running' && p.step > 0).map((p) => p.step))]).toEqual([3, 4, 5, 6]);
+    const evalAt = (ps: RunProgress[]) => ps.filter((p) => p.heldoutStep === 6).map((p) => p.heldoutAccuracy)[0];
+    expect(evalAt(seen)).toBe(evalAt(seenStraight));
+    // a state goes into a fresh run only, and must be this run's
+    await expect(second.continueFrom(saved.adapters, saved.state)).rejects.toThrow('a saved state goes into a fresh run only');
+    second.dispose();
+    const other = new RunController(gpu);
+    other.pause();
+    const otherDone = other.start(cfg({ steps: 6, lora: { r: 2, alpha: 4, targets: ['q_proj', 'v_proj'] } }), base, () => undefined);
+    while (other.status.state !== 'paused') await new Promise((r) => setTimeout(r, 10));
+    await expect(other.continueFrom(saved.adapters, saved.state)).rejects.toThrow(/optimizer state: it holds \d+ parameters/);
+    other.stop();
+    await otherDone;
+    other.dispose();
+  });
+
   it('pause, step while paused, resume, stop within one step', async () => {
     const gpu = await testGpu();
     const ctl = new RunController(gpu);

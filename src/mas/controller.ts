@@ -4,7 +4,7 @@
 // evaluation asked for while training runs between two steps; stop is honoured within one step.
 import type { Gpu } from '../gpu/runtime';
 import type { Split } from '../tasks/tasks';
-import type { EvalRow, InspectResult, RunConfig, RunProgress, RunState } from './run-types';
+import type { EvalRow, InspectResult, RunConfig, RunCheckpoint, RunProgress, RunState, RunTrainingState } from './run-types';
 import type { BaseModel, RunControllerApi, TrainedAdapter } from './types';
 import { MasEngine, Run, type EvalOutcome } from './run';
 import { loraKey, type LoraTarget } from '../storage/peft';
@@ -321,6 +321,34 @@ export class RunController implements RunControllerApi {
       } finally {
         loadInto(this.run, own);
       }
+    });
+  }
+
+  /**
+   * The run's adapters and training state (null for a method that trains nothing), read together
+   * between two steps: what continuing it exactly needs.
+   */
+  checkpoint(): Promise<RunCheckpoint> {
+    return this.exclusive(async () => {
+      const run = this.run;
+      if (!run) throw new Error('no run: call start first');
+      return { step: run.step, adapters: await run.exportAdapters(), training: run.trains ? await run.trainingState() : null };
+    });
+  }
+
+  /**
+   * Continues a saved run in this freshly prepared one: its adapters at the step it reached and its
+   * training state, so that the steps left give what the run would have given without the break.
+   */
+  continueFrom(adapters: TrainedAdapter[], state: RunTrainingState): Promise<void> {
+    return this.exclusive(async () => {
+      const run = this.run;
+      if (!run) throw new Error('no run: call start first');
+      if (!run.trains) throw new Error(`method ${run.method} trains nothing: there is nothing to continue`);
+      loadInto(run, adapters);
+      run.restoreTraining(state);
+      this.progress = { ...this.progress, step: run.step, loss: state.losses[state.losses.length - 1] ?? NaN };
+      this.emit();
     });
   }
 

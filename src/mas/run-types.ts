@@ -5,6 +5,7 @@
 import type { Proj } from '../model/config';
 import type { Split, TaskName } from '../tasks/tasks';
 import type { Topology } from './topology';
+import type { TrainedAdapter } from './types';
 
 /** Every communication mode of shared/DESIGN.md section 1 (issue 4). */
 export const METHODS = [
@@ -174,3 +175,23 @@ export interface CompareRequest {
   seeds: number[];
 }
 
+
+/**
+ * A run's training state at a step, to continue it exactly (the adapters go apart): AdamW's step
+ * count and both moments of every trained tensor, in the optimizer's parameter order, and the loss of
+ * every step so far. The page keeps it in the run record (src/storage/records.ts).
+ */
+export interface RunTrainingState {
+  step: number;
+  names: string[];
+  m: Float32Array[];
+  v: Float32Array[];
+  losses: number[];
+}
+
+/** A run's adapters and training state at one step (null training: the method trains nothing). */
+export interface RunCheckpoint {
+  step: number;
+  adapters: TrainedAdapter[];
+  training: RunTrainingState | null;
+}

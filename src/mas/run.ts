@@ -28,7 +28,7 @@ import { defaultRendering, rendering, type TaskRendering } from '../tasks/render
 import { stopsText } from '../tokenizers';
 import type { TextTokenizer } from '../tokenizers/types';
 import type {
-  AgentInspection, ControlName, EdgeInspection, EvalRow, InspectResult, MethodName, RunConfig, SenderPosition,
+  AgentInspection, ControlName, EdgeInspection, EvalRow, InspectResult, MethodName, RunConfig, RunTrainingState, SenderPosition,
 } from './run-types';
 import type { BaseModel, TrainedAdapter } from './types';
 import { computeLatentMap, type LatentMapKind } from './latentmap';
@@ -318,6 +318,28 @@ export class Run {
 
   private answerIds(ep: Episode): number[] {
     return answerIds(this.tokenizer, this.rendering, this.task, ep);
+  }
+
+  /** What continuing this run exactly needs beside its adapters: the optimizer's step and moments, and the losses so far. */
+  async trainingState(): Promise<RunTrainingState> {
+    if (!this.optimizer) throw new Error(`method ${this.spec.name} trains nothing`);
+    return { ...(await this.optimizer.readState()), losses: this.losses.slice() };
+  }
+
+  /**
+   * Continues from a saved training state (the adapters are loaded apart): the optimizer's step and
+   * moments, the losses, and the stream of training batches at that step (the batches drawn so far
+   * are drawn again on the CPU and dropped). Only before the run's first step.
+   */
+  restoreTraining(state: RunTrainingState): void {
+    if (!this.optimizer || !this.batcher) throw new Error(`method ${this.spec.name} trains nothing`);
+    if (this.step !== 0) throw new Error(`the run has taken ${this.step} steps: a saved state goes into a fresh run only`);
+    if (state.step > this.config.steps) throw new Error(`the saved state is at step ${state.step}, past this run's ${this.config.steps} steps`);
+    if (state.losses.length !== state.step) throw new Error(`the saved state has ${state.losses.length} losses for ${state.step} steps`);
+    this.optimizer.loadState(state);
+    for (let i = 0; i < state.step; i++) this.batcher.next();
+    this.step = state.step;
+    this.losses.push(...state.losses);
   }
 
   /** One optimizer step on the next training batch. Throws DivergedError on a non-finite loss. */

@@ -4,7 +4,7 @@ import type { LlamaConfig } from '../model/config';
 import type { LoraAdapterConfig } from '../storage/peft';
 import type { TextTokenizer } from '../tokenizers/types';
 import type { Split } from '../tasks/tasks';
-import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunConfig, RunProgress } from './run-types';
+import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunCheckpoint, RunConfig, RunProgress, RunTrainingState } from './run-types';
 
 /** A frozen base model, decoded from its Hugging Face files. */
 export interface BaseModel {
@@ -44,6 +44,10 @@ export interface RunControllerApi {
   adapters(): Promise<TrainedAdapter[]>;
   /** Loads adapter weights into the run (optional: the page's reopened adapters). */
   loadAdapters?(adapters: TrainedAdapter[]): Promise<void>;
+  /** The run's adapters and training state read together (optional: the page's run records keep them, to continue a run). */
+  checkpoint?(): Promise<RunCheckpoint>;
+  /** Puts a saved run's adapters and training state into this fresh run (optional: the page's "Continue"). */
+  continueFrom?(adapters: TrainedAdapter[], state: RunTrainingState): Promise<void>;
   /** Inspects with other adapter weights, then restores the run's (optional: the before-training view of any example). */
   inspectWith?(adapters: TrainedAdapter[], split: Split, index: number): Promise<InspectResult>;
 }

@@ -83,6 +83,14 @@ export class DivergedError extends Error {
   }
 }
 
+/** AdamW's state: the step count (bias correction and the schedule) and both moments per parameter, in parameter order. */
+export interface OptimizerState {
+  step: number;
+  names: string[];
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
 /** AdamW over a fixed set of parameters, with its state and dispatches made once. */
 export class Optimizer {
   readonly norm: Tensor;
@@ -140,6 +148,34 @@ export class Optimizer {
   /** Optimizer state (m, v) for saving or inspection. */
   get moments(): Tensor[] {
     return this.state;
+  }
+
+  /** The step count and both moments of every parameter, in parameter order: what continuing exactly needs. */
+  async readState(): Promise<OptimizerState> {
+    const m: Float32Array[] = [];
+    const v: Float32Array[] = [];
+    for (let i = 0; i < this.params.length; i++) {
+      m.push(await this.gpu.read(this.state[2 * i]));
+      v.push(await this.gpu.read(this.state[2 * i + 1]));
+    }
+    return { step: this.step, names: this.params.map((p) => p.name), m, v };
+  }
+
+  /** Puts a saved state back (before the next step): the same parameters, in the same order, with the same sizes. */
+  loadState(s: OptimizerState): void {
+    if (!Number.isInteger(s.step) || s.step < 0) throw new Error(`optimizer state: step ${s.step} is not a step count`);
+    const names = this.params.map((p) => p.name);
+    if (s.names.length !== names.length || s.m.length !== names.length || s.v.length !== names.length || s.names.some((n, i) => n !== names[i])) {
+      throw new Error(`optimizer state: it holds ${s.names.length} parameters (${s.names.slice(0, 3).join(', ')}${s.names.length > 3 ? ', …' : ''}); this optimizer has ${names.length} (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''})`);
+    }
+    this.params.forEach((p, i) => {
+      if (s.m[i].length !== p.param.size || s.v[i].length !== p.param.size) throw new Error(`optimizer state: ${p.name} has ${s.m[i].length} moments, the parameter ${p.param.size} values`);
+    });
+    this.params.forEach((_, i) => {
+      this.gpu.write(this.state[2 * i], s.m[i]);
+      this.gpu.write(this.state[2 * i + 1], s.v[i]);
+    });
+    this.step = s.step;
   }
 
   destroy(): void {

@@ -1,7 +1,7 @@
 // The library's records as plain data: base models, adapters and runs (issue 11: what a run measured
 // outlives the tab). src/storage/library.ts stores them; src/worker/api.ts re-exports them.
 import type { LoraAdapterConfig } from './peft';
-import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, MethodName, RunConfig } from '../mas/run-types';
+import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, MethodName, RunConfig, RunTrainingState } from '../mas/run-types';
 import type { TaskName } from '../tasks/tasks';
 
 export interface ModelEntry {
@@ -93,6 +93,8 @@ export interface RunRecord {
     /** At the last save that read them (the end, a pause). */
     final: AdapterData[];
     finalStep: number | null;
+    /** The training state at finalStep (AdamW's moments, the losses): with `final`, what continuing the run exactly needs. Older records have none. */
+    training?: RunTrainingState | null;
     /** Library adapters saved from this run. */
     saved: { id: string; name: string }[];
     info: { r: number; alpha: number; targets: string[]; keys: string[]; parameters: number } | null;
@@ -129,6 +131,8 @@ export interface RunEntry {
   totalSteps: number;
   heldoutAccuracy: number | null;
   size: number;
+  /** For a run stopped short of its steps whose record holds adapters and training state: the step it continues from (its last checkpoint). */
+  continueStep?: number | null;
 }
 
 
@@ -137,7 +141,7 @@ export const RECORD_FILE = 'results/record.json';
 
 /** The record as JSON: typed arrays as lists, maps as objects, the adapters' tensors left to the bundle's PEFT folders. */
 export function recordJson(rec: RunRecord): string {
-  const slim = { ...rec, adapters: { ...rec.adapters, initial: rec.adapters.initial.map((a) => ({ agent: a.agent, config: a.config })), final: rec.adapters.final.map((a) => ({ agent: a.agent, config: a.config })) } };
+  const slim = { ...rec, adapters: { ...rec.adapters, training: undefined, initial: rec.adapters.initial.map((a) => ({ agent: a.agent, config: a.config })), final: rec.adapters.final.map((a) => ({ agent: a.agent, config: a.config })) } };
   return JSON.stringify(slim, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v), 2) + '\n';
 }
 

@@ -65,6 +65,7 @@ function InterruptedNotice() {
   const r = useLibrary((s) => s.interrupted);
   const dismiss = useLibrary((s) => s.dismissInterrupted);
   const view = useRun((s) => s.view);
+  const continueRun = useRun((s) => s.continueRun);
   if (!r) return null;
   return (
     <div className="notice compact" role="status" data-testid="interrupted-notice">
@@ -75,6 +76,11 @@ function InterruptedNotice() {
       <button type="button" className="btn tiny primary" onClick={() => { dismiss(); void view(r.id); }} data-testid="reopen-interrupted">
         Reopen its record
       </button>
+      {r.continueStep !== undefined && r.continueStep !== null && (
+        <button type="button" className="btn tiny" onClick={() => { dismiss(); void continueRun(r.id); }} data-testid="continue-interrupted" title="From its adapters and AdamW's state at its last checkpoint (taken every 30 s)">
+          Continue it from step {r.continueStep}
+        </button>
+      )}
       <button type="button" className="link" onClick={dismiss} aria-label="Dismiss">
         ✕
       </button>

@@ -9,7 +9,7 @@ import { proxy, transfer } from 'comlink';
 import { create } from 'zustand';
 import type {
   AdapterData, AdapterEntry, EnvReport, EvalPoint, EvalRow, EvalRowCi, ExperimentReport, MethodName, ModelEntry, PretrainRequest, RunConfig,
-  RunCurves, RunEntry, RunProgress, RunRecord, RunState, StoredInspection,
+  RunCurves, RunEntry, RunProgress, RunRecord, RunState, RunTrainingState, StoredInspection,
 } from '../worker/api';
 import { wilson95 } from '../mas/base-eval';
 import { newId } from '../storage/library';
@@ -19,7 +19,7 @@ import { TRAINED_METHODS } from '../worker/api';
 import { checkStorage, requestPersistence, type StorageHealth } from '../storage/health';
 import { download, errorText, getEngine } from './engine';
 import { DivergenceWatch } from '../model/divergence';
-import { DEFAULT_STATE, RUN_PROPS, parseState, runConfigOf, serializeState, type AppState } from './state';
+import { DEFAULT_STATE, RUN_PROPS, parseState, runConfigOf, serializeState, stateOfRunConfig, type AppState } from './state';
 
 // ---------------------------------------------------------------- environment
 
@@ -127,6 +127,8 @@ export type History = RunCurves;
 
 /** Seconds between saves of a live run's record. */
 export const AUTOSAVE_SECONDS = 5;
+/** Every this many autosaves, the record takes the run's adapters and training state too (30 s). */
+export const CHECKPOINT_TICKS = 6;
 /** A record still marked running but not saved for this long belongs to no live tab: it was interrupted. */
 const STALE_SECONDS = 30;
 const LIVE_KEY = 'latent-playground:live-run';
@@ -179,6 +181,8 @@ interface RunStore {
   save(name: string): Promise<void>;
   /** Builds the run of the current setup with a saved adapter set loaded, paused at step 0 (evaluate, inspect, or train on). */
   openAdapters(ids: string[], name: string): Promise<void>;
+  /** Continues a stopped or interrupted run from its record (its adapters and AdamW's state at the step it reached), in the same record. */
+  continueRun(id: string): Promise<void>;
   /** Writes the run's record now (with its adapters when `withAdapters`). */
   persist(withAdapters?: boolean): Promise<void>;
   /** Opens a stored run read-only. */
@@ -197,6 +201,21 @@ const emptyHistory = (): History => ({ steps: [], loss: [], evals: [] });
 
 function exampleKey(split: string, index: number): string {
   return `${split}:${index}`;
+}
+
+/** A record's curves up to a step (a continued run goes on from its last checkpoint: what was measured after it is measured again). */
+export function curvesUpTo(c: RunCurves, step: number): History {
+  const n = c.steps.filter((s) => s <= step).length;
+  return { steps: c.steps.slice(0, n), loss: c.loss.slice(0, n), evals: c.evals.filter((e) => e.step <= step) };
+}
+
+/** Why a stored run cannot be continued, or null when it can. */
+export function continueProblem(rec: RunRecord): string | null {
+  if (rec.kind !== 'run') return 'a comparison is not a run';
+  if (!isTrainedMethod(rec.config.method)) return `${rec.config.method} trains nothing`;
+  if (!rec.adapters.training || !rec.adapters.final.length) return 'its record holds no training state (it was saved before a checkpoint was taken, or by an older version)';
+  if (rec.adapters.training.step >= rec.config.steps) return `it has taken all its ${rec.config.steps} steps`;
+  return null;
 }
 
 /** Wilson 95% interval of each row's accuracy. */
@@ -236,7 +255,11 @@ export const useRun = create<RunStore>((setState, getState) => {
   };
 
   let divergence = new DivergenceWatch();
-  let finalAdapters: { list: AdapterData[]; step: number } | null = null;
+  let finalAdapters: { list: AdapterData[]; step: number; training: RunTrainingState | null } | null = null;
+  /** A continued run's time before this leg (0 for a new run), and when this leg began. */
+  let priorWall = 0;
+  let priorTrain = 0;
+  let legStart = 0;
   let saving: Promise<void> | null = null;
 
   const onProgress = (p: RunProgress) => {
@@ -278,10 +301,11 @@ export const useRun = create<RunStore>((setState, getState) => {
       curves: { steps: s.history.steps.slice(), loss: s.history.loss.slice(), evals: s.history.evals.slice() },
       evalRows: s.evalRows, inspections: s.inspections.slice(),
       adapters: {
-        initial: s.initial, final: fin?.list ?? [], finalStep: fin?.step ?? null, saved: s.savedAdapters.slice(), info: adapterInfo(fin?.list.length ? fin.list : s.initial),
+        initial: s.initial, final: fin?.list ?? [], finalStep: fin?.step ?? null, training: fin?.training ?? null, saved: s.savedAdapters.slice(),
+        info: adapterInfo(fin?.list.length ? fin.list : s.initial),
       },
       ...(s.loadedFrom ? { loadedFrom: s.loadedFrom } : {}),
-      wallSeconds: (Date.now() - s.startedAt) / 1000, trainSeconds: s.progress?.elapsedSeconds ?? 0,
+      wallSeconds: priorWall + (Date.now() - legStart) / 1000, trainSeconds: priorTrain + (s.progress?.elapsedSeconds ?? 0),
       stepsDone: s.history.steps[s.history.steps.length - 1] ?? 0,
       ...(s.state === 'error' && s.message ? { message: s.message } : {}),
       ...(env?.ok ? { device: [env.report.vendor, env.report.architecture, env.report.description].filter(Boolean).join(' ') } : {}),
@@ -294,7 +318,9 @@ export const useRun = create<RunStore>((setState, getState) => {
       const s = getState();
       if (withAdapters && s.config && isTrainedMethod(s.config.method) && s.state !== 'error' && s.state !== 'idle') {
         try {
-          finalAdapters = { list: await getEngine().runAdapters(), step: s.history.steps[s.history.steps.length - 1] ?? 0 };
+          // adapters and AdamW's state of one step, read together: a stopped or interrupted run continues from them
+          const cp = await getEngine().runCheckpoint();
+          finalAdapters = { list: cp.adapters, step: cp.step, training: cp.training };
         } catch {
           /* the run is gone (a reset, a lost device): the last adapters read stay */
         }
@@ -325,16 +351,22 @@ export const useRun = create<RunStore>((setState, getState) => {
    * agents are inspected (the "before" view), then training goes on (or, for the step button, exactly
    * one step is taken and the run stays paused; or, with `load`, it waits paused with those adapters).
    */
-  const begin = async (mode: 'train' | 'step' | 'hold', load?: { adapters: AdapterData[]; name: string; ids: string[] }) => {
+  const begin = async (mode: 'train' | 'step' | 'hold', load?: { adapters: AdapterData[]; name: string; ids: string[] }, cont?: RunRecord) => {
     const token = ++runToken;
     divergence = new DivergenceWatch();
-    finalAdapters = null;
     const current = () => token === runToken;
-    const config = runConfigOf(useApp.getState().state);
+    // a continued run goes on in its own record, with its own config, curves and adapters
+    const config = cont ? structuredClone(cont.config) : runConfigOf(useApp.getState().state);
+    finalAdapters = cont && cont.adapters.training ? { list: cont.adapters.final, step: cont.adapters.finalStep ?? cont.stepsDone, training: cont.adapters.training } : null;
+    priorWall = cont?.wallSeconds ?? 0;
+    priorTrain = cont?.trainSeconds ?? 0;
+    legStart = Date.now();
     setState({
-      state: 'running', starting: true, pauseRequested: false, progress: null, message: null, history: emptyHistory(),
-      version: getState().version + 1, config, inspections: [], inspectError: null, evalRows: null, savedNote: null,
-      recordId: newId('run'), startedAt: Date.now(), initial: [], loadedFrom: load ? { name: load.name, ids: load.ids } : null, savedAdapters: [], viewing: null,
+      state: 'running', starting: true, pauseRequested: false, progress: null, message: null,
+      history: cont ? curvesUpTo(cont.curves, cont.adapters.training!.step) : emptyHistory(),
+      version: getState().version + 1, config, inspections: cont ? cont.inspections.slice() : [], inspectError: null, evalRows: null, savedNote: null,
+      recordId: cont ? cont.id : newId('run'), startedAt: cont ? cont.createdAt : legStart, initial: cont ? cont.adapters.initial : [],
+      loadedFrom: load ? { name: load.name, ids: load.ids } : (cont?.loadedFrom ?? null), savedAdapters: cont ? cont.adapters.saved.slice() : [], viewing: null,
     });
     const engine = getEngine();
     const done = engine.startRun(config, proxy((p: RunProgress) => current() && onProgress(p)), { paused: true });
@@ -346,8 +378,11 @@ export const useRun = create<RunStore>((setState, getState) => {
     const trains = isTrainedMethod(config.method);
     if (trains) {
       try {
-        if (load) await engine.loadRunAdapters(load.adapters);
-        setState({ initial: await engine.runAdapters() });
+        if (cont) await engine.continueRun(cont.adapters.final, cont.adapters.training!);
+        else {
+          if (load) await engine.loadRunAdapters(load.adapters);
+          setState({ initial: await engine.runAdapters() });
+        }
       } catch (e) {
         setState({ state: 'error', starting: false, message: errorText(e) });
         await engine.resetRun().catch(() => undefined);
@@ -356,9 +391,11 @@ export const useRun = create<RunStore>((setState, getState) => {
       }
     }
     stopAutosave();
+    let ticks = 0;
     autosave = setInterval(() => {
       const st = getState().state;
-      if (st === 'running' || st === 'paused') void persist();
+      // every CHECKPOINT_TICKS-th save reads the adapters and AdamW's state too: a closed tab's run continues from there
+      if (st === 'running' || st === 'paused') void persist(++ticks % CHECKPOINT_TICKS === 0);
     }, AUTOSAVE_SECONDS * 1000);
     await persist();
     await getState().inspect('before');
@@ -552,6 +589,27 @@ export const useRun = create<RunStore>((setState, getState) => {
         await begin('hold', { adapters, name, ids });
       } catch (e) {
         setState({ message: errorText(e) });
+      }
+    },
+    async continueRun(id) {
+      const st = getState().state;
+      if (st === 'running' || st === 'paused') {
+        setState({ message: 'A run is active: reset it before continuing another.' });
+        return;
+      }
+      try {
+        const rec = await getEngine().runRecord(id);
+        const why = continueProblem(rec);
+        if (why) throw new Error(why);
+        if (!useLibrary.getState().models.some((m) => m.id === rec.baseModelId)) {
+          throw new Error(`its base model ${JSON.stringify(rec.baseModelId)} is no longer in the library: import it again to continue the run`);
+        }
+        if (getState().state !== 'idle') await getState().reset();
+        const app = useApp.getState();
+        app.replace({ ...stateOfRunConfig(app.state, rec.config), model: rec.baseModelId });
+        await begin('train', undefined, rec);
+      } catch (e) {
+        setState({ message: `This run cannot be continued: ${errorText(e)}` });
       }
     },
     persist,

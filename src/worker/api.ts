@@ -4,7 +4,7 @@
 import type { AdapterReport } from '../gpu/device';
 import type { SelfTestResult } from '../gpu/selftest';
 import type { Split, TaskName } from '../tasks/tasks';
-import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunConfig, RunProgress } from '../mas/run-types';
+import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunCheckpoint, RunConfig, RunProgress, RunTrainingState } from '../mas/run-types';
 import type { AdapterData, AdapterEntry, ModelEntry, RunEntry, RunRecord } from '../storage/records';
 
 // The run types live in src/mas, the library's records in src/storage; the worker's API re-exports them.
@@ -137,6 +137,10 @@ export interface EngineRunRecords {
   adapterSet(ids: string[]): Promise<AdapterData[]>;
   /** Loads adapters into the current run (paused or before its first step). */
   loadRunAdapters(adapters: AdapterData[]): Promise<void>;
+  /** The current run's adapters and training state (AdamW's step and moments, the losses), read together between two steps. */
+  runCheckpoint(): Promise<RunCheckpoint>;
+  /** Puts a stored run's adapters and training state into the current, freshly started run, which then continues it exactly. */
+  continueRun(adapters: AdapterData[], state: RunTrainingState): Promise<void>;
   /** The run bundle of a stored run (docs/run-bundle.md), as files with '/' in their names. */
   runBundle(id: string): Promise<FileBlob[]>;
 }

@@ -26,7 +26,7 @@ import type { Split } from '../tasks/tasks';
 import { loadTokenizer } from '../tokenizers';
 import type {
   AdapterData, AdapterEntry, CompareRequest, EngineApi, EngineRunRecords, EnvReport, EvalRow, ExperimentReport, FileBlob, InspectResult, ModelEntry,
-  PretrainRequest, RunConfig, RunEntry, RunMemoryReport, RunProgress, RunRecord, RunState, StartOptions,
+  PretrainRequest, RunConfig, RunEntry, RunMemoryReport, RunProgress, RunRecord, RunState, RunCheckpoint, RunTrainingState, StartOptions,
 } from './api';
 import { runBundleContent } from '../mas/run-data';
 import { estimateRunMemory, memoryProblem } from '../mas/memory';
@@ -806,6 +806,20 @@ export class Engine implements EngineApi, EngineRunRecords {
     const ctl = this.active();
     if (!ctl.loadAdapters) throw new Error('this build cannot load adapters into a run');
     await ctl.loadAdapters(adapters);
+  }
+
+  async runCheckpoint(): Promise<RunCheckpoint> {
+    const ctl = this.active();
+    if (!ctl.checkpoint) throw new Error('this build cannot read a run\'s training state');
+    const c = await ctl.checkpoint();
+    const buffers = [...(c.training ? [...c.training.m, ...c.training.v] : []), ...c.adapters.flatMap((a) => [...a.tensors.values()])];
+    return transfer(c, [...new Set(buffers.map((a) => a.buffer as ArrayBuffer))]);
+  }
+
+  async continueRun(adapters: AdapterData[], state: RunTrainingState): Promise<void> {
+    const ctl = this.active();
+    if (!ctl.continueFrom) throw new Error('this build cannot continue a run');
+    await ctl.continueFrom(adapters, state);
   }
 
   async runBundle(id: string): Promise<FileBlob[]> {

@@ -104,6 +104,7 @@ function RunsTable() {
   const viewing = useRun((s) => s.viewing?.id ?? null);
   const liveId = useRun((s) => s.recordId);
   const liveState = useRun((s) => s.state);
+  const continueRun = useRun((s) => s.continueRun);
   const busy = !!lib.busy;
   return (
     <div className="table-wrap">
@@ -145,6 +146,14 @@ function RunsTable() {
                     <button type="button" className="btn tiny" disabled={live} title={live ? 'This run is live above' : 'Open its curves, tables and heatmaps (read-only)'} onClick={() => void view(r.id)} data-testid="open-run">
                       Open
                     </button>
+                    {r.continueStep !== undefined && r.continueStep !== null && (
+                      <button
+                        type="button" className="btn tiny" disabled={busy || live || liveState === 'running' || liveState === 'paused'} onClick={() => void continueRun(r.id)}
+                        title={`Train on from step ${r.continueStep} (its last checkpoint) to ${r.totalSteps}, from its adapters and AdamW's state there: the same as if it had not stopped`} data-testid="continue-run"
+                      >
+                        Continue
+                      </button>
+                    )}
                     {r.kind === 'run' && (
                       <button type="button" className="btn tiny" disabled={busy || live} onClick={() => void lib.exportRun(r.id)} title="One zip: the run bundle with CSV, SVG and PNG" data-testid="export-run-row">
                         Export
