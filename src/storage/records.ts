@@ -90,7 +90,7 @@ export interface RunRecord {
   adapters: {
     /** At step 0 (or as loaded, when the run continues a saved set). */
     initial: AdapterData[];
-    /** At the last save that read them (the end, a pause). */
+    /** At the last save that read them (the end, a pause, and every 30 s while it trains): at finalStep. */
     final: AdapterData[];
     finalStep: number | null;
     /** The training state at finalStep (AdamW's moments, the losses): with `final`, what continuing the run exactly needs. Older records have none. */
