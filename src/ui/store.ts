@@ -357,7 +357,7 @@ export const useRun = create<RunStore>((setState, getState) => {
     const current = () => token === runToken;
     // a continued run goes on in its own record, with its own config, curves and adapters
     const config = cont ? structuredClone(cont.config) : runConfigOf(useApp.getState().state);
-    finalAdapters = cont && cont.adapters.training ? { list: cont.adapters.final, step: cont.adapters.finalStep ?? cont.stepsDone, training: cont.adapters.training } : null;
+    finalAdapters = cont && cont.adapters.training ? { list: cont.adapters.final, step: cont.adapters.training.step, training: cont.adapters.training } : null;
     priorWall = cont?.wallSeconds ?? 0;
     priorTrain = cont?.trainSeconds ?? 0;
     legStart = Date.now();
