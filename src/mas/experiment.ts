@@ -16,6 +16,7 @@ import type { BaseModel, ExperimentRunner, TrainedAdapter } from './types';
 import { controlsFor, MasEngine, Run } from './run';
 import { methodSpec } from './methods';
 import { toEvalRow } from './controller';
+import { DivergenceWatch } from '../model/divergence';
 
 export const EVAL_SPLITS: readonly Split[] = ['heldout', 'ood'];
 /** Every control, in report order; a method runs those of its channel (controlsFor: text has shuffle and zero). */
@@ -216,9 +217,12 @@ export async function runExperiment(
         try {
           const t0 = performance.now();
           if (run.trains) {
+            const watch = new DivergenceWatch();
             for (let s = 0; s < config.steps; s++) {
               const r = await run.trainStep();
               opts.onStep?.(method, seed, r.step, r.loss);
+              const diverging = watch.push(r.step, r.loss);
+              if (diverging) say(`seed ${seed} ${method}: warning: ${diverging}`, (0.8 * r.step) / config.steps);
               if (r.step % 25 === 0 || r.step === config.steps) say(`seed ${seed} ${method}: step ${r.step}/${config.steps} loss ${r.loss.toFixed(4)}`, (0.8 * r.step) / config.steps);
             }
             report.curves!.push({ method, seed, losses: run.losses.slice() });
