@@ -2,7 +2,7 @@
 // (Dawn's native addon) stays external. Used by the CLI (run-cli.mjs) and the GPU-machine kit.
 //   node scripts/bundle.mjs src/cli/main.ts .cache/cli/main.mjs
 import { build } from 'esbuild';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 const rawPlugin = {
@@ -19,7 +19,21 @@ const rawPlugin = {
   },
 };
 
+// Written to a file of this process's own, then renamed over outfile: two commands started together
+// (bench/experiments.sh in two shells) would otherwise import a bundle the other is half-way through
+// writing.
 export async function bundle(entry, outfile) {
+  const tmp = `${outfile}.${process.pid}.tmp`;
+  try {
+    await buildTo(entry, tmp);
+    await rename(tmp, outfile);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+async function buildTo(entry, outfile) {
   await build({
     entryPoints: [entry],
     outfile,
