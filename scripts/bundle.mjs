@@ -25,29 +25,25 @@ const rawPlugin = {
 export async function bundle(entry, outfile) {
   const tmp = `${outfile}.${process.pid}.tmp`;
   try {
-    await buildTo(entry, tmp);
+    await build({
+      entryPoints: [entry],
+      outfile: tmp,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      external: ['webgpu'],
+      sourcemap: 'inline',
+      logLevel: 'warning',
+      plugins: [rawPlugin],
+      // Some dependencies (tfjs) still call require(); give ESM output a real one.
+      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+    });
     await rename(tmp, outfile);
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
   }
-}
-
-async function buildTo(entry, outfile) {
-  await build({
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['webgpu'],
-    sourcemap: 'inline',
-    logLevel: 'warning',
-    plugins: [rawPlugin],
-    // Some dependencies (tfjs) still call require(); give ESM output a real one.
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
