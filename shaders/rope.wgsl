@@ -1,6 +1,7 @@
 // Rotary position embedding, Hugging Face rotate-half convention (docs/engine.md), on x [T, H*hd]:
 // for pair i < hd/2 of head h of row t, x1 = x[i], x2 = x[i + hd/2], angle = pos * inv_freq[i] with
-// pos = pos_offset + (t mod S) and inv_freq[i] = theta^(-2i/hd);
+// pos = pos_offset + (t mod S) and inv_freq[i] = theta^(-2i/hd), scaled as Llama 3.x does when llama3 is
+// set (transformers' _compute_llama3_parameters, in f32 as there; src/reference/rope.ts ropeInvFreq);
 //   forward:  x1' = x1 cos - x2 sin,  x2' = x2 cos + x1 sin   (rotation by +angle)
 //   backward: the inverse rotation (by -angle) of the incoming gradient, its transpose.
 // Nothing is saved: the backward recomputes the angles from the same params.
@@ -15,6 +16,11 @@ struct Params {
   pos_offset: u32,
   log2_theta: f32,  // log2(theta), computed in float64 by the wrapper
   sign: f32,        // +1 forward, -1 backward (inverse rotation)
+  llama3: u32,      // 1: Llama 3.x frequency scaling with the five fields below
+  factor: f32,
+  low_freq_factor: f32,
+  high_freq_factor: f32,
+  old_context: f32, // original_max_position_embeddings
 }
 
 override ACCUMULATE: bool = false;  // out-of-place only: dst += rotated src
@@ -57,7 +63,16 @@ fn pair_of(gid: vec3<u32>, nwg: vec3<u32>) -> Pair {
   let th = idx / half;  // t * H + h
   let t = th / p.H;
   let pos = f32(p.pos_offset + t % p.S);
-  let inv_freq = exp2(-(f32(2u * i) / f32(p.hd)) * p.log2_theta);
+  var inv_freq = exp2(-(f32(2u * i) / f32(p.hd)) * p.log2_theta);
+  if (p.llama3 != 0u) {
+    let wavelen = TWO_PI / inv_freq;
+    if (wavelen > p.old_context / p.low_freq_factor) {
+      inv_freq = inv_freq / p.factor;
+    } else if (wavelen >= p.old_context / p.high_freq_factor) {
+      let smooth_factor = (p.old_context / wavelen - p.low_freq_factor) / (p.high_freq_factor - p.low_freq_factor);
+      inv_freq = (1.0 - smooth_factor) * inv_freq / p.factor + smooth_factor * inv_freq;
+    }
+  }
   // the angle in turns, reduced to [-0.5, 0.5] (exactly): its rounding is the only error of size
   // pos * 2^-24 rad; HF computes pos * inv_freq in f32 too.
   var turns = pos * (inv_freq / TWO_PI);

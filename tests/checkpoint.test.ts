@@ -95,6 +95,30 @@ describe('config.json validation', () => {
     expect(validateConfig({ ...CONFIG, eos_token_id: [2, 3] }).eos_token_id).toEqual([2, 3]);
   });
 
+  it('reads RoPE in both layouts as transformers 5 does: rope_parameters (5.x) and top-level rope_theta / rope_scaling (4.x)', () => {
+    const { rope_theta: _r, ...noTheta } = CONFIG;
+    // transformers 5 writes rope_parameters only
+    expect(validateConfig({ ...noTheta, rope_parameters: { rope_type: 'default', rope_theta: 100000 } }).rope_theta).toBe(100000);
+    // the one inside wins over a top-level one (PreTrainedConfig.convert_rope_params_to_dict)
+    expect(validateConfig({ ...CONFIG, rope_theta: 7, rope_parameters: { rope_theta: 100000 } }).rope_theta).toBe(100000);
+    // the old key "type" and a missing rope_type mean the same as transformers reads them
+    expect(validateConfig({ ...CONFIG, rope_parameters: { type: 'default' } }).rope_theta).toBe(10000);
+    const llama3 = { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 };
+    for (const c of [{ ...noTheta, rope_parameters: llama3 }, { ...CONFIG, rope_theta: 500000, rope_scaling: { ...llama3, rope_theta: undefined } }]) {
+      const v = validateConfig(c);
+      expect(v.rope_theta).toBe(500000);
+      expect(v.rope_parameters).toEqual(llama3);
+      // written in transformers 5's layout and read back the same
+      expect(validateConfig(JSON.parse(text(encodeCheckpoint({ config: v, tensors: randomTensors(v), tokenizer: null }).get('config.json')!)))).toEqual(v);
+    }
+    // original_max_position_embeddings: the top level first, then max_position_embeddings
+    const { original_max_position_embeddings: _o, ...noOld } = llama3;
+    expect(validateConfig({ ...CONFIG, rope_parameters: noOld }).rope_parameters?.original_max_position_embeddings).toBe(64);
+    expect(validateConfig({ ...CONFIG, original_max_position_embeddings: 16, rope_parameters: llama3 }).rope_parameters?.original_max_position_embeddings).toBe(16);
+    // plain RoPE keeps the config.json it had: no rope_parameters written
+    expect(validateConfig({ ...CONFIG, rope_parameters: { rope_type: 'default', rope_theta: 3 } })).not.toHaveProperty('rope_parameters');
+  });
+
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['hidden_size not divisible by heads (no head_dim)', { hidden_size: 10, num_attention_heads: 4, head_dim: undefined }, /hidden_size 10 is not divisible by num_attention_heads 4 \(and no head_dim is given\)/],
     ['heads not divisible by kv heads', { num_attention_heads: 4, num_key_value_heads: 3, hidden_size: 16 }, /num_attention_heads 4 is not divisible by num_key_value_heads 3/],
@@ -106,7 +130,14 @@ describe('config.json validation', () => {
     ['a non-positive rms_norm_eps', { rms_norm_eps: 0 }, /rms_norm_eps must be a positive number, got 0/],
     ['a non-boolean tie_word_embeddings', { tie_word_embeddings: 'yes' }, /tie_word_embeddings must be true or false, got "yes"/],
     ['a token id beyond the vocabulary', { eos_token_id: 11 }, /eos_token_id must be a token id or a list of token ids in \[0, 11\) or null, got 11/],
-    ['rope scaling', { rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling .*llama3.* is not supported/],
+    ['a rope scaling type not implemented', { rope_scaling: { rope_type: 'yarn', factor: 8 } }, /rope_scaling rope_type "yarn" is not supported: this engine runs "default" \(plain RoPE with rope_theta\) and "llama3"/],
+    ['a rope type inside rope_parameters', { rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 } }, /rope_parameters rope_type "linear" is not supported/],
+    ['a rope type transformers does not know', { rope_parameters: { rope_type: 'llama4', rope_theta: 1e4 } }, /rope_parameters rope_type "llama4" is not a RoPE type transformers knows/],
+    ['llama3 without its factors', { rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }, /rope_parameters.low_freq_factor must be a positive number, got missing/],
+    ['llama3 with high_freq_factor below low_freq_factor', { rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8, low_freq_factor: 4, high_freq_factor: 1 } }, /rope_parameters.high_freq_factor 1 must be above low_freq_factor 4/],
+    ['a non-positive theta inside rope_parameters', { rope_parameters: { rope_type: 'default', rope_theta: -1 } }, /rope_parameters.rope_theta must be a positive number, got -1/],
+    ['per-layer-type rope settings', { rope_parameters: { full_attention: { rope_type: 'default', rope_theta: 1e4 } } }, /rope_parameters holds per-layer-type settings \(full_attention\)/],
+    ['partial rotary embeddings', { rope_parameters: { rope_type: 'default', rope_theta: 1e4, partial_rotary_factor: 0.5 } }, /partial_rotary_factor 0.5 is not supported/],
     ['a non-boolean bias switch', { attention_bias: 'yes' }, /attention_bias must be true or false, got "yes"/],
     ['an MLP bias on Qwen3', { model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], mlp_bias: true }, /mlp_bias true is not a Qwen3 setting/],
     ['a sliding window', { model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], use_sliding_window: true }, /use_sliding_window true is not supported/],

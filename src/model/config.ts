@@ -13,6 +13,20 @@ export const ARCHITECTURES: Record<ModelType, string> = {
 };
 
 /**
+ * transformers 5's rope_parameters when they are not plain RoPE: Llama 3.x's frequency scaling
+ * (rope_type "llama3"; src/reference/rope.ts ropeInvFreq has the formula). rope_theta repeats the
+ * config's, as transformers 5 writes it.
+ */
+export interface Llama3RopeParameters {
+  rope_type: 'llama3';
+  rope_theta: number;
+  factor: number;
+  low_freq_factor: number;
+  high_freq_factor: number;
+  original_max_position_embeddings: number;
+}
+
+/**
  * The fields of a transformers config.json (LlamaConfig, Qwen2Config, Qwen3Config) this project uses,
  * in Hugging Face's snake_case names, normalized (defaults filled in) by src/storage/checkpoint.ts.
  */
@@ -26,6 +40,8 @@ export interface LlamaConfig {
   num_key_value_heads: number;
   vocab_size: number;
   rope_theta: number;
+  /** Llama 3.x's RoPE scaling; absent for plain RoPE (rope_type "default"). */
+  rope_parameters?: Llama3RopeParameters;
   rms_norm_eps: number;
   tie_word_embeddings: boolean;
   max_position_embeddings: number;
@@ -47,7 +63,7 @@ export type ModelConfig = Pick<
   LlamaConfig,
   | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' | 'num_key_value_heads'
   | 'vocab_size' | 'rope_theta' | 'rms_norm_eps' | 'tie_word_embeddings'
-> & Partial<Pick<LlamaConfig, 'max_position_embeddings' | 'head_dim' | 'model_type' | 'attention_bias' | 'mlp_bias'>>;
+> & Partial<Pick<LlamaConfig, 'max_position_embeddings' | 'head_dim' | 'model_type' | 'attention_bias' | 'mlp_bias' | 'rope_parameters'>>;
 
 export interface ModelDims {
   D: number;

@@ -226,6 +226,8 @@ export interface PassOptions {
   prefixGrad?: { k: Tensor[]; v: Tensor[] };
   /** Allocate upstream-gradient inputs on the new K/V (dNewK/dNewV) and on lastHidden. */
   upstream?: boolean;
+  /** Input 'ids': expose the gradient of the looked-up embeddings as dEmbeds (a receiver of a trained text message). */
+  inputGrad?: boolean;
   /** The embeddings tensor to read instead of allocating one (input 'embeds'). */
   embeds?: Tensor;
   /** Position of the first token of every sequence (default P). Changeable with setPosOffset. */
@@ -273,7 +275,7 @@ export class ModelPass {
   readonly dNewK: Tensor[] = [];
   readonly dNewV: Tensor[] = [];
   readonly dLastHidden: Tensor | null = null;
-  /** After the backward: gradient of the input embeddings [B*S, D] (input 'embeds'). */
+  /** After the backward: gradient of the input embeddings [B*S, D] (input 'embeds', or 'ids' with inputGrad). */
   readonly dEmbeds: Tensor | null = null;
   readonly forwardDispatches: Dispatch[] = [];
   readonly backwardDispatches: Dispatch[] = [];
@@ -335,6 +337,7 @@ export class ModelPass {
     const scratchD = tensor([T, D], 'branch out');
     const eps = model.config.rms_norm_eps;
     const theta = model.config.rope_theta;
+    const ropeScaling = model.config.rope_parameters ?? null;
     const layers: {
       n1: Tensor; rrms1: Tensor; q: Tensor; k: Tensor; v: Tensor; qr: Tensor; kr: Tensor; att: Tensor; lse: Tensor;
       x1: Tensor; n2: Tensor; rrms2: Tensor; g: Tensor; u: Tensor; h: Tensor; lin: Map<Proj, LinearSaved>;
@@ -382,8 +385,8 @@ export class ModelPass {
         fwd.push(prepareRmsnorm(gpu, s.q, model.param(`model.layers.${l}.self_attn.q_norm.weight`), s.qn!, s.rrmsQ!, T * Hq, hd, { eps }));
         fwd.push(prepareRmsnorm(gpu, s.k, model.param(`model.layers.${l}.self_attn.k_norm.weight`), s.kn!, s.rrmsK!, T * Hkv, hd, { eps }));
       }
-      const qd: RopeDims = { T, H: Hq, hd, S, posOffset: this.posOffset, theta };
-      const kd: RopeDims = { T, H: Hkv, hd, S, posOffset: this.posOffset, theta };
+      const qd: RopeDims = { T, H: Hq, hd, S, posOffset: this.posOffset, theta, scaling: ropeScaling };
+      const kd: RopeDims = { T, H: Hkv, hd, S, posOffset: this.posOffset, theta, scaling: ropeScaling };
       for (const [src, dst, rd] of [[s.qn ?? s.q, s.qr, qd], [s.kn ?? s.k, s.kr, kd]] as const) {
         for (const d of prepareRopeForward(gpu, src, dst, rd)) {
           fwd.push(d);
@@ -514,8 +517,8 @@ export class ModelPass {
         bwd.push(prepareAxpy(gpu, this.dNewK[l], dk, T * kvDim, 1));
         bwd.push(prepareAxpy(gpu, this.dNewV[l], dv, T * kvDim, 1));
       }
-      const qd: RopeDims = { T, H: Hq, hd, S, posOffset: this.posOffset, theta };
-      const kd: RopeDims = { T, H: Hkv, hd, S, posOffset: this.posOffset, theta };
+      const qd: RopeDims = { T, H: Hq, hd, S, posOffset: this.posOffset, theta, scaling: ropeScaling };
+      const kd: RopeDims = { T, H: Hkv, hd, S, posOffset: this.posOffset, theta, scaling: ropeScaling };
       for (const [src, dst, rd] of [[dq, dqp, qd], [dk, dkp, kd]] as const) {
         for (const d of prepareRopeBackward(gpu, src, dst, rd)) {
           bwd.push(d);
@@ -538,6 +541,7 @@ export class ModelPass {
     if (this.ids) {
       const dEmb = grad('model.embed_tokens.weight');
       if (dEmb) bwd.push(prepareEmbeddingBackward(gpu, this.ids, dres, dEmb, T, D, V));
+      if (options.inputGrad) this.dEmbeds = dres;
     } else {
       this.dEmbeds = dres;
     }

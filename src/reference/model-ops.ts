@@ -3,6 +3,8 @@
 // (activation and parameter gradients alike), so callers zero them once and let paths accumulate.
 // Layouts and conventions: docs/engine.md. Rows are t = b*S + s; T = B*S.
 
+import { ropeInvFreq, type RopeScaling } from './rope';
+
 type Arr = ArrayLike<number>;
 
 function need(cond: boolean, msg: () => string): void {
@@ -172,15 +174,16 @@ export function loraBackward(
 
 // ---------------------------------------------------------------------------------------------
 // RoPE, Hugging Face rotate-half, on x [T, H*hd]: position of row t is posOffset + (t mod S),
-// angle = pos * theta^(-2i/hd), x1 = x[i], x2 = x[i + hd/2]:
+// angle = pos * inv_freq[i] (theta^(-2i/hd), Llama 3.x-scaled when given: ./rope.ts), x1 = x[i], x2 = x[i + hd/2]:
 // x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin. Saves nothing (it is a rotation).
-function ropeTables(S: number, hd: number, posOffset: number, theta: number): { cos: Float64Array; sin: Float64Array } {
+function ropeTables(S: number, hd: number, posOffset: number, theta: number, scaling?: RopeScaling | null): { cos: Float64Array; sin: Float64Array } {
   const half = hd / 2;
+  const inv = ropeInvFreq(hd, theta, scaling);
   const cos = new Float64Array(S * half);
   const sin = new Float64Array(S * half);
   for (let s = 0; s < S; s++) {
     for (let i = 0; i < half; i++) {
-      const a = (posOffset + s) * Math.pow(theta, (-2 * i) / hd);
+      const a = (posOffset + s) * inv[i];
       cos[s * half + i] = Math.cos(a);
       sin[s * half + i] = Math.sin(a);
     }
@@ -189,13 +192,13 @@ function ropeTables(S: number, hd: number, posOffset: number, theta: number): { 
 }
 
 function ropeApply(
-  x: Arr, T: number, S: number, H: number, hd: number, posOffset: number, theta: number, sign: 1 | -1, op: string,
+  x: Arr, T: number, S: number, H: number, hd: number, posOffset: number, theta: number, sign: 1 | -1, op: string, scaling?: RopeScaling | null,
 ): Float64Array {
   need(hd % 2 === 0, () => `${op}: head_dim must be even, got ${hd}`);
   need(T % S === 0, () => `${op}: T=${T} is not a multiple of S=${S}`);
   checkLen(op, 'x', x, T * H * hd);
   const half = hd / 2;
-  const { cos, sin } = ropeTables(S, hd, posOffset, theta);
+  const { cos, sin } = ropeTables(S, hd, posOffset, theta, scaling);
   const y = new Float64Array(T * H * hd);
   for (let t = 0; t < T; t++) {
     const s = t % S;
@@ -215,17 +218,17 @@ function ropeApply(
 }
 
 export function ropeForward(
-  x: Arr, T: number, S: number, H: number, hd: number, posOffset: number, theta: number,
+  x: Arr, T: number, S: number, H: number, hd: number, posOffset: number, theta: number, scaling?: RopeScaling | null,
 ): Float64Array {
-  return ropeApply(x, T, S, H, hd, posOffset, theta, 1, 'ropeForward');
+  return ropeApply(x, T, S, H, hd, posOffset, theta, 1, 'ropeForward', scaling);
 }
 
 /** dx += R^T dy: the rotation by the opposite angle. */
 export function ropeBackward(
-  dx: Float64Array, dy: Arr, T: number, S: number, H: number, hd: number, posOffset: number, theta: number,
+  dx: Float64Array, dy: Arr, T: number, S: number, H: number, hd: number, posOffset: number, theta: number, scaling?: RopeScaling | null,
 ): void {
   checkLen('ropeBackward', 'dx', dx, T * H * hd);
-  const g = ropeApply(dy, T, S, H, hd, posOffset, theta, -1, 'ropeBackward');
+  const g = ropeApply(dy, T, S, H, hd, posOffset, theta, -1, 'ropeBackward', scaling);
   for (let i = 0; i < g.length; i++) dx[i] += g[i];
 }
 

@@ -9,6 +9,7 @@ import {
   embeddingForward, linearBackward, linearForward, loraBackward, loraForward, rmsnormBackward, rmsnormForward,
   ropeBackward, ropeForward, swigluBackward, swigluForward, type AttentionDims,
 } from './model-ops';
+import type { RopeScaling } from './rope';
 
 export { IGNORE_INDEX } from './model-ops';
 
@@ -29,6 +30,8 @@ export interface RefConfig {
   num_key_value_heads: number;
   vocab_size: number;
   rope_theta: number;
+  /** Llama 3.x: rope_type "llama3" and its frequency scaling (./rope.ts); absent: plain RoPE */
+  rope_parameters?: RopeScaling | null;
   rms_norm_eps: number;
   tie_word_embeddings: boolean;
 }
@@ -59,7 +62,8 @@ export function refDims(config: RefConfig): RefDims {
   if (!Number.isInteger(hd) || hd <= 0) fail(`hidden_size=${D} is not a multiple of num_attention_heads=${Hq} and no head_dim is given`);
   if (hd % 2 !== 0) fail(`head_dim=${hd} must be even for RoPE`);
   const extra = config as unknown as Record<string, unknown>;
-  if (extra.rope_scaling !== undefined && extra.rope_scaling !== null) fail('rope_scaling is not implemented');
+  if (extra.rope_scaling !== undefined && extra.rope_scaling !== null) fail('rope_scaling is not implemented (rope_parameters with rope_type llama3 is)');
+  if (config.rope_parameters && config.rope_parameters.rope_type !== 'llama3') fail(`rope_parameters.rope_type=${String(config.rope_parameters.rope_type)} (only llama3)`);
   if (extra.hidden_act !== undefined && extra.hidden_act !== 'silu') fail(`hidden_act=${String(extra.hidden_act)} (only silu)`);
   // transformers: Qwen2Attention has q/k/v bias=True, o bias=False; Llama/Qwen3 use attention_bias for all four; LlamaMLP mlp_bias
   const biases: Proj[] = type === 'qwen2' ? ['q_proj', 'k_proj', 'v_proj'] : config.attention_bias ? ['q_proj', 'k_proj', 'v_proj', 'o_proj'] : [];
@@ -372,8 +376,8 @@ export function refForward(
     // Qwen3: RMSNorm over each head's hd values of q and k, then RoPE
     const qnr = qkNorm ? rmsnormForward(q, getParam(params, `${pre}.self_attn.q_norm.weight`, hd), T * Hq, hd, eps) : null;
     const knr = qkNorm ? rmsnormForward(k, getParam(params, `${pre}.self_attn.k_norm.weight`, hd), T * Hkv, hd, eps) : null;
-    const qr = ropeForward(qnr?.y ?? q, T, S, Hq, hd, posOffset, theta);
-    const kr = ropeForward(knr?.y ?? k, T, S, Hkv, hd, posOffset, theta);
+    const qr = ropeForward(qnr?.y ?? q, T, S, Hq, hd, posOffset, theta, config.rope_parameters);
+    const kr = ropeForward(knr?.y ?? k, T, S, Hkv, hd, posOffset, theta, config.rope_parameters);
     const { out: att, probs } = attentionForward(qr, kr, v, past ? past.k[l] : null, past ? past.v[l] : null, attnDims);
     const o = projForward(config, params, lora, l, 'o_proj', att, T, loraU);
     const x1 = new Float64Array(T * D);
@@ -523,8 +527,8 @@ export function refBackward(
     addInto(dv, upstream.dNewV?.[l], `dNewV[${l}]`);
     const dq = new Float64Array(T * Hq * hd);
     const dk = new Float64Array(T * kvDim);
-    ropeBackward(dq, dqr, T, S, Hq, hd, posOffset, theta);
-    ropeBackward(dk, dkr, T, S, Hkv, hd, posOffset, theta);
+    ropeBackward(dq, dqr, T, S, Hq, hd, posOffset, theta, config.rope_parameters);
+    ropeBackward(dk, dkr, T, S, Hkv, hd, posOffset, theta, config.rope_parameters);
     // Qwen3: through the per-head norms (dq, dk are the gradients of their outputs)
     let dqPre = dq;
     let dkPre = dk;

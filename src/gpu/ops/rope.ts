@@ -2,6 +2,7 @@
 // -angle (the transpose). Out-of-place (src !== dst, optionally accumulating into dst) or in place
 // (pass the same tensor twice).
 import code from '../../../shaders/rope.wgsl?raw';
+import type { RopeScaling } from '../../reference/rope';
 import { cdiv, type Dispatch, type Gpu, type KernelSpec, type ParamValues, type Tensor } from '../runtime';
 
 export interface RopeDims {
@@ -17,6 +18,8 @@ export interface RopeDims {
   posOffset?: number;
   /** RoPE base (default 10000). */
   theta?: number;
+  /** Llama 3.x frequency scaling (transformers' rope_type "llama3"); default none. */
+  scaling?: RopeScaling | null;
 }
 
 export interface RopeOptions {
@@ -27,6 +30,7 @@ export interface RopeOptions {
 const PARAMS = [
   ['T', 'u32'], ['H', 'u32'], ['hd', 'u32'], ['S', 'u32'], ['pos_offset', 'u32'],
   ['log2_theta', 'f32'], ['sign', 'f32'],
+  ['llama3', 'u32'], ['factor', 'f32'], ['low_freq_factor', 'f32'], ['high_freq_factor', 'f32'], ['old_context', 'f32'],
 ] as const;
 
 const WG = 64;
@@ -56,7 +60,19 @@ export function ropeParams(dims: RopeDims, backward: boolean, what = backward ? 
   if (S < 1) throw new Error(`${what}: sequence length S must be >= 1, got S=${S}`);
   if (T % S !== 0) throw new Error(`${what}: rows T=${T} are not a whole number of sequences of S=${S}`);
   if (!(theta > 0) || !Number.isFinite(theta)) throw new Error(`${what}: theta must be positive, got ${theta}`);
-  return { T, H, hd, S, pos_offset: posOffset, log2_theta: Math.log2(theta), sign: backward ? -1 : 1 };
+  const sc = dims.scaling;
+  if (sc) {
+    const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: old } = sc;
+    if (sc.rope_type !== 'llama3') throw new Error(`${what}: rope_type ${JSON.stringify(sc.rope_type)} is not implemented (only "llama3")`);
+    if (!(factor > 0 && lo > 0 && hi > lo && old > 0) || ![factor, lo, hi, old].every(Number.isFinite)) {
+      throw new Error(`${what}: llama3 scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0, got ${JSON.stringify(sc)}`);
+    }
+  }
+  return {
+    T, H, hd, S, pos_offset: posOffset, log2_theta: Math.log2(theta), sign: backward ? -1 : 1,
+    llama3: sc ? 1 : 0, factor: sc?.factor ?? 1, low_freq_factor: sc?.low_freq_factor ?? 1,
+    high_freq_factor: sc?.high_freq_factor ?? 2, old_context: sc?.original_max_position_embeddings ?? 1,
+  };
 }
 
 function prepareRope(gpu: Gpu, src: Tensor, dst: Tensor, dims: RopeDims, o: RopeOptions, backward: boolean): Dispatch[] {
