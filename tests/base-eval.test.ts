@@ -11,8 +11,8 @@ import { initWeights } from '../src/model/model';
 import { toLlamaConfig } from '../src/model/pretrain';
 import type { ModelConfig } from '../src/model/config';
 import { defaultTokenizer } from '../src/tokenizers/char';
-import { makeTask, sampleEpisodes } from '../src/tasks/tasks';
-import { deriveSeed } from '../src/tasks/rng';
+import { makeTask } from '../src/tasks/tasks';
+import { evalEpisodes } from '../src/mas/run-data';
 import type { BaseModel } from '../src/mas/types';
 import { MasEngine, Run, defaultRunConfig } from '../src/mas/run';
 import { resolveTopology } from '../src/mas/presets';
@@ -95,7 +95,7 @@ describe('evaluateBase', () => {
       } else expect(r.textBudget).toBeUndefined();
     }
     // 'auto' covers the longest ideal message of the cell's episodes and its newline
-    const longest = Math.max(...sampleEpisodes(makeTask('relay', 2), 'heldout', 3, deriveSeed(5, 'eval')).flatMap((e) => e.messages.map((m) => m.length)));
+    const longest = Math.max(...evalEpisodes(makeTask('relay', 2), { evalSize: 3, evalSeed: 5 }, 'heldout').flatMap((e) => e.messages.map((m) => m.length)));
     expect(autoTextBudget('relay', 2, ['heldout'], 3, 5)).toBe(longest + 1);
     expect(progress[progress.length - 1]).toBe(1);
     // the JSON round trip keeps it whole (no NaN)
@@ -117,7 +117,7 @@ describe('evaluateBase', () => {
         const t = makeTask('lookup', 1);
         const run = new Run(engine, defaultRunConfig({
           topology: resolveTopology('preset', t, 0), task: 'lookup', difficulty: 1, method, modelId: base.id,
-          steps: 0, batch: 4, seed: 2, evalEvery: 0, evalSize: 4, textBudget: 6,
+          steps: 0, batch: 4, seed: 2, evalSeed: 2, evalEvery: 0, evalSize: 4, textBudget: 6,
         }));
         try {
           const o = await run.evaluate('heldout');

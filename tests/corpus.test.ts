@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   BucketedBatches, CORPUS_KINDS, Corpus, DEFAULT_QUIZ, IGNORE_INDEX, encodeSegments, requiredSeqLen, unigramEntropy, type CorpusKind,
 } from '../src/tasks/corpus';
-import { TASK_NAMES, makeTask, splitOfKey, type TaskName } from '../src/tasks/tasks';
+import { TASK_NAMES, makeTask, splitOfContent, type TaskName } from '../src/tasks/tasks';
 import { defaultTokenizer } from '../src/tokenizers/char';
 
 const ALL = [...TASK_NAMES];
@@ -81,7 +81,7 @@ describe('Corpus', () => {
       kinds.set(s.kind, (kinds.get(s.kind) ?? 0) + 1);
       tasks.add(s.task);
       expect([1, 3]).toContain(s.difficulty);
-      expect(splitOfKey(s.task, s.key)).toBe('train');
+      expect(splitOfContent(s.task, s.episode.contentKey)).toBe('train');
       expect(s.text.startsWith('<bos>')).toBe(true);
       switch (s.kind) {
         case 'skyline':
@@ -200,8 +200,8 @@ describe('Corpus', () => {
           const rest = seq.text.slice(first + '<eos>'.length);
           const extra = rest ? rest.split('<eos>').slice(0, -1) : [];
           expect(rest === '' || rest.endsWith('<eos>')).toBe(true);
-          // exactly the episode's other train questions (as many as the quiz allows), each with its answer
-          const allowed = task.queries(ep).filter((q) => q.key !== ep.key && splitOfKey(name, q.key) === 'train');
+          // exactly the episode's other questions (all train: they share its train content), as many as the quiz allows
+          const allowed = task.queries(ep).filter((q) => q.key !== ep.key);
           expect(extra.length).toBe(Math.min(quiz, allowed.length));
           const texts = allowed.map((q) => `${cue}${q.content}${q.answer}`);
           for (const q of extra) expect(texts).toContain(q);

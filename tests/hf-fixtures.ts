@@ -280,6 +280,8 @@ export interface FixtureOptions {
   /** Extra config fields (head_dim, attention_bias, sizes). */
   config?: Partial<ModelConfig> & Record<string, unknown>;
   seed?: number;
+  /** config.json as transformers 5 writes it: RoPE only inside rope_parameters, no top-level rope_theta. */
+  transformers5?: boolean;
 }
 
 export interface Fixture {
@@ -318,6 +320,12 @@ export function hfCheckpoint(o: FixtureOptions): Fixture {
     transformers_version: '4.51.0', use_cache: true, rope_scaling: null,
     ...(o.type !== 'llama' ? { use_sliding_window: false, sliding_window: null, max_window_layers: 2 } : { pretraining_tp: 1 }),
   };
+  if (o.transformers5) {
+    json.rope_parameters ??= { rope_type: 'default', rope_theta: config.rope_theta };
+    delete json.rope_theta;
+    delete json.rope_scaling;
+    json.transformers_version = '5.23.0';
+  }
   const enc = new TextEncoder();
   const files = new Map<string, Uint8Array>([['config.json', enc.encode(JSON.stringify(json, null, 2))]]);
   const tensors = [...weights].map(([k, v]) => [k, { shape: paramShapes(config).get(k)!, data: v }] as const);

@@ -150,6 +150,18 @@ const KINDS: { name: string; o: FixtureOptions }[] = [
   { name: 'Qwen2 (q/k/v biases), F16, byte-level BPE, tied', o: { type: 'qwen2', dtype: 'F16', tokenizer: BYTE, tied: true } },
   { name: 'Qwen3 (q/k norm, head_dim 8 of hidden 24 / 4 heads), BF16, byte-level BPE, untied, 2 shards', o: { type: 'qwen3', dtype: 'BF16', tokenizer: BYTE, shards: 2 } },
   { name: 'Qwen3 with attention_bias, F16, sentencepiece-style, tied', o: { type: 'qwen3', dtype: 'F16', tokenizer: SP, tied: true, config: { attention_bias: true } } },
+  // issue 20 item 1: transformers 5's config layout, with Llama 3.x's RoPE scaling (head_dim 6: pair 0 kept,
+  // pair 1 (wavelength 498) in the smoothed band [256, 1024], pair 2 divided by the factor)
+  {
+    name: 'Llama in transformers 5\'s layout (rope_parameters: llama3, theta 5e5), F32, no tokenizer.json, untied',
+    o: {
+      type: 'llama', dtype: 'F32', tokenizer: null, transformers5: true,
+      config: {
+        rope_theta: 500000,
+        rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 1024 },
+      },
+    },
+  },
 ];
 
 // max |gpu - ref| / max |ref| per tensor: as tests/model.test.ts (f32 through ~40 chained ops: ~1e-6

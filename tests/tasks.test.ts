@@ -12,7 +12,7 @@ import {
   isCorrect,
   makeTask,
   sampleEpisodes,
-  splitOfKey,
+  splitOfContent,
   textMessageFormat,
   type Episode,
   type Split,
@@ -201,22 +201,22 @@ describe('tasks', () => {
         }
       });
 
-      it('train and heldout are disjoint (by canonical key), whatever the seed', () => {
+      it('train and heldout are disjoint (by sender content), whatever the seed', () => {
         for (const d of [1, 3, 5]) {
           const task = makeTask(name, d);
           const train = sampleEpisodes(task, 'train', 3000, 5);
           const held = sampleEpisodes(task, 'heldout', 1000, 5);
-          const trainKeys = new Set(train.map((e) => e.key));
+          const trainContent = new Set(train.map((e) => e.contentKey));
           const trainTexts = new Set(train.map((e) => e.fullContext));
           for (const e of held) {
-            expect(trainKeys.has(e.key)).toBe(false);
+            expect(trainContent.has(e.contentKey)).toBe(false);
             expect(trainTexts.has(e.fullContext)).toBe(false);
-            expect(splitOfKey(name, e.key)).toBe('heldout');
+            expect(splitOfContent(name, e.contentKey)).toBe('heldout');
           }
-          for (const e of train) expect(splitOfKey(name, e.key)).toBe('train');
-          // the split is a property of the key, not of the seed
+          for (const e of train) expect(splitOfContent(name, e.contentKey)).toBe('train');
+          // the split is a property of the content, not of the seed
           const held2 = sampleEpisodes(task, 'heldout', 300, 99);
-          for (const e of held2) expect(trainKeys.has(e.key)).toBe(false);
+          for (const e of held2) expect(trainContent.has(e.contentKey)).toBe(false);
         }
       });
 
@@ -289,15 +289,13 @@ describe('tasks', () => {
     expect(heldoutGuessAccuracy(eps, (ep) => ep.parts[0] + ep.parts[2])).toBeLessThan(0.1);
   });
 
-  it('about 20% of the keys are heldout', () => {
+  it('about 20% of the sender contents are heldout', () => {
     let held = 0;
     let n = 0;
     for (let a = 0; a < 100; a++) {
       for (let b = 0; b < 100; b++) {
-        for (const op of ['+', '-']) {
-          n++;
-          if (splitOfKey('arith', `${a}${op}${b}`) === 'heldout') held++;
-        }
+        n++;
+        if (splitOfContent('arith', `${a},${b}`) === 'heldout') held++;
       }
     }
     expect(Math.abs(held / n - 0.2)).toBeLessThan(0.01);

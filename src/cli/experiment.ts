@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createNodeGpu } from '../gpu/node';
 import { encodeAdapter } from '../storage/peft';
 import { checkConfigFitsDevice } from '../storage/checkpoint';
-import { makeTask, TASK_NAMES } from '../tasks/tasks';
+import { DEFAULT_EVAL_SEED, makeTask, TASK_NAMES } from '../tasks/tasks';
 import { CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type MethodName } from '../worker/api';
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
@@ -36,6 +36,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'rank', help: 'LoRA rank r (alpha = 2r; default: the preset\u2019s)' },
     { name: 'targets', help: `comma-separated projections that get LoRA (${PROJS.join(', ')}; default: the preset\u2019s)` },
     { name: 'eval-size', help: 'episodes per evaluation split (default: the preset\u2019s)' },
+    { name: 'eval-seed', help: `seed of the evaluation sets, one for every method and seed (default ${DEFAULT_EVAL_SEED})` },
     { name: 'latent-map', help: 'latent map: ridge or identity', default: 'ridge' },
     { name: 'rendering', help: "how episodes become text: char (the toys' compact format) or word (plain words for a real model's vocabulary); default: char for a character tokenizer, word for a tokenizer.json" },
     { name: 'controls', help: `comma-separated controls run on heldout for every method that sends messages (${CONTROL_NAMES.join(', ')}; noise and rotate: latent methods only)`, default: CONTROL_NAMES.join(',') },
@@ -89,6 +90,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       batch: args.int('batch', 1, 256) ?? preset.batch,
       latentMap, textBudget: args.int('text-budget', 1, 64) ?? preset.textBudget,
       evalEvery: 0, evalSize: args.int('eval-size', 2, 10_000) ?? preset.evalSize,
+      evalSeed: args.int('eval-seed', 0, Number.MAX_SAFE_INTEGER) ?? DEFAULT_EVAL_SEED,
       ...(rendering ? { rendering } : {}),
     },
     methods: methods as MethodName[],

@@ -10,12 +10,12 @@
 // A cell that fails (an error of the task's pipeline) is kept as an error row and the others still
 // run; a lost device ends the evaluation (every later cell would fail the same way).
 import type { Gpu } from '../gpu/runtime';
-import { deriveSeed } from '../tasks/rng';
-import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, sampleEpisodes, type Split, type TaskName } from '../tasks/tasks';
+import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
 import type { RunConfig } from './run-types';
 import { LIMITS } from './methods';
 import { resolveTopology } from './presets';
 import { MasEngine, Run, defaultRunConfig } from './run';
+import { evalEpisodes } from './run-data';
 import type { BaseModel } from './types';
 
 export const BASE_EVAL_VERSION = 1;
@@ -88,7 +88,7 @@ export interface BaseEvalOptions {
   evalSize?: number;
   /** Tokens a sender may decode, or 'auto' (default): the longest ideal message of the cell's episodes plus its newline. */
   textBudget?: number | 'auto';
-  /** Seed of the evaluation episodes (default 1). */
+  /** Seed of the evaluation episodes, the runs' evalSeed (default 1). */
   seed?: number;
   /** Sequences per GPU pass (default 32, at most evalSize). */
   batch?: number;
@@ -159,7 +159,7 @@ export function autoTextBudget(task: TaskName, difficulty: number, splits: reado
   const t = makeTask(task, difficulty);
   let longest = 0;
   for (const s of splits) {
-    for (const ep of sampleEpisodes(t, s, evalSize, deriveSeed(seed, 'eval'))) {
+    for (const ep of evalEpisodes(t, { evalSize, evalSeed: seed }, s)) {
       for (const m of ep.messages) longest = Math.max(longest, m.length);
     }
   }
@@ -210,7 +210,7 @@ export async function evaluateBase(gpu: Gpu, base: BaseModel, options: BaseEvalO
       try {
         const config: RunConfig = defaultRunConfig({
           topology: resolveTopology('preset', t, 0), task, difficulty, method, modelId: base.id,
-          steps: 0, batch: o.batch, seed: o.seed, evalEvery: 0, evalSize: o.evalSize, textBudget: textBudget ?? 8,
+          steps: 0, batch: o.batch, seed: o.seed, evalSeed: o.seed, evalEvery: 0, evalSize: o.evalSize, textBudget: textBudget ?? 8,
           // the pretraining corpus is in the char format whatever the tokenizer (pretrain --init-from a real model)
           rendering: 'char',
         });

@@ -7,7 +7,7 @@
 // summarises over seeds (mean and 95% t interval) and states its findings in words. Used by the CLI
 // (src/cli/experiment.ts) and the worker's compare().
 import type { Gpu } from '../gpu/runtime';
-import { makeTask, type Split } from '../tasks/tasks';
+import { DEFAULT_EVAL_SEED, makeTask, type Split } from '../tasks/tasks';
 import {
   CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type ExperimentRowSummary, type MethodName,
   type RunConfig,
@@ -162,6 +162,12 @@ export function findings(report: Pick<ExperimentReport, 'rows' | 'controls' | 's
   return out;
 }
 
+/** Episodes per evaluation actually evaluated: the fewest of any row (a split with fewer distinct
+ * episodes than evalSize evaluates each once), evalSize before any row exists. */
+function evaluated(report: Pick<ExperimentReport, 'rows'>, evalSize: number): number {
+  return report.rows.length ? Math.min(...report.rows.map((r) => r.episodes)) : evalSize;
+}
+
 /**
  * Runs every method over every seed. Same request -> same numbers (seeded streams; the GPU work
  * is deterministic). Progress: a message and the fraction done.
@@ -177,8 +183,10 @@ export async function runExperiment(
   const controls = opts.controls === false ? [] : opts.controls === true || opts.controls === undefined ? CONTROLS : opts.controls;
   for (const c of controls) if (!CONTROLS.includes(c)) throw new Error(`experiment: unknown control ${JSON.stringify(c)} (have: ${CONTROLS.join(', ')})`);
   const engine = opts.engine ?? new MasEngine(gpu, base);
+  // one evaluation set for every method and seed (never the run seed): results pair per episode
+  const evalSeed = req.base.evalSeed ?? DEFAULT_EVAL_SEED;
   const report: ExperimentReport = {
-    args: { ...req.base, methods: req.methods, seeds: req.seeds },
+    args: { ...req.base, evalSeed, methods: req.methods, seeds: req.seeds },
     rows: [], controls: [], summary: [], findings: [], curves: [],
     chance: Object.fromEntries(EVAL_SPLITS.map((s) => [s, task.chanceFor(s)])),
   };
@@ -212,7 +220,7 @@ export async function runExperiment(
           say(`seed ${seed} ${method}: kept from the previous run`);
           continue;
         }
-        const config: RunConfig = { ...req.base, method, seed };
+        const config: RunConfig = { ...req.base, evalSeed, method, seed };
         const run = new Run(engine, config);
         try {
           const t0 = performance.now();
@@ -248,7 +256,7 @@ export async function runExperiment(
         if (opts.onPartial) {
           // a partial report is a whole one over the pairs done so far
           report.summary = summarize(report);
-          report.findings = findings(report, report.chance!, req.base.evalSize);
+          report.findings = findings(report, report.chance!, evaluated(report, req.base.evalSize));
           await opts.onPartial(report);
         }
       }
@@ -257,7 +265,7 @@ export async function runExperiment(
     if (!opts.engine) engine.destroy();
   }
   report.summary = summarize(report);
-  report.findings = findings(report, report.chance!, req.base.evalSize);
+  report.findings = findings(report, report.chance!, evaluated(report, req.base.evalSize));
   return report;
 }
 

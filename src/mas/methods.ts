@@ -74,6 +74,9 @@ export function validateRunConfig(c: RunConfig): { task: Task; spec: MethodSpec 
   int('batch', c.batch, LIMITS.batch);
   if (typeof c.lr !== 'number' || !(c.lr >= LIMITS.lr[0] && c.lr <= LIMITS.lr[1])) throw new Error(`run config: lr must be in [${LIMITS.lr[0]}, ${LIMITS.lr[1]}], got ${JSON.stringify(c.lr)}`);
   if (typeof c.seed !== 'number' || !Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`run config: seed must be a non-negative integer, got ${JSON.stringify(c.seed)}`);
+  if (c.evalSeed !== undefined && (typeof c.evalSeed !== 'number' || !Number.isSafeInteger(c.evalSeed) || c.evalSeed < 0)) {
+    throw new Error(`run config: evalSeed must be a non-negative integer, got ${JSON.stringify(c.evalSeed)}`);
+  }
   int('textBudget', c.textBudget, LIMITS.textBudget);
   int('evalEvery', c.evalEvery, LIMITS.evalEvery);
   int('evalSize', c.evalSize, LIMITS.evalSize);

@@ -7,7 +7,7 @@ import type { TrainHyper } from '../model/train';
 import { encodeAdapter } from '../storage/peft';
 import type { BundleAgentInput, BundleBatch, BundleEpisode, BundleEvalRow, BundleLatentMap, RunBundleContent } from '../storage/run-bundle';
 import { deriveSeed } from '../tasks/rng';
-import { sampleEpisodes, SPLITS, type Episode, type Split, type Task } from '../tasks/tasks';
+import { DEFAULT_EVAL_SEED, evaluationEpisodes, SPLITS, type Episode, type Split, type Task } from '../tasks/tasks';
 import { defaultRendering, rendering, type TaskRendering } from '../tasks/render';
 import type { TextTokenizer } from '../tokenizers/types';
 import type { RunConfig } from './run-types';
@@ -16,9 +16,13 @@ import { computeLatentMap } from './latentmap';
 import { validateRunConfig, type MethodSpec } from './methods';
 import type { BaseModel, TrainedAdapter } from './types';
 
-/** A split's evaluation episodes: evalSize of them, fixed by the run seed (the same for every method). */
-export function evalEpisodes(task: Task, config: Pick<RunConfig, 'seed' | 'evalSize'>, split: Split): Episode[] {
-  return sampleEpisodes(task, split, config.evalSize, deriveSeed(config.seed, 'eval'));
+/**
+ * A split's evaluation episodes: evalSize distinct ones (or every distinct one, each once, where the
+ * split holds fewer), fixed by the evaluation seed, never the run seed: the same for every method and
+ * seed of an experiment, so their results pair per episode.
+ */
+export function evalEpisodes(task: Task, config: Pick<RunConfig, 'evalSeed' | 'evalSize'>, split: Split): Episode[] {
+  return evaluationEpisodes(task, split, config.evalSize, deriveSeed(config.evalSeed ?? DEFAULT_EVAL_SEED, 'eval'));
 }
 
 /** The stream of training batches of a run (config.batch episodes sharing one prompt-length signature each). */

@@ -36,8 +36,11 @@ export interface RunConfig {
   textBudget: number;
   /** Evaluate on held-out every N steps during training (0: only at the end). */
   evalEvery: number;
-  /** Episodes per evaluation. */
+  /** Episodes per evaluation (fewer when a split holds fewer distinct episodes: each is evaluated once). */
   evalSize: number;
+  /** Seed of the evaluation sets (optional, default DEFAULT_EVAL_SEED of src/tasks/tasks.ts), apart from the
+   * run seed so that every method and seed of an experiment is evaluated on the same episodes. */
+  evalSeed?: number;
   /** RoPE positions of the agents (optional, src/mas rollout.ts): 'stream' (default) puts each agent's
    * prompt and latent steps after the previous agent's, so a receiver continues after every position it
    * reads; 'prefix' starts each agent at its prefix length. */

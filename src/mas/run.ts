@@ -3,7 +3,7 @@
 // inspection of one episode. The controller (controller.ts) and the experiment runner
 // (experiment.ts) drive it; everything here is deterministic in (config, base model).
 //
-// Evaluation: the split's evalSize episodes (fixed by the seed, the same for every method), in
+// Evaluation: the split's evalSize distinct episodes (fixed by config.evalSeed, the same for every method and seed), in
 // batches of config.batch grouped by prompt lengths; the final agent's answer is decoded greedily
 // (answer then <eos>, at most task.maxAnswerLength + 1 tokens) and compared with isCorrect.
 // Controls: 'shuffle' gives every sender the episode of another batch row (a derangement of the
@@ -221,7 +221,7 @@ export class Run {
     return this.spec.name;
   }
 
-  /** The split's evaluation episodes (evalSize, fixed by the seed; the same for every method). */
+  /** The split's evaluation episodes (run-data.ts evalEpisodes: evalSize distinct ones or every one, fixed by config.evalSeed). */
   evalSet(split: Split): Episode[] {
     let s = this.evalSets.get(split);
     if (!s) {

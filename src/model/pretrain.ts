@@ -15,7 +15,7 @@ import {
   BucketedBatches, Corpus, DEFAULT_MIX, encodeSegments, IGNORE_INDEX, requiredSeqLen, unigramEntropy, type CorpusBatch, type CorpusMix,
 } from '../tasks/corpus';
 import { deriveSeed } from '../tasks/rng';
-import { formatSkyline, formatTarget, makeTask, sampleEpisodes, TASK_NAMES, type Episode, type TaskName } from '../tasks/tasks';
+import { evaluationEpisodes, formatSkyline, formatTarget, makeTask, TASK_NAMES, type Episode, type TaskName } from '../tasks/tasks';
 import { defaultTokenizer, type CharTokenizer } from '../tokenizers/char';
 import type { TextTokenizer } from '../tokenizers/types';
 import { presetConfig, type ModelConfig } from './config';
@@ -183,11 +183,12 @@ export interface ProbeBatch {
 export class SkylineProbe {
   private readonly cases: { name: string; pass: ModelPass; targets: Uint32Array; n: number }[] = [];
 
-  /** Held-out episodes of each setting ("task:difficulty"), `size` each, drawn from `seed`. */
+  /** Held-out episodes of each setting ("task:difficulty"), `size` distinct ones each (every one, once,
+   * where the split holds fewer), drawn from `seed` as evaluation sets are (evaluationEpisodes). */
   static episodes(settings: readonly string[], size: number, seed: number): { name: string; episodes: Episode[] }[] {
     return settings.map((name) => {
       const { task, difficulty } = parseSetting(name);
-      return { name, episodes: sampleEpisodes(makeTask(task, difficulty), 'heldout', size, deriveSeed(seed, 'pretrain-probe')) };
+      return { name, episodes: evaluationEpisodes(makeTask(task, difficulty), 'heldout', size, deriveSeed(seed, 'pretrain-probe')) };
     });
   }
 

@@ -13,12 +13,13 @@
 //
 // Quiz (`quiz`, default 4): after the answer of a skyline, transcript or receive sequence come up to
 // that many more questions of the final role about the same context, each then its answer and <eos>
-// ("...ask:k7<eos>ask:a3<eos>"): multi-query associative recall in the tasks' own format. Only
-// questions whose episode is a train key are asked, so heldout stays unseen. Several retrievals per
+// ("...ask:k7<eos>ask:a3<eos>"): multi-query associative recall in the tasks' own format. Splits are
+// keyed by the senders' content (tasks.ts SPLITS), so every question about a train episode's context
+// is a train episode too: heldout and ood content stays unseen. Several retrievals per
 // context is what makes the lookup circuit form early and reliably (bench/recipe/README.md).
 //
 // Messages follow the task's minimum topology with ideal senders (tasks.ts idealIncoming). Episodes
-// come from the train split only: heldout and ood stay unseen. Each sequence is a next-token
+// come from the train split only (train-partition content at every difficulty): heldout and ood stay unseen. Each sequence is a next-token
 // prediction pair: inputs = tokens[0..L-2], targets = tokens[1..L-1], padded with <pad> to seqLen
 // and the padding ignored (target 0xFFFFFFFF, the cross-entropy's ignore label).
 //
@@ -37,7 +38,6 @@ import {
   MIN_DIFFICULTY,
   PART_END,
   TASK_NAMES,
-  splitOfKey,
   idealIncoming,
   makeTask,
   textMessageFormat,
@@ -111,7 +111,7 @@ export interface CorpusSequence {
   kind: CorpusKind;
   task: TaskName;
   difficulty: number;
-  /** the canonical key of the episode it came from (always a train key) */
+  /** the canonical key of the episode it came from (always of train-partition content) */
   key: string;
   /** that episode */
   episode: Episode;
@@ -231,11 +231,11 @@ export class Corpus {
       segs.push({ text: textMessageFormat.open, learn: true }, { text: content, learn: false }, { text: textMessageFormat.close, learn: true });
     // a message line a sender writes after its own part: all of it follows from the context
     const sent = (content: string) => segs.push({ text: textMessageFormat.open + content + textMessageFormat.close, learn: true });
-    // the answer, then the quiz: more questions about the same context (train keys only)
+    // the answer, then the quiz: more questions about the same context (its content is train, so are they)
     const answer = () => {
       segs.push({ text: ep.answer + EOS, learn: true });
       if (!this.quiz) return;
-      const more = rng.shuffled(task.queries(ep).filter((q) => q.key !== ep.key && splitOfKey(task.name, q.key) === 'train'));
+      const more = rng.shuffled(task.queries(ep).filter((q) => q.key !== ep.key));
       for (const q of more.slice(0, this.quiz)) {
         segs.push({ text: task.roles[final].cue, learn: true }, { text: q.content, learn: false }, { text: q.answer + EOS, learn: true });
       }

@@ -42,11 +42,27 @@
 // Text messages (text-MAS baseline): a message appears in the receiver's prompt as "msg:<content>\n"
 // (textMessageFormat); a sender's prompt ends with "msg:" and it decodes until "\n" or its budget.
 //
-// SPLITS: train and heldout draw from the same distribution and are made disjoint by a fixed hash
-// of each episode's canonical key (the information that decides the answer: the table as a set and
-// the query; the secret and the position; the operands and the operator), independent of the seed:
-// 20% of the keys are heldout. ood draws from a different distribution (larger tables, longer
-// secrets, more digits), so it never meets train either.
+// SPLITS are keyed by what the senders see. Each episode has a contentKey, the canonical content of
+// its senders' parts (lookup: the table as a sorted set of entries; relay: the secret; arith: the
+// ordered operand pair "37,5"), and a fixed hash of it puts that content in the train or the heldout
+// partition (20% heldout), independent of seed and difficulty. train draws only train-partition
+// content and heldout only heldout-partition content, so every question about a train table is a
+// train episode and no held-out episode shows a sender anything the training stream (or the
+// pretraining corpus, which draws train content at every difficulty) ever showed it. The episode's
+// `key` (content and query) stays its identity: evaluation sets never repeat one (evaluationEpisodes),
+// and where a split holds fewer distinct episodes than asked (arith d1 heldout, relay d1 heldout) each
+// is evaluated once, in a fixed order.
+//
+// ood draws from a larger or longer distribution AND only heldout-partition content, so neither a
+// run's training stream nor the pretraining corpus ever drew an ood episode's content. In what sense
+// it is out of distribution, per task (the default pretraining recipe covers difficulties 1..5):
+//   lookup  tables of 2 more entries: d1 4, d2 5, d3 6, d4 8, d5 10. For the run's adapters (trained at
+//           d) always an unseen size; for the base d1, d3, d4 are sizes it pretrained on at a higher
+//           difficulty (new tables at a seen size), d2 (5) and d5 (10) are sizes it never saw.
+//   relay   secrets 2 letters longer (d+3): unseen lengths and positions for the adapters; for the base
+//           d1-d3 (4-6 letters) are lengths of d3-d5 (new secrets at a seen length), d4-d5 (7, 8) unseen.
+//   arith   operands of exactly d+1 digits: unseen magnitudes for the adapters; for the base d1-d4 lie
+//           inside difficulty d+1's range (new operand pairs of a seen size), d5 (6 digits) is unseen.
 //
 // Pure TypeScript: no DOM, no Node API.
 
@@ -63,17 +79,26 @@ export const MIN_DIFFICULTY = 1;
 export const MAX_DIFFICULTY = 5;
 /** What ends a part in a prompt, except in the final agent's (whose answer follows its part directly). */
 export const PART_END = '\n';
-/** Fraction of canonical keys that belong to heldout rather than train. */
+/** Fraction of sender contents (contentKey) that belong to heldout rather than train. */
 export const HELDOUT_FRACTION = 0.2;
 /** answerSet is given when the label space holds at most this many answers. */
 export const ANSWER_SET_LIMIT = 1000;
+/** Task.enumerate lists a split when its distribution holds at most this many distinct episodes (all
+ * partitions together); larger ones are sampled without replacement. Above it, every split holds far
+ * more distinct episodes than the largest evaluation set (LIMITS.evalSize, 10,000). */
+export const ENUMERATE_LIMIT = 100_000;
+/** The evaluation seed of a run that sets none (RunConfig.evalSeed). */
+export const DEFAULT_EVAL_SEED = 0;
 
 export interface Episode {
   task: TaskName;
   difficulty: number;
   split: Split;
-  /** canonical identity (what decides the answer); train and heldout never share a key */
+  /** canonical identity (content and query: what decides the answer); an evaluation set never repeats one */
   key: string;
+  /** canonical content of the senders' parts (lookup: sorted table; relay: secret; arith: "a,b"): its
+   * hash decides the train/heldout partition, so train and heldout never share one (SPLITS above) */
+  contentKey: string;
   /** the private input of each role, in role order: its cue then its content (no "\n"); the last belongs to the final agent */
   parts: string[];
   /** the private content of each part (the part without its role's cue): what is random in it */
@@ -124,9 +149,16 @@ export interface Task {
   /** one episode of the split, drawn from rng */
   sample(rng: Rng, split: Split): Episode;
   /**
+   * Every distinct episode (by key) of the split, in a fixed order (content, then query), the parts
+   * outside the key (relay's distractor) drawn from rng in that order; null when the split's
+   * distribution holds more than ENUMERATE_LIMIT episodes.
+   */
+  enumerate(split: Split, rng: Rng): Episode[] | null;
+  /**
    * Every question the final role could have been asked about this episode's other parts (lookup:
    * each key of the table; relay: each position; arith: each operator), with its answer and the
-   * canonical key of the episode it makes (the episode's own question among them).
+   * canonical key of the episode it makes (the episode's own question among them). They share the
+   * episode's contentKey, so all of them are in its split.
    */
   queries(ep: Episode): TaskQuery[];
 }
@@ -136,12 +168,13 @@ export interface TaskQuery {
   /** the final part's content, e.g. "k" (its part is the role's cue then this) */
   content: string;
   answer: string;
-  /** the canonical key of the episode with this question: which split it belongs to */
+  /** the canonical key of the episode with this question */
   key: string;
 }
 
 interface Draw {
   key: string;
+  contentKey: string;
   /** the content of each part, without cue and end */
   contents: string[];
   messages: string[];
@@ -166,6 +199,10 @@ interface Spec {
   answerSet(d: number, split: Split): string[] | undefined;
   bounds(d: number, split: Split): Bounds;
   draw(rng: Rng, d: number, ood: boolean): Draw;
+  /** distinct episodes of the distribution (keys), all partitions together */
+  universe(d: number, ood: boolean): number;
+  /** every episode of the distribution whose content `keep` accepts, in a fixed order (Task.enumerate) */
+  enumerate(d: number, ood: boolean, keep: (contentKey: string) => boolean, rng: Rng): Draw[];
   /** every question of the final role given the other parts' contents (Task.queries) */
   queries(contents: readonly string[]): TaskQuery[];
 }
@@ -177,11 +214,44 @@ const LOOKUP_OOD_EXTRA = 2;
 const RELAY_OOD_EXTRA = 2;
 const ARITH_OPS = ['+', '-'] as const;
 
-/** Canonical key of a lookup episode: the table as a set of entries, then the query. */
-function lookupKey(table: string, query: string): string {
+/** Canonical content of a lookup table: its entries as a sorted set ("k7a3" -> "a3k7"). */
+function lookupContent(table: string): string {
   const entries: string[] = [];
   for (let i = 0; i < table.length; i += 2) entries.push(table.slice(i, i + 2));
-  return `${entries.sort().join('')}?${query}`;
+  return entries.sort().join('');
+}
+
+/** Canonical key of a lookup episode: the table as a set of entries, then the query. */
+function lookupKey(table: string, query: string): string {
+  return `${lookupContent(table)}?${query}`;
+}
+
+function lookupSize(d: number, ood: boolean): number {
+  return LOOKUP_SIZES[d - 1] + (ood ? LOOKUP_OOD_EXTRA : 0);
+}
+
+function binomial(n: number, k: number): number {
+  let c = 1;
+  for (let i = 0; i < k; i++) c = (c * (n - i)) / (i + 1);
+  return Math.round(c);
+}
+
+/** Every k-subset of 0..n-1 as increasing index lists, in lexicographic order. */
+function combinations(n: number, k: number): number[][] {
+  const out: number[][] = [];
+  const pick = (from: number, acc: number[]) => {
+    if (acc.length === k) {
+      out.push(acc.slice());
+      return;
+    }
+    for (let i = from; i <= n - (k - acc.length); i++) {
+      acc.push(i);
+      pick(i + 1, acc);
+      acc.pop();
+    }
+  };
+  pick(0, []);
+  return out;
 }
 
 const lookupSpec: Spec = {
@@ -200,17 +270,37 @@ const lookupSpec: Spec = {
     return { contents: [2 * s, 1], messages: [2 * s, 0], answer: 1, queries: s };
   },
   draw(rng, d, ood) {
-    const size = LOOKUP_SIZES[d - 1] + (ood ? LOOKUP_OOD_EXTRA : 0);
+    const size = lookupSize(d, ood);
     const keys = rng.sample(LETTERS, size);
     const values = keys.map(() => rng.int(0, 10));
     const q = rng.int(0, size);
     const table = keys.map((k, i) => `${k}${values[i]}`).join('');
     return {
       key: lookupKey(table, keys[q]),
+      contentKey: lookupContent(table),
       contents: [table, keys[q]],
       messages: [table, ''],
       answer: String(values[q]),
     };
+  },
+  universe(d, ood) {
+    const s = lookupSize(d, ood);
+    return binomial(LETTERS.length, s) * 10 ** s * s;
+  },
+  enumerate(d, ood, keep) {
+    // key sets in lexicographic order, values counting up (first key most significant), then queries
+    const s = lookupSize(d, ood);
+    const out: Draw[] = [];
+    for (const idx of combinations(LETTERS.length, s)) {
+      const keys = idx.map((i) => LETTERS[i]);
+      for (let v = 0; v < 10 ** s; v++) {
+        const digits = String(v).padStart(s, '0');
+        const table = keys.map((k, i) => k + digits[i]).join('');
+        if (!keep(table)) continue;
+        keys.forEach((k, i) => out.push({ key: `${table}?${k}`, contentKey: table, contents: [table, k], messages: [table, ''], answer: digits[i] }));
+      }
+    }
+    return out;
   },
   queries([table]) {
     const out: TaskQuery[] = [];
@@ -248,10 +338,31 @@ const relaySpec: Spec = {
     const k = rng.int(1, L + 1);
     return {
       key: `${secret}@${k}`,
+      contentKey: secret,
       contents: [secret, distractor, String(k)],
       messages: [secret, secret, ''],
       answer: secret[k - 1],
     };
+  },
+  universe(d, ood) {
+    const L = relayLength(d, ood ? 'ood' : 'train');
+    return LETTERS.length ** L * L;
+  },
+  enumerate(d, ood, keep, rng) {
+    // secrets in lexicographic order, then positions; each episode's distractor drawn from rng
+    const L = relayLength(d, ood ? 'ood' : 'train');
+    const out: Draw[] = [];
+    for (let n = 0; n < LETTERS.length ** L; n++) {
+      let secret = '';
+      for (let i = 0, r = n; i < L; i++, r = Math.floor(r / LETTERS.length)) secret = LETTERS[r % LETTERS.length] + secret;
+      if (!keep(secret)) continue;
+      for (let k = 1; k <= L; k++) {
+        let distractor = '';
+        for (let i = 0; i < L; i++) distractor += rng.choice(LETTERS);
+        out.push({ key: `${secret}@${k}`, contentKey: secret, contents: [secret, distractor, String(k)], messages: [secret, secret, ''], answer: secret[k - 1] });
+      }
+    }
+    return out;
   },
   queries([secret]) {
     return [...secret].map((ch, i) => ({ content: String(i + 1), answer: ch, key: `${secret}@${i + 1}` }));
@@ -260,6 +371,22 @@ const relaySpec: Spec = {
 
 function arithDigits(d: number, split: Split): number {
   return split === 'ood' ? d + 1 : d;
+}
+
+/** The operand range [lo, hi) of a difficulty's distribution. */
+function arithRange(d: number, ood: boolean): [number, number] {
+  const D = arithDigits(d, ood ? 'ood' : 'train');
+  return [ood ? 10 ** (D - 1) : 0, 10 ** D];
+}
+
+function arithDraw(a: number, b: number, op: (typeof ARITH_OPS)[number]): Draw {
+  return {
+    key: `${a}${op}${b}`,
+    contentKey: `${a},${b}`,
+    contents: [String(a), String(b), op],
+    messages: [`a=${a}`, `b=${b}`, ''],
+    answer: String(op === '+' ? a + b : a - b),
+  };
 }
 
 const arithSpec: Spec = {
@@ -295,19 +422,23 @@ const arithSpec: Spec = {
     return { contents: [D, D, 1], messages: [2 + D, 2 + D, 0], answer: D + 1, queries: ARITH_OPS.length };
   },
   draw(rng, d, ood) {
-    const D = arithDigits(d, ood ? 'ood' : 'train');
-    const lo = ood ? 10 ** (D - 1) : 0;
-    const hi = 10 ** D;
+    const [lo, hi] = arithRange(d, ood);
     const a = rng.int(lo, hi);
     const b = rng.int(lo, hi);
-    const op = rng.choice(ARITH_OPS);
-    const result = op === '+' ? a + b : a - b;
-    return {
-      key: `${a}${op}${b}`,
-      contents: [String(a), String(b), op],
-      messages: [`a=${a}`, `b=${b}`, ''],
-      answer: String(result),
-    };
+    return arithDraw(a, b, rng.choice(ARITH_OPS));
+  },
+  universe(d, ood) {
+    const [lo, hi] = arithRange(d, ood);
+    return (hi - lo) ** 2 * ARITH_OPS.length;
+  },
+  enumerate(d, ood, keep) {
+    // a, then b, counting up, then the operators
+    const [lo, hi] = arithRange(d, ood);
+    const out: Draw[] = [];
+    for (let a = lo; a < hi; a++) {
+      for (let b = lo; b < hi; b++) if (keep(`${a},${b}`)) for (const op of ARITH_OPS) out.push(arithDraw(a, b, op));
+    }
+    return out;
   },
   queries([a, b]) {
     return ARITH_OPS.map((op) => ({ content: op, answer: String(op === '+' ? Number(a) + Number(b) : Number(a) - Number(b)), key: `${a}${op}${b}` }));
@@ -316,9 +447,10 @@ const arithSpec: Spec = {
 
 const SPECS: Record<TaskName, Spec> = { lookup: lookupSpec, relay: relaySpec, arith: arithSpec };
 
-/** Which of train / heldout a canonical key belongs to (fixed: depends on neither seed nor difficulty). */
-export function splitOfKey(task: TaskName, key: string): 'train' | 'heldout' {
-  const h = hashString(key, hashString(`split:${task}`));
+/** Which partition, train or heldout, a sender content (Episode.contentKey) belongs to (fixed: depends
+ * on neither seed nor difficulty). ood episodes hold heldout-partition content too. */
+export function splitOfContent(task: TaskName, contentKey: string): 'train' | 'heldout' {
+  const h = hashString(contentKey, hashString(`split:${task}`));
   return h % 1000 < HELDOUT_FRACTION * 1000 ? 'heldout' : 'train';
 }
 
@@ -372,6 +504,25 @@ export function makeTask(name: string, difficulty: number): Task {
     return Math.max(transcript, receive, send, skyline);
   };
 
+  const episodeOf = (draw: Draw, split: Split): Episode => {
+    const parts = draw.contents.map((c, i) => spec.roles[i].cue + c);
+    const ep: Episode = {
+      task: spec.name,
+      difficulty: d,
+      split,
+      key: draw.key,
+      contentKey: draw.contentKey,
+      parts,
+      contents: draw.contents,
+      answer: draw.answer,
+      fullContext: parts.map((p, i) => (i < n - 1 ? p + PART_END : p)).join(''),
+      messages: draw.messages,
+    };
+    const set = answerSets.get(split);
+    if (set) ep.answerSet = set;
+    return ep;
+  };
+
   const task: Task = {
     name: spec.name,
     difficulty: d,
@@ -405,30 +556,21 @@ export function makeTask(name: string, difficulty: number): Task {
     },
     sample(rng, split) {
       checkSplit(split);
+      const partition = split === 'train' ? 'train' : 'heldout';
       let draw: Draw | undefined;
-      if (split === 'ood') draw = spec.draw(rng, d, true);
-      else {
-        for (let t = 0; t < MAX_REJECTIONS && !draw; t++) {
-          const c = spec.draw(rng, d, false);
-          if (splitOfKey(spec.name, c.key) === split) draw = c;
-        }
-        if (!draw) throw new Error(`task ${spec.name}: no ${split} episode found in ${MAX_REJECTIONS} draws`);
+      for (let t = 0; t < MAX_REJECTIONS && !draw; t++) {
+        const c = spec.draw(rng, d, split === 'ood');
+        if (splitOfContent(spec.name, c.contentKey) === partition) draw = c;
       }
-      const parts = draw.contents.map((c, i) => spec.roles[i].cue + c);
-      const ep: Episode = {
-        task: spec.name,
-        difficulty: d,
-        split,
-        key: draw.key,
-        parts,
-        contents: draw.contents,
-        answer: draw.answer,
-        fullContext: parts.map((p, i) => (i < n - 1 ? p + PART_END : p)).join(''),
-        messages: draw.messages,
-      };
-      const set = answerSets.get(split);
-      if (set) ep.answerSet = set;
-      return ep;
+      if (!draw) throw new Error(`task ${spec.name}: no ${split} episode found in ${MAX_REJECTIONS} draws`);
+      return episodeOf(draw, split);
+    },
+    enumerate(split, rng) {
+      checkSplit(split);
+      const ood = split === 'ood';
+      if (spec.universe(d, ood) > ENUMERATE_LIMIT) return null;
+      const partition = split === 'train' ? 'train' : 'heldout';
+      return spec.enumerate(d, ood, (c) => splitOfContent(spec.name, c) === partition, rng).map((dr) => episodeOf(dr, split));
     },
   };
   return Object.freeze(task);
@@ -441,6 +583,32 @@ export function sampleEpisodes(task: Task, split: Split, n: number, seed: number
   const rng = new Rng(deriveSeed(seed, 'episodes', task.name, task.difficulty, split));
   const out: Episode[] = [];
   for (let i = 0; i < n; i++) out.push(task.sample(rng, split));
+  return out;
+}
+
+/**
+ * An evaluation set: n distinct episodes (by key) of a split, deterministic in (task, difficulty,
+ * split, seed). A split with at most n distinct episodes gives each of them once, in Task.enumerate's
+ * fixed order (fewer than n: the caller reports the real count); otherwise n are drawn without
+ * replacement from the seeded stream of sampleEpisodes.
+ */
+export function evaluationEpisodes(task: Task, split: Split, n: number, seed: number): Episode[] {
+  checkSplit(split);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`evaluationEpisodes: n must be a positive integer, got ${n}`);
+  const s = deriveSeed(seed, 'episodes', task.name, task.difficulty, split);
+  const all = task.enumerate(split, new Rng(s));
+  if (all && all.length <= n) return all;
+  const rng = new Rng(s);
+  const seen = new Set<string>();
+  const out: Episode[] = [];
+  const maxDraws = 100 * n + MAX_REJECTIONS;
+  for (let draws = 0; out.length < n; draws++) {
+    if (draws >= maxDraws) throw new Error(`evaluationEpisodes: ${task.name} d${task.difficulty} ${split}: only ${out.length} distinct episodes in ${maxDraws} draws, ${n} asked`);
+    const ep = task.sample(rng, split);
+    if (seen.has(ep.key)) continue;
+    seen.add(ep.key);
+    out.push(ep);
+  }
   return out;
 }
 
