@@ -6,13 +6,19 @@ import { describe, expect, it } from 'vitest';
 import type { ModelConfig, Proj } from '../src/model/config';
 import { initRefLora, initRefParams, type RefLora } from '../src/reference/model';
 import { refTextRollout, type RefTextAgent } from '../src/mas/text-reference';
-import { rng } from './helpers';
+import { LlamaGpu, LoraGpu } from '../src/model/model';
+import { TextRollout } from '../src/mas/text-rollout';
+import { rng, testGpu } from './helpers';
 
 export const CFG: ModelConfig = {
   hidden_size: 12, intermediate_size: 20, num_hidden_layers: 2, num_attention_heads: 3, num_key_value_heads: 1,
   vocab_size: 11, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: false,
 };
 const PARAM_STD = 0.3;
+// max |got - ref| / max |ref| per tensor, as tests/mas-gradient.test.ts: f32 through up to six chained
+// passes (a sender's steps, the relay, the receiver) at weights ~ N(0, 0.3^2); the same tolerance as
+// the latent channel's, whose chains are as long (observed: at most 1.0e-5, on the one-token case; 3e-6 on the others)
+const TOL = 1e-4;
 const TARGETS: Proj[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'up_proj'];
 /** Tokens 0 and 4 are masked out (as newline and special tokens are in a run). */
 const ALLOWED = Array.from({ length: CFG.vocab_size }, (_, v) => v !== 0 && v !== 4);
@@ -100,6 +106,85 @@ describe('trained text channel: the reference', () => {
       // the first sender's own gradient is not zero: the channel carries signal back to it
       const g0 = res.loraGrads[0].get('model.layers.0.self_attn.k_proj')!.B;
       expect(Math.max(...g0.map(Math.abs))).toBeGreaterThan(1e-6);
+    });
+  }
+});
+
+function normErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (got.length !== ref.length) return Infinity;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - ref[i]));
+    den = Math.max(den, Math.abs(ref[i]));
+  }
+  return den === 0 ? num : num / den;
+}
+
+describe('trained text channel: the GPU rollout vs the reference', () => {
+  for (const c of CASES) {
+    it(c.name, async () => {
+      const gpu = await testGpu();
+      const s = setupText(c, 7);
+      const ref = refTextRollout(CFG, s.params, s.agents, c.B, { T: c.T, tau: c.tau, allowed: ALLOWED, targets: s.targets });
+      const weights = new Map<string, Float32Array>();
+      for (const [k, v] of s.params) weights.set(k, Float32Array.from(v));
+      const model = new LlamaGpu(gpu, CFG, weights);
+      const loras = new Map<string, LoraGpu>();
+      for (const [key, rl] of s.loras) {
+        const l = new LoraGpu(gpu, CFG, { r: 3, alpha: 6, targets: TARGETS, layers: [0, 1] });
+        l.load(rl.targets);
+        loras.set(key, l);
+      }
+      const allowed = gpu.tensor([CFG.vocab_size], 'allowed', Uint32Array.from(ALLOWED, Number), 'u32');
+      const ro = new TextRollout(model, {
+        B: c.B, T: c.T, tau: c.tau, allowed,
+        agents: c.agents.map((a, i) => ({ id: `g${i}`, preds: a.preds, n: a.n, slots: a.slots, lora: loras.get(a.adapter)!, backward: true })),
+      });
+      c.agents.forEach((_, i) => ro.setIds(i, s.agents[i].ids));
+      ro.setTargets(s.targets);
+      for (let rep = 0; rep < 2; rep++) {
+        // twice: the second step must reuse every pipeline and buffer, and give the same numbers
+        for (const l of loras.values()) for (const m of l.modules.values()) [m.dA, m.dB].forEach((t) => gpu.clear(t));
+        const p0 = gpu.pipelinesCompiled;
+        const b0 = gpu.buffersCreated;
+        ro.recordForward();
+        ro.recordBackward();
+        await gpu.sync();
+        if (rep === 1) {
+          expect(gpu.pipelinesCompiled - p0, 'pipelines created by a repeated step').toBe(0);
+          expect(gpu.buffersCreated - b0, 'buffers created by a repeated step').toBe(0);
+        }
+      }
+      const msgs = await ro.readMessages();
+      c.agents.forEach((_, i) => {
+        const want = Array.from({ length: i < c.agents.length - 1 ? c.B : 0 }, (_, b) => ref.tokens[i].map((row) => row[b]));
+        expect(msgs[i], `agent ${i}'s message tokens`).toEqual(want);
+      });
+      const report: [string, number][] = [];
+      report.push(['loss', normErr(await gpu.read(ro.final.prompt.loss), [ref.loss])]);
+      report.push(['final logits', normErr(await gpu.read(ro.final.prompt.logits), ref.logits)]);
+      for (const [key, l] of loras) {
+        for (const [name, m] of l.modules) {
+          const wantA = new Float64Array(m.A.size);
+          const wantB = new Float64Array(m.B.size);
+          c.agents.forEach((a, i) => {
+            if (a.adapter !== key) return;
+            const g = ref.loraGrads[i].get(name)!;
+            g.A.forEach((v, k) => (wantA[k] += v));
+            g.B.forEach((v, k) => (wantB[k] += v));
+          });
+          report.push([`${key} ${name} dA`, normErr(await gpu.read(m.dA), wantA)]);
+          report.push([`${key} ${name} dB`, normErr(await gpu.read(m.dB), wantB)]);
+        }
+      }
+      const worst = report.reduce((w, r) => (r[1] > w[1] ? r : w));
+      for (const [what, err] of report) expect(err, `${what}: relative error ${err}`).toBeLessThan(TOL);
+      expect(worst[1]).toBeLessThan(TOL);
+      ro.destroy();
+      for (const l of loras.values()) l.destroy();
+      gpu.destroy(allowed);
+      model.destroy();
     });
   }
 });
