@@ -301,19 +301,19 @@ describe('the controls through a run and the experiment runner', () => {
     engine.destroy();
   });
 
-  it('the runner runs all four on latent methods and two on text, prints four columns, judges each; resume reruns a pair without the new ones', async () => {
+  it('the runner runs all five on latent methods and two on text, prints five columns, judges each; resume reruns a pair without the new ones', async () => {
     const gpu = await testGpu();
     const base = randomBase();
     const req = { base: { ...cfg() }, methods: ['text', 'latentmas'] as MethodName[], seeds: [1] };
     const report = await runExperiment(gpu, base, req, () => undefined, { splits: ['heldout'] });
     const of = (m: string) => report.controls.filter((c) => c.method === m).map((c) => c.control);
     expect(of('text')).toEqual(['shuffle', 'zero']);
-    expect(of('latentmas')).toEqual(['shuffle', 'zero', 'noise', 'rotate']);
+    expect(of('latentmas')).toEqual(['shuffle', 'zero', 'noise', 'rotate', 'permute']);
     for (const c of report.controls) expect(c.accuracy).toBeGreaterThanOrEqual(0);
     const table = formatControls(report);
-    expect(table.split('\n')[0]).toBe('| method | heldout | shuffled | zeroed | noise | rotated | chance |');
-    expect(table).toMatch(/\| text \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| n\/a \| n\/a \|/);
-    for (const words of ['messages shuffled across the batch', 'traces zeroed', 'Gaussian noise of their own mean and covariance', 'received K/V rotated per head']) {
+    expect(table.split('\n')[0]).toBe('| method | heldout | shuffled | zeroed | noise | rotated | permuted | chance |');
+    expect(table).toMatch(/\| text \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| n\/a \| n\/a \| n\/a \|/);
+    for (const words of ['messages shuffled across the batch', 'traces zeroed', 'Gaussian noise of their own mean and covariance', 'received K/V rotated per head', "each sender's latent positions permuted"]) {
       expect(report.findings.some((f) => f.startsWith('latentmas, ') && f.includes(words) && /falls to chance|stays above chance/.test(f)), words).toBe(true);
     }
     expect(report.findings.some((f) => f.startsWith('text, ') && f.includes('rotated'))).toBe(false);

@@ -117,3 +117,47 @@ def rotate_heads(rows: np.ndarray, hd: int, rots: list[np.ndarray]) -> np.ndarra
     x = rows.reshape(-1, len(rots), hd)
     out = np.einsum("hij,rhj->rhi", np.stack(rots), x)
     return out.reshape(shape)
+
+
+# permute (controls.ts permuteBlocks): each sender's latent slots in a received prefix change places by
+# a seeded derangement (seed, 'permute-control', receiver, sender), the same for every layer, K and V,
+# and episode; each moved key is turned from its old slot's RoPE angles to its new slot's (a sender's
+# latent steps sit at consecutive positions), values only move. Without the turn the receiver would
+# compute the same thing: attention over a prefix is a sum over its positions, ordered only by the
+# keys' rotations.
+
+def latent_permutation(m: int, rng: Rng) -> list[int]:
+    """controls.ts latentPermutation: slot j receives the row of slot perm[j]; no fixed point for m >= 2."""
+    if m < 1:
+        raise ValueError(f"latentPermutation: m must be a positive integer, got {m}")
+    if m == 1:
+        return [0]
+    p = rng.shuffled(range(m))
+    for i in range(m):
+        if p[i] == i:
+            j = (i + 1) % m
+            p[i], p[j] = p[j], p[i]
+    return p
+
+
+def key_frequencies(theta: float, hd: int) -> np.ndarray:
+    """inv_freq theta^(-2i/hd), i < hd/2, in float64 as the engine's permute control uses them."""
+    return np.array([theta ** (-2 * i / hd) for i in range(hd // 2)], dtype=np.float64)
+
+
+def permute_blocks(rows: np.ndarray, hd: int, blocks: list[tuple[int, list[int]]], inv_freq: np.ndarray | None) -> np.ndarray:
+    """rows [B, P, W]; blocks (offset, perm); keys (inv_freq given) turned by (j - perm[j]) * inv_freq per rotate-half pair."""
+    out = rows.copy()
+    B, P, W = rows.shape
+    half = hd // 2
+    for off, perm in blocks:
+        for j, src in enumerate(perm):
+            x = rows[:, off + src].reshape(B, W // hd, hd)
+            delta = j - src
+            if inv_freq is not None and delta != 0:
+                a = delta * inv_freq
+                c, s = np.cos(a), np.sin(a)
+                x1, x2 = x[..., :half], x[..., half:]
+                x = np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
+            out[:, off + j] = x.reshape(B, W)
+    return out

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from .agents import Team, loss_sum
-from .controls import GaussianRows, Moments, rotate_heads, rotations, shuffle_permutation
+from .controls import GaussianRows, Moments, key_frequencies, latent_permutation, permute_blocks, rotate_heads, rotations, shuffle_permutation
 from .rng import Rng, derive_seed
 from .tasks import extract_answer, make_task, valid_answer, wrap_message, cut_message, final_sequence
 
 
 def controls_for(channel: str) -> list[str]:
-    return ["shuffle", "zero", "noise", "rotate"] if channel == "latent" else ["shuffle", "zero"] if channel == "text" else []
+    return ["shuffle", "zero", "noise", "rotate", "permute"] if channel == "latent" else ["shuffle", "zero"] if channel == "text" else []
 
 
 def entropy(values: list[str]) -> float:
@@ -122,6 +122,29 @@ class Evaluator:
             return torch.from_numpy(samplers[(agent, layer, kind)].draw(B * P, rng).reshape(B, P, W))
         return noise
 
+    def _permute_edit(self, lengths: list[int]):
+        """The permute control over one batch (controls.py permute_blocks): lengths[a] is agent a's prompt length."""
+        t = self.team
+        cfg = t.decoder.config
+        theta = getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]
+        inv = key_frequencies(theta, t.hd)
+        seed = self.cfg["seed"]
+
+        def blocks(agent):
+            out, off = [], 0
+            for p in t.plan[agent].preds:
+                m = t.plan[p].latent_steps
+                first = off + (lengths[p] if t.trace == "full" else 0)
+                if m > 0:
+                    out.append((first, latent_permutation(m, Rng(derive_seed(seed, "permute-control", agent, p)))))
+                off += (lengths[p] if t.trace == "full" else 0) + m
+            return out
+
+        def permute(agent, layer, kind, x):
+            rows = x.detach().cpu().double().numpy()
+            return torch.from_numpy(permute_blocks(rows, t.hd, blocks(agent), inv if kind == "k" else None))
+        return permute
+
     def _batches(self, inst, prompts):
         fi = len(self.team.plan) - 1
         eps = self._eps
@@ -146,7 +169,8 @@ class Evaluator:
         answers: list[str] = [""] * n
         lsum, count, positions = 0.0, 0, 0
         for rows, real, inputs, targets, start, _ in self._batches(inst, prompts):
-            logits, prefix, fstart, received = t.forward(inputs, edit=edit)
+            e = self._permute_edit([x.shape[1] for x in inputs]) if control == "permute" else edit
+            logits, prefix, fstart, received = t.forward(inputs, edit=e)
             lsum += float(loss_sum(logits, targets))
             count += int((targets >= 0).sum())
             ids = inputs[-1].clone()
@@ -271,7 +295,7 @@ def format_table(rows: list[dict], controls: list[dict], chance: dict) -> str:
     line = lambda cells: "| " + " | ".join(c.rjust(w[i]) if i >= 2 else c.ljust(w[i]) for i, c in enumerate(cells)) + " |"
     out = [line(head), "|" + "|".join("-" * (x + 1) + ":" if i >= 2 else "-" * (x + 2) for i, x in enumerate(w)) + "|", *map(line, body)]
     if controls:
-        names = {"shuffle": "shuffled", "zero": "zeroed", "noise": "noise", "rotate": "rotated"}
+        names = {"shuffle": "shuffled", "zero": "zeroed", "noise": "noise", "rotate": "rotated", "permute": "permuted"}
         held = next((r for r in rows if r["split"] == "heldout"), None)
         by = {c["control"]: c["accuracy"] for c in controls}
         cells = [f"{by[c]:.3f}" if c in by else "n/a" for c in names]

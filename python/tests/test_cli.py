@@ -21,10 +21,10 @@ def test_eval_prints_the_table_with_the_controls(engine_dir, capsys, tmp_path):
     assert main(["eval", str(run), "--split", "heldout", "--json", str(tmp_path / "r.json")]) == 0
     out = capsys.readouterr().out
     assert "| diffmas | heldout |" in out
-    for head in ("accuracy (95% CI)", "valid", "entropy", "shuffled", "zeroed", "noise", "rotated", "chance"):
+    for head in ("accuracy (95% CI)", "valid", "entropy", "shuffled", "zeroed", "noise", "rotated", "permuted", "chance"):
         assert head in out
     r = json.loads((tmp_path / "r.json").read_text())
-    assert [x["split"] for x in r["rows"]] == ["heldout"] and [c["control"] for c in r["controls"]] == ["shuffle", "zero", "noise", "rotate"]
+    assert [x["split"] for x in r["rows"]] == ["heldout"] and [c["control"] for c in r["controls"]] == ["shuffle", "zero", "noise", "rotate", "permute"]
     # the text channel has two controls, an untrained method no adapters
     assert main(["eval", str(engine_dir / "lookup-text" / "bundle"), "--split", "heldout"]) == 0
     out = capsys.readouterr().out

@@ -39,7 +39,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'eval-seed', help: `seed of the evaluation sets, one for every method and seed (default ${DEFAULT_EVAL_SEED})` },
     { name: 'latent-map', help: 'latent map: ridge or identity', default: 'ridge' },
     { name: 'rendering', help: "how episodes become text: char (the toys' compact format) or word (plain words for a real model's vocabulary); default: char for a character tokenizer, word for a tokenizer.json" },
-    { name: 'controls', help: `comma-separated controls run on heldout for every method that sends messages (${CONTROL_NAMES.join(', ')}; noise and rotate: latent methods only)`, default: CONTROL_NAMES.join(',') },
+    { name: 'controls', help: `comma-separated controls run on heldout for every method that sends messages (${CONTROL_NAMES.join(', ')}; noise, rotate and permute: latent methods only)`, default: CONTROL_NAMES.join(',') },
     { name: 'no-controls', help: 'skip every control', flag: true },
     { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },

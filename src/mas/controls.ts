@@ -208,3 +208,74 @@ export function rotateHeads(data: Float32Array, rows: number, W: number, hd: num
     }
   }
 }
+
+// permute  the latent positions of each sender's block in every received prefix change places by a
+//          seeded permutation (a derangement of the m latent slots: every one moves; per receiver and
+//          sender, the same for every layer, K and V, and episode; m = 1 leaves nothing to move, and the
+//          control then equals the uncontrolled run). A key carries the RoPE rotation of the position
+//          its sender wrote it at, and attention over a prefix is a sum over its positions, so moving
+//          K and V rows alone would change nothing the receiver computes: the order of a prefix exists
+//          only in its keys' rotations. So each moved key is turned from its old position's angles to
+//          its new slot's (by (new - old) x inv_freq per rotate-half pair; a sender's latent steps sit
+//          at consecutive positions), as if the sender had written its latent steps in that order.
+//          Values have no rotation and only move. What survives is the set of latent vectors; what is
+//          lost is which step wrote which.
+
+/** A seeded permutation of m latent slots with no fixed point (m >= 2; [0] for m = 1): slot j receives the row of slot perm[j]. */
+export function latentPermutation(m: number, rng: Rng): number[] {
+  if (!Number.isInteger(m) || m < 1) throw new Error(`latentPermutation: m must be a positive integer, got ${m}`);
+  if (m === 1) return [0];
+  const p = rng.shuffled(Array.from({ length: m }, (_, i) => i));
+  for (let i = 0; i < m; i++) {
+    if (p[i] === i) {
+      const j = (i + 1) % m;
+      [p[i], p[j]] = [p[j], p[i]];
+    }
+  }
+  return p;
+}
+
+/**
+ * Permutes blocks of positions of a received prefix [B, P, W] (a new array): within each block
+ * (offset, perm), slot j gets the row of slot perm[j]. invFreq (keys only): the RoPE frequencies of a
+ * head (hd / 2 of them); each moved head vector is turned by (j - perm[j]) x invFreq[i] in its pair
+ * (i, i + hd/2), the rotate-half convention. null (values): rows only move.
+ */
+export function permuteBlocks(
+  values: Float32Array, B: number, P: number, W: number, hd: number,
+  blocks: readonly { offset: number; perm: readonly number[] }[], invFreq: ArrayLike<number> | null,
+): Float32Array {
+  if (values.length < B * P * W) throw new Error(`permuteBlocks: ${values.length} values hold fewer than ${B} x ${P} rows of ${W}`);
+  if (W % hd !== 0 || hd % 2 !== 0) throw new Error(`permuteBlocks: width ${W} is not whole heads of an even size ${hd}`);
+  if (invFreq && invFreq.length !== hd / 2) throw new Error(`permuteBlocks: ${invFreq.length} frequencies for heads of ${hd}`);
+  const out = values.slice();
+  const half = hd / 2;
+  for (const { offset, perm } of blocks) {
+    const m = perm.length;
+    if (offset < 0 || offset + m > P) throw new Error(`permuteBlocks: a block at ${offset} of ${m} positions leaves the prefix of ${P}`);
+    if ([...perm].sort((a, b) => a - b).some((x, i) => x !== i)) throw new Error(`permuteBlocks: [${perm.join(', ')}] is not a permutation`);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < m; j++) {
+        const src = (b * P + offset + perm[j]) * W;
+        const dst = (b * P + offset + j) * W;
+        const delta = j - perm[j];
+        if (!invFreq || delta === 0) {
+          for (let i = 0; i < W; i++) out[dst + i] = values[src + i];
+          continue;
+        }
+        for (let i = 0; i < half; i++) {
+          const a = delta * invFreq[i];
+          const c = Math.cos(a);
+          const s = Math.sin(a);
+          for (let h = 0; h < W; h += hd) {
+            const x1 = values[src + h + i];
+            const x2 = values[src + h + i + half];
+            out[dst + h + i] = x1 * c - x2 * s;
+            out[dst + h + i + half] = x2 * c + x1 * s;
+          }
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -28,6 +28,7 @@ const CONTROL_WORDS: Record<ControlName, string> = {
   zero: 'traces zeroed',
   noise: 'traces replaced by Gaussian noise of their own mean and covariance',
   rotate: 'received K/V rotated per head',
+  permute: "each sender's latent positions permuted",
 };
 
 export interface ExperimentOptions {
@@ -36,7 +37,7 @@ export interface ExperimentOptions {
   /** Called after every training step (curves in the CLI). */
   onStep?: (method: MethodName, seed: number, step: number, loss: number) => void;
   /** Which controls to run on heldout for methods that send messages (default every one; false: none).
-   * Each method runs those of the list that fit its channel (noise and rotate: latent only). */
+   * Each method runs those of the list that fit its channel (noise, rotate and permute: latent only). */
   controls?: boolean | readonly ControlName[];
   /** Splits to evaluate (default heldout and ood). */
   splits?: readonly Split[];
@@ -298,7 +299,7 @@ export function formatControls(report: ExperimentReport): string {
   const methods = [...new Set(report.controls.map((c) => c.method))];
   if (!methods.length) return '(no method sends messages: no controls)';
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-  const heads: Record<ControlName, string> = { shuffle: 'shuffled', zero: 'zeroed', noise: 'noise', rotate: 'rotated' };
+  const heads: Record<ControlName, string> = { shuffle: 'shuffled', zero: 'zeroed', noise: 'noise', rotate: 'rotated', permute: 'permuted' };
   const lines = [`| method | heldout | ${CONTROLS.map((c) => heads[c]).join(' | ')} | chance |`, `|---|---:|${CONTROLS.map(() => '---:|').join('')}---:|`];
   for (const m of methods) {
     const own = report.summary.find((x) => x.method === m && x.split === 'heldout');

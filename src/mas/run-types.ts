@@ -154,9 +154,11 @@ export interface ExperimentRowSummary {
  * The evaluation controls (src/mas/run.ts, src/mas/controls.ts): 'shuffle' pairs every receiver with
  * another episode's senders; 'zero' zeroes every received K/V prefix (text: empties every message);
  * 'noise' (latent only) replaces it by Gaussian noise of its own per-layer mean and covariance;
- * 'rotate' (latent only) turns the received K/V by a random rotation per head.
+ * 'rotate' (latent only) turns the received K/V by a random rotation per head; 'permute' (latent only)
+ * reorders each sender's latent positions by a seeded derangement, each key turned to its new slot's
+ * RoPE angles (controls.ts).
  */
-export const CONTROL_NAMES = ['shuffle', 'zero', 'noise', 'rotate'] as const;
+export const CONTROL_NAMES = ['shuffle', 'zero', 'noise', 'rotate', 'permute'] as const;
 export type ControlName = (typeof CONTROL_NAMES)[number];
 
 export interface ExperimentReport {

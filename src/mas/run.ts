@@ -33,8 +33,9 @@ import type {
 import type { BaseModel, TrainedAdapter } from './types';
 import { computeLatentMap, type LatentMapKind } from './latentmap';
 import { GpuLatentMap, Rollout, type PrefixEdit, type RolloutAgent } from './rollout';
-import { GaussianRows, Moments, randomRotation, rotateHeads } from './controls';
+import { GaussianRows, latentPermutation, Moments, permuteBlocks, randomRotation, rotateHeads } from './controls';
 import { validateRunConfig, type MethodSpec } from './methods';
+import { keyFrequencies, latentBlocks } from './received';
 import { evalEpisodes, trainHyperOf, trainingBatcher } from './run-data';
 import {
   answerIds, chunks, derangement, encodeInstance, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
@@ -48,7 +49,7 @@ export const MAX_ROLLOUTS = 6;
 
 /** The controls of a channel: every one for the latent channel, shuffle and zero for text, none without one. */
 export function controlsFor(channel: MethodSpec['channel']): readonly ControlName[] {
-  return channel === 'latent' ? ['shuffle', 'zero', 'noise', 'rotate'] : channel === 'text' ? ['shuffle', 'zero'] : [];
+  return channel === 'latent' ? ['shuffle', 'zero', 'noise', 'rotate', 'permute'] : channel === 'text' ? ['shuffle', 'zero'] : [];
 }
 
 /** The frozen base model on the GPU and its latent maps, shared by every run over it. */
@@ -104,6 +105,11 @@ export interface EvalOutcome extends EvalRow {
   loss: number;
   predictions: string[];
   correct: boolean[];
+}
+
+/** Run.evaluate's extra: an edit of every received prefix, made per rollout (the bits sweep, quantize.ts). */
+export interface EvaluateExtra {
+  edit?: (ro: Rollout) => PrefixEdit;
 }
 
 /** Where a decoded row sits, for NonFiniteLogitsError: (row of the batch, index of the token being decoded, position). */
@@ -512,8 +518,41 @@ export class Run {
     };
   }
 
+  /**
+   * The permute control's edit over one rollout (controls.ts permuteBlocks): in each receiver's prefix,
+   * each sender's latent slots (received.ts latentBlocks) by one derangement from (run seed,
+   * 'permute-control', receiver, sender), the same for every layer, K and V, and episode; keys turned
+   * to their new slots' RoPE angles.
+   */
+  private permuteEdit(ro: Rollout, B: number): PrefixEdit {
+    const { kvDim: W, hd } = this.engine.model.dims;
+    const inv = keyFrequencies(this.engine.model.config, hd);
+    const blocks = new Map<number, { offset: number; perm: number[] }[]>();
+    return (agent, _layer, kind, values, P) => {
+      let bl = blocks.get(agent);
+      if (!bl) {
+        bl = latentBlocks(ro, agent).map((x) => ({ offset: x.offset, perm: latentPermutation(x.m, new Rng(deriveSeed(this.config.seed, 'permute-control', agent, x.pred))) }));
+        blocks.set(agent, bl);
+      }
+      return permuteBlocks(values, B, P, W, hd, bl, kind === 'k' ? inv : null);
+    };
+  }
+
+  /**
+   * The forward of episodes (latent channel; each agent reads its own episode), batch by batch, each
+   * received prefix handed to make(ro, rows, real)'s edit before its receiver reads it: what the probes
+   * read (received.ts). Nothing is decoded.
+   */
+  async forwardReceived(eps: Episode[], make: (ro: Rollout, rows: number[], real: number) => PrefixEdit): Promise<void> {
+    if (this.destroyed) throw new Error('run: used after destroy');
+    if (this.spec.channel !== 'latent') throw new Error(`method ${this.spec.name} receives no K/V: there is no received prefix to read`);
+    const inst = this.instances(eps, 'none');
+    const prompts = inst.map((e) => encodeInstance(this.tokenizer, this.rendering, this.plan, this.spec, e));
+    for (const b of this.batches(inst, prompts, this.config.batch)) await b.ro.recordForwardWith(make(b.ro, b.rows, b.real));
+  }
+
   /** Runs the final agents of instances through rollouts and decodes; returns decoded answers, loss and message sizes. */
-  private async runRolloutMethod(inst: Episode[][], control: Control, B: number, split: Split, ctx: string): Promise<{ answers: string[]; lossSum: number; count: number; floats: number; positions: number }> {
+  private async runRolloutMethod(inst: Episode[][], control: Control, B: number, split: Split, ctx: string, extra: EvaluateExtra = {}): Promise<{ answers: string[]; lossSum: number; count: number; floats: number; positions: number }> {
     const prompts = inst.map((eps) => encodeInstance(this.tokenizer, this.rendering, this.plan, this.spec, eps));
     const answers = new Array<string>(inst.length);
     let lossSum = 0;
@@ -523,7 +562,8 @@ export class Run {
     const gpu = this.engine.gpu;
     const edit = control === 'noise' || control === 'rotate' ? await this.controlEdit(control, split, inst, prompts, B) : null;
     for (const { ro, rows, real, host, targets, start } of this.batches(inst, prompts, B)) {
-      if (edit) await ro.recordForwardWith(edit);
+      const e = extra.edit ? extra.edit(ro) : control === 'permute' ? this.permuteEdit(ro, B) : edit;
+      if (e) await ro.recordForwardWith(e);
       else ro.recordForward({ zeroTraces: control === 'zero' });
       const loss = (await gpu.read(ro.final.prompt.loss))[0];
       const c = targets.filter((t) => t !== IGNORE).length;
@@ -613,9 +653,10 @@ export class Run {
     return { answers, lossSum, count, messageTokens: messageTokens / n, messages, prompts: promptsText };
   }
 
-  /** Accuracy, validity, entropy, loss and message size on a split's evaluation set, under a control. */
-  async evaluate(split: Split, control: Control = 'none'): Promise<EvalOutcome> {
+  /** Accuracy, validity, entropy, loss and message size on a split's evaluation set, under a control (or extra.edit: quantize.ts). */
+  async evaluate(split: Split, control: Control = 'none', extra: EvaluateExtra = {}): Promise<EvalOutcome> {
     if (this.destroyed) throw new Error('run: used after destroy');
+    if (extra.edit && (control !== 'none' || this.spec.channel !== 'latent')) throw new Error(`a prefix edit applies to received K/V without a control (method ${this.spec.name}, control ${control})`);
     if (control !== 'none' && this.spec.channel === 'none') throw new Error(`method ${this.spec.name} sends no messages: the ${control} control does not apply`);
     if (control !== 'none' && !controlsFor(this.spec.channel).includes(control)) {
       throw new Error(`method ${this.spec.name} sends text: the ${control} control acts on received K/V and does not apply (text has ${controlsFor(this.spec.channel).join(' and ')})`);
@@ -635,7 +676,7 @@ export class Run {
       ({ answers, lossSum, count, messageTokens } = r);
       messagePositions = messageTokens;
     } else {
-      const r = await this.runRolloutMethod(inst, control, B, split, ctx);
+      const r = await this.runRolloutMethod(inst, control, B, split, ctx, extra);
       ({ answers, lossSum, count } = r);
       messageFloats = r.floats / eps.length;
       messagePositions = r.positions / eps.length;

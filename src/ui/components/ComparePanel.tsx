@@ -11,12 +11,13 @@ import { useApp, useCompare, useEnv, useRun, useLibrary } from '../store';
 import { METHOD_INFO } from './SetupPanel';
 import { LineChart, Legend, smooth, type Series } from './LineChart';
 
-/** How each control reads in the list (src/mas/run.ts: noise and rotate act on latent K/V only). */
+/** How each control reads in the list (src/mas/run.ts: noise, rotate and permute act on latent K/V only). */
 const CONTROL_LABELS: Record<ControlName, string> = {
   shuffle: 'messages shuffled',
   zero: 'trace zeroed',
   noise: 'trace replaced by matched Gaussian noise',
   rotate: 'received K/V rotated per head',
+  permute: "each sender's latent positions permuted",
 };
 
 const METHOD_COLORS = ['#3b5bdb', '#e8590c', '#2b8a3e', '#ae3ec9', '#1098ad', '#f08c00', '#c2255c', '#5c940d'];
