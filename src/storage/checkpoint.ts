@@ -492,19 +492,44 @@ function decodeWeights(
   const index = parseJsonFile(files, WEIGHTS_INDEX_FILE);
   const map = isObject(index) ? index.weight_map : undefined;
   if (!isObject(map)) fail(`${WEIGHTS_INDEX_FILE} has no weight_map object`);
-  const shards = [...new Set(Object.values(map as Record<string, unknown>))];
-  let bytes = 0;
-  let count = 0;
+  const weightMap = map as Record<string, unknown>;
+  const shards = [...new Set(Object.values(weightMap))];
   for (const shard of shards) {
     if (typeof shard !== 'string' || !files.has(shard)) fail(`${WEIGHTS_INDEX_FILE} names shard ${show(shard)}, which is not among the files`);
-    bytes += files.get(shard as string)!.length;
-    count += header(shard as string).entries.length;
+  }
+  // every tensor where the index says (transformers reads each one from the shard the index names)
+  const holds = new Map<string, Set<string>>();
+  const namesIn = (shard: string) => {
+    let set = holds.get(shard);
+    if (!set) holds.set(shard, (set = new Set(header(shard).entries.map((e) => e.name))));
+    return set;
+  };
+  let bytes = 0;
+  let count = 0;
+  for (const shard of shards as string[]) {
+    bytes += files.get(shard)!.length;
+    count += namesIn(shard).size;
+  }
+  const otherShards = [...files.keys()].filter((f) => f.endsWith('.safetensors') && !shards.includes(f)).sort();
+  const misplaced: string[] = [];
+  for (const [name, shard] of Object.entries(weightMap)) {
+    if (namesIn(shard as string).has(name)) continue;
+    const actual = [...shards as string[], ...otherShards].find((f) => namesIn(f).has(name));
+    misplaced.push(actual ? `${name} (mapped to ${shard}, held by ${actual})` : `${name} (mapped to ${shard}; no shard holds it)`);
+  }
+  if (misplaced.length) {
+    const unnamed = otherShards.length ? `; the index's weight_map names no tensor in ${listNames(otherShards)}` : '';
+    fail(`${WEIGHTS_INDEX_FILE} maps ${misplaced.length} tensor(s) to a shard that does not hold them: ${listNames(misplaced)}${unnamed}`);
+  }
+  const unlisted: string[] = [];
+  for (const shard of shards as string[]) for (const name of namesIn(shard)) if (!Object.hasOwn(weightMap, name)) unlisted.push(`${name} (in ${shard})`);
+  if (unlisted.length) {
+    fail(`${WEIGHTS_INDEX_FILE}'s weight_map does not list ${unlisted.length} tensor(s) its shards hold: ${listNames(unlisted)}`);
   }
   checkConfigFitsWeights(config, bytes, count, 'the sharded weights');
   const tensors = new Map<string, { shape: readonly number[]; data: Float32Array; dtype: string }>();
-  for (const shard of shards) {
-    if (typeof shard !== 'string' || !files.has(shard)) fail(`${WEIGHTS_INDEX_FILE} names shard ${show(shard)}, which is not among the files`);
-    for (const [name, t] of read(shard as string)) {
+  for (const shard of shards as string[]) {
+    for (const [name, t] of read(shard)) {
       if (tensors.has(name)) fail(`tensor ${name} appears in more than one shard`);
       tensors.set(name, t);
     }

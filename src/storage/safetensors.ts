@@ -156,6 +156,13 @@ function fmt(v: unknown): string {
 
 /** The largest header the reference implementation reads (safetensors' MAX_HEADER_SIZE). */
 export const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * The most tensors one file may list. A model this engine runs has 9-14 per layer (a 1,000-layer model
+ * stays under 15,000), and the largest published checkpoints list some tens of thousands across all
+ * their shards; a 70 MB header naming a million empty tensors is refused at the 100,001st entry, in
+ * parsing time linear in what was read, before anything is built for them.
+ */
+export const MAX_TENSORS = 100_000;
 const MAX_DEPTH = 8;
 
 /**
@@ -178,15 +185,19 @@ function parseHeader(text: string): unknown {
   };
   const str = (): string => {
     const start = i;
+    let escaped = false;
     i++; // opening quote
     for (;;) {
       if (i >= text.length) bad('unterminated string');
       const c = text.charCodeAt(i);
       if (c === 0x22) break;
       if (c < 0x20) bad('a control character in a string');
+      if (c === 0x5c) escaped = true;
       i += c === 0x5c ? 2 : 1;
     }
     i++;
+    // most names have no escapes: the text between the quotes is the string
+    if (!escaped) return text.slice(start + 1, i - 1);
     try {
       return JSON.parse(text.slice(start, i)) as string;
     } catch {
@@ -201,31 +212,34 @@ function parseHeader(text: string): unknown {
     const c = text[i];
     if (c === '{') {
       i++;
-      const out: Record<string, unknown> = {};
-      const seen = new Set<string>();
+      // a Map (a plain object with 100,000 keys is slow to grow); nested objects come back as objects
+      const out = new Map<string, unknown>();
+      const done = () => (path.length === 0 ? out : Object.fromEntries(out));
       ws();
       if (text[i] === '}') {
         i++;
-        return out;
+        return done();
       }
       for (;;) {
         ws();
         if (text[i] !== '"') bad('expected a quoted key');
         const key = str();
-        const at = path.length === 0 ? '' : ` in ${where(path)}`;
-        if (key === '__proto__') throw new SafetensorsError(`the key "__proto__"${at} is not allowed (it is not a tensor name, and would change the object)`);
-        if (seen.has(key)) {
+        const at = () => (path.length === 0 ? '' : ` in ${where(path)}`);
+        if (key === '__proto__') throw new SafetensorsError(`the key "__proto__"${at()} is not allowed (it is not a tensor name, and would change the object)`);
+        if (out.has(key)) {
           throw new SafetensorsError(
             path.length === 0
               ? `${key === '__metadata__' ? '__metadata__' : `tensor ${printableName(key)}`} is listed twice in the header (the file is ambiguous: which one is meant?)`
-              : `the key ${printableName(key)}${at} is given twice`,
+              : `the key ${printableName(key)}${at()} is given twice`,
           );
         }
-        seen.add(key);
+        if (path.length === 0 && out.size - (out.has('__metadata__') ? 1 : 0) >= MAX_TENSORS && key !== '__metadata__') {
+          throw new SafetensorsError(`the header lists more than ${MAX_TENSORS} tensors (stopped reading at character ${i} of ${text.length}); no model file has that many`);
+        }
         ws();
         if (text[i] !== ':') bad('expected ":"');
         i++;
-        out[key] = value([...path, key]);
+        out.set(key, value([...path, key]));
         ws();
         if (text[i] === ',') {
           i++;
@@ -233,7 +247,7 @@ function parseHeader(text: string): unknown {
         }
         if (text[i] === '}') {
           i++;
-          return out;
+          return done();
         }
         return bad('expected "," or "}"');
       }
@@ -310,14 +324,14 @@ export function readSafetensorsHeader(bytes: Uint8Array): {
     throw new SafetensorsError('the header is not valid UTF-8 text (not a safetensors file?)');
   }
   const header = parseHeader(text);
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+  if (!(header instanceof Map)) {
     throw new SafetensorsError(`the header must be a JSON object of tensors, got ${kind(header)}`);
   }
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
   const entries: { name: string; dtype: SafetensorsDType; shape: number[]; begin: number; end: number }[] = [];
-  for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
+  for (const [name, info] of header as Map<string, unknown>) {
     if (name === '__metadata__') {
       if (typeof info !== 'object' || info === null || Array.isArray(info)) {
         throw new SafetensorsError(`__metadata__ must be an object of strings, got ${kind(info)}`);
@@ -329,42 +343,53 @@ export function readSafetensorsHeader(bytes: Uint8Array): {
       continue;
     }
     if (name === '') throw new SafetensorsError('a tensor has an empty name ""');
-    const where = `tensor ${printableName(name)}`;
+    // built only for a message: printableName over 100,000 names is measurable
+    const where = () => `tensor ${printableName(name)}`;
     if (typeof info !== 'object' || info === null || Array.isArray(info)) {
-      throw new SafetensorsError(`${where}: expected an object with dtype, shape and data_offsets, got ${kind(info)}`);
+      throw new SafetensorsError(`${where()}: expected an object with dtype, shape and data_offsets, got ${kind(info)}`);
     }
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
-    if (typeof dtype !== 'string') throw new SafetensorsError(`${where}: dtype is missing or not a string`);
+    if (typeof dtype !== 'string') throw new SafetensorsError(`${where()}: dtype is missing or not a string`);
     if (!Object.hasOwn(BYTES, dtype)) {
       throw new SafetensorsError(
         KNOWN_DTYPES.includes(dtype)
-          ? `${where} has dtype ${dtype}, which is not supported here (supported: F32, F16, BF16)`
-          : `${where} has unknown dtype ${printableName(dtype)} (supported: F32, F16, BF16)`,
+          ? `${where()} has dtype ${dtype}, which is not supported here (supported: F32, F16, BF16)`
+          : `${where()} has unknown dtype ${printableName(dtype)} (supported: F32, F16, BF16)`,
       );
+    }
+    // digits that a double cannot hold exactly (2^53 and up) are too large, not malformed
+    for (const [field, list] of [['shape', shape], ['data_offsets', offsets]] as const) {
+      const big = Array.isArray(list) ? list.find((v) => v instanceof NumberLiteral && /^(0|[1-9]\d*)$/.test(v.text)) : undefined;
+      if (big) {
+        throw new SafetensorsError(
+          `${where()}: ${field} ${fmt(list)} holds ${(big as NumberLiteral).text}, which is 2^53 (9007199254740992) or more: ` +
+            'larger than any file this reader can address (the number itself is well formed)',
+        );
+      }
     }
     // (NumberLiteral fails Number.isInteger: 1.0, 1e308 and -2 are refused here, shown as written)
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new SafetensorsError(`${where}: shape must be a list of non-negative integers, got ${fmt(shape)} (plain decimal digits: no 1.0, 1e3 or sign)`);
+      throw new SafetensorsError(`${where()}: shape must be a list of non-negative integers, got ${fmt(shape)} (plain decimal digits: no 1.0, 1e3 or sign)`);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
-      throw new SafetensorsError(`${where}: data_offsets must be [begin, end] (non-negative integers), got ${fmt(offsets)} (plain decimal digits: no 1.0, 1e3 or sign)`);
+      throw new SafetensorsError(`${where()}: data_offsets must be [begin, end] (non-negative integers), got ${fmt(offsets)} (plain decimal digits: no 1.0, 1e3 or sign)`);
     }
     const [begin, end] = offsets as number[];
-    if (end < begin) throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
+    if (end < begin) throw new SafetensorsError(`${where()}: data_offsets [${begin}, ${end}] end before they begin`);
     if (end > dataLen) {
-      throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes; file truncated?)`);
+      throw new SafetensorsError(`${where()}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes; file truncated?)`);
     }
     const d = dtype as SafetensorsDType;
     // a shape like [2^40, 2^40] has no exact element count in a double: refuse it rather than round
     const dims = shape as number[];
     const count = dims.includes(0) ? 0 : dims.reduce((a, b) => a * b, 1);
     if (!Number.isSafeInteger(count * BYTES[d])) {
-      throw new SafetensorsError(`${where}: shape ${fmtShape(dims)} has more elements than any file can hold`);
+      throw new SafetensorsError(`${where()}: shape ${fmtShape(dims)} has more elements than any file can hold`);
     }
     const need = count * BYTES[d];
     if (end - begin !== need) {
       throw new SafetensorsError(
-        `${where}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but dtype ${d} with shape ${fmtShape(shape)} needs ${need}`,
+        `${where()}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but dtype ${d} with shape ${fmtShape(shape)} needs ${need}`,
       );
     }
     entries.push({ name, dtype: d, shape: [...shape], begin, end });
