@@ -9,6 +9,8 @@ not: a run on one trains on the batches its bundle carries.
 """
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
 
 from .rng import Rng, derive_seed, hash_string
@@ -19,6 +21,8 @@ PART_END = "\n"
 HELDOUT_FRACTION = 0.2
 ANSWER_SET_LIMIT = 1000
 MAX_REJECTIONS = 100_000
+ENUMERATE_LIMIT = 100_000
+DEFAULT_EVAL_SEED = 0
 LETTERS = list("abcdefghijklmnopqrstuvwxyz")
 DIGITS = list("0123456789")
 LOOKUP_SIZES = [2, 3, 4, 6, 8]
@@ -32,6 +36,7 @@ class Episode:
     difficulty: int
     split: str
     key: str
+    content_key: str
     parts: list[str]
     contents: list[str]
     answer: str
@@ -39,9 +44,17 @@ class Episode:
     messages: list[str]
 
 
+def _lookup_content(table: str) -> str:
+    """The table's entries as a sorted set (tasks.ts lookupContent)."""
+    return "".join(sorted(table[i:i + 2] for i in range(0, len(table), 2)))
+
+
 def _lookup_key(table: str, query: str) -> str:
-    entries = sorted(table[i:i + 2] for i in range(0, len(table), 2))
-    return "".join(entries) + "?" + query
+    return _lookup_content(table) + "?" + query
+
+
+def _lookup_size(d: int, ood: bool) -> int:
+    return LOOKUP_SIZES[d - 1] + (LOOKUP_OOD_EXTRA if ood else 0)
 
 
 class _Lookup:
@@ -58,12 +71,28 @@ class _Lookup:
         return 1
 
     def draw(self, rng: Rng, d: int, ood: bool):
-        size = LOOKUP_SIZES[d - 1] + (LOOKUP_OOD_EXTRA if ood else 0)
+        size = _lookup_size(d, ood)
         keys = rng.sample(LETTERS, size)
         values = [rng.int(0, 10) for _ in keys]
         q = rng.int(0, size)
         table = "".join(f"{k}{v}" for k, v in zip(keys, values))
-        return _lookup_key(table, keys[q]), [table, keys[q]], [table, ""], str(values[q])
+        return _lookup_key(table, keys[q]), _lookup_content(table), [table, keys[q]], [table, ""], str(values[q])
+
+    def universe(self, d: int, ood: bool) -> int:
+        s = _lookup_size(d, ood)
+        return math.comb(len(LETTERS), s) * 10**s * s
+
+    def enumerate(self, d: int, ood: bool, keep, rng: Rng):
+        """Key sets in lexicographic order, values counting up (first key most significant), then queries."""
+        s = _lookup_size(d, ood)
+        out = []
+        for keys in itertools.combinations(LETTERS, s):
+            for v in range(10**s):
+                digits = str(v).zfill(s)
+                table = "".join(k + x for k, x in zip(keys, digits))
+                if keep(table):
+                    out += [(f"{table}?{k}", table, [table, k], [table, ""], digits[i]) for i, k in enumerate(keys)]
+        return out
 
 
 class _Relay:
@@ -84,7 +113,24 @@ class _Relay:
         secret = "".join(rng.choice(LETTERS) for _ in range(n))
         distractor = "".join(rng.choice(LETTERS) for _ in range(n))
         k = rng.int(1, n + 1)
-        return f"{secret}@{k}", [secret, distractor, str(k)], [secret, secret, ""], secret[k - 1]
+        return f"{secret}@{k}", secret, [secret, distractor, str(k)], [secret, secret, ""], secret[k - 1]
+
+    def universe(self, d: int, ood: bool) -> int:
+        n = d + 1 + (RELAY_OOD_EXTRA if ood else 0)
+        return len(LETTERS) ** n * n
+
+    def enumerate(self, d: int, ood: bool, keep, rng: Rng):
+        """Secrets in lexicographic order, then positions; each episode's distractor drawn from rng."""
+        n = d + 1 + (RELAY_OOD_EXTRA if ood else 0)
+        out = []
+        for letters in itertools.product(LETTERS, repeat=n):
+            secret = "".join(letters)
+            if not keep(secret):
+                continue
+            for k in range(1, n + 1):
+                distractor = "".join(rng.choice(LETTERS) for _ in range(n))
+                out.append((f"{secret}@{k}", secret, [secret, distractor, str(k)], [secret, secret, ""], secret[k - 1]))
+        return out
 
 
 class _Arith:
@@ -110,22 +156,37 @@ class _Arith:
     def max_answer(self, d, split):
         return self.digits(d, split) + 1
 
-    def draw(self, rng: Rng, d: int, ood: bool):
+    def range(self, d: int, ood: bool):
         D = self.digits(d, "ood" if ood else "train")
-        lo = 10 ** (D - 1) if ood else 0
-        hi = 10**D
+        return (10 ** (D - 1) if ood else 0), 10**D
+
+    @staticmethod
+    def _draw(a: int, b: int, op: str):
+        result = a + b if op == "+" else a - b
+        return f"{a}{op}{b}", f"{a},{b}", [str(a), str(b), op], [f"a={a}", f"b={b}", ""], str(result)
+
+    def draw(self, rng: Rng, d: int, ood: bool):
+        lo, hi = self.range(d, ood)
         a = rng.int(lo, hi)
         b = rng.int(lo, hi)
-        op = rng.choice(["+", "-"])
-        result = a + b if op == "+" else a - b
-        return f"{a}{op}{b}", [str(a), str(b), op], [f"a={a}", f"b={b}", ""], str(result)
+        return self._draw(a, b, rng.choice(["+", "-"]))
+
+    def universe(self, d: int, ood: bool) -> int:
+        lo, hi = self.range(d, ood)
+        return (hi - lo) ** 2 * 2
+
+    def enumerate(self, d: int, ood: bool, keep, rng: Rng):
+        """a, then b, counting up, then the operators."""
+        lo, hi = self.range(d, ood)
+        return [self._draw(a, b, op) for a in range(lo, hi) for b in range(lo, hi) if keep(f"{a},{b}") for op in ("+", "-")]
 
 
 _SPECS = {"lookup": _Lookup(), "relay": _Relay(), "arith": _Arith()}
 
 
-def split_of_key(task: str, key: str) -> str:
-    h = hash_string(key, hash_string(f"split:{task}"))
+def split_of_content(task: str, content_key: str) -> str:
+    """tasks.ts splitOfContent: the partition (train or heldout) of a sender content; ood holds heldout content."""
+    h = hash_string(content_key, hash_string(f"split:{task}"))
     return "heldout" if h % 1000 < HELDOUT_FRACTION * 1000 else "train"
 
 
@@ -153,26 +214,33 @@ class Task:
     def answer_set(self, split: str):
         return self.spec.answer_set(self.difficulty, split)
 
-    def sample(self, rng: Rng, split: str) -> Episode:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}")
-        d = self.difficulty
-        if split == "ood":
-            draw = self.spec.draw(rng, d, True)
-        else:
-            draw = None
-            for _ in range(MAX_REJECTIONS):
-                c = self.spec.draw(rng, d, False)
-                if split_of_key(self.name, c[0]) == split:
-                    draw = c
-                    break
-            if draw is None:
-                raise RuntimeError(f"task {self.name}: no {split} episode found in {MAX_REJECTIONS} draws")
-        key, contents, messages, answer = draw
+    def _episode(self, draw, split: str) -> Episode:
+        key, content_key, contents, messages, answer = draw
         parts = [cue + c for cue, c in zip(self.spec.cues, contents)]
         n = len(parts)
         full = "".join(p + PART_END if i < n - 1 else p for i, p in enumerate(parts))
-        return Episode(self.name, d, split, key, parts, contents, answer, full, messages)
+        return Episode(self.name, self.difficulty, split, key, content_key, parts, contents, answer, full, messages)
+
+    def sample(self, rng: Rng, split: str) -> Episode:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}")
+        partition = "train" if split == "train" else "heldout"
+        for _ in range(MAX_REJECTIONS):
+            c = self.spec.draw(rng, self.difficulty, split == "ood")
+            if split_of_content(self.name, c[1]) == partition:
+                return self._episode(c, split)
+        raise RuntimeError(f"task {self.name}: no {split} episode found in {MAX_REJECTIONS} draws")
+
+    def enumerate(self, split: str, rng: Rng):
+        """Task.enumerate: every distinct episode of the split in a fixed order, None when the distribution is large."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}")
+        ood = split == "ood"
+        if self.spec.universe(self.difficulty, ood) > ENUMERATE_LIMIT:
+            return None
+        partition = "train" if split == "train" else "heldout"
+        draws = self.spec.enumerate(self.difficulty, ood, lambda c: split_of_content(self.name, c) == partition, rng)
+        return [self._episode(dr, split) for dr in draws]
 
 
 def make_task(name: str, difficulty: int) -> Task:
@@ -188,9 +256,35 @@ def sample_episodes(task: Task, split: str, n: int, seed: int) -> list[Episode]:
     return [task.sample(rng, split) for _ in range(n)]
 
 
-def eval_episodes(task: Task, seed: int, eval_size: int, split: str) -> list[Episode]:
-    """A split's evaluation episodes (run-data.ts evalEpisodes)."""
-    return sample_episodes(task, split, eval_size, derive_seed(seed, "eval"))
+def evaluation_episodes(task: Task, split: str, n: int, seed: int) -> list[Episode]:
+    """tasks.ts evaluationEpisodes: n distinct episodes (by key), or every one, once, in Task.enumerate's
+    order where the split holds at most n; otherwise drawn without replacement from sample_episodes' stream."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"evaluation_episodes: n must be a positive integer, got {n!r}")
+    s = derive_seed(seed, "episodes", task.name, task.difficulty, split)
+    every = task.enumerate(split, Rng(s))
+    if every is not None and len(every) <= n:
+        return every
+    rng = Rng(s)
+    seen: set[str] = set()
+    out: list[Episode] = []
+    max_draws = 100 * n + MAX_REJECTIONS
+    draws = 0
+    while len(out) < n:
+        if draws >= max_draws:
+            raise RuntimeError(f"evaluation_episodes: {task.name} d{task.difficulty} {split}: only {len(out)} distinct episodes in {max_draws} draws, {n} asked")
+        draws += 1
+        ep = task.sample(rng, split)
+        if ep.key in seen:
+            continue
+        seen.add(ep.key)
+        out.append(ep)
+    return out
+
+
+def eval_episodes(task: Task, eval_seed: int | None, eval_size: int, split: str) -> list[Episode]:
+    """A split's evaluation episodes (run-data.ts evalEpisodes): from the run's evalSeed (None: the default), never its seed."""
+    return evaluation_episodes(task, split, eval_size, derive_seed(DEFAULT_EVAL_SEED if eval_seed is None else eval_seed, "eval"))
 
 
 # ---------------------------------------------------------------- the char rendering (formats of tasks.ts)

@@ -7,7 +7,7 @@ from conftest import case_dirs
 from latent_playground.agents import plan_of
 from latent_playground.bundle import read_bundle
 from latent_playground.rng import Rng, derive_seed, hash_string
-from latent_playground.tasks import batch_stream, eval_episodes, make_task, prompt_text
+from latent_playground.tasks import batch_stream, eval_episodes, make_task, prompt_text, sample_episodes, split_of_content
 from latent_playground.tokenizer import load_tokenizer
 
 
@@ -25,6 +25,31 @@ def test_rng_matches_typescript():
     assert [a.next_uint32() for _ in range(9)] == list(b.uint32s(9)) and a.s == b.s
 
 
+def test_splits_and_evaluation_sets_match_typescript():
+    """Values printed by src/tasks/tasks.ts: the content partition, the training stream, and evaluation
+    sets (every distinct episode once where a split is small, else distinct draws) from the evaluation seed."""
+    arith = eval_episodes(make_task("arith", 1), None, 512, "heldout")
+    assert len(arith) == 38 and [e.key for e in arith[:4]] == ["0+1", "0-1", "0+9", "0-9"]
+    relay = eval_episodes(make_task("relay", 1), None, 512, "heldout")
+    assert len(relay) == 282 and [e.parts for e in relay[:2]] == [["key:aa", "rly:pw", "pos:1"], ["key:aa", "rly:ng", "pos:2"]]
+    lookup = eval_episodes(make_task("lookup", 2), 5, 300, "heldout")
+    assert [e.key for e in lookup[:2]] == ["c1d5x6?x", "b5e8y1?y"] and lookup[0].parts == ["tbl:c1d5x6", "ask:x"]
+    assert len({e.key for e in lookup}) == 300
+    want = {
+        "lookup": (["d0g6?g", "m9n0?m", "h4v3?v"], ["a7b6t2x7?b", "b8d0k3z5?d"]),
+        "relay": (["ij@2", "ll@1", "or@1"], ["mmgz@2", "cicm@2"]),
+        "arith": (["6-6", "9-7", "4-0"], ["40+98", "38+29"]),
+    }
+    for name, (train, ood) in want.items():
+        task = make_task(name, 1)
+        assert [e.key for e in sample_episodes(task, "train", 3, 3)] == train
+        ood_eps = eval_episodes(task, None, 300, "ood")
+        assert [e.key for e in ood_eps[:2]] == ood
+        # ood content is of the heldout partition: no training stream at any difficulty draws it
+        assert all(split_of_content(name, e.content_key) == "heldout" for e in ood_eps)
+        assert all(split_of_content(name, e.content_key) == "train" for e in sample_episodes(task, "train", 200, 4))
+
+
 def test_episodes_and_batches_are_the_bundles(engine_dir):
     for case in case_dirs(engine_dir):
         b = read_bundle(case / "bundle")
@@ -34,7 +59,7 @@ def test_episodes_and_batches_are_the_bundles(engine_dir):
         plan = plan_of(b)
         assert b.json["maxAnswerTokens"] == task.max_answer_length
         for split, eps in b.episodes.items():
-            mine = eval_episodes(task, cfg["seed"], cfg["evalSize"], split)
+            mine = eval_episodes(task, cfg.get("evalSeed"), cfg["evalSize"], split)
             assert [e.key for e in mine] == [e["key"] for e in eps], f"{case.name} {split}"
             for m, e in zip(mine, eps):
                 assert (m.parts, m.answer) == (e["parts"], e["answer"])
