@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** src/worker/api.ts METHODS, in that order (the column order of the tables). */
-export const METHODS = ['single', 'skyline', 'text', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached'];
+export const METHODS = ['single', 'skyline', 'single-trained', 'skyline-trained', 'text', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached'];
 /** Methods that send K/V (the latent channels). */
 export const LATENT_METHODS = ['latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached'];
 /** The controls the experiment can run, in table order ('noise' and 'rotate' may be absent). */

@@ -13,6 +13,7 @@ key (an agent id, or 'shared'), and the multi-agent rollout of src/mas/rollout.t
 
 Autograd does the rest: the final agent's loss reaches each sender's k/v projections, adapters and
 latent steps through the caches (DiffMAS); the detached variant runs the senders without gradient.
+Without a channel (single, skyline and their trained variants) the plan is the final agent alone.
 """
 from __future__ import annotations
 

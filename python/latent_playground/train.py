@@ -1,6 +1,7 @@
 """DiffMAS training in PyTorch autograd (src/mas/run.ts trainStep, src/model/train.ts): the final
 agent's mean cross-entropy over the answer targets of a batch, the gradient through the senders'
-caches and latent steps (diffmas, diffmas-full) or into the receiver alone (diffmas-detached), global
+caches and latent steps (diffmas, diffmas-full) or into the receiver alone (diffmas-detached; and the
+trained baselines single-trained and skyline-trained, whose one agent reads no cache at all), global
 gradient-norm clipping (scale min(1, clip / (norm + 1e-6))), AdamW with the run's betas, eps and decay,
 and the run's schedule (linear warmup, then cosine to minLr).
 

@@ -6,7 +6,9 @@ on the shipped toy base, case by case (tests/python/engine-check.ts lists them):
   the first 32 held-out episodes (1e-5 of the largest logit where that is beyond 10);
 - training from the bundle's initial adapters on its batches: the losses agree to 1e-4 relative at
   step 1 and 1e-3 at step 20 (diffmas, diffmas-detached, diffmas-full, plus prefix positions, a chain
-  with a shared adapter and a star of three).
+  with a shared adapter and a star of three, and the trained baselines of issue 19, single-trained and
+  skyline-trained (arith d2, where the toy's skyline is at 0.42): the one agent's LoRA on its own prompt);
+- the gradient of the first batch's loss at the trained adapters, tensor by tensor (every trained case).
 The figures go to the terminal summary and .cache/pycheck/report.json. Nothing here asserts an accuracy
 level: the toy base changes.
 """
@@ -26,7 +28,8 @@ from latent_playground.evaluate import Evaluator, controls_for
 from latent_playground.tokenizer import load_tokenizer
 from latent_playground.train import train
 
-TRAINED = ["lookup-diffmas", "lookup-diffmas-detached", "lookup-diffmas-full", "lookup-diffmas-prefix", "relay-diffmas-shared", "arith-diffmas-full"]
+TRAINED = ["lookup-diffmas", "lookup-diffmas-detached", "lookup-diffmas-full", "lookup-diffmas-prefix", "relay-diffmas-shared", "arith-diffmas-full",
+           "lookup-single-trained", "arith-skyline-trained"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,7 +111,7 @@ def test_final_logits_match_the_engine(engine_dir):
     assert not bad, f"logits differ by more than 1e-4 (1e-5 of the largest logit beyond 10): {bad}"
 
 
-REQUIRED = {"lookup-diffmas", "lookup-diffmas-detached", "lookup-diffmas-full"}
+REQUIRED = {"lookup-diffmas", "lookup-diffmas-detached", "lookup-diffmas-full", "lookup-single-trained", "arith-skyline-trained"}
 
 
 @pytest.mark.parametrize("name", TRAINED)
@@ -176,7 +179,7 @@ def test_gradients_at_the_trained_adapters_match_the_engine(engine_dir, name):
     # cross-entropy at p ~ 1 is log-sum-exp minus the target logit, two numbers of size 1-10 whose rounding
     # (~1e-7..1e-6) does not shrink with the loss
     assert abs(loss - eng["loss"]) <= 1e-4 * abs(eng["loss"]) + 1e-6, f"loss {loss} here, {eng['loss']} in the engine"
-    worst, where, total_sq = 0.0, "", 0.0
+    worst, where, total_sq, abs_max = 0.0, "", 0.0, 0.0
     for key, tensors in eng["grads"].items():
         assert set(tensors) == set(grads[key]), f"adapter {key}: other tensors here"
         for k, v in tensors.items():
@@ -185,9 +188,10 @@ def test_gradients_at_the_trained_adapters_match_the_engine(engine_dir, name):
             total_sq += float((got**2).sum())
             # relative to the tensor's scale: |a - b| / (1e-3 max|b| + |b|)... as one number per tensor
             err = float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
+            abs_max = max(abs_max, float(np.abs(got - want).max()))
             if err > worst:
                 worst, where = err, f"{key} {k}"
     norm = total_sq**0.5
-    REPORT[f"gradients {name}"] = f"max over tensors of max|diff|/max|engine| {worst:.1e} ({where}); loss rel. {abs(loss - eng['loss']) / eng['loss']:.1e}; norm {norm:.5f} vs {eng['gradNorm']:.5f}"
+    REPORT[f"gradients {name}"] = f"max over tensors of max|diff|/max|engine| {worst:.1e} ({where}), max|diff| {abs_max:.1e}; loss rel. {abs(loss - eng['loss']) / eng['loss']:.1e}; norm {norm:.5f} vs {eng['gradNorm']:.5f}"
     assert abs(norm - eng["gradNorm"]) <= 1e-3 * eng["gradNorm"]
     assert worst <= 1e-3, f"the gradient of {where} differs by {worst:.2e} of its scale"

@@ -12,7 +12,7 @@ export interface MethodSpec {
   channel: 'none' | 'text' | 'latent';
   /** Latent channel: only the m latent positions, or the sender's prompt and its latent positions. */
   trace: 'latent' | 'full' | null;
-  /** Which agents' adapters are trained: none, every agent's (gradient through the traces), or the final agent's only. */
+  /** Which agents' adapters are trained: none, every participant's (gradient through the traces; without a channel the one agent's), or the final agent's only. */
   train: 'none' | 'all' | 'receiver';
   /** One agent holding every part (formatSkyline). */
   skyline: boolean;
@@ -22,6 +22,9 @@ export interface MethodSpec {
 export const METHOD_SPECS: Readonly<Record<MethodName, MethodSpec>> = Object.freeze({
   single: { name: 'single', channel: 'none', trace: null, train: 'none', skyline: false, description: 'the final agent alone with its own part (no messages)' },
   skyline: { name: 'skyline', channel: 'none', trace: null, train: 'none', skyline: true, description: 'one agent whose context holds every part' },
+  // the equally trained baselines (issue 19): the one agent's LoRA, with DiffMAS's rank, steps, lr and batch, on the answer
+  'single-trained': { name: 'single-trained', channel: 'none', trace: null, train: 'all', skyline: false, description: 'single with its LoRA trained on the answer (no messages)' },
+  'skyline-trained': { name: 'skyline-trained', channel: 'none', trace: null, train: 'all', skyline: true, description: 'skyline with its LoRA trained on the answer' },
   text: { name: 'text', channel: 'text', trace: null, train: 'none', skyline: false, description: 'senders decode a text message greedily; receivers read it' },
   latentmas: { name: 'latentmas', channel: 'latent', trace: 'latent', train: 'none', skyline: false, description: 'training-free latent steps; the receiver reads the latent K/V only' },
   'latentmas-full': { name: 'latentmas-full', channel: 'latent', trace: 'full', train: 'none', skyline: false, description: 'training-free latent steps; the receiver reads the sender prompt and latent K/V' },
@@ -54,7 +57,7 @@ function int(name: string, v: unknown, [lo, hi]: readonly number[]): void {
   }
 }
 
-/** The agents that take part in a method: the final one alone (single, skyline) or all of them, in topological order. */
+/** The agents that take part in a method: the final one alone (no channel: single, skyline and their trained variants) or all of them, in topological order. */
 export function participants(t: Topology, spec: MethodSpec): Agent[] {
   if (spec.channel === 'none') return [t.agents.find((a) => a.id === t.final)!];
   return topologicalOrder(t).map((id) => t.agents.find((a) => a.id === id)!);
@@ -104,7 +107,7 @@ export function validateRunConfig(c: RunConfig): { task: Task; spec: MethodSpec 
   if (spec.channel !== 'none' && predecessors(t, t.final).length === 0) {
     throw new Error(`method ${spec.name} needs senders, but the final agent ${final.id} receives from no agent (a single-agent topology): use a topology with senders, or the method 'single'`);
   }
-  // single and skyline use the final agent alone; every other method needs every part held by some agent
+  // single, skyline and their trained variants use the final agent alone; every other method needs every part held by some agent
   const held = new Set(t.agents.map((a) => a.role));
   const missing = task.roles.filter((r) => !held.has(r.part));
   if (missing.length && spec.channel !== 'none') {

@@ -9,12 +9,12 @@ import type { TrainedAdapter } from './types';
 
 /** Every communication mode of shared/DESIGN.md section 1 (issue 4). */
 export const METHODS = [
-  'single', 'skyline', 'text', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached',
+  'single', 'skyline', 'single-trained', 'skyline-trained', 'text', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached',
 ] as const;
 export type MethodName = (typeof METHODS)[number];
 
 /** Methods that train adapters. */
-export const TRAINED_METHODS: readonly MethodName[] = ['diffmas', 'diffmas-full', 'diffmas-detached'];
+export const TRAINED_METHODS: readonly MethodName[] = ['single-trained', 'skyline-trained', 'diffmas', 'diffmas-full', 'diffmas-detached'];
 
 /** One multi-agent run: everything that decides its numbers (it fits in the URL hash). */
 export interface RunConfig {

@@ -35,12 +35,14 @@ interface Case {
   name: string;
   task: TaskName;
   method: MethodName;
+  /** Task difficulty (default 1). */
+  difficulty?: number;
   positions?: 'stream' | 'prefix';
   latentSteps?: number;
   adapter?: 'own' | 'shared';
 }
 
-/** The cases: the three trained methods (the training check), the untrained channels and both position schemes, a chain and a star of three. */
+/** The cases: the three trained methods (the training check), the untrained channels and both position schemes, a chain and a star of three, and the trained baselines (issue 19: one agent, its own LoRA). */
 export const CASES: Case[] = [
   { name: 'lookup-diffmas', task: 'lookup', method: 'diffmas' },
   { name: 'lookup-diffmas-detached', task: 'lookup', method: 'diffmas-detached' },
@@ -51,6 +53,9 @@ export const CASES: Case[] = [
   { name: 'lookup-latentmas', task: 'lookup', method: 'latentmas' },
   { name: 'lookup-text', task: 'lookup', method: 'text' },
   { name: 'lookup-single', task: 'lookup', method: 'single' },
+  { name: 'lookup-single-trained', task: 'lookup', method: 'single-trained' },
+  // arith d2, where the toy's skyline answers 0.42 of held-out (lookup: all, a loss of 1e-4 whose gradient is float32 rounding)
+  { name: 'arith-skyline-trained', task: 'arith', method: 'skyline-trained', difficulty: 2 },
 ];
 
 const SPLIT_NAMES: Split[] = ['train', 'heldout', 'ood'];
@@ -168,10 +173,10 @@ async function make(out: string, argv: string[]): Promise<void> {
   try {
     for (const c of cases) {
       const t0 = performance.now();
-      const task = makeTask(c.task, 1);
+      const task = makeTask(c.task, c.difficulty ?? 1);
       const topology = presetForTask(task, { latentSteps: c.latentSteps ?? 3, adapter: c.adapter ?? 'own' });
       const config: RunConfig = defaultRunConfig({
-        topology, task: c.task, difficulty: 1, method: c.method, modelId: modelDir, steps, batch, evalSize, seed: 7,
+        topology, task: c.task, difficulty: c.difficulty ?? 1, method: c.method, modelId: modelDir, steps, batch, evalSize, seed: 7,
         lora: { r: 4, alpha: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, lr: 5e-3, evalEvery: 0,
         ...(c.positions ? { positions: c.positions } : {}),
       });

@@ -39,6 +39,11 @@ export function Guide({ onClose }: { onClose(): void }) {
           (its last hidden state mapped back to an input embedding, no token decoded), and the receiver attends over those K/V positions as if
           they were its own context. DiffMAS trains LoRA adapters end to end through that cache.
         </p>
+        <p className="small">
+          The <b>trained</b> single agent and skyline get the same LoRA, steps, learning rate and batch as DiffMAS, on the same answers, so a
+          comparison with them measures the channel, not the training: a trained team that beats the untrained skyline may only have learned
+          the answer format.
+        </p>
         <h3>What the controls prove</h3>
         <ul>
           <li><b>shuffle</b>: every receiver reads another episode’s message. If accuracy falls to chance, the answer came from the message.</li>

@@ -7,7 +7,7 @@ import { MODEL_PRESETS, countParams, presetConfig } from '../../model/config';
 import type { AdapterEntry, ModelEntry, RunEntry } from '../../worker/api';
 import { formatBytes, formatDate, formatDuration, formatNum, formatPercent } from '../format';
 import { stateOfRunConfig, type AppState } from '../state';
-import { useApp, useCompare, useEnv, useLibrary, useRun } from '../store';
+import { isTrainedMethod, useApp, useCompare, useEnv, useLibrary, useRun } from '../store';
 import { LineChart } from './LineChart';
 import { BaseEvalNote, BaseEvalTable, readBaseEvaluation } from './BaseEvalTable';
 
@@ -83,7 +83,7 @@ function setupForAdapters(app: AppState, set: AdapterEntry[]): AppState {
   const first = set[0];
   if (first.runConfig) return { ...stateOfRunConfig(app, first.runConfig), model: first.baseModelId };
   const c = first.config as { r?: number; lora_alpha?: number; target_modules?: string[] };
-  const method = ['diffmas', 'diffmas-full', 'diffmas-detached'].includes(app.method) ? app.method : 'diffmas';
+  const method = isTrainedMethod(app.method) ? app.method : 'diffmas';
   // one adapter with no recorded agent: every agent uses it, as the shared adapter
   const topology = set.length === 1 ? { ...app.topology, agents: app.topology.agents.map((a) => ({ ...a, adapter: 'shared' as const })) } : app.topology;
   return {

@@ -13,7 +13,15 @@ export const METHOD_INFO: Record<MethodName, { label: string; about: string }> =
     label: 'single agent',
     about: 'The final agent alone, with only its own part and no messages: no information about the answer reaches it. Its best is a guess (chance); a base that was never trained to guess may score 0, answering out of format (see validity).',
   },
-  skyline: { label: 'skyline (one context)', about: 'One context holding every part: the ceiling no messaging can beat.' },
+  skyline: { label: 'skyline (one context)', about: 'One context holding every part, untrained: what no message is needed for.' },
+  'single-trained': {
+    label: 'single agent (trained)',
+    about: 'The single agent with its own LoRA trained on the answer (the same rank, steps, learning rate and batch as DiffMAS): what training alone buys without any message, e.g. learning to guess the most frequent answer.',
+  },
+  'skyline-trained': {
+    label: 'skyline (one context, trained)',
+    about: 'The skyline with its own LoRA trained on the answer, as DiffMAS is trained: the ceiling a trained team is measured against.',
+  },
   text: { label: 'text MAS', about: 'Senders decode a text message (greedy, token budget) that is added to the receiver’s prompt.' },
   latentmas: { label: 'LatentMAS (latent only)', about: 'Training-free: the receiver attends over the K/V of the sender’s latent steps.' },
   'latentmas-full': { label: 'LatentMAS (full trace)', about: 'Training-free, K/V of the sender’s prompt and latent steps: context sharing.' },

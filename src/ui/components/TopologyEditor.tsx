@@ -13,6 +13,7 @@ import {
   AGENT_ID_PATTERN, MAX_AGENTS, MAX_LATENT_STEPS, chain, single, star, twoRound, validateTopology, type Agent, type Topology,
 } from '../../mas/topology';
 import { makeTask, type Task } from '../../tasks/tasks';
+import { methodSpec } from '../../mas/methods';
 import type { MethodName } from '../../worker/api';
 import { defaultTopology } from '../state';
 import { setupVerdict } from '../verdict';
@@ -81,7 +82,7 @@ function autoLayout(t: Topology): Map<string, { x: number; y: number }> {
 }
 
 function messageLabel(method: MethodName, sender: Agent, textBudget: number): string {
-  if (method === 'single' || method === 'skyline') return '';
+  if (methodSpec(method).channel === 'none') return '';
   if (method === 'text') return `text ≤${textBudget}`;
   return method.endsWith('-full') ? `prompt+z×${sender.latentSteps}` : `z×${sender.latentSteps}`;
 }
@@ -291,7 +292,7 @@ function Graph({ locked }: { locked: boolean }) {
         {problems.length === 0 && !verdict.reason ? (
           <span className="ok small">
             ✓ valid: {t.agents.length} agent{t.agents.length === 1 ? '' : 's'}, {t.edges.length} message{t.edges.length === 1 ? '' : 's'}
-            {(s.method === 'single' || s.method === 'skyline') && <span className="muted"> (the {s.method} method ignores the edges)</span>}
+            {methodSpec(s.method).channel === 'none' && <span className="muted"> (the {s.method} method ignores the edges)</span>}
           </span>
         ) : problems.length === 0 ? (
           <span className="bad small" role="alert" data-testid="setup-verdict">
