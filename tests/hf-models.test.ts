@@ -89,7 +89,7 @@ describe('tokenizer.json through @huggingface/tokenizers', () => {
     expect([tk.bosId, tk.eosId, tk.padId]).toEqual([null, BYTE.eos, BYTE.eos]);
     expect(loadTokenizer({ config, tokenizer: null })).toBeNull();
     expect(() => loadTokenizer({ config: { ...config, vocab_size: 100 }, tokenizer: BYTE.json })).toThrow(
-      `tokenizer.json has ids up to ${BYTE.vocabSize - 1} but config.json says vocab_size 100`,
+      `tokenizer.json has ${BYTE.vocabSize - 100} token(s) with an id at or above config.json's vocab_size 100, which the embedding has no row for: `,
     );
     expect(() => loadTokenizer({ config, tokenizer: { version: '1.0' } })).toThrow(/no "model" object/);
   });

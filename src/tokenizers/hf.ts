@@ -7,6 +7,7 @@
 // continuation as the whole text would tokenize them.
 import { Tokenizer } from '@huggingface/tokenizers';
 import { BOS, EOS, PAD } from './markers';
+import { checkPatterns } from './regex-check';
 import type { TextTokenizer } from './types';
 
 export class TokenizerError extends Error {
@@ -27,6 +28,64 @@ function tokenContent(v: unknown): string | null {
   if (typeof v === 'string') return v;
   if (isObject(v) && typeof v.content === 'string') return v.content;
   return null;
+}
+
+const quote = (t: string): string => {
+  const s = JSON.stringify(t);
+  return s.length > 60 ? `${s.slice(0, 57)}..."` : s;
+};
+
+/**
+ * What @huggingface/tokenizers lets through although the tokenizer it describes is broken (Hugging
+ * Face's Rust tokenizers refuses the merges; two tokens on one id decode wrongly there too): an id given
+ * to two tokens (the vocabulary's, or an added token's against the vocabulary's), an id that is not an
+ * integer >= 0, and a BPE merge naming a token, or making one, that the vocabulary does not hold.
+ */
+function checkVocabulary(json: Record<string, unknown>): void {
+  const model = json.model as Record<string, unknown>;
+  const fail = (m: string): never => {
+    throw new TokenizerError(`tokenizer.json: ${m}`);
+  };
+  const byId = new Map<number, string>();
+  const vocab = isObject(model.vocab) ? model.vocab : null;
+  const checkId = (id: unknown, token: string, what: string) => {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) fail(`${what} ${quote(token)} has id ${JSON.stringify(id)}; a token id is an integer >= 0`);
+  };
+  if (vocab) {
+    for (const [token, id] of Object.entries(vocab)) {
+      checkId(id, token, 'the vocabulary\'s token');
+      const other = byId.get(id as number);
+      if (other !== undefined) {
+        fail(`the vocabulary gives id ${id} to both ${quote(other)} and ${quote(token)}; an id names one token (decoding ${id} would give ${quote(other)} for either)`);
+      }
+      byId.set(id as number, token);
+    }
+  }
+  if (Array.isArray(json.added_tokens)) {
+    for (const t of json.added_tokens) {
+      if (!isObject(t) || typeof t.content !== 'string') continue; // the library reports malformed entries itself
+      checkId(t.id, t.content, 'added token');
+      const other = byId.get(t.id as number);
+      if (other !== undefined && other !== t.content) {
+        fail(`added token ${quote(t.content)} has id ${t.id}, which ${vocab && vocab[other] === t.id ? 'the vocabulary' : 'another added token'} gives to ${quote(other)}; an id names one token`);
+      }
+      byId.set(t.id as number, t.content);
+    }
+  }
+  if (model.type === 'BPE' && vocab && Array.isArray(model.merges)) {
+    const prefix = typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '';
+    model.merges.forEach((m, k) => {
+      const pair = typeof m === 'string' ? m.split(' ') : m;
+      const shown = typeof m === 'string' ? quote(m) : JSON.stringify(m);
+      if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((x) => typeof x === 'string')) {
+        fail(`merge ${k + 1} (${shown}) is not two tokens ("a b" or ["a", "b"])`);
+      }
+      const [a, b] = pair as string[];
+      for (const t of [a, b]) if (!Object.hasOwn(vocab, t)) fail(`merge ${k + 1} (${shown}) names ${quote(t)}, which is not in the vocabulary`);
+      const made = a + (prefix && b.startsWith(prefix) ? b.slice(prefix.length) : b);
+      if (!Object.hasOwn(vocab, made)) fail(`merge ${k + 1} (${shown}) makes ${quote(made)}, which is not in the vocabulary`);
+    });
+  }
 }
 
 export interface HfSpecialIds {
@@ -52,6 +111,10 @@ export class HfTokenizer implements TextTokenizer {
     ids: HfSpecialIds = {},
   ) {
     if (!isObject(json) || !isObject(json.model)) throw new TokenizerError('tokenizer.json: no "model" object (is this a Hugging Face tokenizer.json?)');
+    checkVocabulary(json);
+    checkPatterns(json, (m) => {
+      throw new TokenizerError(m);
+    });
     try {
       // the library reads added_tokens unconditionally
       this.tk = new Tokenizer({ added_tokens: [], ...json }, config);
@@ -78,6 +141,13 @@ export class HfTokenizer implements TextTokenizer {
       if (id !== null && (id < 0 || id >= this.vocabSize)) throw new TokenizerError(`the ${what} token id ${id} is outside the tokenizer's vocabulary 0..${this.vocabSize - 1}`);
       if (id !== null) this.specials.add(id);
     }
+  }
+
+  /** The tokens whose id is `n` or more, by id (what an embedding of n rows cannot hold). */
+  tokensFrom(n: number): { id: number; token: string }[] {
+    const out: { id: number; token: string }[] = [];
+    for (const [token, id] of this.tk.get_vocab(true)) if (id >= n) out.push({ id, token });
+    return out.sort((a, b) => a.id - b.id);
   }
 
   private encodePlain(text: string): number[] {

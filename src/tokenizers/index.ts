@@ -45,7 +45,13 @@ export function loadTokenizer(ck: {
     pad: ck.config.pad_token_id ?? undefined,
   });
   if (tk.vocabSize > V) {
-    throw new TokenizerError(`tokenizer.json has ids up to ${tk.vocabSize - 1} but config.json says vocab_size ${V}: the embedding has no row for them`);
+    // name the tokens past the embedding, not only the largest id
+    const over = tk.tokensFrom(V);
+    const shown = over.slice(0, 5).map(({ id, token }) => `${JSON.stringify(token).slice(0, 40)} (id ${id})`).join(', ');
+    throw new TokenizerError(
+      `tokenizer.json has ${over.length} token(s) with an id at or above config.json's vocab_size ${V}, which the embedding has no row for: ` +
+        `${shown}${over.length > 5 ? ` and ${over.length - 5} more` : ''}`,
+    );
   }
   return tk;
 }
