@@ -26,6 +26,7 @@ export const METHOD_SPECS: Readonly<Record<MethodName, MethodSpec>> = Object.fre
   'single-trained': { name: 'single-trained', channel: 'none', trace: null, train: 'all', skyline: false, description: 'single with its LoRA trained on the answer (no messages)' },
   'skyline-trained': { name: 'skyline-trained', channel: 'none', trace: null, train: 'all', skyline: true, description: 'skyline with its LoRA trained on the answer' },
   text: { name: 'text', channel: 'text', trace: null, train: 'none', skyline: false, description: 'senders decode a text message greedily; receivers read it' },
+  'text-trained': { name: 'text-trained', channel: 'text', trace: null, train: 'all', skyline: false, description: 'LoRA trained through the text messages (straight-through softmax over each token, BPTT through the decoding)' },
   latentmas: { name: 'latentmas', channel: 'latent', trace: 'latent', train: 'none', skyline: false, description: 'training-free latent steps; the receiver reads the latent K/V only' },
   'latentmas-full': { name: 'latentmas-full', channel: 'latent', trace: 'full', train: 'none', skyline: false, description: 'training-free latent steps; the receiver reads the sender prompt and latent K/V' },
   diffmas: { name: 'diffmas', channel: 'latent', trace: 'latent', train: 'all', skyline: false, description: 'LoRA trained through the latent K/V trace (BPTT through the latent steps)' },
@@ -46,6 +47,7 @@ export const LIMITS = Object.freeze({
   batch: [1, 256],
   lr: [1e-6, 1],
   textBudget: [1, 64],
+  textTemperature: [0.01, 100],
   evalEvery: [0, 100_000],
   evalSize: [1, 10_000],
   r: [1, 64],
@@ -81,6 +83,9 @@ export function validateRunConfig(c: RunConfig): { task: Task; spec: MethodSpec 
     throw new Error(`run config: evalSeed must be a non-negative integer, got ${JSON.stringify(c.evalSeed)}`);
   }
   int('textBudget', c.textBudget, LIMITS.textBudget);
+  if (c.textTemperature !== undefined && !(typeof c.textTemperature === 'number' && c.textTemperature >= LIMITS.textTemperature[0] && c.textTemperature <= LIMITS.textTemperature[1])) {
+    throw new Error(`run config: textTemperature must be a number in [${LIMITS.textTemperature[0]}, ${LIMITS.textTemperature[1]}], got ${JSON.stringify(c.textTemperature)}`);
+  }
   int('evalEvery', c.evalEvery, LIMITS.evalEvery);
   int('evalSize', c.evalSize, LIMITS.evalSize);
   if (c.rendering !== undefined && !(RENDERINGS as readonly string[]).includes(c.rendering)) throw new Error(`run config: rendering must be one of ${RENDERINGS.join(', ')}, got ${JSON.stringify(c.rendering)}`);

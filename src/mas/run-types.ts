@@ -9,12 +9,12 @@ import type { TrainedAdapter } from './types';
 
 /** Every communication mode of shared/DESIGN.md section 1 (issue 4). */
 export const METHODS = [
-  'single', 'skyline', 'single-trained', 'skyline-trained', 'text', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached',
+  'single', 'skyline', 'single-trained', 'skyline-trained', 'text', 'text-trained', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached',
 ] as const;
 export type MethodName = (typeof METHODS)[number];
 
 /** Methods that train adapters. */
-export const TRAINED_METHODS: readonly MethodName[] = ['single-trained', 'skyline-trained', 'diffmas', 'diffmas-full', 'diffmas-detached'];
+export const TRAINED_METHODS: readonly MethodName[] = ['single-trained', 'skyline-trained', 'text-trained', 'diffmas', 'diffmas-full', 'diffmas-detached'];
 
 /** One multi-agent run: everything that decides its numbers (it fits in the URL hash). */
 export interface RunConfig {
@@ -32,8 +32,11 @@ export interface RunConfig {
   seed: number;
   /** Latent map for latentmas/diffmas: the ridge map W_a back to input space, or identity. */
   latentMap: 'ridge' | 'identity';
-  /** Token budget of a text message (text method). */
+  /** Token budget of a text message (text method; text-trained writes exactly this many tokens). */
   textBudget: number;
+  /** Temperature tau of text-trained's straight-through softmax (optional, default 1): the backward of each
+   * message token is that of softmax(logits / tau); the forward writes the greedy token whatever tau. */
+  textTemperature?: number;
   /** Evaluate on held-out every N steps during training (0: only at the end). */
   evalEvery: number;
   /** Episodes per evaluation (fewer when a split holds fewer distinct episodes: each is evaluated once). */

@@ -33,6 +33,7 @@ import type {
 import type { BaseModel, TrainedAdapter } from './types';
 import { computeLatentMap, type LatentMapKind } from './latentmap';
 import { GpuLatentMap, Rollout, type PrefixEdit, type RolloutAgent } from './rollout';
+import { DEFAULT_TEXT_TEMPERATURE, encodeTextTrained, TextChannel, textTrainedBatcher } from './text-channel';
 import { GaussianRows, latentPermutation, Moments, permuteBlocks, randomRotation, rotateHeads } from './controls';
 import { validateRunConfig, type MethodSpec } from './methods';
 import { keyFrequencies, latentBlocks } from './received';
@@ -179,6 +180,8 @@ export class Run {
   private readonly rollouts = new Map<string, Rollout>();
   private readonly evalSets = new Map<Split, Episode[]>();
   private readonly map: GpuLatentMap | null;
+  /** The trained text channel (method text-trained; text-channel.ts), else null. */
+  private readonly text: TextChannel | null = null;
   readonly maxAnswer: number;
   step = 0;
   readonly losses: number[] = [];
@@ -218,8 +221,16 @@ export class Run {
     this.agentBackward = this.plan.map((_, i) => this.trains && this.agentLora[i] !== null);
     if (this.trains) {
       this.optimizer = new Optimizer(gpu, [...this.adapters.values()].flatMap(loraTrainParams), trainHyperOf(config));
-      this.batcher = trainingBatcher(task, this.tokenizer, this.rendering, this.plan, spec, config);
+      this.batcher = spec.name === 'text-trained'
+        ? textTrainedBatcher(task, this.tokenizer, this.rendering, this.plan, spec, config)
+        : trainingBatcher(task, this.tokenizer, this.rendering, this.plan, spec, config);
       this.lossLog = gpu.tensor([2], 'mas loss log');
+    }
+    if (spec.name === 'text-trained') {
+      this.text = new TextChannel(
+        gpu, engine.model, this.tokenizer, this.rendering, task, this.plan, spec, config.textBudget, config.textTemperature ?? DEFAULT_TEXT_TEMPERATURE,
+        this.agentLora, this.agentBackward, MAX_ROLLOUTS,
+      );
     }
   }
 
@@ -292,13 +303,16 @@ export class Run {
     if (this.trains) eps.push(...trainingBatcher(this.task, this.tokenizer, this.rendering, this.plan, this.spec, { seed: this.config.seed, batch: 1 }).next().eps);
     const sigs = new Map<string, { lengths: number[]; count: number }>();
     for (const ep of eps) {
-      const lengths = encodeInstance(this.tokenizer, this.rendering, this.plan, this.spec, this.plan.map(() => ep)).map((p) => p.length);
+      const inst = this.plan.map(() => ep);
+      const lengths = (this.text
+        ? encodeTextTrained(this.tokenizer, this.rendering, this.plan, this.spec, inst, this.config.textBudget)
+        : encodeInstance(this.tokenizer, this.rendering, this.plan, this.spec, inst)).map((p) => p.length);
       const key = lengths.join(',');
       const s = sigs.get(key);
       if (s) s.count++;
       else sigs.set(key, { lengths, count: 1 });
     }
-    if (this.spec.channel === 'text') {
+    if (this.spec.channel === 'text' && !this.text) {
       const lengths = this.plan.map((_, a) => Math.max(...[...sigs.values()].map((s) => s.lengths[a])));
       const budget = this.config.textBudget;
       const fi = this.plan.length - 1;
@@ -309,7 +323,10 @@ export class Run {
     // as many shapes as the run keeps at most: the longest of the most frequent signatures
     const top = [...sigs.values()].sort((a, b) => b.count - a.count).slice(0, MAX_ROLLOUTS);
     top.sort((a, b) => a.lengths.reduce((x, y) => x + y, 0) - b.lengths.reduce((x, y) => x + y, 0));
-    for (const s of top) this.rollout(s.lengths, B, this.trains);
+    for (const s of top) {
+      if (this.text) this.text.rollout(s.lengths, B, this.trains, this.maxAnswer);
+      else this.rollout(s.lengths, B, this.trains);
+    }
   }
 
   /** The rollouts alive now (profiles time their passes' dispatches). */
@@ -319,7 +336,7 @@ export class Run {
 
   /** Rollouts made so far (tests check that training reuses them). */
   get rolloutCount(): number {
-    return this.rollouts.size;
+    return this.rollouts.size + (this.text?.count ?? 0);
   }
 
   private answerIds(ep: Episode): number[] {
@@ -356,7 +373,7 @@ export class Run {
     const { eps, prompts, signature } = this.batcher.next();
     const lengths = signature.split(',').map(Number);
     const B = this.config.batch;
-    const ro = this.rollout(lengths, B, true);
+    const ro = this.text ? this.text.rollout(lengths, B, true, this.maxAnswer) : this.rollout(lengths, B, true);
     const fi = this.plan.length - 1;
     for (let a = 0; a < fi; a++) ro.setIds(a, prompts.flatMap((p) => p[a]));
     const ids: number[] = [];
@@ -388,7 +405,7 @@ export class Run {
    * the token in place. Returns the generated ids per row (rows < real).
    */
   private async decode(
-    ro: Rollout, ids: Uint32Array, start: number, maxTokens: number, real: number, stop: (id: number) => boolean, where: DecodeWhere,
+    ro: { final: { prompt: Rollout['final']['prompt'] } }, ids: Uint32Array, start: number, maxTokens: number, real: number, stop: (id: number) => boolean, where: DecodeWhere,
   ): Promise<number[][]> {
     const gpu = this.engine.gpu;
     const pass = ro.final.prompt;
@@ -653,6 +670,15 @@ export class Run {
     return { answers, lossSum, count, messageTokens: messageTokens / n, messages, prompts: promptsText };
   }
 
+  /** The text-trained channel's answers, loss and messages of instances (text-channel.ts), decoded greedily. */
+  private textTrained(inst: Episode[][], zero: boolean, B: number, ctx: string) {
+    return this.text!.evaluate(
+      inst, zero, B, this.trains, this.maxAnswer, (ep) => this.answerIds(ep),
+      (ro, ids, start, max, real, where) => this.decode(ro, ids, start, max, real, this.isStop, where),
+      (row, k, pos) => `${ctx}, episode ${row}: ${this.finalWhere(k, pos)}`,
+    );
+  }
+
   /** Accuracy, validity, entropy, loss and message size on a split's evaluation set, under a control (or extra.edit: quantize.ts). */
   async evaluate(split: Split, control: Control = 'none', extra: EvaluateExtra = {}): Promise<EvalOutcome> {
     if (this.destroyed) throw new Error('run: used after destroy');
@@ -671,7 +697,11 @@ export class Run {
     let messageTokens = 0;
     let messagePositions = 0;
     const ctx = `in the ${split} evaluation of ${this.spec.name}${control === 'none' ? '' : ` (${control} control)`}`;
-    if (this.spec.channel === 'text') {
+    if (this.text) {
+      const r = await this.textTrained(inst, control === 'zero', B, ctx);
+      ({ answers, lossSum, count, messageTokens } = r);
+      messagePositions = messageTokens;
+    } else if (this.spec.channel === 'text') {
       const r = await this.runTextMethod(inst, control, B, ctx);
       ({ answers, lossSum, count, messageTokens } = r);
       messagePositions = messageTokens;
@@ -706,7 +736,8 @@ export class Run {
     const fi = this.plan.length - 1;
     const base = { split, index, parts: ep.parts.map((_, i) => this.rendering.part(ep, i)), answer: ep.answer };
     if (this.spec.channel === 'text') {
-      const r = await this.runTextMethod(inst, 'none', 1, `while inspecting ${split} #${index} (${this.spec.name})`);
+      const where = `while inspecting ${split} #${index} (${this.spec.name})`;
+      const r = this.text ? await this.textTrained(inst, false, 1, where) : await this.runTextMethod(inst, 'none', 1, where);
       const agents: AgentInspection[] = this.plan.map((pa, a) => ({
         id: pa.agent.id, name: pa.agent.name, input: r.prompts[a][0],
         output: pa.final ? r.answers[0] : `${this.rendering.message.open}${r.messages[a][0]}`,
@@ -836,6 +867,7 @@ export class Run {
     this.destroyed = true;
     for (const r of this.rollouts.values()) r.destroy();
     this.rollouts.clear();
+    this.text?.destroy();
     this.optimizer?.destroy();
     if (this.lossLog) this.engine.gpu.destroy(this.lossLog);
     for (const l of this.adapters.values()) l.destroy();

@@ -23,6 +23,10 @@ export const METHOD_INFO: Record<MethodName, { label: string; about: string }> =
     about: 'The skyline with its own LoRA trained on the answer, as DiffMAS is trained: the ceiling a trained team is measured against.',
   },
   text: { label: 'text MAS', about: 'Senders decode a text message (greedy, token budget) that is added to the receiver’s prompt.' },
+  'text-trained': {
+    label: 'text MAS (trained)',
+    about: 'Every agent’s LoRA trained through the text messages, as DiffMAS is trained: each sender writes exactly the token budget of tokens (greedy, never a newline), and the gradient reaches it straight-through a softmax at the text temperature.',
+  },
   latentmas: { label: 'LatentMAS (latent only)', about: 'Training-free: the receiver attends over the K/V of the sender’s latent steps.' },
   'latentmas-full': { label: 'LatentMAS (full trace)', about: 'Training-free, K/V of the sender’s prompt and latent steps: context sharing.' },
   diffmas: { label: 'DiffMAS (latent only)', about: 'LoRA adapters trained end to end through the K/V of the latent steps.' },
