@@ -13,7 +13,11 @@ import { makeTask, sampleEpisodes } from '../src/tasks/tasks';
 import { loadBaseModel } from '../src/cli/files';
 import { defaultRunConfig, MasEngine, Run } from '../src/mas/run';
 import { presetForTask } from '../src/mas/topology';
-import { bitsRun, probeRun } from '../src/mas/measures';
+import { bitsRun, formatBits, formatProbes, probeRun } from '../src/mas/measures';
+import { latentBlocks } from '../src/mas/received';
+import { runExperiment } from '../src/mas/experiment';
+import { RunController } from '../src/mas/controller';
+import type { MethodName } from '../src/mas/run-types';
 import { testGpu } from './helpers';
 
 /** Rows x = code[c] + noise for classes c: a planted linear code in F features. */
@@ -292,9 +296,50 @@ describe('probes, bits and the permute control through a run on the tiny base', 
       expect(b.loss).toBe(a.loss);
       expect(Number.isFinite(a.loss)).toBe(true);
       expect(a.loss).not.toBe(none.loss);
+
+      // the reason the permute control turns the keys: rows moved without the turn change nothing the
+      // receiver computes (attention over a prefix is a sum over its positions), up to summation order
+      const { hd } = engine.model.dims;
+      const B = run.config.batch;
+      const moved = await run.evaluate('heldout', 'none', {
+        edit: (ro) => (agent, _l, _k, values, P) => permuteBlocks(values, B, P, kvDim, hd, latentBlocks(ro, agent).map((x) => ({ offset: x.offset, perm: [1, 0] })), null),
+      });
+      expect(moved.predictions).toEqual(none.predictions);
+      expect(Math.abs(moved.loss - none.loss)).toBeLessThan(1e-5 * Math.max(1, none.loss));
+      await expect(run.evaluate('heldout', 'zero', { edit: () => () => undefined })).rejects.toThrow(/without a control/);
     } finally {
       run.destroy();
       engine.destroy();
     }
+  }, 300_000);
+
+  it('the experiment runner adds probes and bits for latent methods only, keeps them on resume; the controller probes the open run', async () => {
+    const gpu = await testGpu();
+    const base = await loadBaseModel('public/models/tiny');
+    const task = makeTask('lookup', 1);
+    const cfg = defaultRunConfig({
+      task: 'lookup', difficulty: 1, topology: presetForTask(task, { latentSteps: 2 }), modelId: 'tiny', steps: 0, batch: 8, evalSize: 8, evalEvery: 0,
+    });
+    const { method: _m, seed: _s, ...baseCfg } = cfg;
+    const req = { base: baseCfg, methods: ['single', 'latentmas'] as MethodName[], seeds: [1] };
+    const measure = { probe: { trainEpisodes: 24 }, bits: true };
+    const report = await runExperiment(gpu, base, req, () => undefined, { splits: ['heldout'], controls: false, measure });
+    expect(report.probes!.map((p) => p.method)).toEqual(['latentmas']);
+    expect(report.bits!.map((b) => b.method)).toEqual(['latentmas']);
+    const row = report.rows.find((r) => r.method === 'latentmas')!;
+    expect(report.bits![0].unquantized).toBe(row.accuracy);
+    expect(formatProbes(report.probes!)).toContain('| latentmas | 1 | key 1 |');
+    expect(formatBits(report.bits!)).toMatch(/\| latentmas \| 1 \| [0-9.]+ \| /);
+    const kept: string[] = [];
+    const resumed = await runExperiment(gpu, base, req, (m) => void (m.endsWith('kept from the previous run') && kept.push(m)), { splits: ['heldout'], controls: false, measure, previous: report });
+    expect(kept.length).toBe(2);
+    expect(resumed.probes).toEqual(report.probes);
+    expect(resumed.bits).toEqual(report.bits);
+
+    const ctl = new RunController(gpu);
+    await ctl.start({ ...cfg, method: 'latentmas' }, base, () => undefined);
+    const p = await ctl.probe(24);
+    expect(p.cells).toEqual(report.probes![0].cells);
+    ctl.reset();
   }, 300_000);
 });

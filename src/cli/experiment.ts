@@ -13,6 +13,8 @@ import { DEFAULT_EVAL_SEED, makeTask, TASK_NAMES } from '../tasks/tasks';
 import { CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type MethodName } from '../worker/api';
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
+import { formatBits, formatProbes, PROBE_TRAIN_EPISODES } from '../mas/measures';
+import { BIT_WIDTHS, BITS_TOLERANCE } from '../mas/quantize';
 import { PROJS, type Proj } from '../model/config';
 import { Args, parseSeeds, UsageError } from './args';
 import { checkExportFolder, exportRuns } from './export-run';
@@ -41,6 +43,9 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'rendering', help: "how episodes become text: char (the toys' compact format) or word (plain words for a real model's vocabulary); default: char for a character tokenizer, word for a tokenizer.json" },
     { name: 'controls', help: `comma-separated controls run on heldout for every method that sends messages (${CONTROL_NAMES.join(', ')}; noise, rotate and permute: latent methods only)`, default: CONTROL_NAMES.join(',') },
     { name: 'no-controls', help: 'skip every control', flag: true },
+    { name: 'probe', help: 'after evaluation, latent methods: a linear (ridge) probe from each latent position, layer, K and V of the received K/V to each part of the senders\u2019 content, fitted on train-split episodes, scored on heldout (src/mas/probe.ts)', flag: true },
+    { name: 'probe-train', help: `with --probe: train-split episodes the probes are fitted on (default ${PROBE_TRAIN_EPISODES})` },
+    { name: 'bits', help: `after evaluation, latent methods: heldout accuracy with the received K/V quantised to ${BIT_WIDTHS.join(', ')} bits per float, and the smallest k within one point (src/mas/quantize.ts)`, flag: true },
     { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
     { name: 'export-run', help: 'write a run bundle (docs/run-bundle.md: run.json, base, PEFT adapters, episodes, first batches) per (method, seed) as DIR/<method>-seed<k>/' },
@@ -81,6 +86,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   for (const c of controls) if (!(CONTROL_NAMES as readonly string[]).includes(c)) throw new UsageError(`unknown control ${c} in --controls (have: ${CONTROL_NAMES.join(', ')})`);
   if (new Set(controls).size !== controls.length) throw new UsageError('--controls: a control is listed twice');
   if (args.has('no-controls') && args.has('controls')) throw new UsageError('--controls and --no-controls: give one of them');
+  const probeTrain = args.int('probe-train', 10, 1 << 20) ?? PROBE_TRAIN_EPISODES;
+  if (args.has('probe-train') && !args.has('probe')) throw new UsageError('--probe-train needs --probe');
   const req: CompareRequest = {
     base: {
       task: task.name, difficulty, topology, modelId: modelDir,
@@ -179,6 +186,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     }
   }, {
     controls: args.has('no-controls') ? false : (controls as ControlName[]),
+    measure: args.has('probe') || args.has('bits') ? { probe: args.has('probe') ? { trainEpisodes: probeTrain } : false, bits: args.has('bits') } : undefined,
     previous,
     onPartial: save,
     onAdapters: saveDir || exportDir
@@ -196,6 +204,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const seconds = elapsed();
   report.args = { ...report.args, ...extraArgs(), seconds };
   console.log(`\n${formatTable(report)}\n\ncontrols (heldout accuracy):\n${formatControls(report)}\n\ntraining loss (mean over seeds, per 25 steps):\n${formatCurves(report)}\n`);
+  if (report.probes) console.log(`probes of the received K/V (best heldout accuracy per target over positions, layers, K and V):\n${formatProbes(report.probes)}\n`);
+  if (report.bits) console.log(`received K/V quantised (heldout accuracy; the smallest k keeps it within ${BITS_TOLERANCE}):\n${formatBits(report.bits)}\n`);
   for (const f of report.findings) console.log(`- ${f}`);
   console.log(`\n${seconds.toFixed(0)} s on ${device}${earlierSeconds ? ` (${(seconds - earlierSeconds).toFixed(0)} s in this leg, resumed)` : ''}`);
   if (json) {

@@ -7,6 +7,8 @@ import type { Split } from '../tasks/tasks';
 import type { EvalRow, InspectResult, RunConfig, RunCheckpoint, RunProgress, RunState, RunTrainingState } from './run-types';
 import type { BaseModel, RunControllerApi, TrainedAdapter } from './types';
 import { MasEngine, Run, type EvalOutcome } from './run';
+import { probeRun } from './measures';
+import type { ProbeReport } from './measure-types';
 import { loraKey, type LoraTarget } from '../storage/peft';
 
 /** EvalRow without the per-episode arrays (what crosses to the page). */
@@ -349,6 +351,14 @@ export class RunController implements RunControllerApi {
       run.restoreTraining(state);
       this.progress = { ...this.progress, step: run.step, loss: state.losses[state.losses.length - 1] ?? NaN };
       this.emit();
+    });
+  }
+
+  /** Linear probes of the received K/V with the run's adapters now (src/mas/measures.ts), between steps like every GPU job. */
+  probe(trainEpisodes?: number): Promise<ProbeReport> {
+    return this.exclusive(async () => {
+      if (!this.run) throw new Error('no run to probe: call start first');
+      return probeRun(this.run, { trainEpisodes });
     });
   }
 

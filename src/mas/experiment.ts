@@ -17,6 +17,7 @@ import { controlsFor, MasEngine, Run } from './run';
 import { methodSpec } from './methods';
 import { toEvalRow } from './controller';
 import { DivergenceWatch } from '../model/divergence';
+import { hasMeasures, measureInto, type MeasureOptions } from './measures';
 
 export const EVAL_SPLITS: readonly Split[] = ['heldout', 'ood'];
 /** Every control, in report order; a method runs those of its channel (controlsFor: text has shuffle and zero). */
@@ -47,6 +48,8 @@ export interface ExperimentOptions {
   previous?: ExperimentReport;
   /** Called after every (method, seed) with the report so far (the CLI saves it, so a run can resume). */
   onPartial?: (report: ExperimentReport) => Promise<void> | void;
+  /** After evaluation, latent methods only: linear probes of the received K/V, and the bits sweep (src/mas/measures.ts). */
+  measure?: MeasureOptions;
 }
 
 /** Two-sided 95% quantile of Student's t with df degrees of freedom. */
@@ -212,11 +215,14 @@ export async function runExperiment(
           prev &&
           splits.every((sp) => prev.rows.some((r) => ofPair(r) && r.split === sp)) &&
           controlsFor(spec.channel).filter((c) => controls.includes(c)).every((c) => prev.controls.some((x) => ofPair(x) && x.control === c)) &&
-          !(opts.onAdapters && spec.train !== 'none');
+          !(opts.onAdapters && spec.train !== 'none') &&
+          (spec.channel !== 'latent' || !opts.measure || hasMeasures(prev, method, seed, opts.measure));
         if (prev && keep) {
           report.rows.push(...prev.rows.filter((r) => ofPair(r) && splits.includes(r.split)));
           report.controls.push(...prev.controls.filter((c) => ofPair(c) && controls.includes(c.control)));
           report.curves!.push(...(prev.curves ?? []).filter(ofPair));
+          if (opts.measure?.probe && prev.probes?.some(ofPair)) (report.probes ??= []).push(...prev.probes.filter(ofPair));
+          if (opts.measure?.bits && prev.bits?.some(ofPair)) (report.bits ??= []).push(...prev.bits.filter(ofPair));
           done++;
           say(`seed ${seed} ${method}: kept from the previous run`);
           continue;
@@ -248,6 +254,7 @@ export async function runExperiment(
               report.controls.push({ method, seed, control, accuracy: o.accuracy });
             }
           }
+          if (opts.measure) await measureInto(run, report, opts.measure, (m) => say(m, 0.97));
           if (run.trains && opts.onAdapters) await opts.onAdapters(method, seed, await run.exportAdapters());
         } finally {
           run.destroy();

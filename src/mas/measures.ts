@@ -9,6 +9,7 @@
 import { deriveSeed } from '../tasks/rng';
 import { sampleEpisodes } from '../tasks/tasks';
 import type { BitsReport, ProbeReport } from './measure-types';
+import type { ExperimentReport, MethodName } from './run-types';
 import { encodeLabels, fitProbe, LAMBDAS, majorityChance, probeTargets, targetValue } from './probe';
 import { BIT_WIDTHS, BITS_TOLERANCE, positionBits, quantizeRows, smallestKeepingBits } from './quantize';
 import { latentBlocks } from './received';
@@ -106,4 +107,63 @@ export async function bitsRun(run: Run, opts: { unquantized?: number; widths?: r
     floatsPerPosition: floats, textBitsPerToken: Math.log2(V), tolerance: BITS_TOLERANCE,
     smallest, bitsPerPosition: smallest === null ? null : smallest * floats,
   };
+}
+
+/** What runExperiment measures after a latent run's evaluation (the CLI's --probe and --bits). */
+export interface MeasureOptions {
+  probe?: boolean | { trainEpisodes?: number };
+  bits?: boolean;
+}
+
+/** Whether a previous report already holds the measurements asked of a (method, seed) pair. */
+export function hasMeasures(report: Pick<ExperimentReport, 'probes' | 'bits'>, method: MethodName, seed: number, opts: MeasureOptions): boolean {
+  const of = (x: { method: string; seed: number }) => x.method === method && x.seed === seed;
+  return (!opts.probe || !!report.probes?.some(of)) && (!opts.bits || !!report.bits?.some(of));
+}
+
+/** Runs the probes and the bits sweep asked for on a latent run, into the report (the unquantised accuracy: its heldout row when there). */
+export async function measureInto(run: Run, report: ExperimentReport, opts: MeasureOptions, say: (message: string) => void): Promise<void> {
+  if (run.spec.channel !== 'latent') return;
+  const tag = `seed ${run.config.seed} ${run.method}`;
+  if (opts.probe) {
+    say(`${tag}: probing the received K/V`);
+    (report.probes ??= []).push(await probeRun(run, typeof opts.probe === 'object' ? opts.probe : {}));
+  }
+  if (opts.bits) {
+    say(`${tag}: quantising the received K/V to ${BIT_WIDTHS.join(', ')} bits`);
+    const row = report.rows.find((r) => r.method === run.method && r.seed === run.config.seed && r.split === 'heldout');
+    (report.bits ??= []).push(await bitsRun(run, { unquantized: row?.accuracy }));
+  }
+}
+
+const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+
+/** Per probe report and target: the best held-out accuracy over positions, layers, K and V, where, and its chance. */
+export function formatProbes(probes: readonly ProbeReport[]): string {
+  if (!probes.length) return '(no probes: no latent method, or --probe not given)';
+  const lines = ['| method | seed | target | best probe | at (edge, position, layer, K/V) | chance (majority) | 1/classes |', '|---|---:|---|---:|---|---:|---:|'];
+  for (const p of probes) {
+    p.targets.forEach((t, i) => {
+      let best = p.cells[0];
+      for (const c of p.cells) if (c.accuracy[i] > best.accuracy[i]) best = c;
+      const at = best ? `${best.sender}->${best.receiver} z${best.position} l${best.layer} ${best.kind.toUpperCase()}` : 'n/a';
+      lines.push(`| ${p.method} | ${p.seed} | ${t.name} | ${f3(best?.accuracy[i] ?? NaN)} | ${at} | ${f3(t.chance)} | ${f3(t.uniform)} |`);
+    });
+  }
+  return lines.join('\n');
+}
+
+/** Per bits report: accuracy at each width, the smallest within a point, and bits per latent position beside bits per text token. */
+export function formatBits(bits: readonly BitsReport[]): string {
+  if (!bits.length) return '(no bits sweep: no latent method, or --bits not given)';
+  const widths = [...new Set(bits.flatMap((b) => b.levels.map((l) => l.bits)))].sort((a, b) => b - a);
+  const lines = [
+    `| method | seed | float32 | ${widths.map((k) => `${k} bit`).join(' | ')} | smallest k | bits / latent position | log2 V bits / text token |`,
+    `|---|---:|---:|${widths.map(() => '---:|').join('')}---:|---:|---:|`,
+  ];
+  for (const b of bits) {
+    const cells = widths.map((k) => f3(b.levels.find((l) => l.bits === k)?.accuracy ?? NaN));
+    lines.push(`| ${b.method} | ${b.seed} | ${f3(b.unquantized)} | ${cells.join(' | ')} | ${b.smallest ?? 'none'} | ${b.bitsPerPosition ?? 'n/a'} | ${b.textBitsPerToken.toFixed(2)} |`);
+  }
+  return lines.join('\n');
 }

@@ -6,6 +6,9 @@ import type { Proj } from '../model/config';
 import type { Split, TaskName } from '../tasks/tasks';
 import type { Topology } from './topology';
 import type { TrainedAdapter } from './types';
+import type { BitsReport, ProbeReport } from './measure-types';
+
+export type { BitsReport, ProbeReport } from './measure-types';
 
 /** Every communication mode of shared/DESIGN.md section 1 (issue 4). */
 export const METHODS = [
@@ -175,6 +178,10 @@ export interface ExperimentReport {
   curves?: { method: MethodName; seed: number; losses: number[] }[];
   /** Chance accuracy of the final agent alone, per split (optional, src/mas). */
   chance?: Partial<Record<Split, number>>;
+  /** Linear probes of the received K/V per latent method and seed (--probe; src/mas/measures.ts). */
+  probes?: ProbeReport[];
+  /** Accuracy with the received K/V quantised to k bits per float per latent method and seed (--bits; src/mas/measures.ts). */
+  bits?: BitsReport[];
 }
 
 export interface CompareRequest {

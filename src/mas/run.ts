@@ -13,7 +13,9 @@
 // 'noise' replaces every received K/V prefix by Gaussian noise with that prefix's mean and full
 // covariance per layer, K and V apart, measured over the whole evaluation set of the split on the
 // uncontrolled traces; 'rotate' turns every received K/V by a random rotation per layer and K/V head
-// (one matrix for K and V of a head, fixed by the run seed). Exact definitions: controls.ts. Every
+// (one matrix for K and V of a head, fixed by the run seed); 'permute' reorders each sender's latent
+// positions by a seeded derangement, each moved key turned to its new slot's RoPE angles. Exact
+// definitions: controls.ts. Every
 // receiver's prefix is controlled (in a chain the relay reads the controlled trace too, as with
 // 'zero'), and each is seeded from the run seed (deriveSeed).
 import type { Gpu, Tensor } from '../gpu/runtime';

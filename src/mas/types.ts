@@ -5,6 +5,7 @@ import type { LoraAdapterConfig } from '../storage/peft';
 import type { TextTokenizer } from '../tokenizers/types';
 import type { Split } from '../tasks/tasks';
 import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunCheckpoint, RunConfig, RunProgress, RunTrainingState } from './run-types';
+import type { ProbeReport } from './measure-types';
 
 /** A frozen base model, decoded from its Hugging Face files. */
 export interface BaseModel {
@@ -50,6 +51,8 @@ export interface RunControllerApi {
   continueFrom?(adapters: TrainedAdapter[], state: RunTrainingState): Promise<void>;
   /** Inspects with other adapter weights, then restores the run's (optional: the before-training view of any example). */
   inspectWith?(adapters: TrainedAdapter[], split: Split, index: number): Promise<InspectResult>;
+  /** Linear probes of the received K/V of the run as it is now (optional: the page's latent view; src/mas/measures.ts). */
+  probe?(trainEpisodes?: number): Promise<ProbeReport>;
 }
 
 export type ExperimentRunner = (

@@ -4,7 +4,7 @@
 import type { AdapterReport } from '../gpu/device';
 import type { SelfTestResult } from '../gpu/selftest';
 import type { Split, TaskName } from '../tasks/tasks';
-import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunCheckpoint, RunConfig, RunProgress, RunTrainingState } from '../mas/run-types';
+import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, ProbeReport, RunCheckpoint, RunConfig, RunProgress, RunTrainingState } from '../mas/run-types';
 import type { AdapterData, AdapterEntry, ModelEntry, RunEntry, RunRecord } from '../storage/records';
 
 // The run types live in src/mas, the library's records in src/storage; the worker's API re-exports them.
@@ -101,6 +101,12 @@ export interface EngineApiExtras {
    * buffer beyond what the device can bind). Nothing is allocated. Imports, to include it.
    */
   estimateRun(config: RunConfig): Promise<RunMemoryReport>;
+  /**
+   * Linear probes from the current run's received K/V (each latent position, layer, K and V) to each
+   * part of the senders' content, fitted on train-split episodes and scored on heldout (src/mas/probe.ts);
+   * latent methods only. trainEpisodes: default 512.
+   */
+  probeRun(trainEpisodes?: number): Promise<ProbeReport>;
   /** Rebuilds an unreadable library index from the stored records (the old index is kept as a backup). */
   rebuildLibraryIndex(): Promise<{ models: number; adapters: number; skipped: string[]; backup: string | null }>;
 }

@@ -26,7 +26,7 @@ import type { Split } from '../tasks/tasks';
 import { loadTokenizer } from '../tokenizers';
 import type {
   AdapterData, AdapterEntry, CompareRequest, EngineApi, EngineRunRecords, EnvReport, EvalRow, ExperimentReport, FileBlob, InspectResult, ModelEntry,
-  PretrainRequest, RunConfig, RunEntry, RunMemoryReport, RunProgress, RunRecord, RunState, RunCheckpoint, RunTrainingState, StartOptions,
+  PretrainRequest, ProbeReport, RunConfig, RunEntry, RunMemoryReport, RunProgress, RunRecord, RunState, RunCheckpoint, RunTrainingState, StartOptions,
 } from './api';
 import { runBundleContent } from '../mas/run-data';
 import { estimateRunMemory, memoryProblem } from '../mas/memory';
@@ -724,6 +724,12 @@ export class Engine implements EngineApi, EngineRunRecords {
     const buffers = new Set<ArrayBuffer>();
     for (const e of r.edges) for (const a of [e.attention, e.keyNorms, e.valueNorms]) buffers.add(a.buffer as ArrayBuffer);
     return transfer(r, [...buffers]);
+  }
+
+  async probeRun(trainEpisodes?: number): Promise<ProbeReport> {
+    const ctl = this.active();
+    if (!ctl.probe) throw new Error('this build cannot probe a run');
+    return ctl.probe(trainEpisodes);
   }
 
   async saveAdapters(name: string): Promise<AdapterEntry[]> {

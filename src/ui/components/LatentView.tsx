@@ -3,6 +3,7 @@
 // side by side; a layer x head summary of how much attention lands on the message; K/V norms per
 // sender position; every agent's input and output (with the text method, the text message read).
 // While training it refreshes every 2 s. A stored run opened read-only shows what its record holds.
+// Below, for a latent method, the linear probes of what the message holds (ProbePanel).
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { SPLITS, type Split } from '../../tasks/tasks';
 import type { EdgeInspection, InspectResult, StoredInspection } from '../../worker/api';
@@ -10,6 +11,7 @@ import { showText } from '../format';
 import { isTrainedMethod, useApp, useRun, useShownRun } from '../store';
 import { ColorLegend, HeadSummary, Heatmap, attentionSlice, normsOf, type Pick } from './Heatmap';
 import { ErrorText } from './RunBar';
+import { ProbePanel } from './ProbePanel';
 
 const REFRESH_MS = 2000;
 
@@ -355,6 +357,7 @@ export function LatentView() {
             </tbody>
           </table>
         )}
+        {live && <ProbePanel />}
       </div>
     </section>
   );
