@@ -10,7 +10,7 @@
 // A cell that fails (an error of the task's pipeline) is kept as an error row and the others still
 // run; a lost device ends the evaluation (every later cell would fail the same way).
 import type { Gpu } from '../gpu/runtime';
-import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
+import { DEFAULT_EVAL_SEED, MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
 import type { RunConfig } from './run-types';
 import { LIMITS } from './methods';
 import { resolveTopology } from './presets';
@@ -88,7 +88,7 @@ export interface BaseEvalOptions {
   evalSize?: number;
   /** Tokens a sender may decode, or 'auto' (default): the longest ideal message of the cell's episodes plus its newline. */
   textBudget?: number | 'auto';
-  /** Seed of the evaluation episodes, the runs' evalSeed (default 1). */
+  /** Seed of the evaluation episodes, the runs' evalSeed (default DEFAULT_EVAL_SEED, an experiment's default too). */
   seed?: number;
   /** Sequences per GPU pass (default 32, at most evalSize). */
   batch?: number;
@@ -144,7 +144,7 @@ export function resolveBaseEvalOptions(o: BaseEvalOptions = {}): ResolvedBaseEva
   if (textBudget !== 'auto' && (!Number.isInteger(textBudget) || textBudget < LIMITS.textBudget[0] || textBudget > LIMITS.textBudget[1])) {
     throw new Error(`base evaluation: textBudget must be 'auto' or an integer in ${LIMITS.textBudget[0]}..${LIMITS.textBudget[1]}, got ${textBudget}`);
   }
-  const seed = o.seed ?? 1;
+  const seed = o.seed ?? DEFAULT_EVAL_SEED;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`base evaluation: seed must be a non-negative integer, got ${seed}`);
   const batch = Math.min(o.batch ?? 32, evalSize);
   if (!Number.isInteger(batch) || batch < 1 || batch > LIMITS.batch[1]) throw new Error(`base evaluation: batch must be an integer in 1..${LIMITS.batch[1]}, got ${o.batch}`);

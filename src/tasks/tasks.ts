@@ -88,7 +88,7 @@ export const ANSWER_SET_LIMIT = 1000;
  * more distinct episodes than the largest evaluation set (LIMITS.evalSize, 10,000). */
 export const ENUMERATE_LIMIT = 100_000;
 /** The evaluation seed of a run that sets none (RunConfig.evalSeed). */
-export const DEFAULT_EVAL_SEED = 0;
+export const DEFAULT_EVAL_SEED = 1;
 
 export interface Episode {
   task: TaskName;
