@@ -11,14 +11,19 @@
 //   positions: the rows' messagePositions (text: tokens sent; latent: the K/V positions receivers read)
 //   bits: text = tokens sent (messageTokens) × log2 V, V the base's vocabulary (args.vocabSize or
 //         the base's config.json); latent = 32 × the K/V floats crossing (messageFloats)
-// Accuracy: mean over seeds with the 95% t interval (the reports' summary: accuracyMean, accuracyCi).
+// Accuracy: mean over seeds with the runner's 95% bootstrap interval over seeds and episodes (or, where
+// the seeds split into modes, those modes; src/mas/stats.ts through report-lib.mjs).
+// Beside every budget, what a message of that size could carry (src/mas/bounds.ts): the best accuracy
+// any protocol of B tokens from V can reach (Fano, or exactly 1 where the message can name the whole
+// content), drawn as a curve over each panel's x (bits: per message, the bits crossing over the
+// messages per episode), and the receiver alone (the best constant message) as a line.
 // When two reports hold the same (method, size), the one with more seeds is used (then the first given).
 // Plain Node, no dependencies.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  LATENT_METHODS, baseOf, compareSettings, differencesNote, f3, isMain, latentStepsOf, loadReport, parseArgs,
-  settingOf, summaryOf, vocabOf,
+  LATENT_METHODS, TEXT_METHODS, accuracyWords, compareSettings, differencesNote, f3, isMain, latentStepsOf, loadReport, parseArgs,
+  settingOf, stats, summaryOf, vocabOf,
 } from './report-lib.mjs';
 
 export const DEFAULT_METHODS = ['text', 'latentmas', 'diffmas'];
@@ -36,6 +41,10 @@ const REF_STYLE = {
   skyline: { color: '#000000', dash: '9 4', label: 'skyline (one context)' },
   single: { color: '#555555', dash: '2 3', label: 'single agent' },
   chance: { color: '#999999', dash: '7 3 2 3', label: 'chance' },
+};
+const BOUND_STYLE = {
+  ceiling: { color: '#7B3294', dash: '1 3', label: 'any protocol of that size (Fano)' },
+  floor: { color: '#B2182B', dash: '4 2', label: 'receiver alone (best constant message)' },
 };
 
 /**
@@ -65,7 +74,7 @@ export function collectBudget(reports, { split = 'heldout', methods = DEFAULT_ME
         const s = summaryOf(r, method, split);
         if (!s) continue;
         let param, size, positions, bits;
-        if (method === 'text') {
+        if (TEXT_METHODS.includes(method)) {
           param = Number(r.args.textBudget);
           size = `B=${param}`;
           positions = Number.isFinite(s.messagePositions) ? s.messagePositions : s.messageTokens;
@@ -81,9 +90,11 @@ export function collectBudget(reports, { split = 'heldout', methods = DEFAULT_ME
           }
           bits = 32 * s.messageFloats;
         }
+        // beside the budget: any protocol of param tokens (for a latent channel, m positions as m tokens)
+        const bound = Number.isFinite(V.V) ? stats.budgetBound(setting.task, setting.difficulty, split, param, V.V) : null;
         const p = {
           method, param, size, positions, bits, tokens: s.messageTokens, floats: s.messageFloats,
-          accuracyMean: s.accuracyMean, accuracyCi: s.accuracyCi, seeds: s.seeds, validity: s.validity, file: r.file, alsoIn: [],
+          accuracyMean: s.accuracyMean, accuracyCi: s.accuracyCi, acc: s.acc, seeds: s.seeds, validity: s.validity, file: r.file, alsoIn: [], bound,
         };
         const key = `${method} ${size}`;
         const old = byKey.get(key);
@@ -105,7 +116,10 @@ export function collectBudget(reports, { split = 'heldout', methods = DEFAULT_ME
     const used = rs.filter((r) => points.some((p) => p.file === r.file) || ['skyline', 'single'].some((m) => ref(m)?.file === r.file));
     const diff = differencesNote(used);
     if (diff) notes.push(diff);
-    out.push({ setting, split, points, refs: { skyline: ref('skyline'), single: ref('single'), chance }, vocab: V, notes, files: used.map((r) => r.file) });
+    const shape = stats.shapeOf(setting.task, setting.difficulty, split);
+    const floor = stats.constantFloor(setting.task, setting.difficulty, split);
+    if (!Number.isFinite(V.V)) notes.push('The vocabulary size is unknown: no bound on what B tokens can carry is drawn.');
+    out.push({ setting, split, points, refs: { skyline: ref('skyline'), single: ref('single'), chance }, vocab: V, notes, files: used.map((r) => r.file), floor, messagesPerEpisode: shape.messages });
   }
   return out.sort((a, b) => compareSettings(a.setting, b.setting));
 }
@@ -156,12 +170,16 @@ export function budgetSvg(b) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(`${b.setting.task} d${b.setting.difficulty} (${b.setting.base} base): ${splitName(b.split)} accuracy against message size`)}</text>`,
-    `<text x="${W / 2}" y="38" text-anchor="middle" fill="#444">${esc('mean over seeds, bars: 95% t interval; log-scale x; points shifted a few pixels sideways so bars do not hide each other')}</text>`,
+    `<text x="${W / 2}" y="38" text-anchor="middle" fill="#444">${esc('mean over seeds, bars: 95% bootstrap interval (seeds x episodes); log-scale x; points shifted a few pixels sideways so bars do not hide each other')}</text>`,
   ];
   // legend: the channels on one row, the reference lines with their values on the next, each centred
   const rows = [
     methods.map((m) => ({ kind: 'series', m, label: m })),
-    Object.entries(b.refs).filter(([, r]) => r).map(([k, r]) => ({ kind: 'ref', k, label: `${REF_STYLE[k].label} ${f3(r.accuracyMean)}` })),
+    [
+      ...Object.entries(b.refs).filter(([, r]) => r).map(([k, r]) => ({ kind: 'ref', k, label: `${REF_STYLE[k].label} ${f3(r.accuracyMean)}` })),
+      ...(Number.isFinite(b.vocab.V) ? [{ kind: 'bound', k: 'ceiling', label: BOUND_STYLE.ceiling.label }] : []),
+      { kind: 'bound', k: 'floor', label: `${BOUND_STYLE.floor.label} ${f3(b.floor)}` },
+    ],
   ];
   o.push('<g class="legend">');
   rows.forEach((row, ri) => {
@@ -173,7 +191,7 @@ export function budgetSvg(b) {
         const s = STYLE[e.m] ?? STYLE.text;
         o.push(`<line x1="${f(lx)}" x2="${f(lx + 26)}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`, marker(s.marker, lx + 13, ly, s.color));
       } else {
-        const s = REF_STYLE[e.k];
+        const s = e.kind === 'bound' ? BOUND_STYLE[e.k] : REF_STYLE[e.k];
         o.push(`<line x1="${f(lx)}" x2="${f(lx + 26)}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="1.5" stroke-dasharray="${s.dash}"/>`);
       }
       o.push(`<text x="${f(lx + 32)}" y="${ly + 4}">${esc(e.label)}</text>`);
@@ -204,6 +222,26 @@ export function budgetSvg(b) {
       const s = REF_STYLE[k];
       o.push(`<line class="ref" data-ref="${k}" x1="${P.x0}" x2="${P.x1}" y1="${f(y(r.accuracyMean))}" y2="${f(y(r.accuracyMean))}" stroke="${s.color}" stroke-width="1.5" stroke-dasharray="${s.dash}"><title>${esc(`${s.label}: ${f3(r.accuracyMean)} ± ${f3(r.accuracyCi)} (${r.file})`)}</title></line>`);
     }
+    // the bounds: the receiver alone as a line; the ceiling of any protocol as a curve over x
+    // (positions: B tokens, B = 1, 2, ...; bits: each message carrying x / messagesPerEpisode bits)
+    o.push(`<line class="bound" data-bound="floor" x1="${P.x0}" x2="${P.x1}" y1="${f(y(b.floor))}" y2="${f(y(b.floor))}" stroke="${BOUND_STYLE.floor.color}" stroke-width="1.5" stroke-dasharray="${BOUND_STYLE.floor.dash}"><title>${esc(`${BOUND_STYLE.floor.label}: ${f3(b.floor)}`)}</title></line>`);
+    if (Number.isFinite(b.vocab.V)) {
+      const { task, difficulty } = b.setting;
+      const xLo = Math.exp(l0), xHi = Math.exp(l1);
+      const pts = [];
+      if (P.key === 'positions') {
+        for (let B = Math.max(1, Math.ceil(xLo)); B <= Math.min(256, Math.floor(xHi)); B++) pts.push([B, stats.budgetBound(task, difficulty, b.split, B, b.vocab.V).ceiling]);
+      } else {
+        for (let k = 0; k <= 60; k++) {
+          const bits = Math.exp(Math.log(xLo) + (k / 60) * (Math.log(xHi) - Math.log(xLo)));
+          pts.push([bits, stats.ceilingAtBits(task, difficulty, b.split, bits / b.messagesPerEpisode).ceiling]);
+        }
+      }
+      if (pts.length > 1) {
+        const d = pts.map(([v, c], i) => `${i ? 'L' : 'M'}${f(x(v))},${f(y(c))}`).join('');
+        o.push(`<path class="bound" data-bound="ceiling" d="${d}" fill="none" stroke="${BOUND_STYLE.ceiling.color}" stroke-width="1.5" stroke-dasharray="${BOUND_STYLE.ceiling.dash}"><title>${esc(`${BOUND_STYLE.ceiling.label}, V = ${b.vocab.V}`)}</title></path>`);
+      }
+    }
     methods.forEach((m, j) => {
       const s = STYLE[m] ?? STYLE.text;
       const dx = (j - (methods.length - 1) / 2) * 5;
@@ -215,10 +253,11 @@ export function budgetSvg(b) {
       }
       for (const p of pts) {
         const px = x(p[P.key]) + dx, py = y(p.accuracyMean);
-        const tip = `${m} ${p.size}: ${f3(p.accuracyMean)} ± ${f3(p.accuracyCi)}, ${p.positions.toFixed(1)} positions, ${Math.round(p.bits)} bits, ${p.seeds} seeds (${p.file})`;
+        const beside = p.bound ? `; any protocol of ${p.param} tokens ${p.bound.exact ? '= 1 (exact)' : `<= ${f3(p.bound.ceiling)}`}` : '';
+        const tip = `${m} ${p.size}: ${accuracyWords(p.acc)}, ${p.positions.toFixed(1)} positions, ${Math.round(p.bits)} bits, ${p.seeds} seeds${beside} (${p.file})`;
         o.push(`<g class="point" data-size="${esc(p.size)}"><title>${esc(tip)}</title>`);
-        if (Number.isFinite(p.accuracyCi) && p.accuracyCi > 0) {
-          const a = y(p.accuracyMean + p.accuracyCi), c = y(p.accuracyMean - p.accuracyCi);
+        if (p.acc && p.acc.lo !== null && p.acc.hi !== null && p.acc.hi > p.acc.lo) {
+          const a = y(p.acc.hi), c = y(p.acc.lo);
           o.push(`<path d="M${f(px)},${f(a)}V${f(c)}M${f(px - 4)},${f(a)}H${f(px + 4)}M${f(px - 4)},${f(c)}H${f(px + 4)}" stroke="${s.color}" stroke-width="1.5" fill="none"/>`);
         }
         o.push(marker(s.marker, px, py, s.color), '</g>');
@@ -238,23 +277,28 @@ export const svgName = (b) => `${b.setting.base}-${b.setting.task}-d${b.setting.
 export function budgetMarkdown(b, svgPath) {
   const lines = [
     `#### ${b.setting.task} d${b.setting.difficulty} (${b.setting.base}): ${splitName(b.split)} accuracy against message size`, '',
-    '| channel | size | positions | bits | accuracy (mean ± 95% CI) | validity | seeds | source |',
-    '|---|---|---:|---:|---:|---:|---:|---|',
+    '| channel | size | positions | bits | accuracy [95% interval] | any protocol of that many tokens | validity | seeds | source |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   const n = (v, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
   for (const p of b.points) {
-    lines.push(`| ${p.method} | ${p.size} | ${n(p.positions)} | ${Number.isFinite(p.bits) ? Math.round(p.bits) : 'n/a'} | ${f3(p.accuracyMean)} ± ${f3(p.accuracyCi)} | ${n(p.validity, 2)} | ${p.seeds} | \`${p.file}\` |`);
+    const ceil = p.bound ? (p.bound.exact ? '1.000 (exact)' : `<= ${f3(p.bound.ceiling)}`) : 'n/a';
+    lines.push(`| ${p.method} | ${p.size} | ${n(p.positions)} | ${Number.isFinite(p.bits) ? Math.round(p.bits) : 'n/a'} | ${accuracyWords(p.acc)} | ${ceil} | ${n(p.validity, 2)} | ${p.seeds} | \`${p.file}\` |`);
   }
   for (const [k, r] of Object.entries(b.refs)) {
     if (!r) continue;
-    lines.push(`| ${k} | – | – | – | ${f3(r.accuracyMean)}${k === 'chance' ? '' : ` ± ${f3(r.accuracyCi)}`} | ${k === 'chance' ? '–' : n(r.validity, 2)} | ${k === 'chance' ? '–' : r.seeds} | \`${r.file}\` |`);
+    lines.push(`| ${k} | – | – | – | ${k === 'chance' ? f3(r.accuracyMean) : accuracyWords(r.acc)} | – | ${k === 'chance' ? '–' : n(r.validity, 2)} | ${k === 'chance' ? '–' : r.seeds} | \`${r.file}\` |`);
   }
+  lines.push(`| receiver alone (best constant message) | – | 0 | 0 | ${f3(b.floor)} | – | – | – | src/mas/bounds.ts |`);
   const V = b.vocab;
   lines.push(
     '',
     'Positions: the rows\u2019 messagePositions, mean over seeds (text: tokens sent; latent: K/V positions the receivers read). ' +
       `Bits: text = tokens sent × log2 V${Number.isFinite(V.V) ? ` (V = ${V.V} from ${V.source}: ${Math.log2(V.V).toFixed(2)} bits per token)` : ' (V unknown)'}; ` +
-      'latent = 32 × the K/V floats crossing. Size: B = the text budget (args.textBudget), m = the senders\u2019 latent steps (args.topology).',
+      'latent = 32 × the K/V floats crossing. Size: B = the text budget (args.textBudget), m = the senders\u2019 latent steps (args.topology). ' +
+      'Any protocol: the best accuracy a message of that many tokens from V can reach (Fano\u2019s inequality on the entropy the receiver ' +
+      'lacks; exactly 1 where it can name the sender\u2019s whole content); for a latent channel, m positions read as m tokens ' +
+      '(a position holds floats, not a token). Receiver alone: the best guess from its own part (src/mas/bounds.ts).',
     ...b.notes.map((x) => `- ${x}`),
     '',
     `Sources: ${b.files.map((f) => `\`${f}\``).join(', ')}${svgPath ? `; chart: \`${svgPath}\`` : ''}`,

@@ -2,11 +2,12 @@
 // The grid of bench/EXPERIMENT.md from experiment reports of several (task, difficulty) settings on
 // one base (`npm run experiment -- --json FILE`), as Markdown:
 //   1. the main table: one row per setting and split, one column per method present, accuracy
-//      mean ± 95% t interval over seeds (the report's own summary);
-//   2. the controls of every latent method: uncontrolled / shuffle / zero / noise / rotate, each
-//      marked at chance or above it (the atChance rule of src/mas/experiment.ts);
-//   3. where the gradient stops: diffmas against diffmas-detached with the verdict of the findings
-//      rule of src/mas/experiment.ts (margin beyond both seed intervals and two binomial SE).
+//      mean and 95% bootstrap interval over seeds and episodes, or "k of n seeds reach >= x" where
+//      the seeds split into modes (src/mas/stats.ts, as the runner's findings);
+//   2. the controls of every message-sending method, each against the method's own uncontrolled
+//      episodes (paired), marked at chance or above it by the runner's rule (src/mas/paired.ts);
+//   3. where the gradient stops: diffmas against diffmas-detached, the paired difference with its
+//      interval; "beats" iff the interval excludes 0.
 // Under every table: the report each number comes from.
 //   node bench/grid.mjs [--split heldout,ood] FILE.json [...]
 // When several reports hold the same (setting, method) — a grid run and a budget run, say — the
@@ -14,8 +15,8 @@
 // then the one with more seeds, then the first given; the others are listed as not used.
 // Plain Node, no dependencies.
 import {
-  CONTROLS, LATENT_METHODS, METHODS, atChance, bLabel, compareSettings, controlAccuracies, differencesNote, evalSizeOf, f3,
-  isMain, latentStepsOf, loadReport, mLabel, pairVerdict, parseArgs, settingOf, summaryOf,
+  CONTROLS, LATENT_METHODS, METHODS, TEXT_METHODS, accuracyWords, bLabel, compareAcross, compareSettings, controlAccuracies, differenceWords,
+  differencesNote, f3, isMain, latentStepsOf, loadReport, mLabel, pairedOf, parseArgs, settingOf, stats, summaryOf,
 } from './report-lib.mjs';
 
 const methodsOf = (r) => [...new Set([...(r.summary ?? []), ...r.rows].map((x) => x.method))];
@@ -37,7 +38,7 @@ export function pickGrid(reports) {
   for (const g of groups.values()) {
     // the report with the most methods sets the setting's message budget
     const main = g.reports.reduce((best, r) => (methodsOf(r).length > methodsOf(best).length ? r : best));
-    const fits = (r, m) => (m === 'text' ? r.args.textBudget === main.args.textBudget : LATENT_METHODS.includes(m) ? sameSteps(r, main) : true);
+    const fits = (r, m) => (TEXT_METHODS.includes(m) ? r.args.textBudget === main.args.textBudget : LATENT_METHODS.includes(m) ? sameSteps(r, main) : true);
     const seeds = (r, m) => summaryOf(r, m, 'heldout')?.seeds ?? summaryOf(r, m, 'ood')?.seeds ?? 0;
     const pick = new Map(), unused = [];
     for (const m of METHODS.filter((x) => g.reports.some((r) => methodsOf(r).includes(x)))) {
@@ -51,7 +52,7 @@ export function pickGrid(reports) {
       for (const r of cands) {
         if (r === best) continue;
         const why = !fits(r, m) && fits(best, m)
-          ? `another message budget, ${m === 'text' ? bLabel(r) : mLabel(r)}`
+          ? `another message budget, ${TEXT_METHODS.includes(m) ? bLabel(r) : mLabel(r)}`
           : seeds(r, m) < seeds(best, m) ? `fewer seeds, ${seeds(r, m)}` : 'given later';
         unused.push({ method: m, file: r.file, why });
       }
@@ -105,7 +106,7 @@ export function mainTable(grid, splits = ['heldout', 'ood']) {
       if (cells.every((c) => !c)) continue;
       const seeds = cells.filter(Boolean).map((c) => c.seeds);
       const most = Math.max(...seeds);
-      const cell = (c) => (c ? `${f3(c.accuracyMean)} ± ${f3(c.accuracyCi)}${c.seeds < most ? ` (${c.seeds} seeds)` : ''}` : '–');
+      const cell = (c) => (c ? `${accuracyWords(c.acc)}${c.seeds < most && !c.acc?.modes && c.acc?.lo !== null ? ` (${c.seeds} seeds)` : ''}` : '–');
       const budget = [
         ...new Set(methods.filter((m) => LATENT_METHODS.includes(m) && g.pick.has(m)).map((m) => mLabel(g.pick.get(m)))),
         ...(g.pick.has('text') ? [bLabel(g.pick.get('text'))] : []),
@@ -113,62 +114,64 @@ export function mainTable(grid, splits = ['heldout', 'ood']) {
       lines.push(`| ${labelOf(g, grid)} | ${split} | ${f3(chanceOf(g.main, split))} | ${cells.map(cell).join(' | ')} | ${range(seeds)} | ${budget} |`);
     }
   }
-  lines.push('', 'Accuracy: mean over seeds ± half-width of the 95% t interval (the reports\u2019 summaries); – = not run.', ...sources(grid, methods));
-  return lines.join('\n');
-}
-
-/** Table 2: every latent method's controls on the held-out split, each marked at chance (✓) or above (✗). */
-export function controlsTable(grid) {
-  const present = CONTROLS.filter((c) => grid.some((g) => [...g.pick].some(([m, r]) => controlAccuracies(r, m, c).length)));
-  const missing = CONTROLS.filter((c) => !present.includes(c));
-  const lines = [
-    `| setting | method | uncontrolled | ${CONTROLS.join(' | ')} | chance | above chance under |`,
-    `|---|---|---:|${CONTROLS.map(() => '---:|').join('')}---:|---|`,
-  ];
-  const methods = [];
-  for (const g of grid) {
-    for (const m of LATENT_METHODS) {
-      const r = g.pick.get(m);
-      if (!r) continue;
-      const chance = chanceOf(r, 'heldout'), episodes = evalSizeOf(r);
-      const own = summaryOf(r, m, 'heldout');
-      const ownAccs = r.rows.filter((x) => x.method === m && x.split === 'heldout').map((x) => x.accuracy);
-      const ownMark = ownAccs.length && Number.isFinite(chance) ? (atChance(ownAccs, chance, episodes).yes ? ' ✓' : ' ✗') : '';
-      const above = [];
-      let band = NaN;
-      const cells = CONTROLS.map((c) => {
-        const accs = controlAccuracies(r, m, c);
-        if (!accs.length || !Number.isFinite(chance)) return accs.length ? f3(accs.reduce((a, b) => a + b, 0) / accs.length) : '–';
-        const t = atChance(accs, chance, episodes);
-        band = Number.isFinite(band) ? Math.max(band, t.band) : t.band;
-        if (!t.yes) above.push(c);
-        return `${f3(t.mean)} ${t.yes ? '✓' : '✗'}`;
-      });
-      if (!cells.some((c) => c !== '–') && !own) continue;
-      if (!methods.includes(m)) methods.push(m);
-      const ran = CONTROLS.filter((c) => controlAccuracies(r, m, c).length);
-      lines.push(
-        `| ${labelOf(g, grid)} | ${m} | ${own ? `${f3(own.accuracyMean)} ± ${f3(own.accuracyCi)}${ownMark}` : '–'} | ${cells.join(' | ')} | ` +
-          `${f3(chance)}${Number.isFinite(band) ? ` + ${f3(band)}` : ''} | ${ran.length ? (above.length ? above.join(', ') : 'none') : 'no control run'} |`,
-      );
-    }
-  }
   lines.push(
     '',
-    'Held-out accuracy, mean over seeds. ✓: at chance — the mean is at most chance + two binomial standard errors over ' +
-      'evalSize × seeds episodes (the band after "+"; the rule of atChance in src/mas/experiment.ts); ✗: above that band. ' +
-      'A ✓ on the uncontrolled column means the channel had nothing to lose. – = not run.' +
-      (missing.length ? ` No report holds the ${missing.join(' and ')} control${missing.length > 1 ? 's' : ''}.` : ''),
+    `Accuracy: mean over seeds [95% bootstrap interval over seeds and episodes, percentile, ${stats.REPLICATES} replicates] (src/mas/stats.ts; ` +
+      `over seeds only for a report without per-episode outcomes); no interval below ${stats.MIN_SEEDS} seeds; where a gap above ${stats.MODE_GAP} ` +
+      'splits the seeds, "k of n seeds reach >= x" instead; – = not run.',
     ...sources(grid, methods),
   );
   return lines.join('\n');
 }
 
-/** Table 3: diffmas (gradient through the sender) against diffmas-detached (only the receiver learns). */
+/** Table 2: every message-sending method's controls on the held-out split, each against its own uncontrolled episodes, marked at chance (✓) or above (✗). */
+export function controlsTable(grid) {
+  const present = CONTROLS.filter((c) => grid.some((g) => [...g.pick].some(([m, r]) => controlAccuracies(r, m, c).length)));
+  const lines = [
+    `| setting | method | uncontrolled | ${present.join(' | ')} | chance | above chance under |`,
+    `|---|---|---:|${present.map(() => '---:|').join('')}---:|---|`,
+  ];
+  const methods = [];
+  const rules = new Set();
+  for (const g of grid) {
+    for (const m of [...TEXT_METHODS, ...LATENT_METHODS]) {
+      const r = g.pick.get(m);
+      if (!r) continue;
+      const own = summaryOf(r, m, 'heldout');
+      const list = pairedOf(r).filter((c) => c.control && c.a === m);
+      if (!list.length) continue;
+      if (!methods.includes(m)) methods.push(m);
+      const above = [];
+      const cells = present.map((k) => {
+        const c = list.find((x) => x.control === k);
+        if (!c) return '–';
+        rules.add(c.controlLo === null || c.controlLo === undefined ? 'band' : 'interval');
+        if (c.atChance === false) above.push(k);
+        const mark = c.atChance === undefined ? '' : c.atChance ? ' ✓' : ' ✗';
+        return `${f3(c.meanA)}${mark} (${differenceWords(c)})`;
+      });
+      const chance = list[0].chance;
+      lines.push(`| ${labelOf(g, grid)} | ${m} | ${own ? accuracyWords(own.acc) : '–'} | ${cells.join(' | ')} | ${f3(chance)} | ${above.length ? above.join(', ') : 'none'} |`);
+    }
+  }
+  if (lines.length === 2) return '(no report holds a control)';
+  lines.push(
+    '',
+    'Held-out accuracy under each control, mean over seeds, and in brackets its difference from the same method\u2019s uncontrolled run ' +
+      '(paired per episode where the report has per-episode outcomes; over seeds only otherwise). ✓: at chance; ✗: above it. ' +
+      (rules.has('interval') ? `With ${stats.MIN_SEEDS} seeds or more: at chance when the control\u2019s 95% bootstrap interval reaches chance. ` : '') +
+      (rules.has('band') ? 'With fewer: when its mean is within two binomial standard errors of chance over every episode it saw. ' : '') +
+      '– = not run.',
+    ...sources(grid, methods),
+  );
+  return lines.join('\n');
+}
+
+/** Table 3: diffmas (gradient through the sender) against diffmas-detached (only the receiver learns), paired. */
 export function gradientTable(grid, splits = ['heldout', 'ood']) {
   const lines = [
-    '| setting | split | diffmas | diffmas-detached | margin | seed intervals | 2 binomial SE | verdict |',
-    '|---|---|---:|---:|---:|---:|---:|---|',
+    '| setting | split | diffmas | diffmas-detached | difference [95% interval] | basis | verdict |',
+    '|---|---|---:|---:|---:|---|---|',
   ];
   const methods = ['diffmas', 'diffmas-detached'];
   for (const g of grid) {
@@ -176,25 +179,25 @@ export function gradientTable(grid, splits = ['heldout', 'ood']) {
     if (!ra && !rb) continue;
     for (const split of splits) {
       const A = ra && summaryOf(ra, 'diffmas', split), B = rb && summaryOf(rb, 'diffmas-detached', split);
-      const acc = (s) => (s ? `${f3(s.accuracyMean)} ± ${f3(s.accuracyCi)} (${s.seeds} seeds)` : 'not run');
+      const acc = (s) => (s ? `${accuracyWords(s.acc)} (${s.seeds} seeds)` : 'not run');
       if (!A || !B) {
-        if (A || B) lines.push(`| ${labelOf(g, grid)} | ${split} | ${acc(A)} | ${acc(B)} | – | – | – | no comparison |`);
+        if (A || B) lines.push(`| ${labelOf(g, grid)} | ${split} | ${acc(A)} | ${acc(B)} | – | – | no comparison |`);
         continue;
       }
-      // the verdict rule of findings() in src/mas/experiment.ts (pairVerdict in report-lib.mjs is its copy);
-      // when the two come from different reports, the smaller evaluation size is the cautious one
-      const v = pairVerdict(A, B, Math.min(evalSizeOf(ra), evalSizeOf(rb)));
-      const verdict = v.oneSeed ? 'one seed: no interval'
-        : v.winner === 'a' ? '**diffmas wins** (the gradient through the sender helps)'
-          : v.winner === 'b' ? '**diffmas-detached wins**' : 'no reliable difference';
-      lines.push(`| ${labelOf(g, grid)} | ${split} | ${acc(A)} | ${acc(B)} | ${v.margin >= 0 ? '+' : ''}${f3(v.margin)} | ${f3(v.widths)} | ${f3(v.se2)} | ${verdict} |`);
+      const c = compareAcross(ra, 'diffmas', rb, 'diffmas-detached', split);
+      const verdict = c.verdict === 'no-interval' ? `no interval (< ${stats.MIN_SEEDS} seeds)`
+        : c.verdict === 'a' ? '**diffmas beats diffmas-detached** (the gradient through the sender helps)'
+          : c.verdict === 'b' ? '**diffmas-detached beats diffmas**' : 'no reliable difference';
+      const basis = c.basis === 'episodes' ? `paired, ${c.episodes} shared episodes` : 'unpaired, seeds only';
+      lines.push(`| ${labelOf(g, grid)} | ${split} | ${acc(A)} | ${acc(B)} | ${differenceWords(c)} | ${basis} | ${verdict} |`);
     }
   }
   if (lines.length === 2) return '(no report holds diffmas or diffmas-detached)';
   lines.push(
     '',
-    'Margin = diffmas − diffmas-detached. A method wins when |margin| exceeds both the sum of the two 95% seed intervals ' +
-      'and two binomial standard errors of the difference (the rule of findings() in src/mas/experiment.ts).',
+    'Difference = diffmas − diffmas-detached with its 95% bootstrap interval: episodes drawn once for both methods (paired), the seeds ' +
+      'of each apart (src/mas/stats.ts); a report without per-episode outcomes gives an unpaired interval over seeds only. ' +
+      'One method beats the other iff the interval excludes 0.',
     ...sources(grid, methods),
   );
   return lines.join('\n');

@@ -1,20 +1,48 @@
-// Shared by bench/budget.mjs and bench/grid.mjs: reading experiment reports (the JSON of
-// `npm run experiment -- --json FILE`, shape: ExperimentReport in src/worker/api.ts) and the
-// statistical rules of src/mas/experiment.ts, copied here so these tools stay plain Node with no
-// build step. tests/bench-report.test.ts checks that the copies agree with the TypeScript originals.
-import { existsSync, readFileSync } from 'node:fs';
+// Shared by bench/budget.mjs, bench/grid.mjs and bench/report.mjs: reading experiment reports (the
+// JSON of `npm run experiment -- --json FILE`, shape: ExperimentReport in src/mas/run-types.ts) and
+// the statistics of the runner itself. Those are not copied: src/mas/paired.ts, stats.ts and
+// bounds.ts are bundled with esbuild (as scripts/bundle.mjs bundles the CLI) into .cache/bench/ at
+// import, so every table says exactly what the runner's findings say. No other build step.
+import { build } from 'esbuild';
+import { existsSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The repository root (bench/..): relative model paths in a report's args are relative to it. */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** src/worker/api.ts METHODS, in that order (the column order of the tables). */
-export const METHODS = ['single', 'skyline', 'single-trained', 'skyline-trained', 'text', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached'];
+/** src/mas/paired.ts, stats.ts and bounds.ts as one ES module, bundled for this process (a file of its own, renamed into place). */
+async function loadStats() {
+  const out = path.join(ROOT, '.cache', 'bench', 'stats.mjs');
+  const tmp = `${out}.${process.pid}.tmp`;
+  mkdirSync(path.dirname(out), { recursive: true });
+  try {
+    await build({
+      stdin: {
+        contents: "export * from './src/mas/stats';\nexport * from './src/mas/paired';\nexport * from './src/mas/bounds';\n",
+        resolveDir: ROOT, loader: 'ts', sourcefile: 'bench-stats.ts',
+      },
+      outfile: tmp, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
+    });
+    renameSync(tmp, out);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  return import(`${pathToFileURL(out).href}?${process.pid}`);
+}
+
+/** The runner's statistics and bounds (src/mas/stats.ts, paired.ts, bounds.ts). */
+export const stats = await loadStats();
+
+/** src/mas/run-types.ts METHODS, in that order (the column order of the tables). */
+export const METHODS = ['single', 'skyline', 'single-trained', 'skyline-trained', 'text', 'text-trained', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached'];
 /** Methods that send K/V (the latent channels). */
 export const LATENT_METHODS = ['latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached'];
-/** The controls the experiment can run, in table order ('noise' and 'rotate' may be absent). */
-export const CONTROLS = ['shuffle', 'zero', 'noise', 'rotate'];
+/** Methods that send text. */
+export const TEXT_METHODS = ['text', 'text-trained'];
+/** The controls the experiment can run, in table order (a report may lack some). */
+export const CONTROLS = ['shuffle', 'zero', 'noise', 'rotate', 'permute'];
 const TASK_ORDER = ['lookup', 'relay', 'arith'];
 
 export const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
@@ -22,54 +50,51 @@ export const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 const num = (x) => (typeof x === 'number' ? x : NaN);
 const meanOf = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
-// ---------------------------------------------------------------- statistics (copies)
+// ---------------------------------------------------------------- statistics (the runner's own)
 
-/** Copy of src/mas/experiment.ts t95: two-sided 95% quantile of Student's t with df degrees of freedom. */
-export function t95(df) {
-  const table = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086];
-  if (df < 1) return NaN;
-  if (df <= table.length) return table[df - 1];
-  if (df <= 30) return 2.042 + ((30 - df) / 10) * (2.086 - 2.042);
-  return 1.96 + 2.4 / df;
+/**
+ * One method's accuracy on a split as the runner states it: { mean, lo, hi, seeds, episodes, basis,
+ * modes } (src/mas/paired.ts accuracySummary: a bootstrap over seeds x episodes, seeds only for a
+ * report without per-episode outcomes; lo/hi null below stats.MIN_SEEDS seeds). Null when absent.
+ */
+export function accuracyOf(report, method, split) {
+  return stats.accuracySummary(report, method, split);
 }
 
-/** Copy of src/mas/experiment.ts meanCi: mean and half-width of the 95% t interval (NaN for one value). */
-export function meanCi(xs) {
-  const n = xs.length;
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  if (n < 2) return { mean, ci: NaN };
-  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
-  return { mean, ci: (t95(n - 1) * sd) / Math.sqrt(n) };
+/** An accuracy in words: "0.436 [0.401, 0.470]", "2 seeds: no interval (mean 0.250)" or "3 of 6 seeds reach >= 0.800 (...)". */
+export const accuracyWords = (a) => (a ? stats.formatAccuracy(a, a.modes) : '–');
+
+/** The report's paired comparisons (its own `paired`, else computed as the runner does). */
+export function pairedOf(report) {
+  return report.paired ?? stats.pairedComparisons(report);
 }
 
 /**
- * Copy of src/mas/experiment.ts atChance: a control's accuracies are at chance when their mean is
- * within two binomial standard errors of chance (or below it), with `episodes` per seed.
+ * A - B where A and B may come from different reports: paired per episode when both reports list
+ * the same episodes of the split and every row carries outcomes, else over seeds only (unpaired).
+ * Returns the comparison in the shape of src/mas/paired.ts PairedComparison.
  */
-export function atChance(accuracies, chance, episodes) {
-  const mean = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
-  const band = 2 * Math.sqrt((chance * (1 - chance)) / (episodes * accuracies.length));
-  return { mean, band, yes: mean <= chance + band };
+export function compareAcross(ra, a, rb, b, split) {
+  if (ra === rb) {
+    const own = pairedOf(ra).find((c) => c.split === split && c.a === a && c.b === b && !c.control);
+    if (own) return own;
+  }
+  const rows = (r, m) => r.rows.filter((x) => x.method === m && x.split === split).sort((x, y) => x.seed - y.seed);
+  const A = rows(ra, a), B = rows(rb, b);
+  if (!A.length || !B.length) return null;
+  const ka = ra.episodes?.[split], kb = rb.episodes?.[split];
+  const same = ka && kb && ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+  const ta = same ? stats.outcomesOf(ra, a, split) : null, tb = same ? stats.outcomesOf(rb, b, split) : null;
+  const d = ta && tb ? stats.pairedDifference(ta, tb) : stats.seedsDifference(A.map((x) => x.accuracy), B.map((x) => x.accuracy));
+  return {
+    split, a, b, basis: d.basis, seedsA: A.length, seedsB: B.length, episodes: d.episodes, meanA: meanOf(A.map((x) => x.accuracy)),
+    meanB: meanOf(B.map((x) => x.accuracy)), diff: d.mean, lo: d.lo, hi: d.hi, verdict: stats.verdictOf(d),
+    modesA: stats.detectModes(A.map((x) => x.accuracy)), modesB: stats.detectModes(B.map((x) => x.accuracy)),
+  };
 }
 
-/**
- * The pairwise rule of src/mas/experiment.ts findings(), unchanged: A and B (summary rows:
- * accuracyMean, accuracyCi, seeds) differ reliably when the margin exceeds the sum of both seed
- * intervals AND two binomial standard errors of the difference over evalSize x seeds episodes;
- * with fewer than two seeds there is no interval and no verdict.
- * Returns { margin (A - B), widths, se2 (= 2 SE), seeds, winner: 'a' | 'b' | null, oneSeed }.
- */
-export function pairVerdict(A, B, evalSize) {
-  const ci0 = (x) => (Number.isFinite(x) ? x : 0);
-  const margin = A.accuracyMean - B.accuracyMean;
-  const widths = ci0(A.accuracyCi) + ci0(B.accuracyCi);
-  const seeds = Math.min(A.seeds, B.seeds);
-  const n = evalSize * seeds;
-  const se = Math.sqrt((A.accuracyMean * (1 - A.accuracyMean) + B.accuracyMean * (1 - B.accuracyMean)) / n);
-  const oneSeed = seeds < 2;
-  const reliable = !oneSeed && Math.abs(margin) > widths && Math.abs(margin) > 2 * se;
-  return { margin, widths, se2: 2 * se, seeds, oneSeed, winner: reliable ? (margin > 0 ? 'a' : 'b') : null };
-}
+/** A difference in words: "+0.040 [+0.012, +0.069]" or "+0.040 (2 seeds: no interval)". */
+export const differenceWords = (c) => stats.formatDifference({ mean: c.diff, lo: c.lo, hi: c.hi, seeds: Math.min(c.seedsA, c.seedsB), episodes: c.episodes, basis: c.basis });
 
 // ---------------------------------------------------------------- reading reports
 
@@ -121,9 +146,10 @@ export function evalSizeOf(report) {
 }
 
 /**
- * The summary of one (method, split) — the report's own summary row (mean over seeds, 95% t
- * interval), or, for a report without one, the same computed from its rows — with the mean
- * message positions from the rows (the summary does not carry them). Null when absent.
+ * The summary of one (method, split) — the report's own summary row, or, for a report without one,
+ * the same computed from its rows — with `acc`, the accuracy as the runner states it (accuracyOf:
+ * mean, bootstrap interval or modes), and the mean message positions from the rows (the summary
+ * does not carry them). Null when absent.
  */
 export function summaryOf(report, method, split) {
   const rows = report.rows.filter((r) => r.method === method && r.split === split);
@@ -132,16 +158,16 @@ export function summaryOf(report, method, split) {
   if (s) {
     s = { ...s, accuracyMean: num(s.accuracyMean), accuracyCi: num(s.accuracyCi), messageFloats: num(s.messageFloats), messageTokens: num(s.messageTokens) };
   } else {
-    const acc = meanCi(rows.map((r) => r.accuracy));
     s = {
-      method, split, seeds: rows.length, accuracyMean: acc.mean, accuracyCi: acc.ci,
+      method, split, seeds: rows.length, accuracyMean: meanOf(rows.map((r) => r.accuracy)), accuracyCi: NaN,
       validity: meanOf(rows.map((r) => r.validity)), entropy: meanOf(rows.map((r) => r.entropy)),
       messageFloats: meanOf(rows.map((r) => r.messageFloats)), messageTokens: meanOf(rows.map((r) => r.messageTokens)),
       trainSeconds: meanOf(rows.map((r) => r.trainSeconds)),
     };
   }
   const pos = rows.map((r) => r.messagePositions).filter((x) => typeof x === 'number');
-  return { ...s, messagePositions: pos.length ? meanOf(pos) : NaN, file: report.file };
+  const acc = rows.length ? accuracyOf(report, method, split) : null;
+  return { ...s, acc, messagePositions: pos.length ? meanOf(pos) : NaN, file: report.file };
 }
 
 /** Accuracies of one control of one method (per seed), [] when it was not run. */

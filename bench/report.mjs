@@ -3,8 +3,11 @@
 // bench/EXPERIMENT.md, and optionally an SVG of the training-loss curves.
 //   node bench/report.mjs FILE.json [...]            one section per file: table, controls, curve, findings
 //   node bench/report.mjs --svg OUT.svg FILE.json    the loss curves of FILE (mean over seeds, smoothed)
-// Plain Node, no dependencies: it only reads the JSON the experiment command writes.
+// Accuracies, paired comparisons, controls and bounds are stated by the runner's own statistics
+// (src/mas/stats.ts, paired.ts, bounds.ts, bundled by report-lib.mjs), also for reports written
+// before those existed (then over seeds only, unpaired, as the tables say).
 import { readFileSync, writeFileSync } from 'node:fs';
+import { LATENT_METHODS, accuracyOf, accuracyWords, latentStepsOf, loadReport, pairedOf, stats, vocabOf } from './report-lib.mjs';
 
 const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 const load = (file) => JSON.parse(readFileSync(file, 'utf8'));
@@ -22,7 +25,7 @@ function meanCurves(report) {
 }
 
 function section(file) {
-  const r = load(file);
+  const r = loadReport(file);
   const a = r.args;
   const lines = [];
   lines.push(`### ${file}`, '');
@@ -33,25 +36,21 @@ function section(file) {
       (a.seconds ? `; ${Math.round(a.seconds)} s on ${a.device}` : a.device ? `; on ${a.device}` : ''),
     '',
   );
-  lines.push('| method | split | accuracy (mean ± 95% CI) | validity | answer entropy (nats) | message floats | message tokens | train s/seed |');
+  lines.push('| method | split | accuracy [95% interval] | validity | answer entropy (nats) | message floats | message tokens | train s/seed |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const s of r.summary) {
     lines.push(
-      `| ${s.method} | ${s.split} | ${f3(s.accuracyMean)} ± ${f3(s.accuracyCi)} | ${s.validity.toFixed(2)} | ${s.entropy.toFixed(2)} | ${Math.round(s.messageFloats)} | ${s.messageTokens.toFixed(1)} | ${Math.round(s.trainSeconds)} |`,
+      `| ${s.method} | ${s.split} | ${accuracyWords(accuracyOf(r, s.method, s.split))} | ${s.validity.toFixed(2)} | ${s.entropy.toFixed(2)} | ${Math.round(s.messageFloats)} | ${s.messageTokens.toFixed(1)} | ${Math.round(s.trainSeconds)} |`,
     );
   }
-  const controlled = [...new Set(r.controls.map((c) => c.method))];
-  if (controlled.length) {
-    lines.push('', '| method | heldout accuracy | shuffled messages | zeroed trace |', '|---|---:|---:|---:|');
-    for (const m of controlled) {
-      const own = r.summary.find((s) => s.method === m && s.split === 'heldout');
-      const c = (kind) => {
-        const xs = r.controls.filter((x) => x.method === m && x.control === kind).map((x) => x.accuracy);
-        return xs.length ? f3(meanOf(xs)) : '-';
-      };
-      lines.push(`| ${m} | ${f3(own?.accuracyMean)} | ${c('shuffle')} | ${c('zero')} |`);
-    }
+  const paired = pairedOf(r);
+  if (paired.length) {
+    const basis = paired.some((c) => c.basis === 'seeds') ? ' (this report has no per-episode outcomes: unpaired, over seeds only)' : '';
+    lines.push('', `Comparisons: A - B with its 95% bootstrap interval over seeds and shared episodes; "ahead" iff it excludes 0${basis}:`, '', stats.formatPaired(paired));
   }
+  const V = vocabOf(r).V;
+  const bounds = r.bounds ?? (Number.isFinite(V) ? stats.reportBounds(a.task, a.difficulty, V, a.textBudget, r.rows.some((x) => LATENT_METHODS.includes(x.method)) ? latentStepsOf(r) : [], ['heldout', 'ood']) : null);
+  if (bounds) lines.push('', `What a message could carry${r.bounds ? '' : ' (computed here: the report predates bounds)'}:`, '', stats.formatBounds(bounds));
   const curves = meanCurves(r);
   if (curves.size) {
     const n = Math.max(...[...curves.values()].map((c) => c.length));
@@ -62,7 +61,7 @@ function section(file) {
     lines.push(`| method | ${cols.join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`);
     for (const [m, c] of curves) lines.push(`| ${m} | ${cols.map((i) => f3(meanOf(c.slice(Math.max(0, i - every), i)))).join(' | ')} |`);
   }
-  lines.push('', ...r.findings.map((f) => `- ${f}`), '');
+  lines.push('', 'Findings as the run wrote them:', '', ...r.findings.map((f) => `- ${f}`), '');
   return lines.join('\n');
 }
 

@@ -6,15 +6,19 @@
 //    panel, one point per message size), and the same points as a Markdown table;
 //  - bench/grid.mjs: the main table, the controls table (at-chance marks) and diffmas against
 //    diffmas-detached (verdicts);
-// and it checks that the tools' copies of the statistical rules agree with src/mas/experiment.ts,
-// and that the command lines (bench/report.mjs included) still run.
+// and it checks that the tools state accuracies, paired differences and controls with the runner's
+// own statistics (src/mas/stats.ts, paired.ts, bounds.ts, bundled by report-lib.mjs), draw the bounds
+// beside every budget, and that the command lines (bench/report.mjs included) still run.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { atChance, findings, meanCi, summarize, t95 } from '../src/mas/experiment';
+import { findings, summarize } from '../src/mas/experiment';
+import { accuracySummary, pairedComparisons } from '../src/mas/paired';
+import { accuracyInterval, detectModes, formatAccuracy, formatDifference, seedsDifference, seedsInterval } from '../src/mas/stats';
+import { budgetBound, constantFloor } from '../src/mas/bounds';
 import type { ExperimentReport, MethodName } from '../src/worker/api';
 
 const run = promisify(execFile);
@@ -44,7 +48,12 @@ interface Spec {
   acc: Acc;
   controls?: Record<string, Record<string, number[]>>;
   args?: Record<string, unknown>;
+  /** Per-episode outcomes on one shared evaluation set: seed s of a method right on the first
+   * round(accuracy x EVAL) episodes (so the rows' accuracy is that over EVAL). */
+  outcomes?: boolean;
 }
+
+const ones = (acc: number) => '1'.repeat(Math.round(acc * EVAL)) + '0'.repeat(EVAL - Math.round(acc * EVAL));
 
 /** Per-seed accuracies around a mean: mean + spread × (-1, 0, +1, ...). */
 const around = (mean: number, spread: number, n = 3) => Array.from({ length: n }, (_, i) => mean + spread * (i - (n - 1) / 2));
@@ -72,7 +81,8 @@ function makeReport(spec: Spec): ExperimentReport {
         // the tiny base: 2 layers, 2 K/V heads of 8 -> K and V of one position are 64 floats
         const positions = latent ? senders * (latentSteps + (full ? 10 : 0)) : method === 'text' ? Math.min(textBudget, 5) : 0;
         rows.push({
-          method: method as MethodName, split, accuracy: accs[s], validity: 1, entropy: 1, episodes: EVAL,
+          method: method as MethodName, split, accuracy: spec.outcomes ? Math.round(accs[s] * EVAL) / EVAL : accs[s], validity: 1, entropy: 1, episodes: EVAL,
+          ...(spec.outcomes ? { outcomes: ones(accs[s]) } : {}),
           messageFloats: latent ? 64 * positions : 0, messageTokens: method === 'text' ? positions : 0,
           messagePositions: positions, loss: 1, seed, trainSeconds: method.startsWith('diffmas') ? 10 : 0,
         });
@@ -83,11 +93,21 @@ function makeReport(spec: Spec): ExperimentReport {
   for (const [method, cs] of Object.entries(spec.controls ?? {})) {
     for (const [control, accs] of Object.entries(cs)) {
       // the runner's type lists 'shuffle' | 'zero'; 'noise' and 'rotate' are being added
-      for (const [s, seed] of seeds.entries()) controls.push({ method: method as MethodName, seed, control: control as 'shuffle', accuracy: accs[s] });
+      for (const [s, seed] of seeds.entries()) {
+        controls.push({
+          method: method as MethodName, seed, control: control as 'shuffle', accuracy: spec.outcomes ? Math.round(accs[s] * EVAL) / EVAL : accs[s],
+          ...(spec.outcomes ? { outcomes: ones(accs[s]) } : {}),
+        });
+      }
     }
   }
   const summary = summarize({ rows });
-  const report: ExperimentReport = { args, rows, controls, summary, findings: [], curves: [], chance: { heldout: CHANCE, ood: CHANCE } };
+  const keys = Array.from({ length: EVAL }, (_, e) => `ep${e}`);
+  const report: ExperimentReport = {
+    args, rows, controls, summary, findings: [], curves: [], chance: { heldout: CHANCE, ood: CHANCE },
+    ...(spec.outcomes ? { episodes: { heldout: keys, ood: keys } } : {}),
+  };
+  report.paired = pairedComparisons(report);
   report.findings = findings(report, report.chance!, EVAL);
   return report;
 }
@@ -158,37 +178,40 @@ function tableAfter(md: string, heading: string): string[][] {
 }
 
 const f3 = (x: number) => x.toFixed(3);
-const pm = (xs: number[]) => {
-  const { mean, ci } = meanCi(xs);
-  return `${f3(mean)} ± ${Number.isFinite(ci) ? f3(ci) : 'n/a'}`;
-};
+/** An accuracy cell of per-seed accuracies without outcomes, as the runner words it (seeds-only bootstrap, or modes). */
+const pm = (xs: number[]) => formatAccuracy(seedsInterval(xs), detectModes(xs));
 
-// ---------------------------------------------------------------- the copies of the rules
+// ---------------------------------------------------------------- the runner's statistics, not copies
 
-describe('bench/report-lib.mjs: the copies of src/mas/experiment.ts', () => {
-  it('t95, meanCi, atChance and the pairwise verdict agree with the TypeScript originals', async () => {
+describe('bench/report-lib.mjs: the runner\u2019s own statistics', () => {
+  it('accuracies, paired differences and verdicts are those of src/mas/stats.ts and paired.ts', async () => {
     const lib = await tool('report-lib.mjs');
-    for (let df = 0; df <= 40; df++) expect(lib.t95(df)).toEqual(t95(df));
-    const samples = [[0.3], [0.1, 0.2], [0.31, 0.33, 0.28], [0.9, 0.91, 0.95, 0.88, 0.9], [0, 0, 0]];
-    for (const xs of samples) expect(lib.meanCi(xs)).toEqual(meanCi(xs));
-    for (const xs of samples) for (const n of [64, 256, 512]) expect(lib.atChance(xs, 0.1, n)).toEqual(atChance(xs, 0.1, n));
-    // the verdict: read the one findings() prints for every pair it states
-    const r = makeReport({
-      acc: {
-        single: { heldout: around(0.1, 0.01) }, latentmas: { heldout: around(0.12, 0.02) }, text: { heldout: around(0.5, 0.2) },
-        diffmas: { heldout: around(0.3, 0.03) }, 'diffmas-detached': { heldout: around(0.26, 0.01) }, skyline: { heldout: around(0.31, 0.001) },
-      },
-    });
-    const pairs: [string, string][] = [['diffmas', 'single'], ['diffmas', 'latentmas'], ['diffmas', 'text'], ['diffmas', 'diffmas-detached'], ['text', 'single'], ['skyline', 'diffmas']];
-    for (const split of ['heldout', 'ood'] as Split[]) {
-      for (const [a, b] of pairs) {
-        const A = r.summary.find((s) => s.method === a && s.split === split)!;
-        const B = r.summary.find((s) => s.method === b && s.split === split)!;
-        const line = r.findings.find((f) => f.startsWith(`${split}: ${a} `) && f.includes(` vs ${b} `))!;
+    const t = [[1, 0, 1, 1, 0, 0, 1, 0], [0, 0, 1, 1, 1, 0, 1, 0], [1, 1, 1, 0, 0, 0, 1, 1]];
+    expect(lib.stats.accuracyInterval(t)).toEqual(accuracyInterval(t));
+    expect(lib.stats.seedsDifference([0.3, 0.4, 0.35], [0.2, 0.25, 0.3])).toEqual(seedsDifference([0.3, 0.4, 0.35], [0.2, 0.25, 0.3]));
+    expect(lib.stats.budgetBound('relay', 2, 'heldout', 2, 54)).toEqual(budgetBound('relay', 2, 'heldout', 2, 54));
+    for (const outcomes of [true, false]) {
+      const r = makeReport({
+        outcomes,
+        acc: {
+          single: { heldout: around(0.1, 0.01) }, latentmas: { heldout: around(0.12, 0.02) }, text: { heldout: around(0.5, 0.2) },
+          diffmas: { heldout: around(0.3, 0.03) }, 'diffmas-detached': { heldout: around(0.26, 0.01) }, skyline: { heldout: around(0.31, 0.001) },
+        },
+        controls: { diffmas: { shuffle: around(0.1, 0.01), zero: around(0.2, 0.01) } },
+      });
+      const back = lib.loadReport(write(`stats-${outcomes}.json`, r));
+      expect(lib.accuracyOf(back, 'diffmas', 'heldout')).toEqual(accuracySummary(r, 'diffmas', 'heldout'));
+      const { paired: _p, ...bare } = back;
+      const computed = lib.pairedOf(bare);
+      expect(computed).toEqual(JSON.parse(JSON.stringify(r.paired)));
+      expect(computed.every((c: { basis: string }) => c.basis === (outcomes ? 'episodes' : 'seeds'))).toBe(true);
+      // the verdict the findings print is the one the tools read
+      for (const c of computed.filter((x: { control?: string }) => !x.control)) {
+        const line = r.findings.find((f) => f.startsWith(`${c.split}: ${c.a} `) && f.includes(` vs ${c.b} `))!;
         expect(line).toBeDefined();
-        const v = lib.pairVerdict(A, B, EVAL);
-        const expected = v.winner === 'a' ? `${a} wins` : v.winner === 'b' ? `${b} wins` : 'no reliable difference';
-        expect(line, `${line} / ${JSON.stringify(v)}`).toContain(expected);
+        const words = c.verdict === 'a' ? `${c.a} beats ${c.b}` : c.verdict === 'b' ? `${c.b} beats ${c.a}` : c.verdict === 'tie' ? 'no reliable difference' : 'no interval';
+        expect(line, line).toContain(words);
+        expect(line).toContain(lib.differenceWords(c));
       }
     }
   });
@@ -244,25 +267,37 @@ describe('bench/budget.mjs', () => {
     }
     // skyline, single and chance in both panels
     expect(els.filter((e) => e.attrs.class === 'ref').map((e) => e.attrs['data-ref']).sort()).toEqual(['chance', 'chance', 'single', 'single', 'skyline', 'skyline']);
+    // the bounds beside every budget: the receiver alone and the ceiling of any protocol, in both panels
+    expect(els.filter((e) => e.attrs.class === 'bound').map((e) => e.attrs['data-bound']).sort()).toEqual(['ceiling', 'ceiling', 'floor', 'floor']);
+    const ceiling = els.find((e) => e.attrs.class === 'bound' && e.attrs['data-bound'] === 'ceiling')!;
+    // positions panel: one vertex per token budget B = 1, 2, ... across the panel (positions up to 8 here)
+    expect(ceiling.attrs.d.split('L').length).toBeGreaterThanOrEqual(8);
     expect(els.filter((e) => e.attrs.class === 'panel').map((e) => e.attrs['data-panel'])).toEqual(['positions', 'bits']);
 
     // the same points in Markdown, with positions, bits, accuracy ± CI, seeds and the source file
     const md = budget.budgetMarkdown(lookup, 'out.svg');
     const rows = tableAfter(md, 'lookup d3');
-    expect(rows[0]).toEqual(['channel', 'size', 'positions', 'bits', 'accuracy (mean ± 95% CI)', 'validity', 'seeds', 'source']);
+    expect(rows[0]).toEqual(['channel', 'size', 'positions', 'bits', 'accuracy [95% interval]', 'any protocol of that many tokens', 'validity', 'seeds', 'source']);
     const body = rows.slice(1);
     expect(body.map((r) => `${r[0]} ${r[1]}`)).toEqual([
       'text B=1', 'text B=2', 'text B=4', 'text B=8', 'text B=16', 'latentmas m=1', 'latentmas m=2', 'latentmas m=4', 'latentmas m=8',
-      'diffmas m=1', 'diffmas m=2', 'diffmas m=4', 'diffmas m=8', 'skyline –', 'single –', 'chance –',
+      'diffmas m=1', 'diffmas m=2', 'diffmas m=4', 'diffmas m=8', 'skyline –', 'single –', 'chance –', 'receiver alone (best constant message) –',
     ]);
     const row = (ch: string, size: string) => body.find((r) => r[0] === ch && r[1] === size)!;
     // text: the tokens actually sent (the sender stops after 5) × log2 V, V = 54 from the base's config.json
     expect(row('text', 'B=16').slice(2, 5)).toEqual(['5.0', String(Math.round(5 * LOG2V)), pm(around(0.85, 0.02))]);
-    expect(row('text', 'B=16')[7]).toBe(`\`${files.t16}\``);
-    expect(row('text', 'B=8')[7]).toBe(`\`${files.main}\``);
+    expect(row('text', 'B=16')[8]).toBe(`\`${files.t16}\``);
+    expect(row('text', 'B=8')[8]).toBe(`\`${files.main}\``);
+    // beside each budget: Fano's ceiling for that many tokens of V = 54 (B = 1: below 1; B = 16: the whole table fits)
+    const b1 = budgetBound('lookup', 3, 'heldout', 1, 54);
+    expect(b1.exact).toBe(false);
+    expect(row('text', 'B=1')[5]).toBe(`<= ${f3(b1.ceiling)}`);
+    expect(row('text', 'B=16')[5]).toBe('1.000 (exact)');
+    expect(row('diffmas', 'm=1')[5]).toBe(`<= ${f3(b1.ceiling)}`); // m positions read as m tokens
+    expect(row('receiver alone (best constant message)', '–')[4]).toBe(f3(constantFloor('lookup', 3, 'heldout')));
     // latent: positions = m, bits = 32 × floats; m=1 comes from the file named "-m8"
-    expect(row('diffmas', 'm=1').slice(2, 8)).toEqual(['1.0', String(32 * 64), pm(around(0.35, 0.04)), '1.00', '3', `\`${files.m1}\``]);
-    expect(row('diffmas', 'm=2')[7]).toBe(`\`${files.m2}\``); // 3 seeds beat the 2 of f.json
+    expect([...row('diffmas', 'm=1').slice(2, 5), ...row('diffmas', 'm=1').slice(6, 9)]).toEqual(['1.0', String(32 * 64), pm(around(0.35, 0.04)), '1.00', '3', `\`${files.m1}\``]);
+    expect(row('diffmas', 'm=2')[8]).toBe(`\`${files.m2}\``); // 3 seeds beat the 2 of f.json
     expect(md).toContain(`diffmas m=2 is also in \`${files.m2few}\``);
     expect(row('skyline', '–')[4]).toBe(pm(around(0.95, 0.01)));
     expect(row('chance', '–')[4]).toBe('0.100');
@@ -271,8 +306,8 @@ describe('bench/budget.mjs', () => {
 
     // relay: two senders, so a latent step puts 2 positions across; the one-seed point has no interval
     const r = tableAfter(budget.budgetMarkdown(relay), 'relay d2').slice(1);
-    expect(r.map((x) => `${x[0]} ${x[1]} ${x[2]}`)).toEqual(['text B=8 5.0', 'latentmas m=4 8.0', 'diffmas m=1 2.0', 'diffmas m=4 8.0', 'skyline – –', 'chance – –']);
-    expect(r[2][4]).toBe('0.400 ± n/a');
+    expect(r.map((x) => `${x[0]} ${x[1]} ${x[2]}`)).toEqual(['text B=8 5.0', 'latentmas m=4 8.0', 'diffmas m=1 2.0', 'diffmas m=4 8.0', 'skyline – –', 'chance – –', 'receiver alone (best constant message) – 0']);
+    expect(r[2][4]).toBe('1 seed: no interval (mean 0.400)');
     const relayEls = parseXml(budget.budgetSvg(relay));
     expect(relayEls.filter((e) => e.attrs.class === 'series')).toHaveLength(6);
     expect(relayEls.filter((e) => e.attrs.class === 'ref')).toHaveLength(4); // skyline and chance; no single agent
@@ -311,9 +346,9 @@ describe('bench/grid.mjs', () => {
     })),
     // lookup d1 again at m=1 (a budget run): must not replace the grid run's latent methods
     d1m1: write('g-lookup-d1-m1.json', makeReport({ seeds: five, latentSteps: 1, acc: { latentmas: { heldout: around(0.2, 0.01, 5) }, diffmas: { heldout: around(0.5, 0.01, 5) } } })),
-    // lookup d2: shuffle and zero only (no noise/rotate yet): no reliable difference
+    // lookup d2: shuffle and zero only (no noise/rotate yet), per-episode outcomes: no reliable difference
     d2: write('g-lookup-d2.json', makeReport({
-      difficulty: 2, acc: all(0.5, 0.2, 0.45),
+      difficulty: 2, acc: all(0.5, 0.2, 0.45), outcomes: true,
       controls: { diffmas: { shuffle: around(0.2, 0.01), zero: around(0.1, 0.01) }, 'diffmas-detached': { shuffle: around(0.1, 0.01), zero: around(0.1, 0.01) } },
     })),
     // relay d1: detached wins; no controls at all
@@ -342,35 +377,41 @@ describe('bench/grid.mjs', () => {
     expect(md).toContain(`latentmas, diffmas of \`${files.d1m1}\` (another message budget, m=1)`);
     expect(md).toContain(`- lookup d1: \`${files.d1}\``);
 
-    // 2. controls: every latent method with controls or a heldout row, marks by atChance
+    // 2. controls: every method with controls, each against its own uncontrolled run, marked by the runner's rule
     const ctl = tableAfter(md, '#### Controls');
     expect(ctl[0]).toEqual(['setting', 'method', 'uncontrolled', 'shuffle', 'zero', 'noise', 'rotate', 'chance', 'above chance under']);
     const crow = (setting: string, m: string) => ctl.find((r) => r[0] === setting && r[1] === m)!;
-    expect(ctl.slice(1).filter((r) => r[0] === 'lookup d1').map((r) => r[1])).toEqual(['latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached']);
-    expect(ctl.slice(1).some((r) => r[1] === 'text')).toBe(false);
-    const mark = (accs: number[]) => `${f3(accs.reduce((a, b) => a + b, 0) / accs.length)} ${atChance(accs, CHANCE, EVAL).yes ? '✓' : '✗'}`;
+    expect(ctl.slice(1).filter((r) => r[0] === 'lookup d1').map((r) => r[1])).toEqual(['text', 'latentmas', 'diffmas']);
+    // lookup d1 has no outcomes and 5 seeds: at chance when the seeds-only interval reaches chance
+    const own = around(0.9, 0.01, 5);
+    const mark = (accs: number[], base: number[]) => {
+      const d = seedsDifference(accs, base);
+      return `${f3(accs.reduce((a, b) => a + b, 0) / accs.length)} ${seedsInterval(accs).lo! <= CHANCE ? '✓' : '✗'} (${formatDifference(d)})`;
+    };
     const d = crow('lookup d1', 'diffmas');
     expect(d.slice(2, 7)).toEqual([
-      `${pm(around(0.9, 0.01, 5))} ✗`, mark(around(0.1, 0.01, 5)), mark(around(0.08, 0.01, 5)), mark(around(0.3, 0.02, 5)), mark(around(0.11, 0.01, 5)),
+      pm(own), mark(around(0.1, 0.01, 5), own), mark(around(0.08, 0.01, 5), own), mark(around(0.3, 0.02, 5), own), mark(around(0.11, 0.01, 5), own),
     ]);
-    expect(d[5].endsWith('✗')).toBe(true); // noise keeps 0.3: above chance
-    expect(d[3].endsWith('✓')).toBe(true);
+    expect(d[5]).toContain('✗'); // noise keeps 0.3: above chance
+    expect(d[3]).toContain('✓');
+    expect(d[7]).toBe('0.100');
     expect(d[8]).toBe('noise');
-    expect(d[7]).toBe(`0.100 + ${f3(2 * Math.sqrt((CHANCE * (1 - CHANCE)) / (EVAL * 5)))}`);
-    // latentmas with 5 × 512 episodes (band 0.012): noise at 0.105 is inside it, rotate at 0.14 above
-    expect(atChance(around(0.105, 0.01, 5), CHANCE, EVAL).yes).toBe(true);
-    expect(atChance(around(0.14, 0.01, 5), CHANCE, EVAL).yes).toBe(false);
-    expect(crow('lookup d1', 'latentmas').slice(5, 7)).toEqual(['0.105 ✓', '0.140 ✗']);
+    // latentmas: noise at 0.105 +- 0.02 reaches chance, rotate at 0.14 +- 0.02 does not
+    expect(crow('lookup d1', 'latentmas')[5]).toMatch(/^0\.105 ✓/);
+    expect(crow('lookup d1', 'latentmas')[6]).toMatch(/^0\.140 ✗/);
     expect(crow('lookup d1', 'latentmas')[8]).toBe('rotate');
-    // lookup d2 has no noise/rotate: '–', graceful
+    // lookup d2 has no noise/rotate: '–', graceful; its outcomes make the differences paired
     expect(crow('lookup d2', 'diffmas').slice(5, 7)).toEqual(['–', '–']);
     expect(crow('lookup d2', 'diffmas')[8]).toBe('shuffle');
     expect(crow('lookup d2', 'diffmas-detached')[8]).toBe('none');
-    expect(crow('relay d1', 'diffmas')[8]).toBe('no control run');
+    expect(md).toContain('With 3 seeds or more: at chance when the control\u2019s 95% bootstrap interval reaches chance.');
+    // relay d1 ran no control: no row
+    expect(ctl.slice(1).some((r) => r[0] === 'relay d1')).toBe(false);
 
     // 3. where the gradient stops: the verdicts of findings() in each report
     const grad = tableAfter(md, '#### Where the gradient stops');
-    const verdict = (setting: string, split: string) => grad.find((r) => r[0] === setting && r[1] === split)![7];
+    expect(grad[0]).toEqual(['setting', 'split', 'diffmas', 'diffmas-detached', 'difference [95% interval]', 'basis', 'verdict']);
+    const verdict = (setting: string, split: string) => grad.find((r) => r[0] === setting && r[1] === split)![6];
     const fromFindings = (file: string, split: string) => {
       const r = JSON.parse(readFileSync(file, 'utf8')) as ExperimentReport;
       return r.findings.find((f) => f.startsWith(`${split}: diffmas `) && f.includes(' vs diffmas-detached '))!;
@@ -379,16 +420,18 @@ describe('bench/grid.mjs', () => {
       for (const split of ['heldout', 'ood']) {
         const f = fromFindings(file, split);
         const v = verdict(setting, split);
-        if (f.includes('diffmas wins')) expect(v, f).toMatch(/^\*\*diffmas wins/);
-        else if (f.includes('diffmas-detached wins')) expect(v, f).toBe('**diffmas-detached wins**');
+        if (f.includes('diffmas beats diffmas-detached')) expect(v, f).toMatch(/^\*\*diffmas beats diffmas-detached/);
+        else if (f.includes('diffmas-detached beats diffmas')) expect(v, f).toBe('**diffmas-detached beats diffmas**');
         else expect(v, f).toBe('no reliable difference');
       }
     }
-    expect(verdict('lookup d1', 'heldout')).toMatch(/^\*\*diffmas wins/);
+    expect(verdict('lookup d1', 'heldout')).toMatch(/^\*\*diffmas beats/);
     expect(verdict('lookup d2', 'heldout')).toBe('no reliable difference');
-    expect(verdict('relay d1', 'heldout')).toBe('**diffmas-detached wins**');
+    expect(verdict('relay d1', 'heldout')).toBe('**diffmas-detached beats diffmas**');
     const g1 = grad.find((r) => r[0] === 'lookup d1' && r[1] === 'heldout')!;
-    expect(g1[4]).toBe(`+${f3(0.6)}`);
+    expect(g1[4]).toMatch(/^\+0\.600 \[\+0\.5\d\d, \+0\.6\d\d\]$/);
+    expect(g1[5]).toBe('unpaired, seeds only');
+    expect(grad.find((r) => r[0] === 'lookup d2' && r[1] === 'heldout')![5]).toBe(`paired, ${EVAL} shared episodes`);
     expect(md.split('Sources:').length - 1).toBe(3); // under each table
   });
 

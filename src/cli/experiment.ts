@@ -14,6 +14,8 @@ import { CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type Exp
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
 import { formatBits, formatProbes, PROBE_TRAIN_EPISODES } from '../mas/measures';
+import { formatPaired } from '../mas/paired';
+import { formatBounds } from '../mas/bounds';
 import { BIT_WIDTHS, BITS_TOLERANCE } from '../mas/quantize';
 import { PROJS, type Proj } from '../model/config';
 import { Args, parseSeeds, UsageError } from './args';
@@ -46,7 +48,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'probe', help: 'after evaluation, latent methods: a linear (ridge) probe from each latent position, layer, K and V of the received K/V to each part of the senders\u2019 content, fitted on train-split episodes, scored on heldout (src/mas/probe.ts)', flag: true },
     { name: 'probe-train', help: `with --probe: train-split episodes the probes are fitted on (default ${PROBE_TRAIN_EPISODES})` },
     { name: 'bits', help: `after evaluation, latent methods: heldout accuracy with the received K/V quantised to ${BIT_WIDTHS.join(', ')} bits per float, and the smallest k within one point (src/mas/quantize.ts)`, flag: true },
-    { name: 'json', help: 'write the report as JSON {args, rows, controls, summary, findings, curves}' },
+    { name: 'json', help: 'write the report as JSON {args, episodes, rows (with per-episode outcomes), controls, summary, paired, bounds, findings, curves}' },
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
     { name: 'export-run', help: 'write a run bundle (docs/run-bundle.md: run.json, base, PEFT adapters, episodes, first batches) per (method, seed) as DIR/<method>-seed<k>/' },
     { name: 'export-batches', help: 'with --export-run: training batches each bundle carries (default 4); as many as the steps PyTorch is to train lets a word-rendering run (a real model) continue there, since the Python port makes only the char rendering\u2019s batches' },
@@ -204,6 +206,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const seconds = elapsed();
   report.args = { ...report.args, ...extraArgs(), seconds };
   console.log(`\n${formatTable(report)}\n\ncontrols (heldout accuracy):\n${formatControls(report)}\n\ntraining loss (mean over seeds, per 25 steps):\n${formatCurves(report)}\n`);
+  if (report.paired?.length) console.log(`paired comparisons (bootstrap over seeds and shared episodes; "A beats B" iff the interval excludes 0):\n${formatPaired(report.paired)}\n`);
+  if (report.bounds) console.log(`what a message could carry (${report.bounds.task} d${report.bounds.difficulty}):\n${formatBounds(report.bounds)}\n`);
   if (report.probes) console.log(`probes of the received K/V (best heldout accuracy per target over positions, layers, K and V):\n${formatProbes(report.probes)}\n`);
   if (report.bits) console.log(`received K/V quantised (heldout accuracy; the smallest k keeps it within ${BITS_TOLERANCE}):\n${formatBits(report.bits)}\n`);
   for (const f of report.findings) console.log(`- ${f}`);

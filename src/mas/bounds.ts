@@ -93,6 +93,8 @@ export interface TaskShape {
   answers: number;
   /** Senders whose messages the receiver needs (each with the budget B). */
   senders: number;
+  /** Messages that cross per episode (relay: two hops), to turn bits crossing into bits per message. */
+  messages: number;
   /** log2 of the number of distinct contents of one sender in the universe (what a message must name to be exact). */
   contentBits: number;
   /** Entropy of what the receiver needs (lookup: the values given the keys; relay: the secret; arith: the operand pair), after the split's selection. */
@@ -112,17 +114,17 @@ export function shapeOf(task: TaskName, difficulty: number, split: Split): TaskS
   if (task === 'lookup') {
     const n = t.maxQueries(split);
     return {
-      task, difficulty, split, answers: DIGITS, senders: 1, size: n, contentBits: log2Choose(LETTERS, n) + n * Math.log2(DIGITS),
+      task, difficulty, split, answers: DIGITS, senders: 1, messages: 1, size: n, contentBits: log2Choose(LETTERS, n) + n * Math.log2(DIGITS),
       neededBits: n * Math.log2(DIGITS) - selectionBits(split), pieces: n,
     };
   }
   if (task === 'relay') {
     const L = t.maxQueries(split);
-    return { task, difficulty, split, answers: LETTERS, senders: 1, size: L, contentBits: L * Math.log2(LETTERS), neededBits: L * Math.log2(LETTERS) - selectionBits(split), pieces: L };
+    return { task, difficulty, split, answers: LETTERS, senders: 1, messages: 2, size: L, contentBits: L * Math.log2(LETTERS), neededBits: L * Math.log2(LETTERS) - selectionBits(split), pieces: L };
   }
   // arith: operands in [0, 10^d) (train, heldout) or of exactly d + 1 digits (ood)
   const ops = split === 'ood' ? 9 * 10 ** difficulty : 10 ** difficulty;
-  return { task, difficulty, split, answers: 2 * ops - 1, senders: 2, size: ops, contentBits: Math.log2(ops), neededBits: 2 * Math.log2(ops) - selectionBits(split), pieces: 2 };
+  return { task, difficulty, split, answers: 2 * ops - 1, senders: 2, messages: 2, size: ops, contentBits: Math.log2(ops), neededBits: 2 * Math.log2(ops) - selectionBits(split), pieces: 2 };
 }
 
 export interface BudgetBound {
@@ -197,14 +199,19 @@ export function distributionFloor(task: TaskName, difficulty: number, split: Spl
   return best;
 }
 
+/** The ceiling when each sender's message carries at most C bits (any channel: a latent one measured in bits too). */
+export function ceilingAtBits(task: TaskName, difficulty: number, split: Split, C: number): { ceiling: number; exact: boolean; missingBits: number } {
+  const s = shapeOf(task, difficulty, split);
+  const missingBits = Math.max(0, (s.neededBits - s.senders * C) / s.pieces);
+  const exact = C >= s.contentBits - 1e-9;
+  return { ceiling: exact ? 1 : fanoAccuracy(missingBits, s.answers), exact, missingBits };
+}
+
 /** The ceiling and floor of one task, split and budget with a vocabulary of V tokens. */
 export function budgetBound(task: TaskName, difficulty: number, split: Split, budget: number, vocab: number): BudgetBound {
-  const s = shapeOf(task, difficulty, split);
   const C = messageBits(budget, vocab);
-  const missing = Math.max(0, (s.neededBits - s.senders * C) / s.pieces);
-  const exact = C >= s.contentBits - 1e-9;
-  const ceiling = exact ? 1 : fanoAccuracy(missing, s.answers);
-  return { task, difficulty, split, budget, vocab, messageBits: C, missingBits: missing, ceiling, exact, floor: constantFloor(task, difficulty, split) };
+  const { ceiling, exact, missingBits } = ceilingAtBits(task, difficulty, split, C);
+  return { task, difficulty, split, budget, vocab, messageBits: C, missingBits, ceiling, exact, floor: constantFloor(task, difficulty, split) };
 }
 
 export interface ValuesOnly {
@@ -284,4 +291,17 @@ const f3 = (x: number) => x.toFixed(3);
 export function formatBound(b: BudgetBound & { basis?: string }): string {
   const what = b.basis === 'latent positions' ? `${b.budget} latent position${b.budget === 1 ? '' : 's'} as tokens` : `B = ${b.budget} token${b.budget === 1 ? '' : 's'}`;
   return `${b.split}, ${what} (V = ${b.vocab}, ${b.messageBits.toFixed(1)} bits): any protocol ${b.exact ? '= 1.000 (exact: the message can name the whole content)' : `<= ${f3(b.ceiling)} (Fano)`}, the receiver alone ${f3(b.floor)}`;
+}
+
+/** The bounds as a Markdown table, with lookup's values-only floor below it. */
+export function formatBounds(b: ReportBounds): string {
+  const lines = [
+    `| split | budget | bits (V = ${b.vocab}) | any protocol | receiver alone |`,
+    '|---|---|---:|---:|---:|',
+    ...b.rows.map((r) => `| ${r.split} | ${r.basis === 'latent positions' ? `${r.budget} latent positions as tokens` : `B = ${r.budget} tokens`} | ${r.messageBits.toFixed(1)} | ${r.exact ? '1.000 (exact)' : `<= ${f3(r.ceiling)} (Fano)`} | ${f3(r.floor)} |`),
+  ];
+  for (const [split, v] of Object.entries(b.valuesOnly ?? {})) {
+    lines.push(`${split}: a message of the values without their keys (${v!.entries} entries) reaches ${f3(v!.accuracy)}, as does the 1-token message "the most frequent value"; its loss floor is ${f3(v!.nats)} nats per answer, ${f3(v!.natsPerToken)} per answer token with <eos>`);
+  }
+  return lines.join('\n');
 }

@@ -1,10 +1,13 @@
 // The experiment runner (an ExperimentRunner, src/mas/types.ts): every method of a CompareRequest
-// over every seed, on the same held-out and OOD sets per seed; trains what needs training; measures
+// over every seed, on one held-out and one OOD set (the request's evalSeed, shared by every method and seed); trains what needs training; measures
 // accuracy, answer-format validity, answer entropy, message size and training time; runs the
 // controls for every method that sends messages (messages shuffled across the batch, traces zeroed,
 // and for the latent channel traces replaced by Gaussian noise of their own statistics and received
 // K/V rotated per head: run.ts, controls.ts);
-// summarises over seeds (mean and 95% t interval) and states its findings in words. Used by the CLI
+// keeps every episode's outcome (correct or not), so methods pair per episode; summarises over seeds
+// (mean, a bootstrap interval over seeds and episodes, or the seeds' modes: stats.ts), compares pairs
+// and controls paired (paired.ts), sets the budget's bounds beside them (bounds.ts), and states its
+// findings in words. Used by the CLI
 // (src/cli/experiment.ts) and the worker's compare().
 import type { Gpu } from '../gpu/runtime';
 import { DEFAULT_EVAL_SEED, makeTask, type Split } from '../tasks/tasks';
@@ -18,6 +21,9 @@ import { methodSpec } from './methods';
 import { toEvalRow } from './controller';
 import { DivergenceWatch } from '../model/divergence';
 import { hasMeasures, measureInto, type MeasureOptions } from './measures';
+import { formatAccuracy, formatDifference, MIN_SEEDS, outcomeString } from './stats';
+import { accuracySummary, pairedComparisons } from './paired';
+import { formatBound, reportBounds } from './bounds';
 
 export const EVAL_SPLITS: readonly Split[] = ['heldout', 'ood'];
 /** Every control, in report order; a method runs those of its channel (controlsFor: text has shuffle and zero). */
@@ -96,6 +102,7 @@ function fmt(x: number): string {
 }
 
 export function summarize(report: Pick<ExperimentReport, 'rows'>): ExperimentRowSummary[] {
+  const withControls = { rows: report.rows, controls: [] };
   const out: ExperimentRowSummary[] = [];
   const keys: [MethodName, Split][] = [];
   for (const r of report.rows) if (!keys.some(([m, s]) => m === r.method && s === r.split)) keys.push([r.method, r.split]);
@@ -103,8 +110,11 @@ export function summarize(report: Pick<ExperimentReport, 'rows'>): ExperimentRow
     const rows = report.rows.filter((r) => r.method === method && r.split === split);
     const acc = meanCi(rows.map((r) => r.accuracy));
     const avg = (f: (r: (typeof rows)[number]) => number) => rows.reduce((a, r) => a + f(r), 0) / rows.length;
+    // the interval shown: the bootstrap over seeds x episodes (src/mas/stats.ts); accuracyCi stays the t interval
+    const iv = accuracySummary(withControls, method, split)!;
     out.push({
       method, split, seeds: rows.length, accuracyMean: acc.mean, accuracyCi: acc.ci,
+      accuracyLo: iv.lo, accuracyHi: iv.hi, basis: iv.basis, modes: iv.modes,
       validity: avg((r) => r.validity), entropy: avg((r) => r.entropy), messageFloats: avg((r) => r.messageFloats),
       messageTokens: avg((r) => r.messageTokens), trainSeconds: avg((r) => r.trainSeconds),
     });
@@ -112,55 +122,66 @@ export function summarize(report: Pick<ExperimentReport, 'rows'>): ExperimentRow
   return out;
 }
 
-/** Plain-language findings: orderings with their margins against the seed intervals, and the controls. */
-export function findings(report: Pick<ExperimentReport, 'rows' | 'controls' | 'summary'>, chance: Partial<Record<Split, number>>, evalSize: number): string[] {
+/** One method's accuracy in words: "0.436 [0.401, 0.470]", "2 seeds: no interval (mean 0.250)" or its modes. */
+function accuracyWords(x: ExperimentRowSummary): string {
+  const lo = x.accuracyLo ?? null;
+  const hi = x.accuracyHi ?? null;
+  return formatAccuracy({ mean: x.accuracyMean, lo, hi, seeds: x.seeds, episodes: 0, basis: x.basis ?? 'seeds' }, x.modes ?? null);
+}
+
+/**
+ * Plain-language findings: orderings; each pair of PAIRS (src/mas/paired.ts) by its paired
+ * difference over the shared episodes with a bootstrap interval over seeds and episodes, "A beats B"
+ * iff that interval excludes 0; each control against the same method's own uncontrolled episodes,
+ * with the rule that decided "at chance"; and the bounds of the budget (src/mas/bounds.ts).
+ */
+export function findings(
+  report: Pick<ExperimentReport, 'rows' | 'controls' | 'summary'> & Partial<Pick<ExperimentReport, 'paired' | 'bounds' | 'episodes'>>,
+  chance: Partial<Record<Split, number>>, _evalSize: number,
+): string[] {
   const out: string[] = [];
-  const s = (m: MethodName, split: Split) => report.summary.find((x) => x.method === m && x.split === split);
-  const ci0 = (x: number) => (Number.isFinite(x) ? x : 0);
+  const comparisons = report.paired ?? pairedComparisons({ ...report, chance });
+  const s = (m: string, split: Split) => report.summary.find((x) => x.method === m && x.split === split);
   for (const split of EVAL_SPLITS) {
     const rows = report.summary.filter((x) => x.split === split).sort((a, b) => b.accuracyMean - a.accuracyMean);
     if (!rows.length) continue;
-    out.push(`${split} ordering (accuracy, chance ${fmt(chance[split] ?? NaN)}): ${rows.map((r) => `${r.method} ${fmt(r.accuracyMean)}`).join(' > ')}`);
-    const pairs: [MethodName, MethodName][] = [
-      ['diffmas', 'single'], ['diffmas', 'latentmas'], ['diffmas', 'text'], ['diffmas', 'diffmas-detached'],
-      ['diffmas-full', 'latentmas-full'], ['latentmas', 'single'], ['text', 'single'], ['text', 'latentmas'], ['skyline', 'diffmas'],
-    ];
-    for (const [a, b] of pairs) {
-      const A = s(a, split);
-      const Bs = s(b, split);
-      if (!A || !Bs) continue;
-      const margin = A.accuracyMean - Bs.accuracyMean;
-      const widths = ci0(A.accuracyCi) + ci0(Bs.accuracyCi);
-      const seeds = Math.min(A.seeds, Bs.seeds);
-      // also more than two binomial standard errors of the difference (seed intervals can be 0 by chance)
-      const n = evalSize * seeds;
-      const se = Math.sqrt((A.accuracyMean * (1 - A.accuracyMean) + Bs.accuracyMean * (1 - Bs.accuracyMean)) / n);
+    out.push(`${split} ordering (mean accuracy, chance ${fmt(chance[split] ?? NaN)}): ${rows.map((r) => `${r.method} ${fmt(r.accuracyMean)}`).join(' > ')}`);
+    for (const c of comparisons.filter((x) => x.split === split && !x.control)) {
+      const A = s(c.a, split);
+      const B = s(c.b, split);
+      const side = (m: string, x: ExperimentRowSummary | undefined) => `${m} ${x ? accuracyWords(x) : fmt(NaN)}`;
+      const how = c.basis === 'episodes'
+        ? `paired over ${c.episodes} shared episodes, ${c.seedsA} and ${c.seedsB} seeds`
+        : `unpaired, over seeds only (no per-episode outcomes in this report)`;
       const verdict =
-        seeds < 2 ? 'one seed: no interval' :
-        Math.abs(margin) > widths && Math.abs(margin) > 2 * se
-          ? `${margin > 0 ? a : b} wins by more than the seed intervals (${fmt(Math.abs(margin))} > ${fmt(A.accuracyCi)} + ${fmt(Bs.accuracyCi)}, and > 2 binomial SE ${fmt(2 * se)})`
-          : `no reliable difference (the seed intervals overlap or the margin is within 2 binomial SE ${fmt(2 * se)})`;
-      out.push(`${split}: ${a} ${fmt(A.accuracyMean)} ± ${fmt(A.accuracyCi)} vs ${b} ${fmt(Bs.accuracyMean)} ± ${fmt(Bs.accuracyCi)}: ${verdict}`);
+        c.verdict === 'no-interval' ? `${Math.min(c.seedsA, c.seedsB)} seed${Math.min(c.seedsA, c.seedsB) === 1 ? '' : 's'}: no interval, no verdict (an interval needs ${MIN_SEEDS} seeds per method)` :
+        c.verdict === 'tie' ? 'no reliable difference (the interval holds 0)' :
+        `${c.verdict === 'a' ? c.a : c.b} beats ${c.verdict === 'a' ? c.b : c.a} (the interval excludes 0)`;
+      const modes = c.modesA || c.modesB ? '; the seeds split into modes, so the difference of means averages unlike runs' : '';
+      out.push(`${split}: ${side(c.a, A)} vs ${side(c.b, B)}: difference ${formatDifference({ mean: c.diff, lo: c.lo, hi: c.hi, seeds: Math.min(c.seedsA, c.seedsB), episodes: c.episodes, basis: c.basis })} (${how}): ${verdict}${modes}`);
     }
   }
-  const methods = [...new Set(report.controls.map((c) => c.method))];
-  const c = chance.heldout ?? NaN;
-  for (const m of methods) {
+  const c0 = chance.heldout ?? NaN;
+  for (const c of comparisons.filter((x) => x.control)) {
+    const m = c.a;
+    const what = c.control === 'zero' && methodSpec(m as MethodName).channel === 'text' ? 'messages emptied' : CONTROL_WORDS[c.control!];
     const own = s(m, 'heldout');
-    for (const control of CONTROLS) {
-      const accs = report.controls.filter((x) => x.method === m && x.control === control).map((x) => x.accuracy);
-      if (!accs.length) continue;
-      const r = atChance(accs, c, evalSize);
-      const what = control === 'zero' && methodSpec(m).channel === 'text' ? 'messages emptied' : CONTROL_WORDS[control];
-      // a method already at chance without the control cannot lose anything to it: say so, not that it "fell"
-      const uncontrolled = own ? atChance([own.accuracyMean], c, evalSize * own.seeds) : null;
-      const moot = r.yes && uncontrolled?.yes;
-      out.push(
-        `${m}, ${what}: heldout accuracy ${fmt(r.mean)} (uncontrolled ${fmt(own?.accuracyMean ?? NaN)}, chance ${fmt(c)}): ` +
-          (moot
-            ? `falls to chance or below, as does the uncontrolled run: the channel carries nothing measurable here, so this control shows nothing`
-            : r.yes ? `falls to chance or below (at most ${fmt(r.band)} above it)` : `stays above chance by ${fmt(r.mean - c)} (more than the band ${fmt(r.band)})`),
-      );
+    // a method already at chance without the control cannot lose anything to it: say so, not that it "fell"
+    const ownAtChance = !own ? false : own.accuracyLo !== undefined && own.accuracyLo !== null ? own.accuracyLo <= c0 : own.accuracyMean <= c0 + (c.chanceBandWidth ?? 0);
+    const drop = c.basis === 'episodes'
+      ? `${formatDifference({ mean: c.diff, lo: c.lo, hi: c.hi, seeds: Math.min(c.seedsA, c.seedsB), episodes: c.episodes, basis: c.basis })} against its own uncontrolled episodes (paired)`
+      : `uncontrolled ${fmt(c.meanB)} (unpaired: no per-episode outcomes)`;
+    const verdict =
+      c.atChance === undefined ? 'no chance verdict' :
+      c.atChance && ownAtChance ? 'falls to chance, as does the uncontrolled run: the channel carries nothing measurable here, so this control shows nothing' :
+      c.atChance ? (c.chanceBandWidth ? `falls to chance or below (at most ${fmt(c.chanceBandWidth)} above it)` : 'falls to chance or below') :
+      'stays above chance';
+    out.push(`${m}, ${what}: heldout accuracy ${fmt(c.meanA)}, ${drop}; chance ${fmt(c0)}, ${c.chanceBand}: ${verdict}`);
+  }
+  if (report.bounds) {
+    for (const b of report.bounds.rows) out.push(`bound: ${formatBound(b)}`);
+    for (const [split, v] of Object.entries(report.bounds.valuesOnly ?? {})) {
+      out.push(`bound: ${split}, a message of the values but not their keys (${v!.entries} entries): accuracy ${fmt(v!.accuracy)} (as the 1-token message "the most frequent value"), loss floor ${fmt(v!.nats)} nats per answer, ${fmt(v!.natsPerToken)} per answer token with <eos>`);
     }
   }
   return out;
@@ -194,6 +215,10 @@ export async function runExperiment(
     rows: [], controls: [], summary: [], findings: [], curves: [],
     chance: Object.fromEntries(EVAL_SPLITS.map((s) => [s, task.chanceFor(s)])),
   };
+  // what a message of the text budget, and of the latent senders' m positions as tokens, could carry
+  const latent = req.methods.some((m) => methodSpec(m).channel === 'latent');
+  const steps = latent ? req.base.topology.agents.filter((a) => a.id !== req.base.topology.final).map((a) => a.latentSteps) : [];
+  report.bounds = reportBounds(task.name, task.difficulty, base.config.vocab_size, req.base.textBudget, steps, splits);
   const units = req.seeds.length * req.methods.length;
   let done = 0;
   const say = (m: string, within = 0) => {
@@ -218,6 +243,7 @@ export async function runExperiment(
           !(opts.onAdapters && spec.train !== 'none') &&
           (spec.channel !== 'latent' || !opts.measure || hasMeasures(prev, method, seed, opts.measure));
         if (prev && keep) {
+          for (const sp of splits) if (prev.episodes?.[sp]) sameEpisodes(report, sp, prev.episodes[sp]!, 'the previous report');
           report.rows.push(...prev.rows.filter((r) => ofPair(r) && splits.includes(r.split)));
           report.controls.push(...prev.controls.filter((c) => ofPair(c) && controls.includes(c.control)));
           report.curves!.push(...(prev.curves ?? []).filter(ofPair));
@@ -245,13 +271,16 @@ export async function runExperiment(
           const trainSeconds = (performance.now() - t0) / 1000;
           for (const split of splits) {
             say(`seed ${seed} ${method}: evaluating ${split}`, run.trains ? 0.85 : 0.3);
-            report.rows.push({ ...toEvalRow(await run.evaluate(split)), seed, trainSeconds });
+            const o = await run.evaluate(split);
+            sameEpisodes(report, split, run.evalSet(split).map((e) => e.key), `seed ${seed} ${method}`);
+            report.rows.push({ ...toEvalRow(o), seed, trainSeconds, outcomes: outcomeString(o.correct) });
           }
           if (run.spec.channel !== 'none') {
             for (const control of controls.filter((c) => controlsFor(run.spec.channel).includes(c))) {
               say(`seed ${seed} ${method}: control ${control}`, 0.95);
               const o = await run.evaluate('heldout', control);
-              report.controls.push({ method, seed, control, accuracy: o.accuracy });
+              sameEpisodes(report, 'heldout', run.evalSet('heldout').map((e) => e.key), `seed ${seed} ${method} (${control})`);
+              report.controls.push({ method, seed, control, accuracy: o.accuracy, outcomes: outcomeString(o.correct) });
             }
           }
           if (opts.measure) await measureInto(run, report, opts.measure, (m) => say(m, 0.97));
@@ -264,6 +293,7 @@ export async function runExperiment(
         if (opts.onPartial) {
           // a partial report is a whole one over the pairs done so far
           report.summary = summarize(report);
+          report.paired = pairedComparisons(report, splits);
           report.findings = findings(report, report.chance!, evaluated(report, req.base.evalSize));
           await opts.onPartial(report);
         }
@@ -273,8 +303,27 @@ export async function runExperiment(
     if (!opts.engine) engine.destroy();
   }
   report.summary = summarize(report);
+  report.paired = pairedComparisons(report, splits);
   report.findings = findings(report, report.chance!, evaluated(report, req.base.evalSize));
   return report;
+}
+
+/** Records a split's evaluation episodes (keys in order) or checks that a run saw the same ones: outcomes pair by index. */
+function sameEpisodes(report: ExperimentReport, split: Split, keys: string[], who: string): void {
+  const eps = (report.episodes ??= {});
+  const have = eps[split];
+  if (!have) {
+    eps[split] = keys;
+    return;
+  }
+  const at = have.length !== keys.length ? -1 : keys.findIndex((k, i) => k !== have[i]);
+  if (have.length !== keys.length || at >= 0) {
+    throw new Error(
+      `experiment: ${who} evaluated other ${split} episodes than the runs before it (` +
+        (at < 0 ? `${keys.length} against ${have.length}` : `episode ${at}: ${keys[at]} against ${have[at]}`) +
+        `): per-episode outcomes would not pair; every run of an experiment must share one evaluation set (evalSeed)`,
+    );
+  }
 }
 
 export const experimentRunner: ExperimentRunner = (gpu, base, req, onProgress) => runExperiment(gpu, base, req, onProgress);
@@ -287,12 +336,12 @@ function pad(s: string, n: number, right = false): string {
 
 /** The summary table (one row per method and split) as fixed-width text. */
 export function formatTable(report: ExperimentReport): string {
-  const head = ['method', 'split', 'accuracy (95% CI)', 'valid', 'entropy', 'msg pos', 'msg floats', 'msg tok', 'train s'];
+  const head = ['method', 'split', 'accuracy [95% bootstrap interval]', 'valid', 'entropy', 'msg pos', 'msg floats', 'msg tok', 'train s'];
   const rows = report.summary.map((r) => {
     const pos = report.rows.filter((x) => x.method === r.method && x.split === r.split);
     const positions = pos.reduce((a, x) => a + (x.messagePositions ?? 0), 0) / pos.length;
     return [
-      r.method, r.split, `${r.accuracyMean.toFixed(3)} ± ${Number.isFinite(r.accuracyCi) ? r.accuracyCi.toFixed(3) : 'n/a'}`,
+      r.method, r.split, accuracyWords(r),
       r.validity.toFixed(2), r.entropy.toFixed(2), positions.toFixed(1), r.messageFloats.toFixed(0), r.messageTokens.toFixed(1), r.trainSeconds.toFixed(1),
     ];
   });

@@ -9,6 +9,9 @@ import type { TrainedAdapter } from './types';
 import type { BitsReport, ProbeReport } from './measure-types';
 
 export type { BitsReport, ProbeReport } from './measure-types';
+import type { ReportBounds } from './bounds';
+import type { PairedComparison } from './paired';
+import type { Modes } from './stats';
 
 /** Every communication mode of shared/DESIGN.md section 1 (issue 4). */
 export const METHODS = [
@@ -149,6 +152,14 @@ export interface ExperimentRowSummary {
   accuracyMean: number;
   /** Half-width of the 95% interval over seeds (t distribution). */
   accuracyCi: number;
+  /** 95% interval of the bootstrap over seeds x episodes (src/mas/stats.ts; seeds only for a report
+   * without per-episode outcomes); null below MIN_SEEDS seeds (optional: older reports lack it). */
+  accuracyLo?: number | null;
+  accuracyHi?: number | null;
+  /** What the interval resamples: 'episodes' (seeds x episodes) or 'seeds' (per-seed accuracies only). */
+  basis?: 'episodes' | 'seeds';
+  /** Where the seeds split into modes: k of n seeds reach at least `at` (then no mean +- interval is shown). */
+  modes?: Modes | null;
   validity: number;
   entropy: number;
   messageFloats: number;
@@ -169,8 +180,17 @@ export type ControlName = (typeof CONTROL_NAMES)[number];
 
 export interface ExperimentReport {
   args: Record<string, unknown>;
-  rows: (EvalRow & { seed: number; trainSeconds: number })[];
-  controls: { method: MethodName; seed: number; control: ControlName; accuracy: number }[];
+  /** outcomes (optional): '1'/'0' per episode, correct or not, aligned with episodes[split]. */
+  rows: (EvalRow & { seed: number; trainSeconds: number; outcomes?: string })[];
+  /** outcomes (optional): per episode of episodes.heldout under the control. */
+  controls: { method: MethodName; seed: number; control: ControlName; accuracy: number; outcomes?: string }[];
+  /** The canonical key of every evaluation episode per split, in evaluation order: one set for every
+   * method and seed, which the rows' outcomes follow (optional: older reports lack it). */
+  episodes?: Partial<Record<Split, string[]>>;
+  /** Paired differences with bootstrap intervals, and each control against its method's own episodes (src/mas/paired.ts). */
+  paired?: PairedComparison[];
+  /** What a message of the run's budget could carry: ceilings and floors (src/mas/bounds.ts). */
+  bounds?: ReportBounds;
   summary: ExperimentRowSummary[];
   /** Plain-language findings (ordering, controls collapsing to chance or not). */
   findings: string[];

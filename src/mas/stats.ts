@@ -105,16 +105,25 @@ function checkTable(t: OutcomeTable, what: string): number {
 /** Episode weights of one replicate: how often each of E indices is drawn in E draws with replacement. */
 function episodeWeights(rng: Rng, E: number, w: Float64Array): void {
   w.fill(0);
-  for (let i = 0; i < E; i++) w[rng.int(0, E)]++;
+  for (let i = 0; i < E; i++) w[Math.floor(rng.next() * E)]++;
+}
+
+/** The episodes each seed got right (indices), so a replicate sums only those. */
+function rightEpisodes(t: OutcomeTable): Int32Array[] {
+  return t.map((row) => {
+    const idx: number[] = [];
+    for (let e = 0; e < row.length; e++) if (row[e]) idx.push(e);
+    return Int32Array.from(idx);
+  });
 }
 
 /** Weighted accuracy of every seed under the episode weights (their sum is E). */
-function seedAccuracies(t: OutcomeTable, w: Float64Array, out: Float64Array): void {
+function seedAccuracies(right: Int32Array[], w: Float64Array, out: Float64Array): void {
   const E = w.length;
-  for (let s = 0; s < t.length; s++) {
-    const row = t[s];
+  for (let s = 0; s < right.length; s++) {
+    const idx = right[s];
     let acc = 0;
-    for (let e = 0; e < E; e++) if (row[e]) acc += w[e];
+    for (let i = 0; i < idx.length; i++) acc += w[idx[i]];
     out[s] = acc / E;
   }
 }
@@ -143,9 +152,10 @@ export function accuracyInterval(t: OutcomeTable, opts: { replicates?: number; s
   const w = new Float64Array(E);
   const acc = new Float64Array(S);
   const stats = new Float64Array(R);
+  const right = rightEpisodes(t);
   for (let r = 0; r < R; r++) {
     episodeWeights(rng, E, w);
-    seedAccuracies(t, w, acc);
+    seedAccuracies(right, w, acc);
     stats[r] = seedResample(rng, acc);
   }
   return { mean: point, ...percentile(stats), seeds: S, episodes: E, basis: 'episodes' };
@@ -168,10 +178,12 @@ export function pairedDifference(a: OutcomeTable, b: OutcomeTable, opts: { repli
   const accA = new Float64Array(a.length);
   const accB = new Float64Array(b.length);
   const stats = new Float64Array(R);
+  const rightA = rightEpisodes(a);
+  const rightB = rightEpisodes(b);
   for (let r = 0; r < R; r++) {
     episodeWeights(rng, E, w);
-    seedAccuracies(a, w, accA);
-    seedAccuracies(b, w, accB);
+    seedAccuracies(rightA, w, accA);
+    seedAccuracies(rightB, w, accB);
     stats[r] = seedResample(rng, accA) - seedResample(rng, accB);
   }
   return { mean: point, ...percentile(stats), seeds, episodes: E, basis: 'episodes' };

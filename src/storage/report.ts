@@ -1,6 +1,8 @@
 // The comparison report in the one format both sides write: `npm run experiment -- --json FILE`
 // (src/cli/experiment.ts) and the page's Compare export (src/ui). One reader for both
-// (readExperimentReport), and the CSV both offer (reportCsv). Plain data, no DOM.
+// (readExperimentReport), and the CSV both offer (reportCsv). Plain data, no DOM. It reads reports
+// written before per-episode outcomes, paired comparisons and bounds existed (those fields absent),
+// and checks them where present: every outcome string '0'/'1' and as long as its split's episode list.
 import type { ExperimentReport } from '../mas/run-types';
 
 export class ReportError extends Error {
@@ -41,11 +43,54 @@ export function readExperimentReport(text: string): ExperimentReport {
     }
   });
   if (v.findings !== undefined && !Array.isArray(v.findings)) throw new ReportError('findings is not a list');
+  checkOutcomes(v);
+  if (v.paired !== undefined) {
+    if (!Array.isArray(v.paired)) throw new ReportError('paired is not a list');
+    v.paired.forEach((p, i) => {
+      if (!isObj(p) || typeof p.split !== 'string' || typeof p.a !== 'string' || typeof p.b !== 'string' || !isNumOrNull(p.diff) || !isNumOrNull(p.lo) || !isNumOrNull(p.hi) || typeof p.verdict !== 'string') {
+        throw new ReportError(`paired[${i}] needs split, a, b, diff, lo, hi and verdict`);
+      }
+    });
+  }
+  if (v.bounds !== undefined) {
+    const b = v.bounds;
+    if (!isObj(b) || typeof b.task !== 'string' || typeof b.vocab !== 'number' || !Array.isArray(b.rows)) throw new ReportError('bounds needs task, vocab and a rows list');
+    b.rows.forEach((r, i) => {
+      if (!isObj(r) || typeof r.split !== 'string' || typeof r.budget !== 'number' || typeof r.ceiling !== 'number' || typeof r.floor !== 'number') {
+        throw new ReportError(`bounds.rows[${i}] needs split, budget, ceiling and floor`);
+      }
+    });
+  }
   const report = v as unknown as ExperimentReport;
   // JSON has no NaN: a one-seed interval reads back as NaN, as the runner made it
   for (const s of report.summary) if (s.accuracyCi === null) (s as { accuracyCi: number }).accuracyCi = NaN;
   report.findings ??= [];
   return report;
+}
+
+/**
+ * Per-episode outcomes, where a report has them: `episodes` maps each split to its list of episode
+ * keys; every row of that split, and every control (heldout), may carry `outcomes`, one '0'/'1' per
+ * episode of that list. A row with outcomes in a report without the split's list cannot be paired.
+ */
+function checkOutcomes(v: Record<string, unknown>): void {
+  let lists: Record<string, unknown> = {};
+  if (v.episodes !== undefined) {
+    if (!isObj(v.episodes)) throw new ReportError('episodes is not an object of lists per split');
+    lists = v.episodes;
+    for (const [split, keys] of Object.entries(lists)) {
+      if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string')) throw new ReportError(`episodes.${split} is not a list of episode keys`);
+    }
+  }
+  const check = (what: string, split: string, o: unknown) => {
+    if (o === undefined) return;
+    if (typeof o !== 'string' || !/^[01]*$/.test(o)) throw new ReportError(`${what}.outcomes is not a string of 0 and 1`);
+    const keys = lists[split] as string[] | undefined;
+    if (!keys) throw new ReportError(`${what} has outcomes but the report lists no ${split} episodes (episodes.${split})`);
+    if (o.length !== keys.length) throw new ReportError(`${what}.outcomes holds ${o.length} episodes, episodes.${split} lists ${keys.length}`);
+  };
+  (v.rows as Record<string, unknown>[]).forEach((r, i) => check(`rows[${i}]`, String(r.split), r.outcomes));
+  (v.controls as Record<string, unknown>[]).forEach((c, i) => check(`controls[${i}]`, 'heldout', c.outcomes));
 }
 
 /** The report as JSON text, as `experiment --json` writes it. */
