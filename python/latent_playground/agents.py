@@ -165,6 +165,15 @@ class Team:
         rr = torch.rsqrt(w.pow(2).mean(-1, keepdim=True) + RESCALE_EPS).to(u.dtype)
         return u * rr * self.map_scale
 
+    def text_channel(self, tk=None):
+        """The text-trained channel (text_channel.py), made on first use with the bundle's tokenizer."""
+        if getattr(self, "_text", None) is None:
+            from .text_channel import TextChannel
+            from .tokenizer import load_tokenizer
+
+            self._text = TextChannel(self, tk or load_tokenizer(self.bundle.base_dir, self.bundle.json["tokens"]))
+        return self._text
+
     def agent_trains(self, a: PlanAgent) -> bool:
         t = self.method["train"]
         return a.adapter_key is not None and (t == "all" or (t == "receiver" and a.final))
@@ -184,6 +193,8 @@ class Team:
         prompt and answer region). edit(agent, layer, 'k'|'v', x [B, P, W]) may replace a received prefix
         (the controls). Returns the final agent's logits [B, S, V], its prefix and first position, and
         the received positions per episode."""
+        if self.method["name"] == "text-trained":
+            return self.text_channel().forward(inputs, grad)[0], None, 0, 0
         traces: list[list[tuple[torch.Tensor, torch.Tensor]] | None] = []
         stream_end = 0
         received = 0

@@ -255,7 +255,12 @@ class Evaluator:
             raise ValueError(f"method {self.team.method['name']}: the {control} control does not apply to the {channel} channel")
         self._eps = self.bundle.episodes[split]
         n = len(self._eps)
-        if channel == "text":
+        if self.team.method["name"] == "text-trained":
+            from .text_channel import evaluate as text_trained
+
+            answers, lsum, count, tokens, extra = text_trained(self, control)
+            floats, positions = 0.0, tokens
+        elif channel == "text":
             answers, lsum, count, tokens, extra = self._text_method(split, control)
             floats, positions = 0.0, tokens
         else:

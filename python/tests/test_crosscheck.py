@@ -29,7 +29,7 @@ from latent_playground.tokenizer import load_tokenizer
 from latent_playground.train import train
 
 TRAINED = ["lookup-diffmas", "lookup-diffmas-detached", "lookup-diffmas-full", "lookup-diffmas-prefix", "relay-diffmas-shared", "arith-diffmas-full",
-           "lookup-single-trained", "arith-skyline-trained"]
+           "lookup-single-trained", "arith-skyline-trained", "lookup-text-trained"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -111,7 +111,7 @@ def test_final_logits_match_the_engine(engine_dir):
     assert not bad, f"logits differ by more than 1e-4 (1e-5 of the largest logit beyond 10): {bad}"
 
 
-REQUIRED = {"lookup-diffmas", "lookup-diffmas-detached", "lookup-diffmas-full", "lookup-single-trained", "arith-skyline-trained"}
+REQUIRED = {"lookup-diffmas", "lookup-diffmas-detached", "lookup-diffmas-full", "lookup-single-trained", "arith-skyline-trained", "lookup-text-trained"}
 
 
 @pytest.mark.parametrize("name", TRAINED)

@@ -13,6 +13,7 @@ import type { TextTokenizer } from '../tokenizers/types';
 import type { RunConfig } from './run-types';
 import { answerIds, encodeInstance, finalSequence, IGNORE, makePlan, promptText, SignatureBatcher, type PlanAgent } from './data';
 import { computeLatentMap } from './latentmap';
+import { textTrainedBatcher } from './text-channel';
 import { validateRunConfig, type MethodSpec } from './methods';
 import type { BaseModel, TrainedAdapter } from './types';
 
@@ -47,8 +48,8 @@ export interface BatchRow {
 }
 
 /** The first n training batches of a run, exactly as Run.trainStep draws them (a fresh stream from the seed). */
-export function firstTrainingBatches(task: Task, tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec, config: Pick<RunConfig, 'seed' | 'batch'>, n: number): BatchRow[][] {
-  const batcher = trainingBatcher(task, tokenizer, r, plan, spec, config);
+export function firstTrainingBatches(task: Task, tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec, config: Pick<RunConfig, 'seed' | 'batch' | 'textBudget'>, n: number): BatchRow[][] {
+  const batcher = spec.name === 'text-trained' ? textTrainedBatcher(task, tokenizer, r, plan, spec, config) : trainingBatcher(task, tokenizer, r, plan, spec, config);
   const fi = plan.length - 1;
   const out: BatchRow[][] = [];
   for (let i = 0; i < n; i++) {
@@ -135,7 +136,7 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
       split, index, key: ep.key, parts: ep.parts.slice(), answer: ep.answer, targetIds: answerIds(tk, r, task, ep), agents: agentInputs(ep, tk, r, plan, spec),
     }));
   }
-  const batches: BundleBatch[] = trains && spec.channel !== 'text'
+  const batches: BundleBatch[] = trains && (spec.channel !== 'text' || spec.name === 'text-trained')
     ? firstTrainingBatches(task, tk, r, plan, spec, config, src.batches ?? BUNDLE_BATCHES).map((rows, i) => ({
         batch: i + 1,
         signature: rows[0].prompts.map((p) => p.length).join(','),

@@ -40,6 +40,8 @@ interface Case {
   positions?: 'stream' | 'prefix';
   latentSteps?: number;
   adapter?: 'own' | 'shared';
+  /** Tokens of a text message (default 8). */
+  textBudget?: number;
 }
 
 /** The cases: the three trained methods (the training check), the untrained channels and both position schemes, a chain and a star of three, and the trained baselines (issue 19: one agent, its own LoRA). */
@@ -52,6 +54,8 @@ export const CASES: Case[] = [
   { name: 'arith-diffmas-full', task: 'arith', method: 'diffmas-full', latentSteps: 2 },
   { name: 'lookup-latentmas', task: 'lookup', method: 'latentmas' },
   { name: 'lookup-text', task: 'lookup', method: 'text' },
+  // 2 tokens carry one table entry of two: a loss far from 0, where float32 gradients are well conditioned
+  { name: 'lookup-text-trained', task: 'lookup', method: 'text-trained', textBudget: 2 },
   { name: 'lookup-single', task: 'lookup', method: 'single' },
   { name: 'lookup-single-trained', task: 'lookup', method: 'single-trained' },
   // arith d2, where the toy's skyline answers 0.42 of held-out (lookup: all, a loss of 1e-4 whose gradient is float32 rounding)
@@ -179,6 +183,7 @@ async function make(out: string, argv: string[]): Promise<void> {
         topology, task: c.task, difficulty: c.difficulty ?? 1, method: c.method, modelId: modelDir, steps, batch, evalSize, seed: 7,
         lora: { r: 4, alpha: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, lr: 5e-3, evalEvery: 0,
         ...(c.positions ? { positions: c.positions } : {}),
+        ...(c.textBudget ? { textBudget: c.textBudget } : {}),
       });
       const run = new Run(engine, config);
       const cache = new Map<string, Rollout>();
