@@ -5,8 +5,9 @@
 // structure is checked here, before anything is inflated (every central record against its local
 // header, no two entries sharing bytes, the total under a cap: the guarantees tests/nothing-lost.test.ts
 // rows 7, 13 and Also-b pin, which fflate's own unzipSync does not give: it would inflate overlapping
-// or oversized entries and throw its own errors), then fflate's inflateSync decompresses each deflate
-// entry into a buffer of the size its record claims. Pure TypeScript (browser and Node).
+// or oversized entries and throw its own errors; and no deflate entry claiming more than MAX_RATIO times
+// its compressed size: tests/nothing-lost-2.test.ts row 9), then fflate's inflateSync decompresses each
+// deflate entry into a buffer of the size its record claims (a stream that inflates past it is caught). Pure TypeScript (browser and Node).
 import { inflateSync } from 'fflate';
 import { printableName } from './text';
 
@@ -98,6 +99,14 @@ function inflateEntry(packed: Uint8Array, size: number, shown: string): Uint8Arr
 
 /** Default cap on the bytes unzip extracts in all (the page imports one model or adapter at a time). */
 export const MAX_UNZIPPED_BYTES = 4 * 2 ** 30;
+/**
+ * Default bound on how many times larger a deflate entry may be than its compressed bytes. A model's
+ * files compress little (float weights 1.1:1, a LoRA adapter with zero B at init 2:1, JSON and token
+ * lists 3-20:1); deflate reaches 1032:1 on repeated bytes, which is what a zip bomb is made of (1.1 MB
+ * inflating to 1 GiB). Entries of at most RATIO_FREE_BYTES are not held to it.
+ */
+export const MAX_RATIO = 100;
+export const RATIO_FREE_BYTES = 2 ** 20;
 
 /**
  * Reads a zip archive of stored or deflate entries (name -> bytes, directories skipped); refuses other
@@ -106,8 +115,11 @@ export const MAX_UNZIPPED_BYTES = 4 * 2 ** 30;
  * the same file, no two entries may share bytes (a 1 MiB archive whose 1,000 records point at one body
  * must not extract a gigabyte), and the total must stay under `maxBytes`.
  */
-export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<string, Uint8Array> {
+export function unzip(
+  bytes: Uint8Array, opts: { maxBytes?: number; maxRatio?: number; skip?: (name: string) => boolean } = {},
+): Map<string, Uint8Array> {
   const maxBytes = opts.maxBytes ?? MAX_UNZIPPED_BYTES;
+  const maxRatio = opts.maxRatio ?? MAX_RATIO;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 22) throw new ZipError(`not a zip archive: ${bytes.length} bytes is too short`);
   let end = -1;
@@ -164,6 +176,14 @@ export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<
     if (localName.length !== nameBytes.length || localName.some((b, i) => b !== nameBytes[i])) {
       throw new ZipError(`entry ${shown}: its local header names ${nameOf(localName)} (the central directory and the local header disagree about the file's name)`);
     }
+    // entries the caller has no use for (macOS resource forks, hidden files) are checked but not inflated or counted
+    if (opts.skip?.(name)) continue;
+    if (method === 8 && usize > RATIO_FREE_BYTES && usize > csize * maxRatio) {
+      throw new ZipError(
+        `entry ${shown} claims ${usize} bytes from ${csize} compressed, ${(usize / Math.max(csize, 1)).toFixed(0)}:1, more than the ` +
+          `${maxRatio}:1 a model's files reach (a zip bomb?); nothing was extracted`,
+      );
+    }
     entries.push({ name, shown, crc, size: usize, packed: csize, deflate: method === 8, local, start });
   }
   // No two entries may share bytes (headers or data), and the total is bounded, before allocating.
@@ -177,7 +197,7 @@ export function unzip(bytes: Uint8Array, opts: { maxBytes?: number } = {}): Map<
       throw new ZipError(`entries ${e.shown} and ${next.shown} share bytes of the archive (overlapping entries: a malformed or malicious zip)`);
     }
   }
-  if (total > maxBytes) throw new ZipError(`the entries add up to ${total} bytes, more than the ${maxBytes} this reader extracts`);
+  if (total > maxBytes) throw new ZipError(`the entries add up to ${total} bytes, more than the ${maxBytes} this reader extracts; nothing was extracted`);
   // Pass 2: copy and check each entry.
   const out = new Map<string, Uint8Array>();
   for (const e of entries) {

@@ -16,7 +16,7 @@ import { evaluateBaseOrError } from '../mas/base-eval';
 import { modelDims } from '../model/config';
 import { pretrainBase } from '../model/pretrain';
 import {
-  CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, decodeCheckpoint, encodeCheckpoint, engineConfigProblem, type Checkpoint,
+  CONFIG_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, decodeCheckpoint, encodeCheckpoint, engineConfigProblem, type Checkpoint,
 } from '../storage/checkpoint';
 import { Library, filesSize, idbStore, newId, type FileMap, type KeyValueStore } from '../storage/library';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, decodeAdapter, encodeAdapter } from '../storage/peft';
@@ -130,6 +130,37 @@ export function describeError(e: unknown): string {
 export async function sha256(bytes: Uint8Array): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
   return [...d].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The files that define a base model: what it computes (config, weights) and how it reads text (tokenizer). */
+const MODEL_DEFINING_FILES = [CONFIG_FILE, TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, WEIGHTS_FILE];
+
+/** A base model's files as the library stores them (normalized config.json, F32 weights), whatever form they came in. */
+function storedForm(base: BaseModel): FileMap {
+  return encodeCheckpoint({
+    config: base.config, tensors: base.weights, tokenizer: base.tokenizer?.toJSON() ?? null, tokenizerConfig: base.tokenizerConfig ?? null,
+  });
+}
+
+/**
+ * A base model's identity (issue 20 item 2): SHA-256 over every file that defines it, in the stored
+ * form, each by name and length, so two models with the same weights but another config.json (eps,
+ * rope_theta) or tokenizer are told apart. "model:" marks it apart from the weights-only digests older
+ * libraries hold.
+ */
+export async function modelDigest(stored: FileMap): Promise<string> {
+  const parts: Uint8Array[] = [];
+  for (const name of MODEL_DEFINING_FILES) {
+    const b = stored.get(name);
+    parts.push(encoder.encode(`${name}\n${b ? b.length : -1}\n`), b ?? new Uint8Array(0));
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return `model:${await sha256(all)}`;
 }
 
 export class Engine implements EngineApi, EngineRunRecords {
@@ -290,7 +321,7 @@ export class Engine implements EngineApi, EngineRunRecords {
       if (isZip) {
         let inner: Map<string, Uint8Array>;
         try {
-          inner = unzip(f.bytes);
+          inner = unzip(f.bytes, { skip: (n) => n.startsWith('__MACOSX/') });
         } catch (e) {
           throw new Error(`${f.name} cannot be read as a zip archive: ${(e as Error).message}`);
         }
@@ -387,13 +418,11 @@ export class Engine implements EngineApi, EngineRunRecords {
         throw new Error(`this checkpoint cannot be used: ${(e as Error).message}`);
       }
       say('converting the weights to float32', 0.5);
-      const stored = encodeCheckpoint({
-        config: base.config, tensors: base.weights, tokenizer: base.tokenizer?.toJSON() ?? null, tokenizerConfig: base.tokenizerConfig ?? null,
-      });
+      const stored = storedForm(base);
       const provenance = parseJson(files.get(PROVENANCE_FILE));
-      const digest = await sha256(stored.get(WEIGHTS_FILE)!);
+      const digest = await modelDigest(stored);
       const same = await this.findDigest('model', digest);
-      if (same) throw new Error(`this base model is already in the library as '${same}' (the same weights); nothing was imported`);
+      if (same) throw new Error(`this base model is already in the library as '${same}' (the same config.json, tokenizer and weights); nothing was imported`);
       const entry: ModelEntry = {
         id: newId('model'), name: label || 'imported model', size: 0, createdAt: Date.now(), builtin: false,
         config: { ...base.config }, provenance: { source: `imported from ${blobs.map((b) => b.name).join(', ')}`, ...(provenance ?? {}) }, digest,
@@ -423,10 +452,25 @@ export class Engine implements EngineApi, EngineRunRecords {
     const entries: (ModelEntry | AdapterEntry)[] = kind === 'model' ? await this.library.listModels() : await this.library.listAdapters();
     for (const e of entries) {
       if (e.digest === digest) return e;
-      if (e.digest) continue;
+      // a model is known by all its defining files: entries with a weights-only digest (older libraries) are hashed again
+      if (e.digest && (kind === 'adapter' || e.digest.startsWith('model:'))) continue;
       const files = await this.library.files(kind, e.id).catch(() => null);
-      const w = files?.get(kind === 'model' ? WEIGHTS_FILE : ADAPTER_WEIGHTS_FILE);
-      if (w && (await sha256(w)) === digest) return e;
+      if (!files) continue;
+      if (kind === 'adapter') {
+        const w = files.get(ADAPTER_WEIGHTS_FILE);
+        if (w && (await sha256(w)) === digest) return e;
+        continue;
+      }
+      // the shipped models are stored as shipped: bring them to the stored form first
+      let stored: FileMap | null = files;
+      if ((e as ModelEntry).builtin) {
+        try {
+          stored = storedForm(toBaseModel(e.id, decodeCheckpoint(files)));
+        } catch {
+          stored = null;
+        }
+      }
+      if (stored && (await modelDigest(stored)) === digest) return e;
     }
     return null;
   }
@@ -458,8 +502,8 @@ export class Engine implements EngineApi, EngineRunRecords {
       throw new Error(`this run is already in the library as '${same?.name ?? record.id}'; nothing was imported`);
     }
     say('finding its base model', 0.4);
-    const stored = encodeCheckpoint({ config: b.config, tensors: b.weights, tokenizer: b.tokenizer?.toJSON() ?? null, tokenizerConfig: b.tokenizerConfig ?? null });
-    const digest = await sha256(stored.get(WEIGHTS_FILE)!);
+    const stored = storedForm(b);
+    const digest = await modelDigest(stored);
     let baseEntry = (await this.findDigestEntry('model', digest)) as ModelEntry | null;
     if (!baseEntry) {
       const name = `${record.baseName ?? imported.json.base.name ?? imported.json.base.id} (from run '${record.name}')`;
