@@ -21,7 +21,8 @@ import { PROJS, type Proj } from '../model/config';
 import { Args, parseSeeds, UsageError } from './args';
 import { checkExportFolder, exportRuns } from './export-run';
 import type { TrainedAdapter } from '../mas/types';
-import { checkOutputFile, checkWritableFolder, isExperimentReport, loadBaseModel, readFolder, writeFileAtomic, writeFolder } from './files';
+import { checkOutputFile, isExperimentReport, loadBaseModel, lockOutputs, readFolder, writeFileAtomic, writeFolder } from './files';
+import { checkSaveAdapters } from './save-adapters';
 
 export async function commandExperiment(argv: string[]): Promise<number> {
   const args = new Args(argv, [
@@ -54,7 +55,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'export-batches', help: 'with --export-run: training batches each bundle carries (default 4); as many as the steps PyTorch is to train lets a word-rendering run (a real model) continue there, since the Python port makes only the char rendering\u2019s batches' },
     { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
     { name: 'quiet', help: 'print only the results', flag: true },
-    { name: 'force', help: 'let --json replace an existing file that is not an experiment report', flag: true },
+    { name: 'force', help: 'let --json replace an existing file that is not an experiment report, and --save-adapters replace the base and adapter folders of an earlier run', flag: true },
   ], 'usage: npm run experiment -- --task lookup --topology preset --methods single,text,latentmas,diffmas --seeds 3 [--preset tiny]');
   if (args.help) {
     console.log(args.helpText());
@@ -106,15 +107,24 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     seeds,
   };
   const quiet = args.has('quiet');
-  // output paths are checked before any GPU work (the report is rewritten atomically after each result)
-  if (args.str('json')) {
-    await checkOutputFile(args.str('json')!, { force: args.has('force'), option: '--json', what: 'an experiment report', isOurs: isExperimentReport });
-  }
-  if (args.str('save-adapters')) await checkWritableFolder(args.str('save-adapters')!, '--save-adapters');
   const exportDir = args.str('export-run');
   const exportBatches = args.int('export-batches', 0, 100_000);
   if (exportBatches !== undefined && !exportDir) throw new UsageError('--export-batches sets what --export-run writes: give --export-run DIR too');
-  if (exportDir) await checkExportFolder(exportDir, methods, seeds);
+  // output paths are checked before any GPU work (the report is rewritten atomically after each result)
+  const checkOutputs = async () => {
+    if (args.str('json')) {
+      await checkOutputFile(args.str('json')!, { force: args.has('force'), option: '--json', what: 'an experiment report', isOurs: isExperimentReport });
+    }
+    const plan = args.str('save-adapters') ? await checkSaveAdapters(args.str('save-adapters')!, { methods, seeds, force: args.has('force'), modelDir }) : null;
+    if (exportDir) await checkExportFolder(exportDir, methods, seeds);
+    return plan;
+  };
+  await checkOutputs();
+  // one writer per output (issue 20 item 5): locked, then checked again under the locks (what another
+  // command finished meanwhile is seen); main() removes the locks when the command ends
+  const outputs = [['json', '--json'], ['save-adapters', '--save-adapters'], ['export-run', '--export-run']].filter(([k]) => args.str(k));
+  await lockOutputs(outputs.map(([k, option]) => ({ target: args.str(k)!, option })), ['experiment', ...argv].join(' '));
+  const saveBase = await checkOutputs();
   const base = await loadBaseModel(modelDir);
   const gpu = await createNodeGpu();
   try {
@@ -145,7 +155,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     console.log(`task ${task.name} d=${difficulty}; topology ${args.str('topology')}: ${topology.agents.map((a) => `${a.id}(part ${a.role}, ${a.latentSteps} latent)`).join(', ')}; edges ${topology.edges.map((e) => e.join('->')).join(', ')}`);
     console.log(`methods ${methods.join(', ')}; seeds ${seeds.join(', ')}; steps ${req.base.steps}, batch ${req.base.batch}, lr ${req.base.lr}, LoRA r=${r} on ${targets.join(',')}, eval ${req.base.evalSize}/split`);
   }
-  if (saveDir) await writeFolder(path.join(saveDir, 'base'), await readFolder(modelDir));
+  if (saveDir && saveBase?.writeBase) await writeFolder(path.join(saveDir, 'base'), await readFolder(modelDir));
   const json = args.str('json');
   let previous: ExperimentReport | undefined;
   if (args.has('resume')) {

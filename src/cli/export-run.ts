@@ -1,8 +1,8 @@
 // `experiment --export-run DIR`: one run bundle (docs/run-bundle.md, src/storage/run-bundle.ts) per
 // (method, seed) of the experiment, as the folder DIR/<method>-seed<k>/. Each bundle is written
-// complete into a temporary sibling and then renamed into place, so a failed write leaves nothing
-// under its name; an existing bundle folder is refused before any GPU work.
-import { randomBytes } from 'node:crypto';
+// complete (every file and folder synced) into a temporary sibling and then renamed into place
+// (saveAtomically, src/cli/files.ts), so a failed or interrupted write leaves nothing under its name;
+// an existing bundle folder is refused before any GPU work.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Gpu } from '../gpu/runtime';
@@ -12,7 +12,7 @@ import type { BaseModel, TrainedAdapter } from '../mas/types';
 import { wilson95 } from '../mas/base-eval';
 import { writeRunBundle } from '../storage/run-bundle';
 import type { ExperimentReport, MethodName, RunConfig } from '../worker/api';
-import { checkWritableFolder, describeFsError, FileError } from './files';
+import { checkWritableFolder, describeFsError, FileError, nodeIo, recoverTarget, saveAtomically, syncFolder } from './files';
 
 /** The folder of one (method, seed) bundle inside DIR. */
 export const bundleFolder = (dir: string, method: string, seed: number) => path.join(dir, `${method}-seed${seed}`);
@@ -34,22 +34,22 @@ export async function writeTree(dir: string, files: ReadonlyMap<string, Uint8Arr
     const parts = name.split('/');
     if (!name || name.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..')) throw new FileError(`cannot write ${dir}: bad file name ${JSON.stringify(name)}`);
   }
+  await recoverTarget(path.resolve(dir));
   if (await fsp.lstat(dir).then(() => true, () => false)) throw new FileError(`cannot write ${dir}: it already exists`);
   await fsp.mkdir(path.dirname(dir), { recursive: true }).catch((e) => {
     throw describeFsError(e, 'make the folder', path.dirname(dir));
   });
-  const tmp = path.join(path.dirname(dir), `.${path.basename(dir)}.tmp-${randomBytes(4).toString('hex')}`);
-  try {
+  await saveAtomically(path.resolve(dir), 'folder', async (tmp) => {
+    const folders = new Set<string>([tmp]);
     for (const [name, bytes] of files) {
       const p = path.join(tmp, ...name.split('/'));
       await fsp.mkdir(path.dirname(p), { recursive: true });
-      await fsp.writeFile(p, bytes);
+      folders.add(path.dirname(p));
+      await nodeIo.writeFile(p, bytes);
     }
-    await fsp.rename(tmp, dir);
-  } catch (e) {
-    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw describeFsError(e, 'write', dir);
-  }
+    // the subfolders' entries too (saveAtomically syncs the top one)
+    for (const f of [...folders].reverse()) if (f !== tmp) await syncFolder(f);
+  }, nodeIo, dir);
 }
 
 /**

@@ -2,22 +2,28 @@
 // and the rules for where a command may write.
 //
 // What they promise:
-// - Writes are atomic. A file is written to a temporary sibling (.NAME.tmp-...), synced, then renamed
-//   over the target; a folder is written complete into a temporary sibling folder, then swapped in
-//   (the old one is renamed aside and removed only after the new one is in place). A failure (a full
-//   disk, a read-only file system) removes the temporary and leaves the target as it was: nothing
-//   half-written is ever left under the target name.
+// - Saves are atomic, and survive a crash. A file is written to a temporary sibling
+//   (.NAME.tmp-<pid>-<hex>), synced, renamed over the target, and the folder synced; a folder is
+//   written complete into a temporary sibling folder (every file synced, then the folder), then
+//   swapped in: the old one renamed aside (.NAME.old-<pid>-<hex>), the new one renamed in, the parent
+//   folder synced, the old one removed. A failure (a full disk, a read-only file system) removes the
+//   temporary and leaves the target as it was. SIGINT or SIGTERM during a save removes the temporary
+//   and, between the two renames, puts the old folder back (lock.ts). A process killed between the two
+//   renames (SIGKILL, a power cut) leaves the old folder complete under .NAME.old-*: the next command
+//   that reads or writes NAME puts it back, and reports any other leftover with the commands that use
+//   or remove it (recover.ts).
 // - Output paths are checked before any GPU work (checkOutputFolder, checkOutputFile): the folder
 //   must be writable (probed by creating and removing a temporary sibling), not under /proc, /sys or
 //   /dev, and an existing checkpoint or a file the command does not write is refused unless --force.
 // - File-system errors name the path and say what went wrong in words (describeFsError).
-import { randomBytes } from 'node:crypto';
-import { type Stats } from 'node:fs';
+import { rmSync, renameSync, existsSync, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import { decodeCheckpoint, encodeCheckpoint, engineConfigProblem } from '../storage/checkpoint';
 import { loadTokenizer } from '../tokenizers';
 import type { BaseModel } from '../mas/types';
+import { acquireLocks, isAlive, onInterrupt, type Lock } from './lock';
+import { recoverInterrupted, saveNames } from './recover';
 
 /** A path the command cannot read or write, in words (the CLI prints it as one line). */
 export class FileError extends Error {
@@ -58,9 +64,6 @@ export function describeFsError(e: unknown, action: string, p: string): FileErro
 
 const VIRTUAL = ['/proc', '/sys', '/dev'];
 
-function tmpName(target: string, tag: 'tmp' | 'old'): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
 
 async function lstatOrNull(p: string): Promise<Stats | null> {
   try {
@@ -136,7 +139,7 @@ async function makeFolders(p: string): Promise<void> {
 async function probeWritable(target: string, dir: string): Promise<void> {
   const { existing } = await nearestExisting(dir, target);
   await refuseVirtual(target, existing);
-  const probe = tmpName(path.join(existing, path.basename(target) || 'out'), 'tmp');
+  const probe = saveNames(path.join(existing, path.basename(target) || 'out')).tmp;
   try {
     await fsp.mkdir(probe);
   } catch (e) {
@@ -145,9 +148,17 @@ async function probeWritable(target: string, dir: string): Promise<void> {
   await fsp.rmdir(probe).catch(() => undefined);
 }
 
-/** The file operations the atomic writers use; tests pass one that fails (a full disk) to check nothing is lost. */
+/**
+ * The file operations the atomic writers use; tests pass one that fails (a full disk) to check nothing
+ * is lost, one whose rename never returns (the process killed between two renames), or one that calls
+ * this process dead (so its own leftovers are recovered as a killed process's would be).
+ */
 export interface WriteIo {
   writeFile(p: string, bytes: Uint8Array): Promise<void>;
+  /** default fs.rename */
+  rename?(from: string, to: string): Promise<void>;
+  /** whether the process that left a temporary still runs (default: a signal-0 probe) */
+  isAlive?(pid: number): boolean;
 }
 
 export const nodeIo: WriteIo = {
@@ -166,21 +177,114 @@ export const nodeIo: WriteIo = {
   },
 };
 
-/** Writes `bytes` to `file` atomically: a temporary sibling, synced, then renamed over it. */
+/** fsync of a folder: makes its entries (a rename, a new file) durable. File systems that cannot sync a folder are skipped. */
+export async function syncFolder(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await fsp.open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!['EINVAL', 'EISDIR', 'EPERM', 'EBADF', 'ENOTSUP', 'EACCES'].includes(code ?? '')) throw e;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Puts right what an interrupted save of `target` left beside it, and says so on stderr (recover.ts). */
+export async function recoverTarget(target: string, io: WriteIo = nodeIo): Promise<string[]> {
+  const notes = await recoverInterrupted(target, io.isAlive ?? isAlive);
+  for (const n of notes) console.error(`note: ${n}`);
+  return notes;
+}
+
+/**
+ * Saves `target` atomically: `fill` writes it complete into the temporary path it is given (a file,
+ * or a folder it creates), every file synced; then the temporary is renamed in (a folder target that
+ * exists is swapped: the old one aside, the new one in, the old one removed) and the parent synced.
+ * On a failure or an interrupt the temporary goes and the target is as it was.
+ */
+export async function saveAtomically(target: string, kind: 'file' | 'folder', fill: (tmp: string) => Promise<void>, io: WriteIo = nodeIo, shown = target): Promise<void> {
+  const rename = io.rename ?? ((a: string, b: string) => fsp.rename(a, b));
+  const parent = path.dirname(target);
+  const { tmp, aside } = saveNames(target);
+  const removeTmp = () => rmSync(tmp, { recursive: true, force: true });
+  let unregister = onInterrupt(() => {
+    if (!existsSync(tmp)) return;
+    removeTmp();
+    return `removed the unfinished ${tmp}`;
+  });
+  try {
+    await fill(tmp);
+    if (kind === 'folder') await syncFolder(tmp);
+  } catch (e) {
+    unregister();
+    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw describeFsError(e, 'write', shown);
+  }
+  const old = kind === 'folder' ? await lstatOrNull(target) : null;
+  if (!old) {
+    try {
+      await rename(tmp, target);
+      await syncFolder(parent);
+    } catch (e) {
+      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw describeFsError(e, 'write', shown);
+    } finally {
+      unregister();
+    }
+    return;
+  }
+  // Swap: the old folder aside, the new one in, then the old one away. If the second rename fails,
+  // or the command is interrupted between the two, the old folder goes back; a kill between them
+  // leaves it complete under .NAME.old-*, which the next command puts back (recoverTarget).
+  unregister();
+  unregister = onInterrupt(() => {
+    const said: string[] = [];
+    if (!existsSync(target) && existsSync(aside)) {
+      renameSync(aside, target);
+      said.push(`put the old ${target} back`);
+    }
+    if (existsSync(tmp)) {
+      removeTmp();
+      said.push(`removed the unfinished ${tmp}`);
+    }
+    if (existsSync(target) && existsSync(aside)) {
+      rmSync(aside, { recursive: true, force: true });
+      said.push(`removed the replaced ${aside}`);
+    }
+    return said.join('; ') || undefined;
+  });
+  try {
+    try {
+      await rename(target, aside);
+    } catch (e) {
+      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw describeFsError(e, 'replace', shown);
+    }
+    try {
+      await rename(tmp, target);
+      await syncFolder(parent);
+    } catch (e) {
+      await fsp.rename(aside, target).catch(() => undefined);
+      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw describeFsError(e, 'replace', shown);
+    }
+    await fsp.rm(aside, { recursive: true, force: true }).catch(() => undefined);
+  } finally {
+    unregister();
+  }
+}
+
+/** Writes `bytes` to `file` atomically: a temporary sibling, synced, then renamed over it (and the folder synced). */
 export async function writeFileAtomic(file: string, bytes: Uint8Array | string, io: WriteIo = nodeIo): Promise<void> {
   const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
   const target = await followLink(file);
+  await recoverTarget(target, io);
   const existing = await lstatOrNull(target);
   if (existing && !existing.isFile()) throw new FileError(`cannot write ${file}: it exists and is not a regular file`);
   await makeFolders(path.dirname(target));
-  const tmp = tmpName(target, 'tmp');
-  try {
-    await io.writeFile(tmp, data);
-    await fsp.rename(tmp, target);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true }).catch(() => undefined);
-    throw describeFsError(e, 'write', file);
-  }
+  await saveAtomically(target, 'file', (tmp) => io.writeFile(tmp, data), io, file);
 }
 
 /**
@@ -193,6 +297,7 @@ export async function writeFolder(dir: string, files: ReadonlyMap<string, Uint8A
     if (!name || name !== path.basename(name) || name === '.' || name === '..') throw new FileError(`cannot write ${dir}: bad file name ${JSON.stringify(name)}`);
   }
   const target = await followLink(dir);
+  await recoverTarget(target, io);
   const old = await lstatOrNull(target);
   if (old) {
     if (!old.isDirectory()) throw new FileError(`cannot write the folder ${dir}: it exists and is not a folder`);
@@ -200,40 +305,20 @@ export async function writeFolder(dir: string, files: ReadonlyMap<string, Uint8A
     if (sub.length) throw new FileError(`cannot replace ${dir}: it holds folders (${sub.slice(0, 3).map((d) => d.name).join(', ')}${sub.length > 3 ? ', ...' : ''}), not only files`);
   }
   await makeFolders(path.dirname(target));
-  const tmp = tmpName(target, 'tmp');
-  try {
+  await saveAtomically(target, 'folder', async (tmp) => {
     await fsp.mkdir(tmp);
     for (const [name, bytes] of files) await io.writeFile(path.join(tmp, name), bytes);
-  } catch (e) {
-    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw describeFsError(e, 'write', dir);
-  }
-  if (!old) {
-    try {
-      await fsp.rename(tmp, target);
-    } catch (e) {
-      await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-      throw describeFsError(e, 'write', dir);
-    }
-    return;
-  }
-  // Swap: the old folder aside, the new one in, then the old one away. If the second rename fails,
-  // the old folder goes back; a crash between the renames leaves the old one complete under .NAME.old-*.
-  const aside = tmpName(target, 'old');
-  try {
-    await fsp.rename(target, aside);
-  } catch (e) {
-    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw describeFsError(e, 'replace', dir);
-  }
-  try {
-    await fsp.rename(tmp, target);
-  } catch (e) {
-    await fsp.rename(aside, target).catch(() => undefined);
-    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw describeFsError(e, 'replace', dir);
-  }
-  await fsp.rm(aside, { recursive: true, force: true }).catch(() => undefined);
+  }, io, dir);
+}
+
+/**
+ * Takes the locks of a command's outputs (lock.ts), making the folders they go in. Call it after the
+ * outputs' checks (which refuse /proc and a path through a file) and check again under the locks: an
+ * output another command finished meanwhile is then seen.
+ */
+export async function lockOutputs(targets: { target: string; option: string }[], command: string): Promise<Lock[]> {
+  for (const t of targets) await makeFolders(path.dirname(await followLink(t.target)));
+  return acquireLocks(targets, command);
 }
 
 /** The files a checkpoint folder written by pretrain holds (and may be replaced with --force). */
@@ -245,6 +330,7 @@ export const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.
  */
 export async function checkOutputFolder(dir: string, opts: { force: boolean; option: string; replaceable?: readonly string[] }): Promise<void> {
   const replaceable = opts.replaceable ?? CHECKPOINT_FILES;
+  await recoverTarget(await followLink(dir));
   const s = await statOrNull(dir);
   if (s && !s.isDirectory()) throw new FileError(`${opts.option} ${dir} exists and is a file, not a folder`);
   if (s) {
@@ -275,6 +361,7 @@ export async function checkOutputFolder(dir: string, opts: { force: boolean; opt
 export async function checkOutputFile(
   file: string, opts: { force: boolean; option: string; what: string; isOurs: (text: string) => boolean },
 ): Promise<void> {
+  await recoverTarget(await followLink(file));
   const s = await statOrNull(file);
   if (s) {
     if (s.isDirectory()) throw new FileError(`${opts.option} ${file} is a folder, not a file`);
@@ -330,6 +417,8 @@ export function isExperimentReport(text: string): boolean {
 
 /** The files of a folder (not its subfolders); `keep` picks which by name (default: all). */
 export async function readFolder(dir: string, keep: (name: string) => boolean = () => true): Promise<Map<string, Uint8Array>> {
+  // a save of this folder stopped between its two renames left it aside: put it back first
+  await recoverTarget(await followLink(dir));
   const info = await statOrNull(dir);
   if (!info) throw new FileError(`${dir} does not exist`);
   if (!info.isDirectory()) throw new FileError(`${dir} is not a folder`);

@@ -6,6 +6,7 @@ import { commandExperiment } from './experiment';
 import { commandPretrain } from './pretrain';
 import { commandGenerate } from './generate';
 import { UsageError } from './args';
+import { releaseAllLocks } from './lock';
 
 type Command = (args: string[]) => Promise<number>;
 
@@ -37,5 +38,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`error: ${(e as Error).message ?? String(e)}`);
     if (process.env.DEBUG) console.error(e);
     return 1;
+  } finally {
+    // the locks a command took on its outputs (lock.ts) go with it, whichever way it ended
+    releaseAllLocks();
   }
 }

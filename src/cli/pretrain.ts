@@ -19,7 +19,7 @@ import {
   DEFAULT_EVAL_SIZE, evaluateBaseOrError, failedCells, formatBaseEvaluation, resolveBaseEvalOptions, type BaseEvalOptions,
 } from '../mas/base-eval';
 import { Args, UsageError } from './args';
-import { checkOutputFolder, loadBaseModel, saveBaseModel, writeFileAtomic } from './files';
+import { checkOutputFolder, loadBaseModel, lockOutputs, nodeIo, recoverTarget, saveAtomically, saveBaseModel, writeFileAtomic } from './files';
 import type { BaseModel } from '../mas/types';
 
 /** The preset's recipe with the corpus flags applied (bad values are usage errors). */
@@ -144,10 +144,27 @@ export async function commandPretrain(argv: string[]): Promise<number> {
       preset, steps, seed: args.int('seed', 0)!, batch: args.int('batch', 1, 4096)!, lr: args.num('lr', 1e-6, 1)!,
       warmupSteps: args.int('warmup', 0, 1e7), recipe, probeEvery: args.int('probe-every', 0, 1e7)!,
       ...(init ? { initFrom: { id: initDir!, config: init.config, weights: init.weights, tokenizer: init.tokenizer! } } : {}),
-    }, { force: args.has('force'), tokenizerConfig: init?.tokenizerConfig ?? null });
+    }, { force: args.has('force'), tokenizerConfig: init?.tokenizerConfig ?? null, command: ['pretrain', ...argv].join(' ') });
     return 0;
   }
   if (!out) throw new UsageError('--out DIR is required (see --help)');
+  // one writer per --out (issue 20 item 5): checked, locked, checked again under the lock (a run that
+  // finished meanwhile is seen); held until the command ends (and removed on SIGINT / SIGTERM)
+  await checkOutputFolder(out, { force: args.has('force'), option: '--out' });
+  const [lock] = await lockOutputs([{ target: out, option: '--out' }], ['pretrain', ...argv].join(' '));
+  try {
+    return await pretrainInto(out, args, { preset, steps, logEvery, evaluate, evalOptions, recipe, cfg, init, initDir });
+  } finally {
+    lock.release();
+  }
+}
+
+/** The run itself, under --out's lock: checks the folder, trains, writes the checkpoint and its evaluation. */
+async function pretrainInto(out: string, args: Args, o: {
+  preset: string; steps: number; logEvery: number; evaluate: boolean; evalOptions: BaseEvalOptions; recipe: PretrainRecipe;
+  cfg: BaseModel['config'] | ReturnType<typeof presetConfig>; init: BaseModel | undefined; initDir: string | undefined;
+}): Promise<number> {
+  const { preset, steps, logEvery, evaluate, evalOptions, recipe, cfg, init, initDir } = o;
   // the output folder is checked before any GPU work (written atomically at the end)
   await checkOutputFolder(out, { force: args.has('force'), option: '--out' });
   const gpu = await createNodeGpu();
@@ -201,7 +218,17 @@ type PlanOptions = Parameters<typeof pretrainPlan>[0];
  * a vocabulary of 65535 or more; the ignored target is the type's largest value), S per step in
  * plan.json. Nothing is trained; the folder is written atomically.
  */
-async function exportCorpus(dir: string, o: PlanOptions, opts: { force: boolean; tokenizerConfig: unknown }): Promise<void> {
+async function exportCorpus(dir: string, o: PlanOptions, opts: { force: boolean; tokenizerConfig: unknown; command: string }): Promise<void> {
+  const [lock] = await lockOutputs([{ target: dir, option: '--export-corpus' }], opts.command);
+  try {
+    await exportCorpusLocked(dir, o, opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function exportCorpusLocked(dir: string, o: PlanOptions, opts: { force: boolean; tokenizerConfig: unknown }): Promise<void> {
+  await recoverTarget(path.resolve(dir));
   // an existing folder is replaced only with --force, and only when it is such an export (its plan.json)
   const existing = await fsp.stat(dir).catch(() => null);
   if (existing) {
@@ -243,29 +270,22 @@ async function exportCorpus(dir: string, o: PlanOptions, opts: { force: boolean;
     probeEvery: plan.probeEvery,
     probe: plan.probe.map((p) => ({ name: p.name, n: p.n, S: p.S, ids: [...p.ids], targets: [...p.targets].map((t) => (t === IGNORE_INDEX ? -1 : t)) })),
   };
-  const tmp = `${dir}.export-tmp-${process.pid}`;
-  await fsp.rm(tmp, { recursive: true, force: true });
-  await saveBaseModel(path.join(tmp, 'init'), {
-    config: plan.llamaConfig, weights: plan.initWeights, tokenizer: plan.tokenizer, tokenizerConfig: (opts.tokenizerConfig ?? null) as never,
-  }, { stage: 'initial weights of a pretraining plan', preset: o.preset, seed: o.seed });
-  await writeFileAtomic(path.join(tmp, 'plan.json'), JSON.stringify(meta) + '\n');
-  const fh = await fsp.open(path.join(tmp, 'corpus.bin'), 'w');
-  try {
-    for (const c of chunks) await fh.write(c);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  // the old plan goes aside until the new one is in place, so a failure leaves one complete plan
-  const aside = `${dir}.export-old-${process.pid}`;
-  if (existing) await fsp.rename(dir, aside);
-  try {
-    await fsp.rename(tmp, dir);
-  } catch (e) {
-    if (existing) await fsp.rename(aside, dir).catch(() => undefined);
-    throw e;
-  }
-  if (existing) await fsp.rm(aside, { recursive: true, force: true });
+  // written complete into a temporary sibling, then swapped in (the old plan aside until the new one
+  // is in place): a failure, an interrupt or a kill leaves one complete plan (saveAtomically)
+  await saveAtomically(path.resolve(dir), 'folder', async (tmp) => {
+    await fsp.mkdir(tmp);
+    await saveBaseModel(path.join(tmp, 'init'), {
+      config: plan.llamaConfig, weights: plan.initWeights, tokenizer: plan.tokenizer, tokenizerConfig: (opts.tokenizerConfig ?? null) as never,
+    }, { stage: 'initial weights of a pretraining plan', preset: o.preset, seed: o.seed });
+    await nodeIo.writeFile(path.join(tmp, 'plan.json'), new TextEncoder().encode(JSON.stringify(meta) + '\n'));
+    const fh = await fsp.open(path.join(tmp, 'corpus.bin'), 'wx');
+    try {
+      for (const c of chunks) await fh.write(c);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }, nodeIo, dir);
   const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
   console.log(`wrote ${dir}: ${o.steps} steps of ${o.batch} rows (${(bytes / 2 ** 20).toFixed(1)} MiB), the initial weights and the plan, in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`train it with: python -m latent_playground pretrain ${dir} --out OUT; then: npm run pretrain -- --evaluate OUT`);

@@ -14,6 +14,7 @@
 import { CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, validateConfig } from './checkpoint';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, decodeAdapter } from './peft';
 import { decodeSafetensors, encodeSafetensors } from './safetensors';
+import { bundleKeyProblem, bundlePathMessage, bundlePathProblem, bundlePaths } from './bundle-paths';
 import type { EvalRow, MethodName, RunConfig } from '../mas/run-types';
 import type { Split } from '../tasks/tasks';
 
@@ -320,6 +321,17 @@ export function readRunBundle(input: ReadonlyMap<string, Uint8Array>): RunBundle
   need(agents.filter((a) => a.final).length === 1 && agents[agents.length - 1].final, RUN_FILE, 'exactly one final agent, listed last');
   const f = json.files;
   need(isObj(f) && typeof f.base === 'string' && isObj(f.adapters) && isObj(f.initialAdapters) && isObj(f.episodes), RUN_FILE, 'files must say where the base, adapters and episodes are');
+  // every path inside the bundle, every adapter key a folder name (bundle-paths.ts: the companion's rule too)
+  for (const group of ['adapters', 'initialAdapters'] as const) {
+    for (const k of Object.keys(f[group] as object)) {
+      const problem = bundleKeyProblem(k);
+      if (problem) throw new RunBundleError(bundlePathMessage(`files.${group} key`, k, problem));
+    }
+  }
+  for (const [where, p] of bundlePaths(f)) {
+    const problem = bundlePathProblem(p);
+    if (problem) throw new RunBundleError(bundlePathMessage(where, p, problem));
+  }
   const meta = { ...json } as Partial<RunBundleJson>;
   delete meta.format;
   delete meta.version;
