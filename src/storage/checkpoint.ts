@@ -186,7 +186,9 @@ function readRope(cfg: Record<string, unknown>, maxPos: number): { theta: number
   }
   const type = params.rope_type ?? params.type ?? 'default';
   const num = (field: string, v: unknown, where = `${from}.${field}`): number => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > F32_MAX) fail(`config.json: ${where} must be a positive number, got ${show(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > F32_MAX) {
+      fail(`config.json: ${where} must be a positive number${typeof v === 'number' && v > F32_MAX ? ` at most ${F32_MAX} (the engine computes in float32)` : ''}, got ${show(v)}`);
+    }
     return v as number;
   };
   const theta = params.rope_theta !== undefined && params.rope_theta !== null
