@@ -1,5 +1,5 @@
 // Compare: several methods on the same task and seeds, run from the page; the results table and the
-// chart with intervals.
+// chart with intervals (none below 3 seeds), the paired differences, the controls and the bounds.
 import { readFileSync } from 'node:fs';
 import { expect, test } from '@playwright/test';
 import { readExperimentReport } from '../src/storage/report';
@@ -14,9 +14,17 @@ test('compare two methods over two seeds: table, chart with intervals, findings'
   await page.getByTestId('compare-run').click();
   const results = page.getByTestId('compare-results');
   await expect(results).toBeVisible({ timeout: 220_000 });
-  // one row per method and split
-  for (const m of ['single', 'latentmas']) for (const s of ['heldout', 'ood']) await expect(results.locator('tr', { hasText: m }).filter({ hasText: s })).toHaveCount(1);
+  // labelled by the report's own task and difficulty
+  await expect(page.getByTestId('compare-setting')).toHaveText('lookup (difficulty 1), 2 seeds');
+  // one row per method and split; 2 seeds are below the 3 an interval needs: none is shown, never one wider than the scale
+  const table = page.getByTestId('compare-table');
+  for (const m of ['single', 'latentmas']) for (const s of ['heldout', 'ood']) await expect(table.locator('tr', { hasText: m }).filter({ hasText: s })).toHaveCount(1);
+  await expect(table.locator('tbody tr').first()).toContainText(/2 seeds: no interval|of 2 seeds reach/);
   await expect(page.getByTestId('compare-chart').locator('circle')).toHaveCount(4 + 2);
+  // the paired difference (no verdict below 3 seeds), the controls with their chance rule, and the bounds of the budget
+  await expect(page.getByTestId('compare-paired').locator('tr', { hasText: 'latentmas' }).filter({ hasText: 'heldout' })).toContainText('no verdict');
+  await expect(page.getByTestId('compare-controls')).toContainText('binomial SE');
+  await expect(page.getByTestId('compare-bounds')).toContainText('any protocol');
   await results.scrollIntoViewIfNeeded();
   await shot(page, 'compare');
   // the JSON is the report `experiment --json` writes (one reader), with the page's args beside the request's

@@ -1,24 +1,19 @@
 // Compare: several methods on the same task, topology and seeds, run in the worker as the CLI's
-// experiment does; the summary as a chart of mean accuracy with 95% intervals over seeds (hand-drawn
-// SVG) and as a table, with the plain-language findings.
+// experiment does; the summary as a chart of mean accuracy with 95% bootstrap intervals over seeds and
+// episodes (hand-drawn SVG; no interval below the minimum seeds, the seeds' modes where they split)
+// and as a table, the paired differences, the controls against their own episodes, the bounds of the
+// message budget (CompareStats.tsx), and the plain-language findings.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { reportCsv, reportJson } from '../../storage/report';
 import { download } from '../engine';
 import { makeTask, type Split } from '../../tasks/tasks';
-import { METHODS, type ControlName, type ExperimentReport, type ExperimentRowSummary, type MethodName } from '../../worker/api';
+import { METHODS, type ExperimentReport, type ExperimentRowSummary, type MethodName } from '../../worker/api';
 import { formatNum, formatPercent } from '../format';
 import { useApp, useCompare, useEnv, useRun, useLibrary } from '../store';
 import { METHOD_INFO } from './SetupPanel';
 import { LineChart, Legend, smooth, type Series } from './LineChart';
-
-/** How each control reads in the list (src/mas/run.ts: noise, rotate and permute act on latent K/V only). */
-const CONTROL_LABELS: Record<ControlName, string> = {
-  shuffle: 'messages shuffled',
-  zero: 'trace zeroed',
-  noise: 'trace replaced by matched Gaussian noise',
-  rotate: 'received K/V rotated per head',
-  permute: "each sender's latent positions permuted",
-};
+import { accuracyOf, BoundsList, comparisonsOf, ControlsTable, intervalWords, PairedTable } from './CompareStats';
+import type { AccuracySummary } from '../../mas/paired';
 
 const METHOD_COLORS = ['#3b5bdb', '#e8590c', '#2b8a3e', '#ae3ec9', '#1098ad', '#f08c00', '#c2255c', '#5c940d'];
 
@@ -50,7 +45,7 @@ function CompareCurves({ curves }: { curves: NonNullable<ExperimentReport['curve
 
 const SPLIT_COLORS: Record<Split, string> = { train: '#868e96', heldout: '#3b5bdb', ood: '#e8590c' };
 
-function CompareChart({ rows, chance, svgRef }: { rows: ExperimentRowSummary[]; chance: number; svgRef?: React.Ref<SVGSVGElement> }) {
+function CompareChart({ rows, acc, chance, svgRef }: { rows: ExperimentRowSummary[]; acc: (x: ExperimentRowSummary) => AccuracySummary; chance: number; svgRef?: React.Ref<SVGSVGElement> }) {
   const methods = [...new Set(rows.map((r) => r.method))];
   const splits = [...new Set(rows.map((r) => r.split))];
   const W = Math.max(360, methods.length * 92 + 60);
@@ -85,15 +80,29 @@ function CompareChart({ rows, chance, svgRef }: { rows: ExperimentRowSummary[]; 
         const j = splits.indexOf(r.split);
         const cx = x(i, j);
         const c = SPLIT_COLORS[r.split];
+        const a = acc(r);
+        // the bootstrap interval lies in [0, 1] by construction; none below the minimum seeds, none over modes
+        const bar = !a.modes && a.lo !== null && a.hi !== null;
         return (
           <g key={`${r.method}-${r.split}`}>
             <title>
-              {r.method} · {r.split}: {formatPercent(r.accuracyMean)} ± {formatPercent(r.accuracyCi)} ({r.seeds} seeds)
+              {r.method} · {r.split}: {formatPercent(r.accuracyMean)} {intervalWords(a)} ({r.seeds} seeds)
             </title>
-            <line x1={cx} x2={cx} y1={y(r.accuracyMean - r.accuracyCi)} y2={y(r.accuracyMean + r.accuracyCi)} stroke={c} strokeWidth={1.5} />
-            <line x1={cx - 4} x2={cx + 4} y1={y(r.accuracyMean - r.accuracyCi)} y2={y(r.accuracyMean - r.accuracyCi)} stroke={c} />
-            <line x1={cx - 4} x2={cx + 4} y1={y(r.accuracyMean + r.accuracyCi)} y2={y(r.accuracyMean + r.accuracyCi)} stroke={c} />
-            <circle cx={cx} cy={y(r.accuracyMean)} r={4} fill={c} />
+            {bar && (
+              <>
+                <line x1={cx} x2={cx} y1={y(a.lo!)} y2={y(a.hi!)} stroke={c} strokeWidth={1.5} />
+                <line x1={cx - 4} x2={cx + 4} y1={y(a.lo!)} y2={y(a.lo!)} stroke={c} />
+                <line x1={cx - 4} x2={cx + 4} y1={y(a.hi!)} y2={y(a.hi!)} stroke={c} />
+              </>
+            )}
+            {a.modes && (
+              // the two modes: a tick at the top of the lower one and at the bottom of the upper one
+              <>
+                <line x1={cx - 5} x2={cx + 5} y1={y(a.modes.below)} y2={y(a.modes.below)} stroke={c} strokeWidth={2} />
+                <line x1={cx - 5} x2={cx + 5} y1={y(a.modes.at)} y2={y(a.modes.at)} stroke={c} strokeWidth={2} />
+              </>
+            )}
+            <circle cx={cx} cy={y(r.accuracyMean)} r={4} fill={a.modes ? '#fff' : c} stroke={c} />
           </g>
         );
       })}
@@ -106,7 +115,7 @@ function CompareChart({ rows, chance, svgRef }: { rows: ExperimentRowSummary[]; 
         </g>
       ))}
       <text x={W - pad.r} y={H - 12} textAnchor="end" dominantBaseline="middle" fontSize={11} fill="#5c6477">
-        mean ± 95% interval over seeds
+        mean, 95% interval over seeds × episodes
       </text>
     </svg>
   );
@@ -124,9 +133,28 @@ export function ComparePanel() {
   useEffect(() => setSeedText(app.compareSeeds.join(', ')), [app.compareSeeds]);
   const svgRef = useRef<SVGSVGElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
-  const base = `compare-${app.task}-d${app.difficulty}`;
+  const r = cmp.report;
+  // the results are labelled by the report's own task and difficulty (a stored or opened report need not match the setup)
+  const shownTask = r && typeof r.args.task === 'string' ? r.args.task : app.task;
+  const shownDifficulty = r && Number.isInteger(Number(r.args.difficulty)) ? Number(r.args.difficulty) : app.difficulty;
+  const base = `compare-${shownTask}-d${shownDifficulty}`;
   const save = (name: string, text: string) => download({ name, bytes: new TextEncoder().encode(text) });
-  const task = useMemo(() => makeTask(app.task, app.difficulty), [app.task, app.difficulty]);
+  const task = useMemo(() => {
+    try {
+      return makeTask(shownTask, shownDifficulty);
+    } catch {
+      return makeTask(app.task, app.difficulty);
+    }
+  }, [shownTask, shownDifficulty, app.task, app.difficulty]);
+  const comparisons = useMemo(() => (r ? comparisonsOf(r) : []), [r]);
+  const accOf = useMemo(() => {
+    const cache = new Map<string, AccuracySummary>();
+    return (x: ExperimentRowSummary) => {
+      const k = `${x.method}\u0000${x.split}`;
+      if (!cache.has(k)) cache.set(k, accuracyOf(r!, x));
+      return cache.get(k)!;
+    };
+  }, [r]);
   const seedsBad = !/^\s*\d+(\s*,\s*\d+)*\s*$/.test(seedText);
 
   const toggle = (m: MethodName) => {
@@ -138,7 +166,6 @@ export function ComparePanel() {
     const seeds = [...new Set(seedText.split(',').map((s) => Number(s.trim())))];
     set({ compareSeeds: seeds });
   };
-  const r = cmp.report;
   const blocked = !envOk ? 'WebGPU is not available' : runActive ? 'a training run is active: reset it first' : pretraining ? 'a base model is being pretrained' : null;
 
   return (
@@ -226,6 +253,9 @@ export function ComparePanel() {
       )}
       {r && (
         <div className="compare-results" data-testid="compare-results">
+          <h3 className="compare-title" data-testid="compare-setting">
+            {shownTask} (difficulty {shownDifficulty}), {[...new Set(r.rows.map((x) => x.seed))].length} seeds
+          </h3>
           <div className="compare-exports">
             <span className="muted small">Save:</span>
             <button type="button" className="btn tiny" onClick={() => save(`${base}.csv`, reportCsv(r))} data-testid="compare-csv">
@@ -243,16 +273,16 @@ export function ComparePanel() {
               Chart SVG
             </button>
           </div>
-          <CompareChart svgRef={svgRef} rows={r.summary.filter((x) => x.split !== 'train')} chance={r.chance?.heldout ?? task.chance} />
+          <CompareChart svgRef={svgRef} rows={r.summary.filter((x) => x.split !== 'train')} acc={accOf} chance={r.chance?.heldout ?? task.chance} />
           {r.curves && <CompareCurves curves={r.curves} />}
           <div className="table-wrap">
-          <table className="table dense">
+          <table className="table dense" data-testid="compare-table">
             <thead>
               <tr>
                 <th>method</th>
                 <th>split</th>
                 <th>accuracy</th>
-                <th title="half-width of the 95% interval over seeds">± 95%</th>
+                <th title="95% bootstrap interval over seeds and episodes; none below 3 seeds; where the seeds split into modes, how many reach the upper one">95% interval</th>
                 <th title="answers in the task's format">valid</th>
                 <th title="entropy of the answers (nats)">entropy</th>
                 <th title="floats crossing between agents per episode">msg floats</th>
@@ -268,7 +298,7 @@ export function ComparePanel() {
                   <td>
                     <b>{formatPercent(x.accuracyMean)}</b>
                   </td>
-                  <td>{Number.isFinite(x.accuracyCi) ? formatPercent(x.accuracyCi) : <span className="muted" title="one seed: no interval">n/a</span>}</td>
+                  <td>{intervalWords(accOf(x))}</td>
                   <td>{formatPercent(x.validity, 0)}</td>
                   <td>{formatNum(x.entropy, 2)}</td>
                   <td>{x.messageFloats.toLocaleString('en-US')}</td>
@@ -279,18 +309,9 @@ export function ComparePanel() {
             </tbody>
           </table>
           </div>
-          {r.controls.length > 0 && (
-            <p className="small">
-              Controls:{' '}
-              {r.controls.map((c, i) => (
-                <span key={i}>
-                  {i > 0 && ' · '}
-                  {c.method} seed {c.seed} {CONTROL_LABELS[c.control] ?? c.control} → {formatPercent(c.accuracy)}
-                  <span className="muted"> (uncontrolled {formatPercent(r.rows.find((x) => x.method === c.method && x.seed === c.seed && x.split === 'heldout')?.accuracy)})</span>
-                </span>
-              ))}
-            </p>
-          )}
+          <PairedTable list={comparisons} />
+          <ControlsTable list={comparisons} />
+          <BoundsList report={r} />
           {r.findings.length > 0 && (
             <ul className="findings">
               {r.findings.map((f, i) => (
