@@ -52,7 +52,9 @@ class Batches:
         b = self.bundle
         if self._checked is None:
             why = None
-            if b.rendering != "char" or getattr(self.tk, "kind", "") != "char":
+            if b.method["name"] == "text-trained":
+                why = "the Python port of the tasks draws no text-trained batches (their prompts hold message slots)"
+            elif b.rendering != "char" or getattr(self.tk, "kind", "") != "char":
                 why = f"the Python port draws only the char rendering with the char tokenizer (this run: {b.rendering}, {getattr(self.tk, 'kind', '?')})"
             else:
                 from .agents import plan_of

@@ -27,6 +27,8 @@ export interface AppState {
   latentMap: 'ridge' | 'identity';
   positions: 'stream' | 'prefix';
   textBudget: number;
+  /** text-trained's straight-through softmax temperature (RunConfig.textTemperature). */
+  textTemperature: number;
   evalEvery: number;
   evalSize: number;
   topology: Topology;
@@ -69,6 +71,7 @@ export const PROPS: readonly Prop[] = [
   { name: 'latentMap', type: 'enum', options: ['ridge', 'identity'] },
   { name: 'positions', type: 'enum', options: ['stream', 'prefix'] },
   { name: 'textBudget', type: 'int', min: 1, max: 64 },
+  { name: 'textTemperature', type: 'number', min: 0.01, max: 100 },
   { name: 'evalEvery', type: 'int', min: 0, max: 100000 },
   { name: 'evalSize', type: 'int', min: 1, max: 4096 },
   { name: 'topology', type: 'topology' },
@@ -143,6 +146,7 @@ export const DEFAULT_STATE: Readonly<AppState> = Object.freeze({
   positions: 'stream',
   // the experiment presets' budget: every message of lookup d1-4, relay and arith fits (bench/EXPERIMENT.md)
   textBudget: 16,
+  textTemperature: 1,
   evalEvery: FIRST_VISIT.evalEvery,
   evalSize: FIRST_VISIT.evalSize,
   topology: defaultTopology(FIRST_VISIT.task, FIRST_VISIT.difficulty),
@@ -280,6 +284,7 @@ export function runConfigOf(s: AppState): RunConfig {
     latentMap: s.latentMap,
     positions: s.positions,
     textBudget: s.textBudget,
+    ...(s.method === 'text-trained' ? { textTemperature: s.textTemperature } : {}),
     evalEvery: s.evalEvery,
     evalSize: s.evalSize,
   };
@@ -304,6 +309,7 @@ export function stateOfRunConfig(base: AppState, c: RunConfig): AppState {
     latentMap: c.latentMap,
     positions: c.positions ?? 'stream',
     textBudget: c.textBudget,
+    textTemperature: c.textTemperature ?? 1,
     evalEvery: c.evalEvery,
     evalSize: c.evalSize,
   };
@@ -312,5 +318,5 @@ export function stateOfRunConfig(base: AppState, c: RunConfig): AppState {
 /** Properties that decide a run's numbers: changing one makes the current run stale. */
 export const RUN_PROPS: readonly (keyof AppState)[] = [
   'task', 'difficulty', 'method', 'model', 'rank', 'alpha', 'targets', 'lr', 'steps', 'batch', 'seed', 'latentMap',
-  'positions', 'textBudget', 'evalEvery', 'evalSize', 'topology',
+  'positions', 'textBudget', 'textTemperature', 'evalEvery', 'evalSize', 'topology',
 ];

@@ -42,7 +42,9 @@ export function Guide({ onClose }: { onClose(): void }) {
         <p className="small">
           The <b>trained</b> single agent and skyline get the same LoRA, steps, learning rate and batch as DiffMAS, on the same answers, so a
           comparison with them measures the channel, not the training: a trained team that beats the untrained skyline may only have learned
-          the answer format.
+          the answer format. The <b>trained</b> text team gets them too: each sender writes exactly the text budget of tokens (greedy, never
+          a line end), and the receiver’s loss reaches the sender through a softmax over each token in its place (straight-through), so the
+          sender learns what to write and the receiver how to read it.
         </p>
         <h3>What the controls prove</h3>
         <ul>

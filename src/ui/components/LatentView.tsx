@@ -140,7 +140,7 @@ export function LatentView() {
   const beforeAgents = new Map((shownBefore?.agents ?? []).map((a) => [a.id, a]));
   const finalAgent = agents[agents.length - 1];
   // text method: what the final agent read is in its input, as "msg:<content>" lines
-  const textRead = method === 'text' && finalAgent ? agents.slice(0, -1).map((a) => ({ from: a.name, text: a.output.replace(/^msg:/, '') })) : [];
+  const textRead = (method === 'text' || method === 'text-trained') && finalAgent ? agents.slice(0, -1).map((a) => ({ from: a.name, text: a.output.replace(/^msg:/, '') })) : [];
   const stored = shown.readOnly ? [...new Set(list.map(keyOf))] : [];
   const file = (what: string) => `${method}-${app.split}-${app.example}-${what}${layer === 'avg' ? '' : `-l${layer}`}${head === 'avg' ? '' : `-h${head}`}.png`;
 

@@ -190,6 +190,11 @@ export function SetupPanel({ locked }: { locked: boolean }) {
           <NumberField label="Text budget" value={s.textBudget} min={1} max={64} integer disabled={off} hint="Tokens a text message may hold" onChange={(v) => set({ textBudget: v })} />
           <NumberField label="Eval every" value={s.evalEvery} min={0} max={100000} integer disabled={off} testId="eval-every" hint="Held-out evaluation every N steps (0: only at the end)" onChange={(v) => set({ evalEvery: v })} />
         </div>
+        <NumberField
+          label="Text temperature" value={s.textTemperature} min={0.01} max={100} disabled={off || s.method !== 'text-trained'}
+          hint="text-trained: the temperature of the softmax whose gradient stands in for each written token's (straight-through); the tokens themselves stay greedy"
+          onChange={(v) => set({ textTemperature: v })}
+        />
         <NumberField label="Eval episodes" value={s.evalSize} min={1} max={4096} integer disabled={off} testId="eval-size" onChange={(v) => set({ evalSize: v })} />
       </details>
     </section>

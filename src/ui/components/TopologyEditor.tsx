@@ -84,6 +84,7 @@ function autoLayout(t: Topology): Map<string, { x: number; y: number }> {
 function messageLabel(method: MethodName, sender: Agent, textBudget: number): string {
   if (methodSpec(method).channel === 'none') return '';
   if (method === 'text') return `text ≤${textBudget}`;
+  if (method === 'text-trained') return `text =${textBudget}`;
   return method.endsWith('-full') ? `prompt+z×${sender.latentSteps}` : `z×${sender.latentSteps}`;
 }
 
