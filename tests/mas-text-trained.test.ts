@@ -14,7 +14,9 @@ import type { BaseModel } from '../src/mas/types';
 import { MasEngine, Run, defaultRunConfig } from '../src/mas/run';
 import { validateRunConfig } from '../src/mas/methods';
 import { makePlan } from '../src/mas/data';
-import { CHAR_RENDERING } from '../src/tasks/render';
+import { CHAR_RENDERING, WORD_RENDERING } from '../src/tasks/render';
+import { loadTokenizer } from '../src/tokenizers';
+import { byteLevelBpe } from './hf-fixtures';
 import { textAllowed, textSlots, textTrainedPrompt } from '../src/mas/text-channel';
 import { chain, presetForTask } from '../src/mas/topology';
 import { testGpu } from './helpers';
@@ -57,6 +59,20 @@ describe('text-trained: settings and prompts', () => {
     expect(text).toBe(`<bos>msg:${pad.repeat(4)}\n${CHAR_RENDERING.prompt(ep, plan[1].agent.role, { final: true }).slice('<bos>'.length)}`);
     const snd = textTrainedPrompt(tokenizer, CHAR_RENDERING, ep, plan[0], spec, 4);
     expect(tokenizer.decode(snd.ids)).toBe(CHAR_RENDERING.prompt(ep, plan[0].agent.role, { send: true }));
+    // word rendering with a byte-level BPE (no <bos>, as Qwen): each piece encoded apart, the slots where textSlots says
+    const made = byteLevelBpe();
+    const bpe = loadTokenizer({ config: { vocab_size: made.vocabSize, eos_token_id: made.eos, pad_token_id: made.pad ?? undefined } as never, tokenizer: made.json })!;
+    const chainPlan = makePlan(chain(3, { latentSteps: 1 }), spec);
+    const relayTask = makeTask('relay', 1);
+    const rep = relayTask.sample(new Rng(5), 'train');
+    const w = textTrainedPrompt(bpe, WORD_RENDERING, rep, chainPlan[1], spec, 3);
+    expect(w.slots).toEqual(textSlots(bpe, WORD_RENDERING, chainPlan, 3)[1]);
+    expect(w.ids.slice(0, w.slots[0])).toEqual(bpe.encode('<bos>Message:'));
+    expect(w.ids.slice(w.slots[0], w.slots[0] + 3)).toEqual([bpe.padId, bpe.padId, bpe.padId]);
+    expect(bpe.decode(w.ids.slice(w.slots[0] + 3))).toBe('\n' + WORD_RENDERING.prompt(rep, chainPlan[1].agent.role, { send: true }).slice('<bos>'.length));
+    const bpeAllowed = textAllowed(bpe, made.vocabSize);
+    expect(bpeAllowed[made.eos]).toBe(0);
+    expect(bpeAllowed[bpe.encode('\n')[0]]).toBe(0);
     const allowed = textAllowed(tokenizer, CFG.vocab_size);
     for (let v = 0; v < tokenizer.vocabSize; v++) {
       const bad = tokenizer.isSpecial(v) || tokenizer.tokenOf(v).includes('\n');
