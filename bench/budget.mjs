@@ -170,7 +170,7 @@ export function budgetSvg(b) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(`${b.setting.task} d${b.setting.difficulty} (${b.setting.base} base): ${splitName(b.split)} accuracy against message size`)}</text>`,
-    `<text x="${W / 2}" y="38" text-anchor="middle" fill="#444">${esc('mean over seeds, bars: 95% bootstrap interval (seeds x episodes); log-scale x; points shifted a few pixels sideways so bars do not hide each other')}</text>`,
+    `<text x="${W / 2}" y="38" text-anchor="middle" fill="#444">${esc('mean over seeds; bars: 95% bootstrap interval (seeds × episodes), ticks: two modes; log-scale x; points nudged sideways')}</text>`,
   ];
   // legend: the channels on one row, the reference lines with their values on the next, each centred
   const rows = [
@@ -223,14 +223,16 @@ export function budgetSvg(b) {
       o.push(`<line class="ref" data-ref="${k}" x1="${P.x0}" x2="${P.x1}" y1="${f(y(r.accuracyMean))}" y2="${f(y(r.accuracyMean))}" stroke="${s.color}" stroke-width="1.5" stroke-dasharray="${s.dash}"><title>${esc(`${s.label}: ${f3(r.accuracyMean)} ± ${f3(r.accuracyCi)} (${r.file})`)}</title></line>`);
     }
     // the bounds: the receiver alone as a line; the ceiling of any protocol as a curve over x
-    // (positions: B tokens, B = 1, 2, ...; bits: each message carrying x / messagesPerEpisode bits)
+    // (positions: B tokens per message, at x = B x the messages per episode; bits: each message carrying
+    // x / messagesPerEpisode bits)
     o.push(`<line class="bound" data-bound="floor" x1="${P.x0}" x2="${P.x1}" y1="${f(y(b.floor))}" y2="${f(y(b.floor))}" stroke="${BOUND_STYLE.floor.color}" stroke-width="1.5" stroke-dasharray="${BOUND_STYLE.floor.dash}"><title>${esc(`${BOUND_STYLE.floor.label}: ${f3(b.floor)}`)}</title></line>`);
     if (Number.isFinite(b.vocab.V)) {
       const { task, difficulty } = b.setting;
       const xLo = Math.exp(l0), xHi = Math.exp(l1);
       const pts = [];
       if (P.key === 'positions') {
-        for (let B = Math.max(1, Math.ceil(xLo)); B <= Math.min(256, Math.floor(xHi)); B++) pts.push([B, stats.budgetBound(task, difficulty, b.split, B, b.vocab.V).ceiling]);
+        const k = b.messagesPerEpisode;
+        for (let B = Math.max(1, Math.ceil(xLo / k)); B <= Math.min(256, Math.floor(xHi / k)); B++) pts.push([B * k, stats.budgetBound(task, difficulty, b.split, B, b.vocab.V).ceiling]);
       } else {
         for (let k = 0; k <= 60; k++) {
           const bits = Math.exp(Math.log(xLo) + (k / 60) * (Math.log(xHi) - Math.log(xLo)));
@@ -256,7 +258,10 @@ export function budgetSvg(b) {
         const beside = p.bound ? `; any protocol of ${p.param} tokens ${p.bound.exact ? '= 1 (exact)' : `<= ${f3(p.bound.ceiling)}`}` : '';
         const tip = `${m} ${p.size}: ${accuracyWords(p.acc)}, ${p.positions.toFixed(1)} positions, ${Math.round(p.bits)} bits, ${p.seeds} seeds${beside} (${p.file})`;
         o.push(`<g class="point" data-size="${esc(p.size)}"><title>${esc(tip)}</title>`);
-        if (p.acc && p.acc.lo !== null && p.acc.hi !== null && p.acc.hi > p.acc.lo) {
+        if (p.acc?.modes) {
+          // seeds in two modes: no mean +- interval, a tick at the top of the lower mode and at the bottom of the upper
+          for (const v of [p.acc.modes.below, p.acc.modes.at]) o.push(`<path class="mode" d="M${f(px - 6)},${f(y(v))}H${f(px + 6)}" stroke="${s.color}" stroke-width="2.5"/>`);
+        } else if (p.acc && p.acc.lo !== null && p.acc.hi !== null && p.acc.hi > p.acc.lo) {
           const a = y(p.acc.hi), c = y(p.acc.lo);
           o.push(`<path d="M${f(px)},${f(a)}V${f(c)}M${f(px - 4)},${f(a)}H${f(px + 4)}M${f(px - 4)},${f(c)}H${f(px + 4)}" stroke="${s.color}" stroke-width="1.5" fill="none"/>`);
         }
