@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def cmd_eval(a) -> int:
 
     from .agents import Team
     from .evaluate import Evaluator, controls_for, format_table
+    from .quantize import BIT_WIDTHS, BITS_TOLERANCE, smallest_keeping_bits
     from .tasks import make_task
     from .tokenizer import load_tokenizer
 
@@ -50,12 +52,27 @@ def cmd_eval(a) -> int:
         controls = []
         if not a.no_controls and "heldout" in b.episodes:
             controls = [{"control": c, **ev.evaluate("heldout", c)} for c in controls_for(b.method["channel"])]
+        bits = None
+        if a.bits:
+            if b.method["channel"] != "latent" or "heldout" not in b.episodes:
+                raise SystemExit("--bits: the run must be a latent method with heldout episodes")
+            held = next((r for r in rows if r["split"] == "heldout"), None) or ev.evaluate("heldout")
+            levels = {k: ev.evaluate("heldout", bits=k)["accuracy"] for k in BIT_WIDTHS}
+            floats = team.L * 2 * team.W
+            k = smallest_keeping_bits(held["accuracy"], levels)
+            bits = {"unquantized": held["accuracy"], "levels": levels, "smallest": k, "bitsPerPosition": None if k is None else k * floats,
+                    "floatsPerPosition": floats, "textBitsPerToken": math.log2(team.V)}
         task = make_task(b.config["task"], b.config["difficulty"])
         print(f"{b.method['name']} on {b.config['task']} d{b.config['difficulty']}, seed {b.config['seed']}, "
               f"{b.json['training']['stepsDone']} steps ({f'{which} adapters' if keys else 'no adapters'}), {device}, {a.dtype}")
         print(format_table(rows, controls, {s: task.chance_for(s) for s in ("heldout", "ood")}))
+        if bits:
+            print(f"\nreceived K/V quantised (heldout accuracy; float32 {bits['unquantized']:.3f}): "
+                  + ", ".join(f"{k} bit {v:.3f}" for k, v in bits["levels"].items())
+                  + f"; smallest k within {BITS_TOLERANCE}: {bits['smallest']} ({bits['bitsPerPosition']} bits per latent position"
+                  + f" against log2 V = {bits['textBitsPerToken']:.2f} bits per text token)")
         if a.json:
-            Path(a.json).write_text(json.dumps({"rows": rows, "controls": controls}, indent=1) + "\n")
+            Path(a.json).write_text(json.dumps({"rows": rows, "controls": controls, **({"bits": bits} if bits else {})}, indent=1) + "\n")
         return 0
     finally:
         b.close()
@@ -106,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--split", action="append", choices=["train", "heldout", "ood"], help="split to evaluate (repeatable; default heldout and ood)")
     e.add_argument("--adapters", choices=["trained", "initial"], default="trained")
     e.add_argument("--no-controls", action="store_true")
+    e.add_argument("--bits", action="store_true", help="also heldout with the received K/V quantised to 16, 8, 4, 2, 1 bits per float (src/mas/quantize.ts schemes)")
     e.add_argument("--batch", type=int, default=None, help="episodes per batch (default the run's)")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
     t = sub.add_parser("train", parents=[common], help="continue (or restart) a run's training; writes a new bundle")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .agents import Team, loss_sum
+from .quantize import quantize_rows
 from .controls import GaussianRows, Moments, key_frequencies, latent_permutation, permute_blocks, rotate_heads, rotations, shuffle_permutation
 from .rng import Rng, derive_seed
 from .tasks import extract_answer, make_task, valid_answer, wrap_message, cut_message, final_sequence
@@ -159,7 +160,7 @@ class Evaluator:
                 inputs.append(torch.tensor(ids))
                 yield rows, real, inputs, torch.tensor(targets), len(prompts[rows[0]][fi]) - 1, ids
 
-    def _rollout_method(self, split: str, control: str):
+    def _rollout_method(self, split: str, control: str, bits: int | None = None):
         t = self.team
         eps = self._eps
         n = len(eps)
@@ -170,6 +171,8 @@ class Evaluator:
         lsum, count, positions = 0.0, 0, 0
         for rows, real, inputs, targets, start, _ in self._batches(inst, prompts):
             e = self._permute_edit([x.shape[1] for x in inputs]) if control == "permute" else edit
+            if bits is not None:
+                e = lambda agent, layer, kind, x: torch.from_numpy(quantize_rows(x.detach().cpu().double().numpy(), t.hd, bits))
             logits, prefix, fstart, received = t.forward(inputs, edit=e)
             lsum += float(loss_sum(logits, targets))
             count += int((targets >= 0).sum())
@@ -247,7 +250,10 @@ class Evaluator:
 
     # ---------------------------------------------------------------- the table
 
-    def evaluate(self, split: str, control: str = "none") -> dict:
+    def evaluate(self, split: str, control: str = "none", bits: int | None = None) -> dict:
+        """bits: every received K/V quantised to that many bits per float (quantize.py; latent channel, no control)."""
+        if bits is not None and (control != "none" or self.team.method["channel"] != "latent"):
+            raise ValueError(f"quantised K/V apply to the latent channel without a control (method {self.team.method['name']}, control {control})")
         if split not in self.bundle.episodes:
             raise ValueError(f"the bundle has no {split} episodes (has: {', '.join(self.bundle.episodes)})")
         channel = self.team.method["channel"]
@@ -264,7 +270,7 @@ class Evaluator:
             answers, lsum, count, tokens, extra = self._text_method(split, control)
             floats, positions = 0.0, tokens
         else:
-            answers, lsum, count, positions, extra = self._rollout_method(split, control)
+            answers, lsum, count, positions, extra = self._rollout_method(split, control, bits)
             floats = positions * self.team.L * 2 * self.team.W
             tokens = 0.0
         aset = self.task.answer_set(split)

@@ -25,6 +25,7 @@ from conftest import REPORT, case_dirs, engine_json
 from latent_playground.agents import Team
 from latent_playground.bundle import read_bundle
 from latent_playground.evaluate import Evaluator, controls_for
+from latent_playground.quantize import BIT_WIDTHS
 from latent_playground.tokenizer import load_tokenizer
 from latent_playground.train import train
 
@@ -43,6 +44,7 @@ def _python_eval(case_dir: str):
     ev = Evaluator(team, load_tokenizer(b.base_dir, b.json["tokens"]))
     out = {"evaluation": {s: ev.evaluate(s) for s in ("train", "heldout", "ood")}}
     out["controls"] = {c: ev.evaluate("heldout", c) for c in controls_for(b.method["channel"])}
+    out["bits"] = {str(k): ev.evaluate("heldout", bits=k) for k in BIT_WIDTHS} if b.method["channel"] == "latent" else {}
     return b, team, ev, out
 
 
@@ -60,6 +62,8 @@ def test_answers_match_the_engine(engine_dir):
         pairs = [(f"{s}", eng["evaluation"][s], py["evaluation"][s]) for s in ("train", "heldout", "ood")]
         pairs += [(f"heldout/{c}", eng["controls"][c], py["controls"][c]) for c in eng["controls"]]
         assert sorted(eng["controls"]) == sorted(py["controls"]), case.name
+        # the received K/V quantised (quantize.py against src/mas/quantize.ts); older engine outputs lack them
+        pairs += [(f"heldout/{k} bits", eng["bits"][k], py["bits"][k]) for k in eng.get("bits", {})]
         for label, e, p in pairs:
             n = len(e["predictions"])
             assert n == len(p["predictions"]), f"{case.name} {label}: {n} episodes in the engine, {len(p['predictions'])} here"

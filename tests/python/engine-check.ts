@@ -24,6 +24,7 @@ import { loadBaseModel, readFolder } from '../../src/cli/files';
 import { wilson95 } from '../../src/mas/base-eval';
 import { controlsFor, defaultRunConfig, MasEngine, Run } from '../../src/mas/run';
 import { runBundleContent } from '../../src/mas/run-data';
+import { BIT_WIDTHS, quantizeRows } from '../../src/mas/quantize';
 import { Rollout, type RolloutAgent } from '../../src/mas/rollout';
 import { presetForTask } from '../../src/mas/topology';
 import type { MethodName, RunConfig } from '../../src/mas/run-types';
@@ -159,7 +160,17 @@ async function evaluateAll(run: Run, splits: Split[], controls: boolean) {
       ctl[c] = { accuracy: o.accuracy, validity: o.validity, entropy: o.entropy, loss: o.loss, predictions: o.predictions };
     }
   }
-  return { evaluation, rows, controls: ctl };
+  // heldout with the received K/V quantised to each width (issue 19 item 7: src/mas/quantize.ts)
+  const bits: Record<string, unknown> = {};
+  if (controls && run.spec.channel === 'latent') {
+    const { hd, kvDim } = run.engine.model.dims;
+    const B = run.config.batch;
+    for (const k of BIT_WIDTHS) {
+      const o = await run.evaluate('heldout', 'none', { edit: () => (_a, _l, _kind, values, P) => quantizeRows(values, B * P, kvDim, hd, k) });
+      bits[k] = { accuracy: o.accuracy, validity: o.validity, entropy: o.entropy, loss: o.loss, predictions: o.predictions };
+    }
+  }
+  return { evaluation, rows, controls: ctl, bits };
 }
 
 async function make(out: string, argv: string[]): Promise<void> {
@@ -213,7 +224,7 @@ async function make(out: string, argv: string[]): Promise<void> {
         await mkdir(dir, { recursive: true });
         await writeTree(path.join(dir, 'bundle'), writeRunBundle(content));
         const engineJson = {
-          case: c, method: c.method, train, evaluation: ev.evaluation, controls: ev.controls,
+          case: c, method: c.method, train, evaluation: ev.evaluation, controls: ev.controls, bits: ev.bits,
           logits: { split: 'heldout', V: base.config.vocab_size, episodes: logits }, gradients,
           seconds: (performance.now() - t0) / 1000,
         };
