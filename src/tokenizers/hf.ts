@@ -146,7 +146,8 @@ export class HfTokenizer implements TextTokenizer {
   /** The tokens whose id is `n` or more, by id (what an embedding of n rows cannot hold). */
   tokensFrom(n: number): { id: number; token: string }[] {
     const out: { id: number; token: string }[] = [];
-    for (const [token, id] of this.tk.get_vocab(true)) if (id >= n) out.push({ id, token });
+    // (the library's vocabulary is an array by id: ids no token has are holes, listed as undefined)
+    for (const [token, id] of this.tk.get_vocab(true)) if (id >= n && typeof token === 'string') out.push({ id, token });
     return out.sort((a, b) => a.id - b.id);
   }
 
