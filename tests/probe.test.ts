@@ -7,14 +7,15 @@ import { describe, expect, it } from 'vitest';
 import { encodeLabels, fitProbe, majorityChance, probeTargets, targetValue } from '../src/mas/probe';
 import { BIT_WIDTHS, positionBits, quantizeRows, quantizeVector, smallestKeepingBits, toHalf } from '../src/mas/quantize';
 import { latentPermutation, permuteBlocks } from '../src/mas/controls';
-import { ropeRef } from '../src/reference/rope';
+import { ropeInvFreq, ropeRef } from '../src/reference/rope';
+import type { ModelConfig } from '../src/model/config';
 import { deriveSeed, Rng } from '../src/tasks/rng';
 import { makeTask, sampleEpisodes } from '../src/tasks/tasks';
 import { loadBaseModel } from '../src/cli/files';
 import { defaultRunConfig, MasEngine, Run } from '../src/mas/run';
 import { presetForTask } from '../src/mas/topology';
 import { bitsRun, formatBits, formatProbes, probeRun } from '../src/mas/measures';
-import { latentBlocks } from '../src/mas/received';
+import { keyFrequencies, latentBlocks } from '../src/mas/received';
 import { runExperiment } from '../src/mas/experiment';
 import { RunController } from '../src/mas/controller';
 import type { MethodName } from '../src/mas/run-types';
@@ -159,6 +160,13 @@ describe('the permute control', () => {
     // float32 storage of O(1) values and an angle product in float64: a few float32 ulps
     expect(worst).toBeLessThan(1e-5);
     expect(() => permuteBlocks(vals, B, P, W, hd, [{ offset: 5, perm: [0, 1, 2] }], null)).toThrow(/leaves the prefix/);
+    // the frequencies are the engine's RoPE's: plain theta^(-2i/hd), or Llama 3.x's scaled ones
+    const plain = { rope_theta: theta } as ModelConfig;
+    expect(Array.from(keyFrequencies(plain, hd))).toEqual(Array.from(inv));
+    const rp = { rope_type: 'llama3' as const, rope_theta: 5e5, factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    const scaled = keyFrequencies({ rope_theta: 5e5, rope_parameters: rp } as ModelConfig, 64);
+    expect(Array.from(scaled)).toEqual(Array.from(ropeInvFreq(64, 5e5, rp)));
+    expect(scaled[31]).toBeLessThan(Math.pow(5e5, -62 / 64) / 31);
     expect(() => permuteBlocks(vals, B, P, W, hd, [{ offset: 0, perm: [0, 0] }], null)).toThrow(/not a permutation/);
   });
 });

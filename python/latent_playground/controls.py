@@ -140,9 +140,22 @@ def latent_permutation(m: int, rng: Rng) -> list[int]:
     return p
 
 
-def key_frequencies(theta: float, hd: int) -> np.ndarray:
-    """inv_freq theta^(-2i/hd), i < hd/2, in float64 as the engine's permute control uses them."""
-    return np.array([theta ** (-2 * i / hd) for i in range(hd // 2)], dtype=np.float64)
+def key_frequencies(theta: float, hd: int, scaling: dict | None = None) -> np.ndarray:
+    """inv_freq theta^(-2i/hd), i < hd/2, in float64 as the engine's permute control uses them, with Llama
+    3.x's frequency scaling when given (rope_type 'llama3': src/reference/rope.ts ropeInvFreq)."""
+    out = []
+    for i in range(hd // 2):
+        f = theta ** (-2 * i / hd)
+        if scaling:
+            factor, lo, hi, old = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"], scaling["original_max_position_embeddings"]
+            wavelen = 2 * np.pi / f
+            if wavelen > old / lo:
+                f /= factor
+            elif wavelen >= old / hi:
+                smooth = (old / wavelen - lo) / (hi - lo)
+                f = (1 - smooth) * f / factor + smooth * f
+        out.append(f)
+    return np.array(out, dtype=np.float64)
 
 
 def permute_blocks(rows: np.ndarray, hd: int, blocks: list[tuple[int, list[int]]], inv_freq: np.ndarray | None) -> np.ndarray:

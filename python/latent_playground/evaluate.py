@@ -127,8 +127,9 @@ class Evaluator:
         """The permute control over one batch (controls.py permute_blocks): lengths[a] is agent a's prompt length."""
         t = self.team
         cfg = t.decoder.config
-        theta = getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]
-        inv = key_frequencies(theta, t.hd)
+        rp = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+        theta = getattr(cfg, "rope_theta", None) or rp["rope_theta"]
+        inv = key_frequencies(theta, t.hd, rp if rp.get("rope_type") == "llama3" else None)
         seed = self.cfg["seed"]
 
         def blocks(agent):

@@ -37,3 +37,17 @@ def test_keys_turn_to_their_new_slot_and_values_only_move():
         assert np.array_equal(v[:, s], vals[:, source[s]])
         want = rope(raw[:, source[s]], 30 + s, inv).reshape(B, H * hd)
         assert np.abs(k[:, s] - want).max() < 1e-12
+
+
+def test_key_frequencies_follow_transformers_llama3_scaling():
+    """With rope_type 'llama3' the turn uses the scaled frequencies transformers computes (float32 there)."""
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    rp = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+          "original_max_position_embeddings": 8192}
+    cfg = LlamaConfig(hidden_size=256, num_attention_heads=4, rope_parameters=rp, max_position_embeddings=131072)
+    want, _ = ROPE_INIT_FUNCTIONS["llama3"](cfg, "cpu")
+    got = key_frequencies(500000.0, 64, rp)
+    assert (np.abs(want.double().numpy() - got) / got).max() < 1e-6
+    assert np.array_equal(key_frequencies(10000.0, 8), 10000.0 ** (-np.arange(4) * 2 / 8))

@@ -1,6 +1,7 @@
 // Where each sender's latent steps sit in a receiver's prefix, and the RoPE frequencies of the keys:
 // what the permute control (controls.ts) and the probes (measures.ts) need to read a received prefix.
 import type { ModelConfig } from '../model/config';
+import { ropeInvFreq } from '../reference/rope';
 import type { Rollout } from './rollout';
 
 export interface LatentBlock {
@@ -34,12 +35,10 @@ export function latentBlocks(ro: Rollout, agent: number): LatentBlock[] {
 }
 
 /**
- * inv_freq of a head of size hd: theta^(-2i/hd), i < hd/2 (the rotate-half pairs), as the engine's
- * RoPE uses them. A RoPE scaling (rope_parameters) is refused: this project's engine has none.
+ * inv_freq of a head of size hd (the rotate-half pairs i < hd/2) as the engine's RoPE uses them:
+ * theta^(-2i/hd), with Llama 3.x's frequency scaling when the config has rope_parameters
+ * (src/reference/rope.ts ropeInvFreq, the formula model.ts hands its RoPE dispatches).
  */
 export function keyFrequencies(config: ModelConfig, hd: number): Float64Array {
-  if ((config as { rope_parameters?: unknown }).rope_parameters) throw new Error('keyFrequencies: a scaled RoPE (rope_parameters) is not handled by the permute control');
-  const out = new Float64Array(hd / 2);
-  for (let i = 0; i < hd / 2; i++) out[i] = Math.pow(config.rope_theta, (-2 * i) / hd);
-  return out;
+  return ropeInvFreq(hd, config.rope_theta, config.rope_parameters ?? null);
 }
