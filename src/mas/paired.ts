@@ -145,6 +145,7 @@ export function pairedComparisons(report: Report, splits: readonly Split[] = ['h
  */
 function chanceVerdict(t: OutcomeTable | null, accs: number[], chance: number, perSeed: number): Pick<PairedComparison, 'chance' | 'controlLo' | 'controlHi' | 'atChance' | 'chanceBand' | 'chanceBandWidth'> {
   const mean = accs.reduce((x, y) => x + y, 0) / accs.length;
+  if (!Number.isFinite(chance)) return { chance, controlLo: null, controlHi: null, chanceBandWidth: null, chanceBand: 'the report states no chance level: no chance verdict' };
   if (accs.length >= MIN_SEEDS) {
     const iv = t ? accuracyInterval(t) : seedsInterval(accs);
     const at = iv.lo! <= chance;
