@@ -52,8 +52,14 @@ export function Guide({ onClose }: { onClose(): void }) {
           <li><b>zero</b>: the received K/V (or the text) is emptied: the receiver alone.</li>
           <li><b>noise</b> (latent): the K/V replaced by Gaussian noise with its own mean and covariance: not just “some vectors of the right size”.</li>
           <li><b>rotate</b> (latent): the K/V turned by a random rotation per head: the receiver reads directions, not only norms.</li>
+          <li><b>permute</b> (latent): each sender’s latent steps change places (their keys turned to the new positions): if accuracy holds, the message is a set of vectors whose order carries nothing.</li>
         </ul>
         <p className="small">A control says nothing when the uncontrolled method is itself at chance: there is nothing for it to remove.</p>
+        <p className="small">
+          <b>What the message holds</b> (latent view, <i>Probe the message</i>): a linear probe per part of the senders’ content reads one
+          received vector (a latent step, a layer, K or V) and is scored on held-out episodes beside that part’s chance. The command line’s
+          <code> --bits</code> measures how few bits per float the received K/V can be cut to before accuracy drops a point.
+        </p>
         <h3>Reading the heatmap</h3>
         <ul>
           <li><b>Rows</b>: the receiver’s own tokens (its query) and latent steps. <b>Columns</b>: every position of its senders it can attend over; grey bands are prompt tokens, violet ones latent steps (z1, z2…).</li>
