@@ -1,25 +1,23 @@
 """Reading and writing run bundles (docs/run-bundle.md, src/storage/run-bundle.ts): run.json, the base
 as Hugging Face files, PEFT adapters (trained and initial), the latent map, each split's episodes and
-the first training batches. A folder or a zip (one top folder is looked through)."""
+the first training batches. A folder or a zip (one top folder is looked through). What run.json may
+ask (paths inside the bundle, settings within the engine's limits, a bounded zip) is checked before
+anything is read or allocated (bundle_safety.py)."""
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .bundle_safety import BundleError, check_config, check_files, check_plan, check_zip, inside
 
 FORMAT = "latent-playground-run"
 VERSION = 1
 SPLITS = ("train", "heldout", "ood")
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be read: names the file and what is wrong."""
-
-    def __init__(self, message: str):
-        super().__init__(f"run bundle: {message}")
 
 
 @dataclass
@@ -54,14 +52,14 @@ class Bundle:
 
     @property
     def base_dir(self) -> Path:
-        return self.root / self.json["files"]["base"]
+        return inside(self.root, self.json["files"]["base"], "files.base")
 
     def adapter_dir(self, key: str, initial: bool = False) -> Path:
         files = self.json["files"]["initialAdapters" if initial else "adapters"]
         if key not in files:
             which = "initial_adapters" if initial else "adapters"
             raise BundleError(f"run.json: no {which} folder for adapter {key!r} (has: {', '.join(files) or 'none'})")
-        return self.root / files[key]
+        return inside(self.root, files[key], f"files.{'initialAdapters' if initial else 'adapters'}.{key}")
 
     @property
     def adapter_keys(self) -> list[str]:
@@ -108,13 +106,19 @@ def read_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     tmp = None
     if path.is_file() and zipfile.is_zipfile(path):
-        tmp = tempfile.TemporaryDirectory(prefix="run-bundle-")
-        with zipfile.ZipFile(path) as z:
-            for name in z.namelist():
-                p = Path(name)
-                if p.is_absolute() or ".." in p.parts:
-                    raise BundleError(f"{path.name}: entry {name!r} points outside the bundle")
-            z.extractall(tmp.name)
+        try:
+            with zipfile.ZipFile(path) as z:
+                check_zip(z, path)  # names and the unpacked size, before anything is unpacked
+                tmp = tempfile.TemporaryDirectory(prefix="run-bundle-")
+                z.extractall(tmp.name)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+            if tmp is not None:
+                tmp.cleanup()
+            raise BundleError(f"{path.name}: the zip cannot be read ({e})") from None
+        except BaseException:
+            if tmp is not None:
+                tmp.cleanup()
+            raise
         path = Path(tmp.name)
     _need(path.is_dir(), str(path), "not a folder or zip")
     root = path
@@ -134,30 +138,40 @@ def read_bundle(path: str | Path) -> Bundle:
     _need(v >= 1, "run.json", f"version {v} is not a bundle version")
     for k in ("config", "method", "agents", "files", "tokens", "maxAnswerTokens", "positions", "training"):
         _need(k in meta, "run.json", f"{k} is missing")
+    # before any file is opened or anything sized by run.json is allocated
+    check_files(meta["files"])
+    check_config(meta["config"])
+    check_plan(meta)
     agents = meta["agents"]
-    _need(agents and sum(a["final"] for a in agents) == 1 and agents[-1]["final"], "run.json", "exactly one final agent, listed last")
+    _need(sum(a["final"] for a in agents) == 1 and agents[-1]["final"], "run.json", "exactly one final agent, listed last")
     files = meta["files"]
-    base = root / files["base"]
+    base = inside(root, files["base"], "files.base")
+    _need(base.is_dir(), files["base"], "missing (run.json lists it)")
+    # transformers reads whatever the base folder holds: none of it may be a link out of the bundle
+    for f in sorted(base.iterdir()):
+        inside(root, f"{files['base']}/{f.name}", "files.base")
     for n in ("config.json", "tokenizer.json"):
         _need((base / n).is_file(), f"{files['base']}/{n}", "missing")
     _need((base / "model.safetensors").is_file() or (base / "model.safetensors.index.json").is_file(), f"{files['base']}/model.safetensors", "missing")
     for group in ("adapters", "initialAdapters"):
         for key, p in files[group].items():
+            d = inside(root, p, f"files.{group}.{key}")
             for f in ("adapter_config.json", "adapter_model.safetensors"):
-                _need((root / p / f).is_file(), f"{p}/{f}", "missing")
+                # a link inside the folder may lead out too
+                _need(inside(d, f, f"files.{group}.{key}").is_file(), f"{p}/{f}", "missing")
     b = Bundle(root=root, json=meta, _tmp=tmp)
     for split, e in files["episodes"].items():
         _need(split in SPLITS, "run.json", f"unknown split {split!r} in files.episodes")
-        eps = _lines(root / e["path"], e["count"], e["path"])
+        eps = _lines(inside(root, e["path"], f"files.episodes.{split}.path"), e["count"], e["path"])
         for i, ep in enumerate(eps):
             _need(ep.get("split") == split and len(ep.get("agents", [])) == len(agents), f"{e['path']} line {i + 1}", f"not an episode of {split} with {len(agents)} agent inputs")
         b.episodes[split] = eps
     if files.get("batches"):
-        b.batches = _lines(root / files["batches"]["path"], files["batches"]["count"], files["batches"]["path"])
+        b.batches = _lines(inside(root, files["batches"]["path"], "files.batches.path"), files["batches"]["count"], files["batches"]["path"])
     if files.get("latentMap"):
         from safetensors import safe_open
 
-        p = root / files["latentMap"]
+        p = inside(root, files["latentMap"], "files.latentMap")
         _need(p.is_file(), files["latentMap"], "missing")
         with safe_open(str(p), framework="pt") as f:
             md = f.metadata() or {}
@@ -206,18 +220,18 @@ def write_bundle(src: Bundle, out: Path, meta: dict, adapter_dirs: dict[str, Pat
             _copy_tree(Path(d), tmp / "adapters" / key)
             files["adapters"][key] = f"adapters/{key}"
         for key, p in src.json["files"]["initialAdapters"].items():
-            _copy_tree(src.root / p, tmp / "initial_adapters" / key)
+            _copy_tree(inside(src.root, p, f"files.initialAdapters.{key}"), tmp / "initial_adapters" / key)
             files["initialAdapters"][key] = f"initial_adapters/{key}"
         sf = src.json["files"]
         if sf.get("latentMap"):
-            shutil.copy2(src.root / sf["latentMap"], tmp / "latent_map.safetensors")
+            shutil.copy2(inside(src.root, sf["latentMap"], "files.latentMap"), tmp / "latent_map.safetensors")
             files["latentMap"] = "latent_map.safetensors"
         for split, e in sf["episodes"].items():
             (tmp / "episodes").mkdir(exist_ok=True)
-            shutil.copy2(src.root / e["path"], tmp / "episodes" / f"{split}.jsonl")
+            shutil.copy2(inside(src.root, e["path"], f"files.episodes.{split}.path"), tmp / "episodes" / f"{split}.jsonl")
             files["episodes"][split] = {"path": f"episodes/{split}.jsonl", "count": e["count"]}
         if sf.get("batches"):
-            shutil.copy2(src.root / sf["batches"]["path"], tmp / "batches.jsonl")
+            shutil.copy2(inside(src.root, sf["batches"]["path"], "files.batches.path"), tmp / "batches.jsonl")
             files["batches"] = {"path": "batches.jsonl", "count": sf["batches"]["count"]}
         doc = {"format": FORMAT, "version": VERSION, **{k: v for k, v in meta.items() if k not in ("format", "version", "files")}, "files": files}
         (tmp / "run.json").write_text(json.dumps(doc, indent=2) + "\n")
