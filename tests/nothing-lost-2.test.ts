@@ -15,9 +15,9 @@ import { defaultRunConfig } from '../src/mas/run';
 import type { ModelConfig } from '../src/model/config';
 import { LlamaGpu, ModelPass } from '../src/model/model';
 import { refForward } from '../src/reference/model';
-import { decodeCheckpoint, encodeCheckpoint, validateConfig } from '../src/storage/checkpoint';
+import { checkArchiveWeights, decodeCheckpoint, encodeCheckpoint, validateConfig } from '../src/storage/checkpoint';
 import { memoryStore } from '../src/storage/library';
-import { encodeAdapter, expectedAdapterTensors, type LoraAdapterConfig } from '../src/storage/peft';
+import { expectedAdapterTensors, type LoraAdapterConfig } from '../src/storage/peft';
 import { decodeSafetensors, encodeSafetensors, MAX_TENSORS, readSafetensorsHeader, SafetensorsError } from '../src/storage/safetensors';
 import { unzip, zipStore, ZipError } from '../src/storage/zip';
 import { makeTask } from '../src/tasks/tasks';
@@ -25,7 +25,7 @@ import { HfTokenizer, loadTokenizer } from '../src/tokenizers';
 import type { AdapterData, RunRecord } from '../src/worker/api';
 import { Engine } from '../src/worker/engine';
 import { hfCheckpoint } from './hf-fixtures';
-import { testGpu } from './helpers';
+import { rng, testGpu } from './helpers';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -211,6 +211,24 @@ describe('9. zip bombs are refused before anything is inflated', () => {
     const before = (await e.listModels()).length;
     await expect(e.importFiles([{ name: 'bomb.zip', bytes: bomb }])).rejects.toThrow(/^bomb\.zip cannot be read as a zip archive: zip: entry "model\.safetensors" claims 8388608 bytes/);
     expect((await e.listModels()).length).toBe(before);
+  });
+  it('9c. weights claiming more than the zip\'s own config.json allows are refused before they are inflated (a bomb under 100:1)', async () => {
+    const files = await readFolder(TINY);
+    const cfg = files.get('config.json')!;
+    // 3 MiB of noise (compresses ~1:1, so the ratio bound passes it) where the tiny model takes 83 KB
+    const r = rng(1);
+    const noise = Uint8Array.from({ length: 3 * 2 ** 20 }, () => Math.floor(r() * 256));
+    const zip = zipSync({ 'tiny/config.json': cfg, 'tiny/model.safetensors': [noise, { level: 1 }] });
+    const message =
+      'tiny/model.safetensors claims 3145728 bytes, but the model tiny/config.json describes (20320 parameters in 20 tensors) takes at most 175232 ' +
+      'as float32 with its headers; nothing was extracted';
+    expect(() => unzip(zip, { check: checkArchiveWeights })).toThrow(message);
+    const e = engine();
+    const before = (await e.listModels()).length;
+    await expect(e.importFiles([{ name: 'big.zip', bytes: zip }])).rejects.toThrow(`big.zip cannot be read as a zip archive: ${message}`);
+    expect((await e.listModels()).length).toBe(before);
+    // the real files pass the same check
+    expect(unzip(zipSync({ 'tiny/config.json': cfg, 'tiny/model.safetensors': files.get('model.safetensors')! }), { check: checkArchiveWeights }).size).toBe(2);
   });
   it('9b. a real checkpoint compressed at level 9 still reads (float weights compress ~1.1:1)', async () => {
     const files = await readFolder(TINY);

@@ -334,6 +334,39 @@ export function checkConfigFitsWeights(c: LlamaConfig, fileBytes: number, tensor
   }
 }
 
+/**
+ * Before an archive is inflated (issue 20 item 9): the safetensors files beside each config.json in it
+ * may claim no more than that config's model takes as float32, plus 1 KiB of header per tensor and
+ * 64 KiB per file. `entries` is the archive's listing and `read` inflates one (small) entry; a
+ * config.json that does not parse is left for decodeCheckpoint to report. Throws CheckpointError.
+ */
+export function checkArchiveWeights(entries: readonly { name: string; size: number }[], read: (name: string) => Uint8Array): void {
+  const dirOf = (n: string) => n.slice(0, n.lastIndexOf('/') + 1);
+  for (const cfgEntry of entries.filter((e) => e.name === CONFIG_FILE || e.name.endsWith(`/${CONFIG_FILE}`))) {
+    const dir = dirOf(cfgEntry.name);
+    const weights = entries.filter((e) => dirOf(e.name) === dir && e.name.endsWith('.safetensors'));
+    if (!weights.length) continue;
+    let config: LlamaConfig;
+    try {
+      config = validateConfig(JSON.parse(new TextDecoder().decode(read(cfgEntry.name))));
+    } catch {
+      continue;
+    }
+    const p = impliedParams(config);
+    // (a tied model may also store lm_head.weight, a copy of the embeddings)
+    const tiedHead = config.tie_word_embeddings ? config.vocab_size * config.hidden_size : 0;
+    const cap = 4 * (p.total + tiedHead) + 1024 * (p.tensors + 1) + 65536 * weights.length;
+    const claimed = weights.reduce((n, e) => n + e.size, 0);
+    if (claimed > cap) {
+      const what = weights.length === 1 ? weights[0].name : `the ${weights.length} safetensors files beside it`;
+      fail(
+        `${what} claim${weights.length === 1 ? 's' : ''} ${claimed} bytes, but the model ${cfgEntry.name} describes (${p.total} parameters in ` +
+          `${p.tensors} tensors) takes at most ${cap} as float32 with its headers; nothing was extracted`,
+      );
+    }
+  }
+}
+
 /** Largest buffer (bytes) and largest storage binding a device allows (GPUSupportedLimits' names). */
 export interface DeviceLimitsLike {
   maxBufferSize: number;

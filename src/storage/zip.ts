@@ -108,6 +108,27 @@ export const MAX_UNZIPPED_BYTES = 4 * 2 ** 30;
 export const MAX_RATIO = 100;
 export const RATIO_FREE_BYTES = 2 ** 20;
 
+/** An entry as the central directory lists it: its name, its size inflated and its packed size. */
+export interface ZipEntryInfo {
+  name: string;
+  size: number;
+  packed: number;
+}
+
+export interface UnzipOptions {
+  /** Cap on the bytes extracted in all (default MAX_UNZIPPED_BYTES). */
+  maxBytes?: number;
+  /** Bound on a deflate entry's size over its packed size (default MAX_RATIO). */
+  maxRatio?: number;
+  /** Entries the caller has no use for: checked, neither inflated nor counted. */
+  skip?: (name: string) => boolean;
+  /**
+   * The caller's bounds on what the archive may legitimately hold, given the listing once its structure
+   * is checked and before anything else is inflated; `read` inflates one entry (a small config.json).
+   */
+  check?: (entries: readonly ZipEntryInfo[], read: (name: string) => Uint8Array) => void;
+}
+
 /**
  * Reads a zip archive of stored or deflate entries (name -> bytes, directories skipped); refuses other
  * compression methods and encryption.
@@ -115,9 +136,7 @@ export const RATIO_FREE_BYTES = 2 ** 20;
  * the same file, no two entries may share bytes (a 1 MiB archive whose 1,000 records point at one body
  * must not extract a gigabyte), and the total must stay under `maxBytes`.
  */
-export function unzip(
-  bytes: Uint8Array, opts: { maxBytes?: number; maxRatio?: number; skip?: (name: string) => boolean } = {},
-): Map<string, Uint8Array> {
+export function unzip(bytes: Uint8Array, opts: UnzipOptions = {}): Map<string, Uint8Array> {
   const maxBytes = opts.maxBytes ?? MAX_UNZIPPED_BYTES;
   const maxRatio = opts.maxRatio ?? MAX_RATIO;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -198,11 +217,26 @@ export function unzip(
     }
   }
   if (total > maxBytes) throw new ZipError(`the entries add up to ${total} bytes, more than the ${maxBytes} this reader extracts; nothing was extracted`);
+  const extract = (e: (typeof entries)[number]): Uint8Array => {
+    const data = e.deflate ? inflateEntry(bytes.subarray(e.start, e.start + e.packed), e.size, e.shown) : bytes.slice(e.start, e.start + e.size);
+    if (crc32(data) !== e.crc) throw new ZipError(`entry ${e.shown} is corrupt (CRC-32 mismatch)`);
+    return data;
+  };
+  // The caller's own bounds, on the listing (and the few small entries it reads), before the rest is inflated.
+  const early = new Map<(typeof entries)[number], Uint8Array>();
+  if (opts.check) {
+    opts.check(entries.map((e) => ({ name: e.name, size: e.size, packed: e.packed })), (name) => {
+      const e = entries.find((x) => x.name === name);
+      if (!e) throw new ZipError(`entry ${printableName(name)} is not in the archive`);
+      let data = early.get(e);
+      if (!data) early.set(e, (data = extract(e)));
+      return data;
+    });
+  }
   // Pass 2: copy and check each entry.
   const out = new Map<string, Uint8Array>();
   for (const e of entries) {
-    const data = e.deflate ? inflateEntry(bytes.subarray(e.start, e.start + e.packed), e.size, e.shown) : bytes.slice(e.start, e.start + e.size);
-    if (crc32(data) !== e.crc) throw new ZipError(`entry ${e.shown} is corrupt (CRC-32 mismatch)`);
+    const data = early.get(e) ?? extract(e);
     if (e.name.endsWith('/') && e.size === 0) continue; // a directory
     if (out.has(e.name)) throw new ZipError(`entry ${e.shown} appears twice`);
     out.set(e.name, data);

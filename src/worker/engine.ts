@@ -16,7 +16,8 @@ import { evaluateBaseOrError } from '../mas/base-eval';
 import { modelDims } from '../model/config';
 import { pretrainBase } from '../model/pretrain';
 import {
-  CONFIG_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, decodeCheckpoint, encodeCheckpoint, engineConfigProblem, type Checkpoint,
+  CONFIG_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, checkArchiveWeights, decodeCheckpoint, encodeCheckpoint,
+  engineConfigProblem, type Checkpoint,
 } from '../storage/checkpoint';
 import { Library, filesSize, idbStore, newId, type FileMap, type KeyValueStore } from '../storage/library';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, decodeAdapter, encodeAdapter } from '../storage/peft';
@@ -321,7 +322,7 @@ export class Engine implements EngineApi, EngineRunRecords {
       if (isZip) {
         let inner: Map<string, Uint8Array>;
         try {
-          inner = unzip(f.bytes, { skip: (n) => n.startsWith('__MACOSX/') });
+          inner = unzip(f.bytes, { skip: (n) => n.startsWith('__MACOSX/'), check: checkArchiveWeights });
         } catch (e) {
           throw new Error(`${f.name} cannot be read as a zip archive: ${(e as Error).message}`);
         }
