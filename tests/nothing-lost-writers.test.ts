@@ -210,6 +210,31 @@ describe('5. one writer per target: a lock file, a second writer refused', () =>
     expect(end.err.trim()).toBe(`interrupted (SIGINT): removed the lock ${lockFile}`);
     expect(existsSync(lockFile)).toBe(false);
   });
+  it("5a'. two real pretrain processes into one new --out: the second is refused while the first trains; SIGINT stops the first and takes its lock", async () => {
+    const out = fresh('run');
+    const lockFile = path.join(work, `.${path.basename(out)}.lock`);
+    const argv = ['pretrain', '--preset', 'tiny', '--steps', '100000', '--log-every', '100000', '--out', out, '--no-eval'];
+    const first = spawn(process.execPath, ['scripts/run-cli.mjs', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let firstErr = '';
+    first.stderr.on('data', (b) => void (firstErr += String(b)));
+    let exited = false;
+    const firstEnd = new Promise<number | null>((r) => first.on('exit', (code) => ((exited = true), r(code))));
+    while (!existsSync(lockFile)) {
+      if (exited) throw new Error(`the first pretrain ended before it locked --out: ${firstErr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const info = JSON.parse(await readFile(lockFile, 'utf8')) as { pid: number; started: string; command: string };
+    expect(info.command).toBe(argv.join(' '));
+    const r = await cli(argv);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`error: --out ${out} is being written by another command (pid ${info.pid} on ${HOST}, started ${info.started}: ${argv.join(' ')}); wait for it to finish, or choose another path`);
+    first.kill('SIGINT');
+    expect(await firstEnd).toBe(130);
+    expect(firstErr).toContain(`interrupted (SIGINT): removed the lock ${lockFile}`);
+    expect(existsSync(lockFile)).toBe(false);
+    expect(existsSync(out)).toBe(false); // stopped before its save: no checkpoint, no leftovers
+    expect(await leftovers(work)).toEqual([]);
+  }, 120_000);
   it('5b. two experiment --resume --json r.json: the second is refused and r.json keeps the first one\'s report', async () => {
     const dir = fresh('resume');
     await mkdir(dir);
