@@ -5,7 +5,8 @@
 // save_pretrained writes for these architectures (F32, F16 or BF16, single file or sharded with
 // model.safetensors.index.json, with or without a tokenizer) loads here. Pure TypeScript: no DOM, no
 // Node APIs. The config's shape (LlamaConfig) is src/model's; this module reads and writes it.
-import { ARCHITECTURES, MODEL_TYPES, biasedProjs, type Llama3RopeParameters, type LlamaConfig, type ModelType } from '../model/config';
+import { ARCHITECTURES, MODEL_TYPES, biasedProjs, type LlamaConfig, type ModelType } from '../model/config';
+import { readRope } from './rope-config';
 import { decodeSafetensors, encodeSafetensors, readSafetensorsHeader, type TensorToWrite } from './safetensors';
 import { filesPresent } from './text';
 
@@ -107,7 +108,7 @@ export function validateConfig(c: unknown): LlamaConfig {
   }
   const headDim = explicitHead ? int('head_dim', 1) : (fallbackHead as number);
   if (headDim % 2 !== 0) fail(`config.json: head_dim ${headDim} must be even (RoPE rotates pairs)`);
-  const rope = readRope(cfg, maxPos);
+  const rope = readRope(cfg, maxPos, fail, show);
   const eps = positive('rms_norm_eps', defaults.eps, 1, 'it is added to the mean square of the activations; Llama uses 1e-5 or 1e-6');
   const tie = cfg.tie_word_embeddings ?? false;
   if (typeof tie !== 'boolean') fail(`config.json: tie_word_embeddings must be true or false, got ${show(tie)}`);
@@ -160,65 +161,6 @@ export function validateConfig(c: unknown): LlamaConfig {
   if (attentionBias) out.attention_bias = true;
   if (mlpBias) out.mlp_bias = true;
   return out;
-}
-
-/** The rope_type values transformers knows, so a misspelt one is told apart from one not implemented here. */
-const TRANSFORMERS_ROPE_TYPES = ['default', 'linear', 'dynamic', 'yarn', 'longrope', 'llama3', 'proportional'];
-
-/**
- * RoPE's settings as transformers 5 reads them (PreTrainedConfig.convert_rope_params_to_dict and
- * standardize_rope_params): transformers 5 writes rope_parameters {rope_type, rope_theta, ...}, older
- * versions a top-level rope_theta and rope_scaling. rope_scaling, when set, stands in for
- * rope_parameters; a rope_theta inside wins over the top-level one (default 10000); rope_type (or its
- * old name type) defaults to "default"; llama3's original_max_position_embeddings comes from the
- * top level, then the dict, then max_position_embeddings. "default" and "llama3" are implemented; any
- * other type is refused by name rather than computed as plain RoPE.
- */
-function readRope(cfg: Record<string, unknown>, maxPos: number): { theta: number; llama3: Llama3RopeParameters | null } {
-  const scaling = cfg.rope_scaling ?? null;
-  const from = scaling !== null ? 'rope_scaling' : 'rope_parameters';
-  const p = scaling ?? cfg.rope_parameters ?? {};
-  if (!isObject(p)) fail(`config.json: ${from} must be an object like {"rope_type": "default", "rope_theta": 10000}, got ${show(p)}`);
-  const params = p as Record<string, unknown>;
-  const nested = Object.keys(params).filter((k) => isObject(params[k]));
-  if (nested.length) {
-    fail(`config.json: ${from} holds per-layer-type settings (${nested.join(', ')}); one RoPE for every layer is all this engine runs`);
-  }
-  const type = params.rope_type ?? params.type ?? 'default';
-  const num = (field: string, v: unknown, where = `${from}.${field}`): number => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > F32_MAX) {
-      fail(`config.json: ${where} must be a positive number${typeof v === 'number' && v > F32_MAX ? ` at most ${F32_MAX} (the engine computes in float32)` : ''}, got ${show(v)}`);
-    }
-    return v as number;
-  };
-  const theta = params.rope_theta !== undefined && params.rope_theta !== null
-    ? num('rope_theta', params.rope_theta)
-    : num('rope_theta', cfg.rope_theta ?? 10000, 'rope_theta');
-  const partial = params.partial_rotary_factor ?? cfg.partial_rotary_factor;
-  if (partial !== undefined && partial !== null && partial !== 1) {
-    fail(`config.json: partial_rotary_factor ${show(partial)} is not supported (RoPE over the whole head only)`);
-  }
-  if (type === 'default') return { theta, llama3: null };
-  if (type !== 'llama3') {
-    const known = typeof type === 'string' && TRANSFORMERS_ROPE_TYPES.includes(type);
-    fail(
-      `config.json: ${from} rope_type ${show(type)} is ${known ? 'not supported' : 'not a RoPE type transformers knows'}: this engine ` +
-        'runs "default" (plain RoPE with rope_theta) and "llama3" (Llama 3.x\'s frequency scaling) only',
-    );
-  }
-  const factor = num('factor', params.factor);
-  const low = num('low_freq_factor', params.low_freq_factor);
-  const high = num('high_freq_factor', params.high_freq_factor);
-  if (!(high > low)) fail(`config.json: ${from}.high_freq_factor ${high} must be above low_freq_factor ${low} (llama3 interpolates between them)`);
-  const oldField = cfg.original_max_position_embeddings !== undefined ? 'original_max_position_embeddings' : `${from}.original_max_position_embeddings`;
-  const old = cfg.original_max_position_embeddings ?? params.original_max_position_embeddings ?? maxPos;
-  if (typeof old !== 'number' || !Number.isInteger(old) || old < 1) fail(`config.json: ${oldField} must be an integer >= 1, got ${show(old)}`);
-  return {
-    theta,
-    llama3: {
-      rope_type: 'llama3', rope_theta: theta, factor, low_freq_factor: low, high_freq_factor: high, original_max_position_embeddings: old as number,
-    },
-  };
 }
 
 /** (in, out) of each Linear of a Llama decoder layer, by module name. */
