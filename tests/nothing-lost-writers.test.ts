@@ -287,6 +287,17 @@ describe('5. one writer per target: a lock file, a second writer refused', () =>
     expect(r.err).toBe(`error: ${path.join(dir, 'absent')} does not exist`);
     expect(await readdir(dir)).toEqual([]);
   });
+  it('5f. pretrain --evaluate DIR (it rewrites DIR/training_args.json) waits its turn the same way', async () => {
+    const dir = await tinyCopy();
+    const before = await tree(dir);
+    const [held] = await lockOutputs([{ target: dir, option: '--out' }], 'pretrain --force --out DIR (the first)');
+    const started = (JSON.parse(await readFile(held.path, 'utf8')) as { started: string }).started;
+    const r = await cli(['pretrain', '--evaluate', dir, '--eval-size', '2']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`error: --evaluate ${dir} is being written by another command (pid ${process.pid} on ${HOST}, started ${started}: pretrain --force --out DIR (the first)); wait for it to finish, or choose another path`);
+    held.release();
+    expect(await tree(dir)).toEqual(before);
+  });
 });
 
 describe('6. a save survives a kill, and SIGINT cleans up', () => {

@@ -131,7 +131,17 @@ export async function commandPretrain(argv: string[]): Promise<number> {
       throw new UsageError(`--eval-*: ${(e as Error).message.replace(/^base evaluation: /, '')}`);
     }
   }
-  if (evaluateDir) return evaluateCheckpoint(evaluateDir, evalOptions);
+  if (evaluateDir) {
+    // it rewrites DIR/training_args.json: one writer of DIR at a time (a pretrain --force into it included)
+    await recoverTarget(path.resolve(evaluateDir));
+    if (!(await fsp.stat(evaluateDir).then((st) => st.isDirectory(), () => false))) throw new UsageError(`--evaluate ${evaluateDir} is not a checkpoint folder`);
+    const [lock] = await lockOutputs([{ target: evaluateDir, option: '--evaluate' }], ['pretrain', ...argv].join(' '));
+    try {
+      return await evaluateCheckpoint(evaluateDir, evalOptions);
+    } finally {
+      lock.release();
+    }
+  }
   const recipe = recipeFromArgs(args, preset);
   try {
     checkRecipe(recipe);
