@@ -4,6 +4,8 @@
 # held-out episodes of every task and difficulty (skyline and text channel; `evaluation` in its
 # training_args.json, which also records how long it took and on which adapter).
 #   bash scripts/make-models.sh [tiny|toy|all] [--torch]     (default: all, with the engine)
+#   bash scripts/make-models.sh toy --torch --seed S --out DIR  (one more base from another pretraining
+#       seed, for base variance: bench/bases/toy-seed{1,3} are made so; issue 19 item 8)
 # The engine (WebGPU) trains on lavapipe on a CPU-only machine (scripts/lavapipe.sh): on 2 cores about
 # 40 minutes for tiny and two and a half hours for toy. With a GPU, set nothing: Vulkan finds it.
 # --torch trains the same run in PyTorch (python/latent_playground/pretrain.py): the engine writes its
@@ -15,13 +17,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 only=all
 torch=0
-for a in "$@"; do
-  case "$a" in
-    tiny|toy|all) only=$a ;;
+seed=
+out=
+usage() { echo "usage: bash scripts/make-models.sh [tiny|toy|all] [--torch] [--seed S --out DIR]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    tiny|toy|all) only=$1 ;;
     --torch) torch=1 ;;
-    *) echo "usage: bash scripts/make-models.sh [tiny|toy|all] [--torch]" >&2; exit 2 ;;
+    --seed) [ $# -ge 2 ] || usage; seed=$2; shift ;;
+    --out) [ $# -ge 2 ] || usage; out=$2; shift ;;
+    *) usage ;;
   esac
+  shift
 done
+# --seed and --out make one extra base of one preset (the shipped ones keep their seeds and folders)
+if [ -n "$seed$out" ]; then
+  if [ -z "$seed" ] || [ -z "$out" ] || [ "$only" = all ]; then echo "--seed and --out go together, with tiny or toy" >&2; exit 2; fi
+fi
 if [ -z "${VK_ICD_FILENAMES:-}" ] && ! ls /usr/share/vulkan/icd.d/nvidia*.json >/dev/null 2>&1; then
   eval "$(bash scripts/lavapipe.sh)"
 fi
@@ -31,19 +43,20 @@ if [ "$torch" = 1 ] && [ ! -x .cache/venv/bin/python ]; then
 fi
 make() { # name, then the pretraining arguments
   local name=$1; shift
+  local dest=${out:-public/models/$name} plan=.cache/plans/$name${seed:+-seed$seed}
   if [ "$torch" = 1 ]; then
-    npm run -s pretrain -- --preset "$name" "$@" --export-corpus ".cache/plans/$name" --force
+    npm run -s pretrain -- --preset "$name" "$@" --export-corpus "$plan" --force
     # one torch thread: on a 2-core CPU faster than two (47 vs 300 ms a step with the other core
     # busy), and the same thread count gives the same run bit for bit (set TORCH_THREADS for speed)
     threads=${TORCH_THREADS:-1}
-    .cache/venv/bin/python -m latent_playground pretrain ".cache/plans/$name" --out "public/models/$name" --force --threads "$threads"
-    npm run -s pretrain -- --evaluate "public/models/$name"
+    .cache/venv/bin/python -m latent_playground pretrain "$plan" --out "$dest" --force --threads "$threads"
+    npm run -s pretrain -- --evaluate "$dest"
   else
-    npm run -s pretrain -- --preset "$name" "$@" --out "public/models/$name" --force --log-every 250
+    npm run -s pretrain -- --preset "$name" "$@" --out "$dest" --force --log-every 250
   fi
 }
-if [ "$only" = all ] || [ "$only" = tiny ]; then make tiny --steps 10000 --batch 32 --lr 0.003 --seed 1; fi
+if [ "$only" = all ] || [ "$only" = tiny ]; then make tiny --steps 10000 --batch 32 --lr 0.003 --seed "${seed:-1}"; fi
 # seed 2 for toy: lookup's induction step forms at a step float rounding decides (engine seed 1 at
 # ~5500, PyTorch seed 1 at ~8500, PyTorch seed 2 at ~6000, of 10000); seed 2 also took arith d1 to
 # 0.97 where seed 1 stopped at 0.84 (bench/EXPERIMENT.md section 1, bench/recipe/toy-seed1-torch.json)
-if [ "$only" = all ] || [ "$only" = toy ]; then make toy --steps 10000 --batch 32 --lr 0.003 --seed 2; fi
+if [ "$only" = all ] || [ "$only" = toy ]; then make toy --steps 10000 --batch 32 --lr 0.003 --seed "${seed:-2}"; fi
