@@ -298,6 +298,16 @@ describe('5. one writer per target: a lock file, a second writer refused', () =>
     held.release();
     expect(await tree(dir)).toEqual(before);
   });
+  it('5g. SIGTERM removes the lock as SIGINT does (exit 143)', async () => {
+    const out = fresh('run');
+    const holder = startChild(['hold-lock', out]);
+    await holder.line;
+    const lockFile = path.join(work, `.${path.basename(out)}.lock`);
+    process.kill(holder.pid, 'SIGTERM');
+    const end = await holder.done;
+    expect([end.code, end.err.trim()]).toEqual([143, `interrupted (SIGTERM): removed the lock ${lockFile}`]);
+    expect(existsSync(lockFile)).toBe(false);
+  });
 });
 
 describe('6. a save survives a kill, and SIGINT cleans up', () => {
