@@ -415,9 +415,22 @@ class SignatureBatcher:
         raise RuntimeError("training batches: no prompt-length signature filled a batch")
 
 
-def batch_stream(task: Task, tokenizer, plan: list[PlanAgent], skyline: bool, seed: int, B: int, max_answer: int):
-    """The run's stream of training batches (run-data.ts firstTrainingBatches), as bundle batch rows."""
-    batcher = SignatureBatcher(task, B, seed, lambda ep: [tokenizer.encode(prompt_text(ep, a, skyline)) for a in plan])
+def batch_stream(task: Task, tokenizer, plan: list[PlanAgent], skyline: bool, seed: int, B: int, max_answer: int,
+                 text_budget: int | None = None):
+    """The run's stream of training batches (run-data.ts firstTrainingBatches), as bundle batch rows.
+    text_budget: T of a text-trained run, whose receivers' prompts hold T pad slots per received message
+    (text-channel.ts textTrainedBatcher; the slots change the prompt lengths, so the signatures and the
+    batches drawn); None for every other method."""
+    if text_budget is None:
+        encode = lambda ep: [tokenizer.encode(prompt_text(ep, a, skyline)) for a in plan]  # noqa: E731
+    else:
+        # function-level import: text_channel imports this module
+        from .text_channel import prompt_ids
+
+        if skyline or not (isinstance(text_budget, int) and text_budget >= 1):
+            raise ValueError(f"batch_stream: text-trained batches need a positive integer text budget and no skyline, got {text_budget!r}, skyline={skyline}")
+        encode = lambda ep: [prompt_ids(tokenizer, "char", prompt_text(ep, a, False), len(a.preds), text_budget, tokenizer.pad_id) for a in plan]  # noqa: E731
+    batcher = SignatureBatcher(task, B, seed, encode)
     n = 0
     while True:
         eps, prompts, sig = batcher.next()

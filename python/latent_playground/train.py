@@ -52,15 +52,15 @@ class Batches:
         b = self.bundle
         if self._checked is None:
             why = None
-            if b.method["name"] == "text-trained":
-                why = "the Python port of the tasks draws no text-trained batches (their prompts hold message slots)"
-            elif b.rendering != "char" or getattr(self.tk, "kind", "") != "char":
+            if b.rendering != "char" or getattr(self.tk, "kind", "") != "char":
                 why = f"the Python port draws only the char rendering with the char tokenizer (this run: {b.rendering}, {getattr(self.tk, 'kind', '?')})"
             else:
                 from .agents import plan_of
 
                 cfg = b.config
-                stream = batch_stream(make_task(cfg["task"], cfg["difficulty"]), self.tk, plan_of(b), b.method["skyline"], cfg["seed"], cfg["batch"], b.json["maxAnswerTokens"])
+                # text-trained: the receivers' prompts hold T message slots (text-channel.ts textTrainedBatcher)
+                T = cfg["textBudget"] if b.method["name"] == "text-trained" else None
+                stream = batch_stream(make_task(cfg["task"], cfg["difficulty"]), self.tk, plan_of(b), b.method["skyline"], cfg["seed"], cfg["batch"], b.json["maxAnswerTokens"], text_budget=T)
                 for i, want in enumerate(b.batches):
                     got = next(stream)
                     if got["rows"] != want["rows"] or got["signature"] != want["signature"]:

@@ -63,13 +63,32 @@ def test_episodes_and_batches_are_the_bundles(engine_dir):
             assert [e.key for e in mine] == [e["key"] for e in eps], f"{case.name} {split}"
             for m, e in zip(mine, eps):
                 assert (m.parts, m.answer) == (e["parts"], e["answer"])
-                if b.method["channel"] != "text":
-                    assert [tk.encode(prompt_text(m, a, b.method["skyline"])) for a in plan] == [a["ids"] for a in e["agents"]]
+                # every method's prompts without messages (a text channel's bundle inserts them at messagesAt)
+                assert [tk.encode(prompt_text(m, a, b.method["skyline"])) for a in plan] == [a["ids"] for a in e["agents"]]
         if b.batches:
-            stream = batch_stream(task, tk, plan, b.method["skyline"], cfg["seed"], cfg["batch"], b.json["maxAnswerTokens"])
+            T = cfg["textBudget"] if b.method["name"] == "text-trained" else None
+            stream = batch_stream(task, tk, plan, b.method["skyline"], cfg["seed"], cfg["batch"], b.json["maxAnswerTokens"], text_budget=T)
             for want in b.batches:
                 got = next(stream)
                 assert got["signature"] == want["signature"] and got["rows"] == want["rows"], f"{case.name} batch {want['batch']}"
+
+
+def test_train_draws_the_batches_after_the_bundles(engine_dir):
+    """train.py's Batches past a bundle's own batches: a bundle cut to its first 4 gets batches 5.. from
+    the port, and they are the ones the engine trained on (text-trained's message slots included)."""
+    import dataclasses
+
+    from latent_playground.train import Batches
+
+    cases = [c for c in case_dirs(engine_dir) if len(read_bundle(c / "bundle").batches) > 4]
+    assert "lookup-text-trained" in {c.name for c in cases}
+    for case in cases:
+        b = read_bundle(case / "bundle")
+        cut = dataclasses.replace(b, batches=b.batches[:4])
+        batches = Batches(cut, load_tokenizer(b.base_dir, b.json["tokens"]))
+        for want in b.batches[4:]:
+            got = batches.get(want["batch"])
+            assert (got["batch"], got["signature"], got["rows"]) == (want["batch"], want["signature"], want["rows"]), f"{case.name} batch {want['batch']}"
 
 
 def test_latent_map_is_the_engines(engine_dir):
