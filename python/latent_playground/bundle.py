@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bundle_safety import BundleError, check_config, check_files, check_plan, check_zip, inside
+from .bundle_safety import BundleError, check_config, check_episode, check_files, check_meta, check_plan, check_zip, inside
 
 FORMAT = "latent-playground-run"
 VERSION = 1
@@ -142,6 +142,7 @@ def read_bundle(path: str | Path) -> Bundle:
     check_files(meta["files"])
     check_config(meta["config"])
     check_plan(meta)
+    check_meta(meta)
     agents = meta["agents"]
     _need(sum(a["final"] for a in agents) == 1 and agents[-1]["final"], "run.json", "exactly one final agent, listed last")
     files = meta["files"]
@@ -164,7 +165,7 @@ def read_bundle(path: str | Path) -> Bundle:
         _need(split in SPLITS, "run.json", f"unknown split {split!r} in files.episodes")
         eps = _lines(inside(root, e["path"], f"files.episodes.{split}.path"), e["count"], e["path"])
         for i, ep in enumerate(eps):
-            _need(ep.get("split") == split and len(ep.get("agents", [])) == len(agents), f"{e['path']} line {i + 1}", f"not an episode of {split} with {len(agents)} agent inputs")
+            check_episode(ep, f"{e['path']} line {i + 1}", split, len(agents))
         b.episodes[split] = eps
     if files.get("batches"):
         b.batches = _lines(inside(root, files["batches"]["path"], "files.batches.path"), files["batches"]["count"], files["batches"]["path"])

@@ -7,6 +7,7 @@ a zip unpacks to a bounded size."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import zipfile
 from pathlib import Path
@@ -205,6 +206,38 @@ def check_plan(meta: dict) -> None:
     tr = meta["training"]
     _need(isinstance(tr, dict) and _int(tr.get("stepsDone"), 0, LIMITS["steps"][1]), "run.json",
           f"training.stepsDone must be an integer in 0..{LIMITS['steps'][1]}, got {_js(tr.get('stepsDone') if isinstance(tr, dict) else tr)}")
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_meta(meta: dict) -> None:
+    """The parts of run.json the companion reads besides the plan: method, positions, base, the optimizer."""
+    m = meta["method"]
+    _need(isinstance(m, dict) and isinstance(m.get("name"), str) and m.get("channel") in ("none", "text", "latent")
+          and m.get("trace") in ("latent", "full", None) and m.get("train") in ("none", "all", "receiver") and isinstance(m.get("skyline"), bool),
+          "run.json", "method must be {name, channel: none/text/latent, trace: latent/full/null, train: none/all/receiver, skyline: true/false}")
+    _need(meta["positions"] in ("stream", "prefix"), "run.json", f"positions must be 'stream' or 'prefix', got {_js(meta['positions'])}")
+    _need(isinstance(meta.get("base"), dict) and isinstance(meta["base"].get("id"), str), "run.json", "base must be {id, name?}")
+    o = meta["training"].get("optimizer")
+    _need(isinstance(o, dict), "run.json", "training.optimizer is missing")
+    for k in ("beta1", "beta2", "eps", "weightDecay", "clip", "minLr"):
+        _need(_num(o.get(k)), "run.json", f"training.optimizer.{k} must be a finite number, got {_js(o.get(k))}")
+    _need(_int(o.get("warmupSteps"), 0, LIMITS["steps"][1]), "run.json", f"training.optimizer.warmupSteps must be an integer in 0..{LIMITS['steps'][1]}, got {_js(o.get('warmupSteps'))}")
+
+
+def check_episode(ep, where: str, split: str, agents: int) -> None:
+    """One line of episodes/<split>.jsonl: what the evaluation reads of it (the engine's checkEpisode)."""
+    _need(isinstance(ep, dict), where, "not an episode object")
+    _need(ep.get("split") == split and isinstance(ep.get("agents"), list) and len(ep["agents"]) == agents, where, f"not an episode of {split} with {agents} agent inputs")
+    _need(isinstance(ep.get("answer"), str) and _ids(ep.get("targetIds")), where, "answer (text) and targetIds (token ids) are needed")
+    for a in ep["agents"]:
+        _need(isinstance(a, dict) and isinstance(a.get("prompt"), str) and _ids(a.get("ids")), where, "each agent input needs prompt and ids")
+
+
+def _ids(v) -> bool:
+    return isinstance(v, list) and all(_int(x, 0, MAX_VOCAB - 1) for x in v)
 
 
 def check_zip(z: zipfile.ZipFile, archive: Path) -> None:

@@ -26,6 +26,10 @@ FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "bundle-paths.json").read_te
 TAIL = "; a path in a run bundle is relative to its root and stays inside it"
 
 
+EPISODE = {"split": "heldout", "index": 0, "key": "k", "parts": ["a", "b"], "answer": "7", "targetIds": [9, 2],
+           "agents": [{"id": "a0", "prompt": "<bos>a", "ids": [1, 5]}, {"id": "a1", "prompt": "<bos>b", "ids": [1, 6]}]}
+
+
 def run_json() -> dict:
     """A two-agent lookup d1 text run as the engine writes it (the parts read_bundle looks at)."""
     L = make_task("lookup", 1).max_answer_length
@@ -40,7 +44,8 @@ def run_json() -> dict:
         "method": {"name": "text", "channel": "text", "trace": None, "train": "none", "skyline": False},
         "positions": "stream", "agents": agents, "base": {"id": "toy"},
         "tokens": {"pad": 0, "bos": 1, "eos": 2, "vocabSize": 40}, "maxAnswerTokens": L,
-        "training": {"stepsDone": 0, "losses": [], "optimizer": {}}, "results": {"evaluation": [], "heldout": []}, "wallSeconds": None,
+        "training": {"stepsDone": 0, "losses": [], "optimizer": {"name": "adamw", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weightDecay": 0,
+                                                        "clip": 1, "warmupSteps": 1, "schedule": "cosine", "minLr": 1e-4}}, "results": {"evaluation": [], "heldout": []}, "wallSeconds": None,
         "files": {"base": "base", "adapters": {"a0": "adapters/a0", "a1": "adapters/a1"}, "initialAdapters": {}, "latentMap": None,
                   "episodes": {"heldout": {"path": "episodes/heldout.jsonl", "count": 1}}, "batches": None},
     }
@@ -58,7 +63,7 @@ def write(root: Path, meta: dict) -> Path:
         for n in ("adapter_config.json", "adapter_model.safetensors"):
             (root / "adapters" / k / n).write_text("{}")
     (root / "episodes").mkdir(exist_ok=True)
-    (root / "episodes" / "heldout.jsonl").write_text(json.dumps({"split": "heldout", "agents": [{}, {}]}) + "\n")
+    (root / "episodes" / "heldout.jsonl").write_text(json.dumps(EPISODE) + "\n")
     return root
 
 
@@ -139,7 +144,7 @@ def test_7d_a_symbolic_link_out_of_the_bundle_is_refused(tmp_path, case):
     target = case["to"] if case["to"] != ".." else str(tmp_path)
     os.symlink(target, link)
     if case["field"] == "episodes.heldout":
-        (tmp_path / "heldout.jsonl").write_text(json.dumps({"split": "heldout", "agents": [{}, {}]}) + "\n")
+        (tmp_path / "heldout.jsonl").write_text(json.dumps(EPISODE) + "\n")
     with pytest.raises(BundleError) as e:
         read_bundle(root)
     assert case["problem"] in str(e.value)
@@ -263,3 +268,44 @@ def test_8e_a_zipped_bundle_within_the_bound_reads_and_a_corrupt_zip_is_a_messag
     bad.write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"^run bundle: bad\.zip: the zip cannot be read \("):
         read_bundle(bad)
+
+
+def _paths(o, at=()):
+    yield at
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from _paths(v, at + (k,))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from _paths(v, at + (i,))
+
+
+def test_8f_every_one_field_change_of_run_json_or_an_episode_is_read_or_refused_with_a_message(tmp_path):
+    """Each field of run.json and of an episode line set to each of 9 hostile values, or deleted: read_bundle
+    reads it or raises BundleError, never another exception (the audit's KeyError, IndexError, TypeError)."""
+    values = [None, 10**9, -1, "x", [], {}, True, 1.5, "../x"]
+    tried = 0
+    for doc in ("run.json", "episode"):
+        src = run_json() if doc == "run.json" else EPISODE
+        for at in list(_paths(src))[1:]:
+            for change in values + ["<delete>"]:
+                m = copy.deepcopy(src)
+                o = m
+                for k in at[:-1]:
+                    o = o[k]
+                if change == "<delete>":
+                    del o[at[-1]]
+                else:
+                    o[at[-1]] = change
+                root = tmp_path / f"b{tried}"
+                write(root, m if doc == "run.json" else run_json())
+                if doc == "episode":
+                    (root / "episodes" / "heldout.jsonl").write_text(json.dumps(m) + "\n")
+                tried += 1
+                try:
+                    read_bundle(root)
+                except BundleError:
+                    pass
+                except Exception as e:  # noqa: BLE001 - what this test looks for
+                    raise AssertionError(f"{doc} {'.'.join(map(str, at))} = {change!r}: {type(e).__name__}: {e}") from e
+    assert tried > 1000
