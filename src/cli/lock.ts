@@ -173,9 +173,13 @@ export async function acquireLock(target: string, option: string, command: strin
   try {
     writeSync(fd, JSON.stringify(info) + '\n');
     fsyncSync(fd);
-  } finally {
+  } catch (e) {
+    // an empty lock would stop every later writer: none is left (a full disk, say)
     closeSync(fd);
+    unlinkSync(p);
+    throw new LockError(`cannot lock ${option} ${target}: cannot write ${p} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  closeSync(fd);
   let held = true;
   const release = () => {
     if (!held) return;
@@ -200,12 +204,17 @@ export async function acquireLock(target: string, option: string, command: strin
   return lock;
 }
 
-/** Takes the locks of several targets (in a fixed order, so two commands cannot each hold one the other waits for); all or none. */
+/** Takes the locks of several targets, all or none (two options naming one target share its lock). */
 export async function acquireLocks(targets: { target: string; option: string }[], command: string): Promise<Lock[]> {
   const held: Lock[] = [];
-  const sorted = [...targets].sort((a, b) => (path.resolve(a.target) < path.resolve(b.target) ? -1 : 1));
+  const seen = new Set<string>();
   try {
-    for (const t of sorted) held.push(await acquireLock(t.target, t.option, command));
+    for (const t of targets) {
+      const p = await lockPathOf(t.target);
+      if (seen.has(p)) continue;
+      seen.add(p);
+      held.push(await acquireLock(t.target, t.option, command));
+    }
   } catch (e) {
     for (const l of held) l.release();
     throw e;
