@@ -2,9 +2,14 @@
 # Every run behind bench/EXPERIMENT.md, in order; each writes bench/results/<name>.json (and a .log,
 # not kept in git). Re-running a line reproduces its numbers (seeded; --resume keeps the (method,
 # seed) pairs a JSON already holds, so an interrupted run continues where it stopped).
-#   bash bench/experiments.sh [all|grid|grid-lookup|grid-relay-arith|main|budget|budget-lookup|budget-relay|relay-m3|steps|steps-d2|steps-d3|steps-m8|ci]
-#   (default all; two shells can share a 2-core machine: "grid-lookup main budget-lookup" and
-#   "grid-relay-arith budget-relay ci", each section a separate argument)
+#   bash bench/experiments.sh [all|main|main-base2|main-base1|main-base3|grid|grid-lookup|grid-relay-arith|budget|budget-lookup|budget-relay|relay-m3|steps|steps-d2|steps-d3|steps-m8|ci]
+#   (default all; two shells can share a 2-core machine: "main-base2 grid-lookup budget-lookup" and
+#   "main-base1 main-base3 grid-relay-arith budget-relay ci", each section a separate argument)
+# The instrument of issue 19: splits keyed by what the senders see, one evaluation set (--eval-seed,
+# default 1) for every method and seed, the equally trained baselines (single-trained,
+# skyline-trained, text-trained), per-episode outcomes and paired bootstrap statistics, bounds, and
+# for the main table the probes and the measured bits. Reports of the earlier instrument are in
+# bench/results/old-instrument/ and are not comparable.
 # On a CPU-only machine it uses lavapipe (scripts/lavapipe.sh); with a GPU, Vulkan finds it.
 # Measured on 2 busy cores (2026-12-02): one grid setting (3 seeds, every method, four controls) about
 # 56 minutes (toy-lookup-d3: 3376 s), a text budget point 1.5 minutes, a latent budget point (latentmas
@@ -29,23 +34,28 @@ want() { # section, then the larger sections it belongs to
   return 1
 }
 
-# 1. the grid: the default toy base, every task setting the bases were made for, every method,
-#    3 seeds, 512 episodes per split, the four controls (shuffle, zero, noise, rotate); task:difficulty:seeds.
-#    5 seeds where 3 left diffmas against diffmas-detached undecided (lookup d2, arith d1), and on lookup
-#    d3, which is also the main table: one line per report, since --resume keeps only the seeds asked
-#    for and a 3-seed line would drop seeds 4-5
+# 1. the main table: lookup d3, every method, 5 seeds, every control, probes and measured bits, on each
+#    of the three toy bases (pretraining seeds 2 = the shipped public/models/toy, 1 and 3 =
+#    bench/bases/toy-seed{1,3}, made by scripts/make-models.sh toy --torch --seed S --out DIR)
+main() { # base seed, then the base folder (empty: the preset's)
+  local name=toy-lookup-d3; [ "$1" = 2 ] || name=toy-base$1-lookup-d3
+  run "$name" --task lookup --difficulty 3 --seeds 5 --probe --bits ${2:+--model "$2"}
+}
+want main main-base2 && main 2
+want main main-base1 && main 1 bench/bases/toy-seed1
+want main main-base3 && main 3 bench/bases/toy-seed3
+# 2. the grid: the shipped toy base, every task setting the bases were made for, every method, 5 seeds,
+#    512 episodes per split (fewer where a split holds fewer distinct episodes: relay d1 and arith d1
+#    heldout), every control; task:difficulty:seeds. lookup d3 is the main table's report.
 grid() { local t d n; for s in "$@"; do IFS=: read -r t d n <<<"$s"; run "toy-$t-d$d" --task "$t" --difficulty "$d" --seeds "$n"; done; }
-main() { grid lookup:3:5; }
-want grid-lookup grid && grid lookup:1:3 lookup:2:5 && main
-want grid-relay-arith grid && grid relay:1:3 relay:2:3 arith:1:5
-# 2. the main table: the grid's lookup d3 setting with 5 seeds (resumes the grid's report: seeds 1-3 are kept)
-want main && main
+want grid-lookup grid && grid lookup:1:5 lookup:2:5 && main 2
+want grid-relay-arith grid && grid relay:1:5 relay:2:5 arith:1:5
 # 3. the budget curve: accuracy against message size on lookup d3 and relay d2; text at B tokens,
 #    the latent channels at m latent steps per sender (m = 4 and B = 16 are the grid's own runs);
 #    budget's second argument is the seeds at m = 8 (6 on lookup d3, where one seed of the first three jumped)
 budget() {
   local t=${1%:*} d=${1#*:}
-  for b in 1 2 4 8; do run "toy-$t-d$d-budget-text$b" --task "$t" --difficulty "$d" --methods text --text-budget "$b" --seeds 3; done
+  for b in 1 2 4 8; do run "toy-$t-d$d-budget-text$b" --task "$t" --difficulty "$d" --methods text,text-trained --text-budget "$b" --seeds 3; done
   for m in 1 2 8; do run "toy-$t-d$d-budget-m$m" --task "$t" --difficulty "$d" --methods latentmas,diffmas --latent-steps "$m" --seeds "$([ "$m" = 8 ] && echo "$2" || echo 3)"; done
 }
 want budget-lookup budget && budget lookup:3 6
@@ -61,5 +71,5 @@ want steps-d3 steps && steps 3
 #    name: budget.mjs would take it for another m = 8 point)
 want steps-m8 steps && run toy-lookup-d3-m8-steps1200 --task lookup --difficulty 3 --methods diffmas --latent-steps 8 --steps 1200 --seeds 3
 # 4. the CI preset (tiny base; tests/experiment.test.ts checks this ordering)
-want ci && run tiny-lookup-d1 --preset tiny --task lookup --difficulty 1 --methods single,skyline,text,latentmas,diffmas --seeds 3
+want ci && run tiny-lookup-d1 --preset tiny --task lookup --difficulty 1 --methods single,skyline,single-trained,skyline-trained,text,text-trained,latentmas,diffmas --seeds 3
 exit 0

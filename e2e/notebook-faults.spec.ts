@@ -10,7 +10,7 @@ import { zipStore } from '../src/storage/zip';
 import { ready, shotBoth, smallLink, trainToEnd } from './helpers';
 
 const tiny = validateConfig(JSON.parse(readFileSync('public/models/tiny/config.json', 'utf8')));
-const CLI_REPORT = 'bench/results/tiny-lookup-d1.json';
+const CLI_REPORT = 'bench/results/old-instrument/tiny-lookup-d1.json';
 
 function adapterZip(fill: number): Buffer {
   const config: LoraAdapterConfig = {

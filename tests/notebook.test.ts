@@ -231,7 +231,7 @@ describe('a run bundle imported back as a run record', () => {
 
 describe('comparison reports: one reader for the CLI and the page', () => {
   it('reads what `experiment --json` wrote (bench/results) and what the page writes, and both give the same CSV', () => {
-    const text = readFileSync('bench/results/tiny-lookup-d1.json', 'utf8');
+    const text = readFileSync('bench/results/old-instrument/tiny-lookup-d1.json', 'utf8');
     const cli = readExperimentReport(text);
     expect(cli.summary.length).toBeGreaterThan(0);
     const again = readExperimentReport(reportJson(cli));

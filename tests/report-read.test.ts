@@ -15,7 +15,7 @@ const base = (over: Record<string, unknown> = {}) => JSON.stringify({
 
 describe('reading experiment reports', () => {
   it('reads an old report (no outcomes, paired or bounds) as it is', () => {
-    const r = readExperimentReport(readFileSync('bench/results/toy-lookup-d2.json', 'utf8'));
+    const r = readExperimentReport(readFileSync('bench/results/old-instrument/toy-lookup-d2.json', 'utf8'));
     expect(r.episodes).toBeUndefined();
     expect(r.rows.every((x) => x.outcomes === undefined)).toBe(true);
     expect(r.paired).toBeUndefined();
