@@ -361,7 +361,7 @@ describe('experiment runner', () => {
     const msgs: number[] = [];
     const a = await runExperiment(gpu, base, req, (_m, f) => msgs.push(f));
     expect(a.rows).toHaveLength(3 * 2 * 2);
-    expect(a.controls).toHaveLength(2 * 2 * 4); // two latent methods, two seeds, shuffle/zero/noise/rotate
+    expect(a.controls).toHaveLength(2 * 2 * 5); // two latent methods, two seeds, shuffle/zero/noise/rotate/permute
     expect(a.summary).toHaveLength(3 * 2);
     expect(a.curves!.map((c) => c.method)).toEqual(['diffmas', 'diffmas']);
     expect(a.findings.some((f) => f.startsWith('heldout ordering'))).toBe(true);

@@ -15,7 +15,7 @@ export interface ModelEntry {
   config: Record<string, unknown>;
   /** How it was made (preset, steps, seed), when known. */
   provenance?: Record<string, unknown>;
-  /** SHA-256 of the stored model.safetensors (optional): a re-import of the same weights is recognised. */
+  /** The model's identity (optional): "model:" and a SHA-256 over config.json, the tokenizer files and the weights as stored (src/worker/engine.ts); a re-import of the same model is recognised, and older weights-only digests are re-hashed when compared. */
   digest?: string;
 }
 
