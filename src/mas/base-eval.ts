@@ -264,12 +264,19 @@ const fx = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
  * The evaluation as a fixed-width table: one line per (task, difficulty), one column group per
  * (method, split): accuracy [95% interval] and validity. Failed cells say 'error' (listed below the table).
  */
+/** Episodes per split of one cell ("38/256"): a split with fewer distinct episodes than evalSize evaluates each once. */
+function episodeCounts(rows: readonly BaseEvalRow[]): string {
+  const of = (split: Split) => Math.max(0, ...rows.filter((r) => r.split === split).map((r) => r.episodes));
+  const counts = (['heldout', 'ood'] as const).map(of).filter((n) => n > 0);
+  return counts.length ? counts.join('/') : '0';
+}
+
 export function formatBaseEvaluation(ev: BaseEvaluation): string {
   const groups: [BaseEvalMethod, Split][] = [
     ...ev.splits.skyline.map((s) => ['skyline', s] as [BaseEvalMethod, Split]),
     ...ev.splits.text.map((s) => ['text', s] as [BaseEvalMethod, Split]),
   ];
-  const head = ['task', 'd', 'chance', ...groups.flatMap(([m, s]) => [`${m} ${s} (95% CI)`, 'valid']), 'budget', 'msg tok', 'n'];
+  const head = ['task', 'd', 'chance', ...groups.flatMap(([m, s]) => [`${m} ${s} (95% CI)`, 'valid']), 'budget', 'msg tok', 'n (heldout/ood)'];
   const lines: string[][] = [];
   const errors: string[] = [];
   for (const task of ev.tasks) {
@@ -288,7 +295,7 @@ export function formatBaseEvaluation(ev: BaseEvaluation): string {
       const heldout = any.find((r) => r.split === 'heldout') ?? any[0];
       lines.push([
         task, String(d), fx(heldout.chance), ...cells, budget !== undefined ? String(budget) : '-',
-        text?.messageTokens !== undefined ? fx(text.messageTokens, 1) : '-', String(Math.max(...any.map((r) => r.episodes))),
+        text?.messageTokens !== undefined ? fx(text.messageTokens, 1) : '-', episodeCounts(any),
       ]);
       for (const r of any) if (r.error !== undefined) errors.push(`${task} d${d} ${r.method} ${r.split}: ${r.error}`);
     }
