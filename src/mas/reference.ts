@@ -31,7 +31,8 @@ export interface RefMasResult {
   logits: Float64Array;
 }
 
-function slicePositions(a: ArrayLike<number>, B: number, P: number, W: number, from: number, len: number): Float64Array {
+/** Rows [B, len] starting at `from` of a [B, P, W] array. */
+export function slicePositions(a: ArrayLike<number>, B: number, P: number, W: number, from: number, len: number): Float64Array {
   const out = new Float64Array(B * len * W);
   for (let b = 0; b < B; b++) for (let i = 0; i < len; i++) for (let w = 0; w < W; w++) out[(b * len + i) * W + w] = a[(b * P + from + i) * W + w];
   return out;
@@ -41,7 +42,8 @@ function addPositions(dst: Float64Array, B: number, P: number, W: number, from: 
   for (let b = 0; b < B; b++) for (let i = 0; i < len; i++) for (let w = 0; w < W; w++) dst[(b * P + from + i) * W + w] += src[(b * len + i) * W + w];
 }
 
-function addLora(into: Map<string, RefLoraPair>, g: Map<string, RefLoraPair>): void {
+/** Adds one pass's LoRA gradients into an agent's (an adapter used twice gets the sum). */
+export function addLora(into: Map<string, RefLoraPair>, g: Map<string, RefLoraPair>): void {
   for (const [name, { A, B }] of g) {
     const cur = into.get(name);
     if (!cur) into.set(name, { A: Float64Array.from(A), B: Float64Array.from(B) });

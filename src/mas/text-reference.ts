@@ -11,6 +11,7 @@
 // message slot and from the sender's own next pass) goes back through softmax(logits / tau) into the
 // logits that chose it, through BPTT over the decoding.
 import { refAppendKv, refBackward, refDims, refForward, type RefConfig, type RefForwardResult, type RefKvCache, type RefLora, type RefLoraPair } from '../reference/model';
+import { addLora, slicePositions } from './reference';
 import { stBackwardRef, stEmbedBackwardRef, stEmbedRef, stForwardRef } from '../reference/straightthrough';
 
 export interface RefTextAgent {
@@ -53,24 +54,6 @@ export interface RefTextResult {
   logits: Float64Array;
 }
 
-function addLora(into: Map<string, RefLoraPair>, g: Map<string, RefLoraPair>): void {
-  for (const [name, { A, B }] of g) {
-    const cur = into.get(name);
-    if (!cur) into.set(name, { A: Float64Array.from(A), B: Float64Array.from(B) });
-    else {
-      for (let i = 0; i < A.length; i++) cur.A[i] += A[i];
-      for (let i = 0; i < B.length; i++) cur.B[i] += B[i];
-    }
-  }
-}
-
-/** Rows [B, len] starting at `from` of a [B, S, W] array. */
-function rowsOf(a: ArrayLike<number>, B: number, S: number, W: number, from: number, len: number): Float64Array {
-  const out = new Float64Array(B * len * W);
-  for (let b = 0; b < B; b++) for (let i = 0; i < len; i++) for (let w = 0; w < W; w++) out[(b * len + i) * W + w] = a[(b * S + from + i) * W + w];
-  return out;
-}
-
 /** The trained text channel's rollout and, straight-through, the gradient of the final agent's mean cross-entropy. */
 export function refTextRollout(
   config: RefConfig, params: Map<string, Float64Array>, agents: RefTextAgent[], B: number, o: RefTextOptions,
@@ -96,7 +79,7 @@ export function refTextRollout(
     const prompt = refForward(config, params, { embeds: x }, { B, S: a.n, posOffset: 0, lora: a.lora, targets: final ? o.targets : undefined });
     const f: Fwd = { prompt, steps: [], cache: refAppendKv(config, undefined, prompt.newK, prompt.newV, B, a.n), tokens: [], p: [], e: [] };
     if (a.sends) {
-      let logits = rowsOf(prompt.logits, B, a.n, V, a.n - 1, 1);
+      let logits = slicePositions(prompt.logits, B, a.n, V, a.n - 1, 1);
       for (let j = 0; j < T; j++) {
         const st = stForwardRef(logits, allowed, B, V, tau);
         const tokens = o.frozen ? o.frozen.tokens[ai][j] : st.tokens;
@@ -135,7 +118,7 @@ export function refTextRollout(
         // the pass that read token j-1 produced these logits
         const pos = a.n + j - 1;
         const g = refBackward(config, params, f.steps[j - 1], {
-          dLogits: dl, dNewK: dK.map((t) => rowsOf(t, B, Ptot, W, pos, 1)), dNewV: dV.map((t) => rowsOf(t, B, Ptot, W, pos, 1)),
+          dLogits: dl, dNewK: dK.map((t) => slicePositions(t, B, Ptot, W, pos, 1)), dNewV: dV.map((t) => slicePositions(t, B, Ptot, W, pos, 1)),
         });
         if (a.lora) addLora(loraGrads[ai], g.lora);
         for (let l = 0; l < L; l++) {
@@ -151,7 +134,7 @@ export function refTextRollout(
       }
     }
     const g = refBackward(config, params, f.prompt, {
-      dLogits: dPromptLogits, dNewK: dK.map((t) => rowsOf(t, B, Ptot, W, 0, a.n)), dNewV: dV.map((t) => rowsOf(t, B, Ptot, W, 0, a.n)),
+      dLogits: dPromptLogits, dNewK: dK.map((t) => slicePositions(t, B, Ptot, W, 0, a.n)), dNewV: dV.map((t) => slicePositions(t, B, Ptot, W, 0, a.n)),
     });
     if (a.lora) addLora(loraGrads[ai], g.lora);
     a.preds.forEach((pi, i) => {
