@@ -91,7 +91,8 @@ export function defaultTopology(task: TaskName, difficulty = 1): Topology {
 
 /**
  * The page's first-visit setup (issue 9, item 7): a setting where DiffMAS visibly learns. Measured
- * with these values on the toy base (bench/results/toy-lookup-d1-first-visit.json, lavapipe): the
+ * with these values on the earlier toy base, before the splits were keyed by sender content
+ * (bench/results/old-instrument/toy-lookup-d1-first-visit.json, lavapipe): the
  * training loss falls from 5.6 at step 1 to 0.59 at step 50 and 0.011 at step 100 and held-out accuracy is 1.00 after
  * 800 (0.9 s a step on 2 CPU cores; a laptop GPU takes 100 steps in seconds). evalEvery is small so
  * the accuracy curve has several points while it rises.
@@ -113,8 +114,9 @@ export const FIRST_VISIT = Object.freeze({
 /**
  * What the page offers, in one click, on a software WebGPU adapter (SwiftShader, llvmpipe, lavapipe):
  * the tiny base model and fewer steps, so a run ends in minutes on a CPU. These are the experiment's
- * tiny preset (200 steps at batch 32: DiffMAS 0.51 +- 0.20 held-out on lookup d1 over 3 seeds, where
- * latentmas reads 0.05; bench/EXPERIMENT.md), with a held-out point every 25 steps.
+ * tiny preset (200 steps at batch 32; on the earlier tiny base and instrument DiffMAS read 0.51 +- 0.20
+ * held-out on lookup d1 over 3 seeds where latentmas read 0.05: bench/results/old-instrument), with a
+ * held-out point every 25 steps.
  */
 export const SOFTWARE_PRESET = Object.freeze({
   model: 'builtin:tiny',
