@@ -45,3 +45,19 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return m;
 }
+
+/**
+ * max |got - ref| / max |ref| over one tensor (ref the reference), Infinity when the lengths differ.
+ * Scale-free, so a tensor of tiny gradients is held to the same relative standard as a large one: the
+ * measure of the GPU-vs-float64 tests (model, hf-models, mas-gradient, text-channel, trained baselines).
+ */
+export function normErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (got.length !== ref.length) return Infinity;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num = Math.max(num, Math.abs(got[i] - ref[i]));
+    den = Math.max(den, Math.abs(ref[i]));
+  }
+  return den === 0 ? num : num / den;
+}

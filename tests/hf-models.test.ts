@@ -21,7 +21,7 @@ import { formatPrompt, formatSkyline, formatTarget, makeTask, sampleEpisodes, TA
 import { HfTokenizer, loadTokenizer, stopsText, type TextTokenizer } from '../src/tokenizers';
 import { METHODS, type MethodName } from '../src/worker/api';
 import { byteLevelBpe, hfCheckpoint, sentencepieceBpe, type Dtype, type FixtureOptions } from './hf-fixtures';
-import { randn, rng, testGpu } from './helpers';
+import { normErr, randn, rng, testGpu } from './helpers';
 
 const BYTE = byteLevelBpe();
 const SP = sentencepieceBpe();
@@ -167,16 +167,6 @@ const KINDS: { name: string; o: FixtureOptions }[] = [
 // max |gpu - ref| / max |ref| per tensor: as tests/model.test.ts (f32 through ~40 chained ops: ~1e-6
 // observed; 1e-4 leaves a wide margin while a wrong index or a missing term is O(1)).
 const TOL = 1e-4;
-function normErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (got.length !== ref.length) return Infinity;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - ref[i]));
-    den = Math.max(den, Math.abs(ref[i]));
-  }
-  return den === 0 ? num : num / den;
-}
 
 async function loadKind(o: FixtureOptions, i: number): Promise<{ base: BaseModel; fixture: ReturnType<typeof hfCheckpoint>; dir: string }> {
   workDir ??= mkdtemp(path.join(tmpdir(), 'hf-models-'));

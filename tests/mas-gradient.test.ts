@@ -10,7 +10,7 @@ import { initRefLora, initRefParams, type RefLora } from '../src/reference/model
 import { applyLatentMap, computeLatentMap, latentMapBackward, type LatentMap } from '../src/mas/latentmap';
 import { refMasRollout, type RefMasAgent } from '../src/mas/reference';
 import { GpuLatentMap, Rollout } from '../src/mas/rollout';
-import { rng, testGpu } from './helpers';
+import { normErr, rng, testGpu } from './helpers';
 
 const CFG: ModelConfig = {
   hidden_size: 12, intermediate_size: 20, num_hidden_layers: 2, num_attention_heads: 3, num_key_value_heads: 1,
@@ -22,17 +22,6 @@ const TOL = 1e-4;
 // drift reaches 2e-4 uniformly over every tensor: conditioning, not a missing term)
 const PARAM_STD = 0.3;
 const TARGETS: Proj[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'up_proj'];
-
-function normErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (got.length !== ref.length) return Infinity;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - ref[i]));
-    den = Math.max(den, Math.abs(ref[i]));
-  }
-  return den === 0 ? num : num / den;
-}
 
 interface Case {
   name: string;

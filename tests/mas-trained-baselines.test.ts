@@ -29,7 +29,7 @@ import { CHAR_RENDERING } from '../src/tasks/render';
 import { Rng } from '../src/tasks/rng';
 import { makeTask, SPLITS } from '../src/tasks/tasks';
 import { defaultTokenizer } from '../src/tokenizers/char';
-import { testGpu } from './helpers';
+import { normErr, testGpu } from './helpers';
 
 const BASELINES = ['single-trained', 'skyline-trained'] as const satisfies readonly MethodName[];
 const TINY = 'public/models/tiny';
@@ -50,17 +50,6 @@ function cfg(over: Partial<RunConfig> = {}): RunConfig {
 }
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-/** max |a - b| / max |b| (b the reference). */
-function normErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - ref[i]));
-    den = Math.max(den, Math.abs(ref[i]));
-  }
-  return den === 0 ? num : num / den;
-}
 
 /** A PEFT adapter as the float64 reference's LoRA (module names as projName gives them). */
 function refLora(a: TrainedAdapter): RefLora {

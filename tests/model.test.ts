@@ -6,23 +6,12 @@ import { paramShapes, type ModelConfig, type Proj } from '../src/model/config';
 import {
   initRefLora, initRefParams, refBackward, refForward, type RefLora, type RefUpstream,
 } from '../src/reference/model';
-import { randn, rng, testGpu } from './helpers';
+import { normErr, randn, rng, testGpu } from './helpers';
 
 // Error measure per tensor: max |gpu - ref| / max |ref| (scale-free, so tiny gradients are held to the
 // same relative standard as large ones). f32 rounding through ~40 chained ops with sums of <= 40 terms
 // gives about 1e-6 here; 1e-4 leaves a wide margin while any missing term or wrong index is O(1).
 const TOL = 1e-4;
-
-function normErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - ref[i]));
-    den = Math.max(den, Math.abs(ref[i]));
-  }
-  if (got.length !== ref.length) return Infinity;
-  return den === 0 ? num : num / den;
-}
 
 interface Case {
   name: string;

@@ -8,7 +8,7 @@ import { initRefLora, initRefParams, type RefLora } from '../src/reference/model
 import { refTextRollout, type RefTextAgent } from '../src/mas/text-reference';
 import { LlamaGpu, LoraGpu } from '../src/model/model';
 import { TextRollout } from '../src/mas/text-rollout';
-import { rng, testGpu } from './helpers';
+import { normErr, rng, testGpu } from './helpers';
 
 export const CFG: ModelConfig = {
   hidden_size: 12, intermediate_size: 20, num_hidden_layers: 2, num_attention_heads: 3, num_key_value_heads: 1,
@@ -109,17 +109,6 @@ describe('trained text channel: the reference', () => {
     });
   }
 });
-
-function normErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (got.length !== ref.length) return Infinity;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - ref[i]));
-    den = Math.max(den, Math.abs(ref[i]));
-  }
-  return den === 0 ? num : num / den;
-}
 
 describe('trained text channel: the GPU rollout vs the reference', () => {
   for (const c of CASES) {
