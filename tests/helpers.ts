@@ -1,6 +1,10 @@
-// Shared test helpers: one Dawn device per test file, seeded data, the error measure.
+// Shared test helpers: one Dawn device per test file, seeded data, the error measures, and the pieces
+// of the GPU-vs-float64 gradient checks of the multi-agent rollouts (mas-gradient, text-channel, trained baselines).
 import { createNodeGpu } from '../src/gpu/node';
 import type { Gpu } from '../src/gpu/runtime';
+import type { ModelConfig } from '../src/model/config';
+import { LlamaGpu, LoraGpu, type LoraConfig } from '../src/model/model';
+import type { RefLora, RefLoraPair } from '../src/reference/model';
 import { Rng } from '../src/tasks/rng';
 
 let shared: Promise<Gpu> | null = null;
@@ -60,4 +64,64 @@ export function normErr(got: ArrayLike<number>, ref: ArrayLike<number>): number 
     den = Math.max(den, Math.abs(ref[i]));
   }
   return den === 0 ? num : num / den;
+}
+
+/** The central difference (step 1e-5) of loss() in arr[idx]; arr[idx] is restored after. */
+export function centralDiff(arr: Float64Array, idx: number, loss: () => number): number {
+  const old = arr[idx];
+  arr[idx] = old + 1e-5;
+  const lp = loss();
+  arr[idx] = old - 1e-5;
+  const lm = loss();
+  arr[idx] = old;
+  return (lp - lm) / 2e-5;
+}
+
+/**
+ * The reference's gradient of module `mod` of adapter `key`: an adapter shared by several agents gets
+ * the sum of their gradients (agent i uses adapter keys[i]); an agent with no gradient for the module
+ * (it does not train) adds nothing. sizeA, sizeB: the lengths of the module's A and B.
+ */
+export function sharedRefGrad(
+  keys: readonly (string | null)[], grads: readonly Map<string, RefLoraPair>[], key: string, mod: string, sizeA: number, sizeB: number,
+): { A: Float64Array; B: Float64Array } {
+  const A = new Float64Array(sizeA);
+  const B = new Float64Array(sizeB);
+  keys.forEach((k, i) => {
+    const g = k === key ? grads[i].get(mod) : undefined;
+    if (!g) return;
+    g.A.forEach((v, j) => (A[j] += v));
+    g.B.forEach((v, j) => (B[j] += v));
+  });
+  return { A, B };
+}
+
+/** The GPU model of float64 reference weights, and per reference adapter a LoraGpu (of `lora`) holding its weights. */
+export function gpuFromRef(
+  gpu: Gpu, config: ModelConfig, params: Map<string, Float64Array>, refLoras: Map<string, RefLora>, lora: LoraConfig,
+): { model: LlamaGpu; loras: Map<string, LoraGpu> } {
+  const weights = new Map<string, Float32Array>();
+  for (const [k, v] of params) weights.set(k, Float32Array.from(v));
+  const model = new LlamaGpu(gpu, config, weights);
+  const loras = new Map<string, LoraGpu>();
+  for (const [key, rl] of refLoras) {
+    const l = new LoraGpu(gpu, config, lora);
+    l.load(rl.targets);
+    loras.set(key, l);
+  }
+  return { model, loras };
+}
+
+/**
+ * One training step of a rollout with every adapter gradient cleared first; returns how many pipelines
+ * and buffers it created (a repeated step must reuse every one: 0 and 0).
+ */
+export async function gradStep(gpu: Gpu, loras: Iterable<LoraGpu>, ro: { recordForward(): void; recordBackward(): void }): Promise<{ pipelines: number; buffers: number }> {
+  for (const l of loras) for (const m of l.modules.values()) [m.dA, m.dB].forEach((t) => gpu.clear(t));
+  const p0 = gpu.pipelinesCompiled;
+  const b0 = gpu.buffersCreated;
+  ro.recordForward();
+  ro.recordBackward();
+  await gpu.sync();
+  return { pipelines: gpu.pipelinesCompiled - p0, buffers: gpu.buffersCreated - b0 };
 }

@@ -4,13 +4,12 @@
 // latent map W_a with its rescaling. The reference's own chaining is checked against finite
 // differences first. Odd sizes throughout (D=12, 3 query / 1 kv heads... see CFG).
 import { describe, expect, it } from 'vitest';
-import { LlamaGpu, LoraGpu } from '../src/model/model';
 import type { ModelConfig, Proj } from '../src/model/config';
 import { initRefLora, initRefParams, type RefLora } from '../src/reference/model';
 import { applyLatentMap, computeLatentMap, latentMapBackward, type LatentMap } from '../src/mas/latentmap';
 import { refMasRollout, type RefMasAgent } from '../src/mas/reference';
 import { GpuLatentMap, Rollout } from '../src/mas/rollout';
-import { normErr, rng, testGpu } from './helpers';
+import { centralDiff, gpuFromRef, gradStep, normErr, rng, sharedRefGrad, testGpu } from './helpers';
 
 const CFG: ModelConfig = {
   hidden_size: 12, intermediate_size: 20, num_hidden_layers: 2, num_attention_heads: 3, num_key_value_heads: 1,
@@ -124,19 +123,9 @@ describe('multi-agent rollout vs the float64 reference', () => {
       ];
       for (const [key, mod, which, idx] of checks) {
         const t = s.loras.get(key)!.targets.get(mod)!;
-        const arr = which === 'A' ? t.A : t.B;
-        const old = arr[idx];
-        arr[idx] = old + 1e-5;
-        const lp = lossAt();
-        arr[idx] = old - 1e-5;
-        const lm = lossAt();
-        arr[idx] = old;
-        const fd = (lp - lm) / 2e-5;
+        const fd = centralDiff(t[which], idx, lossAt);
         // an adapter shared by several agents gets the sum of their gradients
-        let an = 0;
-        c.agents.forEach((a, i) => {
-          if (a.adapter === key) an += res.loraGrads[i].get(mod)![which][idx];
-        });
+        const an = sharedRefGrad(c.agents.map((a) => a.adapter), res.loraGrads, key, mod, t.A.length, t.B.length)[which][idx];
         expect(Math.abs(fd - an), `${key} ${mod}.${which}[${idx}] fd ${fd} analytic ${an}`).toBeLessThan(1e-7 + 1e-5 * Math.abs(fd));
       }
       // the first sender's own gradient is not zero: the channel carries signal back to it
@@ -149,16 +138,8 @@ describe('multi-agent rollout vs the float64 reference', () => {
       const gpu = await testGpu();
       const s = setup(c, 7);
       const ref = refMasRollout(CFG, s.params, s.agents, c.B, c.trace, s.map as LatentMap, s.targets, c.positions);
-      const weights = new Map<string, Float32Array>();
-      for (const [k, v] of s.params) weights.set(k, Float32Array.from(v));
-      const model = new LlamaGpu(gpu, CFG, weights);
+      const { model, loras } = gpuFromRef(gpu, CFG, s.params, s.loras, { r: 3, alpha: 6, targets: TARGETS, layers: [0, 1] });
       const gmap = new GpuLatentMap(gpu, s.map);
-      const loras = new Map<string, LoraGpu>();
-      for (const [key, rl] of s.loras) {
-        const l = new LoraGpu(gpu, CFG, { r: 3, alpha: 6, targets: TARGETS, layers: [0, 1] });
-        l.load(rl.targets);
-        loras.set(key, l);
-      }
       const ro = new Rollout(model, {
         B: c.B, trace: c.trace, map: gmap, positions: c.positions,
         agents: c.agents.map((a, i) => ({ id: `g${i}`, preds: a.preds, n: a.n, m: a.m, lora: a.adapter ? loras.get(a.adapter)! : null, backward: a.trains })),
@@ -168,15 +149,10 @@ describe('multi-agent rollout vs the float64 reference', () => {
       const report: [string, number][] = [];
       for (let rep = 0; rep < 2; rep++) {
         // twice: the second step must reuse every pipeline and buffer, and give the same numbers
-        for (const l of loras.values()) for (const m of l.modules.values()) [m.dA, m.dB].forEach((t) => gpu.clear(t));
-        const p0 = gpu.pipelinesCompiled;
-        const b0 = gpu.buffersCreated;
-        ro.recordForward();
-        ro.recordBackward();
-        await gpu.sync();
+        const made = await gradStep(gpu, loras.values(), ro);
         if (rep === 1) {
-          expect(gpu.pipelinesCompiled - p0, 'pipelines created by a repeated step').toBe(0);
-          expect(gpu.buffersCreated - b0, 'buffers created by a repeated step').toBe(0);
+          expect(made.pipelines, 'pipelines created by a repeated step').toBe(0);
+          expect(made.buffers, 'buffers created by a repeated step').toBe(0);
         }
       }
       report.push(['loss', normErr(await gpu.read(ro.final.prompt.loss), [ref.loss])]);
@@ -200,18 +176,10 @@ describe('multi-agent rollout vs the float64 reference', () => {
         }
       }
       for (const [key, l] of loras) {
-        const users = c.agents.map((a, i) => (a.adapter === key ? i : -1)).filter((i) => i >= 0);
         for (const [name, m] of l.modules) {
-          const sumA = new Float64Array(m.dA.size);
-          const sumB = new Float64Array(m.dB.size);
-          for (const i of users) {
-            const g = ref.loraGrads[i].get(name);
-            if (!g) continue;
-            g.A.forEach((v, j) => (sumA[j] += v));
-            g.B.forEach((v, j) => (sumB[j] += v));
-          }
-          report.push([`${key} d ${name}.lora_A`, normErr(await gpu.read(m.dA), sumA)]);
-          report.push([`${key} d ${name}.lora_B`, normErr(await gpu.read(m.dB), sumB)]);
+          const sum = sharedRefGrad(c.agents.map((a) => a.adapter), ref.loraGrads, key, name, m.dA.size, m.dB.size);
+          report.push([`${key} d ${name}.lora_A`, normErr(await gpu.read(m.dA), sum.A)]);
+          report.push([`${key} d ${name}.lora_B`, normErr(await gpu.read(m.dB), sum.B)]);
         }
       }
       const worst = report.reduce((a, b) => (b[1] > a[1] ? b : a));

@@ -29,7 +29,7 @@ import { CHAR_RENDERING } from '../src/tasks/render';
 import { Rng } from '../src/tasks/rng';
 import { makeTask, SPLITS } from '../src/tasks/tasks';
 import { defaultTokenizer } from '../src/tokenizers/char';
-import { normErr, testGpu } from './helpers';
+import { centralDiff, normErr, testGpu } from './helpers';
 
 const BASELINES = ['single-trained', 'skyline-trained'] as const satisfies readonly MethodName[];
 const TINY = 'public/models/tiny';
@@ -241,14 +241,7 @@ describe('single-trained and skyline-trained', () => {
         ['model.layers.1.self_attn.k_proj', 'A', 7], ['model.layers.1.self_attn.o_proj', 'B', 1], ['model.layers.1.mlp.down_proj', 'A', 2],
       ];
       for (const [mod, which, idx] of checks) {
-        const arr = lora.targets.get(mod)![which];
-        const old = arr[idx];
-        arr[idx] = old + 1e-5;
-        const lp = lossOf(false).loss;
-        arr[idx] = old - 1e-5;
-        const lm = lossOf(false).loss;
-        arr[idx] = old;
-        const fd = (lp - lm) / 2e-5;
+        const fd = centralDiff(lora.targets.get(mod)![which], idx, () => lossOf(false).loss);
         const an = ref.loraGrads[0].get(mod)![which][idx];
         expect(Math.abs(an), `${method} ${mod}.${which}[${idx}] carries gradient`).toBeGreaterThan(1e-6);
         expect(Math.abs(fd - an), `${method} ${mod}.${which}[${idx}] fd ${fd} analytic ${an}`).toBeLessThan(1e-7 + 1e-5 * Math.abs(fd));

@@ -6,9 +6,8 @@ import { describe, expect, it } from 'vitest';
 import type { ModelConfig, Proj } from '../src/model/config';
 import { initRefLora, initRefParams, type RefLora } from '../src/reference/model';
 import { refTextRollout, type RefTextAgent } from '../src/mas/text-reference';
-import { LlamaGpu, LoraGpu } from '../src/model/model';
 import { TextRollout } from '../src/mas/text-rollout';
-import { normErr, rng, testGpu } from './helpers';
+import { centralDiff, gpuFromRef, gradStep, normErr, rng, sharedRefGrad, testGpu } from './helpers';
 
 export const CFG: ModelConfig = {
   hidden_size: 12, intermediate_size: 20, num_hidden_layers: 2, num_attention_heads: 3, num_key_value_heads: 1,
@@ -89,18 +88,8 @@ describe('trained text channel: the reference', () => {
       ];
       for (const [key, mod, which, idx] of checks) {
         const t = s.loras.get(key)!.targets.get(mod)!;
-        const arr = which === 'A' ? t.A : t.B;
-        const old = arr[idx];
-        arr[idx] = old + 1e-5;
-        const lp = lossAt();
-        arr[idx] = old - 1e-5;
-        const lm = lossAt();
-        arr[idx] = old;
-        const fd = (lp - lm) / 2e-5;
-        let an = 0;
-        c.agents.forEach((a, i) => {
-          if (a.adapter === key) an += res.loraGrads[i].get(mod)![which][idx];
-        });
+        const fd = centralDiff(t[which], idx, lossAt);
+        const an = sharedRefGrad(c.agents.map((a) => a.adapter), res.loraGrads, key, mod, t.A.length, t.B.length)[which][idx];
         expect(Math.abs(fd - an), `${key} ${mod}.${which}[${idx}] fd ${fd} analytic ${an}`).toBeLessThan(1e-8 + 1e-5 * Math.abs(fd));
       }
       // the first sender's own gradient is not zero: the channel carries signal back to it
@@ -116,15 +105,7 @@ describe('trained text channel: the GPU rollout vs the reference', () => {
       const gpu = await testGpu();
       const s = setupText(c, 7);
       const ref = refTextRollout(CFG, s.params, s.agents, c.B, { T: c.T, tau: c.tau, allowed: ALLOWED, targets: s.targets });
-      const weights = new Map<string, Float32Array>();
-      for (const [k, v] of s.params) weights.set(k, Float32Array.from(v));
-      const model = new LlamaGpu(gpu, CFG, weights);
-      const loras = new Map<string, LoraGpu>();
-      for (const [key, rl] of s.loras) {
-        const l = new LoraGpu(gpu, CFG, { r: 3, alpha: 6, targets: TARGETS, layers: [0, 1] });
-        l.load(rl.targets);
-        loras.set(key, l);
-      }
+      const { model, loras } = gpuFromRef(gpu, CFG, s.params, s.loras, { r: 3, alpha: 6, targets: TARGETS, layers: [0, 1] });
       const allowed = gpu.tensor([CFG.vocab_size], 'allowed', Uint32Array.from(ALLOWED, Number), 'u32');
       const ro = new TextRollout(model, {
         B: c.B, T: c.T, tau: c.tau, allowed,
@@ -134,15 +115,10 @@ describe('trained text channel: the GPU rollout vs the reference', () => {
       ro.setTargets(s.targets);
       for (let rep = 0; rep < 2; rep++) {
         // twice: the second step must reuse every pipeline and buffer, and give the same numbers
-        for (const l of loras.values()) for (const m of l.modules.values()) [m.dA, m.dB].forEach((t) => gpu.clear(t));
-        const p0 = gpu.pipelinesCompiled;
-        const b0 = gpu.buffersCreated;
-        ro.recordForward();
-        ro.recordBackward();
-        await gpu.sync();
+        const made = await gradStep(gpu, loras.values(), ro);
         if (rep === 1) {
-          expect(gpu.pipelinesCompiled - p0, 'pipelines created by a repeated step').toBe(0);
-          expect(gpu.buffersCreated - b0, 'buffers created by a repeated step').toBe(0);
+          expect(made.pipelines, 'pipelines created by a repeated step').toBe(0);
+          expect(made.buffers, 'buffers created by a repeated step').toBe(0);
         }
       }
       const msgs = await ro.readMessages();
@@ -155,16 +131,9 @@ describe('trained text channel: the GPU rollout vs the reference', () => {
       report.push(['final logits', normErr(await gpu.read(ro.final.prompt.logits), ref.logits)]);
       for (const [key, l] of loras) {
         for (const [name, m] of l.modules) {
-          const wantA = new Float64Array(m.A.size);
-          const wantB = new Float64Array(m.B.size);
-          c.agents.forEach((a, i) => {
-            if (a.adapter !== key) return;
-            const g = ref.loraGrads[i].get(name)!;
-            g.A.forEach((v, k) => (wantA[k] += v));
-            g.B.forEach((v, k) => (wantB[k] += v));
-          });
-          report.push([`${key} ${name} dA`, normErr(await gpu.read(m.dA), wantA)]);
-          report.push([`${key} ${name} dB`, normErr(await gpu.read(m.dB), wantB)]);
+          const want = sharedRefGrad(c.agents.map((a) => a.adapter), ref.loraGrads, key, name, m.A.size, m.B.size);
+          report.push([`${key} ${name} dA`, normErr(await gpu.read(m.dA), want.A)]);
+          report.push([`${key} ${name} dB`, normErr(await gpu.read(m.dB), want.B)]);
         }
       }
       const worst = report.reduce((w, r) => (r[1] > w[1] ? r : w));
