@@ -4,12 +4,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { commandExperiment } from '../src/cli/experiment';
 import { commandGenerate } from '../src/cli/generate';
 import { commandPretrain } from '../src/cli/pretrain';
 import { loadBaseModel, writeFolder } from '../src/cli/files';
 import { byteLevelBpe, hfCheckpoint, sentencepieceBpe, type FixtureOptions } from './hf-fixtures';
+import { runCaptured } from './cli-helpers';
 
 const work = mkdtemp(path.join(tmpdir(), 'cli-hf-'));
 afterAll(async () => rm(await work, { recursive: true, force: true }));
@@ -20,23 +21,10 @@ async function folder(name: string, o: FixtureOptions): Promise<string> {
   return dir;
 }
 
-async function run(cmd: (argv: string[]) => Promise<number>, argv: string[]) {
-  const logs: string[] = [];
-  const errs: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void logs.push(a.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void errs.push(a.join(' ')));
-  try {
-    const code = await cmd(argv);
-    return { code, out: logs.join('\n'), err: errs.join('\n') };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
-
 describe('CLI on Hugging Face folders', () => {
   it('generate --ids needs no tokenizer.json; --prompt without one says to use --ids', async () => {
     const dir = await folder('llama-no-tok', { type: 'llama', dtype: 'BF16', tokenizer: null, shards: 2 });
-    const r = await run(commandGenerate, ['--model', dir, '--ids', '1,5,9', '--max-new-tokens', '4']);
+    const r = await runCaptured(commandGenerate, ['--model', dir, '--ids', '1,5,9', '--max-new-tokens', '4']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.out);
     expect(out.prompt).toBeNull();
@@ -50,7 +38,7 @@ describe('CLI on Hugging Face folders', () => {
       ['qwen2-bpe', { type: 'qwen2', dtype: 'BF16', tokenizer: byteLevelBpe(), tied: true }],
     ] as [string, FixtureOptions][]) {
       const dir = await folder(name, o);
-      const r = await run(commandGenerate, ['--model', dir, '--prompt', '<bos>Table: apple=3, kiwi=7.\\nQuestion: kiwi?\\nAnswer:', '--max-new-tokens', '3']);
+      const r = await runCaptured(commandGenerate, ['--model', dir, '--prompt', '<bos>Table: apple=3, kiwi=7.\\nQuestion: kiwi?\\nAnswer:', '--max-new-tokens', '3']);
       expect(r.code, r.err).toBe(0);
       const out = JSON.parse(r.out);
       expect(out.prompt).toContain('Table: apple=3, kiwi=7.\nQuestion: kiwi?\nAnswer:');
@@ -62,7 +50,7 @@ describe('CLI on Hugging Face folders', () => {
   it('experiment runs on a sharded BF16 Qwen3 with a BPE tokenizer (word rendering)', async () => {
     const dir = await folder('qwen3', { type: 'qwen3', dtype: 'BF16', tokenizer: byteLevelBpe(), shards: 2 });
     const json = path.join(await work, 'qwen3-report.json');
-    const r = await run(commandExperiment, [
+    const r = await runCaptured(commandExperiment, [
       '--model', dir, '--preset', 'tiny', '--task', 'lookup', '--methods', 'single,latentmas,diffmas', '--seeds', '1', '--steps', '2', '--batch', '2',
       '--eval-size', '2', '--latent-steps', '1', '--controls', 'shuffle', '--json', json, '--quiet',
     ]);
@@ -77,7 +65,7 @@ describe('CLI on Hugging Face folders', () => {
   it('pretrain --init-from continues a Qwen2 checkpoint: its config and tokenizer are kept, its weights move', async () => {
     const src = await folder('qwen2-init', { type: 'qwen2', dtype: 'F16', tokenizer: byteLevelBpe(), tied: true });
     const out = path.join(await work, 'qwen2-pretrained');
-    const r = await run(commandPretrain, ['--init-from', src, '--preset', 'tiny', '--steps', '2', '--batch', '2', '--out', out, '--probe-every', '0', '--no-eval', '--log-every', '1']);
+    const r = await runCaptured(commandPretrain, ['--init-from', src, '--preset', 'tiny', '--steps', '2', '--batch', '2', '--out', out, '--probe-every', '0', '--no-eval', '--log-every', '1']);
     expect(r.code, r.err).toBe(0);
     const before = await loadBaseModel(src);
     const after = await loadBaseModel(out);

@@ -13,13 +13,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { checkOutputFolder, lockOutputs, loadBaseModel, nodeIo, readFolder, recoverTarget, writeFileAtomic, writeFolder, type WriteIo } from '../src/cli/files';
 import { acquireLock, LockError, releaseAllLocks } from '../src/cli/lock';
-import { main } from '../src/cli/main';
 import { checkSaveAdapters } from '../src/cli/save-adapters';
 import { LIMITS } from '../src/mas/methods';
 import { MAX_AGENTS, MAX_LATENT_STEPS } from '../src/mas/topology';
 import { bundleKeyProblem, bundlePathProblem } from '../src/storage/bundle-paths';
 import { readRunBundle, RunBundleError } from '../src/storage/run-bundle';
 import fixture from './fixtures/bundle-paths.json';
+import { cli } from './cli-helpers';
 
 const TINY = 'public/models/tiny';
 const enc = new TextEncoder();
@@ -65,19 +65,6 @@ async function tree(dir: string): Promise<Record<string, string>> {
 /** Names in `dir` that are leftovers of saves (.NAME.tmp-* or .NAME.old-*) or locks. */
 async function leftovers(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((x) => /\.(tmp|old)-|\.lock$/.test(x)).sort();
-}
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    vi.restoreAllMocks();
-  }
 }
 
 /** recoverTarget, its notes (also printed as `note: ...`) returned and kept off the test's output. */

@@ -4,13 +4,12 @@
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Args, parseSeeds, UsageError } from '../src/cli/args';
 import {
   checkOutputFile, checkOutputFolder, describeFsError, FileError, isExperimentReport, isLogitsJson, loadBaseModel, nodeIo,
   readFolder, saveBaseModel, writeFileAtomic, writeFolder, type WriteIo,
 } from '../src/cli/files';
-import { main } from '../src/cli/main';
 import {
   checkConfigFitsDevice, decodeCheckpoint, encodeCheckpoint, expectedTensors, validateConfig, type LlamaConfig,
 } from '../src/storage/checkpoint';
@@ -23,6 +22,7 @@ import type { AdapterEntry, ModelEntry } from '../src/worker/api';
 import { Engine } from '../src/worker/engine';
 import { DivergenceWatch } from '../src/model/divergence';
 import { randn } from './helpers';
+import { cli } from './cli-helpers';
 
 const enc = new TextEncoder();
 const TINY = 'public/models/tiny';
@@ -48,20 +48,6 @@ async function tinyCopy(): Promise<string> {
   const d = path.join(work, `tiny-${n++}`);
   await writeFolder(d, await readFolder(TINY));
   return d;
-}
-
-/** Runs `npm run cli -- argv` in-process: exit code and what it printed. */
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    vi.restoreAllMocks();
-  }
 }
 
 /** An io whose writes stop with ENOSPC after `budget` bytes in all (a disk that fills up). */

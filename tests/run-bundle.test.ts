@@ -6,10 +6,9 @@ import { CHAR_RENDERING } from '../src/tasks/render';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTree } from '../src/cli/export-run';
 import { loadBaseModel, readFolder } from '../src/cli/files';
-import { main } from '../src/cli/main';
 import { makePlan, promptText } from '../src/mas/data';
 import type { LatentMap } from '../src/mas/latentmap';
 import { methodSpec } from '../src/mas/methods';
@@ -23,6 +22,7 @@ import { decodeAdapter, loraKey } from '../src/storage/peft';
 import { readRunBundle, RunBundleError, writeRunBundle, type RunBundleContent } from '../src/storage/run-bundle';
 import { makeTask } from '../src/tasks/tasks';
 import { testGpu } from './helpers';
+import { cli } from './cli-helpers';
 
 const TINY = 'public/models/tiny';
 let work: string;
@@ -32,18 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-  try {
-    return { code: await main(argv), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
 
 /** A bundle of a tiny DiffMAS run that took `steps` steps, made in-process (GPU run, adapters before and after). */
 async function tinyBundle(steps: number): Promise<{ content: RunBundleContent; firstLoss: number }> {
