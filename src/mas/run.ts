@@ -35,7 +35,7 @@ import type {
 import type { BaseModel, TrainedAdapter } from './types';
 import { computeLatentMap, type LatentMapKind } from './latentmap';
 import { GpuLatentMap, Rollout, type PrefixEdit, type RolloutAgent } from './rollout';
-import { DEFAULT_TEXT_TEMPERATURE, encodeTextTrained, TextChannel, textTrainedBatcher } from './text-channel';
+import { answerAlone, DEFAULT_TEXT_TEMPERATURE, encodeTextTrained, TextChannel, textTrainedBatcher } from './text-channel';
 import { GaussianRows, latentPermutation, Moments, permuteBlocks, randomRotation, rotateHeads } from './controls';
 import { validateRunConfig, type MethodSpec } from './methods';
 import { keyFrequencies, latentBlocks } from './received';
@@ -642,34 +642,13 @@ export class Run {
     const fi = this.plan.length - 1;
     const finals = inst.map((eps, i) => tk.encode(promptText(this.rendering, eps[fi], this.plan[fi], this.spec, received(fi, i))));
     finals.forEach((p, i) => (promptsText[fi][i] = tk.decode(p)));
-    const answers = new Array<string>(n);
-    let lossSum = 0;
-    let count = 0;
-    const gpu = this.engine.gpu;
-    for (const g of groupBy(finals, (p) => String(p.length))) {
-      const len = Number(g.key);
-      for (const ch of chunks(g.idx, B)) {
-        const ro = this.solo(len + this.maxAnswer, B);
-        const ids: number[] = [];
-        const targets: number[] = [];
-        ch.rows.forEach((r, b) => {
-          const s = finalSequence(finals[r], this.answerIds(inst[r][fi]), this.maxAnswer, b < ch.real, this.tokenizer.padId);
-          ids.push(...s.ids);
-          targets.push(...s.targets);
-        });
-        const host = Uint32Array.from(ids);
-        ro.setIds(0, host);
-        ro.setTargets(targets);
-        ro.recordForward();
-        const loss = (await gpu.read(ro.final.prompt.loss))[0];
-        const c = targets.filter((t) => t !== IGNORE).length;
-        lossSum += loss * c;
-        count += c;
-        const gen = await this.decode(ro, host, len - 1, this.maxAnswer + 1, ch.real, this.isStop, (b, k, pos) => `${ctx}, episode ${ch.rows[b]}: ${this.finalWhere(k, pos)}`);
-        gen.forEach((g2, b) => (answers[ch.rows[b]] = this.rendering.extractAnswer(tk.decode(g2))));
-      }
-    }
-    return { answers, lossSum, count, messageTokens: messageTokens / n, messages, prompts: promptsText };
+    // the final agent reads its prompt with the messages in place, without an adapter (solo)
+    const final = await answerAlone(
+      this.engine.gpu, finals, (row) => this.answerIds(inst[row][fi]), B, this.maxAnswer, tk.padId, (len, b) => this.solo(len, b),
+      (ro, ids, start, max, real, where) => this.decode(ro, ids, start, max, real, this.isStop, where),
+      (row, k, pos) => `${ctx}, episode ${row}: ${this.finalWhere(k, pos)}`, (g) => this.rendering.extractAnswer(tk.decode(g)),
+    );
+    return { ...final, messageTokens: messageTokens / n, messages, prompts: promptsText };
   }
 
   /** The text-trained channel's answers, loss and messages of instances (text-channel.ts), decoded greedily. */

@@ -73,6 +73,45 @@ export type Decode = (
   ro: { final: { prompt: Rollout['final']['prompt'] } }, ids: Uint32Array, start: number, maxTokens: number, real: number, where: (b: number, k: number, pos: number) => string,
 ) => Promise<number[][]>;
 
+/**
+ * The final agent alone on token prompts (nothing received: the untrained text method's final pass in
+ * run.ts, and text-trained's zero control), batched B at a time by prompt length: its loss over the
+ * answer tokens (lossSum over count targets) and its greedy answers by row. make(n, B): the one-agent
+ * rollout of n positions; answerIds(row): the answer's tokens; extract: an answer from decoded tokens.
+ */
+export async function answerAlone(
+  gpu: Gpu, finals: number[][], answerIds: (row: number) => number[], B: number, maxAnswer: number, padId: number,
+  make: (n: number, B: number) => Rollout, decode: Decode, where: (row: number, k: number, pos: number) => string, extract: (tokens: number[]) => string,
+): Promise<{ answers: string[]; lossSum: number; count: number }> {
+  const answers = new Array<string>(finals.length);
+  let lossSum = 0;
+  let count = 0;
+  for (const g of groupBy(finals, (p) => String(p.length))) {
+    const len = Number(g.key);
+    for (const ch of chunks(g.idx, B)) {
+      const ro = make(len + maxAnswer, B);
+      const ids: number[] = [];
+      const targets: number[] = [];
+      ch.rows.forEach((row, b) => {
+        const s = finalSequence(finals[row], answerIds(row), maxAnswer, b < ch.real, padId);
+        ids.push(...s.ids);
+        targets.push(...s.targets);
+      });
+      const host = Uint32Array.from(ids);
+      ro.setIds(0, host);
+      ro.setTargets(targets);
+      ro.recordForward();
+      const loss = (await gpu.read(ro.final.prompt.loss))[0];
+      const c = targets.filter((t) => t !== IGNORE).length;
+      lossSum += loss * c;
+      count += c;
+      const gen = await decode(ro, host, len - 1, maxAnswer + 1, ch.real, (b, k, pos) => where(ch.rows[b], k, pos));
+      gen.forEach((tokens, b) => (answers[ch.rows[b]] = extract(tokens)));
+    }
+  }
+  return { answers, lossSum, count };
+}
+
 export interface TextTrainedEval {
   answers: string[];
   lossSum: number;
@@ -176,25 +215,8 @@ export class TextChannel {
     if (zero) {
       const finals = inst.map((eps) => tk.encode(promptText(this.r, eps[fi], plan[fi], this.spec, plan[fi].preds.map(() => ''))));
       finals.forEach((p, i) => (promptsText[fi][i] = tk.decode(p)));
-      for (const g of groupBy(finals, (p) => String(p.length))) {
-        const len = Number(g.key);
-        for (const ch of chunks(g.idx, B)) {
-          const ro = this.alone(len + maxAnswer, B);
-          const ids: number[] = [];
-          const targets: number[] = [];
-          ch.rows.forEach((row, b) => {
-            const s = finalSequence(finals[row], answerIds(inst[row][fi]), maxAnswer, b < ch.real, tk.padId);
-            ids.push(...s.ids);
-            targets.push(...s.targets);
-          });
-          const host = Uint32Array.from(ids);
-          ro.setIds(0, host);
-          ro.setTargets(targets);
-          ro.recordForward();
-          await finalPass(ro, host, targets, ch.rows, ch.real, len - 1);
-        }
-      }
-      return { answers, lossSum, count, messageTokens: 0, messages, prompts: promptsText };
+      const alone = await answerAlone(gpu, finals, (row) => answerIds(inst[row][fi]), B, maxAnswer, tk.padId, (len, b) => this.alone(len, b), decode, where, (g) => this.r.extractAnswer(tk.decode(g)));
+      return { ...alone, messageTokens: 0, messages, prompts: promptsText };
     }
     const prompts = inst.map((eps) => encodeTextTrained(tk, this.r, plan, this.spec, eps, this.T));
     for (const g of groupBy(prompts, (p) => signatureOf(p))) {
