@@ -18,6 +18,7 @@ from .rng import Rng, derive_seed
 
 
 def derangement(n: int, rng: Rng) -> list[int]:
+    """data.ts derangement: a seeded shuffle of range(n), each fixed point swapped with its successor (n >= 2)."""
     if n < 2:
         raise ValueError("the shuffle control needs at least 2 episodes")
     p = rng.shuffled(range(n))
@@ -132,12 +133,7 @@ def latent_permutation(m: int, rng: Rng) -> list[int]:
         raise ValueError(f"latentPermutation: m must be a positive integer, got {m}")
     if m == 1:
         return [0]
-    p = rng.shuffled(range(m))
-    for i in range(m):
-        if p[i] == i:
-            j = (i + 1) % m
-            p[i], p[j] = p[j], p[i]
-    return p
+    return derangement(m, rng)
 
 
 def key_frequencies(theta: float, hd: int, scaling: dict | None = None) -> np.ndarray:
