@@ -24,6 +24,7 @@
 //
 // Pure TypeScript in float64: no GPU, no DOM.
 import { Rng } from '../tasks/rng';
+import { derangement } from './data';
 
 /** Running mean and covariance of rows of width W (float64, Welford's update: no cancellation when the mean is large next to the spread). */
 export class Moments {
@@ -225,14 +226,7 @@ export function rotateHeads(data: Float32Array, rows: number, W: number, hd: num
 export function latentPermutation(m: number, rng: Rng): number[] {
   if (!Number.isInteger(m) || m < 1) throw new Error(`latentPermutation: m must be a positive integer, got ${m}`);
   if (m === 1) return [0];
-  const p = rng.shuffled(Array.from({ length: m }, (_, i) => i));
-  for (let i = 0; i < m; i++) {
-    if (p[i] === i) {
-      const j = (i + 1) % m;
-      [p[i], p[j]] = [p[j], p[i]];
-    }
-  }
-  return p;
+  return derangement(m, rng);
 }
 
 /**
