@@ -147,19 +147,34 @@ class Evaluator:
             return torch.from_numpy(permute_blocks(rows, t.hd, blocks(agent), inv if kind == "k" else None))
         return permute
 
+    def _final_batch(self, finals: list[list[int]], rows: list[int], real: int) -> tuple[list[list[int]], torch.Tensor]:
+        """The final agent's ids [B, S] (its prompt, then its answer teacher-forced; rows from `real` on
+        are padding) and targets (-100 where nothing is scored) of a batch; finals[r]: row r's prompt."""
+        ids, targets = [], []
+        for b, r in enumerate(rows):
+            s_ids, s_t = final_sequence(finals[r], self._eps[r]["targetIds"], self.max_answer, b < real, self.pad)
+            ids.append(s_ids)
+            targets.append([-100 if x is None else x for x in s_t])
+        return ids, torch.tensor(targets)
+
+    def _answer(self, logits, targets, ids: torch.Tensor, start: int, rows: list[int], real: int, rerun, answers: list[str]) -> tuple[float, int]:
+        """A batch's final pass scored: its loss sum and target count; rows < real decoded greedily into answers."""
+        lsum, count = float(loss_sum(logits, targets)), int((targets >= 0).sum())
+        gen = self._decode(logits, ids, start, self.max_answer + 1, real, rerun)
+        for b in range(real):
+            answers[rows[b]] = extract_answer(self.tk.decode(gen[b]), self.rendering)
+        return lsum, count
+
     def _batches(self, inst, prompts):
         fi = len(self.team.plan) - 1
-        eps = self._eps
+        finals = [p[fi] for p in prompts]
         for g in _group([",".join(str(len(p)) for p in ps) for ps in prompts]):
             for rows, real in _chunks(g, self.B):
                 inputs = [torch.tensor([prompts[r][a] for r in rows]) for a in range(fi)]
-                ids, targets = [], []
-                for b, r in enumerate(rows):
-                    s_ids, s_t = final_sequence(prompts[r][fi], eps[inst[r][fi]]["targetIds"], self.max_answer, b < real, self.pad)
-                    ids.append(s_ids)
-                    targets.append([-100 if x is None else x for x in s_t])
+                # the final agent always reads its own episode (inst[r][fi] == r)
+                ids, targets = self._final_batch(finals, rows, real)
                 inputs.append(torch.tensor(ids))
-                yield rows, real, inputs, torch.tensor(targets), len(prompts[rows[0]][fi]) - 1, ids
+                yield rows, real, inputs, targets, len(prompts[rows[0]][fi]) - 1, ids
 
     def _rollout_method(self, split: str, control: str, bits: int | None = None):
         t = self.team
@@ -175,12 +190,9 @@ class Evaluator:
             if bits is not None:
                 e = lambda agent, layer, kind, x: torch.from_numpy(quantize_rows(x.detach().cpu().double().numpy(), t.hd, bits))
             logits, prefix, fstart, received = t.forward(inputs, edit=e)
-            lsum += float(loss_sum(logits, targets))
-            count += int((targets >= 0).sum())
-            ids = inputs[-1].clone()
-            gen = self._decode(logits, ids, start, self.max_answer + 1, real, lambda x: t.final_pass(prefix, fstart, x))
-            for b in range(real):
-                answers[rows[b]] = extract_answer(self.tk.decode(gen[b]), self.rendering)
+            ls, c = self._answer(logits, targets, inputs[-1].clone(), start, rows, real, lambda x: t.final_pass(prefix, fstart, x), answers)
+            lsum += ls
+            count += c
             positions += received * real
         return answers, lsum, count, positions / n, {}
 
@@ -234,19 +246,11 @@ class Evaluator:
         for g in _group([str(len(p)) for p in finals]):
             ln = len(finals[g[0]])
             for rows, real in _chunks(g, self.B):
-                ids, targets = [], []
-                for b, r in enumerate(rows):
-                    s_ids, s_t = final_sequence(finals[r], eps[r]["targetIds"], self.max_answer, b < real, self.pad)
-                    ids.append(s_ids)
-                    targets.append([-100 if x is None else x for x in s_t])
+                ids, targets = self._final_batch(finals, rows, real)
                 ids = torch.tensor(ids)
-                targets = torch.tensor(targets)
-                logits = t.solo_pass(ids)
-                lsum += float(loss_sum(logits, targets))
-                count += int((targets >= 0).sum())
-                gen = self._decode(logits, ids, ln - 1, self.max_answer + 1, real, t.solo_pass)
-                for b in range(real):
-                    answers[rows[b]] = extract_answer(self.tk.decode(gen[b]), self.rendering)
+                ls, c = self._answer(t.solo_pass(ids), targets, ids, ln - 1, rows, real, t.solo_pass, answers)
+                lsum += ls
+                count += c
         return answers, lsum, count, msg_tokens / n, {"messages": messages}
 
     # ---------------------------------------------------------------- the table

@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .tasks import final_sequence, extract_answer
 
 OPEN = {"char": "msg:", "word": "Message:"}
 CLOSE = "\n"
@@ -120,7 +119,6 @@ class TextChannel:
 def evaluate(ev, control: str):
     """Evaluator._text_method for text-trained: answers, loss sum, target count, message tokens per
     episode. zero: the final agent reads empty messages ("msg:\\n") with its adapter, as text's zero."""
-    from .agents import loss_sum
     from .evaluate import _chunks, _group
 
     t = ev.team
@@ -143,13 +141,8 @@ def evaluate(ev, control: str):
     for g in _group(keys):
         ln = len(finals[g[0]])
         for rows, real in _chunks(g, ev.B):
-            ids, targets = [], []
-            for b, r in enumerate(rows):
-                s_ids, s_t = final_sequence(finals[r], eps[r]["targetIds"], ev.max_answer, b < real, ev.pad)
-                ids.append(s_ids)
-                targets.append([-100 if x is None else x for x in s_t])
+            ids, targets = ev._final_batch(finals, rows, real)
             ids = torch.tensor(ids)
-            targets = torch.tensor(targets)
             if prompts is None:
                 logits = rerun(ids)
             else:
@@ -159,10 +152,8 @@ def evaluate(ev, control: str):
                 for i, p in enumerate(plan[fi].preds):
                     s = ch.slots[fi][i]
                     ids[:, s:s + ch.T] = toks[p].cpu()
-            lsum += float(loss_sum(logits, targets))
-            count += int((targets >= 0).sum())
-            gen = ev._decode(logits, ids, ln - 1, ev.max_answer + 1, real, rerun)
-            for b in range(real):
-                answers[rows[b]] = extract_answer(ev.tk.decode(gen[b]), ev.rendering)
+            ls, c = ev._answer(logits, targets, ids, ln - 1, rows, real, rerun, answers)
+            lsum += ls
+            count += c
     tokens = 0.0 if control == "zero" else float(ch.T * fi)
     return answers, lsum, count, tokens, {}
