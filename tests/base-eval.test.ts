@@ -7,13 +7,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { initWeights } from '../src/model/model';
-import { toLlamaConfig } from '../src/model/pretrain';
-import type { ModelConfig } from '../src/model/config';
-import { defaultTokenizer } from '../src/tokenizers/char';
 import { makeTask } from '../src/tasks/tasks';
 import { evalEpisodes } from '../src/mas/run-data';
-import type { BaseModel } from '../src/mas/types';
 import { MasEngine, Run, defaultRunConfig } from '../src/mas/run';
 import { resolveTopology } from '../src/mas/presets';
 import {
@@ -28,17 +23,7 @@ import { nodeGpuEntry } from '../src/gpu/node';
 import { createElement } from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { BaseEvalNote, BaseEvalTable, readBaseEvaluation } from '../src/ui/components/BaseEvalTable';
-import { testGpu } from './helpers';
-
-const tokenizer = defaultTokenizer();
-const CFG: ModelConfig = {
-  hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1,
-  vocab_size: tokenizer.vocabSize, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: true, max_position_embeddings: 256,
-};
-
-function randomBase(seed = 3): BaseModel {
-  return { id: `random-${seed}`, config: toLlamaConfig(CFG, tokenizer), weights: initWeights(CFG, seed, 0.1), tokenizer };
-}
+import { randomBase, testGpu } from './helpers';
 
 afterEach(() => {
   vi.restoreAllMocks();

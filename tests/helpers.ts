@@ -2,10 +2,13 @@
 // of the GPU-vs-float64 gradient checks of the multi-agent rollouts (mas-gradient, text-channel, trained baselines).
 import { createNodeGpu } from '../src/gpu/node';
 import type { Gpu } from '../src/gpu/runtime';
+import type { BaseModel } from '../src/mas/types';
 import type { ModelConfig } from '../src/model/config';
-import { LlamaGpu, LoraGpu, type LoraConfig } from '../src/model/model';
+import { initWeights, LlamaGpu, LoraGpu, type LoraConfig } from '../src/model/model';
+import { toLlamaConfig } from '../src/model/pretrain';
 import type { RefLora, RefLoraPair } from '../src/reference/model';
 import { Rng } from '../src/tasks/rng';
+import { defaultTokenizer } from '../src/tokenizers/char';
 
 let shared: Promise<Gpu> | null = null;
 export function testGpu(): Promise<Gpu> {
@@ -124,4 +127,16 @@ export async function gradStep(gpu: Gpu, loras: Iterable<LoraGpu>, ro: { recordF
   ro.recordBackward();
   await gpu.sync();
   return { pipelines: gpu.pipelinesCompiled - p0, buffers: gpu.buffersCreated - b0 };
+}
+
+/** The small model the run tests train: the char tokenizer's vocabulary, D 16, 2 layers, GQA 2/1, tied embeddings. */
+export const RUN_CFG: ModelConfig = {
+  hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1,
+  vocab_size: defaultTokenizer().vocabSize, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: true, max_position_embeddings: 256,
+};
+
+/** A base of RUN_CFG with random weights (N(0, 0.1^2) drawn from `seed`) and the char tokenizer. */
+export function randomBase(seed = 3): BaseModel {
+  const tokenizer = defaultTokenizer();
+  return { id: `random-${seed}`, config: toLlamaConfig(RUN_CFG, tokenizer), weights: initWeights(RUN_CFG, seed, 0.1), tokenizer };
 }

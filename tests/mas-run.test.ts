@@ -3,9 +3,6 @@
 // method and control end to end, the controller's state machine (pause / step / resume / stop /
 // reset, divergence), inspection and PEFT export. Learning itself: tests/experiment.test.ts.
 import { describe, expect, it } from 'vitest';
-import { initWeights } from '../src/model/model';
-import { toLlamaConfig } from '../src/model/pretrain';
-import type { ModelConfig } from '../src/model/config';
 import { decodeAdapter, encodeAdapter, loraKey } from '../src/storage/peft';
 import { defaultTokenizer } from '../src/tokenizers/char';
 import { formatPrompt, makeTask } from '../src/tasks/tasks';
@@ -18,19 +15,16 @@ import { validateRunConfig } from '../src/mas/methods';
 import { chain, presetForTask, single, star, type Topology } from '../src/mas/topology';
 import { derangement } from '../src/mas/data';
 import { Rng } from '../src/tasks/rng';
-import { testGpu } from './helpers';
+import { randomBase, testGpu } from './helpers';
 import { createNodeGpu } from '../src/gpu/node';
 
 const tokenizer = defaultTokenizer();
-const CFG: ModelConfig = {
-  hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1,
-  vocab_size: tokenizer.vocabSize, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: true, max_position_embeddings: 256,
-};
 
-function randomBase(seed = 3, poison = false): BaseModel {
-  const weights = initWeights(CFG, seed, 0.1);
-  if (poison) weights.get('model.layers.0.self_attn.q_proj.weight')![0] = NaN;
-  return { id: `random-${seed}`, config: toLlamaConfig(CFG, tokenizer), weights, tokenizer };
+/** randomBase, poisoned with a NaN in a weight when asked. */
+function baseOf(seed = 3, poison = false): BaseModel {
+  const base = randomBase(seed);
+  if (poison) base.weights.get('model.layers.0.self_attn.q_proj.weight')![0] = NaN;
+  return base;
 }
 
 const lookup = makeTask('lookup', 1);
@@ -325,7 +319,7 @@ describe('run controller', () => {
     const gpu = await testGpu();
     const ctl = new RunController(gpu);
     const seen: RunProgress[] = [];
-    await ctl.start(cfg({ steps: 5 }), randomBase(3, true), (p) => seen.push(p));
+    await ctl.start(cfg({ steps: 5 }), baseOf(3, true), (p) => seen.push(p));
     expect(ctl.status.state).toBe('error');
     expect(ctl.status.message).toMatch(/diverged at step 1/);
     await expect(ctl.start(cfg({ batch: 0 }), randomBase(), () => undefined)).rejects.toThrow(/batch/);

@@ -3,14 +3,10 @@
 // through the text channel; evaluation (with the shuffle and zero controls), inspection and PEFT export
 // work for a star and a chain. The gradient itself: tests/text-channel.test.ts.
 import { describe, expect, it } from 'vitest';
-import { initWeights } from '../src/model/model';
-import { toLlamaConfig } from '../src/model/pretrain';
-import type { ModelConfig } from '../src/model/config';
 import { defaultTokenizer } from '../src/tokenizers/char';
 import { makeTask } from '../src/tasks/tasks';
 import { Rng } from '../src/tasks/rng';
 import type { RunConfig } from '../src/worker/api';
-import type { BaseModel } from '../src/mas/types';
 import { MasEngine, Run, defaultRunConfig } from '../src/mas/run';
 import { validateRunConfig } from '../src/mas/methods';
 import { makePlan } from '../src/mas/data';
@@ -19,17 +15,9 @@ import { loadTokenizer } from '../src/tokenizers';
 import { byteLevelBpe } from './hf-fixtures';
 import { textAllowed, textSlots, textTrainedPrompt } from '../src/mas/text-channel';
 import { chain, presetForTask } from '../src/mas/topology';
-import { testGpu } from './helpers';
+import { randomBase, RUN_CFG, testGpu } from './helpers';
 
 const tokenizer = defaultTokenizer();
-const CFG: ModelConfig = {
-  hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1,
-  vocab_size: tokenizer.vocabSize, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: true, max_position_embeddings: 256,
-};
-
-function randomBase(seed = 3): BaseModel {
-  return { id: `random-${seed}`, config: toLlamaConfig(CFG, tokenizer), weights: initWeights(CFG, seed, 0.1), tokenizer };
-}
 
 const lookup = makeTask('lookup', 1);
 const TOPO = presetForTask(lookup, { latentSteps: 2 });
@@ -73,7 +61,7 @@ describe('text-trained: settings and prompts', () => {
     const bpeAllowed = textAllowed(bpe, made.vocabSize);
     expect(bpeAllowed[made.eos]).toBe(0);
     expect(bpeAllowed[bpe.encode('\n')[0]]).toBe(0);
-    const allowed = textAllowed(tokenizer, CFG.vocab_size);
+    const allowed = textAllowed(tokenizer, RUN_CFG.vocab_size);
     for (let v = 0; v < tokenizer.vocabSize; v++) {
       const bad = tokenizer.isSpecial(v) || tokenizer.tokenOf(v).includes('\n');
       expect(allowed[v], tokenizer.tokenOf(v)).toBe(bad ? 0 : 1);

@@ -18,10 +18,7 @@ import { defaultRunConfig, MasEngine, Run } from '../src/mas/run';
 import { firstTrainingBatches, runBundleContent } from '../src/mas/run-data';
 import { TRAINED_METHODS, type MethodName, type RunConfig } from '../src/mas/run-types';
 import { presetForTask, single } from '../src/mas/topology';
-import type { BaseModel, TrainedAdapter } from '../src/mas/types';
-import { initWeights } from '../src/model/model';
-import { toLlamaConfig } from '../src/model/pretrain';
-import type { ModelConfig } from '../src/model/config';
+import type { TrainedAdapter } from '../src/mas/types';
 import type { RefConfig, RefLora } from '../src/reference/model';
 import { decodeAdapter, encodeAdapter } from '../src/storage/peft';
 import { readRunBundle, writeRunBundle } from '../src/storage/run-bundle';
@@ -29,21 +26,13 @@ import { CHAR_RENDERING } from '../src/tasks/render';
 import { Rng } from '../src/tasks/rng';
 import { makeTask, SPLITS } from '../src/tasks/tasks';
 import { defaultTokenizer } from '../src/tokenizers/char';
-import { centralDiff, normErr, testGpu } from './helpers';
+import { centralDiff, normErr, randomBase, testGpu } from './helpers';
 
 const BASELINES = ['single-trained', 'skyline-trained'] as const satisfies readonly MethodName[];
 const TINY = 'public/models/tiny';
 const tokenizer = defaultTokenizer();
-const CFG: ModelConfig = {
-  hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1,
-  vocab_size: tokenizer.vocabSize, rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: true, max_position_embeddings: 256,
-};
 const lookup = makeTask('lookup', 1);
 const TOPO = presetForTask(lookup, { latentSteps: 2 });
-
-function randomBase(seed = 3): BaseModel {
-  return { id: `random-${seed}`, config: toLlamaConfig(CFG, tokenizer), weights: initWeights(CFG, seed, 0.1), tokenizer };
-}
 
 function cfg(over: Partial<RunConfig> = {}): RunConfig {
   return defaultRunConfig({ topology: TOPO, modelId: 'random', steps: 3, batch: 4, evalSize: 6, evalEvery: 0, lr: 1e-2, lora: { r: 2, alpha: 4, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, ...over });
