@@ -85,6 +85,26 @@ export function finalSequence(
   return { ids, targets, start: prompt.length - 1 };
 }
 
+/**
+ * The final agent's ids and targets of a batch: row b is finalSequence of rows[b]'s prompt and answer,
+ * its answer scored only for b < real (the rows past `real` only fill the batch). start: where decoding
+ * starts (the rows of a batch share one prompt length).
+ */
+export function finalBatch(
+  rows: readonly number[], real: number, prompt: (row: number) => number[], answerIds: (row: number) => number[], maxAnswer: number, pad: number,
+): { host: Uint32Array; targets: number[]; start: number } {
+  const ids: number[] = [];
+  const targets: number[] = [];
+  let start = 0;
+  rows.forEach((row, b) => {
+    const s = finalSequence(prompt(row), answerIds(row), maxAnswer, b < real, pad);
+    ids.push(...s.ids);
+    targets.push(...s.targets);
+    start = s.start;
+  });
+  return { host: Uint32Array.from(ids), targets, start };
+}
+
 /** Per agent token ids of an instance (episode per agent) under a latent or no channel. */
 export function encodeInstance(
   tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec, eps: readonly Episode[],

@@ -41,7 +41,7 @@ import { validateRunConfig, type MethodSpec } from './methods';
 import { keyFrequencies, latentBlocks } from './received';
 import { evalEpisodes, trainHyperOf, trainingBatcher } from './run-data';
 import {
-  answerIds, chunks, derangement, encodeInstance, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
+  answerIds, chunks, derangement, encodeInstance, finalBatch, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
   SignatureBatcher, type PlanAgent,
 } from './data';
 
@@ -478,16 +478,7 @@ export class Run {
       for (const ch of chunks(g.idx, B)) {
         const ro = this.rollout(lengths, B, this.trains);
         for (let a = 0; a < fi; a++) ro.setIds(a, ch.rows.flatMap((r) => prompts[r][a]));
-        const ids: number[] = [];
-        const targets: number[] = [];
-        let start = 0;
-        ch.rows.forEach((r, b) => {
-          const s = finalSequence(prompts[r][fi], this.answerIds(inst[r][fi]), this.maxAnswer, b < ch.real, this.tokenizer.padId);
-          ids.push(...s.ids);
-          targets.push(...s.targets);
-          start = s.start;
-        });
-        const host = Uint32Array.from(ids);
+        const { host, targets, start } = finalBatch(ch.rows, ch.real, (r) => prompts[r][fi], (r) => this.answerIds(inst[r][fi]), this.maxAnswer, this.tokenizer.padId);
         ro.setIds(fi, host);
         ro.setTargets(targets);
         yield { ro, rows: ch.rows, real: ch.real, host, targets, start };

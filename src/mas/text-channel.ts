@@ -19,7 +19,7 @@ import type { TaskRendering } from '../tasks/render';
 import { BOS } from '../tokenizers/markers';
 import { stopsText } from '../tokenizers';
 import type { TextTokenizer } from '../tokenizers/types';
-import { chunks, finalSequence, groupBy, IGNORE, promptText, SignatureBatcher, signatureOf, type PlanAgent } from './data';
+import { chunks, finalBatch, groupBy, IGNORE, promptText, SignatureBatcher, signatureOf, type PlanAgent } from './data';
 import type { MethodSpec } from './methods';
 import { Rollout } from './rollout';
 import { TextRollout } from './text-rollout';
@@ -90,14 +90,7 @@ export async function answerAlone(
     const len = Number(g.key);
     for (const ch of chunks(g.idx, B)) {
       const ro = make(len + maxAnswer, B);
-      const ids: number[] = [];
-      const targets: number[] = [];
-      ch.rows.forEach((row, b) => {
-        const s = finalSequence(finals[row], answerIds(row), maxAnswer, b < ch.real, padId);
-        ids.push(...s.ids);
-        targets.push(...s.targets);
-      });
-      const host = Uint32Array.from(ids);
+      const { host, targets } = finalBatch(ch.rows, ch.real, (row) => finals[row], answerIds, maxAnswer, padId);
       ro.setIds(0, host);
       ro.setTargets(targets);
       ro.recordForward();
@@ -224,16 +217,7 @@ export class TextChannel {
       for (const ch of chunks(g.idx, B)) {
         const ro = this.rollout(lengths, B, backward, maxAnswer);
         for (let a = 0; a < fi; a++) ro.setIds(a, ch.rows.flatMap((row) => prompts[row][a]));
-        const ids: number[] = [];
-        const targets: number[] = [];
-        let start = 0;
-        ch.rows.forEach((row, b) => {
-          const s = finalSequence(prompts[row][fi], answerIds(inst[row][fi]), maxAnswer, b < ch.real, tk.padId);
-          ids.push(...s.ids);
-          targets.push(...s.targets);
-          start = s.start;
-        });
-        const host = Uint32Array.from(ids);
+        const { host, targets, start } = finalBatch(ch.rows, ch.real, (row) => prompts[row][fi], (row) => answerIds(inst[row][fi]), maxAnswer, tk.padId);
         ro.setIds(fi, host);
         ro.setTargets(targets);
         ro.recordForward();
