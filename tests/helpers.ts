@@ -140,3 +140,16 @@ export function randomBase(seed = 3): BaseModel {
   const tokenizer = defaultTokenizer();
   return { id: `random-${seed}`, config: toLlamaConfig(RUN_CFG, tokenizer), weights: initWeights(RUN_CFG, seed, 0.1), tokenizer };
 }
+
+/** A PEFT adapter (its lora_A / lora_B tensors by PEFT name) as the float64 reference's LoRA, module names as projName gives them. */
+export function refLoraOf(a: { tensors: ReadonlyMap<string, ArrayLike<number>>; config: { r: number; lora_alpha: number } }): RefLora {
+  const targets = new Map<string, { A: Float64Array; B: Float64Array }>();
+  for (const [name, t] of a.tensors) {
+    const mod = name.replace(/^base_model\.model\./, '').replace(/\.lora_[AB]\.weight$/, '');
+    const pair = targets.get(mod) ?? { A: new Float64Array(), B: new Float64Array() };
+    if (name.endsWith('lora_A.weight')) pair.A = Float64Array.from(t);
+    else pair.B = Float64Array.from(t);
+    targets.set(mod, pair);
+  }
+  return { r: a.config.r, alpha: a.config.lora_alpha, targets };
+}

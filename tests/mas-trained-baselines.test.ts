@@ -19,14 +19,14 @@ import { firstTrainingBatches, runBundleContent } from '../src/mas/run-data';
 import { TRAINED_METHODS, type MethodName, type RunConfig } from '../src/mas/run-types';
 import { presetForTask, single } from '../src/mas/topology';
 import type { TrainedAdapter } from '../src/mas/types';
-import type { RefConfig, RefLora } from '../src/reference/model';
+import type { RefConfig } from '../src/reference/model';
 import { decodeAdapter, encodeAdapter } from '../src/storage/peft';
 import { readRunBundle, writeRunBundle } from '../src/storage/run-bundle';
 import { CHAR_RENDERING } from '../src/tasks/render';
 import { Rng } from '../src/tasks/rng';
 import { makeTask, SPLITS } from '../src/tasks/tasks';
 import { defaultTokenizer } from '../src/tokenizers/char';
-import { centralDiff, normErr, randomBase, testGpu } from './helpers';
+import { centralDiff, normErr, randomBase, refLoraOf, testGpu } from './helpers';
 
 const BASELINES = ['single-trained', 'skyline-trained'] as const satisfies readonly MethodName[];
 const TINY = 'public/models/tiny';
@@ -39,19 +39,6 @@ function cfg(over: Partial<RunConfig> = {}): RunConfig {
 }
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-/** A PEFT adapter as the float64 reference's LoRA (module names as projName gives them). */
-function refLora(a: TrainedAdapter): RefLora {
-  const targets = new Map<string, { A: Float64Array; B: Float64Array }>();
-  for (const [name, t] of a.tensors) {
-    const mod = name.replace(/^base_model\.model\./, '').replace(/\.lora_[AB]\.weight$/, '');
-    const pair = targets.get(mod) ?? { A: new Float64Array(), B: new Float64Array() };
-    if (name.endsWith('lora_A.weight')) pair.A = Float64Array.from(t);
-    else pair.B = Float64Array.from(t);
-    targets.set(mod, pair);
-  }
-  return { r: a.config.r, alpha: a.config.lora_alpha, targets };
-}
 
 function loadInto(run: Run, adapters: TrainedAdapter[]): void {
   for (const a of adapters) {
@@ -169,7 +156,7 @@ describe('single-trained and skyline-trained', () => {
       const B = batch.rows.length;
       const ids = batch.rows.flatMap((r) => r.finalIds);
       const targets = batch.rows.flatMap((r) => r.finalTargets.map((t) => (t === null ? 0xffffffff : t)));
-      const lora = refLora({ agent: TOPO.final, ...decodeAdapter(b.initialAdapters[TOPO.final], base.config) });
+      const lora = refLoraOf(decodeAdapter(b.initialAdapters[TOPO.final], base.config));
       const ref = refMasRollout(base.config as unknown as RefConfig, params, [{ preds: [], ids, n: ids.length / B, m: 0, lora, trains: false }], B, 'latent', null, targets);
       expect(Math.abs(ref.loss - b.json.training.losses[0]), `${method}: ${ref.loss} in the reference, ${b.json.training.losses[0]} in the run`).toBeLessThan(1e-4 * ref.loss + 1e-6);
     }
@@ -198,7 +185,7 @@ describe('single-trained and skyline-trained', () => {
       const B = fed.length;
       const ids = fed.flatMap((r) => r.finalIds);
       const targets = fed.flatMap((r) => r.finalTargets.map((t) => (t === null ? 0xffffffff : t)));
-      const lora = refLora(trained[0]);
+      const lora = refLoraOf(trained[0]);
       const lossOf = (trains: boolean) => refMasRollout(refCfg, params, [{ preds: [], ids, n: ids.length / B, m: 0, lora, trains }], B, 'latent', null, targets);
       const ref = lossOf(true);
       expect(Math.abs(st.loss - ref.loss) / ref.loss, `${method} loss`).toBeLessThan(1e-5);

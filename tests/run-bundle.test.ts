@@ -21,7 +21,7 @@ import { decodeCheckpoint } from '../src/storage/checkpoint';
 import { decodeAdapter, loraKey } from '../src/storage/peft';
 import { readRunBundle, RunBundleError, writeRunBundle, type RunBundleContent } from '../src/storage/run-bundle';
 import { makeTask } from '../src/tasks/tasks';
-import { testGpu } from './helpers';
+import { refLoraOf, testGpu } from './helpers';
 import { cli } from './cli-helpers';
 
 const TINY = 'public/models/tiny';
@@ -116,18 +116,7 @@ describe('run bundle', () => {
     const b = readRunBundle(writeRunBundle(content));
     const ck = decodeCheckpoint(b.base);
     const params = new Map([...ck.tensors].map(([k, v]) => [k, Float64Array.from(v)]));
-    const lora = (key: string): RefLora => {
-      const ad = decodeAdapter(b.initialAdapters[key], ck.config);
-      const targets = new Map<string, { A: Float64Array; B: Float64Array }>();
-      for (const [name, t] of ad.tensors) {
-        const mod = name.replace(/^base_model\.model\./, '').replace(/\.lora_[AB]\.weight$/, '');
-        const pair = targets.get(mod) ?? { A: new Float64Array(), B: new Float64Array() };
-        if (name.endsWith('lora_A.weight')) pair.A = Float64Array.from(t);
-        else pair.B = Float64Array.from(t);
-        targets.set(mod, pair);
-      }
-      return { r: ad.config.r, alpha: ad.config.lora_alpha, targets };
-    };
+    const lora = (key: string): RefLora => refLoraOf(decodeAdapter(b.initialAdapters[key], ck.config));
     const lm = b.latentMap!;
     const map: LatentMap = { kind: lm.kind, D: lm.D, Wa: lm.Wa ? Float64Array.from(lm.Wa) : null, targetNorm: lm.targetNorm, lambda: lm.lambda };
     const batch = b.batches[0];
