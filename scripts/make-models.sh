@@ -55,8 +55,11 @@ make() { # name, then the pretraining arguments
     npm run -s pretrain -- --preset "$name" "$@" --out "$dest" --force --log-every 250
   fi
 }
-if [ "$only" = all ] || [ "$only" = tiny ]; then make tiny --steps 10000 --batch 32 --lr 0.003 --seed "${seed:-1}"; fi
-# seed 2 for toy: lookup's induction step forms at a step float rounding decides (engine seed 1 at
-# ~5500, PyTorch seed 1 at ~8500, PyTorch seed 2 at ~6000, of 10000); seed 2 also took arith d1 to
-# 0.97 where seed 1 stopped at 0.84 (bench/EXPERIMENT.md section 1, bench/recipe/toy-seed1-torch.json)
+# seed 2 for tiny: remade with --torch after the splits were keyed by sender content (2026-12-07),
+# seed 1 had not formed lookup's induction step at step 10000 (held-out lookup d1 0.52); seeds 2 and 3
+# both did (1.000 on lookup d1-3 and relay d1-2). tiny is the CI preset's base, not a research base.
+if [ "$only" = all ] || [ "$only" = tiny ]; then make tiny --steps 10000 --batch 32 --lr 0.003 --seed "${seed:-2}"; fi
+# seed 2 for toy, as before the split change (lookup's induction step forms at a step float rounding
+# decides); the base-variance bases are seeds 1 and 3 (bench/bases/, --seed S --out DIR), and
+# bench/EXPERIMENT.md section 1 reports all three against the targets
 if [ "$only" = all ] || [ "$only" = toy ]; then make toy --steps 10000 --batch 32 --lr 0.003 --seed "${seed:-2}"; fi
