@@ -145,12 +145,14 @@ for (const task of TASK_NAMES) {
         expect(Number.isFinite(r.loss)).toBe(true);
       }
       const latent = methods.filter((m) => methodSpec(m).channel === 'latent');
-      expect(report.controls).toHaveLength(latent.length * 4 + 2);
+      // every control of each method's channel: five for the latent channel, shuffle and zero for text and text-trained
+      const text = methods.filter((m) => methodSpec(m).channel === 'text');
+      expect(report.controls).toHaveLength(latent.length * 5 + text.length * 2);
       for (const x of report.controls) expect(x.accuracy >= 0 && x.accuracy <= 1).toBe(true);
       expect(report.summary).toHaveLength(methods.length * SPLITS.length);
       expect(report.curves!.map((x) => x.method)).toEqual(methods.filter((m) => methodSpec(m).train !== 'none'));
       for (const x of report.curves!) expect(x.losses.every(Number.isFinite)).toBe(true);
-      expect(formatControls(report).split('\n')).toHaveLength(2 + latent.length + 1);
+      expect(formatControls(report).split('\n')).toHaveLength(2 + latent.length + text.length);
       expect(report.findings.some((f) => f.startsWith('heldout ordering'))).toBe(true);
     });
   });
