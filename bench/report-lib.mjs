@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 /** The repository root (bench/..): relative model paths in a report's args are relative to it. */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** src/mas/paired.ts, stats.ts and bounds.ts as one ES module, bundled for this process (a file of its own, renamed into place). */
+/** src/mas/paired.ts, stats.ts and bounds.ts (and measures.ts's probe and bits tables) as one ES module, bundled for this process (a file of its own, renamed into place). */
 async function loadStats() {
   const out = path.join(ROOT, '.cache', 'bench', 'stats.mjs');
   const tmp = `${out}.${process.pid}.tmp`;
@@ -19,7 +19,7 @@ async function loadStats() {
   try {
     await build({
       stdin: {
-        contents: "export * from './src/mas/stats';\nexport * from './src/mas/paired';\nexport * from './src/mas/bounds';\n",
+        contents: "export * from './src/mas/stats';\nexport * from './src/mas/paired';\nexport * from './src/mas/bounds';\nexport { formatProbes, formatBits } from './src/mas/measures';\n",
         resolveDir: ROOT, loader: 'ts', sourcefile: 'bench-stats.ts',
       },
       outfile: tmp, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',

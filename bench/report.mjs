@@ -61,6 +61,8 @@ function section(file) {
     lines.push(`| method | ${cols.join(' | ')} |`, `|---|${cols.map(() => '---:').join('|')}|`);
     for (const [m, c] of curves) lines.push(`| ${m} | ${cols.map((i) => f3(meanOf(c.slice(Math.max(0, i - every), i)))).join(' | ')} |`);
   }
+  if (r.probes?.length) lines.push('', 'What the received K/V holds: the best linear probe per target (fitted on train episodes, scored on held-out):', '', stats.formatProbes(r.probes));
+  if (r.bits?.length) lines.push('', 'Held-out accuracy with the received K/V quantised to k bits per float:', '', stats.formatBits(r.bits));
   lines.push('', 'Findings as the run wrote them:', '', ...r.findings.map((f) => `- ${f}`), '');
   return lines.join('\n');
 }
