@@ -67,7 +67,7 @@ test('a diverging run (NaN loss) and a lost GPU device stop the run with a messa
   const counter = page.getByTestId('step-counter');
 
   // 1. NaN: from now on the loss the GPU hands back (the 2-float loss log) reads NaN
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(counter).not.toHaveText('0000', { timeout: 120_000 });
   await worker.evaluate(() => {
     const get = GPUBuffer.prototype.getMappedRange;
@@ -86,7 +86,7 @@ test('a diverging run (NaN loss) and a lost GPU device stop the run with a messa
   await worker.evaluate(() => (self as unknown as { restoreRead: () => void }).restoreRead());
 
   // 2. the device is lost mid-run (destroyed as a driver reset would)
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(state).toHaveText('running');
   await expect(counter).not.toHaveText('0000', { timeout: 120_000 });
   await worker.evaluate(() => {
@@ -104,7 +104,7 @@ test('a diverging run (NaN loss) and a lost GPU device stop the run with a messa
   await shot(page, 'device-lost');
 
   // 3. start again: a new device, training runs; pause holds within one step; reset
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(state).toHaveText('running', { timeout: 60_000 });
   await expect(counter).not.toHaveText('0000', { timeout: 120_000 });
   await page.getByRole('button', { name: 'Pause' }).click();
@@ -113,7 +113,7 @@ test('a diverging run (NaN loss) and a lost GPU device stop the run with a messa
   await page.waitForTimeout(3000);
   expect(Number(await counter.innerText()) - paused).toBeLessThanOrEqual(1);
   const at = Number(await counter.innerText());
-  await page.getByRole('button', { name: 'Step' }).click();
+  await page.getByRole('button', { name: 'Step', exact: true }).click();
   await expect(counter).toHaveText(String(at + 1).padStart(4, '0'), { timeout: 60_000 });
   await expect(state).toHaveText('paused');
   // a run with steps taken is discarded only after a confirmation

@@ -53,6 +53,6 @@ export async function shotBoth(page: Page, name: string, scrollTo?: string): Pro
 
 /** Trains the link's run to the end from the Train button. */
 export async function trainToEnd(page: Page): Promise<void> {
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(page.getByTestId('run-state')).toHaveText('done', { timeout: 240_000 });
 }

@@ -27,7 +27,7 @@ test('a Qwen3 checkpoint with a BPE tokenizer imports as a deflate zip, trains a
 
   // one DiffMAS step, then the latent messages of an example: its tokens are the BPE's words
   const counter = page.getByTestId('step-counter');
-  await page.getByRole('button', { name: 'Step' }).click();
+  await page.getByRole('button', { name: 'Step', exact: true }).click();
   await expect(counter).toHaveText('0001', { timeout: 180_000 });
   await expect(page.getByTestId('run-state')).toHaveText('paused');
   await expect(page.getByTestId('last-loss')).not.toHaveText('—');

@@ -24,7 +24,7 @@ test('first visit -> train -> curves and heatmap -> save -> reload -> export as 
   await shot(page, 'first-visit');
   const lossBefore = await canvasColours(page, 'loss-chart');
 
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   // the untrained agents are inspected first, then training runs to the end
   await expect(page.getByTestId('heatmap-now-canvas')).toBeVisible({ timeout: 120_000 });
   await expect(page.getByTestId('run-state')).toHaveText('done', { timeout: 240_000 });
@@ -97,7 +97,7 @@ test('the page opens on a ready default: lookup, two agents, DiffMAS on the ship
   await expect(page.getByTestId('method')).toHaveValue('diffmas');
   await expect(page.getByTestId('agent-node-a0')).toContainText('table');
   await expect(page.getByTestId('agent-node-a1')).toContainText('query');
-  await expect(page.getByRole('button', { name: 'Train' })).toBeEnabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeEnabled();
   // the setup is in the link
   expect(new URL(page.url()).hash).toContain('task=lookup&difficulty=1&method=diffmas&model=builtin:toy');
   await shot(page, 'default');

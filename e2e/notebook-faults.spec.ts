@@ -178,14 +178,14 @@ test('topology editor: the star fits above the hint, a cycle refits, a deleted e
   await page.getByTestId('agent-steps').fill('0');
   await expect(page.getByTestId('setup-verdict')).toContainText('cannot run: method diffmas passes on only the latent positions');
   await expect(page.getByTestId('topology-status')).not.toContainText('valid');
-  await expect(page.getByRole('button', { name: 'Train' })).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeDisabled();
   await expect(page.getByTestId('run-blockers')).toContainText('has 0 latent steps');
   // latent steps 99: the limit is said, the node shows it, the run is blocked
   await page.getByTestId('agent-steps').fill('99');
   await expect(page.getByTestId('agent-steps-error')).toHaveText('at most 64');
   await expect(page.getByTestId('agent-node-a0')).toContainText('z×99');
   await expect(page.getByTestId('topology-problems')).toContainText('the range is 0..64');
-  await expect(page.getByRole('button', { name: 'Train' })).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeDisabled();
   await shotBoth(page, 'topology-latent-99', 'topology-canvas');
   await page.getByTestId('agent-steps').fill('4');
   await expect(page.getByTestId('topology-status')).toContainText('✓ valid');
@@ -219,7 +219,7 @@ test('the text method shows the text message the final agent read; an evaluation
   test.setTimeout(240_000);
   await page.goto(smallLink({ method: 'text', evalSize: 4, batch: 2 }));
   await ready(page);
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(page.getByTestId('run-state')).toHaveText('done', { timeout: 200_000 });
   await expect(page.getByTestId('text-read')).toContainText('read this text message', { timeout: 60_000 });
   await expect(page.getByTestId('text-read')).toContainText('msg:');
@@ -239,7 +239,7 @@ test('a base whose forward pass gives non-finite logits stops an evaluation with
   await expect(page.getByTestId('library-notice')).toContainText("Imported base model 'broken'");
   const row = page.locator('[data-testid^="model-row-model:"]');
   await row.getByRole('button', { name: 'Use' }).click();
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(page.getByTestId('run-state')).toHaveText('error', { timeout: 120_000 });
   const msg = page.getByTestId('run-message');
   await expect(msg).toContainText('non-finite logits');

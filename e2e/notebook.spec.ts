@@ -53,7 +53,7 @@ test('a run survives a reload, reopens read-only with its curves, table and heat
   await expect(page.getByTestId('head-summary-canvas')).toBeVisible();
   await expect(page.getByTestId('heatmap-caption')).toContainText('Rows');
   // read-only: no training while a stored run is open
-  await expect(page.getByRole('button', { name: 'Train' })).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeDisabled();
   await shotBoth(page, 'notebook-reopened');
   await page.getByTestId('library').scrollIntoViewIfNeeded();
   await shotBoth(page, 'notebook-runs-list', 'runs-table');
@@ -109,7 +109,7 @@ test('closing the tab mid-run asks first; a reload offers to reopen the interrup
   test.setTimeout(300_000);
   await page.goto(smallLink({ steps: 400, evalEvery: 0 }));
   await ready(page);
-  await page.getByRole('button', { name: 'Train' }).click();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(page.getByTestId('step-counter')).not.toHaveText('0000', { timeout: 120_000 });
   // a pause takes a checkpoint (adapters and AdamW's state; the autosave takes one every 30 s)
   await page.getByRole('button', { name: 'Pause' }).click();

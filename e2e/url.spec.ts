@@ -67,7 +67,7 @@ test('invalid graphs are shown as such and cannot be run; the editor fixes them'
   await ready(page);
   const problems = page.getByTestId('topology-problems');
   await expect(problems).toContainText('Cycle');
-  await expect(page.getByRole('button', { name: 'Train' })).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeDisabled();
   await expect(page.getByTestId('run-blockers')).toContainText('topology');
   await shot(page, 'topology-cycle');
 
@@ -76,7 +76,7 @@ test('invalid graphs are shown as such and cannot be run; the editor fixes them'
   await expect(page.getByTestId('topology-status')).toContainText('valid: 2 agents');
   await page.getByTestId('add-agent').click();
   await expect(problems).toContainText('has no path to the final agent');
-  await expect(page.getByRole('button', { name: 'Train' })).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeDisabled();
   // connect it with the form: the new agent sends to the final agent
   const form = page.getByTestId('agent-form');
   await form.getByLabel('Name').fill('helper');
@@ -85,13 +85,13 @@ test('invalid graphs are shown as such and cannot be run; the editor fixes them'
   await form.getByRole('button', { name: 'query' }).click();
   await expect(page.getByTestId('topology-status')).toContainText('valid: 3 agents, 2 messages');
   await expect(page.getByTestId('agent-node-n1')).toContainText('helper');
-  await expect(page.getByRole('button', { name: 'Train' })).toBeEnabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeEnabled();
   expect(decodeURIComponent(new URL(page.url()).hash)).toContain('n1:0:4:o:helper');
   // no final agent: deleting the final agent leaves nobody to answer
   await page.getByTestId('agent-node-a1').click();
   await page.getByTestId('delete-agent').click();
   await expect(problems).toContainText('No final agent');
-  await expect(page.getByRole('button', { name: 'Train' })).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeDisabled();
   await shot(page, 'topology-editing');
   // presets rebuild a valid graph
   await page.getByTestId('preset-two-round').click();
@@ -111,5 +111,5 @@ test('invalid graphs are shown as such and cannot be run; the editor fixes them'
   // DiffMAS cannot run it: the editor says so itself, one verdict with the run bar's reason
   await expect(page.getByTestId('topology-problems')).toHaveCount(0);
   await expect(page.getByTestId('topology-status')).toContainText('cannot run: topology does not fit task lookup: no agent holds part 0 (table)');
-  await expect(page.getByRole('button', { name: 'Train' })).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Train', exact: true })).toBeDisabled();
 });
