@@ -2,7 +2,8 @@
 // experiment does; the summary as a chart of mean accuracy with 95% bootstrap intervals over seeds and
 // episodes (hand-drawn SVG; no interval below the minimum seeds, the seeds' modes where they split)
 // and as a table, the paired differences, the controls against their own episodes, the bounds of the
-// message budget (CompareStats.tsx), and the plain-language findings.
+// message budget (CompareStats.tsx), a report's probes and measured bits (CompareMeasures.tsx), and the
+// plain-language findings.
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { reportCsv, reportJson } from '../../storage/report';
 import { download } from '../engine';
@@ -13,6 +14,7 @@ import { useApp, useCompare, useEnv, useRun, useLibrary } from '../store';
 import { METHOD_INFO } from './SetupPanel';
 import { LineChart, Legend, smooth, type Series } from './LineChart';
 import { accuracyOf, BoundsList, comparisonsOf, ControlsTable, intervalWords, PairedTable } from './CompareStats';
+import { CompareMeasures } from './CompareMeasures';
 import type { AccuracySummary } from '../../mas/paired';
 
 const METHOD_COLORS = ['#3b5bdb', '#e8590c', '#2b8a3e', '#ae3ec9', '#1098ad', '#f08c00', '#c2255c', '#5c940d'];
@@ -312,6 +314,7 @@ export function ComparePanel() {
           <PairedTable list={comparisons} />
           <ControlsTable list={comparisons} />
           <BoundsList report={r} />
+          <CompareMeasures report={r} />
           {r.findings.length > 0 && (
             <ul className="findings">
               {r.findings.map((f, i) => (
