@@ -42,4 +42,19 @@ describe('reading experiment reports', () => {
     expect(() => readExperimentReport(base({ bounds: { task: 'lookup' } }))).toThrow('bounds needs task, vocab and a rows list');
     expect(() => readExperimentReport(base({ bounds: { task: 'lookup', vocab: 54, rows: [{}] } }))).toThrow('bounds.rows[0] needs split, budget, ceiling and floor');
   });
+
+  it('reads a report with probes and bits, and names a malformed one', () => {
+    const r = readExperimentReport(readFileSync('e2e/fixtures/toy-lookup-d3-seed1.json', 'utf8'));
+    expect(r.probes!.length).toBeGreaterThan(0);
+    expect(r.bits!.length).toBeGreaterThan(0);
+    const probe = { method: 'diffmas', seed: 1, targets: [{ name: 'key 1', classes: 26, chance: 0.05, uniform: 0.04 }], cells: [{ sender: 'a0', receiver: 'a1', position: 1, layer: 0, kind: 'k', accuracy: [1], lambda: [1] }] };
+    expect(() => readExperimentReport(base({ probes: [probe] }))).not.toThrow();
+    expect(() => readExperimentReport(base({ probes: {} }))).toThrow('probes is not a list');
+    expect(() => readExperimentReport(base({ probes: [{ ...probe, cells: [{ ...probe.cells[0], accuracy: [1, 0.5] }] }] }))).toThrow('probes[0].cells[0] needs sender, receiver, position, layer, kind \'k\' or \'v\' and one accuracy per target (1)');
+    expect(() => readExperimentReport(base({ probes: [{ ...probe, targets: [{ name: 'key 1' }] }] }))).toThrow('probes[0].targets[0] needs name, chance and uniform');
+    const bits = { method: 'diffmas', seed: 1, unquantized: 0.5, levels: [{ bits: 4, accuracy: 0.5 }], textBitsPerToken: 5.75 };
+    expect(() => readExperimentReport(base({ bits: [bits] }))).not.toThrow();
+    expect(() => readExperimentReport(base({ bits: [{ ...bits, levels: [{ bits: '4' }] }] }))).toThrow('bits[0].levels[0] needs bits and accuracy');
+    expect(() => readExperimentReport(base({ bits: [{ method: 'diffmas' }] }))).toThrow('bits[0] needs method, seed, unquantized, levels and textBitsPerToken');
+  });
 });

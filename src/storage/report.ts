@@ -61,11 +61,46 @@ export function readExperimentReport(text: string): ExperimentReport {
       }
     });
   }
+  checkMeasures(v);
   const report = v as unknown as ExperimentReport;
   // JSON has no NaN: a one-seed interval reads back as NaN, as the runner made it
   for (const s of report.summary) if (s.accuracyCi === null) (s as { accuracyCi: number }).accuracyCi = NaN;
   report.findings ??= [];
   return report;
+}
+
+const isNumArray = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number' || x === null);
+
+/** The probes and the bits sweep (src/mas/measure-types.ts), where present: what Compare renders from them. */
+function checkMeasures(v: Record<string, unknown>): void {
+  if (v.probes !== undefined) {
+    if (!Array.isArray(v.probes)) throw new ReportError('probes is not a list');
+    v.probes.forEach((p, i) => {
+      if (!isObj(p) || typeof p.method !== 'string' || typeof p.seed !== 'number' || !Array.isArray(p.targets) || !Array.isArray(p.cells)) {
+        throw new ReportError(`probes[${i}] needs method, seed, targets and cells`);
+      }
+      const n = p.targets.length;
+      p.targets.forEach((t, j) => {
+        if (!isObj(t) || typeof t.name !== 'string' || typeof t.chance !== 'number' || typeof t.uniform !== 'number') throw new ReportError(`probes[${i}].targets[${j}] needs name, chance and uniform`);
+      });
+      p.cells.forEach((c, j) => {
+        if (!isObj(c) || typeof c.sender !== 'string' || typeof c.receiver !== 'string' || typeof c.position !== 'number' || typeof c.layer !== 'number' || (c.kind !== 'k' && c.kind !== 'v') || !isNumArray(c.accuracy) || (c.accuracy as unknown[]).length !== n) {
+          throw new ReportError(`probes[${i}].cells[${j}] needs sender, receiver, position, layer, kind 'k' or 'v' and one accuracy per target (${n})`);
+        }
+      });
+    });
+  }
+  if (v.bits !== undefined) {
+    if (!Array.isArray(v.bits)) throw new ReportError('bits is not a list');
+    v.bits.forEach((b, i) => {
+      if (!isObj(b) || typeof b.method !== 'string' || typeof b.seed !== 'number' || !isNumOrNull(b.unquantized) || !Array.isArray(b.levels) || typeof b.textBitsPerToken !== 'number') {
+        throw new ReportError(`bits[${i}] needs method, seed, unquantized, levels and textBitsPerToken`);
+      }
+      b.levels.forEach((l, j) => {
+        if (!isObj(l) || typeof l.bits !== 'number' || !isNumOrNull(l.accuracy)) throw new ReportError(`bits[${i}].levels[${j}] needs bits and accuracy`);
+      });
+    });
+  }
 }
 
 /**
