@@ -51,8 +51,10 @@ function CompareChart({ rows, acc, chance, svgRef }: { rows: ExperimentRowSummar
   const methods = [...new Set(rows.map((r) => r.method))];
   const splits = [...new Set(rows.map((r) => r.split))];
   const W = Math.max(360, methods.length * 92 + 60);
-  const H = 210;
-  const pad = { l: 40, r: 10, t: 12, b: 44 };
+  const H = 226;
+  // the bottom holds the method labels, then the split legend, then the caption on a line of its own
+  // (beside the legend it overlapped the second split's name at the narrowest width)
+  const pad = { l: 40, r: 10, t: 12, b: 60 };
   const pw = W - pad.l - pad.r;
   const ph = H - pad.t - pad.b;
   const x = (i: number, j: number) => pad.l + ((i + 0.5) / methods.length) * pw + (j - (splits.length - 1) / 2) * 14;
@@ -109,14 +111,14 @@ function CompareChart({ rows, acc, chance, svgRef }: { rows: ExperimentRowSummar
         );
       })}
       {splits.map((s, j) => (
-        <g key={s} transform={`translate(${pad.l + j * 90}, ${H - 12})`}>
+        <g key={s} transform={`translate(${pad.l + j * 90}, ${H - 28})`}>
           <circle cx={5} cy={0} r={4} fill={SPLIT_COLORS[s]} />
           <text x={13} y={0} dominantBaseline="middle" fontSize={11.5} fill="#343a40">
             {s}
           </text>
         </g>
       ))}
-      <text x={W - pad.r} y={H - 12} textAnchor="end" dominantBaseline="middle" fontSize={11} fill="#5c6477">
+      <text x={pad.l} y={H - 9} dominantBaseline="middle" fontSize={11} fill="#5c6477">
         mean, 95% interval over seeds × episodes
       </text>
     </svg>
