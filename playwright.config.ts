@@ -11,6 +11,8 @@ export const QUIET_FLAGS = [
   '--disable-sync',
 ];
 const PORT = Number(process.env.E2E_PORT || 4173);
+// E2E_DIST: a build folder other than dist/ (vite build --outDir), so parallel checkouts' builds do not collide.
+const DIST = process.env.E2E_DIST || 'dist';
 
 export default defineConfig({
   testDir: 'e2e',
@@ -31,7 +33,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+    command: `npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort --outDir ${DIST}`,
     url: `http://127.0.0.1:${PORT}`,
     reuseExistingServer: !process.env.CI,
     timeout: 60_000,
