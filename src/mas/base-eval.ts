@@ -11,7 +11,8 @@
 // run; a lost device ends the evaluation (every later cell would fail the same way).
 import type { Gpu } from '../gpu/runtime';
 import { DEFAULT_EVAL_SEED, MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
-import type { RunConfig } from './run-types';
+import type { EvalRowCi } from '../storage/records';
+import type { EvalRow, RunConfig } from './run-types';
 import { LIMITS } from './methods';
 import { resolveTopology } from './presets';
 import { MasEngine, Run, defaultRunConfig } from './run';
@@ -110,6 +111,11 @@ export function wilson95(k: number, n: number): [number, number] {
   const half = (z * Math.sqrt((p * (1 - p)) / n + z2n / (4 * n))) / (1 + z2n);
   // at k = 0 (k = n) the bound is exactly 0 (1); rounding would leave 5e-17 there
   return [k === 0 ? 0 : Math.max(0, centre - half), k === n ? 1 : Math.min(1, centre + half)];
+}
+
+/** Wilson 95% interval of each row's accuracy. */
+export function withIntervals(rows: EvalRow[]): EvalRowCi[] {
+  return rows.map((r) => ({ ...r, ci95: r.episodes > 0 ? wilson95(Math.round(r.accuracy * r.episodes), r.episodes) : null }));
 }
 
 export interface ResolvedBaseEvalOptions {

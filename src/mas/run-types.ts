@@ -21,6 +21,8 @@ export type MethodName = (typeof METHODS)[number];
 
 /** Methods that train adapters. */
 export const TRAINED_METHODS: readonly MethodName[] = ['single-trained', 'skyline-trained', 'text-trained', 'diffmas', 'diffmas-full', 'diffmas-detached'];
+/** Whether a method trains adapters (the others evaluate the base model as it is). */
+export const isTrainedMethod = (m: MethodName) => TRAINED_METHODS.includes(m);
 
 /** One multi-agent run: everything that decides its numbers (it fits in the URL hash). */
 export interface RunConfig {

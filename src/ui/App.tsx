@@ -13,7 +13,10 @@ import { LibraryPanel } from './components/LibraryPanel';
 import { RunBar } from './components/RunBar';
 import { SetupPanel } from './components/SetupPanel';
 import { TopologyEditor } from './components/TopologyEditor';
-import { useApp, useEnv, useLibrary, useRun } from './store';
+import { useApp } from './stores/app';
+import { useEnv } from './stores/env';
+import { useLibrary } from './stores/library';
+import { useRun } from './stores/run';
 
 function GpuChip() {
   const env = useEnv((s) => s.env);

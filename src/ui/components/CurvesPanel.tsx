@@ -5,7 +5,11 @@
 import { useMemo, useState } from 'react';
 import { makeTask } from '../../tasks/tasks';
 import { formatNum, formatPercent } from '../format';
-import { isTrainedMethod, useApp, useLibrary, useRun, useShownRun } from '../store';
+import { isTrainedMethod } from '../../mas/run-types';
+import { useApp } from '../stores/app';
+import { useLibrary } from '../stores/library';
+import { useRun } from '../stores/run';
+import { useShownRun } from '../stores/shown-run';
 import { LineChart, Legend, smooth } from './LineChart';
 
 const C = { train: '#3b5bdb', heldout: '#e8590c', acc: '#2b8a3e', chance: '#868e96' };

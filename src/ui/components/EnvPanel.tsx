@@ -1,7 +1,8 @@
 // Environment panel: the WebGPU adapter the engine worker got, its limits and features, the
 // self-test, and the browser storage check. Missing WebGPU is explained, not hidden.
 import { useEffect, useState } from 'react';
-import { useEnv, useLibrary } from '../store';
+import { useEnv } from '../stores/env';
+import { useLibrary } from '../stores/library';
 import { formatBytes, formatLimit } from '../format';
 import { NO_WEBGPU_HELP } from '../../gpu/errors';
 

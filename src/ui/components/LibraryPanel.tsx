@@ -7,7 +7,12 @@ import { MODEL_PRESETS, countParams, presetConfig } from '../../model/config';
 import type { AdapterEntry, ModelEntry, RunEntry } from '../../worker/api';
 import { formatBytes, formatDate, formatDuration, formatNum, formatPercent } from '../format';
 import { stateOfRunConfig, type AppState } from '../state';
-import { isTrainedMethod, useApp, useCompare, useEnv, useLibrary, useRun } from '../store';
+import { isTrainedMethod } from '../../mas/run-types';
+import { useApp } from '../stores/app';
+import { useCompare } from '../stores/compare';
+import { useEnv } from '../stores/env';
+import { useLibrary } from '../stores/library';
+import { useRun } from '../stores/run';
 import { LineChart } from './LineChart';
 import { BaseEvalNote, BaseEvalTable, readBaseEvaluation } from './BaseEvalTable';
 

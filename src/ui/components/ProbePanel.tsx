@@ -6,7 +6,7 @@
 import { useEffect, useState } from 'react';
 import type { ProbeReport } from '../../worker/api';
 import { getEngine } from '../engine';
-import { useRun } from '../store';
+import { useRun } from '../stores/run';
 import { methodSpec } from '../../mas/methods';
 import { ErrorText } from './RunBar';
 

@@ -4,7 +4,12 @@ import { useEffect, useMemo, useState } from 'react';
 import { runConfigOf, stateOfRunConfig, type AppState } from '../state';
 import type { RunMemoryReport, RunProgress } from '../../worker/api';
 import { errorText, getEngine } from '../engine';
-import { isTrainedMethod, useApp, useCompare, useEnv, useLibrary, useRun } from '../store';
+import { isTrainedMethod } from '../../mas/run-types';
+import { useApp } from '../stores/app';
+import { useCompare } from '../stores/compare';
+import { useEnv } from '../stores/env';
+import { useLibrary } from '../stores/library';
+import { useRun } from '../stores/run';
 import { formatBytes as mb, formatDate, formatDuration, formatNum } from '../format';
 import { setupVerdict } from '../verdict';
 

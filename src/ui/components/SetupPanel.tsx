@@ -5,7 +5,10 @@ import { PROJS, type Proj } from '../../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type TaskName } from '../../tasks/tasks';
 import { METHODS, type MethodName } from '../../worker/api';
 import { defaultTopology } from '../state';
-import { isTrainedMethod, useApp, useLibrary, useRun } from '../store';
+import { isTrainedMethod } from '../../mas/run-types';
+import { useApp } from '../stores/app';
+import { useLibrary } from '../stores/library';
+import { useRun } from '../stores/run';
 import { NumberField, SelectField } from './fields';
 
 export const METHOD_INFO: Record<MethodName, { label: string; about: string }> = {

@@ -17,7 +17,8 @@ import { methodSpec } from '../../mas/methods';
 import type { MethodName } from '../../worker/api';
 import { defaultTopology } from '../state';
 import { setupVerdict } from '../verdict';
-import { useApp, useRun } from '../store';
+import { useApp } from '../stores/app';
+import { useRun } from '../stores/run';
 
 interface AgentData extends Record<string, unknown> {
   agent: Agent;
