@@ -85,18 +85,18 @@ describe('Corpus', () => {
       expect(s.text.startsWith('<bos>')).toBe(true);
       switch (s.kind) {
         case 'skyline':
-          expect(s.text).toMatch(/^<bos>[^]*\n(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+)<eos>$/);
+          expect(s.text).toMatch(/^<bos>[^]*\n(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+|idx:\d+\d)<eos>$/);
           expect(s.text).not.toContain('msg:');
           break;
         case 'transcript':
-          expect(s.text).toMatch(/msg:[^\n]+\n[^]*(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+)<eos>$/);
+          expect(s.text).toMatch(/msg:[^\n]+\n[^]*(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+|idx:\d+\d)<eos>$/);
           break;
         case 'send':
           expect(s.text).toMatch(/msg:[^\n]+\n$/);
           expect(s.text).not.toContain('<eos>');
           break;
         case 'receive':
-          expect(s.text).toMatch(/^<bos>msg:[^]*\n(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+)<eos>$/);
+          expect(s.text).toMatch(/^<bos>msg:[^]*\n(ask:[a-z]\d|pos:\d[a-z]|op=[-+]-?\d+|idx:\d+\d)<eos>$/);
           expect(s.text).not.toMatch(/tbl:|key:|a=\d+\nb=/); // the receiver sees messages, not the senders' parts
           break;
         case 'single':
@@ -104,7 +104,7 @@ describe('Corpus', () => {
           break;
       }
     }
-    expect(tasks.size).toBe(3);
+    expect(tasks.size).toBe(ALL.length);
     expect(new Set(kinds.keys()).size).toBe(CORPUS_KINDS.length);
     expect(Math.abs(kinds.get('skyline')! / N - 0.4)).toBeLessThan(0.03);
     expect(Math.abs(kinds.get('single')! / N - 0.1)).toBeLessThan(0.03);

@@ -5,7 +5,7 @@
 // sentencepiece-style with byte fallback (Llama 2 / llama2.c tinyllamas style). No network, no Python.
 import { paramShapes, type ModelConfig, type ModelType } from '../src/model/config';
 import { encodeSafetensors } from '../src/storage/safetensors';
-import { makeTask, sampleEpisodes, TASK_NAMES } from '../src/tasks/tasks';
+import { makeTask, sampleEpisodes, PRETRAINED_TASK_NAMES } from '../src/tasks/tasks';
 import { WORD_RENDERING } from '../src/tasks/render';
 import { Rng } from '../src/tasks/rng';
 
@@ -72,7 +72,8 @@ function learnMerges(words: Map<string, { syms: string[]; count: number }>, n: n
 /** Text the tokenizers are trained on: word-rendered prompts and targets of every task. */
 export function trainingText(n = 40): string[] {
   const out: string[] = [];
-  for (const name of TASK_NAMES) {
+  // the tasks the fixtures' tokenizers were first trained on: a task added later must not change them
+  for (const name of PRETRAINED_TASK_NAMES) {
     for (const ep of sampleEpisodes(makeTask(name, 2), 'train', n, 5)) {
       out.push(WORD_RENDERING.skyline(ep).replace('<bos>', '') + WORD_RENDERING.target(ep).replace('<eos>', ''));
       out.push(WORD_RENDERING.prompt(ep, 0, { send: true }).replace('<bos>', ''));

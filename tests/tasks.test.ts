@@ -105,6 +105,10 @@ function solve(task: TaskName, ep: Episode): string {
     const k = Number(/pos:(\d+)$/.exec(ctx)![1]);
     return secret[k - 1];
   }
+  if (task === 'index') {
+    const array = /arr:(\d+)\n/.exec(ctx)![1];
+    return array[Number(/idx:(\d+)$/.exec(ctx)![1]) - 1];
+  }
   const a = Number(/a=(\d+)\n/.exec(ctx)![1]);
   const b = Number(/b=(\d+)\n/.exec(ctx)![1]);
   const op = /op=([+-])$/.exec(ctx)![1];
@@ -134,7 +138,7 @@ function heldoutGuessAccuracy(eps: Episode[], view: (ep: Episode) => string): nu
 
 describe('tasks', () => {
   it('makeTask refuses unknown names and difficulties outside 1..5', () => {
-    expect(() => makeTask('nope', 1)).toThrow(/unknown task "nope" \(known: lookup, relay, arith\)/);
+    expect(() => makeTask('nope', 1)).toThrow(/unknown task "nope" \(known: lookup, relay, arith, index\)/);
     expect(() => makeTask('lookup', 0)).toThrow(/difficulty must be an integer in 1..5/);
     expect(() => makeTask('lookup', 6)).toThrow(/1..5/);
     expect(() => makeTask('arith', 2.5)).toThrow(/1..5/);

@@ -9,7 +9,7 @@ import type { Gpu } from '../gpu/runtime';
 import { prepareMatmul, preferredMatmulVariant, type MatmulLayout, type MatmulVariant } from '../gpu/ops/matmul';
 import { matmulRef } from '../reference/matmul';
 import { requiredSeqLen } from '../tasks/corpus';
-import { TASK_NAMES } from '../tasks/tasks';
+import { PRETRAINED_TASK_NAMES } from '../tasks/tasks';
 import { Args, UsageError } from './args';
 import { checkOutputFile, writeFileAtomic } from './files';
 import { loadTfjsWebgpu } from './tfjs';
@@ -179,7 +179,7 @@ export async function commandBench(argv: string[]): Promise<number> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const trainSeq = args.int('train-seq', 1, 4096) ?? requiredSeqLen(TASK_NAMES, [1, 2, 3, 4, 5]);
+  const trainSeq = args.int('train-seq', 1, 4096) ?? requiredSeqLen(PRETRAINED_TASK_NAMES, [1, 2, 3, 4, 5]);
   const trainBatch = args.int('train-batch', 1, 4096)!;
   const checkSteps = args.int('check-steps', 1, 1000)!;
   const file = args.str('json');

@@ -14,7 +14,7 @@ import { checkRecipe, presetRecipe, pretrainBase, pretrainPlan, type PretrainRec
 import { CORPUS_KINDS, IGNORE_INDEX, type CorpusMix } from '../tasks/corpus';
 import { DivergenceWatch } from '../model/divergence';
 import { defaultTokenizer } from '../tokenizers/char';
-import { TASK_NAMES, type TaskName } from '../tasks/tasks';
+import { PRETRAINED_TASK_NAMES, TASK_NAMES, type TaskName } from '../tasks/tasks';
 import {
   DEFAULT_EVAL_SIZE, evaluateBaseOrError, failedCells, formatBaseEvaluation, resolveBaseEvalOptions, type BaseEvalOptions,
 } from '../mas/base-eval';
@@ -73,7 +73,7 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     { name: 'force', help: 'replace the checkpoint already in --out', flag: true },
     { name: 'log-every', help: 'print every N steps', default: '10' },
     { name: 'warmup', help: 'warmup steps (default min(100, steps/10))' },
-    { name: 'tasks', help: `tasks of the corpus (default: the preset's recipe, ${TASK_NAMES.join(',')} for toy)` },
+    { name: 'tasks', help: `tasks of the corpus (any of ${TASK_NAMES.join(',')}; default: the preset's recipe, ${PRETRAINED_TASK_NAMES.join(',')} for toy)` },
     { name: 'difficulties', help: "difficulties of the corpus (default: the preset's recipe)" },
     { name: 'weights', help: "relative weight per task:difficulty, e.g. lookup:1=2,arith:1=3 (others keep the recipe's, 1 when it has none)" },
     { name: 'mix', help: `corpus kinds' weights, e.g. skyline=0.4,send=0.3 (${CORPUS_KINDS.join(', ')}; kinds not given weigh 0)` },
@@ -83,7 +83,7 @@ export async function commandPretrain(argv: string[]): Promise<number> {
     { name: 'buckets', help: "row lengths of the batches: auto (quartiles of the corpus's lengths) or a list ending at the corpus's longest", default: 'auto' },
     { name: 'probe-every', help: 'held-out skyline accuracy of the probed settings every N steps (0: never)', default: '250' },
     { name: 'eval-size', help: 'held-out episodes per task, difficulty and split of the closing evaluation', default: String(DEFAULT_EVAL_SIZE) },
-    { name: 'eval-tasks', help: `tasks the closing evaluation covers (${TASK_NAMES.join(',')})`, default: TASK_NAMES.join(',') },
+    { name: 'eval-tasks', help: `tasks the closing evaluation covers (any of ${TASK_NAMES.join(',')})`, default: PRETRAINED_TASK_NAMES.join(',') },
     { name: 'eval-difficulties', help: 'difficulties it covers', default: '1,2,3,4,5' },
     { name: 'eval-text-budget', help: "tokens a sender may decode in the text channel, or 'auto' (the longest message + 1)", default: 'auto' },
     { name: 'eval-seed', help: 'seed of the evaluation episodes (the same for every base)', default: '1' },

@@ -10,7 +10,7 @@
 // A cell that fails (an error of the task's pipeline) is kept as an error row and the others still
 // run; a lost device ends the evaluation (every later cell would fail the same way).
 import type { Gpu } from '../gpu/runtime';
-import { DEFAULT_EVAL_SEED, MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
+import { DEFAULT_EVAL_SEED, MAX_DIFFICULTY, MIN_DIFFICULTY, PRETRAINED_TASK_NAMES, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
 import type { EvalRowCi } from '../storage/records';
 import type { EvalRow, RunConfig } from './run-types';
 import { LIMITS } from './methods';
@@ -132,7 +132,8 @@ export interface ResolvedBaseEvalOptions {
 /** The options with their defaults filled in; throws, naming the setting, on one that is out of range
  * (the CLI calls it before pretraining, so a typo does not cost a whole run). */
 export function resolveBaseEvalOptions(o: BaseEvalOptions = {}): ResolvedBaseEvalOptions {
-  const tasks = [...(o.tasks ?? TASK_NAMES)];
+  // by default the tasks a base was pretrained on (index is asked for by name)
+  const tasks = [...(o.tasks ?? PRETRAINED_TASK_NAMES)];
   for (const t of tasks) if (!TASK_NAMES.includes(t)) throw new Error(`base evaluation: unknown task ${JSON.stringify(t)} (known: ${TASK_NAMES.join(', ')})`);
   const difficulties = [...(o.difficulties ?? [1, 2, 3, 4, 5])];
   for (const d of difficulties) {

@@ -15,7 +15,7 @@ import {
   BucketedBatches, Corpus, DEFAULT_MIX, encodeSegments, IGNORE_INDEX, requiredSeqLen, unigramEntropy, type CorpusBatch, type CorpusMix,
 } from '../tasks/corpus';
 import { deriveSeed } from '../tasks/rng';
-import { evaluationEpisodes, formatSkyline, formatTarget, makeTask, TASK_NAMES, type Episode, type TaskName } from '../tasks/tasks';
+import { evaluationEpisodes, formatSkyline, formatTarget, makeTask, PRETRAINED_TASK_NAMES, TASK_NAMES, type Episode, type TaskName } from '../tasks/tasks';
 import { defaultTokenizer, type CharTokenizer } from '../tokenizers/char';
 import type { TextTokenizer } from '../tokenizers/types';
 import { presetConfig, type ModelConfig } from './config';
@@ -45,7 +45,8 @@ const ALL_DIFFICULTIES = [1, 2, 3, 4, 5];
 
 /** Every task and difficulty, weighted toward those the experiments use (lookup 1-3, relay 1-2, arith 1). */
 export const DEFAULT_RECIPE: Readonly<PretrainRecipe> = Object.freeze({
-  tasks: [...TASK_NAMES],
+  // the shipped bases' tasks: a task added later (index) must not change the default corpus
+  tasks: [...PRETRAINED_TASK_NAMES],
   difficulties: ALL_DIFFICULTIES,
   weights: {
     'lookup:1': 1, 'lookup:2': 1, 'lookup:3': 1.5, 'lookup:4': 0.6, 'lookup:5': 0.6,

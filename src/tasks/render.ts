@@ -10,6 +10,7 @@
 //         relay   part 0  "Secret: q b x z."          part 1  "Relay: m p o a."
 //                 part 2  "Question: letter 3 of the secret?"                            answer " x"
 //         arith   part 0  "a = 37."   part 1  "b = 5."   part 2  "Question: a + b?"      answer " 42"
+//         index   part 0  "Digits: 3 0 5 7."   part 1  "Question: digit 3?"                answer " 5"
 //       agent prompt    <bos>{Message:<content>\n}*{part}\n             (+ "Message:" when it sends text)
 //       final prompt    <bos>{Message:<content>\n}*{part}\nAnswer:      target " <answer><eos>"
 //       skyline prompt  <bos>{part 0}\n{part 1}\n...{final part}\nAnswer:
@@ -109,6 +110,10 @@ const WORD_PARTS: Record<TaskName, (contents: readonly string[], i: number) => s
     if (i === 0) return `a = ${c[0]}.`;
     if (i === 1) return `b = ${c[1]}.`;
     return `Question: a ${c[2]} b?`;
+  },
+  index(c, i) {
+    if (i === 0) return `Digits: ${spaced(c[0])}.`;
+    return `Question: digit ${c[1]}?`;
   },
 };
 

@@ -39,6 +39,10 @@
 //   chance 10^-d: from op alone the most likely result has probability 10^-d (ood: 1/(9*10^d))
 //   message contents: "a=37", "b=5"
 //
+// index (dense array), roles: array -> asker (final): src/tasks/index-task.ts (issue 22)
+//   part 0  "arr:3057"   part 1  "idx:3"   answer  "5"; difficulty 1..5 = arrays of 2, 3, 4, 6, 8
+//   digits, ood = 2 more; no shipped base was pretrained on it (PRETRAINED_TASK_NAMES)
+//
 // Text messages (text-MAS baseline): a message appears in the receiver's prompt as "msg:<content>\n"
 // (textMessageFormat); a sender's prompt ends with "msg:" and it decodes until "\n" or its budget.
 //
@@ -63,17 +67,23 @@
 //           d1-d3 (4-6 letters) are lengths of d3-d5 (new secrets at a seen length), d4-d5 (7, 8) unseen.
 //   arith   operands of exactly d+1 digits: unseen magnitudes for the adapters; for the base d1-d4 lie
 //           inside difficulty d+1's range (new operand pairs of a seen size), d5 (6 digits) is unseen.
+//   index   arrays 2 digits longer: unseen lengths and positions for the adapters; for the base every
+//           split is new (its pretraining never drew an index sequence).
 //
 // Pure TypeScript: no DOM, no Node API.
 
 import { Rng, deriveSeed, hashString } from './rng';
 import { BOS, EOS } from '../tokenizers/markers';
+import { indexSpec } from './index-task';
 
 export type Split = 'train' | 'heldout' | 'ood';
 export const SPLITS: readonly Split[] = ['train', 'heldout', 'ood'];
 
-export type TaskName = 'lookup' | 'relay' | 'arith';
-export const TASK_NAMES: readonly TaskName[] = ['lookup', 'relay', 'arith'];
+export type TaskName = 'lookup' | 'relay' | 'arith' | 'index';
+export const TASK_NAMES: readonly TaskName[] = ['lookup', 'relay', 'arith', 'index'];
+/** The tasks the default pretraining corpus and a base's evaluation cover: those the shipped bases
+ * learned. A task added later (index) is not among them, so adding it changes no corpus and no base. */
+export const PRETRAINED_TASK_NAMES: readonly TaskName[] = ['lookup', 'relay', 'arith'];
 
 export const MIN_DIFFICULTY = 1;
 export const MAX_DIFFICULTY = 5;
@@ -172,7 +182,8 @@ export interface TaskQuery {
   key: string;
 }
 
-interface Draw {
+/** One drawn episode before its parts are written (a Spec's draw; exported for index-task.ts). */
+export interface Draw {
   key: string;
   contentKey: string;
   /** the content of each part, without cue and end */
@@ -181,7 +192,7 @@ interface Draw {
   answer: string;
 }
 
-interface Bounds {
+export interface Bounds {
   /** longest content of each part (without the role's cue) */
   contents: number[];
   /** most questions the final role can be asked about one episode (Task.queries) */
@@ -190,7 +201,8 @@ interface Bounds {
   answer: number;
 }
 
-interface Spec {
+/** A task's definition (exported for the tasks kept in their own files: index-task.ts). */
+export interface Spec {
   name: TaskName;
   description: string;
   flow: TaskFlow;
@@ -445,7 +457,7 @@ const arithSpec: Spec = {
   },
 };
 
-const SPECS: Record<TaskName, Spec> = { lookup: lookupSpec, relay: relaySpec, arith: arithSpec };
+const SPECS: Record<TaskName, Spec> = { lookup: lookupSpec, relay: relaySpec, arith: arithSpec, index: indexSpec };
 
 /** Which partition, train or heldout, a sender content (Episode.contentKey) belongs to (fixed: depends
  * on neither seed nor difficulty). ood episodes hold heldout-partition content too. */
