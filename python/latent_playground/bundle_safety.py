@@ -145,7 +145,7 @@ def check_config(c) -> None:
     from .tasks import make_task
 
     _need(isinstance(c, dict), "run.json", "config is not a run configuration")
-    _need(c.get("task") in ("lookup", "relay", "arith"), "run.json", f"config.task must be lookup, relay or arith, got {_js(c.get('task'))}")
+    _need(c.get("task") in ("lookup", "relay", "arith", "index"), "run.json", f"config.task must be lookup, relay, arith or index, got {_js(c.get('task'))}")
     _need(_int(c.get("difficulty"), *DIFFICULTY), "run.json", f"config.difficulty must be an integer in {DIFFICULTY[0]}..{DIFFICULTY[1]}, got {_js(c.get('difficulty'))}")
     for k in ("steps", "batch", "textBudget", "evalEvery", "evalSize"):
         lo, hi = LIMITS[k]

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from .rng import Rng, derive_seed, hash_string
+from .tasks_index import IndexSpec
 
 SPLITS = ("train", "heldout", "ood")
 BOS, EOS, PAD = "<bos>", "<eos>", "<pad>"
@@ -181,7 +182,7 @@ class _Arith:
         return [self._draw(a, b, op) for a in range(lo, hi) for b in range(lo, hi) if keep(f"{a},{b}") for op in ("+", "-")]
 
 
-_SPECS = {"lookup": _Lookup(), "relay": _Relay(), "arith": _Arith()}
+_SPECS = {"lookup": _Lookup(), "relay": _Relay(), "arith": _Arith(), "index": IndexSpec()}
 
 
 def split_of_content(task: str, content_key: str) -> str:

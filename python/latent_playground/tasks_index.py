@@ -21,6 +21,7 @@ def _draw(array: str, i: int):
 class IndexSpec:
     name, flow = "index", "star"
     cues = ["arr:", "idx:"]
+    role_names = ["array", "asker"]
 
     def chance(self, d, split):
         return 1 / 10
