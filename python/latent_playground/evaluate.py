@@ -14,7 +14,8 @@ import torch
 from .agents import Team, loss_sum
 from .quantize import quantize_rows
 from .controls import GaussianRows, Moments, key_frequencies, latent_permutation, permute_blocks, rotate_heads, rotations, shuffle_permutation
-from .rng import Rng, derive_seed
+from .numfmt import to_fixed
+from .rng import _STEP, M32, Rng, derive_seed
 from .tasks import extract_answer, make_task, valid_answer, wrap_message, cut_message, final_sequence
 
 
@@ -45,7 +46,15 @@ def _chunks(idx: list[int], B: int):
 
 
 class Evaluator:
-    def __init__(self, team: Team, tokenizer, batch: int | None = None):
+    """shard (rank, processes): data-parallel evaluation. The batches are the same on every process;
+    process r runs those whose number is r modulo processes, and the answers, loss sums and message
+    sizes are gathered and added in batch order, so any number of processes gives one process's table.
+    The noise control's measurement pass (the moments of the received rows over the whole split) runs
+    on every process, and a process skips the Gaussian draws of the batches it does not run (the
+    stream is mulberry32: a skip is one addition), so each batch gets the noise one process gives it."""
+
+    def __init__(self, team: Team, tokenizer, batch: int | None = None, shard: tuple[int, int] = (0, 1)):
+        self.rank, self.world = shard
         self.team = team
         self.bundle = team.bundle
         self.tk = tokenizer
@@ -117,6 +126,7 @@ class Evaluator:
             t.forward(inputs, edit=measure)
         samplers = {k: GaussianRows(m) for k, m in moments.items()}
         rng = Rng(derive_seed(seed, "noise-control", split))
+        self._noise_rng = rng
 
         def noise(agent, layer, kind, x):
             B, P, W = x.shape
@@ -184,17 +194,50 @@ class Evaluator:
         prompts = [[eps[inst[i][a]]["agents"][a]["ids"] for a in range(len(t.plan))] for i in range(n)]
         edit = self._edit(control, split, inst, prompts) if control in ("zero", "noise", "rotate") else None
         answers: list[str] = [""] * n
-        lsum, count, positions = 0.0, 0, 0
-        for rows, real, inputs, targets, start, _ in self._batches(inst, prompts):
+        parts = []
+        for bi, (rows, real, inputs, targets, start, _) in enumerate(self._batches(inst, prompts)):
+            if not self._mine(bi):
+                if control == "noise":
+                    self._skip_noise([x.shape[1] for x in inputs], inputs[0].shape[0])
+                continue
             e = self._permute_edit([x.shape[1] for x in inputs]) if control == "permute" else edit
             if bits is not None:
                 e = lambda agent, layer, kind, x: torch.from_numpy(quantize_rows(x.detach().cpu().double().numpy(), t.hd, bits))
             logits, prefix, fstart, received = t.forward(inputs, edit=e)
             ls, c = self._answer(logits, targets, inputs[-1].clone(), start, rows, real, lambda x: t.final_pass(prefix, fstart, x), answers)
+            parts.append((bi, rows[:real], [answers[r] for r in rows[:real]], ls, c, received * real))
+        lsum, count, positions = 0.0, 0, 0
+        for _, rows, got, ls, c, pos in self._gather(parts):
+            for r, x in zip(rows, got):
+                answers[r] = x
             lsum += ls
             count += c
-            positions += received * real
+            positions += pos
         return answers, lsum, count, positions / n, {}
+
+    # ---------------------------------------------------------------- data parallel
+
+    def _mine(self, i: int) -> bool:
+        return i % self.world == self.rank
+
+    def _gather(self, parts: list[tuple]) -> list[tuple]:
+        """Every process's (batch number, ...) parts, in batch order."""
+        if self.world > 1:
+            every: list = [None] * self.world
+            torch.distributed.all_gather_object(every, parts)
+            parts = [p for got in every for p in got]
+        return sorted(parts, key=lambda p: p[0])
+
+    def _skip_noise(self, lengths: list[int], B: int) -> None:
+        """Advances the noise stream past one batch's draws (B x P x W normals per receiving agent, layer
+        and K/V; P: the received positions, as forward() builds the prefix), two uint32 per normal."""
+        t = self.team
+        draws = 0
+        for a in t.plan:
+            if a.preds:
+                P = sum((lengths[p] if t.trace == "full" else 0) + (t.plan[p].latent_steps if t.trace else 0) for p in a.preds)
+                draws += t.L * 2 * B * P * t.W
+        self._noise_rng.s = (self._noise_rng.s + 2 * draws * _STEP) & M32
 
     def _instances(self, n: int, control: str):
         perm = shuffle_permutation(self.cfg["seed"], n) if control == "shuffle" else None
@@ -208,17 +251,23 @@ class Evaluator:
 
     def _decode_texts(self, prompts: list[list[int]], budget: int) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in prompts]
+        parts, bi = [], -1
         for g in _group([str(len(p)) for p in prompts]):
             ln = len(prompts[g[0]])
             S = ln + budget - 1
             for rows, real in _chunks(g, self.B):
+                bi += 1
+                if not self._mine(bi):
+                    continue
                 ids = torch.full((self.B, S), self.pad, dtype=torch.long)
                 for b, r in enumerate(rows):
                     ids[b, :ln] = torch.tensor(prompts[r])
                 logits = self.team.solo_pass(ids)
                 gen = self._decode(logits, ids, ln - 1, budget, real, self.team.solo_pass)
-                for b in range(real):
-                    out[rows[b]] = gen[b]
+                parts.append((bi, rows[:real], gen[:real]))
+        for _, rows, gen in self._gather(parts):
+            for r, g in zip(rows, gen):
+                out[r] = g
         return out
 
     def _text_method(self, split: str, control: str):
@@ -242,16 +291,29 @@ class Evaluator:
         fi = len(plan) - 1
         finals = [self.tk.encode(self._with_messages(eps[i]["agents"][fi]["prompt"], received(fi, i))) for i in range(n)]
         answers = [""] * n
-        lsum, count = 0.0, 0
+        parts, bi = [], -1
         for g in _group([str(len(p)) for p in finals]):
             ln = len(finals[g[0]])
             for rows, real in _chunks(g, self.B):
+                bi += 1
+                if not self._mine(bi):
+                    continue
                 ids, targets = self._final_batch(finals, rows, real)
                 ids = torch.tensor(ids)
                 ls, c = self._answer(t.solo_pass(ids), targets, ids, ln - 1, rows, real, t.solo_pass, answers)
-                lsum += ls
-                count += c
+                parts.append((bi, rows[:real], [answers[r] for r in rows[:real]], ls, c))
+        lsum, count = self._merge(parts, answers)
         return answers, lsum, count, msg_tokens / n, {"messages": messages}
+
+    def _merge(self, parts: list[tuple], answers: list[str]) -> tuple[float, int]:
+        """Gathers (batch number, rows, their answers, loss sum, target count) parts into answers; the loss sum and count in batch order."""
+        lsum, count = 0.0, 0
+        for _, rows, got, ls, c in self._gather(parts):
+            for r, x in zip(rows, got):
+                answers[r] = x
+            lsum += ls
+            count += c
+        return lsum, count
 
     # ---------------------------------------------------------------- the table
 
@@ -305,8 +367,9 @@ def format_table(rows: list[dict], controls: list[dict], chance: dict) -> str:
     body = []
     for r in rows:
         lo, hi = wilson95(round(r["accuracy"] * r["episodes"]), r["episodes"])
-        body.append([r["method"], r["split"], f"{r['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]", f"{r['validity']:.2f}", f"{r['entropy']:.2f}",
-                     f"{r['messagePositions']:.1f}", f"{r['messageFloats']:.0f}", f"{r['messageTokens']:.1f}", f"{r['loss']:.4f}"])
+        body.append([r["method"], r["split"], f"{to_fixed(r['accuracy'], 3)} [{to_fixed(lo, 3)}, {to_fixed(hi, 3)}]", to_fixed(r["validity"], 2),
+                     to_fixed(r["entropy"], 2), to_fixed(r["messagePositions"], 1), to_fixed(r["messageFloats"], 0), to_fixed(r["messageTokens"], 1),
+                     to_fixed(r["loss"], 4)])
     w = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     line = lambda cells: "| " + " | ".join(c.rjust(w[i]) if i >= 2 else c.ljust(w[i]) for i, c in enumerate(cells)) + " |"
     out = [line(head), "|" + "|".join("-" * (x + 1) + ":" if i >= 2 else "-" * (x + 2) for i, x in enumerate(w)) + "|", *map(line, body)]
@@ -314,7 +377,7 @@ def format_table(rows: list[dict], controls: list[dict], chance: dict) -> str:
         names = {"shuffle": "shuffled", "zero": "zeroed", "noise": "noise", "rotate": "rotated", "permute": "permuted"}
         held = next((r for r in rows if r["split"] == "heldout"), None)
         by = {c["control"]: c["accuracy"] for c in controls}
-        cells = [f"{by[c]:.3f}" if c in by else "n/a" for c in names]
+        cells = [to_fixed(by[c], 3) if c in by else "n/a" for c in names]
         out += ["", f"| method | heldout | {' | '.join(names.values())} | chance |", "|---|---:|" + "---:|" * len(names) + "---:|",
-                f"| {rows[0]['method']} | {held['accuracy']:.3f} | {' | '.join(cells)} | {chance.get('heldout', float('nan')):.3f} |" if held else ""]
+                f"| {rows[0]['method']} | {to_fixed(held['accuracy'], 3)} | {' | '.join(cells)} | {to_fixed(chance.get('heldout', float('nan')), 3)} |" if held else ""]
     return "\n".join(out)

@@ -129,7 +129,7 @@ def evaluate(ev, control: str):
     plan = t.plan
     fi = len(plan) - 1
     answers = [""] * n
-    lsum, count = 0.0, 0
+    parts, bi = [], -1
     rerun = lambda ids: t.final_pass(None, 0, ids)  # noqa: E731
     if control == "zero":
         finals = [ev.tk.encode(ev._with_messages(eps[i]["agents"][fi]["prompt"], [""] * len(plan[fi].preds))) for i in range(n)]
@@ -141,6 +141,9 @@ def evaluate(ev, control: str):
     for g in _group(keys):
         ln = len(finals[g[0]])
         for rows, real in _chunks(g, ev.B):
+            bi += 1
+            if not ev._mine(bi):  # data parallel (Evaluator shard): another process's batch
+                continue
             ids, targets = ev._final_batch(finals, rows, real)
             ids = torch.tensor(ids)
             if prompts is None:
@@ -153,7 +156,7 @@ def evaluate(ev, control: str):
                     s = ch.slots[fi][i]
                     ids[:, s:s + ch.T] = toks[p].cpu()
             ls, c = ev._answer(logits, targets, ids, ln - 1, rows, real, rerun, answers)
-            lsum += ls
-            count += c
+            parts.append((bi, rows[:real], [answers[r] for r in rows[:real]], ls, c))
+    lsum, count = ev._merge(parts, answers)
     tokens = 0.0 if control == "zero" else float(ch.T * fi)
     return answers, lsum, count, tokens, {}
