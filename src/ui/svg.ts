@@ -1,86 +1,110 @@
-// Charts as standalone SVG text for exports (the page draws them on canvas): the same series, axes,
-// ticks and reference lines as LineChart, as a file a paper or a notebook can take. No DOM needed.
+// Line charts as standalone SVG figures for exports and papers (the page draws them on canvas): the
+// same series, ticks and reference lines as LineChart, with a title, a framed legend below it (never
+// over it), labelled axes and a caption that states the run's configuration. Pure: data in, SVG text
+// out, so the file carries no page markup (no test ids, no relative sizes, no stylesheet).
 import { formatNum } from './format';
-import { yRange, type RefLine, type Series } from './components/LineChart';
+import {
+  AXIS, GRID, INK, MARGIN, MUTED, captionBlock, legendBlock, niceTicks, r1, svgOpen, svgText, textWidth, titleBlock, yRange,
+  type LegendItem, type RefLine, type Series,
+} from './figure';
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
-function niceTicks(lo: number, hi: number, n: number): number[] {
-  const span = hi - lo || 1;
-  const raw = span / n;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-  return out;
-}
-
-export interface SvgChart {
+export interface LineFigure {
   title: string;
   series: Series[];
+  /** The x axis runs from 0 to xMax. */
   xMax: number;
-  xLabel?: string;
+  xLabel: string;
+  yLabel: string;
   yMin?: number;
   yMax?: number;
   fromZero?: boolean;
   refLines?: RefLine[];
   yFormat?: (v: number) => string;
+  /** What the figure shows and under which configuration (wrapped under the plot). */
+  caption?: string;
+  /** Legend entries; by default every series not marked quiet, then the reference lines. */
+  legend?: LegendItem[];
   width?: number;
-  height?: number;
+  plotHeight?: number;
 }
 
-/** A line chart as SVG text: raw series faint, lines solid, points as dots (the last one larger), a legend. */
-export function lineChartSvg(c: SvgChart): string {
-  const W = c.width ?? 640;
-  const H = c.height ?? 300;
+const TICK = 11;
+const LABEL = 12;
+
+/** The legend a figure shows by default: its loud series, then its reference lines. */
+export function defaultLegend(series: readonly Series[], refLines: readonly RefLine[]): LegendItem[] {
+  return [
+    ...series.filter((s) => !s.quiet).map((s): LegendItem => ({ name: s.name, color: s.color, mark: s.kind === 'points' ? 'points' : s.kind === 'raw' ? 'faint' : 'line' })),
+    ...refLines.map((r): LegendItem => ({ name: r.label, color: r.color, mark: 'dashed' })),
+  ];
+}
+
+/** A line chart as a standalone SVG figure: raw series faint, lines solid, points as dots (the last one larger). */
+export function lineFigureSvg(c: LineFigure): string {
+  const W = c.width ?? 720;
   const refs = c.refLines ?? [];
-  const pad = { l: 56, r: refs.length ? 96 : 16, t: 34, b: 40 };
-  const pw = W - pad.l - pad.r;
-  const ph = H - pad.t - pad.b;
+  const fy = c.yFormat ?? ((v: number) => formatNum(v, 3));
   const [lo, hi] = yRange(c.series, refs, c.yMin, c.yMax, c.fromZero);
+  const yTicks = niceTicks(lo, hi, 5).filter((v) => v >= lo - 1e-12 && v <= hi + 1e-12);
+  const tickW = Math.max(...yTicks.map((v) => textWidth(fy(v), TICK)), 10);
+  const refW = refs.length ? Math.max(...refs.map((r) => textWidth(r.label, TICK))) + 14 : 0;
+
+  const head = titleBlock(c.title, W);
+  const legend = legendBlock(c.legend ?? defaultLegend(c.series, refs), MARGIN, head.bottom + 8, W - 2 * MARGIN);
+  const pad = { l: MARGIN + LABEL + 10 + tickW + 8, r: MARGIN + Math.max(8, refW) };
+  const plotTop = (legend.box.height ? legend.box.y + legend.box.height : head.bottom) + 16;
+  const ph = c.plotHeight ?? 260;
+  const plotBottom = plotTop + ph;
+  const pw = W - pad.l - pad.r;
   const x1 = Math.max(1, c.xMax);
   const sx = (x: number) => pad.l + (x / x1) * pw;
-  const sy = (y: number) => pad.t + (1 - (y - lo) / (hi - lo || 1)) * ph;
-  const fy = c.yFormat ?? ((v: number) => formatNum(v, 3));
-  const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, sans-serif" font-size="12">`);
-  out.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
-  out.push(`<text x="${pad.l}" y="18" font-weight="600" font-size="13" fill="#1d2330">${esc(c.title)}</text>`);
-  for (const v of niceTicks(lo, hi, 5)) {
-    const y = sy(v).toFixed(1);
-    out.push(`<line x1="${pad.l}" x2="${W - pad.r}" y1="${y}" y2="${y}" stroke="#eef0f4"/>`);
-    out.push(`<text x="${pad.l - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="#5c6477">${esc(fy(v))}</text>`);
+  const sy = (y: number) => plotTop + (1 - (y - lo) / (hi - lo || 1)) * ph;
+  const xLabelY = plotBottom + 18 + TICK + 8 + LABEL * 0.8;
+  const cap = captionBlock(c.caption ?? '', xLabelY + 14, W);
+  const H = cap.bottom + MARGIN;
+
+  const out: string[] = [svgOpen(W, H, c.title), head.svg, legend.svg];
+  out.push('<g class="axes">');
+  for (const v of yTicks) {
+    const y = r1(sy(v));
+    out.push(`<line x1="${r1(pad.l)}" x2="${r1(W - pad.r)}" y1="${y}" y2="${y}" stroke="${GRID}" stroke-width="1"/>`);
+    out.push(svgText(pad.l - 6, sy(v), fy(v), { size: TICK, fill: MUTED, anchor: 'end', baseline: 'middle' }));
   }
-  for (const v of niceTicks(0, x1, 6)) {
-    const x = sx(v).toFixed(1);
-    out.push(`<line x1="${x}" x2="${x}" y1="${H - pad.b}" y2="${H - pad.b + 4}" stroke="#c5cad6"/>`);
-    out.push(`<text x="${x}" y="${H - pad.b + 16}" text-anchor="middle" fill="#5c6477">${v}</text>`);
+  const xTicks = niceTicks(0, x1, Math.max(2, Math.min(8, Math.floor(pw / 80))));
+  for (const v of xTicks) {
+    const x = r1(sx(v));
+    out.push(`<line x1="${x}" x2="${x}" y1="${r1(plotBottom)}" y2="${r1(plotBottom + 4)}" stroke="${AXIS}" stroke-width="1"/>`);
+    out.push(svgText(sx(v), plotBottom + 18, String(v), { size: TICK, fill: MUTED, anchor: 'middle' }));
   }
-  out.push(`<text x="${pad.l + pw / 2}" y="${H - 6}" text-anchor="middle" fill="#5c6477">${esc(c.xLabel ?? 'step')}</text>`);
-  out.push(`<polyline points="${pad.l},${pad.t} ${pad.l},${H - pad.b} ${W - pad.r},${H - pad.b}" fill="none" stroke="#c5cad6"/>`);
+  out.push(`<polyline points="${r1(pad.l)},${r1(plotTop)} ${r1(pad.l)},${r1(plotBottom)} ${r1(W - pad.r)},${r1(plotBottom)}" fill="none" stroke="${AXIS}" stroke-width="1"/>`);
+  out.push(svgText(pad.l + pw / 2, xLabelY, c.xLabel, { size: LABEL, fill: INK, anchor: 'middle', cls: 'x-label' }));
+  const yl = MARGIN + LABEL * 0.8;
+  const ym = plotTop + ph / 2;
+  out.push(svgText(yl, ym, c.yLabel, { size: LABEL, fill: INK, anchor: 'middle', cls: 'y-label', transform: `rotate(-90 ${r1(yl)} ${r1(ym)})` }));
+  out.push('</g>');
+
   for (const r of refs) {
-    const y = sy(r.y).toFixed(1);
-    out.push(`<line x1="${pad.l}" x2="${W - pad.r}" y1="${y}" y2="${y}" stroke="${r.color}" stroke-dasharray="4 3"/>`);
-    out.push(`<text x="${W - pad.r + 6}" y="${y}" dominant-baseline="middle" fill="${r.color}">${esc(r.label)}</text>`);
+    const y = sy(r.y);
+    out.push(`<line x1="${r1(pad.l)}" x2="${r1(W - pad.r)}" y1="${r1(y)}" y2="${r1(y)}" stroke="${r.color}" stroke-width="1.2" stroke-dasharray="4 3"/>`);
+    out.push(svgText(W - pad.r + 6, Math.min(plotBottom - 6, Math.max(plotTop + 6, y)), r.label, { size: TICK, fill: r.color, baseline: 'middle' }));
   }
   for (const s of c.series) {
-    const pts: string[] = [];
-    for (let i = 0; i < s.xs.length; i++) if (Number.isFinite(s.ys[i])) pts.push(`${sx(s.xs[i]).toFixed(1)},${sy(s.ys[i]).toFixed(1)}`);
+    const pts: [number, number][] = [];
+    for (let i = 0; i < s.xs.length; i++) if (Number.isFinite(s.ys[i])) pts.push([sx(s.xs[i]), sy(s.ys[i])]);
     if (!pts.length) continue;
     const faint = s.kind === 'raw' ? ' stroke-opacity="0.3"' : '';
-    out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 1.8}"${faint}><title>${esc(s.name)}</title></polyline>`);
+    out.push(`<polyline points="${pts.map(([x, y]) => `${r1(x)},${r1(y)}`).join(' ')}" fill="none" stroke="${s.color}" stroke-width="${s.kind === 'raw' ? 1 : 1.8}" stroke-linejoin="round"${faint}/>`);
     if (s.kind === 'points') {
-      pts.forEach((p, i) => {
-        const [x, y] = p.split(',');
-        out.push(`<circle cx="${x}" cy="${y}" r="${i === pts.length - 1 ? 4 : 3}" fill="${s.color}"${i === pts.length - 1 ? ' stroke="#fff"' : ''}/>`);
+      // thinned when dense, but the last (final) evaluation is always drawn, larger
+      const every = Math.max(1, Math.ceil(pts.length / (pw / 6)));
+      pts.forEach(([x, y], i) => {
+        const last = i === pts.length - 1;
+        if (i % every !== 0 && !last) return;
+        out.push(`<circle cx="${r1(x)}" cy="${r1(y)}" r="${last ? 4 : 3}" fill="${s.color}"${last ? ' stroke="#ffffff" stroke-width="1.2"' : ''}/>`);
       });
     }
   }
-  let lx = pad.l + 180;
-  for (const s of c.series.filter((x) => !x.quiet)) {
-    out.push(`<rect x="${lx}" y="10" width="14" height="3" fill="${s.color}"/><text x="${lx + 18}" y="14" dominant-baseline="middle" fill="#5c6477">${esc(s.name)}</text>`);
-    lx += 30 + s.name.length * 7;
-  }
+  out.push(cap.svg);
   out.push('</svg>\n');
-  return out.join('\n');
+  return out.filter(Boolean).join('\n');
 }

@@ -16,28 +16,18 @@ import { useEnv } from '../stores/env';
 import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
 import { METHOD_INFO } from './SetupPanel';
-import { LineChart, Legend, smooth, type Series } from './LineChart';
+import { LineChart, Legend } from './LineChart';
+import { compareAccuracySvg, compareCaption, compareLossSeries, compareLossSvg } from '../figure-compare';
+import { pngFile, svgFile } from '../figure-png';
 import { accuracyOf, BoundsList, comparisonsOf, ControlsTable, intervalWords, PairedTable } from './CompareStats';
 import { CompareMeasures } from './CompareMeasures';
 import type { AccuracySummary } from '../../mas/paired';
 
-const METHOD_COLORS = ['#3b5bdb', '#e8590c', '#2b8a3e', '#ae3ec9', '#1098ad', '#f08c00', '#c2255c', '#5c940d'];
-
 /** Training loss of each trained method, averaged over its seeds (smoothed lightly for display). */
 function CompareCurves({ curves }: { curves: NonNullable<ExperimentReport['curves']> }) {
-  const methods = [...new Set(curves.map((c) => c.method))];
-  if (!methods.length) return null;
-  let xMax = 1;
-  const series: Series[] = methods.map((m, i) => {
-    const runs = curves.filter((c) => c.method === m);
-    const n = Math.max(...runs.map((r) => r.losses.length));
-    xMax = Math.max(xMax, n);
-    const mean = Array.from({ length: n }, (_, s) => {
-      const vals = runs.map((r) => r.losses[s]).filter((v) => Number.isFinite(v));
-      return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : NaN;
-    });
-    return { name: m, color: METHOD_COLORS[i % METHOD_COLORS.length], xs: mean.map((_, s) => s + 1), ys: smooth(mean, 0.6), kind: 'line' };
-  });
+  // the same series as the exported figure (src/ui/figure-compare.ts)
+  const { series, xMax } = compareLossSeries(curves);
+  if (!series.length) return null;
   return (
     <div className="compare-curves">
       <div className="chart-head">
@@ -51,7 +41,7 @@ function CompareCurves({ curves }: { curves: NonNullable<ExperimentReport['curve
 
 const SPLIT_COLORS: Record<Split, string> = { train: '#868e96', heldout: '#3b5bdb', ood: '#e8590c' };
 
-function CompareChart({ rows, acc, chance, svgRef }: { rows: ExperimentRowSummary[]; acc: (x: ExperimentRowSummary) => AccuracySummary; chance: number; svgRef?: React.Ref<SVGSVGElement> }) {
+function CompareChart({ rows, acc, chance }: { rows: ExperimentRowSummary[]; acc: (x: ExperimentRowSummary) => AccuracySummary; chance: number }) {
   const methods = [...new Set(rows.map((r) => r.method))];
   const splits = [...new Set(rows.map((r) => r.split))];
   const W = Math.max(360, methods.length * 92 + 60);
@@ -64,7 +54,7 @@ function CompareChart({ rows, acc, chance, svgRef }: { rows: ExperimentRowSummar
   const x = (i: number, j: number) => pad.l + ((i + 0.5) / methods.length) * pw + (j - (splits.length - 1) / 2) * 14;
   const y = (v: number) => pad.t + (1 - Math.min(1, Math.max(0, v))) * ph;
   return (
-    <svg ref={svgRef} xmlns="http://www.w3.org/2000/svg" className="compare-chart" viewBox={`0 0 ${W} ${H}`} width="100%" style={{ maxWidth: W }} role="img" aria-label="Accuracy by method with 95% intervals" data-testid="compare-chart" fontFamily="system-ui, sans-serif">
+    <svg xmlns="http://www.w3.org/2000/svg" className="compare-chart" viewBox={`0 0 ${W} ${H}`} width="100%" style={{ maxWidth: W }} role="img" aria-label="Accuracy by method with 95% intervals" data-testid="compare-chart" fontFamily="system-ui, sans-serif">
       <rect width={W} height={H} fill="#fff" />
       {[0, 0.25, 0.5, 0.75, 1].map((v) => (
         <g key={v}>
@@ -139,7 +129,6 @@ export function ComparePanel() {
   const [seedText, setSeedText] = useState(app.compareSeeds.join(', '));
   // the field follows the setup when it changes elsewhere (a link opened in this tab)
   useEffect(() => setSeedText(app.compareSeeds.join(', ')), [app.compareSeeds]);
-  const svgRef = useRef<SVGSVGElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
   const r = cmp.report;
   // the results are labelled by the report's own task and difficulty (a stored or opened report need not match the setup)
@@ -163,6 +152,11 @@ export function ComparePanel() {
       return cache.get(k)!;
     };
   }, [r]);
+  // the exported figures, drawn from the report (never copied from the page)
+  const chartTitle = `${shownTask} d${shownDifficulty}, ${r ? new Set(r.rows.map((x) => x.seed)).size : 0} seeds`;
+  const accuracyFigure = () =>
+    compareAccuracySvg({ rows: r!.summary.filter((x) => x.split !== 'train'), acc: accOf, chance: r!.chance?.heldout ?? task.chance, title: `Accuracy by method · ${chartTitle}`, caption: compareCaption(r!) });
+  const lossFigure = useMemo(() => (r ? compareLossSvg(r, `Training loss by method · ${chartTitle}`) : null), [r, chartTitle]);
   const seedsBad = !/^\s*\d+(\s*,\s*\d+)*\s*$/.test(seedText);
 
   const toggle = (m: MethodName) => {
@@ -272,16 +266,24 @@ export function ComparePanel() {
             <button type="button" className="btn tiny" onClick={() => save(`${base}.json`, reportJson(r))} data-testid="compare-json" title="The format `npm run experiment -- --json` writes">
               JSON
             </button>
-            <button
-              type="button"
-              className="btn tiny"
-              data-testid="compare-svg"
-              onClick={() => svgRef.current && save(`${base}.svg`, new XMLSerializer().serializeToString(svgRef.current) + '\n')}
-            >
+            <button type="button" className="btn tiny" data-testid="compare-svg" title="Accuracy by method as a standalone figure (title, axes, caption)" onClick={() => download(svgFile(`${base}.svg`, accuracyFigure()))}>
               Chart SVG
             </button>
+            <button type="button" className="btn tiny" data-testid="compare-png" onClick={() => void pngFile(`${base}.png`, accuracyFigure()).then(download, (e: unknown) => console.error('could not save the figure', e))}>
+              Chart PNG
+            </button>
+            {lossFigure && (
+              <>
+                <button type="button" className="btn tiny" data-testid="compare-loss-svg" title="Training loss by method as a standalone figure" onClick={() => download(svgFile(`${base}-loss.svg`, lossFigure))}>
+                  Loss SVG
+                </button>
+                <button type="button" className="btn tiny" data-testid="compare-loss-png" onClick={() => void pngFile(`${base}-loss.png`, lossFigure).then(download, (e: unknown) => console.error('could not save the figure', e))}>
+                  Loss PNG
+                </button>
+              </>
+            )}
           </div>
-          <CompareChart svgRef={svgRef} rows={r.summary.filter((x) => x.split !== 'train')} acc={accOf} chance={r.chance?.heldout ?? task.chance} />
+          <CompareChart rows={r.summary.filter((x) => x.split !== 'train')} acc={accOf} chance={r.chance?.heldout ?? task.chance} />
           {r.curves && <CompareCurves curves={r.curves} />}
           <div className="table-wrap">
           <table className="table dense" data-testid="compare-table">

@@ -6,57 +6,14 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { EdgeInspection } from '../../worker/api';
 import { showToken } from '../format';
+import { viridis } from '../figure';
+import { attentionSlice, headSummary, headSummaryFigureSvg, heatmapFigureSvg, normsOf, SENDER_COLORS, type Pick } from '../figure-heatmap';
+import { pngFile } from '../figure-png';
+import { download } from '../engine';
 
-/** Viridis, sampled (matplotlib's perceptually uniform map). */
-const VIRIDIS = [
-  [68, 1, 84], [72, 35, 116], [64, 67, 135], [52, 94, 141], [41, 120, 142], [32, 144, 140], [34, 167, 132],
-  [68, 190, 112], [121, 209, 81], [189, 222, 38], [253, 231, 37],
-];
+export { attentionSlice, headSummary, normsOf, viridis };
+export type { Pick };
 
-export function viridis(t: number): string {
-  const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
-  const f = x - i;
-  const c = VIRIDIS[i].map((v, k) => Math.round(v + (VIRIDIS[i + 1][k] - v) * f));
-  return `rgb(${c[0]},${c[1]},${c[2]})`;
-}
-
-export type Pick = number | 'avg';
-
-/** The [R, S] matrix of one layer and head, or an average over either or both. */
-export function attentionSlice(e: EdgeInspection, layer: Pick, head: Pick): Float32Array {
-  const R = e.receiverTokens.length;
-  const S = e.senderPositions.length;
-  const out = new Float32Array(R * S);
-  const layers = layer === 'avg' ? Array.from({ length: e.layers }, (_, i) => i) : [layer];
-  const heads = head === 'avg' ? Array.from({ length: e.heads }, (_, i) => i) : [head];
-  for (const l of layers) {
-    for (const h of heads) {
-      const base = (l * e.heads + h) * R * S;
-      for (let i = 0; i < R * S; i++) out[i] += e.attention[base + i];
-    }
-  }
-  const n = layers.length * heads.length;
-  for (let i = 0; i < out.length; i++) out[i] /= n;
-  return out;
-}
-
-/** K and V norms per sender position for one layer or averaged over layers. */
-export function normsOf(e: EdgeInspection, layer: Pick): { k: Float32Array; v: Float32Array } {
-  const S = e.senderPositions.length;
-  const k = new Float32Array(S);
-  const v = new Float32Array(S);
-  const layers = layer === 'avg' ? Array.from({ length: e.layers }, (_, i) => i) : [layer];
-  for (const l of layers) {
-    for (let s = 0; s < S; s++) {
-      k[s] += e.keyNorms[l * S + s] / layers.length;
-      v[s] += e.valueNorms[l * S + s] / layers.length;
-    }
-  }
-  return { k, v };
-}
-
-const SENDER_COLORS = ['#4263eb', '#f08c00', '#0ca678', '#ae3ec9', '#e03131', '#1098ad'];
 const K_COLOR = '#5c7cfa';
 const V_COLOR = '#f59f00';
 
@@ -156,39 +113,17 @@ export function paintHeatmap(
   }
 }
 
-/**
- * Share of each head's attention that lands on the message: for every layer and head, the attention
- * mass on the sender positions summed per receiver token, averaged over its tokens ([layers, heads]).
- * The rest goes to the receiver's own tokens.
- */
-export function headSummary(e: EdgeInspection): Float32Array {
-  const R = e.receiverTokens.length;
-  const S = e.senderPositions.length;
-  const out = new Float32Array(e.layers * e.heads);
-  for (let l = 0; l < e.layers; l++) {
-    for (let h = 0; h < e.heads; h++) {
-      const base = (l * e.heads + h) * R * S;
-      let sum = 0;
-      for (let i = 0; i < R * S; i++) sum += e.attention[base + i];
-      out[l * e.heads + h] = R ? sum / R : 0;
-    }
-  }
-  return out;
+/** Saves a figure (standalone SVG) as a PNG download: drawn from the data, so no hover outline or selection mark. */
+function saveFigurePng(svg: string, name: string): void {
+  void pngFile(name, svg).then(download, (e: unknown) => console.error('could not save the figure', e));
 }
 
-/** Saves a canvas as a PNG download. */
-export function saveCanvasPng(c: HTMLCanvasElement, name: string): void {
-  c.toBlob((blob) => {
-    if (!blob) return;
-    const url = URL.createObjectURL(blob);
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = name;
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  }, 'image/png');
+/** What a saved figure says about the map besides its layer and head: a title, the step, the example. */
+export interface FigureInfo {
+  title: string;
+  step: number;
+  context?: string;
+  caption?: string;
 }
 
 export interface HoverCell {
@@ -197,10 +132,11 @@ export interface HoverCell {
 }
 
 export function Heatmap({
-  edge, layer, head, vmax, maxWidth, testId, normMax, names, fileName,
+  edge, layer, head, vmax, maxWidth, testId, normMax, names, fileName, figure,
 }: {
-  /** Name of the PNG the save button writes. */
+  /** Name of the PNG the save button writes (with `figure`, what the saved figure says). */
   fileName?: string;
+  figure?: FigureInfo;
   edge: EdgeInspection;
   /** Display names of agents by id. */
   names: ReadonlyMap<string, string>;
@@ -294,8 +230,14 @@ export function Heatmap({
         />
         <canvas ref={normCanvas} style={{ width: g.width, height: normH }} aria-label="K and V norms per sender position" />
       </div>
-      {fileName && (
-        <button type="button" className="link small save-png" onClick={() => canvas.current && saveCanvasPng(canvas.current, fileName)} data-testid={testId ? `${testId}-png` : undefined}>
+      {fileName && figure && (
+        <button
+          type="button"
+          className="link small save-png"
+          title="The map as a figure: title, layer and head, step, colour scale"
+          onClick={() => saveFigurePng(heatmapFigureSvg({ edge, names, layer, head, vmax, ...figure }), fileName)}
+          data-testid={testId ? `${testId}-png` : undefined}
+        >
           Save PNG
         </button>
       )}
@@ -333,8 +275,10 @@ export function ColorLegend({ vmax }: { vmax: number }) {
 }
 
 /** The layer x head summary: how much of each head's attention lands on the message (one small heatmap, Inspectus's view). */
-export function HeadSummary({ edge, testId, onPick, layer, head, fileName }: {
-  edge: EdgeInspection; testId?: string; onPick?(layer: number, head: number): void; layer: Pick; head: Pick; fileName?: string;
+export function HeadSummary({ edge, testId, onPick, layer, head, fileName, figure, names }: {
+  edge: EdgeInspection; testId?: string; onPick?(layer: number, head: number): void; layer: Pick; head: Pick; fileName?: string; figure?: FigureInfo;
+  /** Display names of agents by id (for the saved figure). */
+  names?: ReadonlyMap<string, string>;
 }) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const v = useMemo(() => headSummary(edge), [edge]);
@@ -399,8 +343,14 @@ export function HeadSummary({ edge, testId, onPick, layer, head, fileName }: {
       <div className="muted small head-summary-tip">
         {hover ? `layer ${hover.l}, head ${hover.h}: ${(v[hover.l * edge.heads + hover.h] * 100).toFixed(1)}% of its attention on the message` : 'share of each head\u2019s attention on the message (click to show that head)'}
       </div>
-      {fileName && (
-        <button type="button" className="link small save-png" onClick={() => canvas.current && saveCanvasPng(canvas.current, fileName)}>
+      {fileName && figure && (
+        <button
+          type="button"
+          className="link small save-png"
+          title="The layer × head summary as a figure: title, step, colour scale"
+          onClick={() => saveFigurePng(headSummaryFigureSvg({ edge, names: names ?? new Map(), ...figure }), fileName)}
+          data-testid={testId ? `${testId}-png` : undefined}
+        >
           Save PNG
         </button>
       )}

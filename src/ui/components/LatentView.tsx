@@ -12,7 +12,8 @@ import { isTrainedMethod } from '../../mas/run-types';
 import { useApp } from '../stores/app';
 import { useRun } from '../stores/run';
 import { useShownRun } from '../stores/shown-run';
-import { ColorLegend, HeadSummary, Heatmap, attentionSlice, normsOf, type Pick } from './Heatmap';
+import { ColorLegend, HeadSummary, Heatmap, attentionSlice, normsOf, type FigureInfo, type Pick } from './Heatmap';
+import { runCaption } from '../figure-run';
 import { ErrorText } from './RunBar';
 import { ProbePanel } from './ProbePanel';
 
@@ -146,6 +147,14 @@ export function LatentView() {
   const textRead = (method === 'text' || method === 'text-trained') && finalAgent ? agents.slice(0, -1).map((a) => ({ from: a.name, text: a.output.replace(/^msg:/, '') })) : [];
   const stored = shown.readOnly ? [...new Set(list.map(keyOf))] : [];
   const file = (what: string) => `${method}-${app.split}-${app.example}-${what}${layer === 'avg' ? '' : `-l${layer}`}${head === 'avg' ? '' : `-h${head}`}.png`;
+  // what a saved PNG figure says: which map, when (the step), the example and the run's configuration
+  const figure = (r: InspectResult, e: EdgeInspection, when: string, step: number, heads = false): FigureInfo => ({
+    title: `Attention on the message${heads ? ' by layer and head' : ''}, ${names.get(e.receiver) ?? e.receiver} ← ${e.senders.map((x) => names.get(x) ?? x).join(', ')} · ${when}, step ${step}`,
+    step,
+    context: `${r.split} example #${r.index}, answered '${r.predicted}' (${r.correct ? 'correct' : `expected '${r.answer}'`})`,
+    caption: shown.config ? runCaption({ config: shown.config, baseModelId: shown.record?.baseModelId ?? shown.config.modelId, baseName: shown.record?.baseName, stepsDone: shown.config.steps }) : undefined,
+  });
+  const nowWhen = !trained ? 'training-free method' : afterItem && afterItem.step > 0 ? 'after training' : 'before training';
 
   return (
     <section className="panel latent" aria-labelledby="latent-title">
@@ -302,7 +311,7 @@ export function LatentView() {
                   <figcaption>
                     Before training <span className="muted">· step 0</span> · <Verdict r={shownBefore!} />
                   </figcaption>
-                  <Heatmap edge={beforeEdge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-before" fileName={file('before')} />
+                  <Heatmap edge={beforeEdge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-before" fileName={file('before')} figure={figure(shownBefore!, beforeEdge, 'before training', beforeItem!.step)} />
                 </figure>
               )}
               <figure>
@@ -311,19 +320,19 @@ export function LatentView() {
                   {trained && <span className="muted">· step {nowItem?.step ?? 0} · </span>}
                   <Verdict r={now!} />
                 </figcaption>
-                <Heatmap edge={edge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-now" fileName={file(sideBySide ? 'after' : 'now')} />
+                <Heatmap edge={edge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-now" fileName={file(sideBySide ? 'after' : 'now')} figure={figure(now!, edge, nowWhen, nowItem?.step ?? 0)} />
               </figure>
             </div>
             <div className="head-summaries">
               {sideBySide && beforeEdge && (
                 <figure>
                   <figcaption>Attention on the message, layer × head · before</figcaption>
-                  <HeadSummary edge={beforeEdge} layer={layer} head={head} testId="head-summary-before" fileName={file('heads-before')} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
+                  <HeadSummary edge={beforeEdge} layer={layer} head={head} testId="head-summary-before" fileName={file('heads-before')} names={names} figure={figure(shownBefore!, beforeEdge, 'before training', beforeItem!.step, true)} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
                 </figure>
               )}
               <figure>
                 <figcaption>Attention on the message, layer × head{sideBySide ? ' · now' : ''}</figcaption>
-                <HeadSummary edge={edge} layer={layer} head={head} testId="head-summary" fileName={file('heads')} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
+                <HeadSummary edge={edge} layer={layer} head={head} testId="head-summary" fileName={file('heads')} names={names} figure={figure(now!, edge, nowWhen, nowItem?.step ?? 0, true)} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
               </figure>
             </div>
           </>

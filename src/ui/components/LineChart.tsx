@@ -3,41 +3,10 @@
 // Raw lines are drawn faintly, smoothed ones on top; hovering shows the values at that step.
 import { useEffect, useRef, useState } from 'react';
 import { formatNum } from '../format';
+import { niceTicks, smooth, yRange, type RefLine, type Series } from '../figure';
 
-export interface Series {
-  name: string;
-  color: string;
-  xs: readonly number[];
-  ys: readonly number[];
-  /** raw: faint, thinned by min/max per column; line: solid; points: line with dots */
-  kind: 'raw' | 'line' | 'points';
-  /** Hidden from the legend and the hover readout (e.g. the raw twin of a smoothed line). */
-  quiet?: boolean;
-}
-
-export interface RefLine {
-  y: number;
-  label: string;
-  color: string;
-}
-
-/** TensorBoard's debiased exponential moving average. */
-export function smooth(ys: readonly number[], weight: number): number[] {
-  const out: number[] = new Array(ys.length);
-  let last = 0;
-  let n = 0;
-  for (let i = 0; i < ys.length; i++) {
-    const y = ys[i];
-    if (!Number.isFinite(y)) {
-      out[i] = y;
-      continue;
-    }
-    last = last * weight + (1 - weight) * y;
-    n++;
-    out[i] = weight === 0 ? y : last / (1 - weight ** n);
-  }
-  return out;
-}
+export { smooth, yRange };
+export type { RefLine, Series };
 
 function useWidth(ref: React.RefObject<HTMLElement | null>): number {
   const [w, setW] = useState(300);
@@ -55,40 +24,6 @@ function useWidth(ref: React.RefObject<HTMLElement | null>): number {
 const PAD = { l: 44, r: 12, t: 8, b: 22 };
 /** Right margin that holds the reference lines' labels (never under the data). */
 const REF_PAD = 78;
-
-function niceTicks(lo: number, hi: number, n: number): number[] {
-  const span = hi - lo || 1;
-  const raw = span / n;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-  return out;
-}
-
-/** The y range a chart draws: fixed ends, or the data's (from 0 when `fromZero`), with a 5% margin. */
-export function yRange(series: Series[], refLines: RefLine[], yMin?: number, yMax?: number, fromZero = false): [number, number] {
-  let lo = yMin ?? Infinity;
-  let hi = yMax ?? -Infinity;
-  if (yMin === undefined || yMax === undefined) {
-    for (const s of series) {
-      for (const y of s.ys) {
-        if (!Number.isFinite(y)) continue;
-        if (yMin === undefined) lo = Math.min(lo, y);
-        if (yMax === undefined) hi = Math.max(hi, y);
-      }
-    }
-    for (const r of refLines) {
-      if (yMin === undefined) lo = Math.min(lo, r.y);
-      if (yMax === undefined) hi = Math.max(hi, r.y);
-    }
-    if (!Number.isFinite(lo)) lo = 0;
-    if (!Number.isFinite(hi)) hi = 1;
-    if (yMin === undefined) lo = fromZero ? Math.min(0, lo) : Math.max(0, lo - (hi - lo) * 0.05);
-    if (yMax === undefined) hi = hi + (hi - lo) * 0.05 || 1;
-  }
-  return [lo, hi];
-}
 
 export function LineChart({
   series, xMax, yMin, yMax, height = 130, refLines = [], yFormat = (v: number) => formatNum(v, 3), testId, empty, fromZero = false,
