@@ -23,6 +23,8 @@ import { checkExportFolder, exportRuns } from './export-run';
 import type { TrainedAdapter } from '../mas/types';
 import { checkOutputFile, isExperimentReport, loadBaseModel, lockOutputs, readFolder, writeFileAtomic, writeFolder } from './files';
 import { checkSaveAdapters } from './save-adapters';
+import { checkTensorboardFolder, runLr, writeTensorboard } from './tensorboard-out';
+import { reportRuns } from '../storage/tensorboard';
 
 export async function commandExperiment(argv: string[]): Promise<number> {
   const args = new Args(argv, [
@@ -54,6 +56,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
     { name: 'export-run', help: 'write a run bundle (docs/run-bundle.md: run.json, base, PEFT adapters, episodes, first batches) per (method, seed) as DIR/<method>-seed<k>/' },
     { name: 'export-batches', help: 'with --export-run: training batches each bundle carries (default 4); as many as the steps PyTorch is to train lets a word-rendering run (a real model) continue there, since the Python port makes only the char rendering\u2019s batches' },
+    { name: 'tensorboard', help: 'write TensorBoard event files (for tensorboard --logdir DIR, or W&B\u2019s TensorBoard sync) per (method, seed) as DIR/<method>/seed<k>/events.out.tfevents...: training loss and learning rate per step, evaluations and controls at the final step, the run config as text' },
     { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
     { name: 'quiet', help: 'print only the results', flag: true },
     { name: 'force', help: 'let --json replace an existing file that is not an experiment report, and --save-adapters replace the base and adapter folders of an earlier run', flag: true },
@@ -119,12 +122,14 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     }
     const plan = args.str('save-adapters') ? await checkSaveAdapters(args.str('save-adapters')!, { methods, seeds, force: args.has('force'), modelDir }) : null;
     if (exportDir) await checkExportFolder(exportDir, methods, seeds);
+    const tbOthers = [['json', '--json'], ['save-adapters', '--save-adapters'], ['export-run', '--export-run']].filter(([k]) => args.str(k)).map(([k, option]) => ({ option, target: args.str(k)! }));
+    if (args.str('tensorboard')) await checkTensorboardFolder(args.str('tensorboard')!, methods, seeds, tbOthers);
     return plan;
   };
   await checkOutputs();
   // one writer per output (issue 20 item 5): locked, then checked again under the locks (what another
   // command finished meanwhile is seen); main() removes the locks when the command ends
-  const outputs = [['json', '--json'], ['save-adapters', '--save-adapters'], ['export-run', '--export-run']].filter(([k]) => args.str(k));
+  const outputs = [['json', '--json'], ['save-adapters', '--save-adapters'], ['export-run', '--export-run'], ['tensorboard', '--tensorboard']].filter(([k]) => args.str(k));
   await lockOutputs(outputs.map(([k, option]) => ({ target: args.str(k)!, option })), ['experiment', ...argv].join(' '));
   const saveBase = await checkOutputs();
   const base = await loadBaseModel(modelDir);
@@ -229,6 +234,12 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     if (!quiet) console.log(`wrote ${json}`);
   }
   if (saveDir && !quiet) console.log(`wrote adapters under ${saveDir}`);
+  const tbDir = args.str('tensorboard');
+  if (tbDir) {
+    const runs = reportRuns(report, { configOf: (method, seed) => ({ ...req.base, method, seed }), startSeconds: Date.now() / 1000 - seconds, lrOf: runLr });
+    const dirs = await writeTensorboard(tbDir, runs);
+    if (!quiet) console.log(`wrote TensorBoard event files of ${dirs.length} run${dirs.length === 1 ? '' : 's'} under ${tbDir} (tensorboard --logdir ${tbDir})`);
+  }
   if (exportDir) {
     const dirs = await exportRuns({
       dir: exportDir, gpu, base, baseFiles: await readFolder(modelDir), report, trained, configOf: (method, seed) => ({ ...req.base, method, seed }),
