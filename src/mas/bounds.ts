@@ -12,6 +12,7 @@
 //     H(V_i | M, K) >= (H(V | K) - C) / n, i.e. log2 10 - C / n on the training distribution;
 //   relay (L letters): per letter (H(secret) - C) / L. The asker reads only the relay's message, a
 //     function of the source's, so the chain is bottlenecked at C per hop: the same bound;
+//   index (n digits, no keys): per digit log2 10 - C / n, lookup's bound without the keys to carry;
 //   arith (operands a, b over N_op values, one sender each, each B tokens): a + b and a - b together
 //     give (a, b), so the mean over the two operators of H(a op b | M) >= (H(a, b) - 2C) / 2, i.e.
 //     log2 N_op - C on the training distribution.
@@ -22,6 +23,19 @@
 // accuracy 1 - Pe it allows is the bound. It is exact (reachable) where the message can name the
 // sender's whole content (N >= the number of contents, each a distinct message): there the optimum
 // is 1, and we say so ('exact'). Elsewhere it is an upper bound, not a protocol.
+//
+// THE HAMMING-SPHERE CEILING (index and relay, issue 22). Where the content is a uniform string of n
+// independent symbols from q and the receiver asks one uniform position of it, a protocol is, without
+// loss, a codebook: the receiver's guess of every position given message m is a string c_m, and the
+// sender sends the m whose c_m agrees most with its string (any other choice scores less; a random
+// guess scores its mean). So the accuracy is 1 - E[d] / n, d the Hamming distance from the string
+// to its nearest codeword. At most N * ball(r) strings lie within r of one of N codewords (ball(r) =
+// sum_{j<=r} C(n, j) (q - 1)^j), so over M equally likely strings P(d > r) >= 1 - N ball(r) / M and
+// accuracy <= 1 - (1/n) sum_{r<n} max(0, 1 - N ball(r) / M). It is tighter than Fano at the tight
+// budgets (index n = 8, B = 1: 0.413 against 0.495) and reached where perfect codes exist; held-out
+// contents count M = q^n / 5, the same selection Fano subtracts. tests/bounds.test.ts checks it
+// against the exact optimum by enumeration of every codebook on small alphabets. It holds for lookup
+// given its keys too; lookup's reports leave it out so that they stay as they were.
 //
 // THE FLOOR. The best constant message is no message: the receiver guesses from its own part alone,
 // sum_q P(q) max_y P(y | q). Where the split can be listed (Task.enumerate: the evaluation then holds
@@ -118,6 +132,10 @@ export function shapeOf(task: TaskName, difficulty: number, split: Split): TaskS
       neededBits: n * Math.log2(DIGITS) - selectionBits(split), pieces: n,
     };
   }
+  if (task === 'index') {
+    const n = t.maxQueries(split);
+    return { task, difficulty, split, answers: DIGITS, senders: 1, messages: 1, size: n, contentBits: n * Math.log2(DIGITS), neededBits: n * Math.log2(DIGITS) - selectionBits(split), pieces: n };
+  }
   if (task === 'relay') {
     const L = t.maxQueries(split);
     return { task, difficulty, split, answers: LETTERS, senders: 1, messages: 2, size: L, contentBits: L * Math.log2(LETTERS), neededBits: L * Math.log2(LETTERS) - selectionBits(split), pieces: L };
@@ -142,6 +160,8 @@ export interface BudgetBound {
   ceiling: number;
   /** True where ceiling is the exact optimum (the message can name the whole content: 1). */
   exact: boolean;
+  /** index and relay: the Hamming-sphere ceiling (header), at most Fano's; absent for other tasks. */
+  sphere?: number;
   /** The receiver alone (best constant message). */
   floor: number;
 }
@@ -177,8 +197,8 @@ function countFloor(task: TaskName, difficulty: number, split: Split): number {
 /** The floor over the task's whole distribution of a split's shape (before the split's selection of contents). */
 export function distributionFloor(task: TaskName, difficulty: number, split: Split): number {
   const s = shapeOf(task, difficulty, split);
-  if (task === 'lookup' || task === 'relay') {
-    // the asked value (letter) is one uniform draw, independent of the key (position) asked
+  if (task === 'lookup' || task === 'relay' || task === 'index') {
+    // the asked value (letter, digit) is one uniform draw, independent of the key (position) asked
     const p = new Array<number>(s.answers).fill(1 / s.answers);
     return Math.max(...p);
   }
@@ -207,11 +227,45 @@ export function ceilingAtBits(task: TaskName, difficulty: number, split: Split, 
   return { ceiling: exact ? 1 : fanoAccuracy(missingBits, s.answers), exact, missingBits };
 }
 
+/** Strings of n symbols from q within Hamming distance r of a given one: sum_{j<=r} C(n, j) (q - 1)^j. */
+export function hammingBall(q: number, n: number, r: number): number {
+  let sum = 0;
+  let choose = 1;
+  for (let j = 0; j <= Math.min(r, n); j++) {
+    sum += choose * (q - 1) ** j;
+    choose = (choose * (n - j)) / (j + 1);
+  }
+  return sum;
+}
+
+/**
+ * The Hamming-sphere ceiling (header): the best accuracy any protocol of `messages` distinct messages
+ * can reach when the receiver asks one uniform position of a string of n symbols from q, drawn uniformly
+ * from `contents` strings.
+ */
+export function sphereCeiling(q: number, n: number, messages: number, contents: number): number {
+  if (!Number.isInteger(q) || q < 2 || !Number.isInteger(n) || n < 1) throw new Error(`bounds: a string of ${n} symbols from ${q} is not one the sphere ceiling covers`);
+  if (!(messages >= 1) || !(contents >= 1)) throw new Error(`bounds: ${messages} messages over ${contents} contents`);
+  let missed = 0;
+  for (let r = 0; r < n; r++) missed += Math.max(0, 1 - (messages * hammingBall(q, n, r)) / contents);
+  return 1 - missed / n;
+}
+
+/** The sphere ceiling of a task where it applies (index, relay) at C bits per message; undefined elsewhere. */
+export function sphereAtBits(task: TaskName, difficulty: number, split: Split, C: number): number | undefined {
+  if (task !== 'index' && task !== 'relay') return undefined;
+  const s = shapeOf(task, difficulty, split);
+  return sphereCeiling(s.answers, s.size, 2 ** C, 2 ** (s.contentBits - selectionBits(split)));
+}
+
 /** The ceiling and floor of one task, split and budget with a vocabulary of V tokens. */
 export function budgetBound(task: TaskName, difficulty: number, split: Split, budget: number, vocab: number): BudgetBound {
   const C = messageBits(budget, vocab);
   const { ceiling, exact, missingBits } = ceilingAtBits(task, difficulty, split, C);
-  return { task, difficulty, split, budget, vocab, messageBits: C, missingBits, ceiling, exact, floor: constantFloor(task, difficulty, split) };
+  const out: BudgetBound = { task, difficulty, split, budget, vocab, messageBits: C, missingBits, ceiling, exact, floor: constantFloor(task, difficulty, split) };
+  const sphere = sphereAtBits(task, difficulty, split, C);
+  if (sphere !== undefined) out.sphere = exact ? 1 : Math.min(sphere, ceiling);
+  return out;
 }
 
 export interface ValuesOnly {
@@ -290,7 +344,8 @@ const f3 = (x: number) => x.toFixed(3);
 /** One bound in words: "B = 4 tokens (23.0 bits): any protocol <= 0.412 (Fano), the receiver alone 0.100". */
 export function formatBound(b: BudgetBound & { basis?: string }): string {
   const what = b.basis === 'latent positions' ? `${b.budget} latent position${b.budget === 1 ? '' : 's'} as tokens` : `B = ${b.budget} token${b.budget === 1 ? '' : 's'}`;
-  return `${b.split}, ${what} (V = ${b.vocab}, ${b.messageBits.toFixed(1)} bits): any protocol ${b.exact ? '= 1.000 (exact: the message can name the whole content)' : `<= ${f3(b.ceiling)} (Fano)`}, the receiver alone ${f3(b.floor)}`;
+  const bound = b.exact ? '= 1.000 (exact: the message can name the whole content)' : b.sphere !== undefined ? `<= ${f3(b.sphere)} (Hamming sphere; Fano ${f3(b.ceiling)})` : `<= ${f3(b.ceiling)} (Fano)`;
+  return `${b.split}, ${what} (V = ${b.vocab}, ${b.messageBits.toFixed(1)} bits): any protocol ${bound}, the receiver alone ${f3(b.floor)}`;
 }
 
 /** The bounds as a Markdown table, with lookup's values-only floor below it. */
@@ -298,7 +353,7 @@ export function formatBounds(b: ReportBounds): string {
   const lines = [
     `| split | budget | bits (V = ${b.vocab}) | any protocol | receiver alone |`,
     '|---|---|---:|---:|---:|',
-    ...b.rows.map((r) => `| ${r.split} | ${r.basis === 'latent positions' ? `${r.budget} latent positions as tokens` : `B = ${r.budget} tokens`} | ${r.messageBits.toFixed(1)} | ${r.exact ? '1.000 (exact)' : `<= ${f3(r.ceiling)} (Fano)`} | ${f3(r.floor)} |`),
+    ...b.rows.map((r) => `| ${r.split} | ${r.basis === 'latent positions' ? `${r.budget} latent positions as tokens` : `B = ${r.budget} tokens`} | ${r.messageBits.toFixed(1)} | ${r.exact ? '1.000 (exact)' : r.sphere !== undefined ? `<= ${f3(r.sphere)} (Hamming sphere; Fano ${f3(r.ceiling)})` : `<= ${f3(r.ceiling)} (Fano)`} | ${f3(r.floor)} |`),
   ];
   for (const [split, v] of Object.entries(b.valuesOnly ?? {})) {
     lines.push(`${split}: a message of the values without their keys (${v!.entries} entries) reaches ${f3(v!.accuracy)}, as does the 1-token message "the most frequent value"; its loss floor is ${f3(v!.nats)} nats per answer, ${f3(v!.natsPerToken)} per answer token with <eos>`);
