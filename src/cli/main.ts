@@ -5,6 +5,7 @@ import { commandEnv } from './env';
 import { commandExperiment } from './experiment';
 import { commandPretrain } from './pretrain';
 import { commandGenerate } from './generate';
+import { commandImportGguf } from './import-gguf';
 import { UsageError } from './args';
 import { releaseAllLocks } from './lock';
 
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   pretrain: { run: commandPretrain, summary: 'pretrain a toy base model from scratch and write it as Hugging Face files' },
   generate: { run: commandGenerate, summary: 'greedy continuation of a prompt with a base model (and an adapter)' },
   experiment: { run: commandExperiment, summary: 'compare communication methods over seeds: train, evaluate, controls, table' },
+  'import-gguf': { run: commandImportGguf, summary: 'convert a llama.cpp GGUF model (Q4_0..Q6_K, F16, ...) into a Hugging Face folder' },
   bench: { run: commandBench, summary: 'kernel and training speed beside tfjs-backend-webgpu and the CPU reference' },
 };
 
