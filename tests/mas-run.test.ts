@@ -226,6 +226,7 @@ describe('run controller', () => {
     expect(adapters[0].tensors.get(loraKey(0, 'k_proj', 'B'))!.some((x) => x !== 0)).toBe(true);
     const ins = await ctl.inspect('heldout', 0);
     expect(ins.edges).toHaveLength(1);
+    expect(ins.step).toBe(4); // the final weights' step
     ctl.reset();
     await expect(ctl.evaluate(['heldout'])).rejects.toThrow(/no run/);
     ctl.dispose();
@@ -303,6 +304,7 @@ describe('run controller', () => {
     await ctl.step();
     expect(ctl.status.step).toBe(2);
     expect(ctl.status.state).toBe('paused');
+    expect((await ctl.inspect('heldout', 0)).step).toBe(2);
     ctl.resume();
     while (ctl.status.step < 4) await new Promise((r) => setTimeout(r, 20));
     await expect(ctl.step()).rejects.toThrow(/pause it first/);

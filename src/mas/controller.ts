@@ -295,7 +295,9 @@ export class RunController implements RunControllerApi {
   inspect(split: Split, index: number): Promise<InspectResult> {
     return this.exclusive(async () => {
       if (!this.run) throw new Error('no run to inspect: call start first');
-      return this.run.inspect(split, index);
+      // the step of the weights it saw: a look asked for while training runs between two later steps
+      const step = this.run.step;
+      return { ...(await this.run.inspect(split, index)), step };
     });
   }
 

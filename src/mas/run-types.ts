@@ -145,6 +145,8 @@ export interface InspectResult {
   correct: boolean;
   agents: AgentInspection[];
   edges: EdgeInspection[];
+  /** The training step of the weights it was taken with (set by the run controller, between two steps; absent from older records). */
+  step?: number;
 }
 
 export interface ExperimentRowSummary {
