@@ -6,6 +6,7 @@ import type { LlamaConfig } from '../model/config';
 import { decodeAdapter } from '../storage/peft';
 import { adapterInfo, RECORD_FILE, type AdapterData, type EvalRowCi, type RunRecord, type RunRecordStatus, type StoredInspection } from '../storage/records';
 import { readRunBundle, RunBundleError, type RunBundleContent, type RunBundleJson } from '../storage/run-bundle';
+import { readNotesAndTags } from '../storage/runs-table';
 import { wilson95 } from './base-eval';
 
 const STATUSES: readonly RunRecordStatus[] = ['running', 'paused', 'done', 'stopped', 'error', 'interrupted'];
@@ -116,6 +117,12 @@ export function runRecordFromBundle(
     const hadFinal = Array.isArray(ad.final) && ad.final.length > 0;
     const final = hadFinal ? trained : [];
     const status = raw.status === 'running' || raw.status === 'paused' ? 'stopped' : (raw.status as RunRecordStatus);
+    let notesTags: ReturnType<typeof readNotesAndTags>;
+    try {
+      notesTags = readNotesAndTags(raw, RECORD_FILE);
+    } catch (e) {
+      throw new RunBundleError((e as Error).message);
+    }
     const record: RunRecord = {
       id: raw.id, kind: 'run', name: typeof raw.name === 'string' && raw.name ? raw.name : opts.label || 'imported run',
       createdAt: num('createdAt'), updatedAt: num('updatedAt'), status, config, baseModelId: '',
@@ -133,6 +140,7 @@ export function runRecordFromBundle(
       message: [typeof raw.message === 'string' ? raw.message : '', imported, saved.length ? `it saved the adapters ${saved.map((s) => `'${s.name}'`).join(', ')} there` : '']
         .filter(Boolean).join('; '),
       ...(typeof raw.device === 'string' ? { device: raw.device } : {}),
+      ...notesTags,
     };
     return { record, baseFiles: content.base, json };
   }

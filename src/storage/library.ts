@@ -88,6 +88,9 @@ export function runEntryOf(r: RunRecord, size: number): RunEntry {
     stepsDone: r.stepsDone, totalSteps: r.config.steps, heldoutAccuracy: held, size,
     continueStep: r.kind === 'run' && r.status !== 'running' && r.adapters.training && r.adapters.final.length > 0 && r.adapters.training.step < r.config.steps ? r.adapters.training.step : null,
     ...(r.compare ? { methods: r.compare.request.methods, seeds: r.compare.request.seeds } : {}),
+    ...(r.notes ? { notes: r.notes } : {}),
+    ...(r.tags?.length ? { tags: r.tags.slice() } : {}),
+    ...(r.baseName ? { baseName: r.baseName } : {}),
   };
 }
 
@@ -465,6 +468,12 @@ export class Library {
   saveRun(record: RunRecord): Promise<RunEntry> {
     return this.serial(async () => {
       const idx = readRunsIndex(await this.kv.get(RUNS_KEY));
+      // a record saved without notes and tags (a live run's autosave, a continued run) keeps those stored;
+      // the Runs table's editor always writes both, so clearing them is `notes: ''` and `tags: []`
+      const prior = idx.runs.find((r) => r.id === record.id);
+      if (prior && record.notes === undefined && record.tags === undefined && (prior.notes || prior.tags?.length)) {
+        record = { ...record, ...(prior.notes ? { notes: prior.notes } : {}), ...(prior.tags?.length ? { tags: prior.tags.slice() } : {}) };
+      }
       const size = roughSize(record);
       const entry = runEntryOf(record, size);
       const fresh = idx.runs.some((r) => r.id === record.id) ? [] : [runKey(record.id)];

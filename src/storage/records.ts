@@ -110,6 +110,10 @@ export interface RunRecord {
   device?: string;
   /** kind 'compare': the request and the report (the format `experiment --json` writes). */
   compare?: { request: CompareRequest; report: ExperimentReport | null };
+  /** The researcher's notes on the run (optional; src/storage/runs-table.ts checks them where a record is read back). */
+  notes?: string;
+  /** Single-word tags (optional, at most MAX_TAGS of src/storage/runs-table.ts). */
+  tags?: string[];
 }
 
 /** A run's line in the Runs list. */
@@ -133,6 +137,10 @@ export interface RunEntry {
   size: number;
   /** For a run stopped short of its steps whose record holds adapters and training state: the step it continues from (its last checkpoint). */
   continueStep?: number | null;
+  /** The record's notes and tags (absent when it has none) and its base's name when the record kept it. */
+  notes?: string;
+  tags?: string[];
+  baseName?: string;
 }
 
 
