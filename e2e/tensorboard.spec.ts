@@ -30,7 +30,7 @@ test('the exported run holds a TensorBoard event file with the record\u2019s cur
   const events = readEventFile(zip[names[0]]);
   expect(events[0]).toMatchObject({ step: 0, fileVersion: 'brain.Event:2' });
   const text = events[1].values[0];
-  expect(text).toMatchObject({ tag: 'config', pluginName: 'text' });
+  expect(text).toMatchObject({ tag: 'config/text_summary', pluginName: 'text' });
   expect(JSON.parse(text.tensor!.strings[0].replace(/^```json\n/, '').replace(/\n```$/, ''))).toEqual(rec.config);
   expect(events.map((e) => e.step)).toEqual([...events.map((e) => e.step)].sort((a, b) => a - b));
 

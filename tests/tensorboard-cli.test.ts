@@ -40,7 +40,7 @@ describe('experiment --tensorboard', () => {
       const events = readEventFile(new Uint8Array(await readFile(path.join(folder, names[0]))));
       expect(events[0].fileVersion).toBe('brain.Event:2');
       const text = events[1].values[0];
-      expect(text).toMatchObject({ tag: 'config', pluginName: 'text' });
+      expect(text).toMatchObject({ tag: 'config/text_summary', pluginName: 'text' });
       const config = JSON.parse(text.tensor!.strings[0].replace(/^```json\n/, '').replace(/\n```$/, '')) as RunConfig;
       expect(config).toMatchObject({ task: 'lookup', method, seed: 1, steps: 3, batch: 2, evalSize: 2 });
       const s = scalarsByTag(events);

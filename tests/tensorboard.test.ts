@@ -11,7 +11,7 @@ import { lrAt } from '../src/model/train';
 import { crc32c, maskedCrc32c } from '../src/storage/crc32c';
 import type { RunRecord } from '../src/storage/records';
 import {
-  configText, encodeEvent, eventFileBytes, eventFileName, frameRecord, recordRuns, reportRuns, runEvents, tensorboardFiles, type TbEvent, type TbRun,
+  CONFIG_TAG, configText, encodeEvent, eventFileBytes, eventFileName, frameRecord, recordRuns, reportRuns, runEvents, tensorboardFiles, type TbEvent, type TbRun,
 } from '../src/storage/tensorboard';
 import { readEventFile, readRecords, scalarsByTag, type ReadEvent } from '../src/storage/tensorboard-read';
 
@@ -43,12 +43,12 @@ describe('crc32c', () => {
 
 describe('event file bytes', () => {
   // Made by tensorboard 2.21's RecordWriter over Event protos serialised by protobuf: the file version;
-  // torch.utils.tensorboard.summary.text('config', ...) with its tag set to 'config'; scalars at steps 3
+  // torch.utils.tensorboard.summary.text('config', ...) as add_text writes it; scalars at steps 3
   // and 300 (a two-byte varint), one of them 0.0 (written: simple_value is in a oneof), one negative.
-  const PYTHON = '1800000000000000a37f4b220900002040fc54d9411a0d627261696e2e4576656e743a322b3531103f00000000000000516576610900002040fc54d9412a340a320a06636f6e666967421e080712041202080142146060606a736f6e0a7b2261223a20317d0a6060604a080a060a0474657874e48b21da200000000000000029eda9500900005040fc54d94110032a130a110a0a747261696e2f6c6f7373150000803ec7fb3fdd2c00000000000000f4aecc450900008040fc54d94110ac022a1e0a1c0a156576616c2f68656c646f75742f6163637572616379150000000084d8e9e71800000000000000a37f4b220900008040fc54d94110ac022a0a0a080a0178150000c0bf2d6dc048';
+  const PYTHON = '1800000000000000a37f4b220900002040fc54d9411a0d627261696e2e4576656e743a322b3531104c00000000000000f5d4a2a00900002040fc54d9412a410a3f0a13636f6e6669672f746578745f73756d6d617279421e080712041202080142146060606a736f6e0a7b2261223a20317d0a6060604a080a060a04746578741362895d200000000000000029eda9500900005040fc54d94110032a130a110a0a747261696e2f6c6f7373150000803ec7fb3fdd2c00000000000000f4aecc450900008040fc54d94110ac022a1e0a1c0a156576616c2f68656c646f75742f6163637572616379150000000084d8e9e71800000000000000a37f4b220900008040fc54d94110ac022a0a0a080a0178150000c0bf2d6dc048';
   const events: TbEvent[] = [
     { wallTime: 1700000000.5, step: 0, fileVersion: 'brain.Event:2' },
-    { wallTime: 1700000000.5, step: 0, text: { tag: 'config', text: '```json\n{"a": 1}\n```' } },
+    { wallTime: 1700000000.5, step: 0, text: { tag: CONFIG_TAG, text: '```json\n{"a": 1}\n```' } },
     { wallTime: 1700000001.25, step: 3, scalar: { tag: 'train/loss', value: 0.25 } },
     { wallTime: 1700000002, step: 300, scalar: { tag: 'eval/heldout/accuracy', value: 0 } },
     { wallTime: 1700000002, step: 300, scalar: { tag: 'x', value: -1.5 } },
@@ -61,7 +61,7 @@ describe('event file bytes', () => {
     const back = readEventFile(bytes);
     expect(back.map((e) => e.step)).toEqual([0, 0, 3, 300, 300]);
     expect(back[0]).toMatchObject({ wallTime: 1700000000.5, fileVersion: 'brain.Event:2' });
-    expect(back[1].values[0]).toMatchObject({ tag: 'config', pluginName: 'text', tensor: { dtype: 7, shape: [1], strings: ['```json\n{"a": 1}\n```'] } });
+    expect(back[1].values[0]).toMatchObject({ tag: 'config/text_summary', pluginName: 'text', tensor: { dtype: 7, shape: [1], strings: ['```json\n{"a": 1}\n```'] } });
     expect(back[4].values[0]).toEqual({ tag: 'x', simpleValue: -1.5 });
     const n = readRecords(bytes).length;
     for (const at of [3, 9, 20, bytes.length - 2]) {
@@ -164,7 +164,7 @@ describe('records and reports as runs', () => {
     const empty = filesOf(recordRuns({ ...rec, evalRows: null }, { lrOf }));
     const [only] = [...empty.values()];
     expect(only.map((e) => e.step)).toEqual([0, 0]);
-    expect(only[1].values[0].tag).toBe('config');
+    expect(only[1].values[0].tag).toBe('config/text_summary');
     const evaluated = scalarsByTag([...filesOf(recordRuns(rec, { lrOf })).values()][0]);
     expect([...evaluated.keys()].sort()).toEqual(['eval/heldout/accuracy', 'eval/heldout/loss', 'eval/ood/accuracy', 'eval/train/accuracy', 'eval/train/loss']);
     for (const v of evaluated.values()) expect(v.map(([s]) => s)).toEqual([0]);

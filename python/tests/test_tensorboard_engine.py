@@ -115,10 +115,11 @@ def test_event_files_hold_the_record(logdir: Path, rec: dict):
             got = [(e.step, e.value, e.wall_time) for e in ea.Scalars(tag)]
             assert [(s, v) for s, v, _ in got] == [(s, f32(v)) for s, v, _ in points], f"{method}/seed{seed} {tag}"
             assert [w for _, _, w in got] == pytest.approx([w for _, _, w in points], abs=1e-6), f"{method}/seed{seed} {tag} wall time"
-        # the config: a text summary at step 0 (plugin "text", a DT_STRING tensor of shape [1]), JSON in a code block
-        assert tags["tensors"] == ["config"]
-        assert ea.SummaryMetadata("config").plugin_data.plugin_name == "text"
-        (event,) = ea.Tensors("config")
+        # the config: a text summary at step 0 (plugin "text", a DT_STRING tensor of shape [1]), JSON in a code
+        # block, under the tag torch's add_text("config", ...) gives it (as the companion's tb.py writes it)
+        assert tags["tensors"] == ["config/text_summary"]
+        assert ea.SummaryMetadata("config/text_summary").plugin_data.plugin_name == "text"
+        (event,) = ea.Tensors("config/text_summary")
         assert event.step == 0
         assert event.wall_time == pytest.approx(rec["createdAt"] / 1000)
         text = tensor_util.make_ndarray(event.tensor_proto)
@@ -139,3 +140,28 @@ def test_the_fixture_covers_the_layout(logdir: Path):
     assert None in run["curves"]["loss"]
     assert any(e["step"] == run["stepsDone"] for e in run["curves"]["evals"])
     assert ("single", 1) in expected_runs(RECORDS[1])
+
+
+def test_the_companion_writes_the_same_run_alike(logdir: Path, tmp_path: Path):
+    """The companion's writer (tb.py, torch's SummaryWriter) given the training record's values gives what the engine's file holds: one layout, one config tag and text."""
+    from latent_playground.tb import Board, run_dir
+
+    rec = RECORDS[0]
+    (key, run), = expected_runs(rec).items()
+    board = Board(tmp_path, run["config"])
+    events = sorted((step, tag, value) for tag, points in run["scalars"].items() for step, value, _ in points)
+    for step, tag, value in events:
+        board.scalar(tag, value, step)
+    board.close()
+    theirs_dir = run_dir(tmp_path, run["config"])
+    assert theirs_dir.relative_to(tmp_path).as_posix() == f"{key[0]}/seed{key[1]}"
+    ours = EventAccumulator(str(logdir / rec["id"] / key[0] / f"seed{key[1]}"), size_guidance={"scalars": 0, "tensors": 0})
+    theirs = EventAccumulator(str(theirs_dir), size_guidance={"scalars": 0, "tensors": 0})
+    ours.Reload()
+    theirs.Reload()
+    assert ours.Tags()["tensors"] == theirs.Tags()["tensors"]
+    tag = ours.Tags()["tensors"][0]
+    assert tensor_util.make_ndarray(ours.Tensors(tag)[0].tensor_proto)[0] == tensor_util.make_ndarray(theirs.Tensors(tag)[0].tensor_proto)[0]
+    assert sorted(ours.Tags()["scalars"]) == sorted(theirs.Tags()["scalars"])
+    for t in ours.Tags()["scalars"]:
+        assert [(e.step, e.value) for e in ours.Scalars(t)] == [(e.step, e.value) for e in theirs.Scalars(t)], t

@@ -16,6 +16,9 @@
 // - Text: tag `config` at step 0, the RunConfig as JSON in a markdown code block (plugin_name "text",
 //   a string tensor, as torch.utils.tensorboard's add_text writes it).
 //
+// The config's tag is `config/text_summary`: torch's add_text("config", ...), which the companion calls
+// (python/latent_playground/tb.py), stores it under that name, so both writers' runs show one tag.
+//
 // What the engine knows: its records keep no gradient norm (so no train/grad_norm), and no clock per
 // step, so an event's wall_time is the run's start plus its training seconds spread evenly over its
 // steps (TensorBoard's "relative" axis then shows the mean pace). Events are written in step order:
@@ -26,7 +29,8 @@ import type { RunRecord } from './records';
 import type { ExperimentReport, MethodName, RunConfig } from '../mas/run-types';
 
 export const FILE_VERSION = 'brain.Event:2';
-export const CONFIG_TAG = 'config';
+/** The tag of the config text: add_text("config", ...) appends "/text_summary". */
+export const CONFIG_TAG = 'config/text_summary';
 /** The folder of the page's run zip that holds the event files. */
 export const TENSORBOARD_DIR = 'tensorboard';
 
