@@ -429,7 +429,7 @@ export function LibraryPanel() {
         <button type="button" className="btn small" disabled={busy} onClick={() => folderInput.current?.click()} data-testid="import-folder-button" title="A model folder as Hugging Face saves it (config.json, model.safetensors or shards, tokenizer.json), or a run bundle folder (run.json at its top) that experiment --export-run wrote">
           Import folder…
         </button>
-        <span className="muted small">or drop a zip / loose files here (a Hugging Face Llama, Qwen2 or Qwen3 checkpoint, a PEFT adapter for the selected base model, or an exported run)</span>
+        <span className="muted small">or drop a zip / loose files here (a Hugging Face Llama, Qwen2 or Qwen3 checkpoint, a llama.cpp GGUF file of one, a PEFT adapter for the selected base model, or an exported run)</span>
         <input
           ref={folderInput}
           type="file"
@@ -447,7 +447,7 @@ export function LibraryPanel() {
           type="file"
           multiple
           hidden
-          accept=".zip,.json,.safetensors,application/zip,application/json"
+          accept=".zip,.json,.safetensors,.gguf,application/zip,application/json"
           data-testid="import-input"
           onChange={(e) => {
             const files = [...(e.target.files ?? [])];
