@@ -1,11 +1,10 @@
 """The synthetic tasks (src/tasks/tasks.ts) and the run's data helpers (src/mas/data.ts,
-src/mas/run-data.ts), ported so that `train` can go on drawing training batches from the same
-seeded stream as the tab after the bundle's own batches run out. The bundle stays the source of truth:
-`train` checks that this port reproduces every batch the bundle carries before it draws one more, and
-refuses otherwise (a rendering or tokenizer it does not know, or a task changed in TypeScript).
-
-Only the char rendering (the shipped toys' formats) is ported; the word rendering of real models is
-not: a run on one trains on the batches its bundle carries.
+src/mas/run-data.ts), ported so that `new` draws a run's episodes and batches as the engine does, and
+`train` goes on drawing training batches from the same seeded stream as the tab after the bundle's own
+batches run out. `train` checks that this port reproduces every batch the bundle carries before it
+draws one more, and refuses otherwise (a task changed in TypeScript). Both renderings the engine has,
+char and word (render.py), are ported; tests/fixtures/streams.json holds the engine's draws of each
+(scripts/dump-streams.mjs) and python/tests/test_new.py holds this port to them.
 """
 from __future__ import annotations
 
@@ -61,6 +60,7 @@ def _lookup_size(d: int, ood: bool) -> int:
 class _Lookup:
     name, flow = "lookup", "star"
     cues = ["tbl:", "ask:"]
+    role_names = ["table", "query"]
 
     def chance(self, d, split):
         return 1 / 10
@@ -99,6 +99,7 @@ class _Lookup:
 class _Relay:
     name, flow = "relay", "chain"
     cues = ["key:", "rly:", "pos:"]
+    role_names = ["source", "relay", "asker"]
 
     def chance(self, d, split):
         return 1 / 26
@@ -137,6 +138,7 @@ class _Relay:
 class _Arith:
     name, flow = "arith", "star"
     cues = ["a=", "b=", "op="]
+    role_names = ["left", "right", "op"]
 
     @staticmethod
     def digits(d, split):
@@ -370,12 +372,16 @@ class PlanAgent:
     preds: list[int]
 
 
-def prompt_text(ep: Episode, agent: PlanAgent, skyline: bool) -> str:
+def prompt_text(ep: Episode, agent: PlanAgent, skyline: bool, rendering: str = "char") -> str:
+    """data.ts promptText (without messages) in a rendering (render.py)."""
+    from .render import rendering as render_of  # function-level: render imports this module
+
+    r = render_of(rendering)
     if skyline:
-        return format_skyline(ep)
+        return r.skyline(ep)
     if agent.final:
-        return format_prompt(ep, agent.role, final=True)
-    return format_prompt(ep, agent.role, send=True)
+        return r.prompt(ep, agent.role, final=True)
+    return r.prompt(ep, agent.role, send=True)
 
 
 def final_sequence(prompt: list[int], answer_ids: list[int], max_answer: int, with_answer: bool, pad: int):
@@ -417,20 +423,23 @@ class SignatureBatcher:
 
 
 def batch_stream(task: Task, tokenizer, plan: list[PlanAgent], skyline: bool, seed: int, B: int, max_answer: int,
-                 text_budget: int | None = None):
+                 text_budget: int | None = None, rendering: str = "char"):
     """The run's stream of training batches (run-data.ts firstTrainingBatches), as bundle batch rows.
     text_budget: T of a text-trained run, whose receivers' prompts hold T pad slots per received message
     (text-channel.ts textTrainedBatcher; the slots change the prompt lengths, so the signatures and the
-    batches drawn); None for every other method."""
+    batches drawn); None for every other method. rendering: char or word (render.py)."""
+    from .render import answer_ids, rendering as render_of
+
+    r = render_of(rendering)
     if text_budget is None:
-        encode = lambda ep: [tokenizer.encode(prompt_text(ep, a, skyline)) for a in plan]  # noqa: E731
+        encode = lambda ep: [tokenizer.encode(prompt_text(ep, a, skyline, rendering)) for a in plan]  # noqa: E731
     else:
         # function-level import: text_channel imports this module
         from .text_channel import prompt_ids
 
         if skyline or not (isinstance(text_budget, int) and text_budget >= 1):
             raise ValueError(f"batch_stream: text-trained batches need a positive integer text budget and no skyline, got {text_budget!r}, skyline={skyline}")
-        encode = lambda ep: [prompt_ids(tokenizer, "char", prompt_text(ep, a, False), len(a.preds), text_budget, tokenizer.pad_id) for a in plan]  # noqa: E731
+        encode = lambda ep: [prompt_ids(tokenizer, rendering, prompt_text(ep, a, False, rendering), len(a.preds), text_budget, tokenizer.pad_id) for a in plan]  # noqa: E731
     batcher = SignatureBatcher(task, B, seed, encode)
     n = 0
     while True:
@@ -438,6 +447,6 @@ def batch_stream(task: Task, tokenizer, plan: list[PlanAgent], skyline: bool, se
         n += 1
         rows = []
         for ep, p in zip(eps, prompts):
-            ids, targets = final_sequence(p[-1], tokenizer.encode(format_target(ep)), max_answer, True, tokenizer.pad_id)
+            ids, targets = final_sequence(p[-1], answer_ids(tokenizer, r, task, ep), max_answer, True, tokenizer.pad_id)
             rows.append({"key": ep.key, "parts": list(ep.parts), "answer": ep.answer, "promptIds": p, "finalIds": ids, "finalTargets": targets})
         yield {"batch": n, "signature": sig, "rows": rows}
