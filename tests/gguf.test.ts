@@ -9,72 +9,8 @@ import { llama3FromRopeFreqs, llama3RopeFactors } from '../src/storage/gguf-rope
 import { decodeCheckpoint } from '../src/storage/checkpoint';
 import { loadTokenizer } from '../src/tokenizers';
 
-// ---- a small GGUF writer (little-endian, as llama.cpp writes)
-
-type Kv = [key: string, type: number, value: unknown, itemType?: number];
-type Tensor = { name: string; dims: number[]; type: number; data: Uint8Array };
-const T = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 };
-
-class Bytes {
-  parts: number[] = [];
-  u8(v: number) { this.parts.push(v & 255); }
-  u32(v: number) { for (let i = 0; i < 4; i++) this.parts.push((v >>> (8 * i)) & 255); }
-  u64(v: number | bigint) {
-    let b = BigInt(v);
-    for (let i = 0; i < 8; i++) { this.parts.push(Number(b & 255n)); b >>= 8n; }
-  }
-  raw(a: ArrayLike<number>) { for (let i = 0; i < a.length; i++) this.parts.push(a[i]); }
-  str(s: string) { const e = new TextEncoder().encode(s); this.u64(e.length); this.raw(e); }
-  value(type: number, v: unknown, itemType?: number) {
-    const dv = new DataView(new ArrayBuffer(8));
-    switch (type) {
-      case T.u8: case T.i8: case T.bool: this.u8(Number(v)); break;
-      case T.u16: case T.i16: dv.setUint16(0, Number(v), true); this.raw(new Uint8Array(dv.buffer, 0, 2)); break;
-      case T.u32: case T.i32: this.u32(Number(v)); break;
-      case T.f32: dv.setFloat32(0, Number(v), true); this.raw(new Uint8Array(dv.buffer, 0, 4)); break;
-      case T.f64: dv.setFloat64(0, Number(v), true); this.raw(new Uint8Array(dv.buffer, 0, 8)); break;
-      case T.u64: case T.i64: this.u64(v as number); break;
-      case T.string: this.str(v as string); break;
-      case T.array: {
-        const a = v as unknown[];
-        this.u32(itemType!);
-        this.u64(a.length);
-        for (const x of a) this.value(itemType!, x);
-        break;
-      }
-    }
-  }
-  get bytes() { return new Uint8Array(this.parts); }
-}
-
-function writeGguf(kvs: Kv[], tensors: Tensor[], opts: { version?: number; alignment?: number } = {}): Uint8Array {
-  const align = opts.alignment ?? 32;
-  const b = new Bytes();
-  b.raw([0x47, 0x47, 0x55, 0x46]);
-  b.u32(opts.version ?? 3);
-  b.u64(tensors.length);
-  b.u64(kvs.length);
-  for (const [k, type, v, it] of kvs) { b.str(k); b.u32(type); b.value(type, v, it); }
-  let rel = 0;
-  const offsets: number[] = [];
-  for (const t of tensors) {
-    b.str(t.name);
-    b.u32(t.dims.length);
-    for (const d of t.dims) b.u64(d);
-    b.u32(t.type);
-    offsets.push(rel);
-    b.u64(rel);
-    rel += Math.ceil(t.data.length / align) * align;
-  }
-  while (b.parts.length % align) b.u8(0);
-  tensors.forEach((t, i) => {
-    while (b.parts.length % align) b.u8(0);
-    expect(b.parts.length % align).toBe(0);
-    void offsets[i];
-    b.raw(t.data);
-  });
-  return b.bytes;
-}
+import { ggufFromFixture, T, writeGguf, type Kv, type Tensor } from './gguf-writer';
+import { byteLevelBpe, hfCheckpoint, trainingText } from './hf-fixtures';
 
 const f32 = (a: number[]) => new Uint8Array(new Float32Array(a).buffer);
 const f32Tensor = (name: string, shape: number[], fill: (i: number) => number): Tensor => {
@@ -300,5 +236,30 @@ describe('GGUF import', () => {
     const tensors = [...modelTensors(), { name: 'rope_freqs.weight', dims: [2], type: 0, data: f32([1, 1]) }];
     const g = importGguf(writeGguf(META, tensors));
     expect(g.config.rope_parameters).toMatchObject({ rope_type: 'llama3', factor: 1 });
+  });
+
+  it('gives back a transformers-style checkpoint written as llama.cpp writes it: weights, config and tokenizer', () => {
+    const tkMade = byteLevelBpe();
+    const fx = hfCheckpoint({ type: 'llama', tokenizer: tkMade, config: { hidden_size: 32, intermediate_size: 64 } });
+    const orig = decodeCheckpoint(fx.files);
+    const origTk = loadTokenizer(orig)!;
+    for (const quant of ['F32', 'Q8_0'] as const) {
+      const ck = decodeCheckpoint(ggufToFiles(ggufFromFixture(fx, tkMade, { quant })).files);
+      expect(ck.config).toMatchObject({ hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, vocab_size: fx.config.vocab_size, tie_word_embeddings: false });
+      for (const [name, want] of fx.weights) {
+        const got = ck.tensors.get(name)!;
+        // Q8_0: each value within half a step (d / 2, d = max|block| / 127) plus the scale's f16
+        // rounding carried by up to 127 steps (127 * d * 2^-11), bounded here with the tensor's max|x|
+        let worst = 0;
+        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+        if (quant === 'F32' || name.endsWith('norm.weight')) expect(worst, name).toBe(0);
+        else expect(worst, name).toBeLessThanOrEqual(Math.max(...want.map(Math.abs)) * (1 / 254 + 2 ** -11));
+      }
+      const tk = loadTokenizer(ck)!;
+      for (const text of [...trainingText(5), 'Hello, world! 123 <|endoftext|>', '  two  spaces\n\nlines']) {
+        expect(tk.encode(text), text).toEqual(origTk.encode(text));
+      }
+      expect(tk.eosId).toBe(origTk.eosId);
+    }
   });
 });

