@@ -72,7 +72,8 @@ def compute_latent_map(model, kind: str, relative_lambda: float = 1e-3):
 
 def _exact_norms(model):
     """transformers' RMSNorms compute in float32 whatever the weights (and eager attention its softmax):
-    in float64 mode every RMSNorm computes in float64, so the run is a float64 reference."""
+    in float64 mode every RMSNorm computes in float64 (and RoPE's tables, _exact_rope; attention is
+    sdpa), so the run is a float64 reference."""
     for mod in model.modules():
         if type(mod).__name__.endswith("RMSNorm") and hasattr(mod, "weight"):
             eps = getattr(mod, "variance_epsilon", getattr(mod, "eps", 1e-6))
@@ -80,6 +81,36 @@ def _exact_norms(model):
             def fwd(x, mod=mod, eps=eps):
                 return mod.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
             mod.forward = fwd
+
+
+def _exact_rope(model) -> list[str]:
+    """transformers computes RoPE's inverse frequencies in float32 and the angle tables (position x
+    frequency, cos, sin) under .float() whatever the weights' dtype: in float64 mode the rotary modules
+    compute them in float64 from the config, the 'default' and Llama 3.x 'llama3' frequencies (the
+    engine's ropeInvFreq, controls.key_frequencies). Other RoPE types keep transformers' tables; their
+    names are returned."""
+    from .controls import key_frequencies
+
+    kept = []
+    for mod in model.modules():
+        if not type(mod).__name__.endswith("RotaryEmbedding") or not hasattr(mod, "inv_freq"):
+            continue
+        cfg = mod.config
+        rp = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+        kind = rp.get("rope_type", "default")
+        theta = rp.get("rope_theta", getattr(cfg, "rope_theta", None))
+        hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        if kind not in ("default", "llama3") or theta is None or mod.inv_freq.numel() != hd // 2 or getattr(mod, "attention_scaling", 1.0) != 1.0:
+            kept.append(kind)
+            continue
+        inv = torch.from_numpy(key_frequencies(float(theta), hd, rp if kind == "llama3" else None)).to(mod.inv_freq.device)
+
+        def fwd(x, position_ids, inv=inv):
+            freqs = position_ids[..., None].to(torch.float64) * inv.to(x.device)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+        mod.forward = fwd
+    return kept
 
 
 class Team:
@@ -121,6 +152,7 @@ class Team:
         self.model.eval()
         if self.dtype == torch.float64:
             _exact_norms(self.model)
+            self.rope_kept_float32 = _exact_rope(self.model)
         lm = self.peft.base_model.model if self.peft is not None else model
         self.decoder = lm.get_decoder()
         self.lm_head = lm.get_output_embeddings()

@@ -143,6 +143,8 @@ def resume_from(a):
         raise ValueError("train --resume CHECKPOINT continues the checkpoint's run: give no RUN")
     ck, state, tensors = read_checkpoint(Path(a.resume))
     ph, st = state["phase"], state["settings"]
+    # --dtype and --attn at their defaults (float32, eager) read as not given: the checkpoint's hold
+    a.dtype, a.attn = (None if a.dtype == "float32" else a.dtype), (None if a.attn == "eager" else a.attn)
     mine = {"--steps": (a.steps, ph["steps"]), "--from": (a.start, ph["start"]), "--lr": (a.lr, ph["lr"]), "--dtype": (a.dtype, st["dtype"]),
             "--attn": (a.attn, st["attn"]), "--precision": (a.precision, st["precision"]), "--base": (a.base, st["base"]),
             "--grad-accum": (a.grad_accum, st["gradAccum"]), "--per-device-batch": (a.per_device_batch, st["perDeviceBatch"]),
@@ -201,7 +203,6 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default the run's)")
     t.add_argument("--precision", choices=["no", "bf16", "fp16"], default=None,
                    help="mixed precision (accelerate autocast; default no), e.g. bf16 on a GPU; the adapters and AdamW's state stay float32")
-    t.set_defaults(dtype=None, attn=None)  # cmd_train: float32, eager (None: not given, so --resume can tell)
     t.add_argument("--cpu", action="store_true", help="stay on the CPU even with a GPU")
     from .new_run import add_parser as add_new
 

@@ -8,6 +8,8 @@ senders' K/V through past_key_values; latent steps extend the sender's cache). T
 update is a side effect that the recomputation must not repeat: the first run of the layer updates
 the real cache; the recomputation gets a stand-in whose update() returns what the real one returned
 then (the cache's K/V before the update, concatenated with the recomputed new K/V) without touching it.
+The recomputation runs in the backward pass, when another agent's adapter is the active one: it runs
+with the adapter (and the adapters-off switch) of the layer's LoRA modules as they were in the forward.
 """
 from __future__ import annotations
 
@@ -38,6 +40,20 @@ def _kv_before(cache, idx: int):
     return layer.keys, layer.values
 
 
+def _lora_modules(layer: torch.nn.Module) -> list:
+    return [m for m in layer.modules() if hasattr(m, "_active_adapter") and hasattr(m, "lora_A")]
+
+
+def _adapter_state(mods: list) -> list:
+    return [(m._active_adapter, getattr(m, "_disable_adapters", False)) for m in mods]
+
+
+def _set_adapter_state(mods: list, state: list) -> None:
+    for m, (active, disabled) in zip(mods, state):
+        m._active_adapter = active
+        m._disable_adapters = disabled
+
+
 def enable(decoder: torch.nn.Module) -> int:
     """Checkpoints every decoder layer of `decoder` (a transformers *Model with .layers); returns how many."""
     n = 0
@@ -46,17 +62,25 @@ def enable(decoder: torch.nn.Module) -> int:
             continue
         orig = layer.forward
         idx = layer.self_attn.layer_idx
+        mods = _lora_modules(layer)
 
-        def fwd(hidden_states, *args, past_key_values=None, _orig=orig, _idx=idx, **kw):
+        def fwd(hidden_states, *args, past_key_values=None, _orig=orig, _idx=idx, _mods=mods, **kw):
             if not torch.is_grad_enabled():
                 return _orig(hidden_states, *args, past_key_values=past_key_values, **kw)
             before = _kv_before(past_key_values, _idx) if past_key_values is not None else None
+            adapters = _adapter_state(_mods)
             calls = [0]
 
             def run(h, *a, **k):
                 calls[0] += 1
-                cache = past_key_values if calls[0] == 1 or past_key_values is None else _Replay(before)
-                return _orig(h, *a, past_key_values=cache, **k)
+                if calls[0] == 1:
+                    return _orig(h, *a, past_key_values=past_key_values, **k)
+                now = _adapter_state(_mods)
+                _set_adapter_state(_mods, adapters)
+                try:
+                    return _orig(h, *a, past_key_values=None if past_key_values is None else _Replay(before), **k)
+                finally:
+                    _set_adapter_state(_mods, now)
             return checkpoint(run, hidden_states, *args, use_reentrant=False, **kw)
         layer.forward = fwd
         layer._lp_checkpointed = True
