@@ -29,7 +29,7 @@ test('a run survives a reload, reopens read-only with its curves, table and heat
   await expect(page.getByTestId('heatmap-before')).toBeVisible();
   await page.getByTestId('heatmap-now-canvas').scrollIntoViewIfNeeded();
   const [png] = await Promise.all([page.waitForEvent('download'), page.getByTestId('heatmap-now-png').click()]);
-  expect(png.suggestedFilename()).toMatch(/^diffmas-heldout-2-after\.png$/);
+  expect(png.suggestedFilename()).toMatch(/^diffmas-heldout-2-after-step4\.png$/);
   expect(readFileSync(await png.path()).subarray(1, 4).toString()).toBe('PNG');
   await expect(page.getByTestId('run-row')).toHaveCount(1);
   await expect(page.getByTestId('run-row')).toContainText('done');

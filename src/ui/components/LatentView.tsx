@@ -14,6 +14,7 @@ import { useRun } from '../stores/run';
 import { useShownRun } from '../stores/shown-run';
 import { ColorLegend, HeadSummary, Heatmap, attentionSlice, normsOf, type FigureInfo, type Pick } from './Heatmap';
 import { runCaption } from '../figure-run';
+import { exampleWords } from '../figure-heatmap';
 import { ErrorText } from './RunBar';
 import { ProbePanel } from './ProbePanel';
 
@@ -72,6 +73,7 @@ const keyOf = (x: StoredInspection) => `${x.result.split}:${x.result.index}`;
 export function LatentView() {
   const app = useApp((s) => s.state);
   const set = useApp((s) => s.set);
+  const correct = useApp((s) => s.correct);
   const shown = useShownRun();
   const inspecting = useRun((s) => s.inspecting);
   const inspectError = useRun((s) => s.inspectError);
@@ -118,8 +120,9 @@ export function LatentView() {
     const patch: { layer?: string; head?: string } = {};
     if (app.layer !== 'avg' && layer === 'avg') patch.layer = 'avg';
     if (app.head !== 'avg' && head === 'avg') patch.head = 'avg';
-    if (Object.keys(patch).length) set(patch);
-  }, [edge, app.layer, app.head, layer, head, set]);
+    const said = (what: 'layer' | 'head', n: number) => `${what}=${app[what]}: this model has ${n} ${what}s (0 to ${n - 1}); avg (the mean) is used.`;
+    if (Object.keys(patch).length) correct(patch, [...(patch.layer ? [said('layer', edge.layers)] : []), ...(patch.head ? [said('head', edge.heads)] : [])]);
+  }, [edge, app.layer, app.head, layer, head, correct]);
   const sideBySide = trained && !!shownBefore && !!afterItem;
   const panelWidth = sideBySide ? Math.floor((width - 24) / 2) : width;
 
@@ -146,15 +149,19 @@ export function LatentView() {
   // text method: what the final agent read is in its input, as "msg:<content>" lines
   const textRead = (method === 'text' || method === 'text-trained') && finalAgent ? agents.slice(0, -1).map((a) => ({ from: a.name, text: a.output.replace(/^msg:/, '') })) : [];
   const stored = shown.readOnly ? [...new Set(list.map(keyOf))] : [];
-  const file = (what: string) => `${method}-${app.split}-${app.example}-${what}${layer === 'avg' ? '' : `-l${layer}`}${head === 'avg' ? '' : `-h${head}`}.png`;
+  // every saved file names the step of the weights it shows
+  const file = (what: string, step: number) => `${method}-${app.split}-${app.example}-${what}-step${step}${layer === 'avg' ? '' : `-l${layer}`}${head === 'avg' ? '' : `-h${head}`}.png`;
   // what a saved PNG figure says: which map, when (the step), the example and the run's configuration
   const figure = (r: InspectResult, e: EdgeInspection, when: string, step: number, heads = false): FigureInfo => ({
     title: `Attention on the message${heads ? ' by layer and head' : ''}, ${names.get(e.receiver) ?? e.receiver} ← ${e.senders.map((x) => names.get(x) ?? x).join(', ')} · ${when}, step ${step}`,
     step,
-    context: `${r.split} example #${r.index}, answered '${r.predicted}' (${r.correct ? 'correct' : `expected '${r.answer}'`})`,
-    caption: shown.config ? runCaption({ config: shown.config, baseModelId: shown.record?.baseModelId ?? shown.config.modelId, baseName: shown.record?.baseName, stepsDone: shown.config.steps }) : undefined,
+    context: exampleWords(r),
+    caption: shown.config ? runCaption({ config: shown.config, baseModelId: shown.record?.baseModelId ?? shown.config.modelId, baseName: shown.record?.baseName, stepsDone: shown.record?.stepsDone ?? shown.progress?.step ?? shown.config.steps }) : undefined,
   });
   const nowWhen = !trained ? 'training-free method' : afterItem && afterItem.step > 0 ? 'after training' : 'before training';
+  const nowStep = nowItem?.step ?? 0;
+  // a live run that can still train shows "Now"; a finished or stored one, the look at its final weights
+  const nowLabel = !trained ? 'Training-free method' : !(afterItem && afterItem.step > 0) ? 'Before training' : live && (state === 'running' || state === 'paused') ? 'Now' : 'After training';
 
   return (
     <section className="panel latent" aria-labelledby="latent-title">
@@ -311,28 +318,28 @@ export function LatentView() {
                   <figcaption>
                     Before training <span className="muted">· step 0</span> · <Verdict r={shownBefore!} />
                   </figcaption>
-                  <Heatmap edge={beforeEdge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-before" fileName={file('before')} figure={figure(shownBefore!, beforeEdge, 'before training', beforeItem!.step)} />
+                  <Heatmap edge={beforeEdge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-before" fileName={file('before', beforeItem!.step)} figure={figure(shownBefore!, beforeEdge, 'before training', beforeItem!.step)} />
                 </figure>
               )}
               <figure>
                 <figcaption>
-                  {!trained ? 'Training-free method' : afterItem && afterItem.step > 0 ? 'Now' : 'Before training'}{' '}
-                  {trained && <span className="muted">· step {nowItem?.step ?? 0} · </span>}
+                  {nowLabel}{' '}
+                  {trained && <span className="muted" data-testid="heatmap-now-step">· step {nowStep} · </span>}
                   <Verdict r={now!} />
                 </figcaption>
-                <Heatmap edge={edge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-now" fileName={file(sideBySide ? 'after' : 'now')} figure={figure(now!, edge, nowWhen, nowItem?.step ?? 0)} />
+                <Heatmap edge={edge} layer={layer} head={head} vmax={vmax} normMax={normMax} maxWidth={panelWidth} names={names} testId="heatmap-now" fileName={file(sideBySide ? 'after' : 'now', nowStep)} figure={figure(now!, edge, nowWhen, nowStep)} />
               </figure>
             </div>
             <div className="head-summaries">
               {sideBySide && beforeEdge && (
                 <figure>
-                  <figcaption>Attention on the message, layer × head · before</figcaption>
-                  <HeadSummary edge={beforeEdge} layer={layer} head={head} testId="head-summary-before" fileName={file('heads-before')} names={names} figure={figure(shownBefore!, beforeEdge, 'before training', beforeItem!.step, true)} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
+                  <figcaption>Attention on the message, layer × head · before, step {beforeItem!.step}</figcaption>
+                  <HeadSummary edge={beforeEdge} layer={layer} head={head} testId="head-summary-before" fileName={file('heads-before', beforeItem!.step)} names={names} figure={figure(shownBefore!, beforeEdge, 'before training', beforeItem!.step, true)} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
                 </figure>
               )}
               <figure>
-                <figcaption>Attention on the message, layer × head{sideBySide ? ' · now' : ''}</figcaption>
-                <HeadSummary edge={edge} layer={layer} head={head} testId="head-summary" fileName={file('heads')} names={names} figure={figure(now!, edge, nowWhen, nowItem?.step ?? 0, true)} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
+                <figcaption>Attention on the message, layer × head{sideBySide ? ` · ${nowLabel === 'Now' ? 'now' : 'after'}` : ''}{trained ? `, step ${nowStep}` : ''}</figcaption>
+                <HeadSummary edge={edge} layer={layer} head={head} testId="head-summary" fileName={file('heads', nowStep)} names={names} figure={figure(now!, edge, nowWhen, nowStep, true)} onPick={(l, h) => set({ layer: String(l), head: String(h) })} />
               </figure>
             </div>
           </>
@@ -344,7 +351,7 @@ export function LatentView() {
                 <th>agent</th>
                 <th>input</th>
                 {sideBySide && <th>output before training</th>}
-                <th>output {sideBySide ? 'now' : ''}</th>
+                <th>output {sideBySide ? (nowLabel === 'Now' ? 'now' : `after training (step ${nowStep})`) : ''}</th>
               </tr>
             </thead>
             <tbody>

@@ -46,6 +46,8 @@ export interface RunStore {
   recordId: string | null;
   /** When the run started (ms). */
   startedAt: number | null;
+  /** Training seconds of the legs before this one (a continued run's record): the elapsed time goes on from them. */
+  priorSeconds: number;
   /** The adapters at step 0 (or as loaded from the library). */
   initial: AdapterData[];
   /** The library adapter set the run started from. */
@@ -145,7 +147,7 @@ export const useRun = create<RunStore>((setState, getState) => {
       state: 'running', starting: true, pauseRequested: false, progress: null, message: null,
       history: cont ? curvesUpTo(cont.curves, cont.adapters.training!.step) : emptyHistory(),
       version: getState().version + 1, config, inspections: cont ? cont.inspections.slice() : [], inspectError: null, evalRows: null, savedNote: null,
-      recordId: cont ? cont.id : newId('run'), startedAt: cont ? cont.createdAt : legStart, initial: cont ? cont.adapters.initial : [],
+      recordId: cont ? cont.id : newId('run'), startedAt: cont ? cont.createdAt : legStart, priorSeconds: cont?.trainSeconds ?? 0, initial: cont ? cont.adapters.initial : [],
       loadedFrom: load ? { name: load.name, ids: load.ids } : (cont?.loadedFrom ?? null), savedAdapters: cont ? cont.adapters.saved.slice() : [], viewing: null,
     });
     const engine = getEngine();
@@ -180,7 +182,7 @@ export const useRun = create<RunStore>((setState, getState) => {
       setState({ state: 'paused' });
       if (mode === 'step' && trains) {
         await engine.stepRun();
-        if (current()) void getState().inspect('after');
+        if (current()) void getState().inspect('after', true);
       }
       if (mode === 'hold') setState({ savedNote: `Loaded '${load?.name}': evaluate it, look at its messages, or press ▶ to train it further (a new run of ${getState().config?.steps ?? 'its'} steps from these weights: AdamW's moments and the learning-rate warm-up start again).` });
     } else await engine.resumeRun();
@@ -188,7 +190,8 @@ export const useRun = create<RunStore>((setState, getState) => {
     if (!current()) return;
     if (getState().state === 'running') setState({ state: 'done' });
     recorder.stopAutosave();
-    if (getState().state !== 'error') await getState().inspect('after');
+    // the final look, from the final weights: waits for a refresh in flight (taken a step or more earlier) instead of being skipped
+    if (getState().state !== 'error') await getState().inspect('after', true);
     await persist(true);
   };
 
@@ -210,6 +213,7 @@ export const useRun = create<RunStore>((setState, getState) => {
     savedNote: null,
     recordId: null,
     startedAt: null,
+    priorSeconds: 0,
     initial: [],
     loadedFrom: null,
     savedAdapters: [],
@@ -236,6 +240,8 @@ export const useRun = create<RunStore>((setState, getState) => {
       try {
         await getEngine().pauseRun();
         setState({ state: 'paused' });
+        // the record's look at the weights it pauses with (the live refresh stops while paused)
+        await getState().inspect('after', true);
         void persist(true);
       } catch (e) {
         setState({ message: errorText(e) });
@@ -255,7 +261,7 @@ export const useRun = create<RunStore>((setState, getState) => {
         if (s === 'running') await getEngine().pauseRun();
         setState({ state: 'paused' });
         await getEngine().stepRun();
-        void getState().inspect('after');
+        void getState().inspect('after', true);
       } catch (e) {
         setState({ message: errorText(e) });
       }
@@ -269,6 +275,8 @@ export const useRun = create<RunStore>((setState, getState) => {
         } catch {
           /* it may be ending anyway */
         }
+        // the stopped run's record looks at the weights it keeps
+        if (!s.starting) await getState().inspect('after', true);
         await persist(true);
         const rec = recorder.recordOf();
         if (rec) await getEngine().saveRun({ ...rec, status: 'stopped' }).then(() => useLibrary.getState().refreshRuns(), () => undefined);
@@ -284,7 +292,7 @@ export const useRun = create<RunStore>((setState, getState) => {
       recorder.forget();
       setState({
         state: 'idle', starting: false, pauseRequested: false, progress: null, history: emptyHistory(), version: getState().version + 1, config: null,
-        inspections: [], inspectError: null, evalRows: null, message: null, savedNote: null, recordId: null, startedAt: null, initial: [], loadedFrom: null,
+        inspections: [], inspectError: null, evalRows: null, message: null, savedNote: null, recordId: null, startedAt: null, priorSeconds: 0, initial: [], loadedFrom: null,
         savedAdapters: [],
       });
     },
@@ -307,7 +315,8 @@ export const useRun = create<RunStore>((setState, getState) => {
           const engine = getEngine();
           // 'before' of an example seen after training started: the initial adapters, put in for the look
           const r = which === 'before' && step > 0 && s.initial.length ? await engine.inspectWith(s.initial, split, example) : await engine.inspect(split, example);
-          const item: StoredInspection = { which, step: which === 'before' ? 0 : step, result: r };
+          // 'after': the step of the weights the worker looked with (training may have gone on since it was asked for)
+          const item: StoredInspection = { which, step: which === 'before' ? 0 : r.step ?? step, result: r };
           const key = exampleKey(split, example);
           const rest = getState().inspections.filter((x) => !(x.which === which && exampleKey(x.result.split, x.result.index) === key));
           setState({ inspections: [...rest, item].slice(-40), inspectError: null });
