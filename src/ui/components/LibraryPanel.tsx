@@ -4,8 +4,8 @@
 // storage used and available, and a request for persistent storage.
 import { Fragment, useRef, useState, type ReactNode } from 'react';
 import { MODEL_PRESETS, countParams, presetConfig } from '../../model/config';
-import type { AdapterEntry, ModelEntry, RunEntry } from '../../worker/api';
-import { formatBytes, formatDate, formatDuration, formatNum, formatPercent } from '../format';
+import type { AdapterEntry, ModelEntry } from '../../worker/api';
+import { formatBytes, formatDate, formatDuration, formatNum } from '../format';
 import { stateOfRunConfig, type AppState } from '../state';
 import { isTrainedMethod } from '../../mas/run-types';
 import { useApp } from '../stores/app';
@@ -15,6 +15,9 @@ import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
 import { LineChart } from './LineChart';
 import { BaseEvalNote, BaseEvalTable, readBaseEvaluation } from './BaseEvalTable';
+import { CompareRuns } from './CompareRuns';
+import { ConfirmDelete } from './ConfirmDelete';
+import { RunsTable } from './RunsTable';
 
 function EditableName({ name, onRename, testId }: { name: string; onRename(n: string): void; testId?: string }) {
   const [editing, setEditing] = useState(false);
@@ -61,28 +64,6 @@ function EditableName({ name, onRename, testId }: { name: string; onRename(n: st
   );
 }
 
-function ConfirmDelete({ what, onConfirm, disabled, title }: { what: string; onConfirm(): void; disabled?: boolean; title?: string }) {
-  const [asking, setAsking] = useState(false);
-  if (!asking) {
-    return (
-      <button type="button" className="btn tiny danger-outline" disabled={disabled} title={title ?? `Delete ${what}`} onClick={() => setAsking(true)} data-testid="delete">
-        Delete
-      </button>
-    );
-  }
-  return (
-    <span className="confirm" role="group" aria-label={`Delete ${what}?`}>
-      Delete?{' '}
-      <button type="button" className="btn tiny danger" onClick={() => { setAsking(false); onConfirm(); }}>
-        Yes
-      </button>
-      <button type="button" className="btn tiny" onClick={() => setAsking(false)}>
-        No
-      </button>
-    </span>
-  );
-}
-
 /** The page setup that reopens an adapter set: its run's setup, or (an imported adapter without one) the current one made to fit it. */
 function setupForAdapters(app: AppState, set: AdapterEntry[]): AppState {
   const first = set[0];
@@ -95,85 +76,6 @@ function setupForAdapters(app: AppState, set: AdapterEntry[]): AppState {
     ...app, model: first.baseModelId, method, topology,
     rank: c.r ?? app.rank, alpha: c.lora_alpha ?? app.alpha, targets: (c.target_modules as AppState['targets'] | undefined) ?? app.targets,
   };
-}
-
-function statusTag(r: RunEntry) {
-  const cls = r.status === 'done' ? 'ok-tag' : r.status === 'error' || r.status === 'interrupted' ? 'warn' : '';
-  return <span className={`tag ${cls}`}>{r.status}</span>;
-}
-
-/** The Runs list: every stored run (training, evaluation-only, comparisons), reopened read-only after a reload. */
-function RunsTable() {
-  const lib = useLibrary();
-  const view = useRun((s) => s.view);
-  const viewing = useRun((s) => s.viewing?.id ?? null);
-  const liveId = useRun((s) => s.recordId);
-  const liveState = useRun((s) => s.state);
-  const continueRun = useRun((s) => s.continueRun);
-  const busy = !!lib.busy;
-  return (
-    <div className="table-wrap">
-      <table className="table lib" data-testid="runs-table">
-        <thead>
-          <tr>
-            <th>run</th>
-            <th>status · steps · held-out</th>
-            <th>size</th>
-            <th>date</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {lib.loaded && lib.runs.length === 0 && (
-            <tr>
-              <td colSpan={5} className="muted">
-                No runs yet: every training, evaluation and comparison is kept here when it ends (and every few seconds while it runs).
-              </td>
-            </tr>
-          )}
-          {lib.runs.map((r) => {
-            const live = r.id === liveId && (liveState === 'running' || liveState === 'paused');
-            return (
-              <tr key={r.id} data-testid="run-row" className={r.id === viewing ? 'current' : undefined}>
-                <td>
-                  <span className="name" title={r.name}>{r.name}</span>
-                  <div className="muted small">{r.kind === 'compare' ? `comparison · ${r.methods?.length ?? 0} methods × ${r.seeds?.length ?? 0} seeds` : r.baseModelId}</div>
-                </td>
-                <td className="small">
-                  {statusTag(r)} {r.kind === 'run' && <>{r.stepsDone}/{r.totalSteps}</>}
-                  {r.heldoutAccuracy !== null && <> · {formatPercent(r.heldoutAccuracy)}</>}
-                  {live && <span className="tag">live</span>}
-                </td>
-                <td className="num">{formatBytes(r.size)}</td>
-                <td className="small date">{formatDate(r.createdAt)}</td>
-                <td className="actions">
-                  <div className="actions-wrap">
-                    <button type="button" className="btn tiny" disabled={live} title={live ? 'This run is live above' : 'Open its curves, tables and heatmaps (read-only)'} onClick={() => void view(r.id)} data-testid="open-run">
-                      Open
-                    </button>
-                    {r.continueStep !== undefined && r.continueStep !== null && (
-                      <button
-                        type="button" className="btn tiny" disabled={busy || live || liveState === 'running' || liveState === 'paused'} onClick={() => void continueRun(r.id)}
-                        title={`Train on from step ${r.continueStep} (its last checkpoint) to ${r.totalSteps}, from its adapters and AdamW's state there: the same as if it had not stopped`} data-testid="continue-run"
-                      >
-                        Continue
-                      </button>
-                    )}
-                    {r.kind === 'run' && (
-                      <button type="button" className="btn tiny" disabled={busy || live} onClick={() => void lib.exportRun(r.id)} title="One zip: the run bundle with CSV, SVG and PNG" data-testid="export-run-row">
-                        Export
-                      </button>
-                    )}
-                    <ConfirmDelete what={r.name} disabled={busy || live} onConfirm={() => void lib.removeRun(r.id)} />
-                  </div>
-                </td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-    </div>
-  );
 }
 
 function modelSummary(m: ModelEntry): string {
@@ -603,6 +505,7 @@ export function LibraryPanel() {
       </div>
       <h3>Runs</h3>
       <RunsTable />
+      <CompareRuns />
       <Pretrain />
     </section>
   );
