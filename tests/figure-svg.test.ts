@@ -10,7 +10,7 @@ import type { RunRecord } from '../src/storage/records';
 import type { EdgeInspection, ExperimentReport, ExperimentRowSummary } from '../src/worker/api';
 import { runCaption, runChartSvgs, runHeatmapFigures } from '../src/ui/figure-run';
 import { compareAccuracySvg, compareCaption, compareLossSvg } from '../src/ui/figure-compare';
-import { headSummaryFigureSvg, heatmapFigureSvg } from '../src/ui/figure-heatmap';
+import { exampleWords, headSummaryFigureSvg, heatmapFigureSvg } from '../src/ui/figure-heatmap';
 import { lineFigureSvg } from '../src/ui/svg';
 import { wrapText } from '../src/ui/figure';
 
@@ -201,6 +201,18 @@ describe('exported figures are standalone', () => {
     expect(a.filter((e) => e.tag === 'text').map((e) => e.text)).toContain('chance 10%');
   });
 
+  it("the loss chart follows the page's smoothing and y scale when asked", () => {
+    const rec = record();
+    const raw = parse(runChartSvgs(rec, { smoothing: 0 }).loss);
+    expect(raw.filter((e) => e.tag === 'polyline' && e.attrs['stroke-opacity'])).toHaveLength(0);
+    expect(raw.filter((e) => e.tag === 'text').map((e) => e.text)).toContain('train');
+    expect(captionOf(raw)).toContain('Training loss of each step, and the held-out loss');
+    const tick = (els: El[]) => els.filter((e) => e.tag === 'text' && e.attrs['text-anchor'] === 'end' && e.attrs['dominant-baseline'] === 'middle').map((e) => Number(e.text));
+    expect(Math.min(...tick(parse(runChartSvgs(rec).loss)))).toBe(0);
+    expect(Math.min(...tick(parse(runChartSvgs(rec, { fitY: true, smoothing: 0.9 }).loss)))).toBeGreaterThan(0);
+    expect(captionOf(parse(runChartSvgs(rec, { smoothing: 0.9 }).loss))).toContain('weight 0.9');
+  });
+
   it('a long title wraps, and the legend moves down with it', () => {
     const name = 'a run with a long descriptive name that a researcher gave it · lookup d1 · diffmas · seed 7 · lr sweep 3 of 5';
     const els = checkStandalone(runChartSvgs(record(name)).loss, `Training loss · ${name}`);
@@ -279,6 +291,12 @@ describe('exported figures are standalone', () => {
       checkStandalone(f.svg, title);
       expect(captionOf(els)).toContain('Method diffmas, task lookup (difficulty 1), base tiny, seed 7');
     }
+  });
+
+  it('the example a map is of, in words', () => {
+    const r = record().inspections[0].result;
+    expect(exampleWords(r)).toBe("heldout example #2, answered '3' (correct)");
+    expect(exampleWords({ ...r, predicted: '', correct: false })).toBe("heldout example #2, answered nothing (expected '3')");
   });
 
   it('wrapping keeps every word and breaks only between words', () => {

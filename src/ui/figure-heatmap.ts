@@ -2,7 +2,7 @@
 // rasterized, src/ui/figure-png.ts): a title, the layer/head and the step, the map with its sender
 // bands and token labels, a colour bar with its two ends, a caption. No hover outline: a figure is
 // drawn from the data, never copied from the screen. Also the pure matrix helpers both views use.
-import type { EdgeInspection } from '../worker/api';
+import type { EdgeInspection, InspectResult } from '../worker/api';
 import { showToken } from './format';
 import {
   INK, MARGIN, MONO_FONT, MUTED, captionBlock, colourBar, r1, svgOpen, svgText, textWidth, titleBlock, viridis, wrapText,
@@ -72,6 +72,12 @@ export function pickWords(e: { layers: number; heads: number }, layer: Pick, hea
   const l = layer === 'avg' ? `mean over ${e.layers} layers` : `layer ${layer} of ${e.layers}`;
   const h = head === 'avg' ? `mean over ${e.heads} heads` : `head ${head} of ${e.heads}`;
   return `${l}, ${h}`;
+}
+
+/** "heldout example #2, answered '7' (correct)": which example a map is of, and how it went. */
+export function exampleWords(r: InspectResult): string {
+  const said = r.predicted ? `'${r.predicted}'` : 'nothing';
+  return `${r.split} example #${r.index}, answered ${said} (${r.correct ? 'correct' : `expected '${r.answer}'`})`;
 }
 
 function maxOf(m: Float32Array): number {

@@ -4,7 +4,7 @@
 import { makeTask } from '../tasks/tasks';
 import type { RunRecord, StoredInspection } from '../storage/records';
 import { baseLabel, smooth } from './figure';
-import { headSummaryFigureSvg, heatmapFigureSvg } from './figure-heatmap';
+import { exampleWords, headSummaryFigureSvg, heatmapFigureSvg } from './figure-heatmap';
 import { lineFigureSvg } from './svg';
 
 export const FIGURE_COLORS = { train: '#3b5bdb', heldout: '#e8590c', acc: '#2b8a3e', chance: '#868e96' };
@@ -23,8 +23,9 @@ export function runCaption(rec: Pick<RunRecord, 'config' | 'baseName' | 'baseMod
   );
 }
 
-/** The two charts of the Training panel as standalone SVG figures. */
-export function runChartSvgs(rec: RunRecord): { loss: string; accuracy: string } {
+/** The two charts of the Training panel as standalone SVG figures: the loss smoothed as on the page, its y axis from 0 unless `fitY`. */
+export function runChartSvgs(rec: RunRecord, opts: { smoothing?: number; fitY?: boolean } = {}): { loss: string; accuracy: string } {
+  const w = opts.smoothing ?? FIGURE_SMOOTHING;
   const task = makeTask(rec.config.task, rec.config.difficulty);
   const ev = rec.curves.evals;
   const evLoss = ev.filter((e) => e.loss !== null);
@@ -35,13 +36,17 @@ export function runChartSvgs(rec: RunRecord): { loss: string; accuracy: string }
   const C = FIGURE_COLORS;
   const loss = lineFigureSvg({
     title: `Training loss · ${rec.name}`,
-    xMax, fromZero: true, xLabel: 'training step', yLabel: 'loss (cross-entropy)',
+    xMax, fromZero: !opts.fitY, xLabel: 'training step', yLabel: 'loss (cross-entropy)',
     series: [
-      { name: 'train (per step)', color: C.train, xs: rec.curves.steps, ys: rec.curves.loss, kind: 'raw' },
-      { name: `train (EMA ${FIGURE_SMOOTHING})`, color: C.train, xs: rec.curves.steps, ys: smooth(rec.curves.loss, FIGURE_SMOOTHING), kind: 'line' },
+      ...(w > 0
+        ? [
+            { name: 'train (per step)', color: C.train, xs: rec.curves.steps, ys: rec.curves.loss, kind: 'raw' as const },
+            { name: `train (EMA ${w})`, color: C.train, xs: rec.curves.steps, ys: smooth(rec.curves.loss, w), kind: 'line' as const },
+          ]
+        : [{ name: 'train', color: C.train, xs: rec.curves.steps, ys: rec.curves.loss, kind: 'line' as const }]),
       { name: 'held-out', color: C.heldout, xs: evLoss.map((e) => e.step), ys: evLoss.map((e) => e.loss!), kind: 'points' },
     ],
-    caption: `Training loss of each step (faint), its debiased moving average, and the held-out loss on ${rec.config.evalSize} episodes ${when}. ${caption}`,
+    caption: `${w > 0 ? `Training loss of each step (faint), its debiased moving average (weight ${w})` : 'Training loss of each step'}, and the held-out loss on ${rec.config.evalSize} episodes ${when}. ${caption}`,
   });
   const accuracy = lineFigureSvg({
     title: `Held-out accuracy · ${rec.name}`,
@@ -62,7 +67,7 @@ export function runHeatmapFigures(rec: RunRecord, slug: (s: string) => string): 
   for (const ins of rec.inspections) {
     const names = new Map(ins.result.agents.map((a) => [a.id, a.name]));
     const r = ins.result;
-    const context = `${r.split} example #${r.index}, answered '${r.predicted}' (${r.correct ? 'correct' : `expected '${r.answer}'`})`;
+    const context = exampleWords(r);
     for (const e of r.edges) {
       const base = `heatmaps/${ins.which}-step${ins.step}-${r.split}-${r.index}-${slug(e.receiver)}`;
       const who = `${names.get(e.receiver) ?? e.receiver} ← ${e.senders.map((s) => names.get(s) ?? s).join(', ')}`;

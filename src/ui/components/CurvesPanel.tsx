@@ -11,6 +11,10 @@ import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
 import { useShownRun } from '../stores/shown-run';
 import { LineChart, Legend, smooth } from './LineChart';
+import { download, getEngine } from '../engine';
+import { slug } from '../export';
+import { runChartSvgs } from '../figure-run';
+import { pngFile, svgFile } from '../figure-png';
 
 const C = { train: '#3b5bdb', heldout: '#e8590c', acc: '#2b8a3e', chance: '#868e96' };
 
@@ -42,6 +46,32 @@ export function CurvesPanel() {
   const ended = shown.readOnly || run.state === 'done' || run.state === 'stopped' || run.state === 'paused' || run.state === 'error';
   const untrainedEval = !trained ? evAcc[evAcc.length - 1] ?? null : null;
   const heldRow = shown.evalRows?.find((r) => r.split === 'heldout');
+  // a chart as a figure for a paper, from the stored record (titled, captioned with its config), smoothed and scaled as shown
+  const [figureError, setFigureError] = useState<string | null>(null);
+  const canFigure = !!recordId && ended && !libBusy && !(live && run.state === 'running');
+  const saveChart = async (which: 'loss' | 'accuracy', format: 'svg' | 'png') => {
+    if (!recordId) return;
+    setFigureError(null);
+    try {
+      if (live) await run.persist(true);
+      const rec = await getEngine().runRecord(recordId);
+      const svg = runChartSvgs(rec, { smoothing: app.smoothing, fitY: fit })[which];
+      const file = `${slug(rec.name)}-${which}.${format}`;
+      download(format === 'svg' ? svgFile(file, svg) : await pngFile(file, svg));
+    } catch (e) {
+      setFigureError(`Could not save the ${which} chart: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  const saveLinks = (which: 'loss' | 'accuracy') => (
+    <span className="small muted" title={canFigure ? 'The chart as a figure: title, axis labels, legend, the run’s configuration in a caption' : 'Available once the run has stopped'}>
+      save{' '}
+      {(['svg', 'png'] as const).map((f) => (
+        <button key={f} type="button" className="link small" disabled={!canFigure} onClick={() => void saveChart(which, f)} data-testid={`${which}-chart-${f}`}>
+          {f.toUpperCase()}
+        </button>
+      ))}
+    </span>
+  );
 
   return (
     <section className="panel curves" aria-labelledby="curves-title">
@@ -74,6 +104,7 @@ export function CurvesPanel() {
                 { name: 'held-out', color: C.heldout },
               ]}
             />
+            {saveLinks('loss')}
           </div>
           <LineChart
             testId="loss-chart"
@@ -105,6 +136,7 @@ export function CurvesPanel() {
                 { name: 'chance', color: C.chance, dashed: true },
               ]}
             />
+            {saveLinks('accuracy')}
           </div>
           <LineChart
             testId="accuracy-chart"
@@ -118,6 +150,11 @@ export function CurvesPanel() {
             series={[{ name: 'held-out', color: C.acc, xs: evAcc.map((e) => e.step), ys: evAcc.map((e) => e.accuracy!), kind: 'points' }]}
           />
         </>
+      )}
+      {figureError && (
+        <div className="alert compact" role="alert">
+          {figureError}
+        </div>
       )}
       <div className="curves-actions">
         {live && (
