@@ -1,7 +1,7 @@
 // The run controls across the top, as TensorFlow Playground's: play/pause, one step, reset, the
 // step counter, a progress bar with steps/s and time left, and the run's state or error.
 import { useEffect, useMemo, useState } from 'react';
-import { runConfigOf, stateOfRunConfig, type AppState } from '../state';
+import { runConfigOf, type AppState } from '../state';
 import type { RunMemoryReport, RunProgress } from '../../worker/api';
 import { errorText, getEngine } from '../engine';
 import { isTrainedMethod } from '../../mas/run-types';
@@ -10,6 +10,7 @@ import { useCompare } from '../stores/compare';
 import { useEnv } from '../stores/env';
 import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
+import { copyBlocker, copyShownIntoNewRun } from '../stores/shown-run';
 import { formatBytes as mb, formatDate, formatDuration, formatNum } from '../format';
 import { setupVerdict } from '../verdict';
 
@@ -168,7 +169,7 @@ export function RunBar() {
           <span className="big" data-testid="step-counter">
             {String(step).padStart(4, '0')}
           </span>
-          <span className="muted">{isTrainedMethod(run.config?.method ?? app.method) ? `/ ${total}` : 'evaluation only (training-free method)'}</span>
+          <span className="muted">{isTrainedMethod(v?.config.method ?? run.config?.method ?? app.method) ? `/ ${total}` : 'evaluation only (training-free method)'}</span>
           <span className={`state-chip ${v ? v.status : run.starting ? 'starting' : run.state}`} data-testid={v ? 'view-state' : 'run-state'} title={run.starting ? 'building the agents and looking at them before training' : undefined}>
             {v ? `stored · ${v.status}` : run.starting && run.state === 'running' ? 'starting' : run.state}
           </span>
@@ -227,8 +228,8 @@ export function RunBar() {
             Viewing the stored run <b>{run.viewing.name}</b> ({run.viewing.status}, {run.viewing.stepsDone} steps, {formatDate(run.viewing.createdAt)}): read-only.
             {run.viewing.message ? ` ${run.viewing.message}.` : ''}
           </span>
-          <button type="button" className="btn tiny" onClick={() => { const v = run.viewing!; useApp.getState().replace(stateOfRunConfig(app, v.config)); }} title="Put this run's setup in the page (the link too)">
-            Load its setup
+          <button type="button" className="btn tiny" disabled={copyBlocker(run.state) !== null} onClick={copyShownIntoNewRun} title="Its setup (shown under Setup) into the page and the link, editable, for a new run; the stored run closes" data-testid="view-copy-setup">
+            Copy its setup into a new run
           </button>
           <button type="button" className="btn tiny" onClick={run.closeView} data-testid="close-view">
             Close

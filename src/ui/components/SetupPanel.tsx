@@ -1,5 +1,7 @@
 // The run's setup, left column: task and difficulty, method, base model, LoRA, optimisation, seed,
-// and the less common knobs under "More". Locked while a run is active (reset to change it).
+// and the less common knobs under "More". Locked while a run is active (reset to change it). While a
+// stored run is open it shows that run's configuration, read-only, with one button to copy it into a
+// new run.
 import { useMemo } from 'react';
 import { PROJS, type Proj } from '../../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type TaskName } from '../../tasks/tasks';
@@ -9,6 +11,7 @@ import { isTrainedMethod } from '../../mas/run-types';
 import { useApp } from '../stores/app';
 import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
+import { copyBlocker, copyShownIntoNewRun, useShownSetup } from '../stores/shown-run';
 import { NumberField, SelectField } from './fields';
 
 export const METHOD_INFO: Record<MethodName, { label: string; about: string }> = {
@@ -42,7 +45,9 @@ const SHORT: Record<Proj, string> = {
 };
 
 export function SetupPanel({ locked }: { locked: boolean }) {
-  const s = useApp((x) => x.state);
+  const shown = useShownSetup();
+  const s = shown.state;
+  const viewing = shown.record;
   const set = useApp((x) => x.set);
   const models = useLibrary((x) => x.models);
   const libraryLoaded = useLibrary((x) => x.loaded);
@@ -50,7 +55,8 @@ export function SetupPanel({ locked }: { locked: boolean }) {
   const trainedSteps = useRun((x) => x.history.steps.length);
   const task = useMemo(() => makeTask(s.task, s.difficulty), [s.task, s.difficulty]);
   const trained = isTrainedMethod(s.method);
-  const off = locked;
+  const off = locked || viewing !== null;
+  const copyWhy = copyBlocker(runState);
 
   const modelOptions = models.map((m) => {
     const c = m.config as { hidden_size?: number; num_hidden_layers?: number; model_type?: string; vocab_size?: number };
@@ -69,12 +75,29 @@ export function SetupPanel({ locked }: { locked: boolean }) {
   return (
     <section className="panel setup" aria-labelledby="setup-title">
       <h2 id="setup-title">Setup</h2>
-      {locked && (
+      {viewing && (
+        <div className="notice compact stored-setup" role="status" data-testid="setup-stored">
+          <span>
+            Showing the stored run <b>{viewing.name}</b>: its own setup, read-only.
+          </span>
+          <button
+            type="button"
+            className="btn tiny primary"
+            disabled={copyWhy !== null}
+            title={copyWhy ? `Cannot copy now: ${copyWhy}` : 'Put this setup in the page (and the link), editable, for a new run; the stored run closes'}
+            onClick={copyShownIntoNewRun}
+            data-testid="copy-into-new-run"
+          >
+            Copy into a new run
+          </button>
+        </div>
+      )}
+      {locked && !viewing && (
         <p className="muted small lock-note">
           {runState === 'paused' ? 'Paused' : 'Training'}: reset the run to change the setup.
         </p>
       )}
-      {!locked && (runState === 'done' || runState === 'stopped') && trainedSteps > 0 && (
+      {!off && (runState === 'done' || runState === 'stopped') && trainedSteps > 0 && (
         <p className="muted small lock-note">Changing the setup clears this run: save its adapters first to keep them.</p>
       )}
       <h3>Task</h3>

@@ -3,6 +3,7 @@
 // agent and press Delete (or use the buttons) to remove it. The selected agent's role, part of the
 // input, latent steps and adapter are edited below the graph. Problems (a cycle, no final agent, an
 // agent cut off) are listed and drawn in red, and the run refuses to start until they are fixed.
+// While a stored run is open it shows that run's agents and messages, read-only (Setup copies them).
 import {
   Background, Handle, MarkerType, Position, ReactFlow, ReactFlowProvider, useReactFlow, type Connection, type Edge as FlowEdge,
   type EdgeChange, type Node, type NodeChange, type NodeProps,
@@ -19,6 +20,7 @@ import { defaultTopology } from '../state';
 import { setupVerdict } from '../verdict';
 import { useApp } from '../stores/app';
 import { useRun } from '../stores/run';
+import { useShownSetup } from '../stores/shown-run';
 
 interface AgentData extends Record<string, unknown> {
   agent: Agent;
@@ -93,10 +95,13 @@ function freshId(t: Topology): string {
   for (let k = 1; ; k++) if (!t.agents.some((a) => a.id === `n${k}`)) return `n${k}`;
 }
 
-function Graph({ locked }: { locked: boolean }) {
-  const s = useApp((x) => x.state);
+function Graph({ locked: liveLocked }: { locked: boolean }) {
+  const shown = useShownSetup();
+  const s = shown.state;
+  const stored = shown.record !== null;
+  const locked = liveLocked || stored;
   const set = useApp((x) => x.set);
-  const running = useRun((x) => x.state === 'running');
+  const running = useRun((x) => x.state === 'running') && !stored;
   const t = s.topology;
   const task = useMemo(() => makeTask(s.task, s.difficulty), [s.task, s.difficulty]);
   const problems = useMemo(() => validateTopology(t, { parts: task.roles.length }), [t, task]);
@@ -289,7 +294,9 @@ function Graph({ locked }: { locked: boolean }) {
           <Background gap={16} size={1} color="#e3e7ef" />
         </ReactFlow>
       </div>
-      <div className="topo-hint muted small">drag from a node’s right dot to another node to send it messages · select + Delete removes</div>
+      <div className="topo-hint muted small">
+        {stored ? 'the stored run’s agents and messages, read-only: select an agent to see its settings' : 'drag from a node’s right dot to another node to send it messages · select + Delete removes'}
+      </div>
       <div className="topo-status" data-testid="topology-status">
         {problems.length === 0 && !verdict.reason ? (
           <span className="ok small">
@@ -438,9 +445,17 @@ function AgentForm({
 }
 
 export function TopologyEditor({ locked }: { locked: boolean }) {
+  const stored = useRun((x) => x.viewing);
   return (
     <section className="panel topology" aria-labelledby="topology-title">
-      <h2 id="topology-title">Agents and messages</h2>
+      <div className="topo-head">
+        <h2 id="topology-title">Agents and messages</h2>
+        {stored && (
+          <span className="tag" data-testid="topology-stored" title={`The agents and messages of the stored run ${stored.name}`}>
+            stored run · read-only
+          </span>
+        )}
+      </div>
       <ReactFlowProvider>
         <Graph locked={locked} />
       </ReactFlowProvider>
