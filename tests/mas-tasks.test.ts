@@ -1,4 +1,4 @@
-// Every task (lookup, relay, arith) with every method, on a small random base model: through the
+// Every task (lookup, relay, arith, index) with every method, on a small random base model: through the
 // page's path (the run controller: a short training, the held-out evaluation, evaluate on both
 // splits, inspect one episode), and on arith through the experiment runner that the CLI and the
 // page's compare use (every method, one seed, every control). It checks that each completes and that what it reports is well
