@@ -240,9 +240,9 @@ export const useRun = create<RunStore>((setState, getState) => {
       try {
         await getEngine().pauseRun();
         setState({ state: 'paused' });
-        // the record's look at the weights it pauses with (the live refresh stops while paused)
-        await getState().inspect('after', true);
         void persist(true);
+        // the record's look at the weights it pauses with (the live refresh stops while paused); inspect saves the record again
+        void getState().inspect('after', true);
       } catch (e) {
         setState({ message: errorText(e) });
       }
