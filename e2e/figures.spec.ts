@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { expect, test, type Page } from '@playwright/test';
 import { unzipSync } from 'fflate';
-import { ready, smallLink, trainToEnd } from './helpers';
+import { ready, shotBoth, smallLink, trainToEnd } from './helpers';
 
 const CLI_REPORT = 'bench/results/old-instrument/tiny-lookup-d1.json';
 
@@ -145,6 +145,7 @@ test("a run's exported figures are standalone, titled, labelled and captioned; i
     const caption = t.caption.join(' ');
     for (const c of CONFIG) expect(caption).toContain(c);
   }
+  await shotBoth(page, 'figures-training-panel', 'loss-chart');
   // each chart saves on its own from the Training panel, smoothed as shown (here not at all: smoothing=0 in the link)
   const saved = new Map<string, Uint8Array>();
   for (const id of ['loss-chart-svg', 'loss-chart-png', 'accuracy-chart-svg']) {
@@ -184,6 +185,7 @@ test('Compare saves its accuracy and loss charts as standalone SVG and PNG figur
   await ready(page);
   await page.getByTestId('open-report-input').setInputFiles(CLI_REPORT);
   await expect(page.getByTestId('compare-results')).toBeVisible();
+  await shotBoth(page, 'figures-compare-exports', 'compare-setting');
   const get = async (id: string) => {
     await page.getByTestId(id).scrollIntoViewIfNeeded();
     const [d] = await Promise.all([page.waitForEvent('download'), page.getByTestId(id).click()]);
