@@ -14,8 +14,8 @@ runBundleContent):
   base/        the base's files, hard-linked where the file system allows (the format keeps the base
                inside the bundle: a reader refuses a path that leads out of it)
 
-The bundle has no trained adapters yet (training.stepsDone 0): `train RUN --from initial --steps N`
-trains it on its own schedule, and the page imports it at any point and continues there.
+Its adapters/ are the initial ones (training.stepsDone 0): `train RUN --from initial --steps N` trains
+it on its own schedule, and the page imports it (or what train wrote from it) and continues there.
 """
 from __future__ import annotations
 
@@ -253,6 +253,9 @@ def make_run(config: dict, base_spec: str, out: Path, *, batches: int = BUNDLE_B
                 save_file(initial_adapter(base.config, config["lora"], config["seed"], key), str(d / "adapter_model.safetensors"), metadata={"format": "pt"})
                 (d / "adapter_config.json").write_text(json.dumps(adapter_config(config["lora"], config["modelId"]), indent=2) + "\n")
                 files["initialAdapters"][key] = f"initial_adapters/{key}"
+                # the adapters after stepsDone = 0 steps are the initial ones (as the engine's bundle of an untrained run holds them)
+                _copy_tree(d, tmp / "adapters" / key)
+                files["adapters"][key] = f"adapters/{key}"
             if spec["channel"] == "latent":
                 m = latent_map(base, config["latentMap"])
                 tensors = {"target_norm": np.array([m["targetNorm"]], dtype=np.float32)}

@@ -238,7 +238,9 @@ def test_the_base_by_folder_zip_and_hub_id(tmp_path, monkeypatch):
     from latent_playground.bundle import read_bundle
 
     b = read_bundle(tmp_path / "hub-run")
-    assert (b.base_dir / "model.safetensors").read_bytes() == (TINY / "model.safetensors").read_bytes() and not b.json["files"]["adapters"]
+    assert (b.base_dir / "model.safetensors").read_bytes() == (TINY / "model.safetensors").read_bytes()
+    for key in b.adapter_keys:  # at step 0 the adapters are the initial ones
+        assert (b.adapter_dir(key) / "adapter_model.safetensors").read_bytes() == (b.adapter_dir(key, initial=True) / "adapter_model.safetensors").read_bytes()
 
 
 def test_refusals(tmp_path, capsys):
