@@ -4,7 +4,7 @@
 // each figure lies inside it and nothing overlaps the title, measured with the browser's own font
 // metrics. A heatmap saved from the latent view is a figure without the selection outline, and the
 // Compare view saves its accuracy and loss charts as SVG and PNG.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { expect, test, type Page } from '@playwright/test';
 import { unzipSync } from 'fflate';
 import { ready, shotBoth, smallLink, trainToEnd } from './helpers';
@@ -126,6 +126,7 @@ test("a run's exported figures are standalone, titled, labelled and captioned; i
     const png = new Uint8Array(readFileSync(await d.path()));
     expect(pngSize(png).width).toBeGreaterThanOrEqual(2 * 420);
     expect(await pixelsNear(page, png, red)).toBe(0);
+    writeFileSync(`e2e/screenshots/figure-saved-${id}.png`, png);
   }
 
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-run').click()]);
