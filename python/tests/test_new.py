@@ -7,7 +7,8 @@
   tests/streams-fixture.test.ts checks the file is what the engine draws today).
 - A run made by `new` is the engine's own bundle of that configuration (episodes, batches, initial
   adapters bit for bit, latent map), on the tiny base (char) and on a Llama folder with a BPE (word).
-- Trained a few steps in Python, the engine evaluates it with the answers Python gives.
+- Trained a few steps in Python, the engine evaluates it with the answers Python gives, and the page's
+  import (run-import.ts) reads the fresh run and the trained one as run records.
 - The base by folder, by zip (the page's library export) and by Hub id from the local cache.
 """
 from __future__ import annotations
@@ -160,6 +161,60 @@ def test_new_on_the_tiny_base_is_the_engines_run_and_the_engine_evaluates_it(tmp
         assert abs(py["loss"] - eng_eval[split]["loss"]) <= 1e-4 * abs(eng_eval[split]["loss"]), split
         summary.append(f"{split} {same}/{len(py['predictions'])} answers identical, loss {py['loss']:.6f} vs {eng_eval[split]['loss']:.6f}")
     REPORT["new -> train (Python) -> eval (engine), tiny"] = f"losses {got} vs engine {want}; " + "; ".join(summary)
+    # the page imports both: the fresh run (its initial adapters) and the trained one (its curve and adapters)
+    config = json.loads((mine / "run.json").read_text())["config"]
+    fresh, done = _page_import(mine, tmp_path), _page_import(trained, tmp_path)
+    assert fresh["config"] == config and fresh["stepsDone"] == 0 and fresh["initial"] == ["a0", "a1"] and fresh["final"] == []
+    assert done["config"] == config and done["stepsDone"] == 2 and done["losses"] == got and done["final"] == ["a0", "a1"]
+
+
+PAGE_IMPORT = """
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { runRecordFromBundle } from 'ROOT/src/mas/run-import';
+import { decodeCheckpoint } from 'ROOT/src/storage/checkpoint';
+import { loadTokenizer } from 'ROOT/src/tokenizers';
+// the page's import of a run bundle (src/worker/engine.ts importRun): the record it stores
+export function main(dir: string) {
+  const files = new Map<string, Uint8Array>();
+  const walk = (sub: string) => {
+    for (const d of readdirSync(path.join(dir, sub), { withFileTypes: true })) {
+      const rel = sub ? `${sub}/${d.name}` : d.name;
+      if (d.isDirectory()) walk(rel);
+      else files.set(rel, new Uint8Array(readFileSync(path.join(dir, rel))));
+    }
+  };
+  walk('');
+  const { record } = runRecordFromBundle(files, (b) => {
+    const ck = decodeCheckpoint(b);
+    if (!loadTokenizer(ck)) throw new Error('the base has no tokenizer');
+    return ck.config;
+  }, { fallbackId: 'imported', label: 'python', now: 0 });
+  return { status: record.status, stepsDone: record.stepsDone, losses: record.curves.loss, config: record.config,
+    initial: record.adapters.initial.map((a) => a.agent), final: record.adapters.final.map((a) => a.agent) };
+}
+"""
+BUILD = """
+import { build } from 'esbuild';
+const [entry, out, dir] = process.env.PAGE_IMPORT.split('\\n');
+await build({ entryPoints: [entry], outfile: out, bundle: true, platform: 'node', format: 'esm', logLevel: 'warning',
+  plugins: [{ name: 'wgsl', setup: (b) => b.onLoad({ filter: /\\.wgsl$/ }, () => ({ contents: '', loader: 'text' })) }] });
+const { main } = await import(out);
+console.log(JSON.stringify(main(dir)));
+"""
+
+
+def _page_import(bundle: Path, tmp: Path) -> dict:
+    """What the page's import makes of a bundle (src/mas/run-import.ts runRecordFromBundle), through Node."""
+    import os
+    import subprocess
+
+    entry = tmp / "page-import.ts"
+    entry.write_text(PAGE_IMPORT.replace("ROOT/", f"{ROOT}/"))
+    env = {**os.environ, "PAGE_IMPORT": f"{entry}\n{tmp / 'page-import.mjs'}\n{bundle}"}
+    p = subprocess.run(["node", "--input-type=module", "-e", BUILD], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def _llama_folder(fx: dict, out: Path) -> Path:
