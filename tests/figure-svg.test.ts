@@ -64,10 +64,10 @@ interface Box {
   y1: number;
 }
 
-/** A text element's box, with a deliberately generous width: 0.7 em per character (0.75 bold). */
-function textBox(t: El): Box {
+/** A text element's box, with a deliberately generous width: 0.7 em per character (0.75 bold; `em` where given). */
+function textBox(t: El, em?: number): Box {
   const size = Number(t.attrs['font-size']);
-  const w = unescape(t.text).length * size * (t.attrs['font-weight'] ? 0.75 : 0.7);
+  const w = unescape(t.text).length * size * (em ?? (t.attrs['font-weight'] ? 0.75 : 0.7));
   const x = Number(t.attrs.x);
   const x0 = t.attrs['text-anchor'] === 'middle' ? x - w / 2 : t.attrs['text-anchor'] === 'end' ? x - w : x;
   const y = Number(t.attrs.y);
@@ -304,5 +304,19 @@ describe('exported figures are standalone', () => {
     const lines = wrapText(text, 12, 90);
     expect(lines.length).toBeGreaterThan(2);
     expect(lines.join(' ')).toBe(text);
+  });
+});
+
+describe('heatmap labels', () => {
+  it("a sender's name is cut to its band, so two senders' names never overlap", () => {
+    const e = edge();
+    // two senders: a1 reads a0's first two positions and b0's five
+    const two = { ...e, senders: ['a0', 'b0'], senderPositions: e.senderPositions.map((p, i) => ({ ...p, agent: i < 2 ? 'a0' : 'b0' })) };
+    const names = new Map([['a0', 'a-very-long-sender-name'], ['b0', 'other'], ['a1', 'query']]);
+    const els = parse(heatmapFigureSvg({ edge: two, names, layer: 'avg', head: 'avg', step: 1, title: 't', maxWidth: 300 }));
+    const bold = els.filter((x) => x.tag === 'text' && x.attrs['font-weight'] === '600');
+    expect(bold.map((x) => x.text)).toEqual([expect.stringMatching(/^a-.*…$/), 'other']);
+    // DejaVu Sans Bold, the widest of the fonts a viewer substitutes, averages under 0.7 em a character here
+    expect(textBox(bold[0], 0.7).x1).toBeLessThanOrEqual(Number(bold[1].attrs.x));
   });
 });

@@ -86,6 +86,13 @@ function maxOf(m: Float32Array): number {
   return v;
 }
 
+/** A name cut (with an ellipsis) to fit a width. */
+function fitName(t: string, room: number): string {
+  let cut = t;
+  while (cut.length > 1 && textWidth(`${cut}…`, 12, true) > room) cut = cut.slice(0, -1);
+  return textWidth(t, 12, true) <= room ? t : `${cut}…`;
+}
+
 const fmtScale = (v: number) => (v >= 0.01 || v === 0 ? v.toFixed(2) : v.toPrecision(2));
 
 export interface HeatmapFigure {
@@ -139,8 +146,9 @@ export function heatmapFigureSvg(f: HeatmapFigure): string {
     const color = SENDER_COLORS[senders.indexOf(agent) % SENDER_COLORS.length];
     out.push(`<rect x="${r1(left + start * cw)}" y="${r1(top)}" width="${r1((s - start) * cw - 1)}" height="3" fill="${color}"/>`);
     const name = f.names.get(agent) ?? agent;
-    const room = (s - start) * cw - 2;
-    out.push(svgText(left + start * cw + 1, top + 16, textWidth(name, 12, true) > room && room < 40 ? name.slice(0, Math.max(1, Math.floor(room / 7))) : name, { size: 12, weight: 600 }));
+    // a name is cut to its band so names never overlap (the last band's may run on into the figure's free width)
+    const room = (s - start) * cw - 2 + (s === S ? W - MARGIN / 2 - (left + S * cw) : 0);
+    out.push(svgText(left + start * cw + 1, top + 16, fitName(name, room), { size: 12, weight: 600 }));
     start = s;
   }
   for (let s = 0; s < S; s++) {

@@ -111,6 +111,7 @@ export function textWidth(text: string, size: number, bold = false): number {
     else if (/[mwMW%@]/.test(ch)) em += 0.98;
     else if (/[A-Z]/.test(ch)) em += 0.76;
     else if (ch === '·') em += 0.33;
+    else if (ch === '…') em += 1;
     else if (/[\u2190-\u21ff\u2200-\u22ff×±≤≥]/.test(ch)) em += 0.84;
     else if (ch.codePointAt(0)! > 0x2e80) em += 1;
     else em += 0.63;
