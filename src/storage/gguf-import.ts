@@ -159,8 +159,10 @@ function checkTable(config: LlamaConfig, tensors: GgufTensorInfo[]): void {
  * after the file (the library names the model by it), with what the file was in training_args.json
  * (the entry's provenance).
  */
-export function ggufImportZip(fileName: string, bytes: Uint8Array): { name: string; bytes: Uint8Array } {
-  const { files, info } = ggufToFiles(bytes);
+export function ggufImportZip(
+  fileName: string, bytes: Uint8Array, onTensor?: (done: number, total: number) => void,
+): { name: string; bytes: Uint8Array } {
+  const { files, info } = ggufToFiles(bytes, onTensor);
   const base = fileName.replace(/^.*[\\/]/, '').replace(/\.gguf$/i, '');
   const provenance = { source: `GGUF file ${base}.gguf`, gguf: info };
   files.set('training_args.json', new TextEncoder().encode(JSON.stringify(provenance, null, 2) + '\n'));

@@ -4,7 +4,7 @@ import { proxy, transfer } from 'comlink';
 import { create } from 'zustand';
 import type { AdapterEntry, ModelEntry, PretrainRequest, RunEntry, RunProgress } from '../../worker/api';
 import { importable } from '../../storage/import-files';
-import { ggufImportZip } from '../../storage/gguf-import';
+import { convertGguf } from '../gguf-convert';
 import { DivergenceWatch } from '../../model/divergence';
 import { download, errorText, getEngine } from '../engine';
 import { useApp } from './app';
@@ -212,12 +212,13 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
           const gguf = blobs.findIndex((b) => /\.gguf$/i.test(b.name));
           if (gguf >= 0) {
             if (blobs.length > 1) throw new Error('import a GGUF file on its own (it holds the whole model)');
-            setState({ importProgress: { stage: `converting ${blobs[0].name} (dequantizing to float32)`, fraction: 0.5 } });
-            await new Promise((r) => setTimeout(r, 50)); // let the stage show before the conversion holds the page
+            const name = blobs[0].name;
+            const stage = (done: number, total: number) => setState({ importProgress: { stage: `converting ${name}: ${done}/${total} tensors dequantized to float32`, fraction: 0.5 } });
+            stage(0, 1);
             try {
-              blobs[0] = ggufImportZip(blobs[0].name, blobs[0].bytes);
+              blobs[0] = await convertGguf(name, blobs[0].bytes, stage);
             } catch (e) {
-              throw new Error(`${blobs[0].name} cannot be imported: ${(e as Error).message}`);
+              throw new Error(`${name} cannot be imported: ${(e as Error).message}`);
             }
           }
           const model = useApp.getState().state.model;
