@@ -93,6 +93,7 @@ function RunLines({ r }: { r: RunsRow }) {
   // a record still being written (the live run's autosave, a comparison under way) takes notes when it ends
   const writing = e.status === 'running' || e.status === 'paused';
   const ticked = selected.includes(e.id);
+  // the run open above is marked by the accent at its left edge; ticked runs are tinted
   const cls = [e.id === viewing ? 'current' : '', ticked ? 'ticked' : ''].filter(Boolean).join(' ') || undefined;
   return (
     <tbody data-testid="run-row" className={cls}>
@@ -190,7 +191,8 @@ export function RunsTable() {
     <>
       {all.length > 0 && (
         <div className="runs-tools small muted" data-testid="runs-count">
-          {filtering ? `${rows.length} of ${all.length} runs match the filters` : `${all.length} run${all.length === 1 ? '' : 's'}`} · tick runs to overlay them below
+          {filtering ? `${rows.length} of ${all.length} runs match the filters` : `${all.length} run${all.length === 1 ? '' : 's'}`}
+          {all.length > 1 ? ' · tick runs to overlay them below' : ''}
           {filtering && (
             <button type="button" className="link" onClick={clearFilters} data-testid="runs-clear-filters">
               clear filters
