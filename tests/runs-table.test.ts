@@ -34,7 +34,7 @@ const ENTRIES = rowsOf([
   entry({ id: 'b', createdAt: 4000, method: 'text', task: 'arith', difficulty: 2, seed: 1, heldoutAccuracy: 0.125, stepsDone: 0, baseModelId: 'builtin:toy' }),
   entry({ id: 'c', createdAt: 3000, method: 'latentmas', seed: 2, heldoutAccuracy: null, stepsDone: 12, tags: ['Baseline'] }),
   entry({ id: 'd', createdAt: 2000, method: 'diffmas', seed: 10, heldoutAccuracy: 0.5, stepsDone: 50, baseModelId: 'model:gone', baseName: 'my base' }),
-  entry({ id: 'e', kind: 'compare', createdAt: 1000, method: 'single', methods: ['single', 'diffmas'], seeds: [4, 5, 6], heldoutAccuracy: 0.9, stepsDone: 30 }),
+  entry({ id: 'e', kind: 'compare', createdAt: 1000, method: 'single', methods: ['single', 'diffmas'], seeds: [4, 5, 6], heldoutAccuracy: 0.9, stepsDone: 0, totalSteps: 30 }),
 ]);
 
 describe('the Runs table as data', () => {
@@ -44,6 +44,9 @@ describe('the Runs table as data', () => {
     expect(ENTRIES[3].base).toBe('my base');
     expect(ENTRIES[4]).toMatchObject({ methods: ['single', 'diffmas'], seeds: [4, 5, 6], tags: [] });
     expect(runsRow(entry({ baseModelId: 'model:x' }), () => undefined).base).toBe('model:x');
+    // a comparison keeps no step count: done, its trained methods did its steps each; under way, none is claimed
+    expect(ENTRIES[4].steps).toBe(30);
+    expect(runsRow(entry({ kind: 'compare', status: 'running', stepsDone: 0, totalSteps: 30 }), () => undefined).steps).toBe(0);
   });
 
   it('sorts by each column both ways; ties keep the listed order and empty values go last either way', () => {

@@ -24,7 +24,7 @@ export interface RunsRow {
   seeds: number[];
   /** Final held-out accuracy (0..1), or null when the run was never evaluated on held-out. */
   heldout: number | null;
-  /** Steps done. */
+  /** Steps done (a finished comparison: the steps each of its trained methods did; it keeps no count of its own). */
   steps: number;
   date: number;
   tags: string[];
@@ -38,7 +38,7 @@ export function runsRow(e: RunEntry, baseName: (id: string) => string | undefine
     base: baseName(e.baseModelId) ?? e.baseName ?? e.baseModelId,
     seeds: e.kind === 'compare' && e.seeds?.length ? e.seeds.slice() : [e.seed],
     heldout: e.heldoutAccuracy,
-    steps: e.stepsDone,
+    steps: e.kind === 'compare' && e.status === 'done' ? e.totalSteps : e.stepsDone,
     date: e.createdAt,
     tags: e.tags ?? [],
   };

@@ -5,6 +5,7 @@
 // the table fits the library panel at 1280 px.
 import { useMemo, useState } from 'react';
 import type { RunEntry } from '../../worker/api';
+import { isTrainedMethod } from '../../mas/run-types';
 import { dateText, filterRuns, MAX_NOTES_CHARS, parseTags, RUNS_COLUMNS, runsRow, sortRuns, type RunsColumn, type RunsRow } from '../../storage/runs-table';
 import { errorText } from '../engine';
 import { formatBytes, formatPercent } from '../format';
@@ -93,6 +94,7 @@ function RunLines({ r }: { r: RunsRow }) {
   // a record still being written (the live run's autosave, a comparison under way) takes notes when it ends
   const writing = e.status === 'running' || e.status === 'paused';
   const ticked = selected.includes(e.id);
+  const trains = isTrainedMethod(e.method);
   // the run open above is marked by the accent at its left edge; ticked runs are tinted
   const cls = [e.id === viewing ? 'current' : '', ticked ? 'ticked' : ''].filter(Boolean).join(' ') || undefined;
   return (
@@ -149,7 +151,9 @@ function RunLines({ r }: { r: RunsRow }) {
         <td className="base-cell" title={`${r.base} (${e.baseModelId})`}>{r.base}</td>
         <td className="num">{r.seeds.length > 1 ? `${r.seeds[0]}–${r.seeds[r.seeds.length - 1]}` : r.seeds[0]}</td>
         <td className="num" data-testid="run-heldout">{formatPercent(r.heldout)}</td>
-        <td className="num">{e.stepsDone}/{e.totalSteps}</td>
+        <td className="num" title={e.kind === 'compare' ? 'steps of each trained method of the comparison' : trains ? `${e.stepsDone} of ${e.totalSteps} steps done` : 'an evaluation-only method: it trains nothing'}>
+          {e.kind === 'compare' ? `${r.steps} each` : trains ? `${e.stepsDone}/${e.totalSteps}` : 'eval only'}
+        </td>
         <td className="date-cell">
           {dateText(r.date).split(' ').map((p) => <span key={p}>{p}</span>)}
         </td>
