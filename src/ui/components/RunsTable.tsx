@@ -113,7 +113,7 @@ function RunLines({ r }: { r: RunsRow }) {
               <span className="name" title={`${e.name} · ${formatBytes(e.size)} stored`} data-testid="run-name">{e.name}</span>
               {statusTag(e)}
               {live && <span className="tag">live</span>}
-              {e.kind === 'compare' && <span className="muted small"> comparison · {e.methods?.length ?? 0} methods × {e.seeds?.length ?? 0} seeds</span>}
+              {e.kind === 'compare' && <span className="tag" title={`${e.methods?.length ?? 0} methods × ${e.seeds?.length ?? 0} seeds`}>comparison</span>}
               {e.notes && <div className="run-notes small muted" title={e.notes} data-testid="run-notes">{e.notes}</div>}
             </div>
             <div className="actions-wrap">
