@@ -337,7 +337,7 @@ def add_parser(sub, common_parents=()):
     p.add_argument("--out", required=True, help="the bundle folder to write")
     p.add_argument("--config", help="a RunConfig as JSON (or a run.json, whose config is taken); flags override its settings")
     for flag, key, typ, hlp in FLAGS:
-        p.add_argument(flag, dest=key, type=typ, help=hlp)
+        p.add_argument(flag, dest=key, type=typ, help=hlp, metavar=flag[2:].upper().replace("-", "_"))
     p.add_argument("--topology", help="preset (the task's minimum), star, chain, two-round, single, or the URL form v1;agents;edges;final")
     p.add_argument("--latent-steps", type=int, help="latent steps of every sender of a named topology (default 4)")
     p.add_argument("--adapter", choices=["own", "shared"], help="each agent its own adapter, or one shared by all (named topologies)")

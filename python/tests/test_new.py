@@ -108,9 +108,13 @@ def _same_bundle(engine: Path, mine: Path) -> str:
         want, got = read(engine, e), read(mine, p)
         assert got == want, f"episodes/{split}"
         n += len(got)
-    read = lambda root, meta: [json.loads(x) for x in (root / meta["files"]["batches"]["path"]).read_text().splitlines()]  # noqa: E731
-    want = read(engine, e)
-    assert read(mine, p)[:len(want)] == want[:p["files"]["batches"]["count"]], "batches"
+    want = []
+    if e["files"]["batches"] is None:
+        assert p["files"]["batches"] is None, "batches of a method whose bundle holds none"
+    else:
+        read = lambda root, meta: [json.loads(x) for x in (root / meta["files"]["batches"]["path"]).read_text().splitlines()]  # noqa: E731
+        want = read(engine, e)
+        assert read(mine, p)[:len(want)] == want[:p["files"]["batches"]["count"]], "batches"
     assert set(e["files"]["initialAdapters"]) == set(p["files"]["initialAdapters"])
     for key in e["files"]["initialAdapters"]:
         a = load_file(str(engine / e["files"]["initialAdapters"][key] / "adapter_model.safetensors"))
@@ -118,6 +122,9 @@ def _same_bundle(engine: Path, mine: Path) -> str:
         assert sorted(a) == sorted(b) and all(np.array_equal(a[t], b[t]) for t in a), f"initial adapter {key}"
         cfg = lambda root, meta: json.loads((root / meta["files"]["initialAdapters"][key] / "adapter_config.json").read_text())  # noqa: E731
         assert cfg(engine, e) == cfg(mine, p)
+    if e["files"]["latentMap"] is None:
+        assert p["files"]["latentMap"] is None
+        return f"{n} episodes, {len(want)} batches, initial adapters bit for bit"
     a, b = load_file(str(engine / "latent_map.safetensors")), load_file(str(mine / "latent_map.safetensors"))
     assert np.array_equal(a["target_norm"], b["target_norm"])
     # W_a is solved in float64 on both sides (the engine's Cholesky, LAPACK's here) and stored as float32:
@@ -129,9 +136,33 @@ def _same_bundle(engine: Path, mine: Path) -> str:
     return f"{n} episodes, {len(want)} batches, initial adapters bit for bit, W_a within {ulps} ulp"
 
 
-def test_new_on_the_tiny_base_is_the_engines_run_and_the_engine_evaluates_it(tmp_path):
-    eng = tmp_path / "engine"
-    run_engine(["make", str(eng), "--model", str(TINY), "--steps", "2", "--eval-size", "32", "--cases", "lookup-diffmas"], timeout=900)
+@pytest.fixture(scope="module")
+def tiny_cases(tmp_path_factory) -> Path:
+    """The engine's bundles of every cross-check case (tests/python/engine-check.ts: each method, both
+    position schemes, a shared adapter, chains and stars of three) on the tiny base, 2 steps each."""
+    eng = tmp_path_factory.mktemp("engine-tiny")
+    run_engine(["make", str(eng), "--model", str(TINY), "--steps", "2", "--eval-size", "16", "--batch", "4"], timeout=1200)
+    return eng
+
+
+def test_new_makes_the_engines_bundle_for_every_method(tiny_cases, tmp_path):
+    cases = sorted(p.parent for p in tiny_cases.glob("*/engine.json"))
+    methods = set()
+    for case in cases:
+        src = case / "bundle"
+        mine = tmp_path / case.name
+        assert main(["new", "--base", str(TINY), "--config", str(src / "run.json"), "--batches", "2", "--out", str(mine)]) == 0
+        try:
+            _same_bundle(src, mine)
+        except AssertionError as err:
+            raise AssertionError(f"{case.name}: {err}") from None
+        methods.add(json.loads((src / "run.json").read_text())["config"]["method"])
+    assert len(cases) >= 12 and len(methods) >= 9, (len(cases), methods)
+    REPORT["new = the engine's bundle, every case on tiny"] = f"{len(cases)} cases ({len(methods)} methods): episodes, batches, initial adapters, latent map identical"
+
+
+def test_new_on_the_tiny_base_is_the_engines_run_and_the_engine_evaluates_it(tiny_cases, tmp_path):
+    eng = tiny_cases
     src = eng / "lookup-diffmas" / "bundle"
     mine = tmp_path / "new"
     # the engine's run.json as the RunConfig, and the base by folder
