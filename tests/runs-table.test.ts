@@ -47,6 +47,9 @@ describe('the Runs table as data', () => {
     // a comparison keeps no step count: done, its trained methods did its steps each; under way, none is claimed
     expect(ENTRIES[4].steps).toBe(30);
     expect(runsRow(entry({ kind: 'compare', status: 'running', stepsDone: 0, totalSteps: 30 }), () => undefined).steps).toBe(0);
+    const untrained = entry({ kind: 'compare', methods: ['single', 'text'], stepsDone: 0, totalSteps: 30 });
+    expect(runsRow(untrained, () => undefined, (m) => m === 'diffmas').steps).toBe(0);
+    expect(runsRow({ ...untrained, methods: ['single', 'diffmas'] }, () => undefined, (m) => m === 'diffmas').steps).toBe(30);
   });
 
   it('sorts by each column both ways; ties keep the listed order and empty values go last either way', () => {

@@ -24,21 +24,23 @@ export interface RunsRow {
   seeds: number[];
   /** Final held-out accuracy (0..1), or null when the run was never evaluated on held-out. */
   heldout: number | null;
-  /** Steps done (a finished comparison: the steps each of its trained methods did; it keeps no count of its own). */
+  /** Steps done (a finished comparison: the steps each of its trained methods did, 0 when none trains; it keeps no count of its own). */
   steps: number;
   date: number;
   tags: string[];
 }
 
-export function runsRow(e: RunEntry, baseName: (id: string) => string | undefined): RunsRow {
+/** `trains` says whether a method trains (src/mas/run-types.ts isTrainedMethod; the page passes it in, storage sits below mas). */
+export function runsRow(e: RunEntry, baseName: (id: string) => string | undefined, trains: (method: string) => boolean = () => true): RunsRow {
+  const methods = e.kind === 'compare' && e.methods?.length ? e.methods.slice() : [e.method];
   return {
     entry: e,
-    methods: e.kind === 'compare' && e.methods?.length ? e.methods.slice() : [e.method],
+    methods,
     task: `${e.task} d${e.difficulty}`,
     base: baseName(e.baseModelId) ?? e.baseName ?? e.baseModelId,
     seeds: e.kind === 'compare' && e.seeds?.length ? e.seeds.slice() : [e.seed],
     heldout: e.heldoutAccuracy,
-    steps: e.kind === 'compare' && e.status === 'done' ? e.totalSteps : e.stepsDone,
+    steps: e.kind === 'compare' && e.status === 'done' && methods.some(trains) ? e.totalSteps : e.stepsDone,
     date: e.createdAt,
     tags: e.tags ?? [],
   };

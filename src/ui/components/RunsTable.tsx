@@ -3,9 +3,9 @@
 // each run's notes and tags edited in place and kept in its record; runs ticked here are overlaid by
 // Compare runs below. A run takes two lines (its name, state and buttons; then its columns) so that
 // the table fits the library panel at 1280 px.
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import type { RunEntry } from '../../worker/api';
-import { isTrainedMethod } from '../../mas/run-types';
+import { isTrainedMethod, type MethodName } from '../../mas/run-types';
 import { dateText, filterRuns, MAX_NOTES_CHARS, parseTags, RUNS_COLUMNS, runsRow, sortRuns, type RunsColumn, type RunsRow } from '../../storage/runs-table';
 import { errorText } from '../engine';
 import { formatBytes, formatPercent } from '../format';
@@ -94,7 +94,7 @@ function RunLines({ r }: { r: RunsRow }) {
   // a record still being written (the live run's autosave, a comparison under way) takes notes when it ends
   const writing = e.status === 'running' || e.status === 'paused';
   const ticked = selected.includes(e.id);
-  const trains = isTrainedMethod(e.method);
+  const trains = r.methods.some((m) => isTrainedMethod(m as MethodName));
   // the run open above is marked by the accent at its left edge; ticked runs are tinted
   const cls = [e.id === viewing ? 'current' : '', ticked ? 'ticked' : ''].filter(Boolean).join(' ') || undefined;
   return (
@@ -151,8 +151,8 @@ function RunLines({ r }: { r: RunsRow }) {
         <td className="base-cell" title={`${r.base} (${e.baseModelId})`}>{r.base}</td>
         <td className="num">{r.seeds.length > 1 ? `${r.seeds[0]}–${r.seeds[r.seeds.length - 1]}` : r.seeds[0]}</td>
         <td className="num" data-testid="run-heldout">{formatPercent(r.heldout)}</td>
-        <td className="num" title={e.kind === 'compare' ? 'steps of each trained method of the comparison' : trains ? `${e.stepsDone} of ${e.totalSteps} steps done` : 'an evaluation-only method: it trains nothing'}>
-          {e.kind === 'compare' ? `${r.steps} each` : trains ? `${e.stepsDone}/${e.totalSteps}` : 'eval only'}
+        <td className="num" title={!trains ? 'evaluation only: no method here trains' : e.kind === 'compare' ? 'steps of each trained method of the comparison' : `${e.stepsDone} of ${e.totalSteps} steps done`}>
+          {!trains ? 'eval only' : e.kind === 'compare' ? `${r.steps} each` : `${e.stepsDone}/${e.totalSteps}`}
         </td>
         <td className="date-cell">
           {dateText(r.date).split(' ').map((p) => <span key={p}>{p}</span>)}
@@ -186,10 +186,14 @@ export function RunsTable() {
   const setFilter = useRunsView((s) => s.setFilter);
   const clearFilters = useRunsView((s) => s.clearFilters);
   const names = useMemo(() => new Map(lib.models.map((m) => [m.id, m.name])), [lib.models]);
-  const all = useMemo(() => lib.runs.map((e) => runsRow(e, (id) => names.get(id))), [lib.runs, names]);
+  const all = useMemo(() => lib.runs.map((e) => runsRow(e, (id) => names.get(id), (m) => isTrainedMethod(m as MethodName))), [lib.runs, names]);
   const { rows: kept, errors } = useMemo(() => filterRuns(all, filters), [all, filters]);
   const rows = sort ? sortRuns(kept, sort.col, sort.dir) : kept;
   const filtering = RUNS_COLUMNS.some((c) => filters[c]?.trim());
+  const keepOnly = useRunsView((s) => s.keepOnly);
+  useEffect(() => {
+    if (lib.loaded) keepOnly(lib.runs.map((e) => e.id));
+  }, [lib.loaded, lib.runs, keepOnly]);
   const cols = RUNS_COLUMNS.length + 1;
   return (
     <>

@@ -40,6 +40,8 @@ interface RunsViewStore {
   clearFilters(): void;
   toggle(id: string): void;
   clearSelection(): void;
+  /** Unticks runs no longer in the library (deleted). */
+  keepOnly(ids: readonly string[]): void;
   setEditing(id: string | null): void;
   setView(patch: Partial<Pick<RunsViewStore, 'metric' | 'x' | 'logY'>>): void;
   /** Reads the records of `want` (id and the updatedAt its list entry shows) that are not read yet. */
@@ -77,6 +79,11 @@ export const useRunsView = create<RunsViewStore>((setState, getState) => ({
   },
   clearSelection() {
     setState({ selected: [] });
+  },
+  keepOnly(ids) {
+    const sel = getState().selected;
+    const kept = sel.filter((id) => ids.includes(id));
+    if (kept.length !== sel.length) setState({ selected: kept });
   },
   setEditing(id) {
     setState({ editing: id });
