@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 import zipfile
@@ -140,6 +141,21 @@ class Base:
             self._tmp = None
 
 
+def copy_base(src: Path, dst: Path):
+    """The base's files into the bundle, hard-linked where the file system allows, else copied. Symbolic
+    links are followed (a Hub snapshot's files link into the cache's blobs): the bundle holds files only."""
+    dst.mkdir(parents=True)
+    for f in sorted(src.iterdir()):
+        real = f.resolve()
+        if real.is_dir():
+            copy_base(real, dst / f.name)
+            continue
+        try:
+            os.link(real, dst / f.name)
+        except OSError:
+            shutil.copy2(real, dst / f.name)
+
+
 # ---------------------------------------------------------------- what the run starts from
 
 def lora_shapes(cfg: dict) -> dict[str, tuple[int, int]]:
@@ -243,7 +259,7 @@ def make_run(config: dict, base_spec: str, out: Path, *, batches: int = BUNDLE_B
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
             files = {"base": "base", "adapters": {}, "initialAdapters": {}, "latentMap": None, "episodes": {}, "batches": None}
-            _copy_tree(base.dir, tmp / "base")
+            copy_base(base.dir, tmp / "base")
             for a in plan:
                 key = a["adapterKey"]
                 if key is None or key in files["initialAdapters"]:

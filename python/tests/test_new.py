@@ -306,10 +306,15 @@ def test_the_base_by_folder_zip_and_hub_id(tmp_path, monkeypatch):
         for f in TINY.iterdir():
             z.write(f, f.name)
     assert main(["new", "--base", str(lib), "--out", str(tmp_path / "zip"), *ARGS]) == 0
-    # a Hub id resolves through huggingface_hub's cache, offline (a snapshot as `huggingface-cli download` leaves it)
+    # a Hub id resolves through huggingface_hub's cache, offline (a snapshot as `huggingface-cli download`
+    # leaves it: its files are links into the cache's blobs, which the bundle must not keep as links)
     cache = tmp_path / "hub"
     snap = cache / "models--someone--tiny" / "snapshots" / ("ab" * 20)
-    shutil.copytree(TINY, snap)
+    (cache / "models--someone--tiny" / "blobs").mkdir(parents=True)
+    snap.mkdir(parents=True)
+    for i, f in enumerate(sorted(TINY.iterdir())):
+        shutil.copy2(f, cache / "models--someone--tiny" / "blobs" / f"blob{i}")
+        (snap / f.name).symlink_to(Path("..") / ".." / "blobs" / f"blob{i}")
     (cache / "models--someone--tiny" / "refs").mkdir()
     (cache / "models--someone--tiny" / "refs" / "main").write_text("ab" * 20)
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
@@ -324,6 +329,7 @@ def test_the_base_by_folder_zip_and_hub_id(tmp_path, monkeypatch):
     from latent_playground.bundle import read_bundle
 
     b = read_bundle(tmp_path / "hub-run")
+    assert not any(p.is_symlink() for p in (tmp_path / "hub-run").rglob("*"))
     assert (b.base_dir / "model.safetensors").read_bytes() == (TINY / "model.safetensors").read_bytes()
     for key in b.adapter_keys:  # at step 0 the adapters are the initial ones
         assert (b.adapter_dir(key) / "adapter_model.safetensors").read_bytes() == (b.adapter_dir(key, initial=True) / "adapter_model.safetensors").read_bytes()
