@@ -91,6 +91,7 @@ export function streamsFixture(e, charJson) {
       batches,
     });
   };
+  // every rendering of render.ts RENDERINGS with a tokenizer it serves (a new rendering joins here, and in python/latent_playground/render.py)
   const combos = [['char', 'char'], ['word', 'bpe'], ['word', 'sp']];
   for (const [rn, tn] of combos) {
     for (const name of TASKS) {
