@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error a plain ES module without types (scripts/)
 import { CHAR_TOKENIZER, FIXTURE, serialize, streamsFixture } from '../scripts/dump-streams.mjs';
-import { makeTask, sampleEpisodes } from '../src/tasks/tasks';
-import { rendering } from '../src/tasks/render';
+import { MAX_DIFFICULTY, makeTask, sampleEpisodes, TASK_NAMES } from '../src/tasks/tasks';
+import { RENDERINGS, rendering } from '../src/tasks/render';
 import { evalEpisodes, firstTrainingBatches } from '../src/mas/run-data';
 import { answerIds, makePlan, promptText } from '../src/mas/data';
 import { methodSpec } from '../src/mas/methods';
@@ -32,8 +32,8 @@ describe('the streams fixture', () => {
       expect(b[i]?.slice(0, 300), `line ${i + 1} of tests/fixtures/streams.json`).toBe(a[i]?.slice(0, 300));
     }
     expect(text).toBe(file);
-    // every rendering the engine has, each task and difficulty, and the trained methods
-    expect(new Set(fx.cases.map((c: { rendering: string }) => c.rendering))).toEqual(new Set(['char', 'word']));
-    expect(Object.keys(fx.episodes)).toHaveLength(20);
+    // every rendering and task the engine has (a new one joins scripts/dump-streams.mjs and the companion's port)
+    expect([...new Set(fx.cases.map((c: { rendering: string }) => c.rendering))].sort()).toEqual([...RENDERINGS].sort());
+    expect(Object.keys(fx.episodes).sort()).toEqual(TASK_NAMES.flatMap((t) => Array.from({ length: MAX_DIFFICULTY }, (_, i) => `${t}/${i + 1}`)).sort());
   });
 });
