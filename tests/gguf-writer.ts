@@ -1,7 +1,8 @@
 // Writes GGUF files in the tests (little-endian, as llama.cpp writes them): the reader's refusals
 // (tests/gguf.test.ts) and a tiny Llama for the page (e2e/gguf.spec.ts), made from tests/hf-fixtures.ts's
 // checkpoints as llama.cpp's convert_hf_to_gguf.py writes one: q/k rows permuted to interleaved pairs,
-// 1-D tensors in F32, the matrices in F32 or Q8_0 (quantized as ggml's quantize_row_q8_0_ref).
+// 1-D tensors in F32, the matrices in F32 or Q8_0 (quantized as ggml's quantize_row_q8_0_ref, but for
+// ties, which Math.round sends up and roundf away from zero).
 import type { Fixture, MadeTokenizer } from './hf-fixtures';
 
 export type Kv = [key: string, type: number, value: unknown, itemType?: number];

@@ -100,11 +100,7 @@ export function ggufTokenizer(meta: GgufMeta): GgufTokenizerFiles {
     }
     const mergeList = meta.array<string>('tokenizer.ggml.merges', ['string'], false);
     if (!mergeList) fail('the byte-level BPE tokenizer has no tokenizer.ggml.merges');
-    const merges = mergeList!.map((m, k) => {
-      const parts = m.split(' ');
-      if (parts.length !== 2 || !parts[0] || !parts[1]) fail(`tokenizer.ggml.merges[${k}] is ${printableName(m)}, not two tokens separated by one space`);
-      return parts;
-    });
+    const merges = splitMerges(mergeList!);
     body = {
       normalizer: null,
       pre_tokenizer: known.pre,
@@ -120,7 +116,7 @@ export function ggufTokenizer(meta: GgufMeta): GgufTokenizerFiles {
     if (scores.length !== tokens.length) fail(`tokenizer.ggml.scores has ${scores.length} entries but tokenizer.ggml.tokens has ${tokens.length}`);
     const prefix = meta.bool('tokenizer.ggml.add_space_prefix') ?? true;
     const stored = meta.array<string>('tokenizer.ggml.merges', ['string'], false);
-    const merges = stored ? stored.map((m) => m.split(' ')) : sentencePieceMerges(tokens, scores, vocab);
+    const merges = stored ? splitMerges(stored) : sentencePieceMerges(tokens, scores, vocab);
     const decoders: Record<string, unknown>[] = [
       { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' },
     ];
@@ -150,6 +146,15 @@ export function ggufTokenizer(meta: GgufMeta): GgufTokenizerFiles {
   const ctx = meta.metadata.get(`${meta.str('general.architecture', false) ?? ''}.context_length`);
   if (ctx && typeof ctx.value === 'number') tokenizerConfig.model_max_length = ctx.value;
   return { tokenizer, tokenizerConfig, bos, eos, pad, vocabSize: tokens.length };
+}
+
+/** tokenizer.ggml.merges ("a b" strings) as pairs; anything else is refused naming the entry. */
+function splitMerges(list: string[]): string[][] {
+  return list.map((m, k) => {
+    const parts = m.split(' ');
+    if (parts.length !== 2 || !parts[0] || !parts[1]) fail(`tokenizer.ggml.merges[${k}] is ${printableName(m)}, not two tokens separated by one space`);
+    return parts;
+  });
 }
 
 /** TemplateProcessing adding bos / eos as the file's add_bos_token / add_eos_token say, after `base` (or alone). */
