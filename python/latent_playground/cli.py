@@ -46,6 +46,7 @@ def cmd_eval(a) -> int:
 
     from .agents import Team
     from .evaluate import Evaluator, controls_for, format_table
+    from .numfmt import to_fixed
     from .quantize import BIT_WIDTHS, BITS_TOLERANCE, smallest_keeping_bits
     from .tasks import make_task
     from .tokenizer import load_tokenizer
@@ -85,8 +86,8 @@ def cmd_eval(a) -> int:
               + (f", {world} processes" if world > 1 else ""))
         print(format_table(rows, controls, {s: task.chance_for(s) for s in ("heldout", "ood")}))
         if bits:
-            print(f"\nreceived K/V quantised (heldout accuracy; float32 {bits['unquantized']:.3f}): "
-                  + ", ".join(f"{k} bit {v:.3f}" for k, v in bits["levels"].items())
+            print(f"\nreceived K/V quantised (heldout accuracy; float32 {to_fixed(bits['unquantized'], 3)}): "
+                  + ", ".join(f"{k} bit {to_fixed(v, 3)}" for k, v in bits["levels"].items())
                   + f"; smallest k within {BITS_TOLERANCE}: {bits['smallest']} ({bits['bitsPerPosition']} bits per latent position"
                   + f" against log2 V = {bits['textBitsPerToken']:.2f} bits per text token)")
         if a.json:

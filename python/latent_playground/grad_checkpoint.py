@@ -18,7 +18,8 @@ from torch.utils.checkpoint import checkpoint
 
 
 class _Replay:
-    """A cache for one layer's recomputation: update() concatenates onto the K/V the layer saw, as the real update did."""
+    """A cache for one layer's recomputation: update() concatenates onto the K/V the layer saw (before: the
+    cache's positions before the pass, or None), as the real update did."""
 
     def __init__(self, before):
         self.before = before
@@ -30,14 +31,26 @@ class _Replay:
         return torch.cat([k, keys], dim=-2), torch.cat([v, values], dim=-2)
 
 
-def _kv_before(cache, idx: int):
+def _length(cache, idx: int) -> int:
+    """Positions in layer idx of the cache before this pass's update."""
     layers = getattr(cache, "layers", None)
     if layers is None or idx >= len(layers):
-        return None
+        return 0
     layer = layers[idx]
-    if not getattr(layer, "is_initialized", True) or getattr(layer, "keys", None) is None or layer.keys.numel() == 0:
+    if not getattr(layer, "is_initialized", True) or getattr(layer, "keys", None) is None:
+        return 0
+    return layer.keys.shape[-2]
+
+
+def _kv_before(cache, idx: int, n: int):
+    """The first n positions of layer idx as the cache holds them now: the cache only ever grows by
+    concatenation (never in place), so they are the K/V the layer saw. Slicing the cache's current
+    tensors, rather than keeping each pass's own, keeps one copy of a sender's cache alive instead of
+    one per latent step."""
+    if n == 0:
         return None
-    return layer.keys, layer.values
+    layer = cache.layers[idx]
+    return layer.keys[:, :, :n], layer.values[:, :, :n]
 
 
 def _lora_modules(layer: torch.nn.Module) -> list:
@@ -67,7 +80,7 @@ def enable(decoder: torch.nn.Module) -> int:
         def fwd(hidden_states, *args, past_key_values=None, _orig=orig, _idx=idx, _mods=mods, **kw):
             if not torch.is_grad_enabled():
                 return _orig(hidden_states, *args, past_key_values=past_key_values, **kw)
-            before = _kv_before(past_key_values, _idx) if past_key_values is not None else None
+            n_before = _length(past_key_values, _idx) if past_key_values is not None else 0
             adapters = _adapter_state(_mods)
             calls = [0]
 
@@ -78,7 +91,8 @@ def enable(decoder: torch.nn.Module) -> int:
                 now = _adapter_state(_mods)
                 _set_adapter_state(_mods, adapters)
                 try:
-                    return _orig(h, *a, past_key_values=None if past_key_values is None else _Replay(before), **k)
+                    replay = None if past_key_values is None else _Replay(_kv_before(past_key_values, _idx, n_before))
+                    return _orig(h, *a, past_key_values=replay, **k)
                 finally:
                     _set_adapter_state(_mods, now)
             return checkpoint(run, hidden_states, *args, use_reentrant=False, **kw)

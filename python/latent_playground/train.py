@@ -27,7 +27,7 @@ from . import __version__
 from .agents import Team, loss_sum
 from .bundle import Bundle, write_bundle
 from .numfmt import to_fixed
-from .train_eval import InTraining
+from .train_eval import InTraining, heldout_point, run_results
 from .tasks import batch_stream, make_task
 
 
@@ -100,7 +100,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
           dtype: str = "float32", attn: str = "eager", precision: str = "no", base: str | None = None, cpu: bool = False,
           log=print, grad_accum: int | None = None, per_device_batch: int | None = None, grad_checkpointing: bool = False,
           checkpoint_every: int = 0, checkpoint_dir: Path | None = None, resume: tuple[dict, dict] | None = None,
-          eval_every: int = 0, final_eval: bool = True, tensorboard: Path | None = None, force: bool = False) -> dict:
+          eval_every: int = 0, final_eval: bool = False, tensorboard: Path | None = None, force: bool = False) -> dict:
     """resume: (state, tensors) of a checkpoint (checkpoint.read_checkpoint) whose bundle is `bundle`: the
     phase goes on from its step with its settings, parameters, AdamW state and batch position."""
     from accelerate import Accelerator
@@ -127,7 +127,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
     # without a GPU, accelerate sets up the (gloo) process group only when told it runs on the CPU
     acc = Accelerator(cpu=cpu or not torch.cuda.is_available(), mixed_precision=precision)
     rank, world = acc.process_index, acc.num_processes
-    source = state["source"] if state else {"config": bundle.config, "training": bundle.json["training"]}
+    source = state["source"] if state else {"config": bundle.config, "training": bundle.json["training"], "results": bundle.json.get("results", {})}
     cfg = source["config"]
     opt_cfg = source["training"]["optimizer"]
     micro_batches(cfg["batch"], world, rank, per_device_batch, grad_accum)  # refuses a split that does not divide, before loading anything
@@ -163,6 +163,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
     n_agents = len(team.plan)
     latent = sum(a.latent_steps for a in team.plan if not a.final) if team.trace else 0
     losses, norms, lrs, first, before_s = [], [], [], 1, 0.0
+    heldout = [] if state is None else list(state.get("heldout", []))
     if state:
         load_tensors(tensors, params, opt)
         first = state["step"] + 1
@@ -193,9 +194,10 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
         if acc.is_main_process:
             st = {"step": t, "stepsDone": done_before + t, "nextBatch": done_before + t + 1, "lastBatchSignature": sig,
                   "phase": {"start": start, "steps": steps, "doneBefore": done_before, "lr": lr, "schedule": schedule},
-                  "settings": settings, "source": source, "losses": losses, "gradNorms": norms, "lrs": lrs, "seconds": seconds, "processes": world}
+                  "settings": settings, "source": source, "heldout": heldout, "losses": losses, "gradNorms": norms, "lrs": lrs, "seconds": seconds, "processes": world}
             path = write_checkpoint(ckroot, done_before + t, lambda p: save_run(bundle, team, p, start=start, steps=t, losses=losses, done_before=done_before,
-                                                                              schedule=schedule, processes=world, seconds=seconds, source=source, planned=steps), st, saved,
+                                                                              schedule=schedule, processes=world, seconds=seconds, source=source, planned=steps,
+                                                                              results=run_results(source, start, heldout)), st, saved,
                                     protect=bundle.root if state else None)
             log(f"checkpoint {path}")
         acc.wait_for_everyone()
@@ -261,6 +263,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
                     log(f"step {n} heldout accuracy {to_fixed(rows_[0]['accuracy'], 3)} loss {to_fixed(rows_[0]['loss'], 4)}")
                 board.evaluation(n, rows_)
                 board.flush()
+                heldout.append(heldout_point(n, rows_[0]))
             if halt or (checkpoint_every and t % checkpoint_every == 0 and t < steps):
                 last_ck = checkpoint(t, batch["signature"], before_s + time.perf_counter() - t0)
             if halt:
@@ -276,11 +279,15 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
         return result
     if final_eval:
         result["evaluation"] = evaluate.final(board, done_before + steps, log if acc.is_main_process else None)
+        held = next((r for r in result["evaluation"]["rows"] if r["split"] == "heldout"), None)
+        if held is not None:
+            heldout.append(heldout_point(done_before + steps, held))
     board.close()
     acc.wait_for_everyone()
     if out is not None and acc.is_main_process:
         result["out"] = str(save_run(bundle, team, out, start=start, steps=steps, losses=losses, done_before=done_before,
-                                     schedule=schedule, processes=world, seconds=seconds, source=source, replace=force))
+                                     schedule=schedule, processes=world, seconds=seconds, source=source, replace=force,
+                                     results=run_results(source, start, heldout, result["evaluation"])))
         if ckroot is not None and ckroot.is_dir():
             shutil.rmtree(ckroot, ignore_errors=True)  # the bundle holds the run now
     acc.wait_for_everyone()
@@ -323,11 +330,12 @@ def save_adapters(team: Team, bundle: Bundle, into: Path) -> dict[str, Path]:
 
 def save_run(bundle: Bundle, team: Team, out: Path, *, start: str, steps: int, losses: list[float], done_before: int,
              schedule: dict, processes: int, seconds: float, source: dict | None = None, planned: int | None = None,
-             replace: bool = False) -> Path:
+             replace: bool = False, results: dict | None = None) -> Path:
     """The run after `steps` steps of this phase as a bundle at `out`. source: the config and training of
     the bundle the phase started from (a checkpoint's bundle has its own); planned: the phase's steps
     when this is a checkpoint part of the way; replace: an existing bundle at `out` is replaced once the
-    new one is complete (train --force)."""
+    new one is complete (train --force); results: run.json's results (evaluation rows, heldout during
+    training, controls), as the page's import reads them."""
     meta = json.loads(json.dumps(bundle.json))
     if source is not None:
         meta["config"], meta["training"] = json.loads(json.dumps(source["config"])), json.loads(json.dumps(source["training"]))
@@ -347,7 +355,7 @@ def save_run(bundle: Bundle, team: Team, out: Path, *, start: str, steps: int, l
     })
     meta["createdAt"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     meta["createdBy"] = "python train" if planned is None or planned == steps else "python train (checkpoint)"
-    meta["results"] = {"evaluation": [], "heldout": []}
+    meta["results"] = results or {"evaluation": [], "heldout": []}
     meta["wallSeconds"] = seconds
     out = Path(out)
     target = out

@@ -54,3 +54,20 @@ def test_tensorboard_scalars_in_the_shared_layout(engine_dir, tmp_path):
     body = text[0].tensor_proto.string_val[0].decode()
     assert body.startswith("```json\n") and body.endswith("\n```")
     assert json.loads(body[len("```json\n"):-len("\n```")]) == cfg
+
+
+def test_the_bundle_carries_the_evaluation_for_the_page(engine_dir, tmp_path):
+    """run.json's results as the page's import reads them (src/mas/run-import.ts): the evaluation at the
+    end with its interval, heldout at each evaluation, the controls."""
+    src = engine_dir / "lookup-diffmas" / "bundle"
+    out = tmp_path / "out"
+    assert main(["train", str(src), "--steps", "2", "--threads", "1", "--eval-every", "1", "--out", str(out), "--json", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    res = read_bundle(out).json["results"]
+    done = read_bundle(src).json["training"]["stepsDone"]
+    assert [h["step"] for h in res["heldout"]][-2:] == [done + 1, done + 2]
+    assert [e["split"] for e in res["evaluation"]] == ["train", "heldout", "ood"]
+    held = res["evaluation"][1]
+    assert held["accuracy"] == r["evaluation"]["rows"][1]["accuracy"] and len(held["ci95"]) == 2 and held["episodes"] == 64
+    assert res["heldout"][-1] == {"step": done + 2, "loss": held["loss"], "accuracy": held["accuracy"]}
+    assert [c["control"] for c in res["controls"]] == ["shuffle", "zero", "noise", "rotate", "permute"]
