@@ -34,8 +34,8 @@
 //
 // Pure TypeScript: no DOM, no Node API.
 import { Template } from '@huggingface/jinja';
-import type { Episode, Task } from './tasks';
-import { WORD_RENDERING, type MessageFormat, type PromptOptions, type TaskRendering } from './render';
+import type { Episode, PromptOptions, Task } from './tasks';
+import { WORD_RENDERING, type MessageFormat, type TaskRendering } from './render';
 import { BOS, EOS } from '../tokenizers/markers';
 import type { TextTokenizer } from '../tokenizers/types';
 
