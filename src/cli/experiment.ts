@@ -22,6 +22,7 @@ import { Args, parseSeeds, UsageError } from './args';
 import { checkExportFolder, exportRuns } from './export-run';
 import type { TrainedAdapter } from '../mas/types';
 import { checkOutputFile, isExperimentReport, loadBaseModel, lockOutputs, readFolder, writeFileAtomic, writeFolder } from './files';
+import { resolveModelArg } from './hub';
 import { checkSaveAdapters } from './save-adapters';
 import { checkTensorboardFolder, runLr, writeTensorboard } from './tensorboard-out';
 import { reportRuns } from '../storage/tensorboard';
@@ -34,7 +35,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'methods', help: `comma-separated methods (${METHODS.join(', ')})`, default: METHODS.join(',') },
     { name: 'seeds', help: 'number of seeds K (seeds 1..K), or a comma-separated list', default: '3' },
     { name: 'preset', help: `experiment preset: ${Object.keys(EXPERIMENT_PRESETS).join(', ')} (model, steps, batch, eval size, LoRA)`, default: 'default' },
-    { name: 'model', help: 'base model folder: a Llama, Qwen2 or Qwen3 checkpoint (config.json, model.safetensors or shards, tokenizer.json); default: the preset\u2019s' },
+    { name: 'model', help: 'base model folder: a Llama, Qwen2 or Qwen3 checkpoint (config.json, model.safetensors or shards, tokenizer.json), or hf:ORG/NAME[@REV] from the Hub (cli hub --help); default: the preset\u2019s' },
     { name: 'steps', help: 'training steps of trained methods (default: the preset\u2019s)' },
     { name: 'latent-steps', help: 'latent steps of every sender (default: the preset\u2019s)' },
     { name: 'text-budget', help: 'token budget of a text message (default: the preset\u2019s; text-trained writes exactly this many tokens)' },
@@ -86,7 +87,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (latentMap !== 'ridge' && latentMap !== 'identity') throw new UsageError(`--latent-map must be ridge or identity, got '${latentMap}'`);
   const r = args.int('rank', 1, 64) ?? preset.rank;
   const targets = args.has('targets') ? parseTargets(args.str('targets')!) : preset.targets;
-  const modelDir = args.str('model') ?? preset.model;
+  // hf:ORG/NAME[@REV] is fetched from the Hub into the cache (cli/hub.ts); the rest reads its folder
+  const modelDir = await resolveModelArg(args.str('model') ?? preset.model);
   const rendering = args.str('rendering');
   if (rendering !== undefined && rendering !== 'char' && rendering !== 'word') throw new UsageError(`--rendering must be char or word, got '${rendering}'`);
   const controls = args.list('controls')!;

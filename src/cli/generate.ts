@@ -10,10 +10,11 @@ import { decodeAdapter } from '../storage/peft';
 import { checkConfigFitsDevice } from '../storage/checkpoint';
 import { Args, parseInteger, UsageError } from './args';
 import { checkOutputFile, isLogitsJson, loadBaseModel, readFolder, writeFileAtomic } from './files';
+import { resolveModelArg } from './hub';
 
 export async function commandGenerate(argv: string[]): Promise<number> {
   const args = new Args(argv, [
-    { name: 'model', help: 'base model folder: config.json, model.safetensors (or shards), tokenizer.json (optional with --ids); Llama, Qwen2 or Qwen3' },
+    { name: 'model', help: 'base model folder: config.json, model.safetensors (or shards), tokenizer.json (optional with --ids); Llama, Qwen2 or Qwen3; or hf:ORG/NAME[@REV], fetched from the Hub into the cache (cli hub --help)' },
     { name: 'adapter', help: 'PEFT adapter folder (adapter_config.json, adapter_model.safetensors)' },
     { name: 'prompt', help: 'prompt text; <bos> and <eos> are written as such (the model\'s own tokens), e.g. "<bos>tbl:a3k7\\nask:k" (the answer follows)' },
     { name: 'ids', help: 'prompt as comma-separated token ids instead of text' },
@@ -30,7 +31,7 @@ export async function commandGenerate(argv: string[]): Promise<number> {
   if (args.has('prompt') === args.has('ids')) throw new UsageError('give exactly one of --prompt or --ids');
   const file = args.str('logits');
   if (file) await checkOutputFile(file, { force: args.has('force'), option: '--logits', what: 'a logits JSON written by generate', isOurs: isLogitsJson });
-  const base = await loadBaseModel(dir);
+  const base = await loadBaseModel(await resolveModelArg(dir));
   const tk = base.tokenizer;
   if (args.has('prompt') && !tk) throw new UsageError(`${dir} has no tokenizer.json: give the prompt as token ids with --ids`);
   const ids = args.has('ids')

@@ -6,6 +6,7 @@ import { commandExperiment } from './experiment';
 import { commandPretrain } from './pretrain';
 import { commandGenerate } from './generate';
 import { commandImportGguf } from './import-gguf';
+import { commandHub } from './hub';
 import { UsageError } from './args';
 import { releaseAllLocks } from './lock';
 
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   generate: { run: commandGenerate, summary: 'greedy continuation of a prompt with a base model (and an adapter)' },
   experiment: { run: commandExperiment, summary: 'compare communication methods over seeds: train, evaluate, controls, table' },
   'import-gguf': { run: commandImportGguf, summary: 'convert a llama.cpp GGUF model (Q4_0..Q6_K, F16, ...) into a Hugging Face folder' },
+  hub: { run: commandHub, summary: 'fetch a model from the Hugging Face Hub (hf:ORG/NAME[@REV]) into the cache; --model takes the same' },
   bench: { run: commandBench, summary: 'kernel and training speed beside tfjs-backend-webgpu and the CPU reference' },
 };
 

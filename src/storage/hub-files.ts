@@ -108,7 +108,7 @@ const toHex = (b: ArrayBuffer) => [...new Uint8Array(b)].map((x) => x.toString(1
 export async function checkFile(f: HubFile, bytes: Uint8Array): Promise<string | null> {
   if (bytes.length !== f.size) return `${f.name} is ${bytes.length} bytes, the Hub says ${f.size}`;
   if (f.sha256) {
-    const got = toHex(await crypto.subtle.digest('SHA-256', bytes));
+    const got = toHex(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
     return got === f.sha256 ? null : `${f.name} has sha256 ${got}, the Hub says ${f.sha256}`;
   }
   if (f.blobId) {

@@ -58,6 +58,8 @@ export interface HubDownloadOptions {
   /** Seconds since some origin (default performance.now() / 1000); for the rate only. */
   now?: () => number;
   signal?: AbortSignal;
+  /** The revision's file list when the caller already read it (fetchHubInfo). */
+  info?: HubInfo;
 }
 
 export interface HubDownload {
@@ -143,7 +145,7 @@ export async function downloadFromHub(o: HubDownloadOptions): Promise<HubDownloa
   const now = o.now ?? (() => performance.now() / 1000);
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const retries = o.retries ?? 4;
-  const info = await fetchHubInfo(o.host, o.ref, fetchImpl, o.signal);
+  const info = o.info ?? (await fetchHubInfo(o.host, o.ref, fetchImpl, o.signal));
   const plan = planFiles(info);
   const started = now();
   let transferred = 0;
@@ -156,12 +158,12 @@ export async function downloadFromHub(o: HubDownloadOptions): Promise<HubDownloa
     o.onProgress?.({ file, bytes: kept, total, rate, secondsLeft: rate ? Math.max(0, total - kept) / rate : null, note });
   };
 
-  const getFile = async (f: HubFile): Promise<Uint8Array> => {
+  const getFile = async (f: HubFile): Promise<void> => {
     fetched.push(f.name);
     if (await o.store.done(f.name)) {
       kept += f.size;
       report(f.name);
-      return o.store.read(f.name);
+      return;
     }
     let have = await o.store.partial(f.name);
     if (have > f.size) {
@@ -219,15 +221,14 @@ export async function downloadFromHub(o: HubDownloadOptions): Promise<HubDownloa
       throw new HubError(`${wrong}: the file is corrupt or changed on the way; it was discarded and nothing of ${info.repo} was stored`);
     }
     await o.store.commit(f.name);
-    return bytes;
   };
 
   // config.json alone first: the architecture is checked before the weights are even listed
   total = plan.config.size;
   let config: LlamaConfig;
-  const configBytes = await getFile(plan.config);
+  await getFile(plan.config);
   try {
-    config = validateConfig(JSON.parse(new TextDecoder().decode(configBytes)));
+    config = validateConfig(JSON.parse(new TextDecoder().decode(await o.store.read(plan.config.name))));
     const problem = engineConfigProblem(config);
     if (problem) throw new Error(problem);
   } catch (e) {
@@ -235,7 +236,8 @@ export async function downloadFromHub(o: HubDownloadOptions): Promise<HubDownloa
   }
   if (plan.index) {
     total += plan.index.size;
-    plan.weights = shardsOf(info, await getFile(plan.index));
+    await getFile(plan.index);
+    plan.weights = shardsOf(info, await o.store.read(plan.index.name));
   }
   const rest = [...plan.tokenizer, ...plan.weights];
   total += rest.reduce((n, f) => n + f.size, 0);
