@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ChatTemplate, chatExtract, chatRendering, chatRenderingFromConfig, chatTemplateOf, cutAtEndOfTurn, hasChatTemplate, renderingsFor,
 } from '../src/tasks/chat-render';
+import { EXPERIMENT_PRESETS } from '../src/mas/presets';
 import { WORD_RENDERING } from '../src/tasks/render';
 import { makeTask, sampleEpisodes } from '../src/tasks/tasks';
 import { defaultTokenizer } from '../src/tokenizers/char';
@@ -113,5 +114,16 @@ describe('answer extraction rule', () => {
     expect(cutAtEndOfTurn('abENDcd', ['END'])).toBe('ab');
     expect(cutAtEndOfTurn('ab\ncd', [])).toBe('ab');
     expect(cutAtEndOfTurn('ab<x>cd', [])).toBe('ab');
+  });
+});
+
+describe('real-model preset', () => {
+  it('real-small runs a Hub model at a tenth of the toys\u2019 lr, and the toy presets are as they were', () => {
+    const { tiny, default: toy, 'real-small': real } = EXPERIMENT_PRESETS;
+    expect(real).toMatchObject({ model: 'hf:HuggingFaceTB/SmolLM2-135M-Instruct', lr: 3e-4, steps: 150, batch: 8, evalSize: 100, rank: 8 });
+    expect(real.lr).toBeCloseTo(toy.lr / 10, 12);
+    // a running experiment depends on these
+    expect(tiny).toMatchObject({ model: 'public/models/tiny', steps: 200, batch: 32, lr: 3e-3, rank: 8, evalSize: 256, latentSteps: 4, textBudget: 16 });
+    expect(toy).toMatchObject({ model: 'public/models/toy', steps: 400, batch: 32, lr: 3e-3, rank: 8, evalSize: 512, latentSteps: 4, textBudget: 16 });
   });
 });

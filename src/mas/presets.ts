@@ -1,5 +1,6 @@
-// Named settings of the experiment command and the page: topologies by name, and the two
-// experiment presets (tiny: CI-sized on the tiny base; default: the toy base model).
+// Named settings of the experiment command and the page: topologies by name, and the experiment
+// presets (tiny: CI-sized on the tiny base; default: the toy base model; real-small: a ~135M
+// pretrained model such as SmolLM2).
 import type { Proj } from '../model/config';
 import type { Task } from '../tasks/tasks';
 import { chain, parseTopology, presetForTask, single, star, twoRound, type Topology } from './topology';
@@ -33,6 +34,20 @@ export const EXPERIMENT_PRESETS: Record<string, ExperimentPreset> = {
     model: 'public/models/toy', steps: 400, batch: 32, lr: 3e-3, rank: 8,
     targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
     evalSize: 512, latentSteps: 4, textBudget: 16,
+  },
+  // A real pretrained model of ~135M parameters (issue 23 item 3): SmolLM2-135M-Instruct from the Hub
+  // (--model overrides: a GGUF import, a folder). The toys' lr 3e-3 suits LoRA on bases trained here
+  // from scratch; on SmolLM2 it gave gradient norms of about 300 (issue 23), far past the clip of 1,
+  // a run leaving the pretrained solution. lr 3e-4 (10x lower, the usual LoRA rate for pretrained
+  // models of this size), with the run's warmup (a tenth of the steps), keeps the early updates small.
+  // Batch 8, 150 steps: on lavapipe a step took 13-16 s and an evaluation episode 27-108 s (issue 23),
+  // so this is hours on CPU; on a GPU or in the companion raise --steps. Eval 100 episodes per split,
+  // the size the issue measured (binomial s.e. <= 0.05). Text budget 8: a BPE message of a few values.
+  // Not yet measured on SmolLM2: its gradient norms at this lr are the first thing such a run shows.
+  'real-small': {
+    model: 'hf:HuggingFaceTB/SmolLM2-135M-Instruct', steps: 150, batch: 8, lr: 3e-4, rank: 8,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
+    evalSize: 100, latentSteps: 4, textBudget: 8,
   },
 };
 
