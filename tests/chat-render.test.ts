@@ -6,7 +6,7 @@ import {
   ChatTemplate, chatExtract, chatRendering, chatRenderingFromConfig, chatTemplateOf, cutAtEndOfTurn, hasChatTemplate, renderingsFor,
 } from '../src/tasks/chat-render';
 import { EXPERIMENT_PRESETS } from '../src/mas/presets';
-import { WORD_RENDERING } from '../src/tasks/render';
+import { rendering, WORD_RENDERING } from '../src/tasks/render';
 import { makeTask, sampleEpisodes } from '../src/tasks/tasks';
 import { defaultTokenizer } from '../src/tokenizers/char';
 import { HfTokenizer } from '../src/tokenizers/hf';
@@ -96,6 +96,11 @@ describe('chat rendering', () => {
     expect(renderingsFor(char)).toEqual(['char', 'word']);
     expect(renderingsFor(null)).toEqual(['char', 'word']);
     expect(hasChatTemplate(withTemplate)).toBe(true);
+    // render.ts's rendering() by name: chat from the tokenizer, the others as they were
+    expect(rendering('chat', withTemplate).prompt(ep, 0, { send: true })).toBe(chatRendering(withTemplate).prompt(ep, 0, { send: true }));
+    expect(() => rendering('chat')).toThrow(/chat rendering is made from the model's tokenizer/);
+    expect(() => rendering('chat', plain)).toThrow(/tokenizer_config\.json has no "chat_template"/);
+    expect(rendering('word', withTemplate)).toBe(WORD_RENDERING);
   });
 });
 

@@ -42,7 +42,7 @@ import type { TextTokenizer } from '../tokenizers/types';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
 /** A chat rendering: a TaskRendering named 'chat' whose text comes from one model's template. */
-export type ChatTaskRendering = Omit<TaskRendering, 'name'> & {
+export type ChatTaskRendering = TaskRendering & {
   readonly name: 'chat';
   /** the template's end-of-turn token text, or null when it could not be told */
   readonly endOfTurn: string | null;

@@ -18,12 +18,16 @@
 //       wrote + "\n". The answer is scored on the decoded text: up to the first line end or special
 //       token, trimmed, a final "." dropped.
 //
+// chat: the word text through the model's chat template (./chat-render.ts, its own extraction rule).
+//
 // Pure TypeScript: no DOM, no Node API.
 import {
   extractAnswer, formatPrompt, formatSkyline, formatTarget, textMessageFormat, type Episode, type PromptOptions, type Task,
   type TaskName,
 } from './tasks';
 import { BOS, EOS } from '../tokenizers/markers';
+import type { TextTokenizer } from '../tokenizers/types';
+import { chatRendering } from './chat-render';
 
 export const RENDERINGS = ['char', 'word'] as const;
 export type RenderingName = (typeof RENDERINGS)[number];
@@ -39,7 +43,8 @@ export interface MessageFormat {
 }
 
 export interface TaskRendering {
-  readonly name: RenderingName;
+  /** chat: ./chat-render.ts, made from a model's chat template */
+  readonly name: RenderingName | 'chat';
   /** The text of part i of the episode (what the agent holding role i knows). */
   part(ep: Episode, i: number): string;
   /** An agent's prompt (starts with <bos>); part: the episode part it holds, or 'none'. */
@@ -155,7 +160,12 @@ export const WORD_RENDERING: TaskRendering = Object.freeze({
   maxAnswerChars: (task: Task) => task.maxAnswerLength + 1,
 });
 
-export function rendering(name: RenderingName): TaskRendering {
+/** A rendering by name; chat needs the model's tokenizer, whose tokenizer_config.json holds the template. */
+export function rendering(name: RenderingName | 'chat', tokenizer?: TextTokenizer): TaskRendering {
+  if (name === 'chat') {
+    if (!tokenizer) throw new Error("the chat rendering is made from the model's tokenizer (its chat template); none was given");
+    return chatRendering(tokenizer);
+  }
   if (name === 'char') return CHAR_RENDERING;
   if (name === 'word') return WORD_RENDERING;
   throw new Error(`unknown rendering ${JSON.stringify(name)} (known: ${RENDERINGS.join(', ')})`);
