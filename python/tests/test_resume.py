@@ -91,3 +91,56 @@ def test_repeat_refuses_without_force(engine_dir, tmp_path, capsys):
     (other / "mine.txt").write_text("x")
     assert main(["train", str(src), "--steps", "1", "--out", str(other), "--force"]) == 1
     assert "not a run bundle" in capsys.readouterr().err and (other / "mine.txt").is_file()
+
+
+def test_sigterm_to_two_gloo_processes_checkpoints_and_resumes(engine_dir, tmp_path):
+    """Under accelerate launch the launcher forwards SIGTERM to its workers; they agree on the step
+    (an all-reduce of the flag), rank 0 writes the checkpoint, and the run resumed on two processes
+    ends where the run without a stop does."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    def launcher() -> list[str]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "latent_playground", "train"]
+
+    src = engine_dir / "lookup-diffmas" / "bundle"
+    steps = 6
+    launch = launcher()
+    common = ["--threads", "1", "--cpu", "--no-eval"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+    stopped = tmp_path / "stopped"
+    p = subprocess.Popen([*launch, str(src), "--steps", str(steps), "--from", "initial", "--out", str(stopped), *common],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    lines = []
+    deadline = time.monotonic() + 600
+    for line in p.stdout:
+        lines.append(line)
+        if line.startswith("step 2 loss"):
+            p.send_signal(signal.SIGTERM)  # to the launcher, as a scheduler would
+            break
+        assert time.monotonic() < deadline
+    rest = p.communicate(timeout=600)[0]
+    out = "".join(lines) + rest
+    assert p.returncode != 0 and "stopped by SIGTERM after step" in out, out[-3000:]
+    ck = find_checkpoint(tmp_path / "stopped-checkpoints")
+    k = json.loads((ck / "checkpoint" / "state.json").read_text())["step"]
+    assert 2 <= k < steps and json.loads((ck / "checkpoint" / "state.json").read_text())["processes"] == 2
+    r = subprocess.run([*launcher(), "--resume", str(tmp_path / "stopped-checkpoints"), *common, "--json", str(tmp_path / "resumed.json")],
+                       env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    straight = subprocess.run([*launcher(), str(src), "--steps", str(steps), "--from", "initial", "--out", str(tmp_path / "straight"), *common,
+                               "--json", str(tmp_path / "straight.json")], env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
+    r1 = json.loads((tmp_path / "straight.json").read_text())
+    r2 = json.loads((tmp_path / "resumed.json").read_text())
+    assert r1["losses"] == r2["losses"] and len(r1["losses"]) == steps
+    a, c = _adapters(tmp_path / "straight"), _adapters(stopped)
+    for key in a:
+        for n in a[key]:
+            assert torch.equal(a[key][n], c[key][n]), (key, n)
