@@ -101,8 +101,15 @@ class WordRendering:
 CHAR, WORD = CharRendering(), WordRendering()
 
 
-def rendering(name: str):
-    """render.ts rendering(): the rendering by name."""
+def rendering(name: str, folder=None):
+    """render.ts rendering(): the rendering by name; chat is made from the base folder's chat template
+    (chat_render.py)."""
+    if name == "chat":
+        if folder is None:
+            raise ValueError("the chat rendering is made from the model's tokenizer_config.json (its chat template); no base folder was given")
+        from .chat_render import ChatRendering
+
+        return ChatRendering(folder)
     if name == "char":
         return CHAR
     if name == "word":

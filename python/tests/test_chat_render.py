@@ -176,3 +176,15 @@ def test_extraction_rule_as_the_engine():
     for decoded, want in [("7", "7"), (" 7.", "7"), ("7<|im_end|>", "7"), ("-12<|im_end|>", "-12"), ("x", "x"), ("The answer is 7", "The"),
                           ("<|im_end|>", ""), ("", ""), ("\n7", ""), ("4 2", "4"), ("a-3", "a"), ("42abc", "42"), ("7<eos>", "7")]:
         assert chat_extract(decoded, stops) == want, decoded
+
+
+def test_render_rendering_by_name_makes_chat_from_the_base_folder(tmp_path):
+    from latent_playground.render import rendering
+
+    folder = tmp_path / "m"
+    write_model(folder, SMOLLM2, CHATML_SPECIALS, TEMPLATES["smollm2"][2])
+    r = rendering("chat", folder)
+    assert isinstance(r, ChatRendering) and r.chat("hi").endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+    with pytest.raises(ValueError, match="no base folder was given"):
+        rendering("chat")
+    assert rendering("word") is WORD
