@@ -48,7 +48,8 @@ test('first visit: DiffMAS on lookup d1 with a held-out point every few steps; o
   await page.getByTestId('use-tiny-preset').click();
   await expect(page.getByTestId('model')).toHaveValue('builtin:tiny');
   await expect(page.getByTestId('steps')).toHaveValue('200');
-  await expect(notice).toContainText('The tiny preset is set');
+  await expect(notice).toContainText('The tiny base model is selected');
+  await expect(page.getByTestId('use-tiny-preset')).toHaveCount(0);
 });
 
 test('the "?" guide explains the methods, the controls and the heatmap, with links to the papers and the README', async ({ page }) => {

@@ -113,7 +113,7 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
   const { task, spec } = validateRunConfig(src.config);
   const config = src.config;
   const tk = src.base.tokenizer;
-  if (!tk) throw new Error(`base model ${src.base.id} has no tokenizer.json: a run bundle holds the episodes' token ids, which need one`);
+  if (!tk) throw new Error(`the base model '${src.base.name ?? src.base.id}' has no tokenizer.json: a run bundle holds the episodes' token ids, which need one`);
   const r = runRendering(config, tk);
   const plan = makePlan(config.topology, spec);
   const hyper = trainHyperOf(config);

@@ -65,11 +65,11 @@ export class MasEngine {
     readonly base: BaseModel,
   ) {
     if (!base.tokenizer) {
-      throw new Error(`base model ${base.id} has no tokenizer.json: a run writes its task as text, which only the model's tokenizer can encode (token ids alone work with generate --ids)`);
+      throw new Error(`the base model '${base.name ?? base.id}' has no tokenizer.json: a run writes its task as text, which only the model's tokenizer can encode (token ids alone work with generate --ids)`);
     }
     const tk = base.tokenizer;
     if (tk.kind === 'char' ? tk.vocabSize !== base.config.vocab_size : tk.vocabSize > base.config.vocab_size) {
-      throw new Error(`base model ${base.id}: tokenizer has ${tk.vocabSize} symbols, config vocab_size ${base.config.vocab_size}`);
+      throw new Error(`the base model '${base.name ?? base.id}': tokenizer has ${tk.vocabSize} symbols, config vocab_size ${base.config.vocab_size}`);
     }
     this.model = new LlamaGpu(gpu, base.config as ModelConfig, base.weights);
   }

@@ -11,6 +11,8 @@ import type { ProbeReport } from './measure-types';
 export interface BaseModel {
   /** Library id ('builtin:toy') or a path, for provenance. */
   id: string;
+  /** The name a person knows it by (the library entry's), for messages; the id where absent. */
+  name?: string;
   config: LlamaConfig;
   weights: Map<string, Float32Array>;
   /** Null when the checkpoint has no tokenizer.json: it runs on token ids only (generate --ids), not on tasks. */

@@ -15,6 +15,8 @@ export interface ModelEntry {
   config: Record<string, unknown>;
   /** How it was made (preset, steps, seed), when known. */
   provenance?: Record<string, unknown>;
+  /** false when the checkpoint has no tokenizer.json (set at import): it runs on token ids only, not on the tasks. */
+  tokenizer?: false;
   /** The model's identity (optional): "model:" and a SHA-256 over config.json, the tokenizer files and the weights as stored (src/worker/engine.ts); a re-import of the same model is recognised, and older weights-only digests are re-hashed when compared. */
   digest?: string;
 }

@@ -4,13 +4,13 @@
 import { useEffect, useState } from 'react';
 import { Guide } from './components/Guide';
 import { SOFTWARE_PRESET, isSoftwareAdapter } from './state';
-import { formatDate } from './format';
+import { formatDate, formatDuration } from './format';
 import { ComparePanel } from './components/ComparePanel';
 import { CurvesPanel } from './components/CurvesPanel';
 import { EnvPanel } from './components/EnvPanel';
 import { LatentView } from './components/LatentView';
 import { LibraryPanel } from './components/LibraryPanel';
-import { RunBar } from './components/RunBar';
+import { RunBar, secondsLeft } from './components/RunBar';
 import { SetupPanel } from './components/SetupPanel';
 import { TopologyEditor } from './components/TopologyEditor';
 import { useApp } from './stores/app';
@@ -41,17 +41,23 @@ function SoftwareNotice() {
   const app = useApp((s) => s.state);
   const set = useApp((s) => s.set);
   const runState = useRun((s) => s.state);
+  const progress = useRun((s) => s.progress);
   const [hidden, setHidden] = useState(false);
   if (!env?.ok || !isSoftwareAdapter(env.report) || hidden) return null;
-  const applied = (Object.keys(SOFTWARE_PRESET) as (keyof typeof SOFTWARE_PRESET)[]).every((k) => app[k] === SOFTWARE_PRESET[k]);
+  // offered only while another base is selected (a tiny run with more steps is the person's choice)
+  const tinySelected = app.model === SOFTWARE_PRESET.model;
   const name = [env.report.vendor, env.report.architecture, env.report.description].filter(Boolean).join(' ') || 'a software adapter';
+  // the time is the run bar's own prediction from the measured speed, never a promise made before measuring
+  const left = secondsLeft(runState, progress);
   return (
     <div className="notice compact software-notice" role="status" data-testid="software-notice">
       <span>
         WebGPU is running on the CPU here ({name}): no GPU was found, so training is tens to hundreds of times slower than on a laptop GPU.
-        {applied ? ' The tiny preset is set.' : ` The tiny preset (the ${SOFTWARE_PRESET.model.replace('builtin:', '')} base model, ${SOFTWARE_PRESET.steps} steps, batch ${SOFTWARE_PRESET.batch}) finishes in minutes.`}
+        {tinySelected
+          ? ` The tiny base model is selected${left !== null ? `; this run ends in about ${formatDuration(left)} at its measured speed` : ''}.`
+          : ` The tiny preset (the ${SOFTWARE_PRESET.model.replace('builtin:', '')} base model, ${SOFTWARE_PRESET.steps} steps, batch ${SOFTWARE_PRESET.batch}) is far faster; the run bar predicts the time left once a run starts.`}
       </span>
-      {!applied && (
+      {!tinySelected && (
         <button type="button" className="btn tiny primary" disabled={runState === 'running' || runState === 'paused'} onClick={() => set({ ...SOFTWARE_PRESET })} data-testid="use-tiny-preset">
           Use the tiny model
         </button>
@@ -98,9 +104,12 @@ function LinkProblems() {
   return (
     <div className="notice compact link-problems" role="status" data-testid="link-problems">
       <div>
-        {problems.map((p, i) => (
-          <div key={i}>{p}</div>
-        ))}
+        <b>The link had values this page cannot use; the link now holds what is used instead:</b>
+        <ul className="link-problem-list">
+          {problems.map((p, i) => (
+            <li key={i}>{p}</li>
+          ))}
+        </ul>
       </div>
       <button type="button" className="link" onClick={dismiss} aria-label="Dismiss">
         ✕

@@ -55,7 +55,8 @@ export async function exportRunZip(id: string): Promise<FileBlob> {
   files[RECORD_FILE] = enc.encode(recordJson(rec));
   files['results/curves.csv'] = enc.encode(curvesCsv(rec));
   files['results/heldout.csv'] = enc.encode(heldoutCsv(rec));
-  files['results/evaluation.csv'] = enc.encode(evaluationCsv(rec));
+  // only a run that was evaluated has the table (a header alone would read as an evaluation with no rows)
+  if (rec.evalRows?.length) files['results/evaluation.csv'] = enc.encode(evaluationCsv(rec));
   const charts = chartSvgs(rec);
   files['charts/loss.svg'] = enc.encode(charts.loss);
   files['charts/accuracy.svg'] = enc.encode(charts.accuracy);

@@ -39,12 +39,14 @@ export interface AppState {
   head: string;
   // the curves
   smoothing: number;
+  /** The loss chart's y axis fitted to the data (otherwise from 0). */
+  fitY: boolean;
   // compare
   compareMethods: MethodName[];
   compareSeeds: number[];
 }
 
-type PropType = 'int' | 'number' | 'enum' | 'string' | 'list' | 'ints' | 'topology';
+type PropType = 'int' | 'number' | 'enum' | 'string' | 'list' | 'ints' | 'topology' | 'bool' | 'pick';
 
 interface Prop<K extends keyof AppState = keyof AppState> {
   name: K;
@@ -77,11 +79,13 @@ export const PROPS: readonly Prop[] = [
   { name: 'topology', type: 'topology' },
   { name: 'split', type: 'enum', options: SPLITS },
   { name: 'example', type: 'int', min: 0, max: 100000 },
-  { name: 'layer', type: 'string' },
-  { name: 'head', type: 'string' },
+  // 'avg' or a layer/head index; one the model lacks is put back to 'avg' by the latent view, which says so
+  { name: 'layer', type: 'pick', min: 0, max: 1023 },
+  { name: 'head', type: 'pick', min: 0, max: 1023 },
   { name: 'smoothing', type: 'number', min: 0, max: 0.999 },
   { name: 'compareMethods', type: 'list', options: METHODS },
   { name: 'compareSeeds', type: 'ints', min: 0, max: 2 ** 31 - 1 },
+  { name: 'fitY', type: 'bool' },
 ];
 
 /** The default topology of a task: one agent per role, wired as the task's flow. */
@@ -157,6 +161,7 @@ export const DEFAULT_STATE: Readonly<AppState> = Object.freeze({
   layer: 'avg',
   head: 'avg',
   smoothing: 0.6,
+  fitY: false,
   compareMethods: ['single', 'text', 'latentmas', 'diffmas'],
   compareSeeds: [1, 2, 3],
 } satisfies AppState);
@@ -183,6 +188,8 @@ function writeValue(p: Prop, v: unknown): string {
     case 'list':
     case 'ints':
       return (v as unknown[]).join(',');
+    case 'bool':
+      return v ? '1' : '0';
     default:
       return String(v);
   }
@@ -223,6 +230,13 @@ function readValue(p: Prop, text: string): unknown {
         return range(Number(it));
       }))];
     }
+    case 'bool':
+      if (text !== '0' && text !== '1') throw new Error(`"${text}" is not 0 or 1`);
+      return text === '1';
+    case 'pick':
+      if (text === 'avg') return text;
+      if (!/^\d+$/.test(text)) throw new Error(`"${text}" is neither avg (the mean) nor a whole number`);
+      return String(range(Number(text)));
     case 'topology':
       // Kept even when invalid: the editor shows what is wrong and the run refuses it.
       return parseTopology(text, { validate: false });
@@ -234,27 +248,50 @@ export function serializeState(s: AppState): string {
   return PROPS.map((p) => `${p.name}=${hashText(p, s[p.name])}`).join('&');
 }
 
-export interface ParsedState {
-  state: AppState;
-  /** One sentence per value of the link that could not be used. */
-  problems: string[];
+/** A value of a link the page could not use, and what it uses instead (shown in a notice; the URL is rewritten to it). */
+export interface LinkCorrection {
+  field: string;
+  /** The text the link gave. */
+  given: string;
+  /** The value the page uses now, as the link writes it. */
+  used: string;
+  /** Why the given value was not usable. */
+  reason: string;
 }
 
-/** Reads a URL hash ('#a=1&b=2' or 'a=1&b=2'); what is absent or bad keeps its default. */
-export function parseState(hash: string): ParsedState {
+/** One line of the notice: "steps=-5: -5 is below 1; 800 is used (the default)". */
+export function correctionText(c: LinkCorrection, usedIs = 'the default'): string {
+  const given = c.given.length > 40 ? `${c.given.slice(0, 40)}…` : c.given;
+  return `${c.field}=${given}: ${c.reason}; ${c.used === '' ? 'nothing' : c.used} is used${usedIs ? ` (${usedIs})` : ''}.`;
+}
+
+export interface ParsedState {
+  state: AppState;
+  /** One sentence per value of the link that could not be used (correctionText of each correction). */
+  problems: string[];
+  corrections: LinkCorrection[];
+}
+
+/**
+ * Reads a URL hash ('#a=1&b=2' or 'a=1&b=2'); what is absent keeps its default. A bad value keeps
+ * `fallback`'s value (the default on a first load; the page's current value for a link edited in the
+ * open tab, so one bad field changes nothing else) and is reported as a correction.
+ */
+export function parseState(hash: string, fallback: Readonly<AppState> = DEFAULT_STATE): ParsedState {
   const state = structuredClone(DEFAULT_STATE) as AppState;
-  const problems: string[] = [];
+  const corrections: LinkCorrection[] = [];
   const text = hash.replace(/^#/, '');
   const given = new Map<string, string>();
   for (const pair of text ? text.split('&') : []) {
     const eq = pair.indexOf('=');
     if (eq > 0) given.set(pair.slice(0, eq), pair.slice(eq + 1));
   }
+  const bad = new Set<string>();
   for (const p of PROPS) {
     const raw = given.get(p.name);
     if (raw === undefined) continue;
+    let v = raw;
     try {
-      let v: string;
       try {
         v = unhashText(p, raw);
       } catch {
@@ -262,12 +299,17 @@ export function parseState(hash: string): ParsedState {
       }
       (state as unknown as Record<string, unknown>)[p.name] = readValue(p, v);
     } catch (e) {
-      problems.push(`The link's ${p.name} is not usable (${(e as Error).message}); the default is used.`);
+      bad.add(p.name);
+      (state as unknown as Record<string, unknown>)[p.name] = structuredClone(fallback[p.name]);
+      corrections.push({ field: p.name, given: v, used: writeValue(p, fallback[p.name]), reason: (e as Error).message });
     }
   }
-  // A task given without a topology gets that task's own default topology.
-  if (given.has('task') && !given.has('topology')) state.topology = defaultTopology(state.task, state.difficulty);
-  return { state, problems };
+  // A task given without a topology gets that task's own default topology (a bad task keeps the topology it falls back to).
+  if (given.has('task') && !given.has('topology')) {
+    state.topology = bad.has('task') ? structuredClone(fallback.topology) : defaultTopology(state.task, state.difficulty);
+  }
+  const usedIs = fallback === DEFAULT_STATE ? 'the default' : 'as before';
+  return { state, corrections, problems: corrections.map((c) => correctionText(c, usedIs)) };
 }
 
 /** The RunConfig a state describes. */

@@ -56,7 +56,7 @@ export interface EngineApi {
    */
   importFiles(
     files: FileBlob[], adapterBaseModelId?: string, onProgress?: (stage: string, fraction: number) => void,
-  ): Promise<{ kind: 'model' | 'adapter' | 'run'; id: string; name: string }>;
+  ): Promise<{ kind: 'model' | 'adapter' | 'run'; id: string; name: string; note?: string }>;
   storageEstimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean | null }>;
   /** Pretrains a new toy base model and stores it. */
   pretrain(req: PretrainRequest, onProgress: (p: RunProgress) => void): Promise<ModelEntry>;

@@ -32,6 +32,8 @@ import type {
 import { runBundleContent } from '../mas/run-data';
 import { estimateRunMemory, memoryProblem } from '../mas/memory';
 import { isRunBundle, writeRunBundle } from '../storage/run-bundle';
+import { importLabel, modelNameFromConfig, uniqueName } from '../storage/import-name';
+import { leftOutOfRun, leftOutWords } from '../storage/import-leftout';
 import { runRecordFromBundle } from '../mas/run-import';
 
 /** The base models the page ships (public/models/<name>/) and seeds into the library on first use. */
@@ -81,10 +83,6 @@ export async function fetchAsset(path: string): Promise<Uint8Array> {
 function basename(name: string): string {
   const parts = name.split(/[\\/]/);
   return parts[parts.length - 1] || name;
-}
-
-function stem(name: string): string {
-  return basename(name).replace(/\.zip$/i, '');
 }
 
 function slug(name: string): string {
@@ -329,7 +327,8 @@ export class Engine implements EngineApi, EngineRunRecords {
         for (const [n, b] of inner) if (!n.startsWith('__MACOSX/')) entries.push({ path: n, bytes: b, from: f.name });
       } else entries.push({ path: f.name, bytes: f.bytes, from: f.name });
     }
-    return { entries, label: files.length === 1 ? stem(files[0].name) : '' };
+    // the zip's or the file's name, or the folder's (a folder picked in the page gives 'folder/config.json')
+    return { entries, label: importLabel(files.map((f) => f.name)) };
   }
 
   /** A model's or an adapter's files by bare name (one of each name). */
@@ -360,12 +359,13 @@ export class Engine implements EngineApi, EngineRunRecords {
 
   async importFiles(
     blobs: FileBlob[], adapterBaseModelId?: string, onProgress?: (stage: string, fraction: number) => void,
-  ): Promise<{ kind: 'model' | 'adapter' | 'run'; id: string; name: string }> {
+  ): Promise<{ kind: 'model' | 'adapter' | 'run'; id: string; name: string; note?: string }> {
     const say = (stage: string, fraction: number) => void Promise.resolve(onProgress?.(stage, fraction)).catch(() => undefined);
     say('reading the files', 0.05);
     const { entries, label } = this.collectFiles(blobs);
     const paths: FileMap = new Map(entries.map((e) => [e.path.replace(/\\/g, '/'), e.bytes]));
-    if (isRunBundle(paths)) return this.importRun(paths, label, say);
+    // a run is named by its zip, else by its record (a folder's name is not the run's)
+    if (isRunBundle(paths)) return this.importRun(paths, blobs.length === 1 ? label : '', say);
     const files = this.flatFiles(entries);
     // names from a zip may hold anything: escaped, and at most five of them
     const listing = listShort([...files].map(([n, b]) => `${/^[\w.+@ -]{1,80}$/.test(n) ? n : printableName(n)} (${fmtBytes(b.length)})`));
@@ -425,8 +425,12 @@ export class Engine implements EngineApi, EngineRunRecords {
       const same = await this.findDigest('model', digest);
       if (same) throw new Error(`this base model is already in the library as '${same}' (the same config.json, tokenizer and weights); nothing was imported`);
       const entry: ModelEntry = {
-        id: newId('model'), name: label || 'imported model', size: 0, createdAt: Date.now(), builtin: false,
+        id: newId('model'), size: 0, createdAt: Date.now(), builtin: false,
+        // named as a person chose the files (the zip, the folder), else as its config says; never two alike
+        name: uniqueName(label || modelNameFromConfig(parseJson(files.get(CONFIG_FILE)) ?? { ...base.config }), (await this.library.listModels()).map((m) => m.name)),
         config: { ...base.config }, provenance: { source: `imported from ${blobs.map((b) => b.name).join(', ')}`, ...(provenance ?? {}) }, digest,
+        // without tokenizer.json it runs on token ids only: the library row says so, and no run or comparison starts on it
+        ...(base.tokenizer ? {} : { tokenizer: false }),
       };
       await this.checkQuota(filesSize(stored), 'this model (stored as float32)');
       say('storing the model in the library', 0.75);
@@ -480,7 +484,7 @@ export class Engine implements EngineApi, EngineRunRecords {
    * A run bundle (the page's "Export run" zip, or a folder `experiment --export-run` wrote) stored as a
    * run record: its base is the library's model with the same weights, or is stored from the bundle.
    */
-  private async importRun(files: FileMap, label: string, say: (stage: string, fraction: number) => void): Promise<{ kind: 'run'; id: string; name: string }> {
+  private async importRun(files: FileMap, label: string, say: (stage: string, fraction: number) => void): Promise<{ kind: 'run'; id: string; name: string; note?: string }> {
     say('checking the run bundle', 0.2);
     let base: BaseModel | null = null;
     let imported;
@@ -520,7 +524,9 @@ export class Engine implements EngineApi, EngineRunRecords {
     say('storing the run', 0.85);
     const saved = await this.library.saveRun(full);
     say('done', 1);
-    return { kind: 'run', id: saved.id, name: saved.name };
+    // the export's derived files (tables, figures, TensorBoard) are not stored: say so, and why
+    const note = leftOutWords(leftOutOfRun(files));
+    return { kind: 'run', id: saved.id, name: saved.name, ...(note ? { note } : {}) };
   }
 
   async estimateRun(config: RunConfig): Promise<RunMemoryReport> {
@@ -547,7 +553,9 @@ export class Engine implements EngineApi, EngineRunRecords {
     if (this.base?.id !== id) {
       const model = (async () => {
         const files = await this.library.files('model', id);
-        return toBaseModel(id, decodeCheckpoint(files));
+        // the entry's name goes with it, so that a refusal names the model as the library shows it (never its id)
+        const name = await this.library.model(id).then((e) => e.name, () => undefined);
+        return { ...toBaseModel(id, decodeCheckpoint(files)), ...(name ? { name } : {}) };
       })();
       this.base = { id, model };
       model.catch(() => {

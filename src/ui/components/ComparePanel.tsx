@@ -15,6 +15,7 @@ import { useCompare } from '../stores/compare';
 import { useEnv } from '../stores/env';
 import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
+import { compareBlocker, useSetupCheck } from '../stores/setup-check';
 import { METHOD_INFO } from './SetupPanel';
 import { LineChart, Legend } from './LineChart';
 import { compareAccuracySvg, compareCaption, compareLossSeries, compareLossSvg } from '../figure-compare';
@@ -168,7 +169,12 @@ export function ComparePanel() {
     const seeds = [...new Set(seedText.split(',').map((s) => Number(s.trim())))];
     set({ compareSeeds: seeds });
   };
-  const blocked = !envOk ? 'WebGPU is not available' : runActive ? 'a training run is active: reset it first' : pretraining ? 'a base model is being pretrained' : null;
+  // the run bar's own refusals of this setup (the base model, each method's verdict, the worker's estimate): a comparison that cannot run is not started
+  const models = useLibrary((s) => s.models);
+  const libraryLoaded = useLibrary((s) => s.loaded);
+  const check = useSetupCheck();
+  const setupBlocked = compareBlocker(app, app.compareMethods, models, libraryLoaded, check);
+  const blocked = !envOk ? 'WebGPU is not available' : runActive ? 'a training run is active: reset it first' : pretraining ? 'a base model is being pretrained' : setupBlocked;
 
   return (
     <section className="panel compare" aria-labelledby="compare-title">
@@ -211,7 +217,7 @@ export function ComparePanel() {
         >
           {cmp.running ? 'Running…' : `Run ${app.compareMethods.length} × ${app.compareSeeds.length}`}
         </button>
-        {blocked && !cmp.running && <span className="muted small">{blocked}</span>}
+        {blocked && !cmp.running && <span className="muted small" data-testid="compare-blocked">Cannot compare: {blocked}</span>}
       </div>
       {(cmp.running || cmp.fraction > 0) && (
         <div className="compare-progress">
@@ -286,7 +292,7 @@ export function ComparePanel() {
           <CompareChart rows={r.summary.filter((x) => x.split !== 'train')} acc={accOf} chance={r.chance?.heldout ?? task.chance} />
           {r.curves && <CompareCurves curves={r.curves} />}
           <div className="table-wrap">
-          <table className="table dense" data-testid="compare-table">
+          <table className="table dense summary" data-testid="compare-table">
             <thead>
               <tr>
                 <th>method</th>
@@ -297,7 +303,7 @@ export function ComparePanel() {
                 <th title="entropy of the answers (nats)">entropy</th>
                 <th title="floats crossing between agents per episode">msg floats</th>
                 <th title="tokens crossing between agents per episode">msg tokens</th>
-                <th>train s</th>
+                <th title="seconds of training per seed">train&nbsp;s</th>
               </tr>
             </thead>
             <tbody>

@@ -29,7 +29,9 @@ export function CurvesPanel() {
   const cfg = shown.config;
   const task = useMemo(() => makeTask(cfg?.task ?? app.task, cfg?.difficulty ?? app.difficulty), [cfg, app.task, app.difficulty]);
   const total = shown.progress?.totalSteps || cfg?.steps || app.steps;
-  const [fit, setFit] = useState(false);
+  // in the link like the smoothing (a shared link shows the chart as its author saw it)
+  const fit = app.fitY;
+  const setFit = (fitY: boolean) => set({ fitY });
 
   const smoothed = useMemo(() => smooth(history.loss, app.smoothing), [version, history, app.smoothing]); // eslint-disable-line react-hooks/exhaustive-deps
   const ev = history.evals;

@@ -4,6 +4,8 @@ import { useEffect, useState } from 'react';
 import { METHODS } from '../../worker/api';
 import { METHOD_INFO } from './SetupPanel';
 import readme from '../../../README.md?raw';
+// the README as a file of the site (vite emits it as an asset), so the guide links to it like the papers
+import readmeUrl from '../../../README.md?url';
 
 export function Guide({ onClose }: { onClose(): void }) {
   const [showReadme, setShowReadme] = useState(false);
@@ -79,10 +81,15 @@ export function Guide({ onClose }: { onClose(): void }) {
             DiffMAS: <a href="https://arxiv.org/abs/2604.21794" target="_blank" rel="noreferrer">Learning to Communicate: Toward End-to-End Optimization of Multi-Agent Language Systems</a> (adapters trained through the trace)
           </li>
           <li>
-            The project’s README (commands, tests, what storage promises):{' '}
+            The project’s{' '}
+            <a href={readmeUrl} target="_blank" rel="noreferrer" type="text/markdown" data-testid="guide-readme-link">
+              README
+            </a>{' '}
+            (commands, tests, what storage promises;{' '}
             <button type="button" className="link" onClick={() => setShowReadme((x) => !x)} data-testid="guide-readme">
-              {showReadme ? 'hide README' : 'README'}
-            </button>{' '}
+              {showReadme ? 'hide it' : 'show it here'}
+            </button>
+            ){' '}
             (and docs/run-bundle.md in the repository for the exported run’s format)
           </li>
         </ul>

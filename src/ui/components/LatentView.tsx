@@ -10,6 +10,7 @@ import type { EdgeInspection, InspectResult, StoredInspection } from '../../work
 import { showText } from '../format';
 import { isTrainedMethod } from '../../mas/run-types';
 import { useApp } from '../stores/app';
+import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
 import { useShownRun } from '../stores/shown-run';
 import { ColorLegend, HeadSummary, Heatmap, attentionSlice, normsOf, type FigureInfo, type Pick } from './Heatmap';
@@ -115,14 +116,21 @@ export function LatentView() {
   const layer = edge ? parsePick(app.layer, edge.layers) : 'avg';
   const head = edge ? parsePick(app.head, edge.heads) : 'avg';
   // a layer or head the model does not have (a link made for a bigger model) is put back to 'mean' in the link too
+  // (and said so): by the inspection's shape, or before any inspection by the selected base's config
+  const baseConfig = useLibrary((s) => s.models.find((m) => m.id === app.model)?.config);
+  const dims = edge
+    ? { layers: edge.layers, heads: edge.heads }
+    : typeof baseConfig?.num_hidden_layers === 'number' && typeof baseConfig?.num_attention_heads === 'number'
+      ? { layers: baseConfig.num_hidden_layers, heads: baseConfig.num_attention_heads }
+      : null;
   useEffect(() => {
-    if (!edge) return;
+    if (!dims || shown.readOnly) return;
     const patch: { layer?: string; head?: string } = {};
-    if (app.layer !== 'avg' && layer === 'avg') patch.layer = 'avg';
-    if (app.head !== 'avg' && head === 'avg') patch.head = 'avg';
+    if (app.layer !== 'avg' && parsePick(app.layer, dims.layers) === 'avg') patch.layer = 'avg';
+    if (app.head !== 'avg' && parsePick(app.head, dims.heads) === 'avg') patch.head = 'avg';
     const said = (what: 'layer' | 'head', n: number) => `${what}=${app[what]}: this model has ${n} ${what}s (0 to ${n - 1}); avg (the mean) is used.`;
-    if (Object.keys(patch).length) correct(patch, [...(patch.layer ? [said('layer', edge.layers)] : []), ...(patch.head ? [said('head', edge.heads)] : [])]);
-  }, [edge, app.layer, app.head, layer, head, correct]);
+    if (Object.keys(patch).length) correct(patch, [...(patch.layer ? [said('layer', dims.layers)] : []), ...(patch.head ? [said('head', dims.heads)] : [])]);
+  }, [dims?.layers, dims?.heads, app.layer, app.head, correct]); // eslint-disable-line react-hooks/exhaustive-deps
   const sideBySide = trained && !!shownBefore && !!afterItem;
   const panelWidth = sideBySide ? Math.floor((width - 24) / 2) : width;
 
@@ -345,7 +353,7 @@ export function LatentView() {
           </>
         )}
         {agents.length > 0 && (
-          <table className="table agents-io" data-testid="agents-io">
+          <table className={`table agents-io${sideBySide ? ' side' : ''}`} data-testid="agents-io">
             <thead>
               <tr>
                 <th>agent</th>

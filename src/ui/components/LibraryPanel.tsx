@@ -17,6 +17,7 @@ import { LineChart } from './LineChart';
 import { BaseEvalNote, BaseEvalTable, readBaseEvaluation } from './BaseEvalTable';
 import { CompareRuns } from './CompareRuns';
 import { ConfirmDelete } from './ConfirmDelete';
+import { HubImport } from './HubImport';
 import { RunsTable } from './RunsTable';
 
 function EditableName({ name, onRename, testId }: { name: string; onRename(n: string): void; testId?: string }) {
@@ -304,8 +305,7 @@ export function LibraryPanel() {
               data-testid="keep-data"
               onClick={async () => {
                 setPersistNote('asking the browser…');
-                await persist();
-                const granted = useLibrary.getState().persisted;
+                const granted = await persist();
                 setPersistNote(
                   granted
                     ? 'The browser will keep this site’s data under storage pressure.'
@@ -367,6 +367,7 @@ export function LibraryPanel() {
           </span>
         )}
       </div>
+      <HubImport disabled={busy} />
       {header}
       {lib.notes.map((n, i) => (
         <div key={i} className="alert compact" role="alert" data-testid="library-note">
@@ -402,6 +403,11 @@ export function LibraryPanel() {
                   <td>
                     <EditableName name={m.name} onRename={(n) => void lib.rename('model', m.id, n)} />
                     {m.builtin && <span className="tag">shipped</span>}
+                    {m.tokenizer === false && (
+                      <span className="tag warn" data-testid="no-tokenizer" title="Imported without tokenizer.json: it runs on token ids only (generate --ids), not on the tasks; import it again with its tokenizer to train or compare on it">
+                        no tokenizer
+                      </span>
+                    )}
                     {m.id === app.model && <span className="tag ok-tag">in use</span>}
                   </td>
                   <td className="small" title={m.provenance ? JSON.stringify({ ...m.provenance, evaluation: undefined }, null, 1) : undefined}>

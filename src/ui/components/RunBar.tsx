@@ -1,15 +1,14 @@
 // The run controls across the top, as TensorFlow Playground's: play/pause, one step, reset, the
 // step counter, a progress bar with steps/s and time left, and the run's state or error.
-import { useEffect, useMemo, useState } from 'react';
-import { runConfigOf, type AppState } from '../state';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import type { RunMemoryReport, RunProgress } from '../../worker/api';
-import { errorText, getEngine } from '../engine';
 import { isTrainedMethod } from '../../mas/run-types';
 import { useApp } from '../stores/app';
 import { useCompare } from '../stores/compare';
 import { useEnv } from '../stores/env';
 import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
+import { baseBlocker, useRunMemory } from '../stores/setup-check';
 import { copyBlocker, copyShownIntoNewRun } from '../stores/shown-run';
 import { formatBytes as mb, formatDate, formatDuration, formatNum } from '../format';
 import { setupVerdict } from '../verdict';
@@ -31,31 +30,9 @@ export function ErrorText({ text }: { text: string }) {
 }
 
 
-/**
- * The GPU memory the run of the current setup would hold, asked of the worker (which builds it on an
- * accounting device, nothing allocated) whenever the setup changes; a refusal when it cannot run here.
- */
-function useRunMemory(app: AppState, enabled: boolean): { report: RunMemoryReport | null; error: string | null } {
-  const [out, setOut] = useState<{ report: RunMemoryReport | null; error: string | null }>({ report: null, error: null });
-  const key = enabled ? JSON.stringify(runConfigOf(app)) : '';
-  useEffect(() => {
-    if (!key) {
-      setOut({ report: null, error: null });
-      return;
-    }
-    let live = true;
-    const t = setTimeout(() => {
-      getEngine().estimateRun(JSON.parse(key)).then(
-        (report) => live && setOut({ report, error: null }),
-        (e) => live && setOut({ report: null, error: errorText(e) }),
-      );
-    }, 250);
-    return () => {
-      live = false;
-      clearTimeout(t);
-    };
-  }, [key]);
-  return out;
+/** The run's predicted time left in seconds (the run bar's "left"; null unless it is running with a measured speed). */
+export function secondsLeft(state: string, p: Pick<RunProgress, 'step' | 'totalSteps' | 'stepsPerSecond'> | null): number | null {
+  return state === 'running' && p && p.stepsPerSecond > 0 ? Math.max(0, p.totalSteps - p.step) / p.stepsPerSecond : null;
 }
 
 export function MemoryLine({ report, error, batch }: { report: RunMemoryReport | null; error: string | null; batch: number }) {
@@ -91,7 +68,8 @@ export function RunBar() {
     const verdict = setupVerdict(app);
     if (verdict.reason) out.push(`the ${verdict.kind === 'topology' ? 'topology' : 'setup'} cannot run: ${verdict.reason} (see Agents and messages)`);
     if (run.viewing) out.push('a stored run is open (close it to train)');
-    if (libraryLoaded && !models.some((m) => m.id === app.model)) out.push(`the base model '${app.model}' is not in the library`);
+    const base = baseBlocker(app, models, libraryLoaded);
+    if (base) out.push(base);
     if (pretraining) out.push('a base model is being pretrained');
     if (comparing) out.push('a comparison is running');
     return out;
@@ -117,13 +95,26 @@ export function RunBar() {
   const step = p?.step ?? 0;
   const frac = total > 0 ? Math.min(1, step / total) : 0;
   const sps = p?.stepsPerSecond ?? 0;
-  const left = run.state === 'running' && sps > 0 ? (total - step) / sps : null;
+  const left = v ? null : secondsLeft(run.state, p);
   const active = run.state === 'running' || run.state === 'paused';
   const canStart = envOk && blockers.length === 0 && !memoryBlocker;
   const playDisabled = run.state === 'running' ? false : !canStart && run.state !== 'paused';
 
+  // the bar sticks to the top: its height goes to --runbar-h, which the headings' scroll-margin-top
+  // clears, so a link or a jump to a section never lands under the bar
+  const barRef = useRef<HTMLElement>(null);
+  useEffect(() => {
+    const el = barRef.current;
+    if (!el || typeof ResizeObserver === 'undefined') return;
+    const put = () => document.documentElement.style.setProperty('--runbar-h', `${Math.ceil(el.getBoundingClientRect().height)}px`);
+    put();
+    const ro = new ResizeObserver(put);
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+
   return (
-    <section className="runbar" aria-label="Run controls">
+    <section className="runbar" aria-label="Run controls" ref={barRef}>
       <div className="runbar-buttons">
         <button
           className="round reset"
@@ -190,8 +181,8 @@ export function RunBar() {
           <span>
             <b>{p?.tokensPerSecond ? Math.round(p.tokensPerSecond).toLocaleString('en-US') : '—'}</b> tok/s
           </span>
-          <span>
-            elapsed <b>{formatDuration(p?.elapsedSeconds ?? null)}</b>
+          <span title={!v && run.priorSeconds > 0 ? `${formatDuration(run.priorSeconds)} before this leg (the run was continued)` : undefined}>
+            elapsed <b data-testid="elapsed">{formatDuration(p ? p.elapsedSeconds + (v ? 0 : run.priorSeconds) : null)}</b>
           </span>
           <span>
             left <b data-testid="time-left">{formatDuration(left)}</b>

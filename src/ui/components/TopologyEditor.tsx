@@ -25,6 +25,8 @@ import { useShownSetup } from '../stores/shown-run';
 interface AgentData extends Record<string, unknown> {
   agent: Agent;
   roleName: string;
+  /** What the agent sends, as its node says it: 'z×4' latent steps under a latent method, nothing otherwise (a text method's message is its text). */
+  sends: string;
   final: boolean;
   bad: boolean;
   locked: boolean;
@@ -42,7 +44,7 @@ function AgentNode({ data, selected }: NodeProps<AgentNodeType>) {
       </div>
       <div className="an-meta">
         <span className="an-role">{data.roleName}</span>
-        <span title="latent steps">z×{a.latentSteps}</span>
+        {data.sends && <span title="latent steps">{data.sends}</span>}
         <span title="adapter">{a.adapter === 'shared' ? 'shared' : 'own'}</span>
       </div>
       <Handle type="source" position={Position.Right} isConnectable={!data.locked} />
@@ -139,7 +141,7 @@ function Graph({ locked: liveLocked }: { locked: boolean }) {
     selected: a.id === selected,
     deletable: !locked,
     draggable: true,
-    data: { agent: a, roleName: roleName(task, a.role), final: a.id === t.final, bad: badAgents.has(a.id), locked },
+    data: { agent: a, roleName: roleName(task, a.role), sends: methodSpec(s.method).channel === 'latent' ? `z×${a.latentSteps}` : '', final: a.id === t.final, bad: badAgents.has(a.id), locked },
   }));
   const byId = new Map(t.agents.map((a) => [a.id, a]));
   const edges: FlowEdge[] = t.edges.map(([f, to]) => {

@@ -6,9 +6,14 @@ import { useRun } from './run';
 
 interface AppStore {
   state: AppState;
-  /** Values of the link that could not be used. */
+  /** Values of the link that could not be used, each with what the page uses instead (the URL shows the latter). */
   linkProblems: string[];
   set(patch: Partial<AppState>): void;
+  /**
+   * A value of the link the page found unusable only once it knew more (a layer the model lacks):
+   * set what is used instead and say so beside the link's other corrections.
+   */
+  correct(patch: Partial<AppState>, problems: string[]): void;
   /** Replaces the whole setup (a link opened in this tab, an adapter's run configuration). */
   replace(state: AppState): void;
   dismissLinkProblems(): void;
@@ -40,6 +45,11 @@ export const useApp = create<AppStore>((setState, getState) => ({
     writeHash(state);
     useRun.getState().configChanged();
   },
+  correct(patch, problems) {
+    getState().set(patch);
+    const known = getState().linkProblems;
+    setState({ linkProblems: [...known, ...problems.filter((p) => !known.includes(p))] });
+  },
   dismissLinkProblems() {
     setState({ linkProblems: [] });
   },
@@ -50,11 +60,20 @@ if (typeof window !== 'undefined') {
   // A link pasted into this tab's address bar: restore it.
   window.addEventListener('hashchange', () => {
     if (location.hash.replace(/^#/, '') === lastHash) return;
-    const parsed = parseState(location.hash);
+    // a bad value keeps what the page shows now (one mistyped field changes nothing else)
+    const parsed = parseState(location.hash, useApp.getState().state);
     lastHash = '';
+    const prev = useApp.getState().state;
+    const runChanged = RUN_PROPS.some((k) => JSON.stringify(prev[k]) !== JSON.stringify(parsed.state[k]));
+    useApp.setState({ linkProblems: parsed.problems });
+    if (!runChanged) {
+      // the view's fields only (or a bad value that changed nothing): the run goes on
+      useApp.setState({ state: parsed.state });
+      writeHash(parsed.state);
+      return;
+    }
     // A new link is a new setup: an active run of the old one ends.
     if (useRun.getState().state !== 'idle') void useRun.getState().reset();
-    useApp.setState({ linkProblems: parsed.problems });
     useApp.getState().replace(parsed.state);
   });
 }

@@ -11,6 +11,7 @@ import { useApp } from './app';
 import { AUTOSAVE_SECONDS } from './autosave';
 import { useEnv } from './env';
 import { useLibrary } from './library';
+import { baseBlocker } from './setup-check';
 
 interface CompareStore {
   running: boolean;
@@ -38,6 +39,13 @@ export const useCompare = create<CompareStore>((setState, getState) => ({
   async run() {
     if (getState().running) return;
     const s = useApp.getState().state;
+    // a base that cannot run is refused here, before any record is written (no "error" record of a comparison that never started)
+    const lib = useLibrary.getState();
+    const why = baseBlocker(s, lib.models, lib.loaded);
+    if (why) {
+      setState({ error: `The comparison cannot start: ${why}.` });
+      return;
+    }
     const { method: _m, seed: _s, ...base } = runConfigOf(s);
     void _m;
     void _s;

@@ -11,7 +11,11 @@ interface EnvState {
   storage: StorageHealth | null;
   loadEnv(): Promise<void>;
   loadStorage(): Promise<void>;
-  persist(): Promise<void>;
+  /**
+   * Asks the browser to keep this site's data; resolves to whether it is persistent now, the figure the
+   * library's storage line shows too (set before this resolves, so the two never disagree).
+   */
+  persist(): Promise<boolean>;
 }
 
 let envLoading: Promise<void> | null = null;
@@ -38,8 +42,13 @@ export const useEnv = create<EnvState>((setState) => ({
     return storageLoading;
   },
   async persist() {
-    await requestPersistence();
-    setState({ storage: await checkStorage() });
-    void useLibrary.getState().refreshEstimate();
+    const granted = await requestPersistence().catch(() => false);
+    const storage = await checkStorage();
+    setState({ storage });
+    // the browser's own answer now (persisted()), else what persist() said
+    const persisted = storage.persisted ?? granted;
+    await useLibrary.getState().refreshEstimate();
+    useLibrary.setState({ persisted });
+    return persisted;
   },
 }));

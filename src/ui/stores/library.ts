@@ -100,6 +100,8 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
       try {
         const runs = await getEngine().listRuns();
         setState({ runs });
+        // a record was written or removed: the storage figure follows it (not only the library's own changes)
+        void getState().refreshEstimate();
         if (!checkedInterrupted) {
           checkedInterrupted = true;
           const found = await findInterrupted(runs, useRun.getState().recordId);
@@ -226,7 +228,7 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
           const r = await getEngine().importFiles(transfer(blobs, blobs.map((b) => b.bytes.buffer)), model, proxy(onProgress));
           // the list first, so that the notice never names an entry the list does not show yet
           await getState().refresh();
-          setState({ notice: r.kind === 'run' ? `Imported run '${r.name}': it is in the Runs list.` : `Imported ${r.kind === 'model' ? 'base model' : 'adapter'} '${r.name}'.` });
+          setState({ notice: r.kind === 'run' ? `Imported run '${r.name}': it is in the Runs list.${r.note ? ` ${r.note}` : ''}` : `Imported ${r.kind === 'model' ? 'base model' : 'adapter'} '${r.name}'.` });
         } finally {
           setState({ importProgress: null });
         }
