@@ -6,17 +6,19 @@ tokenizer_config.json with the template): SmolLM2-135M-Instruct's ChatML templat
 turn), a Qwen2.5-style one (whitespace control, tools branch, default system turn) and a Llama-3-style
 one (bos_token from the config, `| trim`). A node script bundled from the engine's sources renders the
 task's prompts (final agent with a received message, a sender, the skyline) of four tasks; the ids
-must be identical, not close.
+must be identical, not close. Opt-in: CHAT_RENDER_MODEL=DIR runs the same on a real ChatML model folder
+(SmolLM2-135M-Instruct as the GGUF import makes it: 36 prompts, identical ids, 2026-12-07).
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import REPORT, ROOT
 from latent_playground.chat_render import ChatRendering, chat_extract, chat_template_of
 from latent_playground.render import WORD
 from latent_playground.tasks import BOS, make_task, sample_episodes
@@ -134,11 +136,8 @@ def transformers_ids(tok, content: str) -> list[int]:
     return list(ids)
 
 
-@pytest.mark.parametrize("name", sorted(TEMPLATES))
-def test_chat_rendering_ids_equal_apply_chat_template(name, engine, tmp_path):
-    template, specials, tokens, end_of_turn = TEMPLATES[name]
-    folder = tmp_path / name
-    write_model(folder, template, specials, tokens)
+def check_folder(engine: Path, folder: Path, tmp_path: Path, end_of_turn: str) -> int:
+    """The engine's chat prompts of a model folder against the port's text and transformers' ids; the number of prompts."""
     got = engine_rows(engine, folder, tmp_path)
     assert got["endOfTurn"] == end_of_turn
     port = ChatRendering(folder)
@@ -153,11 +152,29 @@ def test_chat_rendering_ids_equal_apply_chat_template(name, engine, tmp_path):
         task, ep = eps[(row["task"], row["key"])]
         ours = {"final": lambda: port.prompt(ep, task.final_role, final=True, messages=["3 x"]),
                 "sender": lambda: port.prompt(ep, 0, send=True), "skyline": lambda: port.skyline(ep)}[row["kind"]]()
-        assert ours == row["text"], (name, row["kind"])
+        assert ours == row["text"], (folder, row["kind"])
         # the user turn the template was given: the word rendering's text (what chat() wrapped)
         content = {"final": lambda: WORD.prompt(ep, task.final_role, final=True, messages=["3 x"]),
                    "sender": lambda: WORD.prompt(ep, 0, send=True), "skyline": lambda: WORD.skyline(ep)}[row["kind"]]()[len(BOS):]
-        assert row["ids"] == transformers_ids(port.tokenizer, content), (name, row["kind"], row["text"])
+        assert row["ids"] == transformers_ids(port.tokenizer, content), (folder, row["kind"], row["text"])
+    return len(got["rows"])
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_chat_rendering_ids_equal_apply_chat_template(name, engine, tmp_path):
+    template, specials, tokens, end_of_turn = TEMPLATES[name]
+    folder = tmp_path / name
+    write_model(folder, template, specials, tokens)
+    check_folder(engine, folder, tmp_path, end_of_turn)
+
+
+REAL = os.environ.get("CHAT_RENDER_MODEL")
+
+
+@pytest.mark.skipif(not REAL, reason="opt-in: CHAT_RENDER_MODEL=DIR (a real model folder with a ChatML template, e.g. SmolLM2-135M-Instruct)")
+def test_real_model_chat_ids_equal_apply_chat_template(engine, tmp_path):
+    n = check_folder(engine, Path(REAL), tmp_path, "<|im_end|>")
+    REPORT[f"chat rendering on {Path(REAL).name}: prompts with ids identical to apply_chat_template"] = str(n)
 
 
 def test_a_model_without_a_chat_template_is_refused_naming_the_file(tmp_path):

@@ -1,0 +1,88 @@
+// Base references (src/storage/base-ref.ts) on the command line: `--export-run DIR --base-ref ...`
+// makes one from the experiment's --model folder, and readBundleFolder resolves one when a bundle
+// folder is read back: a folder (relative to the bundle's folder, or absolute), a Hub model in the
+// Hugging Face cache (huggingface_hub's layout, where the companion finds it too), or the page's
+// library (only the page holds it: a folder must be given instead).
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkBaseRef, describeBaseRef, resolveBundleBase, weightsDigest, type BaseRef } from '../storage/base-ref';
+import { readRunBundle, RunBundleError, RUN_FILE, type FileMap } from '../storage/run-bundle';
+import { parseHubRef } from '../storage/hub-host';
+import { UsageError } from './args';
+import { readFolder } from './files';
+import { readTree } from './export-run';
+
+/** `--base-ref` forms, for the help and the refusal. */
+export const BASE_REF_HELP = "folder (the --model folder by its absolute path), hub:ORG/NAME[@REV] (the Hub model the --model folder was fetched from), or library:ID (the page's library model); the bundle then holds the base's weights digest, not the base";
+
+/** What `--base-ref text` names, checked before any work (the digest is added by makeBaseRef). */
+export function parseBaseRefArg(text: string, modelDir: string): Omit<BaseRef, 'sha256'> {
+  if (text === 'folder') return { source: 'folder', id: path.resolve(modelDir) };
+  if (text.startsWith('hub:')) {
+    try {
+      const hub = parseHubRef(text.slice(4));
+      return { source: 'hub', id: hub.repo, ...(text.includes('@') ? { revision: hub.revision } : {}) };
+    } catch (e) {
+      throw new UsageError(`--base-ref: ${(e as Error).message}`);
+    }
+  }
+  if (text.startsWith('library:') && text.trim().length > 'library:'.length) return { source: 'library', id: text.slice('library:'.length).trim() };
+  throw new UsageError(`--base-ref must be ${BASE_REF_HELP}; got ${JSON.stringify(text)}`);
+}
+
+/** The reference `--base-ref text` asks for, with the digest of the base actually used (the files of modelDir). */
+export async function makeBaseRef(text: string, modelDir: string, baseFiles: ReadonlyMap<string, Uint8Array>): Promise<BaseRef> {
+  return checkBaseRef({ ...parseBaseRefArg(text, modelDir), sha256: await weightsDigest(baseFiles) });
+}
+
+/** huggingface_hub's cache folder (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub). */
+export function hubCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
+  return path.join(env.HF_HOME ?? path.join(os.homedir(), '.cache', 'huggingface'), 'hub');
+}
+
+/** The snapshot folder of a Hub model in the cache (a commit id, or a branch or tag through refs/), or null. */
+export function hubSnapshotFolder(repo: string, revision = 'main', root = hubCacheRoot()): string | null {
+  const dir = path.join(root, `models--${repo.replace('/', '--')}`);
+  let commit = revision;
+  const refFile = path.join(dir, 'refs', revision);
+  if (existsSync(refFile)) commit = readFileSync(refFile, 'utf8').trim();
+  const snap = path.join(dir, 'snapshots', commit);
+  return existsSync(snap) ? snap : null;
+}
+
+/** The folder a reference names, seen from the bundle folder `bundleDir`. */
+export function baseRefFolder(ref: BaseRef, bundleDir: string): string {
+  if (ref.source === 'folder') return path.resolve(bundleDir, ref.id);
+  if (ref.source === 'hub') {
+    const snap = hubSnapshotFolder(ref.id, ref.revision);
+    if (!snap) throw new RunBundleError(`the base referenced as ${describeBaseRef(ref)} is not in the Hugging Face cache (${hubCacheRoot()}): download it there (huggingface-cli download ${ref.id}${ref.revision ? ` --revision ${ref.revision}` : ''}), or give the base folder`);
+    return snap;
+  }
+  throw new RunBundleError(`the base referenced as ${describeBaseRef(ref)} lives in the page's library: export it from the page (Library, Export) and give that folder as the base`);
+}
+
+/**
+ * A bundle folder read and checked, its base resolved where run.json references it (from `baseDir`
+ * when given, else by the reference) and refused unless its weights have the recorded digest.
+ * baseDir: the folder the base was read from (the bundle's own base/ when it holds it).
+ */
+export async function readBundleFolder(dir: string, opts: { baseDir?: string } = {}) {
+  const files = await readTree(dir);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(files.get(RUN_FILE) ?? new Uint8Array()));
+  } catch {
+    // readRunBundle names what is wrong
+    return { bundle: readRunBundle(files), baseDir: path.join(dir, 'base') };
+  }
+  let baseDir = path.join(dir, 'base');
+  const base: FileMap | null = await resolveBundleBase(json as { files?: { baseRef?: unknown } }, async (ref) => {
+    baseDir = opts.baseDir ?? baseRefFolder(ref, dir);
+    return readFolder(baseDir);
+  });
+  const bundle = readRunBundle(files, base ? { base } : {});
+  if (!base && typeof bundle.json.files.base === 'string') baseDir = path.join(dir, bundle.json.files.base);
+  return { bundle, baseDir };
+}
