@@ -170,7 +170,8 @@ describe('run bundle', () => {
     const json = () => JSON.parse(new TextDecoder().decode(good.get('run.json')!));
     const put = (f: Map<string, Uint8Array>, v: unknown) => f.set('run.json', new TextEncoder().encode(JSON.stringify(v)));
     expect(edit((f) => f.delete('run.json'))).toThrow('run bundle: run.json: not found: this is not a run bundle');
-    expect(edit((f) => put(f, { ...json(), version: 2 }))).toThrow('run.json: version 2 was written by a newer playground (this one reads version 1)');
+    // version 2 is a bundle that references its base (src/storage/base-ref.ts)
+    expect(edit((f) => put(f, { ...json(), version: 3 }))).toThrow('run.json: version 3 was written by a newer playground (this one reads versions up to 2)');
     expect(edit((f) => put(f, { ...json(), format: 'x' }))).toThrow(/format is "x"/);
     expect(edit((f) => f.delete('base/model.safetensors'))).toThrow('run bundle: base/model.safetensors: missing');
     expect(edit((f) => f.set('episodes/heldout.jsonl', new TextEncoder().encode('{"split":"heldout"}\n')))).toThrow('episodes/heldout.jsonl: 1 lines, but run.json says 3');

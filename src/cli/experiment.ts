@@ -13,6 +13,10 @@ import { DEFAULT_EVAL_SEED, makeTask, TASK_NAMES } from '../tasks/tasks';
 import { CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type MethodName } from '../worker/api';
 import { EXPERIMENT_PRESETS, resolveTopology, TOPOLOGY_PRESETS } from '../mas/presets';
 import { formatControls, formatCurves, formatTable, runExperiment } from '../mas/experiment';
+import { EVAL_SPLITS } from '../mas/experiment';
+import { MasEngine } from '../mas/run';
+import { estimateExperiment, formatSeconds, longRunWarning } from '../mas/estimate';
+import { measureTimings, runWork } from '../mas/measure-time';
 import { formatBits, formatProbes, PROBE_TRAIN_EPISODES } from '../mas/measures';
 import { formatPaired } from '../mas/paired';
 import { formatBounds } from '../mas/bounds';
@@ -20,6 +24,7 @@ import { BIT_WIDTHS, BITS_TOLERANCE } from '../mas/quantize';
 import { PROJS, type Proj } from '../model/config';
 import { Args, parseSeeds, UsageError } from './args';
 import { checkExportFolder, exportRuns } from './export-run';
+import { BASE_REF_HELP, makeBaseRef, parseBaseRefArg } from './base-ref-node';
 import type { TrainedAdapter } from '../mas/types';
 import { checkOutputFile, isExperimentReport, loadBaseModel, lockOutputs, readFolder, writeFileAtomic, writeFolder } from './files';
 import { resolveModelArg } from './hub';
@@ -56,6 +61,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'json', help: 'write the report as JSON {args, episodes, rows (with per-episode outcomes), controls, summary, paired, bounds, findings, curves}' },
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
     { name: 'export-run', help: 'write a run bundle (docs/run-bundle.md: run.json, base, PEFT adapters, episodes, first batches) per (method, seed) as DIR/<method>-seed<k>/' },
+    { name: 'base-ref', help: `with --export-run: reference the base instead of copying it into each bundle: ${BASE_REF_HELP} (docs/run-bundle.md)` },
     { name: 'export-batches', help: 'with --export-run: training batches each bundle carries (default 4); as many as the steps PyTorch is to train lets a word-rendering run (a real model) continue there, since the Python port makes only the char rendering\u2019s batches' },
     { name: 'tensorboard', help: 'write TensorBoard event files (for tensorboard --logdir DIR, or W&B\u2019s TensorBoard sync) per (method, seed) as DIR/<method>/seed<k>/events.out.tfevents...: training loss and learning rate per step, evaluations and controls at the final step, the run config as text' },
     { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
@@ -117,6 +123,9 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const exportDir = args.str('export-run');
   const exportBatches = args.int('export-batches', 0, 100_000);
   if (exportBatches !== undefined && !exportDir) throw new UsageError('--export-batches sets what --export-run writes: give --export-run DIR too');
+  const baseRefArg = args.str('base-ref');
+  if (baseRefArg !== undefined && !exportDir) throw new UsageError('--base-ref sets what --export-run writes: give --export-run DIR too');
+  if (baseRefArg !== undefined) parseBaseRefArg(baseRefArg, modelDir);
   // output paths are checked before any GPU work (the report is rewritten atomically after each result)
   const checkOutputs = async () => {
     if (args.str('json')) {
@@ -197,6 +206,18 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   const save = async (r: ExperimentReport) => {
     if (json) await writeFileAtomic(json, JSON.stringify({ ...r, args: { ...r.args, ...extraArgs(), seconds: elapsed() } }, null, 2) + '\n');
   };
+  // the time of the whole, from one measured training step and evaluation batch per method, said
+  // before starting (issue 23 item 4); the measuring engine is the experiment's own (one upload)
+  const engine = new MasEngine(gpu, base);
+  const runControls = args.has('no-controls') ? [] : (controls as ControlName[]);
+  const configs = methods.map((method) => ({ ...req.base, method: method as MethodName, seed: seeds[0] }));
+  const timings = await measureTimings(engine, configs, (m) => !quiet && console.log(`timing one step and one evaluation batch of ${m}...`));
+  const estimate = estimateExperiment(configs.map((c) => runWork(c, EVAL_SPLITS, runControls)), timings, seeds.length);
+  console.log(`estimate: about ${formatSeconds(estimate.seconds)} for ${estimate.runs} run${estimate.runs === 1 ? '' : 's'} (${methods.length} method${methods.length === 1 ? '' : 's'} x ${seeds.length} seed${seeds.length === 1 ? '' : 's'}): ` +
+    `training ${formatSeconds(estimate.trainSeconds)}, evaluation ${formatSeconds(estimate.evalSeconds)}; measured here: ` +
+    timings.map((t) => `${t.method} ${t.stepSeconds ? `${t.stepSeconds.toFixed(2)} s/step, ` : ''}${t.episodeSeconds.toFixed(2)} s/episode`).join('; '));
+  const warning = longRunWarning(estimate.seconds);
+  if (warning) console.log(warning);
   let last = 0;
   const trained = new Map<string, TrainedAdapter[]>();
   const report = await runExperiment(gpu, base, req, (message, fraction) => {
@@ -209,6 +230,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     controls: args.has('no-controls') ? false : (controls as ControlName[]),
     measure: args.has('probe') || args.has('bits') ? { probe: args.has('probe') ? { trainEpisodes: probeTrain } : false, bits: args.has('bits') } : undefined,
     previous,
+    engine,
     onPartial: save,
     onAdapters: saveDir || exportDir
       ? async (method, seed, adapters) => {
@@ -222,6 +244,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
         }
       : undefined,
   });
+  engine.destroy();
   const seconds = elapsed();
   report.args = { ...report.args, ...extraArgs(), seconds };
   console.log(`\n${formatTable(report)}\n\ncontrols (heldout accuracy):\n${formatControls(report)}\n\ntraining loss (mean over seeds, per 25 steps):\n${formatCurves(report)}\n`);
@@ -243,9 +266,14 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     if (!quiet) console.log(`wrote TensorBoard event files of ${dirs.length} run${dirs.length === 1 ? '' : 's'} under ${tbDir} (tensorboard --logdir ${tbDir})`);
   }
   if (exportDir) {
+    const baseFiles = await readFolder(modelDir);
+    const baseRef = baseRefArg !== undefined ? await makeBaseRef(baseRefArg, modelDir, baseFiles) : undefined;
+    if (baseRef && !quiet) console.log(`the bundles reference the base as ${baseRef.source} ${baseRef.id}${baseRef.revision ? `@${baseRef.revision}` : ''} (weights sha256 ${baseRef.sha256})`);
     const dirs = await exportRuns({
-      dir: exportDir, gpu, base, baseFiles: await readFolder(modelDir), report, trained, configOf: (method, seed) => ({ ...req.base, method, seed }),
+      dir: exportDir, gpu, base, baseFiles, report, trained, configOf: (method, seed) => ({ ...req.base, method, seed }),
       ...(exportBatches !== undefined ? { batches: exportBatches } : {}),
+      ...(baseRef ? { baseRef } : {}),
+      ...(quiet ? {} : { onProgress: (m: string) => console.log(m) }),
     });
     if (!quiet) console.log(`wrote ${dirs.length} run bundle${dirs.length === 1 ? '' : 's'} under ${exportDir}: ${dirs.map((d) => path.basename(d)).join(', ')}`);
   }

@@ -10,7 +10,9 @@ import { MasEngine, Run } from '../mas/run';
 import { runBundleContent } from '../mas/run-data';
 import type { BaseModel, TrainedAdapter } from '../mas/types';
 import { wilson95 } from '../mas/base-eval';
+import { methodSpec } from '../mas/methods';
 import { writeRunBundle } from '../storage/run-bundle';
+import type { BaseRef } from '../storage/base-ref';
 import type { ExperimentReport, MethodName, RunConfig } from '../worker/api';
 import { checkWritableFolder, describeFsError, FileError, nodeIo, recoverTarget, saveAtomically, syncFolder } from './files';
 
@@ -62,13 +64,20 @@ export async function exportRuns(opts: {
   configOf: (method: MethodName, seed: number) => RunConfig; trained: Map<string, TrainedAdapter[]>;
   /** training batches per bundle (default BUNDLE_BATCHES) */
   batches?: number;
+  /** reference the base (src/storage/base-ref.ts) instead of copying it into each bundle */
+  baseRef?: BaseRef;
+  /** a line per stage of each bundle (a big base's bundles take minutes: they are not written silently) */
+  onProgress?: (message: string) => void;
 }): Promise<string[]> {
   const { report } = opts;
   const engine = new MasEngine(opts.gpu, opts.base);
   const written: string[] = [];
   try {
     const pairs = [...new Map(report.rows.map((r) => [`${r.method}:${r.seed}`, { method: r.method, seed: r.seed }])).values()];
-    for (const { method, seed } of pairs) {
+    for (const [k, { method, seed }] of pairs.entries()) {
+      const t0 = performance.now();
+      const name = path.basename(bundleFolder(opts.dir, method, seed));
+      opts.onProgress?.(`bundle ${k + 1}/${pairs.length} ${name}: episodes, batches${methodSpec(method).channel === 'latent' ? ', latent map (once per base)' : ''}...`);
       const config = opts.configOf(method, seed);
       const fresh = new Run(engine, config);
       let initial: TrainedAdapter[];
@@ -90,8 +99,12 @@ export async function exportRuns(opts: {
         wallSeconds: rows[0]?.trainSeconds ?? null,
       });
       const dir = bundleFolder(opts.dir, method, seed);
-      await writeTree(dir, writeRunBundle(content));
+      const files = writeRunBundle(opts.baseRef ? { ...content, baseRef: opts.baseRef } : content);
+      const bytes = [...files.values()].reduce((n, b) => n + b.length, 0);
+      opts.onProgress?.(`bundle ${k + 1}/${pairs.length} ${name}: writing ${(bytes / 1e6).toFixed(1)} MB${opts.baseRef ? ' (the base referenced, not copied)' : ''}...`);
+      await writeTree(dir, files);
       written.push(dir);
+      opts.onProgress?.(`bundle ${k + 1}/${pairs.length} ${name}: written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
   } finally {
     engine.destroy();

@@ -12,7 +12,7 @@ import { defaultRendering, rendering, type TaskRendering } from '../tasks/render
 import type { TextTokenizer } from '../tokenizers/types';
 import type { RunConfig } from './run-types';
 import { answerIds, encodeInstance, finalSequence, IGNORE, makePlan, promptText, SignatureBatcher, type PlanAgent } from './data';
-import { computeLatentMap } from './latentmap';
+import { cachedLatentMap } from './latentmap-cache';
 import { textTrainedBatcher } from './text-channel';
 import { validateRunConfig, type MethodSpec } from './methods';
 import type { BaseModel, TrainedAdapter } from './types';
@@ -127,7 +127,8 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
   };
   let latentMap: BundleLatentMap | null = null;
   if (spec.channel === 'latent') {
-    const m = computeLatentMap(src.base.config, src.base.weights, config.latentMap);
+    // once per loaded base and kind (latentmap-cache.ts), not once per bundle
+    const m = cachedLatentMap(src.base.config, src.base.weights, config.latentMap);
     latentMap = { kind: m.kind, D: m.D, lambda: m.lambda, targetNorm: m.targetNorm, Wa: m.Wa ? Float32Array.from(m.Wa) : null };
   }
   const episodes: Partial<Record<Split, BundleEpisode[]>> = {};

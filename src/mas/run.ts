@@ -33,7 +33,8 @@ import type {
   AgentInspection, ControlName, EdgeInspection, EvalRow, InspectResult, MethodName, RunConfig, RunTrainingState, SenderPosition,
 } from './run-types';
 import type { BaseModel, TrainedAdapter } from './types';
-import { computeLatentMap, type LatentMapKind } from './latentmap';
+import type { LatentMapKind } from './latentmap';
+import { cachedLatentMap } from './latentmap-cache';
 import { GpuLatentMap, Rollout, type PrefixEdit, type RolloutAgent } from './rollout';
 import { answerAlone, DEFAULT_TEXT_TEMPERATURE, encodeTextTrained, TextChannel, textTrainedBatcher } from './text-channel';
 import { GaussianRows, latentPermutation, Moments, permuteBlocks, randomRotation, rotateHeads } from './controls';
@@ -81,7 +82,8 @@ export class MasEngine {
   latentMap(kind: LatentMapKind): GpuLatentMap {
     let m = this.maps.get(kind);
     if (!m) {
-      m = new GpuLatentMap(this.gpu, computeLatentMap(this.base.config, this.base.weights, kind));
+      // computed once per loaded base and kind: run bundles of the same base reuse it (latentmap-cache.ts)
+      m = new GpuLatentMap(this.gpu, cachedLatentMap(this.base.config, this.base.weights, kind));
       this.maps.set(kind, m);
     }
     return m;

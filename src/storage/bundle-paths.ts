@@ -39,7 +39,8 @@ export function bundleKeyProblem(k: string): string | null {
 
 /** Every path run.json's `files` names, with where it is (`files.base`, `files.adapters.a0`, ...). */
 export function bundlePaths(files: Record<string, unknown>): [string, unknown][] {
-  const out: [string, unknown][] = [['files.base', files.base]];
+  // a referenced base (files.base null, files.baseRef: base-ref.ts) names no path inside the bundle
+  const out: [string, unknown][] = files.base === null && files.baseRef !== undefined ? [] : [['files.base', files.base]];
   for (const group of ['adapters', 'initialAdapters']) {
     const g = files[group];
     if (typeof g === 'object' && g !== null) for (const [k, v] of Object.entries(g)) out.push([`files.${group}.${k}`, v]);

@@ -17,9 +17,12 @@ import { decodeSafetensors, encodeSafetensors } from './safetensors';
 import { bundleKeyProblem, bundlePathMessage, bundlePathProblem, bundlePaths } from './bundle-paths';
 import type { EvalRow, MethodName, RunConfig } from '../mas/run-types';
 import type { Split } from '../tasks/tasks';
+import { checkBaseRef, type BaseRef } from './base-ref';
 
 export const RUN_BUNDLE_FORMAT = 'latent-playground-run';
 export const RUN_BUNDLE_VERSION = 1;
+/** The version a bundle that references its base (files.baseRef, base-ref.ts) is written as: a reader of version 1 refuses it plainly instead of missing its base. */
+export const BASE_REF_VERSION = 2;
 export const RUN_FILE = 'run.json';
 export const BASE_DIR = 'base';
 export const LATENT_MAP_FILE = 'latent_map.safetensors';
@@ -147,8 +150,10 @@ export interface RunBundleMeta {
 /** Everything a bundle holds, as data. */
 export interface RunBundleContent {
   meta: RunBundleMeta;
-  /** HF checkpoint files by bare name (config.json, model.safetensors, tokenizer.json, ...). */
+  /** HF checkpoint files by bare name (config.json, model.safetensors, tokenizer.json, ...); with baseRef, not written (read back: the resolved base). */
   base: FileMap;
+  /** Reference the base instead of copying it (base-ref.ts). */
+  baseRef?: BaseRef;
   /** PEFT files (adapter_config.json, adapter_model.safetensors) per adapter key. */
   adapters: Record<string, FileMap>;
   initialAdapters: Record<string, FileMap>;
@@ -162,7 +167,9 @@ export interface RunBundleJson extends RunBundleMeta {
   format: typeof RUN_BUNDLE_FORMAT;
   version: number;
   files: {
-    base: string;
+    /** The base's folder, or null when baseRef names it. */
+    base: string | null;
+    baseRef?: BaseRef;
     adapters: Record<string, string>;
     initialAdapters: Record<string, string>;
     latentMap: string | null;
@@ -186,11 +193,14 @@ function jsonl(lines: unknown[]): Uint8Array {
 /** The files of a bundle (names with '/' for folders), run.json first. */
 export function writeRunBundle(c: RunBundleContent): FileMap {
   const out: FileMap = new Map();
-  const files: RunBundleJson['files'] = { base: BASE_DIR, adapters: {}, initialAdapters: {}, latentMap: null, episodes: {}, batches: null };
+  const ref = c.baseRef ? checkBaseRef(c.baseRef) : null;
+  const files: RunBundleJson['files'] = { base: ref ? null : BASE_DIR, ...(ref ? { baseRef: ref } : {}), adapters: {}, initialAdapters: {}, latentMap: null, episodes: {}, batches: null };
   const later: [string, Uint8Array][] = [];
-  for (const name of [CONFIG_FILE, TOKENIZER_FILE]) if (!c.base.has(name)) throw new RunBundleError(`the base has no ${name}`);
-  if (!c.base.has(WEIGHTS_FILE) && !c.base.has(WEIGHTS_INDEX_FILE)) throw new RunBundleError(`the base has no ${WEIGHTS_FILE}`);
-  for (const [name, bytes] of c.base) later.push([`${BASE_DIR}/${safeName('base file', name)}`, bytes]);
+  if (!ref) {
+    for (const name of [CONFIG_FILE, TOKENIZER_FILE]) if (!c.base.has(name)) throw new RunBundleError(`the base has no ${name}`);
+    if (!c.base.has(WEIGHTS_FILE) && !c.base.has(WEIGHTS_INDEX_FILE)) throw new RunBundleError(`the base has no ${WEIGHTS_FILE}`);
+    for (const [name, bytes] of c.base) later.push([`${BASE_DIR}/${safeName('base file', name)}`, bytes]);
+  }
   for (const [field, dir] of [['adapters', 'adapters'], ['initialAdapters', 'initial_adapters']] as const) {
     for (const [key, fm] of Object.entries(c[field])) {
       const p = `${dir}/${safeName('adapter key', key)}`;
@@ -225,7 +235,7 @@ export function writeRunBundle(c: RunBundleContent): FileMap {
     later.push([BATCHES_FILE, jsonl(c.batches)]);
     files.batches = { path: BATCHES_FILE, count: c.batches.length };
   }
-  const json: RunBundleJson = { format: RUN_BUNDLE_FORMAT, version: RUN_BUNDLE_VERSION, ...c.meta, files };
+  const json: RunBundleJson = { format: RUN_BUNDLE_FORMAT, version: ref ? BASE_REF_VERSION : RUN_BUNDLE_VERSION, ...c.meta, files };
   out.set(RUN_FILE, enc.encode(JSON.stringify(json, null, 2) + '\n'));
   for (const [k, v] of later) out.set(k, v);
   return out;
@@ -291,8 +301,10 @@ function checkBatch(v: unknown, where: string, agents: number): BundleBatch {
  * Reads a bundle from its files (a folder or a zip, names relative to its root; a single top folder
  * is looked through) and checks it: the format and version, every file run.json lists, each JSONL
  * line, and that every adapter fits the base. Throws RunBundleError naming the file and what is wrong.
+ * A bundle that references its base (files.baseRef) needs `opts.base`: its files as resolveBundleBase
+ * (base-ref.ts) fetched and checked them against the recorded digest.
  */
-export function readRunBundle(input: ReadonlyMap<string, Uint8Array>): RunBundleContent & { json: RunBundleJson } {
+export function readRunBundle(input: ReadonlyMap<string, Uint8Array>, opts: { base?: FileMap } = {}): RunBundleContent & { json: RunBundleJson } {
   let files = input;
   if (!files.has(RUN_FILE)) {
     const tops = new Set([...files.keys()].map((k) => k.split('/')[0]));
@@ -311,7 +323,7 @@ export function readRunBundle(input: ReadonlyMap<string, Uint8Array>): RunBundle
   need(isObj(json), RUN_FILE, 'not a JSON object');
   need(json.format === RUN_BUNDLE_FORMAT, RUN_FILE, `format is ${JSON.stringify(json.format)}, not ${JSON.stringify(RUN_BUNDLE_FORMAT)}`);
   need(isInt(json.version), RUN_FILE, 'version is not an integer');
-  need(json.version <= RUN_BUNDLE_VERSION, RUN_FILE, `version ${json.version} was written by a newer playground (this one reads version ${RUN_BUNDLE_VERSION})`);
+  need(json.version <= BASE_REF_VERSION, RUN_FILE, `version ${json.version} was written by a newer playground (this one reads versions up to ${BASE_REF_VERSION})`);
   need(json.version >= 1, RUN_FILE, `version ${json.version} is not a bundle version`);
   const c = json.config;
   need(isObj(c) && typeof c.task === 'string' && typeof c.method === 'string' && isObj(c.topology) && isInt(c.seed), RUN_FILE, 'config is not a run configuration (task, method, topology, seed)');
@@ -320,7 +332,7 @@ export function readRunBundle(input: ReadonlyMap<string, Uint8Array>): RunBundle
   for (const a of agents) need(isObj(a) && typeof a.id === 'string' && typeof a.final === 'boolean' && Array.isArray(a.predecessors), RUN_FILE, 'each agent needs id, final and predecessors');
   need(agents.filter((a) => a.final).length === 1 && agents[agents.length - 1].final, RUN_FILE, 'exactly one final agent, listed last');
   const f = json.files;
-  need(isObj(f) && typeof f.base === 'string' && isObj(f.adapters) && isObj(f.initialAdapters) && isObj(f.episodes), RUN_FILE, 'files must say where the base, adapters and episodes are');
+  need(isObj(f) && (typeof f.base === 'string' || (f.base === null && f.baseRef !== undefined)) && isObj(f.adapters) && isObj(f.initialAdapters) && isObj(f.episodes), RUN_FILE, 'files must say where the base, adapters and episodes are');
   // every path inside the bundle, every adapter key a folder name (bundle-paths.ts: the companion's rule too)
   for (const group of ['adapters', 'initialAdapters'] as const) {
     for (const k of Object.keys(f[group] as object)) {
@@ -337,14 +349,26 @@ export function readRunBundle(input: ReadonlyMap<string, Uint8Array>): RunBundle
   delete meta.version;
   delete meta.files;
 
-  const base = folder(files, f.base);
-  for (const n of [CONFIG_FILE, TOKENIZER_FILE]) need(base.has(n), `${f.base}/${n}`, 'missing');
-  need(base.has(WEIGHTS_FILE) || base.has(WEIGHTS_INDEX_FILE), `${f.base}/${WEIGHTS_FILE}`, 'missing');
+  // a referenced base: checked here as a held one is, once the caller resolved and verified it
+  let base: FileMap;
+  let baseWhere: string;
+  if (typeof f.base === 'string') {
+    need(f.baseRef === undefined, RUN_FILE, 'files.base and files.baseRef: a bundle holds its base or references it, not both');
+    base = folder(files, f.base);
+    baseWhere = f.base;
+  } else {
+    const ref = checkBaseRef(f.baseRef);
+    need(opts.base, RUN_FILE, `the base is referenced (${ref.source} ${ref.id}${ref.revision ? `@${ref.revision}` : ''}, sha256 ${ref.sha256}), not held: resolve it first (resolveBundleBase, src/storage/base-ref.ts)`);
+    base = opts.base;
+    baseWhere = `the referenced base (${ref.source} ${ref.id})`;
+  }
+  for (const n of [CONFIG_FILE, TOKENIZER_FILE]) need(base.has(n), `${baseWhere}/${n}`, 'missing');
+  need(base.has(WEIGHTS_FILE) || base.has(WEIGHTS_INDEX_FILE), `${baseWhere}/${WEIGHTS_FILE}`, 'missing');
   let baseConfig;
   try {
     baseConfig = validateConfig(JSON.parse(dec.decode(base.get(CONFIG_FILE)!)));
   } catch (e) {
-    throw new RunBundleError(`${f.base}/${CONFIG_FILE}: ${(e as Error).message}`);
+    throw new RunBundleError(`${baseWhere}/${CONFIG_FILE}: ${(e as Error).message}`);
   }
   const readAdapters = (list: Record<string, unknown>): Record<string, FileMap> => {
     const out: Record<string, FileMap> = {};

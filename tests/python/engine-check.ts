@@ -19,7 +19,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createNodeGpu } from '../../src/gpu/node';
-import { readTree, writeTree } from '../../src/cli/export-run';
+import { writeTree } from '../../src/cli/export-run';
+import { readBundleFolder } from '../../src/cli/base-ref-node';
 import { loadBaseModel, readFolder } from '../../src/cli/files';
 import { wilson95 } from '../../src/mas/base-eval';
 import { controlsFor, defaultRunConfig, MasEngine, Run } from '../../src/mas/run';
@@ -29,7 +30,7 @@ import { Rollout, type RolloutAgent } from '../../src/mas/rollout';
 import { presetForTask } from '../../src/mas/topology';
 import type { MethodName, RunConfig } from '../../src/mas/run-types';
 import { decodeAdapter, loraKey, type LoraTarget } from '../../src/storage/peft';
-import { readRunBundle, writeRunBundle, type BundleEpisode } from '../../src/storage/run-bundle';
+import { writeRunBundle, type BundleEpisode } from '../../src/storage/run-bundle';
 import { makeTask, type Split, type TaskName } from '../../src/tasks/tasks';
 
 interface Case {
@@ -242,10 +243,11 @@ async function make(out: string, argv: string[]): Promise<void> {
 }
 
 async function evalBundle(bundleDir: string, out: string, argv: string[]): Promise<void> {
-  const b = readRunBundle(await readTree(bundleDir));
+  // a bundle that references its base (files.baseRef) is resolved and its digest checked here too
+  const { bundle: b, baseDir } = await readBundleFolder(bundleDir);
   const splits = (flag(argv, 'splits') ?? 'heldout').split(',') as Split[];
   const gpu = await createNodeGpu();
-  const base = await loadBaseModel(path.join(bundleDir, b.json.files.base));
+  const base = await loadBaseModel(baseDir);
   const engine = new MasEngine(gpu, base);
   const run = new Run(engine, b.json.config);
   try {
