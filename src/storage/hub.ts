@@ -93,7 +93,9 @@ export function memoryHubStore(): HubStore & { files: Map<string, Uint8Array> } 
       return (parts.get(name) ?? []).reduce((n, c) => n + c.length, 0);
     },
     async append(name, chunk) {
-      parts.set(name, [...(parts.get(name) ?? []), chunk.slice()]);
+      const list = parts.get(name) ?? [];
+      list.push(chunk.slice());
+      parts.set(name, list);
     },
     async read(name) {
       return files.get(name) ?? join(parts.get(name) ?? []);

@@ -12,12 +12,9 @@ import { errorText, getEngine } from '../engine';
 import { formatBytes } from '../format';
 import { useLibrary } from '../stores/library';
 
+/** ?hub= as given (a bad address is named when Fetch is pressed), else the default. */
 function initialHost(): string {
-  try {
-    return hubHost(new URLSearchParams(window.location.search).get('hub'));
-  } catch {
-    return hubHost();
-  }
+  return new URLSearchParams(window.location.search).get('hub')?.trim() || hubHost();
 }
 
 /** Throws in words when the site may not store `bytes` more (the estimate is all a page can know). */
