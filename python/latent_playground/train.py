@@ -174,10 +174,14 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
     settings = {"dtype": dtype, "attn": attn, "precision": precision, "base": base, "gradAccum": grad_accum, "perDeviceBatch": per_device_batch,
                 "gradCheckpointing": grad_checkpointing, "out": str(out) if out else None}
     ckroot = Path(checkpoint_dir) if checkpoint_dir else (checkpoint_root(out) if out else None)
-    if ckroot is not None and state is None and ckroot.exists() and acc.is_main_process:
+    stale = ckroot is not None and state is None and ckroot.exists()
+    acc.wait_for_everyone()  # every process has looked before rank 0 removes anything
+    if stale:
         if not force:
             raise FileExistsError(f"{ckroot} holds checkpoints of an earlier run: resume it with --resume {ckroot}, or pass --force to start over")
-        shutil.rmtree(ckroot)
+        if acc.is_main_process:
+            shutil.rmtree(ckroot)
+    acc.wait_for_everyone()
     board = Board(tensorboard if acc.is_main_process else None, bundle.config, write_config=state is None)
     evaluate = InTraining(team, tokenizer, (rank, world), acc.autocast)
     if acc.is_main_process:
@@ -189,9 +193,9 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
     def checkpoint(t: int, sig: str, seconds: float) -> Path | None:
         if ckroot is None:
             return None
-        saved = save_tensors(params, opt)
         path = None
         if acc.is_main_process:
+            saved = save_tensors(params, opt)
             st = {"step": t, "stepsDone": done_before + t, "nextBatch": done_before + t + 1, "lastBatchSignature": sig,
                   "phase": {"start": start, "steps": steps, "doneBefore": done_before, "lr": lr, "schedule": schedule},
                   "settings": settings, "source": source, "heldout": heldout, "losses": losses, "gradNorms": norms, "lrs": lrs, "seconds": seconds, "processes": world}

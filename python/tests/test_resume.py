@@ -91,6 +91,13 @@ def test_repeat_refuses_without_force(engine_dir, tmp_path, capsys):
     (other / "mine.txt").write_text("x")
     assert main(["train", str(src), "--steps", "1", "--out", str(other), "--force"]) == 1
     assert "not a run bundle" in capsys.readouterr().err and (other / "mine.txt").is_file()
+    # checkpoints of an earlier run to the same --out: resume them, or start over with --force
+    fresh = tmp_path / "fresh"
+    (tmp_path / "fresh-checkpoints" / "step-0000003").mkdir(parents=True)
+    assert main(["train", str(src), "--steps", "1", "--threads", "1", "--no-eval", "--out", str(fresh)]) == 1
+    assert f"resume it with --resume {tmp_path / 'fresh-checkpoints'}, or pass --force" in capsys.readouterr().err
+    assert main(["train", str(src), "--steps", "1", "--threads", "1", "--no-eval", "--out", str(fresh), "--force"]) == 0
+    assert (fresh / "run.json").is_file() and not (tmp_path / "fresh-checkpoints").exists()
 
 
 def test_sigterm_to_two_gloo_processes_checkpoints_and_resumes(engine_dir, tmp_path):
