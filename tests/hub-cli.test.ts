@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hubCacheDir } from '../src/cli/hub';
+import { acquireLock } from '../src/cli/lock';
 import { cli } from './cli-helpers';
 import { repoFromFolder, startHubServer, type HubServer } from './hub-server';
 
@@ -101,6 +102,22 @@ describe('cli hub and --model hf:', () => {
     expect(r.code).toBe(0);
     expect(fetched()).toEqual(['config.json', 'tokenizer.json', 'model.safetensors (from 12345)']);
     expect(new Uint8Array(await readFile(path.join(r.out.trim(), 'model.safetensors')))).toEqual(tiny.get('model.safetensors'));
+  });
+
+  it('one download per revision: a second command is refused while the first holds the lock', async () => {
+    const final = path.join(cache, 'test--tiny', hub.commit);
+    await mkdir(path.dirname(final), { recursive: true });
+    const lock = await acquireLock(final, '--model', 'hub hf:test/tiny (another command)');
+    try {
+      const r = await cli(['hub', 'hf:test/tiny']);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`--model ${final} is being written by another command (pid ${process.pid}`);
+      expect(r.err).toContain('hub hf:test/tiny (another command)');
+      expect(fetched()).toEqual([]);
+    } finally {
+      lock.release();
+    }
+    expect((await cli(['hub', 'hf:test/tiny'])).code).toBe(0);
   });
 
   it('refuses a bad id and an unknown model in words', async () => {
