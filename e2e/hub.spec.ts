@@ -29,9 +29,23 @@ test('a model from the Hub: refusals, a dropped connection resumed, imported, on
   await expect(page.getByTestId('hub-error')).toContainText('Test-org/gpt2 cannot be used here, so its weights were not fetched: config.json describes GPT2LMHeadModel');
   expect(hub.requests).toEqual(['test-org/gpt2/config.json']);
 
+  // the site's storage quota is checked before the weights: a quota too small refuses them
+  await page.evaluate(() => {
+    const real = navigator.storage.estimate.bind(navigator.storage);
+    (window as unknown as { realEstimate: typeof real }).realEstimate = real;
+    navigator.storage.estimate = async () => ({ usage: 9000, quota: 10_000 });
+  });
+  hub.requests.length = 0;
+  await page.getByTestId('hub-repo').fill('test-org/hub-llama');
+  await page.getByTestId('hub-fetch').click();
+  await expect(page.getByTestId('hub-error')).toContainText(/Not enough storage: this model needs [\d.]+ ?[KM]?B but this site may store only [\d.]+ ?[KM]?B more .*no weights were fetched/);
+  expect(hub.requests.filter((r) => r.includes('.safetensors'))).toEqual([]);
+  await page.evaluate(() => {
+    navigator.storage.estimate = (window as unknown as { realEstimate: typeof navigator.storage.estimate }).realEstimate;
+  });
+
   // a wrong checksum: refused, nothing stored
   hub.wrongSha = 'model.safetensors';
-  await page.getByTestId('hub-repo').fill('test-org/hub-llama');
   await page.getByTestId('hub-fetch').click();
   await expect(page.getByTestId('hub-error')).toContainText(/Model\.safetensors has sha256 [0-9a-f]{64}, the Hub says 0{64}: .*nothing of test-org\/hub-llama was stored/);
   await expect(rows).toHaveCount(0);
