@@ -17,6 +17,8 @@ from .bundle_safety import BundleError, check_config, check_episode, check_files
 
 FORMAT = "latent-playground-run"
 VERSION = 1
+# a bundle that references its base (files.baseRef, base_ref.py) is version 2: a version-1 reader refuses it plainly
+BASE_REF_VERSION = 2
 SPLITS = ("train", "heldout", "ood")
 
 
@@ -37,6 +39,8 @@ class Bundle:
     batches: list = field(default_factory=list)
     latent_map: LatentMap | None = None
     _tmp: object = None
+    # a referenced base (files.baseRef): its folder, resolved and digest-checked by read_bundle
+    base_path: Path | None = None
 
     @property
     def config(self) -> dict:
@@ -52,6 +56,8 @@ class Bundle:
 
     @property
     def base_dir(self) -> Path:
+        if self.base_path is not None:
+            return self.base_path
         return inside(self.root, self.json["files"]["base"], "files.base")
 
     def adapter_dir(self, key: str, initial: bool = False) -> Path:
@@ -101,8 +107,10 @@ def _lines(path: Path, count: int, where: str) -> list:
     return out
 
 
-def read_bundle(path: str | Path) -> Bundle:
-    """Reads and checks a bundle (a folder, or a zip unpacked into a temporary folder)."""
+def read_bundle(path: str | Path, base: str | Path | None = None) -> Bundle:
+    """Reads and checks a bundle (a folder, or a zip unpacked into a temporary folder). A bundle that
+    references its base (files.baseRef) has it resolved (or taken from `base`) and refused unless its
+    weights have the recorded sha256 (base_ref.py)."""
     path = Path(path)
     tmp = None
     if path.is_file() and zipfile.is_zipfile(path):
@@ -134,7 +142,7 @@ def read_bundle(path: str | Path) -> Bundle:
     _need(meta.get("format") == FORMAT, "run.json", f"format is {meta.get('format')!r}, not {FORMAT!r}")
     v = meta.get("version")
     _need(isinstance(v, int), "run.json", "version is not an integer")
-    _need(v <= VERSION, "run.json", f"version {v} was written by a newer playground (this one reads version {VERSION})")
+    _need(v <= BASE_REF_VERSION, "run.json", f"version {v} was written by a newer playground (this one reads versions up to {BASE_REF_VERSION})")
     _need(v >= 1, "run.json", f"version {v} is not a bundle version")
     for k in ("config", "method", "agents", "files", "tokens", "maxAnswerTokens", "positions", "training"):
         _need(k in meta, "run.json", f"{k} is missing")
@@ -146,21 +154,32 @@ def read_bundle(path: str | Path) -> Bundle:
     agents = meta["agents"]
     _need(sum(a["final"] for a in agents) == 1 and agents[-1]["final"], "run.json", "exactly one final agent, listed last")
     files = meta["files"]
-    base = inside(root, files["base"], "files.base")
-    _need(base.is_dir(), files["base"], "missing (run.json lists it)")
-    # transformers reads whatever the base folder holds: none of it may be a link out of the bundle
-    for f in sorted(base.iterdir()):
-        inside(root, f"{files['base']}/{f.name}", "files.base")
-    for n in ("config.json", "tokenizer.json"):
-        _need((base / n).is_file(), f"{files['base']}/{n}", "missing")
-    _need((base / "model.safetensors").is_file() or (base / "model.safetensors.index.json").is_file(), f"{files['base']}/model.safetensors", "missing")
+    base_path = None
+    if files.get("base") is None and "baseRef" in files:
+        from .base_ref import describe, resolve_base
+
+        base_path = resolve_base(files["baseRef"], root, base)
+        where = f"the referenced base ({describe(files['baseRef'])})"
+        for n in ("config.json", "tokenizer.json"):
+            _need((base_path / n).is_file(), f"{where}/{n}", "missing")
+        _need((base_path / "model.safetensors").is_file() or (base_path / "model.safetensors.index.json").is_file(), f"{where}/model.safetensors", "missing")
+    else:
+        _need("baseRef" not in files, "run.json", "files.base and files.baseRef: a bundle holds its base or references it, not both")
+        base = inside(root, files["base"], "files.base")
+        _need(base.is_dir(), files["base"], "missing (run.json lists it)")
+        # transformers reads whatever the base folder holds: none of it may be a link out of the bundle
+        for f in sorted(base.iterdir()):
+            inside(root, f"{files['base']}/{f.name}", "files.base")
+        for n in ("config.json", "tokenizer.json"):
+            _need((base / n).is_file(), f"{files['base']}/{n}", "missing")
+        _need((base / "model.safetensors").is_file() or (base / "model.safetensors.index.json").is_file(), f"{files['base']}/model.safetensors", "missing")
     for group in ("adapters", "initialAdapters"):
         for key, p in files[group].items():
             d = inside(root, p, f"files.{group}.{key}")
             for f in ("adapter_config.json", "adapter_model.safetensors"):
                 # a link inside the folder may lead out too
                 _need(inside(d, f, f"files.{group}.{key}").is_file(), f"{p}/{f}", "missing")
-    b = Bundle(root=root, json=meta, _tmp=tmp)
+    b = Bundle(root=root, json=meta, _tmp=tmp, base_path=base_path)
     for split, e in files["episodes"].items():
         _need(split in SPLITS, "run.json", f"unknown split {split!r} in files.episodes")
         eps = _lines(inside(root, e["path"], f"files.episodes.{split}.path"), e["count"], e["path"])
@@ -216,7 +235,15 @@ def write_bundle(src: Bundle, out: Path, meta: dict, adapter_dirs: dict[str, Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         files = {"base": "base", "adapters": {}, "initialAdapters": {}, "latentMap": None, "episodes": {}, "batches": None}
-        _copy_tree(src.base_dir, tmp / "base")
+        ref = src.json["files"].get("baseRef")
+        if ref is not None:
+            # the source referenced its base: so does the new bundle (the same weights, by digest)
+            files["base"] = None
+            files["baseRef"] = ref
+            if ref["source"] == "folder" and not Path(ref["id"]).is_absolute():
+                files["baseRef"] = {**ref, "id": str(src.base_dir)}
+        else:
+            _copy_tree(src.base_dir, tmp / "base")
         for key, d in adapter_dirs.items():
             _copy_tree(Path(d), tmp / "adapters" / key)
             files["adapters"][key] = f"adapters/{key}"
@@ -234,7 +261,7 @@ def write_bundle(src: Bundle, out: Path, meta: dict, adapter_dirs: dict[str, Pat
         if sf.get("batches"):
             shutil.copy2(inside(src.root, sf["batches"]["path"], "files.batches.path"), tmp / "batches.jsonl")
             files["batches"] = {"path": "batches.jsonl", "count": sf["batches"]["count"]}
-        doc = {"format": FORMAT, "version": VERSION, **{k: v for k, v in meta.items() if k not in ("format", "version", "files")}, "files": files}
+        doc = {"format": FORMAT, "version": BASE_REF_VERSION if ref is not None else VERSION, **{k: v for k, v in meta.items() if k not in ("format", "version", "files")}, "files": files}
         (tmp / "run.json").write_text(json.dumps(doc, indent=2) + "\n")
         tmp.rename(out)
     except BaseException:

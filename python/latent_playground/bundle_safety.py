@@ -86,7 +86,8 @@ def path_message(where: str, p, problem: str) -> str:
 
 def bundle_paths(files: dict) -> list[tuple[str, object]]:
     """Every path run.json's `files` names, with where it is (the engine's bundlePaths)."""
-    out = [("files.base", files.get("base"))]
+    # a referenced base (files.base None, files.baseRef: base_ref.py) names no path inside the bundle
+    out = [] if files.get("base") is None and "baseRef" in files else [("files.base", files.get("base"))]
     for group in ("adapters", "initialAdapters"):
         g = files.get(group)
         if isinstance(g, dict):

@@ -72,8 +72,8 @@ def test_refusals(engine_dir, tmp_path, capsys):
     newer = tmp_path / "newer"
     shutil.copytree(src, newer)
     meta = json.loads((newer / "run.json").read_text())
-    (newer / "run.json").write_text(json.dumps({**meta, "version": 2}))
-    with pytest.raises(BundleError, match="version 2 was written by a newer playground"):
+    (newer / "run.json").write_text(json.dumps({**meta, "version": 3}))
+    with pytest.raises(BundleError, match="version 3 was written by a newer playground"):
         read_bundle(newer)
     assert main(["eval", str(newer)]) == 1
     (newer / "run.json").write_text(json.dumps(meta))

@@ -1,0 +1,98 @@
+"""A run bundle that references its base instead of holding it (docs/run-bundle.md, the engine's
+src/storage/base-ref.ts): run.json has ``files.base: null`` and ``files.baseRef`` = {source, id,
+revision?, sha256}. The base is found by the reference (a folder, relative to the bundle's folder or
+absolute; a Hub model in the Hugging Face cache; the page's library, which only a given folder can
+stand for) and refused unless its weights have the recorded digest."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from .bundle_safety import BundleError
+
+SOURCES = ("library", "hub", "folder")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _sha256_file(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_digest(folder: Path) -> str:
+    """The sha256 of model.safetensors; for a sharded base, the sha256 of the text "<name> <sha256>\\n"
+    over the index and then each shard in name order (the engine's weightsDigest)."""
+    folder = Path(folder)
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return _sha256_file(single)
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        raise BundleError(f"{folder}: the base has neither model.safetensors nor model.safetensors.index.json")
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise BundleError(f"{index}: no weight_map ({e})") from None
+    lines = [f"model.safetensors.index.json {_sha256_file(index)}\n"]
+    for s in sorted(set(map(str, weight_map.values()))):
+        if not (folder / s).is_file():
+            raise BundleError(f"the base's model.safetensors.index.json names the shard {s}, which {folder} does not hold")
+        lines.append(f"{s} {_sha256_file(folder / s)}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def check_base_ref(v) -> dict:
+    """run.json's files.baseRef, checked as the engine checks it."""
+    def bad(what):
+        return BundleError(f"run.json: files.baseRef {what}")
+    if not isinstance(v, dict):
+        raise bad("must be an object {source, id, revision?, sha256}")
+    if v.get("source") not in SOURCES:
+        raise bad(f"source must be one of {', '.join(SOURCES)}, got {json.dumps(v.get('source'))}")
+    if not isinstance(v.get("id"), str) or not v["id"].strip():
+        raise bad("id must be a non-empty string")
+    if "revision" in v and (not isinstance(v["revision"], str) or not v["revision"] or v["source"] != "hub"):
+        raise bad("revision is a non-empty string, and only for a Hub reference")
+    if v["source"] == "hub" and not _HUB_ID.match(v["id"]):
+        raise bad(f"id {json.dumps(v['id'])} is not a Hub repo id (org/name)")
+    if not isinstance(v.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", v["sha256"]):
+        raise bad("sha256 must be 64 lowercase hex digits (the digest of the base's weights)")
+    return v
+
+
+def describe(ref: dict) -> str:
+    return f"{ref['source']} {ref['id']}" + (f"@{ref['revision']}" if ref.get("revision") else "")
+
+
+def ref_folder(ref: dict, bundle_root: Path) -> Path:
+    """The folder a reference names (without checking its digest)."""
+    if ref["source"] == "folder":
+        return (Path(bundle_root) / ref["id"]).resolve()
+    if ref["source"] == "hub":
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(repo_id=ref["id"], revision=ref.get("revision"), local_files_only=True))
+        except Exception as e:  # not in the cache (no download is made here)
+            raise BundleError(f"the base referenced as {describe(ref)} is not in the Hugging Face cache ({type(e).__name__}): "
+                              f"download it there (huggingface-cli download {ref['id']}), or give the base folder") from None
+    raise BundleError(f"the base referenced as {describe(ref)} lives in the page's library: export it from the page (Library, Export) "
+                      "and give that folder as the base (read_bundle(path, base=FOLDER))")
+
+
+def resolve_base(ref, bundle_root: Path, base: str | Path | None = None) -> Path:
+    """The referenced base's folder (`base` when given), refused unless its weights have the recorded digest."""
+    ref = check_base_ref(ref)
+    folder = Path(base).resolve() if base is not None else ref_folder(ref, bundle_root)
+    if not folder.is_dir():
+        raise BundleError(f"the base referenced as {describe(ref)} cannot be read: {folder} is not a folder")
+    got = weights_digest(folder)
+    if got != ref["sha256"]:
+        raise BundleError(f"the base referenced as {describe(ref)} has weights with sha256 {got}, but run.json records {ref['sha256']}: "
+                          "these are not the weights the run was trained on (restore that base, or point the reference at the right one)")
+    return folder
