@@ -11,7 +11,8 @@
 //   download resumes from the .part bytes next time; a wrong checksum discards that file's bytes.
 // - One download per revision at a time: the lock of lock.ts on <commit>.
 // - Without the Hub (no network), a revision already cached under refs/ is used, with a note.
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,6 +66,16 @@ export function folderHubStore(dir: string): HubStore {
       await close(n);
       await fsp.rm(part(n), { force: true });
       await fsp.rm(path.join(dir, n), { force: true });
+    },
+    // streamed, so a shard of several GB is checked without holding it in memory
+    async hash(n, algo) {
+      await close(n);
+      const done = path.join(dir, n);
+      const file = (await statOrNull(done)) ? done : part(n);
+      const h = createHash(algo === 'sha256' ? 'sha256' : 'sha1');
+      if (algo === 'git-blob') h.update(`blob ${(await fsp.stat(file)).size}\0`);
+      for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+      return h.digest('hex');
     },
     async commit(n) {
       await close(n);

@@ -101,22 +101,33 @@ export function shardsOf(info: HubInfo, indexBytes: Uint8Array): HubFile[] {
 
 const toHex = (b: ArrayBuffer) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, '0')).join('');
 
-/**
- * Checks fetched bytes against the Hub's metadata: the size always, then the sha256 (LFS files) or
- * the git blob id (other files). Returns null when they match, else what differs.
- */
-export async function checkFile(f: HubFile, bytes: Uint8Array): Promise<string | null> {
-  if (bytes.length !== f.size) return `${f.name} is ${bytes.length} bytes, the Hub says ${f.size}`;
-  if (f.sha256) {
-    const got = toHex(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-    return got === f.sha256 ? null : `${f.name} has sha256 ${got}, the Hub says ${f.sha256}`;
-  }
-  if (f.blobId) {
+/** What a file's bytes hash to: hex SHA-256, or the hex SHA-1 of the git object ("blob {size}\0" + bytes). */
+export type FileHasher = (algo: 'sha256' | 'git-blob') => Promise<string>;
+
+/** The hasher of bytes in memory (Web Crypto). */
+export function bytesHasher(bytes: Uint8Array): FileHasher {
+  return async (algo) => {
+    if (algo === 'sha256') return toHex(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
     const head = new TextEncoder().encode(`blob ${bytes.length}\0`);
     const obj = new Uint8Array(head.length + bytes.length);
     obj.set(head);
     obj.set(bytes, head.length);
-    const got = toHex(await crypto.subtle.digest('SHA-1', obj));
+    return toHex(await crypto.subtle.digest('SHA-1', obj));
+  };
+}
+
+/**
+ * Checks a fetched file against the Hub's metadata: its size always, then the sha256 (LFS files) or
+ * the git blob id (other files). Returns null when they match, else what differs.
+ */
+export async function checkFile(f: HubFile, size: number, hash: FileHasher): Promise<string | null> {
+  if (size !== f.size) return `${f.name} is ${size} bytes, the Hub says ${f.size}`;
+  if (f.sha256) {
+    const got = await hash('sha256');
+    return got === f.sha256 ? null : `${f.name} has sha256 ${got}, the Hub says ${f.sha256}`;
+  }
+  if (f.blobId) {
+    const got = await hash('git-blob');
     return got === f.blobId ? null : `${f.name} has git blob id ${got}, the Hub says ${f.blobId}`;
   }
   // the Hub lists every file with one of the two; a file with neither is checked by its size alone

@@ -9,7 +9,7 @@
 // Where the bytes go is the caller's (HubStore: the page keeps them in memory, the CLI in .part
 // files). No DOM, no Node APIs: fetch and Web Crypto only.
 import { engineConfigProblem, validateConfig, type LlamaConfig } from './checkpoint';
-import { checkFile, parseHubInfo, planFiles, shardsOf, type HubFile, type HubInfo } from './hub-files';
+import { bytesHasher, checkFile, parseHubInfo, planFiles, shardsOf, type FileHasher, type HubFile, type HubInfo } from './hub-files';
 import { HubError, hubFileUrl, hubInfoUrl, type HubRef } from './hub-host';
 
 export { HubError } from './hub-host';
@@ -27,6 +27,11 @@ export interface HubStore {
   discard(name: string): Promise<void>;
   /** `name` is complete and checked. */
   commit(name: string): Promise<void>;
+  /**
+   * The hash of the kept bytes of `name` (optional: a store whose files may not fit in memory streams
+   * them; without it the bytes are read and hashed with Web Crypto).
+   */
+  hash?(name: string, algo: 'sha256' | 'git-blob'): Promise<string>;
 }
 
 /** How far a download is. */
@@ -209,15 +214,16 @@ export async function downloadFromHub(o: HubDownloadOptions): Promise<HubDownloa
         if (e instanceof HubError || o.signal?.aborted) throw e;
         dropped = `the connection dropped at byte ${have} of ${f.size} (${(e as Error).message})`;
       }
-      failures = have > before ? 1 : failures + 1;
+      failures = have > before ? 0 : failures + 1;
       if (failures > retries) {
         throw new HubError(`${f.name}: ${dropped}, ${failures} tries in a row without progress; the ${have} bytes fetched are kept, so fetching again resumes there`);
       }
       report(f.name, `${f.name}: ${dropped}; resuming`);
       await sleep(500 * failures);
     }
-    const bytes = await o.store.read(f.name);
-    const wrong = await checkFile(f, bytes);
+    const hasher: FileHasher = o.store.hash ? (algo) => o.store.hash!(f.name, algo) : bytesHasher(await o.store.read(f.name));
+    // the size as stored, not as counted on the way
+    const wrong = await checkFile(f, await o.store.partial(f.name), hasher);
     if (wrong) {
       await o.store.discard(f.name);
       throw new HubError(`${wrong}: the file is corrupt or changed on the way; it was discarded and nothing of ${info.repo} was stored`);
