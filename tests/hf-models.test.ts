@@ -332,6 +332,13 @@ describe('the page\u2019s import (the worker engine)', () => {
     const noTok = hfCheckpoint({ type: 'llama', tokenizer: null, seed: 99 });
     const r2 = await engine.importFiles([{ name: 'llama-no-tokenizer.zip', bytes: zipSync(Object.fromEntries(noTok.files)) }]);
     await expect(engine.estimateRun({ ...cfg, modelId: r2.id })).rejects.toThrow(/has no tokenizer.json: a run writes its task as text/);
+    // named from its zip, marked as without a tokenizer, and the refusal names it so (never by its library id)
+    expect(r2.name).toBe('llama-no-tokenizer');
+    expect((await engine.listModels()).find((m) => m.id === r2.id)).toMatchObject({ name: 'llama-no-tokenizer', tokenizer: false });
+    expect(entry.tokenizer).toBeUndefined();
+    const refusal = await engine.estimateRun({ ...cfg, modelId: r2.id }).catch((e) => e as Error);
+    expect((refusal as Error).message).toContain("the base model 'llama-no-tokenizer' has no tokenizer.json");
+    expect((refusal as Error).message).not.toContain(r2.id);
   });
 });
 
