@@ -71,6 +71,9 @@ describe('chat rendering', () => {
     expect(r.skyline(ep)).toBe(`${SYSTEM}<|im_start|>user\n${WORD_RENDERING.skyline(ep).slice(5)}<|im_end|>\n<|im_start|>assistant\n`);
     expect(r.prompt(ep, 0, { send: true })).toContain('\nMessage:<|im_end|>\n<|im_start|>assistant\n');
     expect(r.target(ep)).toBe(`${ep.answer}<eos>`);
+    expect(r.head).toBe(`${SYSTEM}<|im_start|>user\n`);
+    expect(r.prompt(ep, task.finalRole, { final: true, messages: ['3 x'] }).startsWith(`${r.head}Message:3 x\n`)).toBe(true);
+    expect(() => chatRenderingFromConfig({ chat_template: '{{ bos_token }}hello' })).toThrow(/does not write the user's message/);
     expect(r.maxAnswerChars(task)).toBe(task.maxAnswerLength);
     expect(r.part(ep, 0)).toBe(WORD_RENDERING.part(ep, 0));
     expect(r.message).toBe(WORD_RENDERING.message);

@@ -21,6 +21,7 @@ from .tasks import BOS, EOS, Episode
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 _ANSWER_RUN = re.compile(r"-?[0-9]+|[A-Za-z]+")
 _MARK = "ZqxAnswerMarkZqx"
+_CONTENT = "ZqxContentMarkZqx"
 
 
 def _token_text(v):
@@ -74,6 +75,11 @@ class ChatRendering:
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.end_of_turn = self._end_of_turn()
         self.stops = tuple(s for s in (self.end_of_turn, _token_text(config.get("eos_token"))) if s)
+        marked = self.chat(_CONTENT)
+        if _CONTENT not in marked:
+            raise ValueError(f"{cfg_path}: its chat_template does not write the user's message")
+        # every prompt's text up to the user turn's content (a text receiver's messages follow it)
+        self.head = marked[:marked.index(_CONTENT)]
 
     def chat(self, content: str) -> str:
         """The template over one user turn with the generation prompt (apply_chat_template, tokenize=False)."""

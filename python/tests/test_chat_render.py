@@ -96,7 +96,7 @@ for (const [name, d] of JSON.parse(cases)) {{
     for (const [kind, text] of Object.entries(texts)) rows.push({{ task: name, d, key: ep.key, kind, text, ids: tk.encode(text) }});
   }}
 }}
-writeFileSync(out, JSON.stringify({{ endOfTurn: r.endOfTurn, rows }}));
+writeFileSync(out, JSON.stringify({{ endOfTurn: r.endOfTurn, head: r.head, rows }}));
 """
 
 
@@ -142,6 +142,7 @@ def check_folder(engine: Path, folder: Path, tmp_path: Path, end_of_turn: str) -
     assert got["endOfTurn"] == end_of_turn
     port = ChatRendering(folder)
     assert port.end_of_turn == end_of_turn
+    assert port.head == got["head"] and all(row["text"].startswith(got["head"]) for row in got["rows"])
     eps = {}
     for task_name, d in CASES:
         task = make_task(task_name, d)

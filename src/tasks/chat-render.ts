@@ -48,6 +48,11 @@ export type ChatTaskRendering = TaskRendering & {
   readonly endOfTurn: string | null;
   /** the template applied to one user turn, with the generation prompt */
   chat(content: string): string;
+  /**
+   * The text every prompt starts with, up to the user turn's content (a text receiver's messages come
+   * right after it: a run bundle's messagesAt is its token count, where the word rendering has <bos>).
+   */
+  readonly head: string;
 };
 
 export interface ChatMessage {
@@ -177,12 +182,17 @@ export function chatRenderingFromConfig(config: Record<string, unknown> | null |
   const t = new ChatTemplate(config);
   const stops = [t.endOfTurn, tokenText(config?.eos_token)].filter((s): s is string => !!s);
   const chat = (content: string) => t.render([{ role: 'user', content }], true);
+  const mark = 'ZqxContentMarkZqx';
+  const marked = chat(mark);
+  if (marked.indexOf(mark) < 0) throw new Error(`${TOKENIZER_CONFIG_FILE}: its chat_template does not write the user's message`);
+  const head = marked.slice(0, marked.indexOf(mark));
   const message: MessageFormat = WORD_RENDERING.message;
   const extractAnswer = (decoded: string) => chatExtract(decoded, stops);
   return Object.freeze({
     name: 'chat' as const,
     endOfTurn: t.endOfTurn,
     chat,
+    head,
     part: (ep: Episode, i: number) => WORD_RENDERING.part(ep, i),
     prompt: (ep: Episode, part: number | 'none', opts: PromptOptions = {}) => chat(withoutBos(WORD_RENDERING.prompt(ep, part, opts))),
     target: (ep: Episode) => `${ep.answer}${EOS}`,
