@@ -104,6 +104,9 @@ describe('the page\'s run bundle, from a stored record', () => {
     await e.listModels();
     await e.saveRun(record({ baseModelId: 'model:gone' }));
     await expect(e.runBundle('run:test-1')).rejects.toThrow('the base model "model:gone" of this run is no longer in the library: import it again to export the run');
+    // by the name the record keeps, when it keeps one (never the library's id)
+    await e.saveRun(record({ id: 'run:test-2', baseModelId: 'model:gone', baseName: 'my base' }));
+    await expect(e.runBundle('run:test-2')).rejects.toThrow("the base model 'my base' of this run is no longer in the library");
   });
 
   it('an adapter set of a base that is not in the library says which base it needs', async () => {

@@ -885,7 +885,7 @@ export class Engine implements EngineApi, EngineRunRecords {
     const rec = await this.library.runRecord(id);
     if (rec.kind !== 'run') throw new Error('a comparison has no run bundle: export its report instead');
     if (!(await this.library.hasModel(rec.baseModelId))) {
-      throw new Error(`the base model ${JSON.stringify(rec.baseModelId)} of this run is no longer in the library: import it again to export the run`);
+      throw new Error(`the base model ${rec.baseName ? `'${rec.baseName}'` : JSON.stringify(rec.baseModelId)} of this run is no longer in the library: import it again to export the run`);
     }
     const baseFiles = await this.library.files('model', rec.baseModelId);
     const base = await this.loadBase(rec.baseModelId);

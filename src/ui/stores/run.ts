@@ -385,7 +385,7 @@ export const useRun = create<RunStore>((setState, getState) => {
         const why = continueProblem(rec);
         if (why) throw new Error(why);
         if (!useLibrary.getState().models.some((m) => m.id === rec.baseModelId)) {
-          throw new Error(`its base model ${JSON.stringify(rec.baseModelId)} is no longer in the library: import it again to continue the run`);
+          throw new Error(`its base model ${rec.baseName ? `'${rec.baseName}'` : JSON.stringify(rec.baseModelId)} is no longer in the library: import it again to continue the run`);
         }
         if (getState().state !== 'idle') await getState().reset();
         const app = useApp.getState();
