@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { hubCacheDir } from '../src/cli/hub';
+import { cachedHubFolder, hubCacheDir } from '../src/cli/hub';
 import { acquireLock } from '../src/cli/lock';
 import { cli } from './cli-helpers';
 import { repoFromFolder, startHubServer, type HubServer } from './hub-server';
@@ -57,6 +57,10 @@ describe('cli hub and --model hf:', () => {
     // nothing left beside it but the refs
     expect((await readdir(path.join(cache, 'test--tiny'))).sort()).toEqual([hub.commit, 'refs']);
 
+    expect(await cachedHubFolder('test/tiny')).toBe(dir);
+    expect(await cachedHubFolder(`test/tiny@${hub.commit}`)).toBe(dir);
+    expect(await cachedHubFolder('test/tiny@v2')).toBeNull();
+    expect(await cachedHubFolder('test/other')).toBeNull();
     hub.requests.length = 0;
     const again = await cli(['hub', `hf:test/tiny@${hub.commit}`]);
     expect(again.out.trim()).toBe(dir);

@@ -93,6 +93,18 @@ export function folderHubStore(dir: string): HubStore {
 const repoFolder = (cache: string, ref: HubRef) => path.join(cache, ref.repo.replace('/', '--'));
 const refFile = (cache: string, ref: HubRef) => path.join(repoFolder(cache, ref), 'refs', encodeURIComponent(ref.revision));
 
+/**
+ * The cached folder of `ORG/NAME[@REV]` (REV a branch or tag through refs/, or a commit), or null
+ * when it is not in the cache; nothing is fetched.
+ */
+export async function cachedHubFolder(spec: string, cache = hubCacheDir()): Promise<string | null> {
+  const ref = parseHubRef(spec);
+  const byCommit = /^[0-9a-f]{40}$/.test(ref.revision) ? ref.revision : null;
+  const commit = byCommit ?? (await fsp.readFile(refFile(cache, ref), 'utf8').then((s) => s.trim(), () => null));
+  const dir = commit && /^[0-9a-f]{40}$/.test(commit) ? path.join(repoFolder(cache, ref), commit) : null;
+  return dir && (await statOrNull(dir))?.isDirectory() ? dir : null;
+}
+
 /** A progress line on stderr at most once a second (and every note, and the end). */
 function progressPrinter(label: string): (p: HubProgress) => void {
   let last = 0;
@@ -118,10 +130,9 @@ export async function fetchToCache(spec: string, opts: { cache?: string; host?: 
     info = await fetchHubInfo(host, ref);
   } catch (e) {
     // offline: a revision fetched before is used as it was
-    const commit = await fsp.readFile(refFile(cache, ref), 'utf8').then((s) => s.trim(), () => null);
-    const dir = commit && path.join(repoFolder(cache, ref), commit);
-    if (dir && (await statOrNull(dir))?.isDirectory()) {
-      console.error(`note: ${(e as Error).message}; using ${label} as cached at commit ${commit} (${dir})`);
+    const dir = await cachedHubFolder(spec, cache);
+    if (dir) {
+      console.error(`note: ${(e as Error).message}; using ${label} as cached at commit ${path.basename(dir)} (${dir})`);
       return dir;
     }
     throw e;
