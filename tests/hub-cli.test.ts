@@ -131,6 +131,12 @@ describe('cli hub and --model hf:', () => {
     expect(r.err).toMatch(/has no model test\/missing at revision main \(404\)/);
   });
 
+  it('experiment --model hf: goes through the Hub too (an unknown model is refused before any GPU work)', async () => {
+    const r = await cli(['experiment', '--preset', 'tiny', '--model', 'hf:test/missing@v1', '--seeds', '1']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/has no model test\/missing at revision v1 \(404\)/);
+  });
+
   it('generate --model hf:test/tiny fetches and runs the model', async () => {
     const r = await cli(['generate', '--model', 'hf:test/tiny', '--ids', '1,5,9', '--max-new-tokens', '3']);
     expect(r.code, r.err).toBe(0);
