@@ -4,6 +4,8 @@
 import type { AdapterReport } from '../gpu/device';
 import type { SelfTestResult } from '../gpu/selftest';
 import type { Split, TaskName } from '../tasks/tasks';
+import type { TimeEstimateReport, TimeMode } from '../mas/time-estimate';
+export type { TimeEstimateReport, TimeMode } from '../mas/time-estimate';
 import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, ProbeReport, RunCheckpoint, RunConfig, RunProgress, RunTrainingState } from '../mas/run-types';
 import type { AdapterData, AdapterEntry, ModelEntry, RunEntry, RunRecord } from '../storage/records';
 
@@ -101,6 +103,13 @@ export interface EngineApiExtras {
    * buffer beyond what the device can bind). Nothing is allocated. Imports, to include it.
    */
   estimateRun(config: RunConfig): Promise<RunMemoryReport>;
+  /**
+   * How long Train ('run': the first method, first seed) or Compare ('compare': every method and seed,
+   * both splits and the controls) of this setup would take: one training step and one evaluation
+   * batch per method are timed on this device (src/mas/time-estimate.ts); the report has the warning
+   * past 30 minutes. Refused while a run, pretraining or comparison holds the GPU.
+   */
+  estimateTime(req: CompareRequest, mode: TimeMode): Promise<TimeEstimateReport>;
   /**
    * Linear probes from the current run's received K/V (each latent position, layer, K and V) to each
    * part of the senders' content, fitted on train-split episodes and scored on heldout (src/mas/probe.ts);

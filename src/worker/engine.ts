@@ -31,6 +31,7 @@ import type {
 } from './api';
 import { runBundleContent } from '../mas/run-data';
 import { estimateRunMemory, memoryProblem } from '../mas/memory';
+import { estimateSetupTime, type TimeEstimateReport, type TimeMode } from '../mas/time-estimate';
 import { isRunBundle, writeRunBundle } from '../storage/run-bundle';
 import { importLabel, modelNameFromConfig, uniqueName } from '../storage/import-name';
 import { leftOutOfRun, leftOutWords } from '../storage/import-leftout';
@@ -61,7 +62,7 @@ export interface EngineOptions {
   storageEstimate?: () => Promise<{ usage: number | null; quota: number | null }>;
 }
 
-type Busy = 'run' | 'pretrain' | 'compare' | null;
+type Busy = 'run' | 'pretrain' | 'compare' | 'time' | null;
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -541,6 +542,23 @@ export class Engine implements EngineApi, EngineRunRecords {
     return { ...m, bufferLimit: Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize), problem: memoryProblem(m, limits, config) };
   }
 
+  /** The setup's time from one training step and one evaluation batch per method timed on this device (src/mas/time-estimate.ts). */
+  async estimateTime(req: CompareRequest, mode: TimeMode): Promise<TimeEstimateReport> {
+    if (this.runState === 'running' || this.runState === 'paused') throw new Error('the GPU is busy: a training run is active (reset it first)');
+    this.claim('time');
+    try {
+      for (const method of mode === 'run' ? req.methods.slice(0, 1) : req.methods) this.checkConfig({ ...req.base, method, seed: req.seeds[0] ?? 1 });
+      const base = await this.loadBase(req.base.modelId);
+      const gpu = await this.device();
+      return await estimateSetupTime(gpu, base, req, mode);
+    } catch (e) {
+      if (e instanceof DeviceLostError) this.gpu = null;
+      throw new Error(describeError(e));
+    } finally {
+      this.busy = null;
+    }
+  }
+
   async storageEstimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean | null }> {
     const storage = (globalThis.navigator as Navigator | undefined)?.storage;
     const est = storage?.estimate ? await storage.estimate() : undefined;
@@ -567,7 +585,7 @@ export class Engine implements EngineApi, EngineRunRecords {
 
   private claim(what: Exclude<Busy, null>): void {
     if (this.busy && this.busy !== what) {
-      const doing = { run: 'a training run is active (reset it first)', pretrain: 'a base model is being pretrained', compare: 'a comparison is running' }[this.busy];
+      const doing = { run: 'a training run is active (reset it first)', pretrain: 'a base model is being pretrained', compare: 'a comparison is running', time: 'a setup\u2019s time is being measured' }[this.busy];
       throw new Error(`the GPU is busy: ${doing}`);
     }
     this.busy = what;

@@ -22,6 +22,8 @@ import { compareAccuracySvg, compareCaption, compareLossSeries, compareLossSvg }
 import { pngFile, svgFile } from '../figure-png';
 import { accuracyOf, BoundsList, comparisonsOf, ControlsTable, intervalWords, PairedTable } from './CompareStats';
 import { CompareMeasures } from './CompareMeasures';
+import { TimeEstimate } from './TimeEstimate';
+import { runConfigOf } from '../state';
 import type { AccuracySummary } from '../../mas/paired';
 
 /** Training loss of each trained method, averaged over its seeds (smoothed lightly for display). */
@@ -219,6 +221,11 @@ export function ComparePanel() {
         </button>
         {blocked && !cmp.running && <span className="muted small" data-testid="compare-blocked">Cannot compare: {blocked}</span>}
       </div>
+      <TimeEstimate
+        mode="compare"
+        request={blocked || seedsBad || app.compareMethods.length === 0 ? null : (({ method: _m, seed: _s, ...base }) => ({ base, methods: app.compareMethods, seeds: app.compareSeeds }))(runConfigOf(app))}
+        blocked={cmp.running ? 'a comparison is running' : null}
+      />
       {(cmp.running || cmp.fraction > 0) && (
         <div className="compare-progress">
           <div className="bar thin" role="progressbar" aria-valuemin={0} aria-valuemax={1} aria-valuenow={cmp.fraction}>

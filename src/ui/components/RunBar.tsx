@@ -12,6 +12,8 @@ import { baseBlocker, useRunMemory } from '../stores/setup-check';
 import { copyBlocker, copyShownIntoNewRun } from '../stores/shown-run';
 import { formatBytes as mb, formatDate, formatDuration, formatNum } from '../format';
 import { setupVerdict } from '../verdict';
+import { runConfigOf } from '../state';
+import { TimeEstimate } from './TimeEstimate';
 
 /** A message with the engine's technical tail (the kernels in flight) folded away. */
 export function ErrorText({ text }: { text: string }) {
@@ -189,6 +191,13 @@ export function RunBar() {
           </span>
         </div>
         {!v && <MemoryLine report={memory.report} error={memory.error} batch={app.batch} />}
+        {!v && (
+          <TimeEstimate
+            mode="run"
+            request={envOk && blockers.length === 0 && !memoryBlocker ? (({ method, seed, ...base }) => ({ base, methods: [method], seeds: [seed] }))(runConfigOf(app)) : null}
+            blocked={active ? 'a run is active: its time left is shown above' : null}
+          />
+        )}
       </div>
       <div className="runbar-side">
         {confirmReset && run.state !== 'idle' && (
