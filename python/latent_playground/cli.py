@@ -198,7 +198,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--grad-accum", type=int, default=None, metavar="K", help="K micro-batches per step and process (batch = per-device x processes x K)")
     t.add_argument("--per-device-batch", type=int, default=None, metavar="P", help="rows per micro-batch and process (batch = P x processes x K)")
     t.add_argument("--grad-checkpointing", action="store_true", help="recompute each decoder layer's activations in the backward pass (less memory, about a third more compute)")
-    t.add_argument("--eval-every", type=int, default=0, metavar="N", help="evaluate the heldout split every N steps (0: off)")
+    t.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="evaluate the heldout split every N steps (0: off; default the run's config.evalEvery, as the engine does)")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation at the end (every split, the controls on heldout)")
     t.add_argument("--tensorboard", metavar="DIR", help="TensorBoard scalars into DIR/<method>/seed<seed>/")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default the run's)")
@@ -208,6 +209,9 @@ def parser() -> argparse.ArgumentParser:
     from .new_run import add_parser as add_new
 
     add_new(sub)
+    from .capacity_cli import add_parser as add_capacity
+
+    add_capacity(sub)
     pt = sub.add_parser("pretrain", help="train a base model on a plan written by npm run pretrain -- --export-corpus")
     pt.add_argument("plan", help="the plan folder (plan.json, corpus.bin, init/)")
     pt.add_argument("--out", required=True, help="the checkpoint folder to write")
@@ -221,9 +225,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     try:
+        from .capacity_cli import cmd_capacity
         from .new_run import cmd_new
 
-        return {"eval": cmd_eval, "train": cmd_train, "pretrain": cmd_pretrain, "new": cmd_new}[a.cmd](a)
+        return {"eval": cmd_eval, "train": cmd_train, "pretrain": cmd_pretrain, "new": cmd_new, "capacity": cmd_capacity}[a.cmd](a)
     except (BundleError, ValueError, FileExistsError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -100,7 +100,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
           dtype: str = "float32", attn: str = "eager", precision: str = "no", base: str | None = None, cpu: bool = False,
           log=print, grad_accum: int | None = None, per_device_batch: int | None = None, grad_checkpointing: bool = False,
           checkpoint_every: int = 0, checkpoint_dir: Path | None = None, resume: tuple[dict, dict] | None = None,
-          eval_every: int = 0, final_eval: bool = False, tensorboard: Path | None = None, force: bool = False) -> dict:
+          eval_every: int | None = 0, final_eval: bool = False, tensorboard: Path | None = None, force: bool = False) -> dict:
     """resume: (state, tensors) of a checkpoint (checkpoint.read_checkpoint) whose bundle is `bundle`: the
     phase goes on from its step with its settings, parameters, AdamW state and batch position."""
     from accelerate import Accelerator
@@ -121,6 +121,8 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
         raise ValueError(f"method {bundle.method['name']} trains nothing")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
+    if eval_every is None:  # the run's own held-out evaluation interval (RunConfig.evalEvery), as the engine evaluates
+        eval_every = int(bundle.config.get("evalEvery", 0) or 0)
     for name, v in (("--checkpoint-every", checkpoint_every), ("--eval-every", eval_every)):
         if v < 0:
             raise ValueError(f"{name} must be 0 (off) or a number of steps, got {v}")
