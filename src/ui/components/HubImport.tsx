@@ -32,6 +32,8 @@ export function HubImport({ disabled }: { disabled?: boolean }) {
   const [revision, setRevision] = useState('main');
   const [host, setHost] = useState(initialHost);
   const [running, setRunning] = useState(false);
+  // the import into the library cannot be stopped: Stop is offered while bytes are fetched only
+  const [importing, setImporting] = useState(false);
   const [progress, setProgress] = useState<HubProgress | null>(null);
   const [stage, setStage] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -65,6 +67,7 @@ export function HubImport({ disabled }: { disabled?: boolean }) {
         setStage(null);
         setProgress(p);
       } });
+      setImporting(true);
       setStage('storing it in the library');
       const name = ref.repo.split('/')[1] + (ref.revision === 'main' ? '' : `@${ref.revision}`);
       const blobs = r.files.map((f) => ({ name: `${name}/${f}`, bytes: store.files.get(f)! }));
@@ -78,6 +81,7 @@ export function HubImport({ disabled }: { disabled?: boolean }) {
       setError(ctl.signal.aborted ? 'stopped; the bytes fetched so far are kept, so fetching the same model again resumes there' : errorText(e));
     } finally {
       abort.current = null;
+      setImporting(false);
       setRunning(false);
       setStage(null);
     }
@@ -92,7 +96,7 @@ export function HubImport({ disabled }: { disabled?: boolean }) {
       <input value={revision} onChange={(e) => setRevision(e.target.value)} aria-label="Hub revision" title="branch, tag or commit" size={8} disabled={running} data-testid="hub-revision" />
       <input value={host} onChange={(e) => setHost(e.target.value)} aria-label="Hub address" title="the Hub's address (?hub= in the page's URL sets it)" size={22} disabled={running} data-testid="hub-host" />
       {running ? (
-        <button type="button" className="btn small" onClick={() => abort.current?.abort()} data-testid="hub-stop">Stop</button>
+        <button type="button" className="btn small" disabled={importing} onClick={() => abort.current?.abort()} data-testid="hub-stop">Stop</button>
       ) : (
         <button type="button" className="btn small" disabled={disabled || !repo.trim()} onClick={() => void start()} data-testid="hub-fetch">Fetch</button>
       )}
