@@ -164,6 +164,8 @@ test('on a software adapter the notice stops offering the tiny model once it is 
   await expect(notice).toContainText('The tiny base model is selected.');
   await expect(page.getByTestId('use-tiny-preset')).toHaveCount(0);
   await expect(notice).not.toContainText('minutes');
+  await expect(notice).toContainText('“Estimate time” beside Train');
+  await expect(page.getByTestId('time-estimate-run-button')).toBeVisible();
   await page.getByRole('button', { name: 'Train', exact: true }).click();
   await expect(notice).toContainText('this run ends in about', { timeout: 120_000 });
   // the notice's time is the run bar's "left", read in the same frame
@@ -181,7 +183,7 @@ test('on a software adapter the notice stops offering the tiny model once it is 
   await expect(page.getByTestId('run-state')).toHaveText('idle');
   await page.getByTestId('model').selectOption('builtin:toy');
   await expect(page.getByTestId('use-tiny-preset')).toBeVisible();
-  await expect(notice).toContainText('the run bar predicts the time left once a run starts');
+  await expect(notice).toContainText('“Estimate time” beside Train times this setup here before it starts.');
 });
 
 test('the elapsed time goes on after Continue; the sticky run bar never covers a heading', async ({ page }) => {
@@ -281,6 +283,8 @@ test('the guide links the README; Compare\'s summary table shows every column at
   const res = await page.request.get(new URL((await link.getAttribute('href'))!, page.url()).toString());
   expect(res.ok()).toBe(true);
   expect(await res.text()).toContain('LatentMAS Playground');
+  await link.scrollIntoViewIfNeeded();
+  await shotBoth(page, 'walk-guide-readme');
   await page.keyboard.press('Escape');
 
   await page.getByTestId('open-report-input').setInputFiles(CLI_REPORT);

@@ -55,7 +55,8 @@ function SoftwareNotice() {
         WebGPU is running on the CPU here ({name}): no GPU was found, so training is tens to hundreds of times slower than on a laptop GPU.
         {tinySelected
           ? ` The tiny base model is selected${left !== null ? `; this run ends in about ${formatDuration(left)} at its measured speed` : ''}.`
-          : ` The tiny preset (the ${SOFTWARE_PRESET.model.replace('builtin:', '')} base model, ${SOFTWARE_PRESET.steps} steps, batch ${SOFTWARE_PRESET.batch}) is far faster; the run bar predicts the time left once a run starts.`}
+          : ` The tiny preset (the ${SOFTWARE_PRESET.model.replace('builtin:', '')} base model, ${SOFTWARE_PRESET.steps} steps, batch ${SOFTWARE_PRESET.batch}) is far faster.`}
+        {left === null && ' “Estimate time” beside Train times this setup here before it starts.'}
       </span>
       {!tinySelected && (
         <button type="button" className="btn tiny primary" disabled={runState === 'running' || runState === 'paused'} onClick={() => set({ ...SOFTWARE_PRESET })} data-testid="use-tiny-preset">

@@ -85,12 +85,11 @@ export function Guide({ onClose }: { onClose(): void }) {
             <a href={readmeUrl} target="_blank" rel="noreferrer" type="text/markdown" data-testid="guide-readme-link">
               README
             </a>{' '}
-            (commands, tests, what storage promises;{' '}
+            (commands, tests, what storage promises), or{' '}
             <button type="button" className="link" onClick={() => setShowReadme((x) => !x)} data-testid="guide-readme">
               {showReadme ? 'hide it' : 'show it here'}
             </button>
-            ){' '}
-            (and docs/run-bundle.md in the repository for the exported run’s format)
+            ; docs/run-bundle.md in the repository gives the exported run’s format
           </li>
         </ul>
         {showReadme && <pre className="guide-readme">{readme}</pre>}
