@@ -43,7 +43,7 @@ export function TimeEstimate({ mode, request, blocked }: Props) {
       </button>{' '}
       {mine?.report && (
         <span data-testid={`${tid}-text`}>
-          {mode === 'run' ? 'This run' : 'This comparison'}: <b>{mine.report.summary}</b>
+          {mode === 'run' ? 'This run' : 'This comparison'}: <b>{mine.report.summary.split(': ')[0]}</b>: {mine.report.summary.split(': ').slice(1).join(': ')}
         </span>
       )}
       {mine?.report?.warning && (
