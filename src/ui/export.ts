@@ -45,11 +45,13 @@ export async function heatmapPngs(rec: RunRecord): Promise<Map<string, Uint8Arra
   return out;
 }
 
-/** The zip of a stored run: its bundle, plus results/, charts/ and heatmaps/. */
-export async function exportRunZip(id: string): Promise<FileBlob> {
+/** The zip of a stored run: its bundle, plus results/, charts/ and heatmaps/; `say` names each stage (a big base's export takes a while). */
+export async function exportRunZip(id: string, say: (stage: string) => void = () => {}): Promise<FileBlob> {
   const engine = getEngine();
   const rec = await engine.runRecord(id);
+  say('making the run bundle (base, adapters, episodes, batches, latent map)');
   const bundle = await engine.runBundle(id);
+  say(`drawing the charts and heatmaps (the bundle holds ${(bundle.reduce((n, f) => n + f.bytes.length, 0) / 1e6).toFixed(1)} MB)`);
   const files: Zippable = {};
   for (const f of bundle) files[f.name] = /\.(safetensors|png)$/.test(f.name) ? [f.bytes, { level: 0 }] : f.bytes;
   files[RECORD_FILE] = enc.encode(recordJson(rec));
@@ -66,6 +68,7 @@ export async function exportRunZip(id: string): Promise<FileBlob> {
   // TensorBoard event files (src/storage/tensorboard.ts states the layout); lr from the run's own schedule
   const runs = recordRuns(rec, { lrOf: (config, step) => lrAt(step, trainHyperOf(config)) });
   for (const [name, bytes] of tensorboardFiles(runs, { host: 'latent-playground', tag: 'page', prefix: `${TENSORBOARD_DIR}/` })) files[name] = bytes;
+  say('zipping');
   const bytes = zipSync(files, { level: 6, mtime: new Date(rec.updatedAt) });
   return { name: `${slug(rec.name)}.zip`, bytes };
 }

@@ -121,7 +121,7 @@ export const useLibrary = create<LibraryStore>((setState, getState) => {
     exportRun(id) {
       return guard('export', async () => {
         const { exportRunZip } = await import('../export');
-        const file = await exportRunZip(id);
+        const file = await exportRunZip(id, (stage) => setState({ busy: `exporting: ${stage}` }));
         download(file);
         setState({ notice: `Exported ${file.name}.` });
       });
