@@ -81,9 +81,10 @@ export interface ImportedRun {
  * export (a re-import is then recognised) and `fallbackId` otherwise.
  */
 export function runRecordFromBundle(
-  files: ReadonlyMap<string, Uint8Array>, baseConfig: (base: Map<string, Uint8Array>) => LlamaConfig, opts: { fallbackId: string; label: string; now: number },
+  files: ReadonlyMap<string, Uint8Array>, baseConfig: (base: Map<string, Uint8Array>) => LlamaConfig,
+  opts: { fallbackId: string; label: string; now: number; /** a referenced base (files.baseRef), resolved and digest-checked (src/storage/base-ref.ts) */ base?: Map<string, Uint8Array> },
 ): ImportedRun {
-  const content: RunBundleContent & { json: RunBundleJson } = readRunBundle(files);
+  const content: RunBundleContent & { json: RunBundleJson } = readRunBundle(files, opts.base ? { base: opts.base } : {});
   const { meta, json } = content;
   const config = meta.config;
   const base = baseConfig(content.base);

@@ -32,7 +32,8 @@ import type {
 import { runBundleContent } from '../mas/run-data';
 import { estimateRunMemory, memoryProblem } from '../mas/memory';
 import { estimateSetupTime, type TimeEstimateReport, type TimeMode } from '../mas/time-estimate';
-import { isRunBundle, writeRunBundle } from '../storage/run-bundle';
+import { describeBaseRef, resolveBundleBase } from '../storage/base-ref';
+import { isRunBundle, RunBundleError, writeRunBundle } from '../storage/run-bundle';
 import { importLabel, modelNameFromConfig, uniqueName } from '../storage/import-name';
 import { leftOutOfRun, leftOutWords } from '../storage/import-leftout';
 import { runRecordFromBundle } from '../mas/run-import';
@@ -493,10 +494,29 @@ export class Engine implements EngineApi, EngineRunRecords {
     const fallbackId = `run-import-${(await sha256(runJson ?? new Uint8Array())).slice(0, 16)}`;
     const top = [...files.keys()][0]?.split('/')[0] ?? '';
     try {
+      // a bundle that references its base (files.baseRef): the page resolves a library reference, checked by its weights' digest
+      let refBase: FileMap | null = null;
+      if (runJson) {
+        let parsed: unknown = null;
+        try {
+          parsed = JSON.parse(decoder.decode(runJson));
+        } catch {
+          // readRunBundle names what is wrong
+        }
+        if (parsed && typeof parsed === 'object') {
+          refBase = await resolveBundleBase(parsed as { files?: { baseRef?: unknown } }, async (ref) => {
+            if (ref.source !== 'library') {
+              throw new RunBundleError(`it references its base as ${describeBaseRef(ref)}, which only the command line and the companion resolve; the page resolves a library model (write the bundles with --base-ref library:ID, or without --base-ref)`);
+            }
+            if (!(await this.library.hasModel(ref.id))) throw new RunBundleError(`it references the library model ${JSON.stringify(ref.id)}, which this page's library does not hold: import that base first`);
+            return this.library.files('model', ref.id);
+          });
+        }
+      }
       imported = runRecordFromBundle(files, (b) => {
         base = toBaseModel('import', decodeCheckpoint(b));
         return base.config;
-      }, { fallbackId, label: label || (files.has('run.json') ? '' : top), now: Date.now() });
+      }, { fallbackId, label: label || (files.has('run.json') ? '' : top), now: Date.now(), ...(refBase ? { base: refBase } : {}) });
     } catch (e) {
       throw new Error(`this run bundle cannot be read: ${(e as Error).message.replace(/^run bundle: /, '')}`);
     }
