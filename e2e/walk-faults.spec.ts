@@ -304,7 +304,12 @@ test('the guide links the README; Compare\'s summary table shows every column at
   await page.setViewportSize({ width: 1280, height: 800 });
   // no interval beyond the scale
   const cells = await table.locator('tbody td:nth-child(4)').allTextContents();
-  for (const c of cells) for (const m of c.matchAll(/(-?\d+(?:\.\d+)?)%/g)) expect(Number(m[1]), c).toBeLessThanOrEqual(100);
+  for (const c of cells) {
+    for (const m of c.matchAll(/(-?\d+(?:\.\d+)?)%/g)) {
+      expect(Number(m[1]), c).toBeLessThanOrEqual(100);
+      expect(Number(m[1]), c).toBeGreaterThanOrEqual(0);
+    }
+  }
   await expect(table).not.toContainText('±');
   // a control's verdict states its band
   const controls = page.getByTestId('compare-controls');
