@@ -3,7 +3,7 @@
 // offered. Its token ids against transformers' apply_chat_template: python/tests/test_chat_render.py.
 import { describe, expect, it } from 'vitest';
 import {
-  ChatTemplate, chatExtract, chatRendering, chatRenderingFromConfig, chatTemplateOf, cutAtEndOfTurn, hasChatTemplate, renderingsFor,
+  CHAT_ANSWER_SLACK, ChatTemplate, chatExtract, chatRendering, chatRenderingFromConfig, chatTemplateOf, cutAtEndOfTurn, hasChatTemplate, renderingsFor,
 } from '../src/tasks/chat-render';
 import { EXPERIMENT_PRESETS } from '../src/mas/presets';
 import { rendering, WORD_RENDERING } from '../src/tasks/render';
@@ -74,7 +74,7 @@ describe('chat rendering', () => {
     expect(r.head).toBe(`${SYSTEM}<|im_start|>user\n`);
     expect(r.prompt(ep, task.finalRole, { final: true, messages: ['3 x'] }).startsWith(`${r.head}Message:3 x\n`)).toBe(true);
     expect(() => chatRenderingFromConfig({ chat_template: '{{ bos_token }}hello' })).toThrow(/does not write the user's message/);
-    expect(r.maxAnswerChars(task)).toBe(task.maxAnswerLength);
+    expect(r.maxAnswerChars(task)).toBe(task.maxAnswerLength + CHAT_ANSWER_SLACK);
     expect(r.part(ep, 0)).toBe(WORD_RENDERING.part(ep, 0));
     expect(r.message).toBe(WORD_RENDERING.message);
   });
@@ -82,7 +82,8 @@ describe('chat rendering', () => {
   it('scores the decoded text by the extraction rule', () => {
     expect(r.isCorrect(ep, `${ep.answer}<|im_end|>`)).toBe(true);
     expect(r.isCorrect(ep, ` ${ep.answer}.`)).toBe(true);
-    expect(r.isCorrect(ep, `Answer ${ep.answer}`)).toBe(false);
+    expect(r.isCorrect(ep, `The answer is: ${ep.answer}.<|im_end|>`)).toBe(true);
+    expect(r.isCorrect(ep, `Answer: key`)).toBe(false);
   });
 
   it('is made from an engine tokenizer that carries tokenizer_config.json, and refused for one without a template', () => {
@@ -107,13 +108,17 @@ describe('chat rendering', () => {
   });
 });
 
+// (decoded, answer) with the stops <|im_end|> and END; python/tests/test_chat_render.py holds the port to the same table
+const EXTRACTION_CASES: [string, string][] = [
+  ['7', '7'], [' 7.', '7'], ['7<|im_end|>', '7'], ['-12<|im_end|>', '-12'], ['- 12', '12'], ['a - b = -12', '-12'], ['x', 'x'], ['x.', 'x'],
+  ['The answer is 7.', '7'], ['The answer is: o.<|im_end|>', 'o'], ['The 3rd letter is x', 'x'], ['The answer is "egg."<|im_end|>', ''],
+  ['The letter "v" is a special', 'a'], ['<|im_end|>', ''], ['', ''], ['\n7', ''], ['4 2', '2'], ['a-3', '3'], ['key-7', '7'], ['42abc', '42'],
+  ['7<eos>', '7'], ['<eos>7', ''], [' END 7', ''], ['\u00e97', '7'], ['  **9**', '9'], ['7\n8', '7'], ['I think 5', '5'],
+];
+
 describe('answer extraction rule', () => {
   const stops = ['<|im_end|>', 'END'];
-  it.each([
-    ['7', '7'], [' 7.', '7'], ['7<|im_end|>', '7'], ['-12<|im_end|>', '-12'], ['- 12', '12'], ['x', 'x'], ['x.', 'x'],
-    ['The answer is 7', 'The'], ['<|im_end|>', ''], ['', ''], ['\n7', ''], ['4 2', '4'], ['a-3', 'a'], ['42abc', '42'],
-    ['7<eos>', '7'], ['<eos>7', ''], [' END 7', ''], ['é7', '7'], ['  **9**', '9'],
-  ])('%j gives %j', (decoded, want) => {
+  it.each(EXTRACTION_CASES)('%j gives %j', (decoded, want) => {
     expect(chatExtract(decoded, stops)).toBe(want);
   });
 

@@ -6,8 +6,9 @@ chat_template refuses it.
 
 Answer extraction, as chat-render.ts: the decoded text is cut at the first end of turn (the <eos>
 marker, the template's end-of-turn token, the eos token's text), then at the first "<" or line end;
-the answer is the first maximal run of ASCII digits (a "-" right before it included) or of ASCII
-letters, whichever starts first ("" when none).
+the candidates are the maximal runs of ASCII digits (with a "-" right before one that follows no
+letter or digit) and the ASCII letters standing alone; the answer is the last candidate ("" when
+none). The answer region holds CHAT_ANSWER_SLACK tokens more than the answer, for a lead-in.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from .render import WORD
 from .tasks import BOS, EOS, Episode
 
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-_ANSWER_RUN = re.compile(r"-?[0-9]+|[A-Za-z]+")
+_CANDIDATE = re.compile(r"(?:(?<![A-Za-z0-9])-)?[0-9]+|(?<![A-Za-z])[A-Za-z](?![A-Za-z])")
+CHAT_ANSWER_SLACK = 12
 _MARK = "ZqxAnswerMarkZqx"
 _CONTENT = "ZqxContentMarkZqx"
 
@@ -55,8 +57,8 @@ def cut_at_end_of_turn(decoded: str, stops=()) -> str:
 
 
 def chat_extract(decoded: str, stops=()) -> str:
-    m = _ANSWER_RUN.search(cut_at_end_of_turn(decoded, stops))
-    return m.group(0) if m else ""
+    found = _CANDIDATE.findall(cut_at_end_of_turn(decoded, stops))
+    return found[-1] if found else ""
 
 
 class ChatRendering:
@@ -119,4 +121,4 @@ class ChatRendering:
         return self.extract_answer(decoded) == ep.answer
 
     def max_answer_chars(self, task) -> int:
-        return task.max_answer_length
+        return task.max_answer_length + CHAT_ANSWER_SLACK

@@ -189,11 +189,18 @@ def test_a_model_without_a_chat_template_is_refused_naming_the_file(tmp_path):
         ChatRendering(folder)
 
 
+# tests/chat-render.test.ts EXTRACTION_CASES: (decoded, answer) with the stops <|im_end|> and END
+EXTRACTION_CASES = [
+    ("7", "7"), (" 7.", "7"), ("7<|im_end|>", "7"), ("-12<|im_end|>", "-12"), ("- 12", "12"), ("a - b = -12", "-12"), ("x", "x"), ("x.", "x"),
+    ("The answer is 7.", "7"), ("The answer is: o.<|im_end|>", "o"), ("The 3rd letter is x", "x"), ('The answer is "egg."<|im_end|>', ""),
+    ('The letter "v" is a special', "a"), ("<|im_end|>", ""), ("", ""), ("\n7", ""), ("4 2", "2"), ("a-3", "3"), ("key-7", "7"), ("42abc", "42"),
+    ("7<eos>", "7"), ("<eos>7", ""), (" END 7", ""), ("\u00e97", "7"), ("  **9**", "9"), ("7\n8", "7"), ("I think 5", "5"),
+]
+
+
 def test_extraction_rule_as_the_engine():
-    stops = ("<|im_end|>",)
-    for decoded, want in [("7", "7"), (" 7.", "7"), ("7<|im_end|>", "7"), ("-12<|im_end|>", "-12"), ("x", "x"), ("The answer is 7", "The"),
-                          ("<|im_end|>", ""), ("", ""), ("\n7", ""), ("4 2", "4"), ("a-3", "a"), ("42abc", "42"), ("7<eos>", "7")]:
-        assert chat_extract(decoded, stops) == want, decoded
+    for decoded, want in EXTRACTION_CASES:
+        assert chat_extract(decoded, ("<|im_end|>", "END")) == want, decoded
 
 
 def test_render_rendering_by_name_makes_chat_from_the_base_folder(tmp_path):

@@ -24,10 +24,14 @@
 //   1. the decoded text is cut at the first end of turn: the <eos> marker, the template's end-of-turn
 //      token (what follows an assistant message in the template, e.g. "<|im_end|>", "<|eot_id|>"),
 //      the eos token's text, then at the first "<" (any other special) or line end;
-//   2. the answer is the first maximal run of ASCII digits (with a "-" right before it, for arith's
-//      negative results) or of ASCII letters, whichever starts first; none gives "".
-//   So "7", " 7.", "7<|im_end|>" give "7"; "-12" gives "-12"; "x" gives "x"; "The answer is 7" gives
-//   "The" (decoding is budgeted to the answer's length, so a talkative reply scores as wrong).
+//   2. the candidates are the maximal runs of ASCII digits (with a "-" right before it, unless that
+//      "-" follows a letter or digit: arith's negative results) and the ASCII letters that stand
+//      alone (not in a word); the answer is the last candidate, "" when there is none.
+//   So "7", " 7.", "7<|im_end|>" and "The answer is 7." give "7"; "-12" gives "-12"; "The answer is:
+//   o." and "The 3rd letter is x" give "o" and "x"; "The answer is \"egg\"." gives "". An instruct
+//   model leads in with a few words (SmolLM2-135M-Instruct: "The answer is: o."), so the answer
+//   region, decoded greedily, holds CHAT_ANSWER_SLACK tokens more than the answer (maxAnswerChars);
+//   the target stays "<answer><eos>".
 //
 // The text-trained method does not take this rendering: its message slots follow a leading <bos>
 // (text-channel.ts), and a chat prompt opens with the template's own text.
@@ -164,12 +168,16 @@ export function cutAtEndOfTurn(decoded: string, stops: readonly string[]): strin
   return decoded.slice(0, end);
 }
 
-const ANSWER_RUN = /-?[0-9]+|[A-Za-z]+/;
+/** Answer candidates: a digit run (a "-" before it that follows no letter or digit), or a letter standing alone. */
+const CANDIDATE = /(?:(?<![A-Za-z0-9])-)?[0-9]+|(?<![A-Za-z])[A-Za-z](?![A-Za-z])/g;
 
-/** The chat rendering's answer rule (module comment): the first digit or letter run before the end of turn. */
+/** Decoding room for an instruct model's lead-in ("The answer is: ") beyond the answer, in tokens. */
+export const CHAT_ANSWER_SLACK = 12;
+
+/** The chat rendering's answer rule (module comment): the last digit run or lone letter before the end of turn. */
 export function chatExtract(decoded: string, stops: readonly string[] = []): string {
-  const m = ANSWER_RUN.exec(cutAtEndOfTurn(decoded, stops));
-  return m ? m[0] : '';
+  const all = cutAtEndOfTurn(decoded, stops).match(CANDIDATE);
+  return all ? all[all.length - 1] : '';
 }
 
 function withoutBos(text: string): string {
@@ -200,7 +208,7 @@ export function chatRenderingFromConfig(config: Record<string, unknown> | null |
     message,
     extractAnswer,
     isCorrect: (ep: Episode, decoded: string) => extractAnswer(decoded) === ep.answer,
-    maxAnswerChars: (task: Task) => task.maxAnswerLength,
+    maxAnswerChars: (task: Task) => task.maxAnswerLength + CHAT_ANSWER_SLACK,
   });
 }
 
