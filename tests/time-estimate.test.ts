@@ -1,8 +1,14 @@
 // The page's estimate before Train and Compare (issue 23 item 4; src/mas/time-estimate.ts): the work
 // of one page run and of a comparison, and a report from steps and evaluation batches timed on the
 // device (no wall-clock figure is asserted, only that it is measured and adds up).
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBaseModel } from '../src/cli/files';
+import { runExperiment } from '../src/mas/experiment';
+import type { ExperimentReport } from '../src/worker/api';
+import { cli } from './cli-helpers';
 import { estimateExperiment } from '../src/mas/estimate';
 import { runWork } from '../src/mas/measure-time';
 import { defaultRunConfig } from '../src/mas/run';
@@ -48,5 +54,26 @@ describe('estimateSetupTime', () => {
     expect(cmp.summary).toMatch(/: 30 training steps and 81 evaluation episodes over 6 runs/);
     expect(cmp.warning).toBeNull();
     await expect(estimateSetupTime(gpu, base, { ...req, methods: [] }, 'compare')).rejects.toThrow(/choose at least one method/);
+  });
+});
+
+describe('experiment timed first', () => {
+  it('gives the numbers runExperiment gives alone: the timed runs are fresh and destroyed, the shared engine holds nothing of theirs', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'timed-'));
+    try {
+      const j = path.join(dir, 'r.json');
+      const r = await cli(['experiment', '--preset', 'tiny', '--methods', 'diffmas,text-trained', '--seeds', '1', '--steps', '3', '--batch', '4', '--eval-size', '4', '--controls', 'shuffle,zero', '--json', j, '--quiet']);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/^estimate: about /m);
+      const timed = JSON.parse(await readFile(j, 'utf8')) as ExperimentReport;
+      const { methods, seeds, preset: _p, model: _m, topologyArg: _t, device: _d, vocabSize: _v, baseSha256: _b, seconds: _s, ...base } = timed.args as Record<string, unknown>;
+      const alone = await runExperiment(await testGpu(), await loadBaseModel(TINY), { base, methods, seeds } as never, () => {}, { controls: ['shuffle', 'zero'] });
+      const strip = (rows: ExperimentReport['rows']) => rows.map(({ trainSeconds: _x, ...row }) => row);
+      expect(strip(timed.rows)).toEqual(strip(alone.rows));
+      expect(timed.controls).toEqual(alone.controls);
+      expect(timed.curves).toEqual(alone.curves);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
