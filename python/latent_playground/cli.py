@@ -204,7 +204,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--tensorboard", metavar="DIR", help="TensorBoard scalars into DIR/<method>/seed<seed>/")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default the run's)")
     t.add_argument("--precision", choices=["no", "bf16", "fp16"], default=None,
-                   help="mixed precision (accelerate autocast; default no), e.g. bf16 on a GPU; the adapters and AdamW's state stay float32")
+                   help="mixed precision (torch.autocast; default no), e.g. bf16 on a GPU; the adapters and AdamW's state stay float32")
     t.add_argument("--cpu", action="store_true", help="stay on the CPU even with a GPU")
     from .new_run import add_parser as add_new
 

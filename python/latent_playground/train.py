@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -127,7 +128,8 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
         if v < 0:
             raise ValueError(f"{name} must be 0 (off) or a number of steps, got {v}")
     # without a GPU, accelerate sets up the (gloo) process group only when told it runs on the CPU
-    acc = Accelerator(cpu=cpu or not torch.cuda.is_available(), mixed_precision=precision)
+    acc = Accelerator(cpu=cpu or not torch.cuda.is_available())
+    autocast = autocast_for(acc.device, precision)
     rank, world = acc.process_index, acc.num_processes
     source = state["source"] if state else {"config": bundle.config, "training": bundle.json["training"], "results": bundle.json.get("results", {})}
     cfg = source["config"]
@@ -185,7 +187,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
             shutil.rmtree(ckroot)
     acc.wait_for_everyone()
     board = Board(tensorboard if acc.is_main_process else None, bundle.config, write_config=state is None)
-    evaluate = InTraining(team, tokenizer, (rank, world), acc.autocast)
+    evaluate = InTraining(team, tokenizer, (rank, world), autocast)
     if acc.is_main_process:
         log(f"{world} process{'es' if world > 1 else ''} on {acc.device}: base {dtype}"
             f"{f', autocast {precision}' if precision != 'no' else ''}, adapters and AdamW state {adapter_dtype} (trainable), "
@@ -223,7 +225,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
             local = torch.zeros((), dtype=torch.float64, device=acc.device)
             for rows in micro:
                 inputs, targets = _inputs(batch, rows, n_agents)
-                with acc.autocast():
+                with autocast():
                     logits, *_ = team.forward(inputs, grad=True)
                     ls = loss_sum(logits, targets)
                 (ls / count).backward()
@@ -298,6 +300,17 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
             shutil.rmtree(ckroot, ignore_errors=True)  # the bundle holds the run now
     acc.wait_for_everyone()
     return result
+
+
+def autocast_for(device: torch.device, precision: str):
+    """--precision as torch.autocast on the process's device (bf16, fp16; "no": none). Done here rather
+    than by accelerate's mixed_precision, whose process-wide state cannot change within one process."""
+    if precision == "no":
+        return nullcontext
+    if precision not in ("bf16", "fp16"):
+        raise ValueError(f"--precision must be no, bf16 or fp16, got {precision!r}")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def full_precision_adapters(params: list[torch.nn.Parameter]) -> str:
