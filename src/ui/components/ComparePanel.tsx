@@ -224,7 +224,7 @@ export function ComparePanel() {
       <TimeEstimate
         mode="compare"
         request={blocked || seedsBad || app.compareMethods.length === 0 ? null : (({ method: _m, seed: _s, ...base }) => ({ base, methods: app.compareMethods, seeds: app.compareSeeds }))(runConfigOf(app))}
-        blocked={cmp.running ? 'a comparison is running' : null}
+        blocked={cmp.running ? 'a comparison is running' : blocked ?? (seedsBad ? 'the seeds must be numbers separated by commas' : app.compareMethods.length === 0 ? 'choose at least one method' : null)}
       />
       {(cmp.running || cmp.fraction > 0) && (
         <div className="compare-progress">

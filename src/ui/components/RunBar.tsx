@@ -195,7 +195,7 @@ export function RunBar() {
           <TimeEstimate
             mode="run"
             request={envOk && blockers.length === 0 && !memoryBlocker ? (({ method, seed, ...base }) => ({ base, methods: [method], seeds: [seed] }))(runConfigOf(app)) : null}
-            blocked={active ? 'a run is active: its time left is shown above' : null}
+            blocked={active ? 'a run is active: its time left is shown above' : !envOk ? 'WebGPU is not available' : blockers[0] ?? memoryBlocker}
           />
         )}
       </div>
