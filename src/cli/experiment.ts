@@ -52,7 +52,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'eval-size', help: 'episodes per evaluation split (default: the preset\u2019s)' },
     { name: 'eval-seed', help: `seed of the evaluation sets, one for every method and seed (default ${DEFAULT_EVAL_SEED})` },
     { name: 'latent-map', help: 'latent map: ridge or identity', default: 'ridge' },
-    { name: 'rendering', help: "how episodes become text: char (the toys' compact format) or word (plain words for a real model's vocabulary); default: char for a character tokenizer, word for a tokenizer.json" },
+    { name: 'rendering', help: "how episodes become text: char (the toys' compact format), word (plain words for a real model's vocabulary) or chat (the word text through the model's chat template, tokenizer_config.json; refused without one); default: char for a character tokenizer, word for a tokenizer.json" },
     { name: 'controls', help: `comma-separated controls run on heldout for every method that sends messages (${CONTROL_NAMES.join(', ')}; noise, rotate and permute: latent methods only)`, default: CONTROL_NAMES.join(',') },
     { name: 'no-controls', help: 'skip every control', flag: true },
     { name: 'probe', help: 'after evaluation, latent methods: a linear (ridge) probe from each latent position, layer, K and V of the received K/V to each part of the senders\u2019 content, fitted on train-split episodes, scored on heldout (src/mas/probe.ts)', flag: true },
@@ -96,7 +96,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   // hf:ORG/NAME[@REV] is fetched from the Hub into the cache (cli/hub.ts); the rest reads its folder
   const modelDir = await resolveModelArg(args.str('model') ?? preset.model);
   const rendering = args.str('rendering');
-  if (rendering !== undefined && rendering !== 'char' && rendering !== 'word') throw new UsageError(`--rendering must be char or word, got '${rendering}'`);
+  if (rendering !== undefined && rendering !== 'char' && rendering !== 'word' && rendering !== 'chat') throw new UsageError(`--rendering must be char, word or chat, got '${rendering}'`);
   const controls = args.list('controls')!;
   for (const c of controls) if (!(CONTROL_NAMES as readonly string[]).includes(c)) throw new UsageError(`unknown control ${c} in --controls (have: ${CONTROL_NAMES.join(', ')})`);
   if (new Set(controls).size !== controls.length) throw new UsageError('--controls: a control is listed twice');

@@ -13,7 +13,7 @@ import type { TextTokenizer } from '../tokenizers/types';
 import type { RunConfig } from './run-types';
 import { answerIds, encodeInstance, finalSequence, IGNORE, makePlan, promptText, SignatureBatcher, type PlanAgent } from './data';
 import { cachedLatentMap } from './latentmap-cache';
-import { textTrainedBatcher } from './text-channel';
+import { messageLead, textTrainedBatcher } from './text-channel';
 import { validateRunConfig, type MethodSpec } from './methods';
 import type { BaseModel, TrainedAdapter } from './types';
 
@@ -33,7 +33,7 @@ export function trainingBatcher(task: Task, tokenizer: TextTokenizer, r: TaskRen
 
 /** The rendering of a run over a base: config.rendering, else char for a character tokenizer and word otherwise. */
 export function runRendering(config: Pick<RunConfig, 'rendering'>, tokenizer: TextTokenizer): TaskRendering {
-  return rendering(config.rendering ?? defaultRendering(tokenizer.kind));
+  return rendering(config.rendering ?? defaultRendering(tokenizer.kind), tokenizer);
 }
 
 /** One row of a training batch as the run feeds it: each agent's prompt ids, and the final agent's inputs and targets. */
@@ -102,8 +102,9 @@ function agentInputs(ep: Episode, tokenizer: TextTokenizer, r: TaskRendering, pl
     const prompt = promptText(r, ep, pa, spec, []);
     const ids = tokenizer.encode(prompt);
     // text channel: the received messages go right after <bos> ("msg:<content>\n" each, formatPrompt;
-    // "Message:<content>\n" in the word rendering), at index 0 for a model without a <bos> token
-    const at = tokenizer.bosId === null ? 0 : 1;
+    // "Message:<content>\n" in the word rendering), at index 0 for a model without a <bos> token; in the
+    // chat rendering right after the template's head (the text up to the user turn's content)
+    const at = r.name === 'chat' ? tokenizer.encode(messageLead(r)).length : tokenizer.bosId === null ? 0 : 1;
     return spec.channel === 'text' && pa.preds.length ? { id: pa.agent.id, prompt, ids, messagesAt: at } : { id: pa.agent.id, prompt, ids };
   });
 }

@@ -57,9 +57,10 @@ export interface RunConfig {
    * reads; 'prefix' starts each agent at its prefix length. */
   positions?: 'stream' | 'prefix';
   /** How the task's episodes become text (optional, src/tasks/render.ts): 'char', the compact format of the
-   * shipped character-level toys, or 'word', plain words for a real model's vocabulary. Default: 'char' for a
-   * character tokenizer, 'word' for a tokenizer.json. */
-  rendering?: 'char' | 'word';
+   * shipped character-level toys, 'word', plain words for a real model's vocabulary, or 'chat', the word
+   * text through the model's chat template (src/tasks/chat-render.ts; refused without one). Default: 'char'
+   * for a character tokenizer, 'word' for a tokenizer.json. */
+  rendering?: 'char' | 'word' | 'chat';
 }
 
 export type RunState = 'idle' | 'running' | 'paused' | 'done' | 'stopped' | 'error';

@@ -204,7 +204,7 @@ export class Run {
     this.task = task;
     this.spec = spec;
     this.tokenizer = engine.tokenizer;
-    this.rendering = rendering(config.rendering ?? defaultRendering(this.tokenizer.kind));
+    this.rendering = rendering(config.rendering ?? defaultRendering(this.tokenizer.kind), this.tokenizer);
     this.plan = makePlan(config.topology, spec);
     this.maxAnswer = this.rendering.maxAnswerChars(task);
     this.trains = spec.train !== 'none';

@@ -4,7 +4,8 @@
 //
 // A receiver's prompt is the untrained text method's with each message exactly T tokens long:
 //   ids = enc(<bos> + open) [T slots] enc(close + open) [T slots] ... enc(close + the rest of its prompt)
-// (char rendering: "<bos>msg:" T tokens "\n" "ask:k"; the senders' tokens go into the slots on the GPU).
+// (char rendering: "<bos>msg:" T tokens "\n" "ask:k"; the senders' tokens go into the slots on the GPU;
+// chat: the template's head, its text up to the user's content, takes <bos>'s place, messageLead).
 // Each piece is encoded apart, so with a BPE the message never merges with the text around it. A
 // sender's prompt is the text sender's ("...msg:"), and it writes T tokens greedily, never a newline
 // or a special token (masked out), so every message has the same length and every shape is fixed.
@@ -16,6 +17,7 @@ import type { Gpu, Tensor } from '../gpu/runtime';
 import type { LlamaGpu, LoraGpu } from '../model/model';
 import type { Episode, Task } from '../tasks/tasks';
 import type { TaskRendering } from '../tasks/render';
+import type { ChatTaskRendering } from '../tasks/chat-render';
 import { BOS } from '../tokenizers/markers';
 import { stopsText } from '../tokenizers';
 import type { TextTokenizer } from '../tokenizers/types';
@@ -35,13 +37,22 @@ export function textAllowed(tk: TextTokenizer, V: number): Uint32Array {
   return a;
 }
 
+/**
+ * The text every prompt of the rendering starts with, where a receiver's messages go: <bos> (char, word),
+ * or the chat template's text up to the user turn's content (chat-render.ts `head`).
+ */
+export function messageLead(r: TaskRendering): string {
+  return r.name === 'chat' ? (r as ChatTaskRendering).head : BOS;
+}
+
 /** An agent's prompt ids with T pad slots per received message, and where each slot starts (the same for every episode). */
 export function textTrainedPrompt(tk: TextTokenizer, r: TaskRendering, ep: Episode, pa: PlanAgent, spec: MethodSpec, T: number): { ids: number[]; slots: number[] } {
   const full = promptText(r, ep, pa, spec, []);
   if (!pa.preds.length) return { ids: tk.encode(full), slots: [] };
-  if (!full.startsWith(BOS)) throw new Error(`text-trained: a prompt must start with ${BOS}, got ${JSON.stringify(full.slice(0, 20))}`);
-  const rest = full.slice(BOS.length);
-  const ids = tk.encode(BOS + r.message.open);
+  const lead = messageLead(r);
+  if (!full.startsWith(lead)) throw new Error(`text-trained (${r.name} rendering): a prompt must start with ${JSON.stringify(lead)}, got ${JSON.stringify(full.slice(0, 20))}`);
+  const rest = full.slice(lead.length);
+  const ids = tk.encode(lead + r.message.open);
   const slots: number[] = [];
   pa.preds.forEach((_, i) => {
     slots.push(ids.length);
@@ -53,7 +64,7 @@ export function textTrainedPrompt(tk: TextTokenizer, r: TaskRendering, ep: Episo
 
 /** Per agent the positions of its received messages: they precede every episode-dependent token. */
 export function textSlots(tk: TextTokenizer, r: TaskRendering, plan: PlanAgent[], T: number): number[][] {
-  const head = tk.encode(BOS + r.message.open).length;
+  const head = tk.encode(messageLead(r) + r.message.open).length;
   const between = tk.encode(r.message.close + r.message.open).length;
   return plan.map((pa) => pa.preds.map((_, i) => head + i * (T + between)));
 }

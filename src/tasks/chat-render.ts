@@ -33,8 +33,8 @@
 //   region, decoded greedily, holds CHAT_ANSWER_SLACK tokens more than the answer (maxAnswerChars);
 //   the target stays "<answer><eos>".
 //
-// The text-trained method does not take this rendering: its message slots follow a leading <bos>
-// (text-channel.ts), and a chat prompt opens with the template's own text.
+// text-trained: its message slots follow the head (the template's text up to the user's content)
+// where the word rendering has <bos> (text-channel.ts messageLead).
 //
 // Pure TypeScript: no DOM, no Node API.
 import { Template } from '@huggingface/jinja';

@@ -29,7 +29,7 @@ import { BOS, EOS } from '../tokenizers/markers';
 import type { TextTokenizer } from '../tokenizers/types';
 import { chatRendering } from './chat-render';
 
-export const RENDERINGS = ['char', 'word'] as const;
+export const RENDERINGS = ['char', 'word', 'chat'] as const;
 export type RenderingName = (typeof RENDERINGS)[number];
 
 export interface MessageFormat {
