@@ -2,7 +2,8 @@
 // companion's port of the tasks is held to (python/tests/test_new.py): for each task (lookup, relay,
 // arith, index) and difficulty, the first episodes of every split's sample stream and each split's evaluation
 // set; for each rendering the engine has (char with the tiny base's character tokenizer; word with a
-// byte-level BPE and a sentencepiece-style BPE, tests/hf-fixtures.ts) and each task and difficulty, the
+// byte-level BPE and a sentencepiece-style BPE, tests/hf-fixtures.ts; chat with the byte-level BPE and a
+// ChatML template) and each task and difficulty, the
 // first evaluation episodes as a run bundle holds them (prompts, ids, target ids per agent) and the first
 // training batches of a DiffMAS run, and at difficulty 2 those of the other trained methods and of a
 // two-round topology.
@@ -35,6 +36,9 @@ const RUN = { seed: 5, batch: 2, textBudget: 3, latentSteps: 2 };
 const BATCHES = 2;
 const EPISODES_PER_CASE = 2;
 const EXTRA_METHODS = ['single-trained', 'skyline-trained', 'text-trained', 'diffmas-full'];
+/** The chat rendering's template: ChatML (as Qwen2.5 and SmolLM2 write it, without a default system turn), over the byte-level BPE. */
+const CHATML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 /**
  * The fixture, from the engine's modules `e` (src/tasks, src/mas, src/tokenizers and tests/hf-fixtures.ts,
@@ -45,7 +49,8 @@ export function streamsFixture(e, charJson) {
   const bpe = e.byteLevelBpe();
   const sp = e.sentencepieceBpe();
   const hf = (m) => new e.HfTokenizer(m.json, m.config);
-  const tokenizers = { char, bpe: hf(bpe), sp: hf(sp) };
+  const chatConfig = { ...bpe.config, chat_template: CHATML };
+  const tokenizers = { char, bpe: hf(bpe), sp: hf(sp), bpechat: hf({ json: bpe.json, config: chatConfig }) };
   const tokens = (tk) => ({ pad: tk.padId, bos: tk.bosId, eos: tk.eosId, vocabSize: tk.vocabSize });
   const episodes = {};
   for (const name of TASKS) {
@@ -65,7 +70,7 @@ export function streamsFixture(e, charJson) {
   const addCase = (renderingName, tkName, name, d, method, topologyName) => {
     const task = e.makeTask(name, d);
     const tk = tokenizers[tkName];
-    const r = e.rendering(renderingName);
+    const r = e.rendering(renderingName, tk);
     const spec = e.methodSpec(method);
     const topology = topologyName === 'two-round' ? e.twoRound({ latentSteps: RUN.latentSteps }) : e.presetForTask(task, { latentSteps: RUN.latentSteps });
     const plan = e.makePlan(topology, spec);
@@ -91,8 +96,9 @@ export function streamsFixture(e, charJson) {
       batches,
     });
   };
-  // every rendering of render.ts RENDERINGS with a tokenizer it serves (a new rendering joins here, and in python/latent_playground/render.py)
-  const combos = [['char', 'char'], ['word', 'bpe'], ['word', 'sp']];
+  // every rendering of render.ts RENDERINGS with a tokenizer it serves (a new rendering joins here, and in python/latent_playground/render.py);
+  // chat: the byte-level BPE with a ChatML template in its tokenizer_config.json
+  const combos = [['char', 'char'], ['word', 'bpe'], ['word', 'sp'], ['chat', 'bpechat']];
   for (const [rn, tn] of combos) {
     for (const name of TASKS) {
       for (const d of DIFFICULTIES) {
@@ -114,6 +120,7 @@ export function streamsFixture(e, charJson) {
       char: { json: charJson, tokens: tokens(char) },
       bpe: { json: bpe.json, config: bpe.config, tokens: tokens(tokenizers.bpe) },
       sp: { json: sp.json, config: sp.config, tokens: tokens(tokenizers.sp) },
+      bpechat: { json: bpe.json, config: chatConfig, tokens: tokens(tokenizers.bpechat) },
     },
     episodes,
     cases,
