@@ -1,5 +1,7 @@
 // Issue 23 item 4: a run bundle may reference its base (by library id, Hub id or folder, with the
-// digest of its weights) instead of copying it; the reader resolves it and refuses other weights.
+// digests of its weights, config.json and tokenizer files) instead of copying it; the reader resolves
+// it and refuses other weights, and (issue 20 item 2) the same weights under another config.json or
+// tokenizer.
 // Bundle writing reuses the ridge latent map of a loaded base (computed once for every bundle) and
 // says what it is doing; the experiment says how long it will take before it starts.
 import { createHash } from 'node:crypto';
@@ -14,7 +16,7 @@ import { loadBaseModel, readFolder } from '../src/cli/files';
 import { defaultRunConfig } from '../src/mas/run';
 import { runBundleContent } from '../src/mas/run-data';
 import { presetForTask } from '../src/mas/topology';
-import { checkBaseRef, resolveBundleBase, weightsDigest } from '../src/storage/base-ref';
+import { baseDigests, checkBaseRef, resolveBundleBase, weightsDigest } from '../src/storage/base-ref';
 import { readRunBundle, writeRunBundle } from '../src/storage/run-bundle';
 import { makeTask } from '../src/tasks/tasks';
 import { cli } from './cli-helpers';
@@ -60,12 +62,20 @@ describe('weightsDigest and checkBaseRef', () => {
 
   it('refuses a malformed reference, naming the field', () => {
     const sha256 = 'a'.repeat(64);
-    expect(checkBaseRef({ source: 'hub', id: 'Org/name', revision: 'main', sha256 })).toEqual({ source: 'hub', id: 'Org/name', revision: 'main', sha256 });
-    expect(() => checkBaseRef({ source: 'url', id: 'x', sha256 })).toThrow(/source must be one of library, hub, folder/);
-    expect(() => checkBaseRef({ source: 'folder', id: '', sha256 })).toThrow(/id must be a non-empty string/);
-    expect(() => checkBaseRef({ source: 'folder', id: 'x', sha256: 'ABC' })).toThrow(/sha256 must be 64 lowercase hex digits/);
-    expect(() => checkBaseRef({ source: 'hub', id: 'no-slash', sha256 })).toThrow(/not a Hub repo id/);
-    expect(() => checkBaseRef({ source: 'folder', id: 'x', revision: 'main', sha256 })).toThrow(/only for a Hub reference/);
+    const fileSha256 = { 'config.json': 'b'.repeat(64), 'tokenizer.json': 'c'.repeat(64), 'tokenizer_config.json': null };
+    expect(checkBaseRef({ source: 'hub', id: 'Org/name', revision: 'main', sha256, fileSha256 })).toEqual({ source: 'hub', id: 'Org/name', revision: 'main', sha256, fileSha256 });
+    expect(() => checkBaseRef({ source: 'url', id: 'x', sha256, fileSha256 })).toThrow(/source must be one of library, hub, folder/);
+    expect(() => checkBaseRef({ source: 'folder', id: '', sha256, fileSha256 })).toThrow(/id must be a non-empty string/);
+    expect(() => checkBaseRef({ source: 'folder', id: 'x', sha256: 'ABC', fileSha256 })).toThrow(/sha256 must be 64 lowercase hex digits/);
+    expect(() => checkBaseRef({ source: 'hub', id: 'no-slash', sha256, fileSha256 })).toThrow(/not a Hub repo id/);
+    expect(() => checkBaseRef({ source: 'folder', id: 'x', revision: 'main', sha256, fileSha256 })).toThrow(/only for a Hub reference/);
+    // the other defining files: every one named, config.json always present, nothing else
+    expect(() => checkBaseRef({ source: 'folder', id: 'x', sha256 })).toThrow(/fileSha256 must be an object \{"config.json", "tokenizer.json", "tokenizer_config.json"\}/);
+    expect(() => checkBaseRef({ source: 'folder', id: 'x', sha256, fileSha256: { ...fileSha256, 'tokenizer.json': undefined } })).toThrow(/fileSha256\["tokenizer.json"\] must be 64 lowercase hex digits or null, got undefined/);
+    const noTc = Object.fromEntries(Object.entries(fileSha256).filter(([k]) => k !== 'tokenizer_config.json'));
+    expect(() => checkBaseRef({ source: 'folder', id: 'x', sha256, fileSha256: noTc })).toThrow(/fileSha256 has no entry for tokenizer_config.json/);
+    expect(() => checkBaseRef({ source: 'folder', id: 'x', sha256, fileSha256: { ...fileSha256, 'config.json': null } })).toThrow(/fileSha256\["config.json"\] is null, but every base has one/);
+    expect(() => checkBaseRef({ source: 'folder', id: 'x', sha256, fileSha256: { ...fileSha256, 'vocab.txt': sha256 } })).toThrow(/fileSha256 names "vocab.txt", which is not one of/);
   });
 
   it('--base-ref forms: folder, hub:ORG/NAME[@REV], library:ID; anything else is a usage error', async () => {
@@ -77,6 +87,8 @@ describe('weightsDigest and checkBaseRef', () => {
     expect(() => parseBaseRefArg('hub:nope', TINY)).toThrow(/--base-ref: "nope" is not a Hub model id/);
     const ref = await makeBaseRef('folder', TINY, await readFolder(TINY));
     expect(ref.sha256).toBe(hex(await readFile(path.join(TINY, 'model.safetensors'))));
+    // the tiny base has no tokenizer_config.json: recorded as absent
+    expect(ref.fileSha256).toEqual({ 'config.json': hex(await readFile(path.join(TINY, 'config.json'))), 'tokenizer.json': hex(await readFile(path.join(TINY, 'tokenizer.json'))), 'tokenizer_config.json': null });
   });
 
   it('a Hub reference resolves in the Hugging Face cache layout (refs/<rev> -> snapshots/<commit>)', async () => {
@@ -88,7 +100,7 @@ describe('weightsDigest and checkBaseRef', () => {
     expect(hubSnapshotFolder('Org/tiny', 'main', root)).toBe(path.join(repo, 'snapshots', 'c0ffee'));
     expect(hubSnapshotFolder('Org/tiny', 'c0ffee', root)).toBe(path.join(repo, 'snapshots', 'c0ffee'));
     expect(hubSnapshotFolder('Org/other', 'main', root)).toBeNull();
-    expect(() => baseRefFolder({ source: 'library', id: 'x', sha256: 'a'.repeat(64) }, work)).toThrow(/lives in the page's library: export it from the page/);
+    expect(() => baseRefFolder({ source: 'library', id: 'x', sha256: 'a'.repeat(64), fileSha256: { 'config.json': 'a'.repeat(64), 'tokenizer.json': null, 'tokenizer_config.json': null } }, work)).toThrow(/lives in the page's library: export it from the page/);
   });
 });
 
@@ -121,7 +133,7 @@ describe('a bundle that references its base', () => {
       config: { ...defaultRunConfig({ topology: presetForTask(task), modelId: TINY, steps: 2, batch: 2, evalSize: 2 }), method: 'single', seed: 1 },
       base, baseFiles, adapters: [], initialAdapters: [], createdBy: 'test', stepsDone: 0, losses: [], evaluation: [], heldout: [], wallSeconds: null, now: new Date(0),
     });
-    const baseRef = { source: 'library' as const, id: 'tiny', sha256: await weightsDigest(baseFiles) };
+    const baseRef = { source: 'library' as const, id: 'tiny', ...(await baseDigests(baseFiles)) };
     const files = writeRunBundle({ ...content, baseRef });
     expect([...files.keys()].some((k) => k.startsWith('base/'))).toBe(false);
     const json = JSON.parse(new TextDecoder().decode(files.get('run.json')));
@@ -138,6 +150,32 @@ describe('a bundle that references its base', () => {
     w[w.length - 1] ^= 1;
     other.set('model.safetensors', w);
     await expect(resolveBundleBase(json, async () => other)).rejects.toThrow(/run bundle: the base referenced as library tiny has weights with sha256 [0-9a-f]{64}, but run.json records [0-9a-f]{64}: these are not the weights the run was trained on/);
+    // issue 20 item 2: the same weights under another config.json (rms eps, rope_theta) or tokenizer are another model
+    const with_ = (name: string, bytes: Uint8Array | null) => {
+      const m = new Map(baseFiles);
+      if (bytes) m.set(name, bytes);
+      else m.delete(name);
+      return m;
+    };
+    const cfg = JSON.parse(new TextDecoder().decode(baseFiles.get('config.json')));
+    const otherCfg = enc.encode(JSON.stringify({ ...cfg, rms_norm_eps: cfg.rms_norm_eps * 10, rope_theta: (cfg.rope_theta ?? 10000) * 10 }));
+    const cfgMsg = `run bundle: the base referenced as library tiny has a config.json with sha256 ${hex(otherCfg)}, but run.json records ${baseRef.fileSha256['config.json']}: ` +
+      'this is not the model the run was trained on (the same weights, but another file that defines what it computes or how it reads text)';
+    await expect(resolveBundleBase(json, async () => with_('config.json', otherCfg))).rejects.toThrow(cfgMsg);
+    const tok = baseFiles.get('tokenizer.json')!;
+    // a lowercasing normalizer: the same vocabulary, other token streams
+    const otherTok = enc.encode(JSON.stringify({ ...JSON.parse(new TextDecoder().decode(tok)), normalizer: { type: 'Lowercase' } }));
+    await expect(resolveBundleBase(json, async () => with_('tokenizer.json', otherTok))).rejects.toThrow(
+      `has a tokenizer.json with sha256 ${hex(otherTok)}, but run.json records ${baseRef.fileSha256['tokenizer.json']}: this is not the model the run was trained on`);
+    await expect(resolveBundleBase(json, async () => with_('tokenizer.json', null))).rejects.toThrow(`has no tokenizer.json, but run.json records one with sha256 ${baseRef.fileSha256['tokenizer.json']}`);
+    const tc = enc.encode('{"model_max_length": 64}');
+    await expect(resolveBundleBase(json, async () => with_('tokenizer_config.json', tc))).rejects.toThrow(`has a tokenizer_config.json with sha256 ${hex(tc)}, but run.json records none`);
+    // every mismatch named at once, the weights first
+    const both = with_('config.json', otherCfg);
+    both.set('model.safetensors', w);
+    await expect(resolveBundleBase(json, async () => both)).rejects.toThrow(/has weights with sha256 [0-9a-f]{64}, but run.json records [0-9a-f]{64}; has a config.json with sha256 [0-9a-f]{64}, but run.json records [0-9a-f]{64}: these are not the weights/);
+    // files beside the defining ones (training_args.json, a README) do not matter
+    expect(await resolveBundleBase(json, async () => with_('README.md', enc.encode('notes')))).not.toBeNull();
     await expect(resolveBundleBase(json, async () => { throw new Error('gone'); })).rejects.toThrow(/the base referenced as library tiny cannot be read: gone/);
     // a bundle that holds its base reads as before (no resolver asked)
     expect(await resolveBundleBase({ files: { base: 'base' } }, async () => { throw new Error('asked'); })).toBeNull();
@@ -162,7 +200,10 @@ describe('a bundle that references its base', () => {
     expect([...tree.keys()].some((k) => k.startsWith('base/'))).toBe(false);
     const { bundle, baseDir } = await readBundleFolder(path.join(dir, 'diffmas-seed1'));
     expect(baseDir).toBe(path.resolve(TINY));
-    expect(bundle.json.files.baseRef).toMatchObject({ source: 'folder', id: path.resolve(TINY), sha256: hex(await readFile(path.join(TINY, 'model.safetensors'))) });
+    expect(bundle.json.files.baseRef).toEqual({
+      source: 'folder', id: path.resolve(TINY), sha256: hex(await readFile(path.join(TINY, 'model.safetensors'))),
+      fileSha256: { 'config.json': hex(await readFile(path.join(TINY, 'config.json'))), 'tokenizer.json': hex(await readFile(path.join(TINY, 'tokenizer.json'))), 'tokenizer_config.json': null },
+    });
     expect(bundle.latentMap!.Wa).toHaveLength(32 * 32);
     expect(bundle.json.training.stepsDone).toBe(2);
     // the same bundle pointed at a base with one weight byte changed is refused
@@ -172,6 +213,12 @@ describe('a bundle that references its base', () => {
     w[w.length - 1] ^= 1;
     await writeFile(path.join(altered, 'model.safetensors'), w);
     await expect(readBundleFolder(path.join(dir, 'diffmas-seed1'), { baseDir: altered })).rejects.toThrow(/has weights with sha256 .* but run.json records/);
+    // and one with the same weights but another config.json (rope_theta)
+    const reconfigured = path.join(work, 'reconfigured');
+    await cp(TINY, reconfigured, { recursive: true });
+    const cfg = JSON.parse(await readFile(path.join(TINY, 'config.json'), 'utf8'));
+    await writeFile(path.join(reconfigured, 'config.json'), JSON.stringify({ ...cfg, rope_theta: 100000 }));
+    await expect(readBundleFolder(path.join(dir, 'diffmas-seed1'), { baseDir: reconfigured })).rejects.toThrow(/the base referenced as folder .* has a config.json with sha256 [0-9a-f]{64}, but run.json records [0-9a-f]{64}: this is not the model the run was trained on/);
     const moved = path.join(work, 'moved');
     await cp(path.join(dir, 'diffmas-seed1'), moved, { recursive: true });
     const runJson = JSON.parse(await readFile(path.join(moved, 'run.json'), 'utf8'));

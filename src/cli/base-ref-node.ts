@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkBaseRef, describeBaseRef, resolveBundleBase, weightsDigest, type BaseRef } from '../storage/base-ref';
+import { baseDigests, checkBaseRef, describeBaseRef, resolveBundleBase, type BaseRef } from '../storage/base-ref';
 import { readRunBundle, RunBundleError, RUN_FILE, type FileMap } from '../storage/run-bundle';
 import { parseHubRef } from '../storage/hub-host';
 import { UsageError } from './args';
@@ -14,10 +14,10 @@ import { readFolder } from './files';
 import { readTree } from './export-run';
 
 /** `--base-ref` forms, for the help and the refusal. */
-export const BASE_REF_HELP = "folder (the --model folder by its absolute path), hub:ORG/NAME[@REV] (the Hub model the --model folder was fetched from), or library:ID (the page's library model); the bundle then holds the base's weights digest, not the base";
+export const BASE_REF_HELP = "folder (the --model folder by its absolute path), hub:ORG/NAME[@REV] (the Hub model the --model folder was fetched from), or library:ID (the page's library model); the bundle then holds the digests of the base's weights, config.json and tokenizer files, not the base";
 
 /** What `--base-ref text` names, checked before any work (the digest is added by makeBaseRef). */
-export function parseBaseRefArg(text: string, modelDir: string): Omit<BaseRef, 'sha256'> {
+export function parseBaseRefArg(text: string, modelDir: string): Omit<BaseRef, 'sha256' | 'fileSha256'> {
   if (text === 'folder') return { source: 'folder', id: path.resolve(modelDir) };
   if (text.startsWith('hub:')) {
     try {
@@ -31,9 +31,9 @@ export function parseBaseRefArg(text: string, modelDir: string): Omit<BaseRef, '
   throw new UsageError(`--base-ref must be ${BASE_REF_HELP}; got ${JSON.stringify(text)}`);
 }
 
-/** The reference `--base-ref text` asks for, with the digest of the base actually used (the files of modelDir). */
+/** The reference `--base-ref text` asks for, with the digests of the base actually used (the files of modelDir). */
 export async function makeBaseRef(text: string, modelDir: string, baseFiles: ReadonlyMap<string, Uint8Array>): Promise<BaseRef> {
-  return checkBaseRef({ ...parseBaseRefArg(text, modelDir), sha256: await weightsDigest(baseFiles) });
+  return checkBaseRef({ ...parseBaseRefArg(text, modelDir), ...(await baseDigests(baseFiles)) });
 }
 
 /** huggingface_hub's cache folder (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub). */
@@ -65,7 +65,8 @@ export function baseRefFolder(ref: BaseRef, bundleDir: string): string {
 
 /**
  * A bundle folder read and checked, its base resolved where run.json references it (from `baseDir`
- * when given, else by the reference) and refused unless its weights have the recorded digest.
+ * when given, else by the reference) and refused unless its weights and other defining files have
+ * the recorded digests.
  * baseDir: the folder the base was read from (the bundle's own base/ when it holds it).
  */
 export async function readBundleFolder(dir: string, opts: { baseDir?: string } = {}) {
