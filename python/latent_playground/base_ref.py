@@ -1,8 +1,10 @@
 """A run bundle that references its base instead of holding it (docs/run-bundle.md, the engine's
 src/storage/base-ref.ts): run.json has ``files.base: null`` and ``files.baseRef`` = {source, id,
-revision?, sha256}. The base is found by the reference (a folder, relative to the bundle's folder or
-absolute; a Hub model in the Hugging Face cache; the page's library, which only a given folder can
-stand for) and refused unless its weights have the recorded digest."""
+revision?, sha256, fileSha256}. The base is found by the reference (a folder, relative to the bundle's
+folder or absolute; a Hub model in the Hugging Face cache; the page's library, which only a given
+folder can stand for) and refused unless its weights have the recorded digest and each other file
+that defines the model (config.json, tokenizer.json, tokenizer_config.json: issue 20 item 2) the
+recorded sha256."""
 from __future__ import annotations
 
 import hashlib
@@ -14,6 +16,9 @@ from .bundle_safety import BundleError
 
 SOURCES = ("library", "hub", "folder")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+# the files besides the weights that define a base: the engine's BASE_REF_FILES (its modelDigest's set)
+FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 
 
 def _sha256_file(p: Path) -> str:
@@ -46,12 +51,24 @@ def weights_digest(folder: Path) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
+def file_digests(folder: Path) -> dict:
+    """The sha256 of each of FILES in the folder, None where absent."""
+    return {name: _sha256_file(Path(folder) / name) if (Path(folder) / name).is_file() else None for name in FILES}
+
+
+def base_digests(folder: Path) -> dict:
+    """What a reference records of a base: {"sha256": weights digest, "fileSha256": {name: sha256 or None}}."""
+    if not (Path(folder) / "config.json").is_file():
+        raise BundleError(f"{folder}: the base has no config.json")
+    return {"sha256": weights_digest(folder), "fileSha256": file_digests(folder)}
+
+
 def check_base_ref(v) -> dict:
     """run.json's files.baseRef, checked as the engine checks it."""
     def bad(what):
         return BundleError(f"run.json: files.baseRef {what}")
     if not isinstance(v, dict):
-        raise bad("must be an object {source, id, revision?, sha256}")
+        raise bad("must be an object {source, id, revision?, sha256, fileSha256}")
     if v.get("source") not in SOURCES:
         raise bad(f"source must be one of {', '.join(SOURCES)}, got {json.dumps(v.get('source'))}")
     if not isinstance(v.get("id"), str) or not v["id"].strip():
@@ -62,6 +79,21 @@ def check_base_ref(v) -> dict:
         raise bad(f"id {json.dumps(v['id'])} is not a Hub repo id (org/name)")
     if not isinstance(v.get("sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", v["sha256"]):
         raise bad("sha256 must be 64 lowercase hex digits (the digest of the base's weights)")
+    f = v.get("fileSha256")
+    want = "{" + ", ".join(f'"{n}"' for n in FILES) + "}"
+    if not isinstance(f, dict):
+        raise bad(f"fileSha256 must be an object {want}: the sha256 of each file that defines the base besides its weights, null where it has none")
+    for k in f:
+        if k not in FILES:
+            raise bad(f"fileSha256 names {json.dumps(k)}, which is not one of {want} (written by a newer playground?)")
+    for name in FILES:
+        if name not in f:
+            raise bad(f"fileSha256 has no entry for {name} (its sha256, or null where the base has none)")
+        d = f[name]
+        if d is None and name == "config.json":
+            raise bad('fileSha256["config.json"] is null, but every base has one')
+        if d is not None and not (isinstance(d, str) and _HEX64.fullmatch(d)):
+            raise bad(f'fileSha256["{name}"] must be 64 lowercase hex digits or null, got {json.dumps(d)}')
     return v
 
 
@@ -86,13 +118,31 @@ def ref_folder(ref: dict, bundle_root: Path) -> Path:
 
 
 def resolve_base(ref, bundle_root: Path, base: str | Path | None = None) -> Path:
-    """The referenced base's folder (`base` when given), refused unless its weights have the recorded digest."""
+    """The referenced base's folder (`base` when given), refused unless its weights and each other
+    defining file have the recorded digests (every mismatch named with both digests, as the engine's
+    verifyBaseRef)."""
     ref = check_base_ref(ref)
     folder = Path(base).resolve() if base is not None else ref_folder(ref, bundle_root)
     if not folder.is_dir():
         raise BundleError(f"the base referenced as {describe(ref)} cannot be read: {folder} is not a folder")
-    got = weights_digest(folder)
-    if got != ref["sha256"]:
-        raise BundleError(f"the base referenced as {describe(ref)} has weights with sha256 {got}, but run.json records {ref['sha256']}: "
-                          "these are not the weights the run was trained on (restore that base, or point the reference at the right one)")
+    wrong = []
+    have = file_digests(folder)
+    for name in FILES:
+        got, want = have[name], ref["fileSha256"][name]
+        if got == want:
+            continue
+        if got is None:
+            wrong.append(f"has no {name}, but run.json records one with sha256 {want}")
+        elif want is None:
+            wrong.append(f"has a {name} with sha256 {got}, but run.json records none")
+        else:
+            wrong.append(f"has a {name} with sha256 {got}, but run.json records {want}")
+    weights = weights_digest(folder)
+    weights_differ = weights != ref["sha256"]
+    if weights_differ:
+        wrong.insert(0, f"has weights with sha256 {weights}, but run.json records {ref['sha256']}")
+    if wrong:
+        why = ("these are not the weights the run was trained on" if weights_differ else
+               "this is not the model the run was trained on (the same weights, but another file that defines what it computes or how it reads text)")
+        raise BundleError(f"the base referenced as {describe(ref)} {'; '.join(wrong)}: {why} (restore that base, or point the reference at the right one)")
     return folder

@@ -302,7 +302,7 @@ function checkBatch(v: unknown, where: string, agents: number): BundleBatch {
  * is looked through) and checks it: the format and version, every file run.json lists, each JSONL
  * line, and that every adapter fits the base. Throws RunBundleError naming the file and what is wrong.
  * A bundle that references its base (files.baseRef) needs `opts.base`: its files as resolveBundleBase
- * (base-ref.ts) fetched and checked them against the recorded digest.
+ * (base-ref.ts) fetched and checked them against the recorded digests.
  */
 export function readRunBundle(input: ReadonlyMap<string, Uint8Array>, opts: { base?: FileMap } = {}): RunBundleContent & { json: RunBundleJson } {
   let files = input;
