@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .tasks import BOS, EOS, PART_END, Episode, format_prompt, format_skyline, format_target
 
-RENDERINGS = ("char", "word")
+RENDERINGS = ("char", "word", "chat")
 
 # render.ts KEY_WORDS: one word per key letter of lookup
 KEY_WORDS = {
@@ -114,7 +114,7 @@ def rendering(name: str, folder=None):
         return CHAR
     if name == "word":
         return WORD
-    raise ValueError(f"unknown rendering {name!r} (known: {', '.join(RENDERINGS)}; the engine has no other today)")
+    raise ValueError(f"unknown rendering {name!r} (known: {', '.join(RENDERINGS)})")
 
 
 def default_rendering(tokenizer_kind: str) -> str:

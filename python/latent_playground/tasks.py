@@ -372,11 +372,16 @@ class PlanAgent:
     preds: list[int]
 
 
-def prompt_text(ep: Episode, agent: PlanAgent, skyline: bool, rendering: str = "char") -> str:
-    """data.ts promptText (without messages) in a rendering (render.py)."""
+def _rendering_of(rendering):
+    """A rendering of render.py from its name, or the rendering itself (chat: made from a base folder)."""
     from .render import rendering as render_of  # function-level: render imports this module
 
-    r = render_of(rendering)
+    return render_of(rendering) if isinstance(rendering, str) else rendering
+
+
+def prompt_text(ep: Episode, agent: PlanAgent, skyline: bool, rendering="char") -> str:
+    """data.ts promptText (without messages) in a rendering (render.py: its name, or the rendering)."""
+    r = _rendering_of(rendering)
     if skyline:
         return r.skyline(ep)
     if agent.final:
@@ -423,14 +428,15 @@ class SignatureBatcher:
 
 
 def batch_stream(task: Task, tokenizer, plan: list[PlanAgent], skyline: bool, seed: int, B: int, max_answer: int,
-                 text_budget: int | None = None, rendering: str = "char"):
+                 text_budget: int | None = None, rendering="char"):
     """The run's stream of training batches (run-data.ts firstTrainingBatches), as bundle batch rows.
     text_budget: T of a text-trained run, whose receivers' prompts hold T pad slots per received message
     (text-channel.ts textTrainedBatcher; the slots change the prompt lengths, so the signatures and the
-    batches drawn); None for every other method. rendering: char or word (render.py)."""
-    from .render import answer_ids, rendering as render_of
+    batches drawn); None for every other method. rendering: char or word (render.py), or a rendering
+    (render.py rendering("chat", folder))."""
+    from .render import answer_ids
 
-    r = render_of(rendering)
+    r = _rendering_of(rendering)
     if text_budget is None:
         encode = lambda ep: [tokenizer.encode(prompt_text(ep, a, skyline, rendering)) for a in plan]  # noqa: E731
     else:

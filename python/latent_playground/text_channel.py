@@ -45,17 +45,27 @@ def slots(tk, rendering: str, n_preds: int, T: int) -> list[int]:
     return [head + i * (T + between) for i in range(n_preds)]
 
 
-def prompt_ids(tk, rendering: str, prompt: str, n_preds: int, T: int, pad: int) -> list[int]:
+def message_lead(rendering) -> tuple[str, str]:
+    """text-channel.ts messageLead: the text every prompt starts with, where the messages go (<bos>; the
+    chat template's head for the chat rendering), and the message opener. rendering: a name (char, word)
+    or a rendering of render.py (the chat one is made from a base folder)."""
+    if isinstance(rendering, str):
+        return "<bos>", OPEN[rendering]
+    return (rendering.head if rendering.name == "chat" else "<bos>"), rendering.open
+
+
+def prompt_ids(tk, rendering, prompt: str, n_preds: int, T: int, pad: int) -> list[int]:
     """An agent's ids from its prompt text without messages (the bundle's), pad in the message slots."""
     if n_preds == 0:
         return tk.encode(prompt)
-    if not prompt.startswith("<bos>"):
-        raise ValueError(f"text-trained: a prompt must start with <bos>, got {prompt[:20]!r}")
-    rest = prompt[len("<bos>"):]
-    ids = tk.encode("<bos>" + OPEN[rendering])
+    lead, open_ = message_lead(rendering)
+    if not prompt.startswith(lead):
+        raise ValueError(f"text-trained: a prompt must start with {lead!r}, got {prompt[:20]!r}")
+    rest = prompt[len(lead):]
+    ids = tk.encode(lead + open_)
     for i in range(n_preds):
         ids += [pad] * T
-        ids += tk.encode(CLOSE + (OPEN[rendering] if i < n_preds - 1 else rest))
+        ids += tk.encode(CLOSE + (open_ if i < n_preds - 1 else rest))
     return ids
 
 

@@ -2,7 +2,7 @@
 
 - The companion draws what the engine draws: every task and difficulty's sample streams and evaluation
   sets, and for each rendering the engine has (char; word with a byte-level and a sentencepiece-style
-  BPE) the agents' prompts, ids, target ids and the first training batches of several methods and
+  BPE; chat with the byte-level BPE and a ChatML template) the agents' prompts, ids, target ids and the first training batches of several methods and
   topologies, held to tests/fixtures/streams.json (scripts/dump-streams.mjs writes it from the engine;
   tests/streams-fixture.test.ts checks the file is what the engine draws today).
 - A run made by `new` is the engine's own bundle of that configuration (episodes, batches, initial
@@ -63,18 +63,32 @@ def test_episodes_match_the_engine(fx):
     REPORT["new: episodes as the engine draws them"] = f"{n} episodes over {len(fx['episodes'])} task/difficulty pairs, identical"
 
 
-@pytest.mark.parametrize("combo", [("char", "char"), ("word", "bpe"), ("word", "sp")], ids=lambda c: f"{c[0]}-{c[1]}")
+def _chat_folder(fx: dict, name: str, tmp: Path) -> Path:
+    """A folder with the fixture tokenizer's tokenizer.json and tokenizer_config.json (its chat template), which
+    the chat rendering (chat_render.py) is made from."""
+    t = fx["tokenizers"][name]
+    d = tmp / f"{name}-folder"
+    d.mkdir()
+    (d / "tokenizer.json").write_text(json.dumps(t["json"]))
+    (d / "tokenizer_config.json").write_text(json.dumps(t["config"]))
+    return d
+
+
+@pytest.mark.parametrize("combo", [("char", "char"), ("word", "bpe"), ("word", "sp"), ("chat", "bpechat")], ids=lambda c: f"{c[0]}-{c[1]}")
 def test_prompts_and_batches_match_the_engine(fx, combo, tmp_path):
     cases = [c for c in fx["cases"] if (c["rendering"], c["tokenizer"]) == combo]
     assert cases, f"the fixture has no {combo} case"
     tk = _tokenizer(fx, combo[1], tmp_path)
+    # chat: the rendering object itself (made from the folder's template) where char and word go by name
+    chat = rendering("chat", _chat_folder(fx, combo[1], tmp_path)) if combo[0] == "chat" else None
     run = fx["header"]["run"]
     rows = 0
     for c in cases:
         where = f"{c['rendering']}/{c['tokenizer']} {c['task']} d{c['difficulty']} {c['method']} {c['topology']}"
         task = make_task(c["task"], c["difficulty"])
         spec = method_spec(c["method"])
-        r = rendering(c["rendering"])
+        r = chat or rendering(c["rendering"])
+        rr = chat or c["rendering"]
         plan = make_plan(resolve_topology(c["topology"], task, run["latentSteps"]), spec)
         assert [{k: a[k] for k in ("id", "role", "latentSteps", "final", "predecessors")} for a in plan] == c["agents"], f"{where}: the plan"
         assert r.max_answer_chars(task) == c["maxAnswerTokens"], where
@@ -84,10 +98,10 @@ def test_prompts_and_batches_match_the_engine(fx, combo, tmp_path):
         for ep, want in zip(eps, c["episodes"]):
             assert [ep.key, ep.parts, ep.answer] == [want["key"], want["parts"], want["answer"]], where
             assert answer_ids(tk, r, task, ep) == want["targetIds"], f"{where} {ep.key}: target ids"
-            prompts = [prompt_text(ep, pa, spec["skyline"], c["rendering"]) for pa in pas]
+            prompts = [prompt_text(ep, pa, spec["skyline"], rr) for pa in pas]
             assert [{"prompt": p, "ids": tk.encode(p)} for p in prompts] == want["agents"], f"{where} {ep.key}: prompts"
         T = run["textBudget"] if c["method"] == "text-trained" else None
-        stream = batch_stream(task, tk, pas, spec["skyline"], run["seed"], run["batch"], c["maxAnswerTokens"], text_budget=T, rendering=c["rendering"])
+        stream = batch_stream(task, tk, pas, spec["skyline"], run["seed"], run["batch"], c["maxAnswerTokens"], text_budget=T, rendering=rr)
         for want in c["batches"]:
             assert next(stream) == want, f"{where}: batch {want['batch']}"
             rows += len(want["rows"])
