@@ -110,7 +110,7 @@ def _lines(path: Path, count: int, where: str) -> list:
 def read_bundle(path: str | Path, base: str | Path | None = None) -> Bundle:
     """Reads and checks a bundle (a folder, or a zip unpacked into a temporary folder). A bundle that
     references its base (files.baseRef) has it resolved (or taken from `base`) and refused unless its
-    weights have the recorded sha256 (base_ref.py)."""
+    weights, config.json and tokenizer files have the recorded sha256 digests (base_ref.py)."""
     path = Path(path)
     tmp = None
     if path.is_file() and zipfile.is_zipfile(path):
