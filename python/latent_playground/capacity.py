@@ -183,6 +183,7 @@ class Capacity:
         gen = torch.Generator().manual_seed(seed)
         before, after = {}, {}
         sums = {"before": [0.0, 0], "after": [0.0, 0]}
+        norms = {"before": torch.zeros(2, dtype=torch.float64), "after": torch.zeros(2, dtype=torch.float64)}
         curve = None
         for bi, (rows, real, inputs, targets, astart, kv_real, fstart) in enumerate(self.batches(split, episodes, scope)):
             owners = list(dict.fromkeys(self.owner[r] for r in rows))  # this batch's episodes, in order
@@ -197,6 +198,8 @@ class Capacity:
             kv, losses = optimise(self.team, kv0, fstart, inputs[-1], targets, steps, lr, kv_real.shape[4], share)
             ls, c = self.score(kv, share, fstart, rows, real, inputs, targets, astart, after)
             sums["after"] = [sums["after"][0] + ls, sums["after"][1] + c]
+            for k, x in (("before", kv0), ("after", kv)):  # the L2 norm of each position's K and V row (all heads), summed over episodes
+                norms[k] += x.double().transpose(3, 4).flatten(4).norm(dim=-1).mean(dim=(1, 3)).sum(0).cpu()
             w = int((targets >= 0).sum())
             curve = [x * w for x in losses] if curve is None else [a + x * w for a, x in zip(curve, losses)]
             if log:
@@ -223,4 +226,5 @@ class Capacity:
         total = sums["before"][1]
         return {"split": split, "scope": scope, "init": init, "steps": steps, "lr": lr, "noiseStd": noise_std if init == "zeros" else None,
                 "episodes": n, "queries": len(q_eps), "step0": table(before, sums["before"]), "final": table(after, sums["after"]),
+                "rowNorm": {k: {"k": float(v[0]) / n, "v": float(v[1]) / n} for k, v in (("step0", norms["before"]), ("final", norms["after"]))},
                 "lossCurve": [x / total for x in curve] if curve else []}

@@ -100,7 +100,7 @@ def cmd_capacity(a) -> int:
                    "settings": {"split": a.split, "scopes": scopes, "steps": a.steps, "lr": a.lr, "noiseStd": a.noise_std, "seed": a.seed,
                                 "episodes": a.episodes, "batch": cap.ev.B, "optimizer": "Adam (torch defaults but lr)",
                                 "loss": "teacher-forced answer cross-entropy, summed over the batch's targets"},
-                   "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device, "platform": platform.platform()},
+                   "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device, "cpus": os.cpu_count(), "platform": platform.platform()},
                    "realMessageAccuracy": real, "reference": ref, "results": results}
             tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
             tmp.write_text(json.dumps(doc, indent=1) + "\n")

@@ -43,6 +43,7 @@ def test_real_init_reproduces_the_run_at_step_0(team):
     r = Capacity(t, tk, batch=8).run("heldout", "real", 0, 0.01)
     assert r["step0"]["predictions"] == ref["predictions"] == r["final"]["predictions"]
     assert r["step0"]["accuracy"] == ref["accuracy"]
+    assert r["rowNorm"]["step0"] == r["rowNorm"]["final"] and r["rowNorm"]["step0"]["k"] > 0
     # the same passes over the same prefix: float32 summation order only (a relative 1e-6 holds it)
     assert math.isclose(r["step0"]["loss"], ref["loss"], rel_tol=1e-6)
 
@@ -55,6 +56,8 @@ def test_optimisation_lowers_the_loss(team, init):
     assert r["final"]["loss"] < 0.8 * r["step0"]["loss"]
     assert r["lossCurve"][-1] == pytest.approx(r["final"]["loss"], rel=1e-6)
     assert r["final"]["accuracy"] >= r["step0"]["accuracy"]
+    if init == "zeros":  # N(0, 0.01^2) per float: a row of W floats has norm about 0.01 sqrt(W)
+        assert r["rowNorm"]["step0"]["v"] == pytest.approx(0.01 * math.sqrt(t.W), rel=0.1)
 
 
 def test_episodes_are_independent(team):
