@@ -18,6 +18,8 @@ import { chatRendering } from '../src/tasks/chat-render';
 import { RENDERINGS } from '../src/tasks/render';
 import { evaluationEpisodes, makeTask } from '../src/tasks/tasks';
 import { HfTokenizer } from '../src/tokenizers';
+import { hasChatTemplateFile } from '../src/storage/library';
+import { DEFAULT_STATE, parseState, runConfigOf, serializeState, stateOfRunConfig } from '../src/ui/state';
 import { byteLevelBpe, hfCheckpoint } from './hf-fixtures';
 import { runCaptured } from './cli-helpers';
 
@@ -37,6 +39,34 @@ function chatTokenizer() {
 describe('chat run', () => {
   it('is a rendering a run config takes', () => {
     expect(RENDERINGS).toContain('chat');
+  });
+
+  it("the page's rendering field: in the link, additive ('auto' puts none in the run config)", () => {
+    expect(DEFAULT_STATE.rendering).toBe('auto');
+    expect(runConfigOf(DEFAULT_STATE).rendering).toBeUndefined();
+    expect('rendering' in runConfigOf(DEFAULT_STATE)).toBe(false);
+    // a link without the field (every link made before it) keeps the model's default
+    expect(parseState('#task=relay').state.rendering).toBe('auto');
+    for (const r of ['char', 'word', 'chat'] as const) {
+      const s = { ...DEFAULT_STATE, rendering: r };
+      const hash = serializeState(s);
+      expect(hash).toContain(`rendering=${r}`);
+      const back = parseState(hash);
+      expect(back.problems).toEqual([]);
+      expect(back.state.rendering).toBe(r);
+      expect(runConfigOf(back.state).rendering).toBe(r);
+      expect(stateOfRunConfig(DEFAULT_STATE, runConfigOf(s)).rendering).toBe(r);
+    }
+    expect(stateOfRunConfig({ ...DEFAULT_STATE, rendering: 'chat' }, runConfigOf(DEFAULT_STATE)).rendering).toBe('auto');
+    expect(parseState('#rendering=html').problems).toEqual(['rendering=html: "html" is not one of auto, char, word, chat; auto is used (the default).']);
+  });
+
+  it('a stored model is marked as taking chat when its tokenizer_config.json has a template', () => {
+    const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+    expect(hasChatTemplateFile(new Map([['tokenizer_config.json', enc(chatTokenizer().config)]]))).toBe(true);
+    expect(hasChatTemplateFile(new Map([['tokenizer_config.json', enc(byteLevelBpe().config)]]))).toBe(false);
+    expect(hasChatTemplateFile(new Map([['tokenizer_config.json', new TextEncoder().encode('{not json')]]))).toBe(false);
+    expect(hasChatTemplateFile(new Map())).toBe(false);
   });
 
   it('text-trained: message slots right after the template head, the rest of the prompt as the chat text', () => {

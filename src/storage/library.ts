@@ -25,6 +25,7 @@
 // No DOM: runs in the worker (IndexedDB) and in Node tests (any KeyValueStore).
 import { createStore, del as idbDel, get as idbGet, keys as idbKeys, set as idbSet, update as idbUpdate, type UseStore } from 'idb-keyval';
 import type { AdapterEntry, ModelEntry, RunEntry, RunRecord } from './records';
+import { chatTemplateOf, TOKENIZER_CONFIG_FILE } from '../tasks/chat-render';
 
 /** The few operations the library needs from a key-value store (idb-keyval or an in-memory map). */
 export interface KeyValueStore {
@@ -239,6 +240,17 @@ function entryFromRecord(kind: LibraryKind, id: string, rec: StoredRecord): Mode
   } satisfies AdapterEntry;
 }
 
+/** Whether a model's files hold a tokenizer_config.json with a chat template (the page offers the chat rendering then). */
+export function hasChatTemplateFile(files: ReadonlyMap<string, Uint8Array>): boolean {
+  const bytes = files.get(TOKENIZER_CONFIG_FILE);
+  if (!bytes) return false;
+  try {
+    return chatTemplateOf(JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>) !== null;
+  } catch {
+    return false; // an unreadable config: the run itself reports it when the model loads
+  }
+}
+
 export function filesSize(files: ReadonlyMap<string, Uint8Array>): number {
   let n = 0;
   for (const b of files.values()) n += b.byteLength;
@@ -342,7 +354,8 @@ export class Library {
   saveModel(entry: ModelEntry, files: FileMap): Promise<ModelEntry> {
     return this.serial(async () => {
       const idx = await this.index();
-      const e = { ...entry, size: filesSize(files) };
+      const { chatTemplate: _, ...rest } = entry;
+      const e: ModelEntry = { ...rest, size: filesSize(files), ...(hasChatTemplateFile(files) ? { chatTemplate: true as const } : {}) };
       // a failed save removes only records it created, never the files of an entry already listed
       const fresh = idx.models.some((m) => m.id === e.id) ? [] : [recordKey('model', e.id)];
       await this.writeRecords([[recordKey('model', e.id), files, e]], e.name, e.size, fresh);

@@ -17,6 +17,8 @@ export interface ModelEntry {
   provenance?: Record<string, unknown>;
   /** false when the checkpoint has no tokenizer.json (set at import): it runs on token ids only, not on the tasks. */
   tokenizer?: false;
+  /** true when its tokenizer_config.json has a chat template (set when saved): the page offers the chat rendering. */
+  chatTemplate?: true;
   /** The model's identity (optional): "model:" and a SHA-256 over config.json, the tokenizer files and the weights as stored (src/worker/engine.ts); a re-import of the same model is recognised, and older weights-only digests are re-hashed when compared. */
   digest?: string;
 }

@@ -9,6 +9,7 @@
 import { presetForTask, parseTopology, serializeTopology, type Topology } from '../mas/topology';
 import { ATTENTION_PROJS, PROJS, type Proj } from '../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, SPLITS, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
+import { RENDERINGS, type RenderingName } from '../tasks/render';
 import { METHODS, type MethodName, type RunConfig } from '../worker/api';
 
 export interface AppState {
@@ -32,6 +33,8 @@ export interface AppState {
   evalEvery: number;
   evalSize: number;
   topology: Topology;
+  /** How episodes become text (RunConfig.rendering); 'auto': the model's default (char for the toys, word for a tokenizer.json). */
+  rendering: RenderingChoice;
   // the latent-message view
   split: Split;
   example: number;
@@ -45,6 +48,10 @@ export interface AppState {
   compareMethods: MethodName[];
   compareSeeds: number[];
 }
+
+/** The page's rendering choice: a rendering of src/tasks/render.ts, or 'auto' (none in the run config). */
+export type RenderingChoice = 'auto' | RenderingName;
+export const RENDERING_CHOICES: readonly RenderingChoice[] = ['auto', ...RENDERINGS];
 
 type PropType = 'int' | 'number' | 'enum' | 'string' | 'list' | 'ints' | 'topology' | 'bool' | 'pick';
 
@@ -86,6 +93,7 @@ export const PROPS: readonly Prop[] = [
   { name: 'compareMethods', type: 'list', options: METHODS },
   { name: 'compareSeeds', type: 'ints', min: 0, max: 2 ** 31 - 1 },
   { name: 'fitY', type: 'bool' },
+  { name: 'rendering', type: 'enum', options: RENDERING_CHOICES },
 ];
 
 /** The default topology of a task: one agent per role, wired as the task's flow. */
@@ -156,6 +164,7 @@ export const DEFAULT_STATE: Readonly<AppState> = Object.freeze({
   evalEvery: FIRST_VISIT.evalEvery,
   evalSize: FIRST_VISIT.evalSize,
   topology: defaultTopology(FIRST_VISIT.task, FIRST_VISIT.difficulty),
+  rendering: 'auto',
   split: 'heldout',
   example: 0,
   layer: 'avg',
@@ -331,6 +340,7 @@ export function runConfigOf(s: AppState): RunConfig {
     ...(s.method === 'text-trained' ? { textTemperature: s.textTemperature } : {}),
     evalEvery: s.evalEvery,
     evalSize: s.evalSize,
+    ...(s.rendering !== 'auto' ? { rendering: s.rendering } : {}),
   };
 }
 
@@ -356,11 +366,12 @@ export function stateOfRunConfig(base: AppState, c: RunConfig): AppState {
     textTemperature: c.textTemperature ?? 1,
     evalEvery: c.evalEvery,
     evalSize: c.evalSize,
+    rendering: c.rendering ?? 'auto',
   };
 }
 
 /** Properties that decide a run's numbers: changing one makes the current run stale. */
 export const RUN_PROPS: readonly (keyof AppState)[] = [
   'task', 'difficulty', 'method', 'model', 'rank', 'alpha', 'targets', 'lr', 'steps', 'batch', 'seed', 'latentMap',
-  'positions', 'textBudget', 'textTemperature', 'evalEvery', 'evalSize', 'topology',
+  'positions', 'textBudget', 'textTemperature', 'evalEvery', 'evalSize', 'topology', 'rendering',
 ];

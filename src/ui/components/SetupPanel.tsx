@@ -6,7 +6,7 @@ import { useMemo } from 'react';
 import { PROJS, type Proj } from '../../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type TaskName } from '../../tasks/tasks';
 import { METHODS, type MethodName } from '../../worker/api';
-import { defaultTopology } from '../state';
+import { defaultTopology, type RenderingChoice } from '../state';
 import { isTrainedMethod } from '../../mas/run-types';
 import { useApp } from '../stores/app';
 import { useLibrary } from '../stores/library';
@@ -64,6 +64,16 @@ export function SetupPanel({ locked }: { locked: boolean }) {
     return { value: m.id, label: `${m.name} — ${kind}d${c.hidden_size ?? '?'}×${c.num_hidden_layers ?? '?'}${c.vocab_size && c.vocab_size > 256 ? `, vocab ${c.vocab_size}` : ''}` };
   });
   if (!models.some((m) => m.id === s.model)) modelOptions.unshift({ value: s.model, label: `${s.model} (${libraryLoaded ? 'not in the library' : 'loading…'})` });
+
+  // chat only for a model whose tokenizer_config.json has a chat template (ModelEntry.chatTemplate, set when it was stored)
+  const hasTemplate = models.find((m) => m.id === s.model)?.chatTemplate === true;
+  const renderingOptions: { value: RenderingChoice; label: string }[] = [
+    { value: 'auto', label: 'auto (char for the toys, word for a tokenizer.json)' },
+    { value: 'char', label: 'char (compact)' },
+    { value: 'word', label: 'word (plain words)' },
+  ];
+  if (hasTemplate) renderingOptions.push({ value: 'chat', label: 'chat (the model’s chat template)' });
+  else if (s.rendering === 'chat') renderingOptions.push({ value: 'chat', label: 'chat: this model has no chat template' });
 
   const setTask = (t: TaskName) => set({ task: t, topology: defaultTopology(t, s.difficulty) });
   const toggleTarget = (p: Proj) => {
@@ -135,6 +145,15 @@ export function SetupPanel({ locked }: { locked: boolean }) {
       />
       <p className="muted small">{METHOD_INFO[s.method].about}</p>
       <SelectField label="Base model" value={s.model} testId="model" disabled={off} options={modelOptions} onChange={(m) => set({ model: m })} />
+      <SelectField
+        label="Rendering"
+        value={s.rendering}
+        testId="rendering"
+        disabled={off}
+        hint="How the episodes become text: the toys' compact format (char), plain words (word), or the words through the model's own chat template (chat, for an instruction-tuned model)"
+        options={renderingOptions}
+        onChange={(v) => set({ rendering: v })}
+      />
 
       <h3 title={trained ? undefined : 'This method trains no adapters'}>LoRA{trained ? '' : ' · unused'}</h3>
       <div className="row2">
