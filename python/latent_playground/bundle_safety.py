@@ -159,6 +159,9 @@ def check_config(c) -> None:
         t = c["textTemperature"]
         _need(isinstance(t, (int, float)) and not isinstance(t, bool) and lo <= t <= hi, "run.json", f"config.textTemperature must be in [{lo}, {hi}], got {_js(t)}")
     _need(_int(c.get("seed"), 0, 2**53 - 1), "run.json", f"config.seed must be a non-negative integer, got {_js(c.get('seed'))}")
+    # the port's evaluation and training draw and score char and word (render.py); chat runs in the engine
+    _need(c.get("rendering") in (None, "char", "word"), "run.json",
+          f"config.rendering must be char or word for the companion (a chat-rendering run is trained and evaluated in the engine), got {_js(c.get('rendering'))}")
     lora = c.get("lora")
     _need(isinstance(lora, dict) and _int(lora.get("r"), *LIMITS["r"]), "run.json",
           f"config.lora.r must be an integer in {LIMITS['r'][0]}..{LIMITS['r'][1]}, got {_js(lora.get('r') if isinstance(lora, dict) else lora)}")

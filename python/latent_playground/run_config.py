@@ -252,7 +252,8 @@ def validate_config(c: dict):
     _int(c, "evalEvery", c.get("evalEvery"), *LIMITS["evalEvery"])
     _int(c, "evalSize", c.get("evalSize"), *LIMITS["evalSize"])
     if c.get("rendering") is not None and c["rendering"] not in ("char", "word"):
-        raise ValueError(f"run config: rendering must be one of char, word, got {json.dumps(c['rendering'])}")
+        raise ValueError(f"run config: rendering must be one of char, word (a chat-rendering run is made, trained and evaluated in the engine: "
+                         f"experiment --rendering chat), got {json.dumps(c['rendering'])}")
     if c.get("positions") is not None and c["positions"] not in ("stream", "prefix"):
         raise ValueError(f"run config: positions must be 'stream' or 'prefix', got {json.dumps(c['positions'])}")
     if c.get("latentMap") not in ("ridge", "identity"):

@@ -358,6 +358,15 @@ def test_refusals(tmp_path, capsys):
     assert "The final agent q sends to t" in capsys.readouterr().err
     assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "d"), *ARGS, "--rank", "0"]) == 1
     assert "lora.r must be an integer in 1..64" in capsys.readouterr().err
+    # chat: the port draws its prompts (the fixture's chat case) but its runs are the engine's
+    assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "f"), *ARGS, "--rendering", "chat"]) == 1
+    assert "a chat-rendering run is made, trained and evaluated in the engine" in capsys.readouterr().err
+    from latent_playground.bundle_safety import BundleError, check_config
+    from latent_playground.run_config import default_config
+
+    check_config(default_config())
+    with pytest.raises(BundleError, match="a chat-rendering run is trained and evaluated in the engine"):
+        check_config(default_config(rendering="chat"))
     (tmp_path / "taken").mkdir()
     assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "taken"), *ARGS]) == 1
     assert "already exists" in capsys.readouterr().err
