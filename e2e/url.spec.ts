@@ -9,7 +9,7 @@ const LINK =
   'task=relay&difficulty=2&method=latentmas-full&model=builtin:tiny&rank=4&alpha=8&targets=q_proj,v_proj&lr=0.002' +
   '&steps=17&batch=3&seed=42&latentMap=identity&positions=prefix&textBudget=5&textTemperature=1&evalEvery=4&evalSize=9' +
   '&topology=v1;s:0:3:o:src,r:1:2:s:relay%20me,k:2:0:s:asker;s-r,r-k;k' +
-  '&split=ood&example=3&layer=1&head=avg&smoothing=0.3&compareMethods=single,diffmas&compareSeeds=4,5&fitY=1';
+  '&split=ood&example=3&layer=1&head=avg&smoothing=0.3&compareMethods=single,diffmas&compareSeeds=4,5&fitY=1&rendering=word';
 
 test('a link restores the setup exactly, and edits are written back to it', async ({ page }) => {
   await page.goto(`/#${LINK}`);
@@ -25,6 +25,9 @@ test('a link restores the setup exactly, and edits are written back to it', asyn
   await expect(page.getByTestId('batch')).toHaveValue('3');
   await expect(page.getByTestId('seed')).toHaveValue('42');
   await expect(page.getByTestId('inspect-split')).toHaveValue('ood');
+  await expect(page.getByTestId('rendering')).toHaveValue('word');
+  // chat is offered only for a model whose tokenizer_config.json has a chat template (the tiny toy has none)
+  await expect(page.getByTestId('rendering').locator('option')).toHaveText([/^auto/, /^char/, /^word/]);
   await expect(page.getByRole('button', { name: 'q', exact: true })).toHaveAttribute('aria-pressed', 'true');
   await expect(page.getByRole('button', { name: 'k', exact: true })).toHaveAttribute('aria-pressed', 'false');
   await expect(page.getByTestId('agent-node-s')).toContainText('src');
