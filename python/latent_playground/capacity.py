@@ -175,11 +175,15 @@ class Capacity:
                                lambda x: final_logits(t, kv, fstart, x, grad=False), answers)
 
     def run(self, split: str, init: str, steps: int, lr: float, noise_std: float = 0.01, seed: int = 1,
-            episodes: int | None = None, scope: str = "episode", log=None) -> dict:
+            episodes: int | None = None, scope: str = "episode", positions: int | None = None, log=None) -> dict:
         """Every batch's free messages from `init` ('zeros': zeros plus N(0, noise_std^2) noise; 'real': the
-        senders' own message), `steps` Adam steps each; accuracy, validity and loss at step 0 and at the end."""
+        senders' own message), `steps` Adam steps each; accuracy, validity and loss at step 0 and at the end.
+        positions: only the first that many received positions (a narrower channel; the receiver's own
+        positions stay where the rollout puts them); None: all of them."""
         if init not in INITS:
             raise ValueError(f"capacity: init {init!r} is not one of {', '.join(INITS)}")
+        if positions is not None and positions < 1:
+            raise ValueError(f"capacity: positions must be >= 1 (got {positions})")
         gen = torch.Generator().manual_seed(seed)
         before, after = {}, {}
         sums = {"before": [0.0, 0], "after": [0.0, 0]}
@@ -189,6 +193,10 @@ class Capacity:
             owners = list(dict.fromkeys(self.owner[r] for r in rows))  # this batch's episodes, in order
             share = torch.tensor([owners.index(self.owner[r]) for r in rows])
             first = torch.tensor([[self.owner[r] for r in rows].index(o) for o in owners])
+            if positions is not None:
+                if positions > kv_real.shape[4]:
+                    raise ValueError(f"capacity: positions {positions} exceeds the {kv_real.shape[4]} the receiver reads")
+                kv_real = kv_real[:, :, :, :, :positions]
             if init == "real":
                 kv0 = kv_real[first]  # the senders' prompts are the episode's in every query of its table
             else:
@@ -224,7 +232,7 @@ class Capacity:
             return out
 
         total = sums["before"][1]
-        return {"split": split, "scope": scope, "init": init, "steps": steps, "lr": lr, "noiseStd": noise_std if init == "zeros" else None,
+        return {"split": split, "scope": scope, "init": init, "positions": positions, "steps": steps, "lr": lr, "noiseStd": noise_std if init == "zeros" else None,
                 "episodes": n, "queries": len(q_eps), "step0": table(before, sums["before"]), "final": table(after, sums["after"]),
                 "rowNorm": {k: {"k": float(v[0]) / n, "v": float(v[1]) / n} for k, v in (("step0", norms["before"]), ("final", norms["after"]))},
                 "lossCurve": [x / total for x in curve] if curve else []}

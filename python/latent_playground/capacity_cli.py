@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
     c.add_argument("--init", default=",".join(INITS), help="comma-separated: zeros (zeros plus small noise), real (the senders' own message)")
     c.add_argument("--scope", default="episode", help="comma-separated: episode (one message per episode, scored on its query), "
                    "table (lookup: one message per episode scored on every query of its table, as a sender's must serve)")
+    c.add_argument("--positions", type=int, default=None, help="optimise only the first P received positions (a narrower channel; default all)")
     c.add_argument("--noise-std", type=float, default=0.01, help="standard deviation of the noise of the zeros init (default 0.01)")
     c.add_argument("--adapters", default="trained,initial", help="comma-separated receivers: trained (the run's adapters), initial (its initial adapters)")
     c.add_argument("--episodes", type=int, default=None, help="the first N episodes of the split (default all)")
@@ -67,7 +68,7 @@ def cmd_capacity(a) -> int:
             cap = Capacity(Team(b, dirs, device=a.device), tk, batch=a.batch)
             for scope, init in [(s, i) for s in scopes for i in inits]:
                 t0 = time.perf_counter()
-                r = cap.run(a.split, init, a.steps, a.lr, a.noise_std, a.seed, a.episodes, scope, log=print)
+                r = cap.run(a.split, init, a.steps, a.lr, a.noise_std, a.seed, a.episodes, scope, a.positions, log=print)
                 r.update(adapters=w, seconds=time.perf_counter() - t0)
                 print(f"{w} receiver, {scope} scope, {init} init: accuracy {to_fixed(r['step0']['accuracy'], 3)} -> {to_fixed(r['final']['accuracy'], 3)}, "
                       f"loss {r['step0']['loss']:.4f} -> {r['final']['loss']:.4f} ({r['seconds']:.0f} s)")
@@ -97,7 +98,7 @@ def cmd_capacity(a) -> int:
             doc = {"run": {"path": str(a.run), "method": b.method["name"], "task": b.config["task"], "difficulty": b.config["difficulty"],
                            "seed": b.config["seed"], "evalSeed": b.config.get("evalSeed"), "stepsTrained": b.json["training"]["stepsDone"],
                            "latentSteps": [p.latent_steps for p in cap.team.plan]},
-                   "settings": {"split": a.split, "scopes": scopes, "steps": a.steps, "lr": a.lr, "noiseStd": a.noise_std, "seed": a.seed,
+                   "settings": {"split": a.split, "scopes": scopes, "positions": a.positions, "steps": a.steps, "lr": a.lr, "noiseStd": a.noise_std, "seed": a.seed,
                                 "episodes": a.episodes, "batch": cap.ev.B, "optimizer": "Adam (torch defaults but lr)",
                                 "loss": "teacher-forced answer cross-entropy, summed over the batch's targets"},
                    "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": a.device, "cpus": os.cpu_count(), "platform": platform.platform()},

@@ -125,6 +125,10 @@ def test_table_scope_asks_every_key_with_one_message(team):
     assert mine == epi["step0"]["predictions"]
     opt = cap.run("heldout", "zeros", 15, 0.05, episodes=12, scope="table")
     assert opt["final"]["loss"] < 0.8 * opt["step0"]["loss"]
+    one = cap.run("heldout", "zeros", 15, 0.05, episodes=12, scope="table", positions=1)  # a narrower channel
+    assert one["positions"] == 1 and one["final"]["loss"] < one["step0"]["loss"]
+    with pytest.raises(ValueError, match="positions 3 exceeds the 2 the receiver reads"):
+        cap.run("heldout", "zeros", 1, 0.05, episodes=4, positions=3)
 
 
 def test_shared_messages_sum_their_queries_gradients(team):
