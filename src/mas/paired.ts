@@ -149,7 +149,9 @@ function chanceVerdict(t: OutcomeTable | null, accs: number[], chance: number, p
   if (accs.length >= MIN_SEEDS) {
     const iv = t ? accuracyInterval(t) : seedsInterval(accs);
     const at = iv.lo! <= chance;
-    return { chance, controlLo: iv.lo, controlHi: iv.hi, atChance: at, chanceBandWidth: null, chanceBand: `its 95% interval [${iv.lo!.toFixed(3)}, ${iv.hi!.toFixed(3)}] ${at ? 'reaches' : 'lies above'} chance ${chance.toFixed(3)}` };
+    // An interval wholly below chance is "at chance or below" too, but it does not reach chance: say which.
+    const where = !at ? 'lies above' : iv.hi! < chance ? 'lies below' : 'reaches';
+    return { chance, controlLo: iv.lo, controlHi: iv.hi, atChance: at, chanceBandWidth: null, chanceBand: `its 95% interval [${iv.lo!.toFixed(3)}, ${iv.hi!.toFixed(3)}] ${where} chance ${chance.toFixed(3)}` };
   }
   const episodes = (t ? t[0].length : perSeed) * accs.length;
   const band = 2 * Math.sqrt((chance * (1 - chance)) / episodes);
