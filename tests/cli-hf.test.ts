@@ -59,7 +59,7 @@ describe('CLI on Hugging Face folders', () => {
     expect(report.rows.map((x: { method: string }) => x.method)).toEqual(expect.arrayContaining(['single', 'latentmas', 'diffmas']));
     expect(report.args.baseSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(report.args.vocabSize).toBe(hfCheckpoint({ type: 'qwen3', tokenizer: byteLevelBpe() }).config.vocab_size);
-    await expect(commandExperiment(['--model', dir, '--rendering', 'prose'])).rejects.toThrow(/--rendering must be char or word/);
+    await expect(commandExperiment(['--model', dir, '--rendering', 'prose'])).rejects.toThrow(/--rendering must be char, word or chat/);
   });
 
   it('pretrain --init-from continues a Qwen2 checkpoint: its config and tokenizer are kept, its weights move', async () => {

@@ -162,6 +162,10 @@ function refusal(option: string, target: string, p: string): LockError {
 export async function acquireLock(target: string, option: string, command: string): Promise<Lock> {
   const p = await lockPathOf(target);
   const info: LockInfo = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command };
+  // Handlers first: a SIGINT that lands while the lock is written (fsync can take seconds on a busy
+  // disk) then waits for this synchronous block, whose end registers the lock's removal; without a
+  // handler yet, the default action would kill the process and leave the lock behind.
+  installInterruptHandlers();
   let fd: number;
   try {
     fd = openSync(p, 'wx'); // O_CREAT | O_EXCL
