@@ -21,7 +21,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 
 
-def _sha256_file(p: Path) -> str:
+def sha256_file(p: Path) -> str:
+    """The sha256 of a file, read in blocks (what sha256sum prints)."""
     h = hashlib.sha256()
     with open(p, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -35,7 +36,7 @@ def weights_digest(folder: Path) -> str:
     folder = Path(folder)
     single = folder / "model.safetensors"
     if single.is_file():
-        return _sha256_file(single)
+        return sha256_file(single)
     index = folder / "model.safetensors.index.json"
     if not index.is_file():
         raise BundleError(f"{folder}: the base has neither model.safetensors nor model.safetensors.index.json")
@@ -43,17 +44,17 @@ def weights_digest(folder: Path) -> str:
         weight_map = json.loads(index.read_text())["weight_map"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise BundleError(f"{index}: no weight_map ({e})") from None
-    lines = [f"model.safetensors.index.json {_sha256_file(index)}\n"]
+    lines = [f"model.safetensors.index.json {sha256_file(index)}\n"]
     for s in sorted(set(map(str, weight_map.values()))):
         if not (folder / s).is_file():
             raise BundleError(f"the base's model.safetensors.index.json names the shard {s}, which {folder} does not hold")
-        lines.append(f"{s} {_sha256_file(folder / s)}\n")
+        lines.append(f"{s} {sha256_file(folder / s)}\n")
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def file_digests(folder: Path) -> dict:
     """The sha256 of each of FILES in the folder, None where absent."""
-    return {name: _sha256_file(Path(folder) / name) if (Path(folder) / name).is_file() else None for name in FILES}
+    return {name: sha256_file(Path(folder) / name) if (Path(folder) / name).is_file() else None for name in FILES}
 
 
 def base_digests(folder: Path) -> dict:

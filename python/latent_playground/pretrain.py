@@ -13,7 +13,6 @@ adds the engine's closing evaluation.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .base_ref import sha256_file
 
 PLAN_FORMAT = "latent-playground pretrain plan"
 
@@ -94,14 +95,6 @@ def probe(model, cases, device) -> dict:
             ok = ((pred == tgt) | (tgt < 0)).all(dim=1)
             out[c["name"]] = ok.float().mean().item()
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pretrain(folder: Path, out: Path, *, device: str | None = None, log_every: int = 250, force: bool = False) -> dict:
@@ -181,7 +174,7 @@ def pretrain(folder: Path, out: Path, *, device: str | None = None, log_every: i
         "trainer": {
             "name": "python -m latent_playground pretrain", "torch": torch.__version__, "transformers": transformers.__version__,
             "plan": "npm run pretrain -- --export-corpus (the engine's corpus, initial weights and optimizer settings)",
-            "corpusSha256": _sha256(folder / plan["corpus"]["file"]),
+            "corpusSha256": sha256_file(folder / plan["corpus"]["file"]),
         },
     }
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
