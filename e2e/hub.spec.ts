@@ -62,7 +62,12 @@ test('a model from the Hub: refusals, a dropped connection resumed, imported, on
   );
   await expect(page.getByTestId('hub-error')).toHaveCount(0);
   // the retry asked for the rest only; config and tokenizer, checked in the refused try, were kept
-  expect(hub.requests).toEqual(['test-org/hub-llama/model.safetensors', `test-org/hub-llama/model.safetensors (from ${Math.floor(size / 2)})`]);
+  // (from the bytes the page received before the drop: all of them unless the browser lost some in flight)
+  expect(hub.requests).toHaveLength(2);
+  expect(hub.requests[0]).toBe('test-org/hub-llama/model.safetensors');
+  const from = Number(/^test-org\/hub-llama\/model\.safetensors \(from (\d+)\)$/.exec(hub.requests[1])?.[1]);
+  expect(from).toBeGreaterThan(0);
+  expect(from).toBeLessThanOrEqual(Math.floor(size / 2));
   await expect(rows).toHaveCount(1);
   await shot(page, 'hub-imported');
 

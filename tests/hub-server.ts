@@ -65,7 +65,9 @@ export async function startHubServer(repos: Record<string, RepoFiles>, port = 0)
     const drop = state.dropAfter;
     if (drop && drop.file === name && drop.bytes < body.length) {
       state.dropAfter = null;
-      res.write(body.subarray(0, drop.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
+      // the pause lets a busy browser hand the bytes to the page before the socket goes (with 20 ms,
+      // Chromium under CI load sometimes dropped them all and the retry could not resume)
+      res.write(body.subarray(0, drop.bytes), () => setTimeout(() => res.socket?.destroy(), 500));
       return;
     }
     res.end(body);
