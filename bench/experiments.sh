@@ -2,7 +2,7 @@
 # Every run behind bench/EXPERIMENT.md, in order; each writes bench/results/<name>.json (and a .log,
 # not kept in git). Re-running a line reproduces its numbers (seeded; --resume keeps the (method,
 # seed) pairs a JSON already holds, so an interrupted run continues where it stopped).
-#   bash bench/experiments.sh [all|main|main-base2|main-base1|main-base3|grid|grid-lookup|grid-relay-arith|budget|budget-lookup|budget-relay|relay-m3|steps|steps-d2|steps-d3|steps-m8|text-lr|ci]
+#   bash bench/experiments.sh [all|main|main-base2|main-base1|main-base3|grid|grid-lookup|grid-relay-arith|budget|budget-lookup|budget-relay|relay-m3|steps|steps-d2|steps-d3|steps-m8|text-lr|ablation|ci]
 #   (default all; two shells can share a 2-core machine: "main-base2 grid-lookup budget-lookup" and
 #   "main-base1 main-base3 grid-relay-arith budget-relay ci", each section a separate argument)
 # The instrument of issue 19: splits keyed by what the senders see, one evaluation set (--eval-seed,
@@ -73,6 +73,17 @@ want steps-m8 steps && run toy-lookup-d3-m8-steps1200 --task lookup --difficulty
 # 3c. text-trained at a lower lr on the main table's setting: at lr 0.003, 2 of 5 seeds stopped at 0.291
 #     and 0.666 held-out while 3 reached 0.984; is that the lr or the channel? (same seeds and episodes)
 want text-lr && run toy-lookup-d3-text-trained-lr1e-3 --task lookup --difficulty 3 --methods text-trained --lr 0.001 --seeds 5
+# 3d. the values plateau (issue 22 item 2): a training ablation of diffmas on lookup d3, 8 seeds per
+#     arm (the same seeds and episodes in every arm); node bench/ablation.mjs bench/results/toy-lookup-d3-ablation-*.json
+#     counts per arm the seeds whose held-out 95% interval lies wholly above the values-only bound
+ablation() { run "toy-lookup-d3-ablation-$1" --task lookup --difficulty 3 --methods diffmas --seeds 8 --no-controls "${@:2}"; }
+if want ablation; then
+  ablation base
+  ablation slot-offset --latent-slot-offset
+  ablation steps5000-constant --steps 5000 --lr-schedule constant
+  ablation lora32-mlp --rank 32 --targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
+  # ablation arms of ablate2 go here
+fi
 # 4. the CI preset (tiny base; tests/experiment.test.ts checks this ordering)
 want ci && run tiny-lookup-d1 --preset tiny --task lookup --difficulty 1 --methods single,skyline,single-trained,skyline-trained,text,text-trained,latentmas,diffmas --seeds 3
 exit 0
