@@ -158,6 +158,8 @@ def check_config(c) -> None:
         lo, hi = LIMITS["textTemperature"]
         t = c["textTemperature"]
         _need(isinstance(t, (int, float)) and not isinstance(t, bool) and lo <= t <= hi, "run.json", f"config.textTemperature must be in [{lo}, {hi}], got {_js(t)}")
+    _need(c.get("lrSchedule") in (None, "cosine", "constant"), "run.json", f"config.lrSchedule must be cosine or constant, got {_js(c.get('lrSchedule'))}")
+    _need(c.get("latentSlotOffset") in (None, True, False), "run.json", f"config.latentSlotOffset must be true or false, got {_js(c.get('latentSlotOffset'))}")
     _need(_int(c.get("seed"), 0, 2**53 - 1), "run.json", f"config.seed must be a non-negative integer, got {_js(c.get('seed'))}")
     # the port's evaluation and training draw and score char and word (render.py); chat runs in the engine
     _need(c.get("rendering") in (None, "char", "word"), "run.json",

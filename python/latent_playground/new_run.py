@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -79,15 +80,17 @@ class Base:
         self.config = json.loads((self.dir / "config.json").read_text())
 
     @staticmethod
-    def _from_hub(repo_id: str) -> Path:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
+    def _from_hub(spec: str) -> Path:
+        """ORG/NAME[@REV] from the playground's Hub cache, else the Hugging Face cache (base_ref.hub_folder)."""
+        from .base_ref import hub_folder
 
+        repo, _, rev = spec.partition("@")
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo):
+            raise ValueError(f"base {spec}: not a folder or a zip, and not a Hub model id (ORG/NAME[@REV])")
         try:
-            return Path(snapshot_download(repo_id, local_files_only=True))
-        except (LocalEntryNotFoundError, OSError, ValueError) as e:
-            raise ValueError(f"base {repo_id}: not a folder, and not in the Hugging Face cache ({type(e).__name__}); "
-                             f"fetch it where the Hub can be reached (huggingface-cli download {repo_id}) or give its folder") from None
+            return hub_folder(repo, rev or None)
+        except ValueError as e:
+            raise ValueError(f"base {spec}: not a folder, and {e}") from None
 
     def tokens(self) -> dict:
         """run.json tokens: {pad, bos, eos, vocabSize} as the engine reads them (tokenizers/index.ts loadTokenizer)."""
@@ -343,6 +346,7 @@ FLAGS = [  # (flag, config key, type, help)
     ("--rendering", "rendering", str, "char or word (default: char for a character tokenizer, word otherwise)"),
     ("--positions", "positions", str, "stream or prefix"),
     ("--latent-map", "latentMap", str, "ridge or identity"),
+    ("--lr-schedule", "lrSchedule", str, "after the warmup: cosine (default, to lr/10 at the last step) or constant"),
     ("--model-id", "modelId", str, "the base's id in run.json (default: what --base names)"),
 ]
 
@@ -360,6 +364,7 @@ def add_parser(sub, common_parents=()):
     p.add_argument("--rank", type=int, help="LoRA rank r")
     p.add_argument("--alpha", type=float, help="LoRA alpha")
     p.add_argument("--targets", help="LoRA target projections, comma-separated (q_proj,k_proj,v_proj,o_proj,...)")
+    p.add_argument("--latent-slot-offset", action="store_true", default=None, help="a learned input offset per latent step of each sender (diffmas, diffmas-full)")
     p.add_argument("--batches", type=int, default=BUNDLE_BATCHES, help=f"training batches the bundle carries (default {BUNDLE_BATCHES}); train draws the rest")
     p.add_argument("--name", help="the base's display name in run.json")
     return p
@@ -385,6 +390,8 @@ def config_from_args(a, base_id: str) -> dict:
         v = getattr(a, key)
         if v is not None:
             c[key] = v
+    if getattr(a, "latent_slot_offset", None):
+        c["latentSlotOffset"] = True
     lora = dict(c["lora"])
     if a.rank is not None:
         lora["r"] = a.rank

@@ -249,6 +249,10 @@ def validate_config(c: dict):
     tt = c.get("textTemperature")
     if tt is not None and not (isinstance(tt, (int, float)) and LIMITS["textTemperature"][0] <= tt <= LIMITS["textTemperature"][1]):
         raise ValueError(f"run config: textTemperature must be a number in [{LIMITS['textTemperature'][0]}, {LIMITS['textTemperature'][1]}], got {json.dumps(tt)}")
+    if c.get("lrSchedule") is not None and c["lrSchedule"] not in ("cosine", "constant"):
+        raise ValueError(f"run config: lrSchedule must be 'cosine' or 'constant', got {json.dumps(c['lrSchedule'])}")
+    if c.get("latentSlotOffset") is not None and not isinstance(c["latentSlotOffset"], bool):
+        raise ValueError(f"run config: latentSlotOffset must be true or false, got {json.dumps(c['latentSlotOffset'])}")
     _int(c, "evalEvery", c.get("evalEvery"), *LIMITS["evalEvery"])
     _int(c, "evalSize", c.get("evalSize"), *LIMITS["evalSize"])
     if c.get("rendering") is not None and c["rendering"] not in ("char", "word"):
@@ -291,6 +295,9 @@ def validate_config(c: dict):
         if silent:
             alt = "latentmas-full" if spec["train"] == "none" else "diffmas-full"
             raise ValueError(f"method {spec['name']} passes on only the latent positions, but sender {', '.join(silent)} has 0 latent steps (its trace would be empty): give every sender at least 1 latent step, or use {alt}")
+    if c.get("latentSlotOffset") and not (spec["channel"] == "latent" and spec["train"] == "all"):
+        why = "has no latent steps" if spec["channel"] != "latent" else "trains nothing" if spec["train"] == "none" else "trains the receiver only"
+        raise ValueError(f"run config: latentSlotOffset trains an input offset per latent step of each sender, with the sender's adapter, but method {spec['name']} {why}: use diffmas or diffmas-full, or turn it off")
     return task, spec
 
 

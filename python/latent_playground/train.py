@@ -3,7 +3,7 @@ agent's mean cross-entropy over the answer targets of a batch, the gradient thro
 caches and latent steps (diffmas, diffmas-full) or into the receiver alone (diffmas-detached; and the
 trained baselines single-trained and skyline-trained, whose one agent reads no cache at all), global
 gradient-norm clipping (scale min(1, clip / (norm + 1e-6))), AdamW with the run's betas, eps and decay,
-and the run's schedule (linear warmup, then cosine to minLr).
+and the run's schedule (linear warmup, then cosine to minLr, or constant lr: config.lrSchedule).
 
 Data parallel over processes (accelerate launch, torchrun): each process takes a contiguous share of
 every batch's rows, its loss is its share of the batch's loss sum over the batch's whole target count,
@@ -32,10 +32,18 @@ from .train_eval import InTraining, heldout_point, run_results
 from .tasks import batch_stream, make_task
 
 
-def lr_at(step: int, lr: float, warmup: int, total: int, min_lr: float) -> float:
-    """train.ts lrAt: linear warmup over `warmup` steps, then cosine from lr to min_lr at `total`."""
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def lr_at(step: int, lr: float, warmup: int, total: int, min_lr: float, schedule: str = "cosine") -> float:
+    """train.ts lrAt: linear warmup over `warmup` steps, then cosine from lr to min_lr at `total`
+    (schedule 'cosine', config.lrSchedule's default) or lr held (schedule 'constant')."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
     if warmup > 0 and step <= warmup:
         return lr * step / warmup
+    if schedule == "constant":
+        return lr
     span = max(1, total - warmup)
     t = min(1.0, max(0.0, (step - warmup) / span))
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
@@ -150,6 +158,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
         done_before = state["phase"]["doneBefore"]
         sch = state["phase"]["schedule"]
         peak, warmup, total, min_lr = sch["lr"], sch["warmupSteps"], sch["totalSteps"], sch["minLr"]
+        kind = sch.get("lrSchedule", "cosine")
     else:
         done_before = 0 if initial else bundle.json["training"]["stepsDone"]
         peak = lr if lr is not None else cfg["lr"]
@@ -159,7 +168,8 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
         else:
             # a new phase: fresh AdamW moments (a bundle holds none), its own warmup and cosine over these steps
             warmup, total, min_lr = min(50, math.ceil(steps / 10)), steps, peak / 10
-    schedule = {"lr": peak, "warmupSteps": warmup, "totalSteps": total, "minLr": min_lr}
+        kind = cfg.get("lrSchedule") or "cosine"  # config.lrSchedule: after the warmup, cosine (default) or constant
+    schedule = {"lr": peak, "warmupSteps": warmup, "totalSteps": total, "minLr": min_lr, "lrSchedule": kind}
     opt = torch.optim.AdamW(params, lr=peak, betas=(opt_cfg["beta1"], opt_cfg["beta2"]), eps=opt_cfg["eps"],
                             weight_decay=opt_cfg["weightDecay"], foreach=False)
     clip = opt_cfg["clip"]
@@ -245,7 +255,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
             if scale != 1.0:
                 for p in params:
                     p.grad.mul_(scale)
-            step_lr = lr_at(t, peak, warmup, total, min_lr)
+            step_lr = lr_at(t, peak, warmup, total, min_lr, kind)
             for g in opt.param_groups:
                 g["lr"] = step_lr
             opt.step()

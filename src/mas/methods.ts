@@ -5,6 +5,8 @@ import { METHODS, type MethodName, type RunConfig } from './run-types';
 import { PROJS } from '../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, makeTask, TASK_NAMES, type Task } from '../tasks/tasks';
 import { predecessors, topologicalOrder, validateTopology, type Agent, type Topology } from './topology';
+import { quizProblem } from './quiz';
+import { curriculumProblem } from './curriculum';
 
 export interface MethodSpec {
   name: MethodName;
@@ -12,8 +14,9 @@ export interface MethodSpec {
   channel: 'none' | 'text' | 'latent';
   /** Latent channel: only the m latent positions, or the sender's prompt and its latent positions. */
   trace: 'latent' | 'full' | null;
-  /** Which agents' adapters are trained: none, every participant's (gradient through the traces; without a channel the one agent's), or the final agent's only. */
-  train: 'none' | 'all' | 'receiver';
+  /** Which agents' adapters are trained: none, every participant's (gradient through the traces; without a channel the one agent's), or the final agent's only;
+   * 'fuser': no adapter at all, only the Cache-to-Cache fuser between the frozen agents (c2c-fuser.ts). */
+  train: 'none' | 'all' | 'receiver' | 'fuser';
   /** One agent holding every part (formatSkyline). */
   skyline: boolean;
   description: string;
@@ -32,6 +35,8 @@ export const METHOD_SPECS: Readonly<Record<MethodName, MethodSpec>> = Object.fre
   diffmas: { name: 'diffmas', channel: 'latent', trace: 'latent', train: 'all', skyline: false, description: 'LoRA trained through the latent K/V trace (BPTT through the latent steps)' },
   'diffmas-full': { name: 'diffmas-full', channel: 'latent', trace: 'full', train: 'all', skyline: false, description: 'LoRA trained through the full trace (sender prompt and latent K/V)' },
   'diffmas-detached': { name: 'diffmas-detached', channel: 'latent', trace: 'latent', train: 'receiver', skyline: false, description: 'only the receiver learns; the senders\u2019 traces are constants' },
+  // Cache-to-Cache (issue 22): the full trace, as diffmas-full, through a trained projector and gate per layer
+  c2c: { name: 'c2c', channel: 'latent', trace: 'full', train: 'fuser', skyline: false, description: 'Cache-to-Cache: a learned projector and gate per layer fuse the sender\u2019s full cache into the receiver\u2019s; both bases frozen' },
 });
 
 export function methodSpec(name: string): MethodSpec {
@@ -86,6 +91,8 @@ export function validateRunConfig(c: RunConfig): { task: Task; spec: MethodSpec 
   if (c.textTemperature !== undefined && !(typeof c.textTemperature === 'number' && c.textTemperature >= LIMITS.textTemperature[0] && c.textTemperature <= LIMITS.textTemperature[1])) {
     throw new Error(`run config: textTemperature must be a number in [${LIMITS.textTemperature[0]}, ${LIMITS.textTemperature[1]}], got ${JSON.stringify(c.textTemperature)}`);
   }
+  if (c.lrSchedule !== undefined && c.lrSchedule !== 'cosine' && c.lrSchedule !== 'constant') throw new Error(`run config: lrSchedule must be 'cosine' or 'constant', got ${JSON.stringify(c.lrSchedule)}`);
+  if (c.latentSlotOffset !== undefined && typeof c.latentSlotOffset !== 'boolean') throw new Error(`run config: latentSlotOffset must be true or false, got ${JSON.stringify(c.latentSlotOffset)}`);
   int('evalEvery', c.evalEvery, LIMITS.evalEvery);
   int('evalSize', c.evalSize, LIMITS.evalSize);
   if (c.rendering !== undefined && !(RENDERINGS as readonly string[]).includes(c.rendering)) throw new Error(`run config: rendering must be one of ${RENDERINGS.join(', ')}, got ${JSON.stringify(c.rendering)}`);
@@ -99,6 +106,10 @@ export function validateRunConfig(c: RunConfig): { task: Task; spec: MethodSpec 
     if (!(PROJS as readonly string[]).includes(p)) throw new Error(`run config: lora target ${JSON.stringify(p)} is not one of ${PROJS.join(', ')}`);
   }
   if (spec.train !== 'none' && c.steps < 1) throw new Error(`run config: method ${spec.name} trains adapters: steps must be at least 1`);
+
+  // the two training ablations of issue 22 (quiz.ts, curriculum.ts)
+  const ablation = quizProblem(c, spec) ?? curriculumProblem(c, spec);
+  if (ablation) throw new Error(ablation);
 
   const t = c.topology;
   const problems = validateTopology(t, { parts: task.roles.length });
@@ -127,6 +138,10 @@ export function validateRunConfig(c: RunConfig): { task: Task; spec: MethodSpec 
         `method ${spec.name} passes on only the latent positions, but sender ${silent.map((a) => a.id).join(', ')} has 0 latent steps (its trace would be empty): give every sender at least 1 latent step, or use ${spec.train === 'none' ? 'latentmas-full' : 'diffmas-full'}`,
       );
     }
+  }
+  // the offsets belong to the senders' adapters: a method must train the senders through the channel
+  if (c.latentSlotOffset && !(spec.channel === 'latent' && spec.train === 'all')) {
+    throw new Error(`run config: latentSlotOffset trains an input offset per latent step of each sender, with the sender's adapter, but method ${spec.name} ${spec.channel !== 'latent' ? 'has no latent steps' : spec.train === 'none' ? 'trains nothing' : 'trains the receiver only'}: use diffmas or diffmas-full, or turn it off`);
   }
   return { task, spec };
 }

@@ -63,9 +63,10 @@ export function firstTrainingBatches(task: Task, tokenizer: TextTokenizer, r: Ta
 }
 
 /** The optimizer settings of a run's adapters: AdamW, linear warmup (a tenth of the steps, at most 50), cosine to lr/10, clip 1, no weight decay. */
-export function trainHyperOf(config: Pick<RunConfig, 'lr' | 'steps'>): TrainHyper {
+export function trainHyperOf(config: Pick<RunConfig, 'lr' | 'steps' | 'lrSchedule'>): TrainHyper {
   const warmup = Math.min(50, Math.ceil(config.steps / 10));
-  return { lr: config.lr, warmupSteps: warmup, totalSteps: config.steps, weightDecay: 0, clip: 1, accumSteps: 1 };
+  // no schedule field for the default: every earlier run's hyperparameters stay as they were
+  return { lr: config.lr, warmupSteps: warmup, totalSteps: config.steps, weightDecay: 0, clip: 1, accumSteps: 1, ...(config.lrSchedule === 'constant' ? { schedule: 'constant' as const } : {}) };
 }
 
 // ---------------------------------------------------------------- the run bundle's data
@@ -93,6 +94,10 @@ export interface BundleSource {
   batches?: number;
   now?: Date;
 }
+
+/** run.json's training.optimizer.schedule, in words (config.lrSchedule decides which; the companion reads that). */
+export const COSINE_SCHEDULE = 'linear warmup from 0 to lr over warmupSteps, then cosine from lr to minLr at config.steps';
+export const CONSTANT_SCHEDULE = 'linear warmup from 0 to lr over warmupSteps, then constant lr (config.lrSchedule constant)';
 
 /** Default number of training batches a bundle carries for the cross-check. */
 export const BUNDLE_BATCHES = 4;
@@ -123,7 +128,7 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
   const initialAdapters = Object.fromEntries(src.initialAdapters.map((a) => [a.agent, encode(a)]));
   const trains = spec.train !== 'none';
   const agentKey = (pa: PlanAgent): string | null => {
-    if (!trains || (spec.train === 'receiver' && !pa.final)) return null;
+    if (!trains || spec.train === 'fuser' || (spec.train === 'receiver' && !pa.final)) return null;
     return pa.agent.adapter === 'shared' ? 'shared' : pa.agent.id;
   };
   let latentMap: BundleLatentMap | null = null;
@@ -164,7 +169,7 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
         losses: src.losses.slice(),
         optimizer: {
           name: 'adamw', beta1: ADAMW_DEFAULTS.beta1, beta2: ADAMW_DEFAULTS.beta2, eps: ADAMW_DEFAULTS.eps, weightDecay: hyper.weightDecay, clip: hyper.clip,
-          warmupSteps: hyper.warmupSteps, schedule: 'linear warmup from 0 to lr over warmupSteps, then cosine from lr to minLr at config.steps', minLr: hyper.minLr ?? hyper.lr / 10,
+          warmupSteps: hyper.warmupSteps, schedule: hyper.schedule === 'constant' ? CONSTANT_SCHEDULE : COSINE_SCHEDULE, minLr: hyper.minLr ?? hyper.lr / 10,
         },
       },
       results: { evaluation: src.evaluation, heldout: src.heldout, ...(src.controls ? { controls: src.controls } : {}) },

@@ -15,12 +15,12 @@ import type { Modes } from './stats';
 
 /** Every communication mode of shared/DESIGN.md section 1 (issue 4). */
 export const METHODS = [
-  'single', 'skyline', 'single-trained', 'skyline-trained', 'text', 'text-trained', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached',
+  'single', 'skyline', 'single-trained', 'skyline-trained', 'text', 'text-trained', 'latentmas', 'latentmas-full', 'diffmas', 'diffmas-full', 'diffmas-detached', 'c2c',
 ] as const;
 export type MethodName = (typeof METHODS)[number];
 
 /** Methods that train adapters. */
-export const TRAINED_METHODS: readonly MethodName[] = ['single-trained', 'skyline-trained', 'text-trained', 'diffmas', 'diffmas-full', 'diffmas-detached'];
+export const TRAINED_METHODS: readonly MethodName[] = ['single-trained', 'skyline-trained', 'text-trained', 'diffmas', 'diffmas-full', 'diffmas-detached', 'c2c'];
 /** Whether a method trains adapters (the others evaluate the base model as it is). */
 export const isTrainedMethod = (m: MethodName) => TRAINED_METHODS.includes(m);
 
@@ -45,6 +45,22 @@ export interface RunConfig {
   /** Temperature tau of text-trained's straight-through softmax (optional, default 1): the backward of each
    * message token is that of softmax(logits / tau); the forward writes the greedy token whatever tau. */
   textTemperature?: number;
+  /** Learning-rate schedule after the linear warmup (optional, src/model/train.ts lrAt): 'cosine' (default)
+   * decays to lr / 10 at the last step, 'constant' holds lr. */
+  lrSchedule?: 'cosine' | 'constant';
+  /** A learned input offset per latent slot (optional, default false; src/mas/slot-offset.ts): latent step k
+   * of a sender feeds back e_k + o_k, with o_k a trained vector of the sender's adapter (zero at the start). */
+  latentSlotOffset?: boolean;
+  /** The pretraining quiz as the training loss (optional, default false; src/mas/quiz.ts; lookup and trained
+   * latent methods only): each training episode's senders run once and the receiver answers every key of
+   * the table reading that one message; the loss is the mean answer cross-entropy over all those queries.
+   * The episodes drawn and the evaluation (one query per episode) are unchanged. */
+  quizLoss?: boolean;
+  /** A curriculum (optional; src/mas/curriculum.ts; trained methods only): training batches come from
+   * difficulty curriculumFrom, then each next one up to the run's difficulty, the steps split evenly over
+   * the stages (the first stages take one more where they do not divide); evaluation is at the run's
+   * difficulty. Must be below the run's difficulty. */
+  curriculumFrom?: number;
   /** Evaluate on held-out every N steps during training (0: only at the end). */
   evalEvery: number;
   /** Episodes per evaluation (fewer when a split holds fewer distinct episodes: each is evaluated once). */

@@ -10,6 +10,8 @@ export interface TrainHyper {
   lr: number;
   /** Final learning rate of the cosine decay (default lr / 10). */
   minLr?: number;
+  /** After the warmup: 'cosine' (default) decays to minLr at totalSteps, 'constant' holds lr. */
+  schedule?: LrSchedule;
   warmupSteps: number;
   totalSteps: number;
   weightDecay: number;
@@ -22,6 +24,10 @@ export interface TrainHyper {
   accumSteps: number;
 }
 
+/** The learning-rate schedules after the linear warmup. */
+export const LR_SCHEDULES = ['cosine', 'constant'] as const;
+export type LrSchedule = (typeof LR_SCHEDULES)[number];
+
 export const DEFAULT_HYPER: TrainHyper = {
   lr: 3e-3, warmupSteps: 20, totalSteps: 500, weightDecay: 0.01, clip: 1, accumSteps: 1,
 };
@@ -32,6 +38,7 @@ export function validateHyper(h: TrainHyper): TrainHyper {
     throw new Error(`training settings: ${m}`);
   };
   if (!(h.lr > 0 && h.lr < 10)) bad(`learning rate must be in (0, 10), got ${h.lr}`);
+  if (h.schedule !== undefined && !(LR_SCHEDULES as readonly string[]).includes(h.schedule)) bad(`schedule must be one of ${LR_SCHEDULES.join(', ')}, got ${JSON.stringify(h.schedule)}`);
   if (h.minLr !== undefined && !(h.minLr >= 0 && h.minLr <= h.lr)) bad(`minLr must be in [0, lr], got ${h.minLr}`);
   if (!(Number.isInteger(h.warmupSteps) && h.warmupSteps >= 0)) bad(`warmup steps must be an integer >= 0, got ${h.warmupSteps}`);
   if (!(Number.isInteger(h.totalSteps) && h.totalSteps >= 1)) bad(`steps must be an integer >= 1, got ${h.totalSteps}`);
@@ -41,10 +48,11 @@ export function validateHyper(h: TrainHyper): TrainHyper {
   return h;
 }
 
-/** Learning rate at optimizer step `step` (1-based): linear warmup, then cosine to minLr. */
+/** Learning rate at optimizer step `step` (1-based): linear warmup, then cosine to minLr (or constant lr). */
 export function lrAt(step: number, h: TrainHyper): number {
   const minLr = h.minLr ?? h.lr / 10;
   if (h.warmupSteps > 0 && step <= h.warmupSteps) return (h.lr * step) / h.warmupSteps;
+  if (h.schedule === 'constant') return h.lr;
   const span = Math.max(1, h.totalSteps - h.warmupSteps);
   const t = Math.min(1, Math.max(0, (step - h.warmupSteps) / span));
   return minLr + 0.5 * (h.lr - minLr) * (1 + Math.cos(Math.PI * t));
