@@ -100,7 +100,7 @@ describe('weightsDigest and checkBaseRef', () => {
     expect(hubSnapshotFolder('Org/tiny', 'main', root)).toBe(path.join(repo, 'snapshots', 'c0ffee'));
     expect(hubSnapshotFolder('Org/tiny', 'c0ffee', root)).toBe(path.join(repo, 'snapshots', 'c0ffee'));
     expect(hubSnapshotFolder('Org/other', 'main', root)).toBeNull();
-    expect(() => baseRefFolder({ source: 'library', id: 'x', sha256: 'a'.repeat(64), fileSha256: { 'config.json': 'a'.repeat(64), 'tokenizer.json': null, 'tokenizer_config.json': null } }, work)).toThrow(/lives in the page's library: export it from the page/);
+    await expect(baseRefFolder({ source: 'library', id: 'x', sha256: 'a'.repeat(64), fileSha256: { 'config.json': 'a'.repeat(64), 'tokenizer.json': null, 'tokenizer_config.json': null } }, work)).rejects.toThrow(/lives in the page's library: export it from the page/);
   });
 });
 

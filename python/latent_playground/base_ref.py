@@ -1,16 +1,19 @@
 """A run bundle that references its base instead of holding it (docs/run-bundle.md, the engine's
 src/storage/base-ref.ts): run.json has ``files.base: null`` and ``files.baseRef`` = {source, id,
 revision?, sha256, fileSha256}. The base is found by the reference (a folder, relative to the bundle's
-folder or absolute; a Hub model in the Hugging Face cache; the page's library, which only a given
-folder can stand for) and refused unless its weights have the recorded digest and each other file
+folder or absolute; a Hub model in the playground's own Hub cache, where the engine's `--model hf:`
+fetches, else in the Hugging Face cache: hub_folder; the page's library, which only a given folder
+can stand for) and refused unless its weights have the recorded digest and each other file
 that defines the model (config.json, tokenizer.json, tokenizer_config.json: issue 20 item 2) the
 recorded sha256."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from .bundle_safety import BundleError
 
@@ -102,18 +105,77 @@ def describe(ref: dict) -> str:
     return f"{ref['source']} {ref['id']}" + (f"@{ref['revision']}" if ref.get("revision") else "")
 
 
+def playground_hub_cache() -> Path:
+    """The engine CLI's Hub cache (src/cli/hub.ts hubCacheDir): LATENT_PLAYGROUND_HUB_CACHE, else
+    $XDG_CACHE_HOME/latent-playground/hub, else ~/.cache/latent-playground/hub."""
+    if os.environ.get("LATENT_PLAYGROUND_HUB_CACHE"):
+        return Path(os.environ["LATENT_PLAYGROUND_HUB_CACHE"]).resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "latent-playground" / "hub"
+
+
+def hf_hub_cache() -> Path:
+    """huggingface_hub's cache folder (its constants: HF_HUB_CACHE, else HF_HOME/hub, else
+    ~/.cache/huggingface/hub), read when asked."""
+    try:
+        from huggingface_hub import constants
+
+        return Path(constants.HF_HUB_CACHE)
+    except ImportError:
+        if os.environ.get("HF_HUB_CACHE"):
+            return Path(os.environ["HF_HUB_CACHE"])
+        return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _in_playground_cache(repo: str, revision: str, cache: Path) -> Path | None:
+    """hub.ts cachedHubFolder: ORG--NAME/<commit>/, a branch or tag through ORG--NAME/refs/<encodeURIComponent(rev)>."""
+    top = cache / repo.replace("/", "--")
+    commit = revision if _COMMIT.fullmatch(revision) else None
+    if commit is None:
+        ref_file = top / "refs" / quote(revision, safe="!*'()")
+        commit = ref_file.read_text().strip() if ref_file.is_file() else None
+    d = top / commit if commit and _COMMIT.fullmatch(commit) else None
+    return d if d is not None and d.is_dir() else None
+
+
+def _in_hf_cache(repo: str, revision: str, cache: Path) -> Path | None:
+    """huggingface_hub's layout: models--ORG--NAME/snapshots/<commit>/, a branch or tag through refs/<rev>."""
+    top = cache / f"models--{repo.replace('/', '--')}"
+    ref_file = top / "refs" / revision
+    commit = ref_file.read_text().strip() if ref_file.is_file() else revision
+    d = top / "snapshots" / commit
+    return d if commit and d.is_dir() else None
+
+
+def hub_folder(repo: str, revision: str | None = None) -> Path:
+    """The folder of a Hub model (revision: a branch, tag or commit; main when None), from the
+    playground's Hub cache first, then the Hugging Face cache (the engine's base-ref-node.ts
+    hubBaseFolder). Nothing is fetched; absent from both, the ValueError names both places."""
+    rev = revision or "main"
+    if not re.fullmatch(r"[\w./-]{1,200}", rev) or ".." in rev or rev.startswith("/"):
+        raise ValueError(f"{json.dumps(rev)} is not a revision: give a branch, a tag or a commit id (letters, digits, '-', '_', '.', '/')")
+    ours, hf = playground_hub_cache(), hf_hub_cache()
+    found = _in_playground_cache(repo, rev, ours) or _in_hf_cache(repo, rev, hf)
+    if found is not None:
+        return found
+    spec = f"{repo}@{revision}" if revision else repo
+    raise ValueError(f"the base hub:{spec} is not in the playground's Hub cache ({ours}), and not in the Hugging Face cache ({hf}): "
+                      f"fetch it (npm run cli -- hub hf:{spec}, or huggingface-cli download {repo}"
+                      f"{f' --revision {revision}' if revision else ''}), or give the base folder")
+
+
 def ref_folder(ref: dict, bundle_root: Path) -> Path:
     """The folder a reference names (without checking its digest)."""
     if ref["source"] == "folder":
         return (Path(bundle_root) / ref["id"]).resolve()
     if ref["source"] == "hub":
         try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(repo_id=ref["id"], revision=ref.get("revision"), local_files_only=True))
-        except Exception as e:  # not in the cache (no download is made here)
-            raise BundleError(f"the base referenced as {describe(ref)} is not in the Hugging Face cache ({type(e).__name__}): "
-                              f"download it there (huggingface-cli download {ref['id']}), or give the base folder") from None
+            return hub_folder(ref["id"], ref.get("revision"))
+        except ValueError as e:
+            raise BundleError(str(e)) from None
     raise BundleError(f"the base referenced as {describe(ref)} lives in the page's library: export it from the page (Library, Export) "
                       "and give that folder as the base (read_bundle(path, base=FOLDER))")
 

@@ -1,7 +1,8 @@
 // Base references (src/storage/base-ref.ts) on the command line: `--export-run DIR --base-ref ...`
 // makes one from the experiment's --model folder, and readBundleFolder resolves one when a bundle
 // folder is read back: a folder (relative to the bundle's folder, or absolute), a Hub model in the
-// Hugging Face cache (huggingface_hub's layout, where the companion finds it too), or the page's
+// playground's own Hub cache (where `--model hf:` fetches, hub.ts) or else in the Hugging Face cache
+// (huggingface_hub's layout), as the companion looks too (base_ref.py hub_folder), or the page's
 // library (only the page holds it: a folder must be given instead).
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -12,6 +13,7 @@ import { parseHubRef } from '../storage/hub-host';
 import { UsageError } from './args';
 import { readFolder } from './files';
 import { readTree } from './export-run';
+import { cachedHubFolder, hubCacheDir } from './hub';
 
 /** `--base-ref` forms, for the help and the refusal. */
 export const BASE_REF_HELP = "folder (the --model folder by its absolute path), hub:ORG/NAME[@REV] (the Hub model the --model folder was fetched from), or library:ID (the page's library model); the bundle then holds the digests of the base's weights, config.json and tokenizer files, not the base";
@@ -52,14 +54,23 @@ export function hubSnapshotFolder(repo: string, revision = 'main', root = hubCac
   return existsSync(snap) ? snap : null;
 }
 
+/**
+ * The folder of a Hub model: the playground's Hub cache first (what `--model hf:` fetched), then the
+ * Hugging Face cache; throws naming both places when neither holds it. Nothing is fetched.
+ */
+export async function hubBaseFolder(repo: string, revision: string | undefined, caches: { ours?: string; hf?: string } = {}): Promise<string> {
+  const ours = caches.ours ?? hubCacheDir();
+  const hf = caches.hf ?? hubCacheRoot();
+  const spec = revision ? `${repo}@${revision}` : repo;
+  const found = (await cachedHubFolder(spec, ours)) ?? hubSnapshotFolder(repo, revision, hf);
+  if (found) return found;
+  throw new RunBundleError(`the base hub:${spec} is not in the playground's Hub cache (${ours}), and not in the Hugging Face cache (${hf}): fetch it (npm run cli -- hub hf:${spec}, or huggingface-cli download ${repo}${revision ? ` --revision ${revision}` : ''}), or give the base folder`);
+}
+
 /** The folder a reference names, seen from the bundle folder `bundleDir`. */
-export function baseRefFolder(ref: BaseRef, bundleDir: string): string {
+export async function baseRefFolder(ref: BaseRef, bundleDir: string, caches: { ours?: string; hf?: string } = {}): Promise<string> {
   if (ref.source === 'folder') return path.resolve(bundleDir, ref.id);
-  if (ref.source === 'hub') {
-    const snap = hubSnapshotFolder(ref.id, ref.revision);
-    if (!snap) throw new RunBundleError(`the base referenced as ${describeBaseRef(ref)} is not in the Hugging Face cache (${hubCacheRoot()}): download it there (huggingface-cli download ${ref.id}${ref.revision ? ` --revision ${ref.revision}` : ''}), or give the base folder`);
-    return snap;
-  }
+  if (ref.source === 'hub') return hubBaseFolder(ref.id, ref.revision, caches);
   throw new RunBundleError(`the base referenced as ${describeBaseRef(ref)} lives in the page's library: export it from the page (Library, Export) and give that folder as the base`);
 }
 
@@ -80,7 +91,7 @@ export async function readBundleFolder(dir: string, opts: { baseDir?: string } =
   }
   let baseDir = path.join(dir, 'base');
   const base: FileMap | null = await resolveBundleBase(json as { files?: { baseRef?: unknown } }, async (ref) => {
-    baseDir = opts.baseDir ?? baseRefFolder(ref, dir);
+    baseDir = opts.baseDir ?? (await baseRefFolder(ref, dir));
     return readFolder(baseDir);
   });
   const bundle = readRunBundle(files, base ? { base } : {});
