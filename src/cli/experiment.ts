@@ -1,5 +1,5 @@
 // `npm run experiment -- --task T --topology P --methods a,b --seeds K [--json FILE] [--save-adapters DIR]
-// [--preset tiny|default] [--model DIR] [--steps N] [--difficulty D] [--latent-steps M] [--text-budget N] ...`:
+// [--preset tiny|default] [--model DIR] [--steps N] [--difficulty D] [--latent-steps M] [--text-budget N] [--latency T] ...`:
 // trains what needs training, evaluates every method on the same held-out and OOD sets, runs the
 // controls, prints the table, the controls, the loss curves and the findings (src/mas/experiment.ts).
 import { createHash } from 'node:crypto';
@@ -20,6 +20,7 @@ import { measureTimings, runWork } from '../mas/measure-time';
 import { formatBits, formatProbes, PROBE_TRAIN_EPISODES } from '../mas/measures';
 import { formatPaired } from '../mas/paired';
 import { formatBounds } from '../mas/bounds';
+import { LATENCY_METHODS, latencyPlan, MAX_LATENCY } from '../mas/latency';
 import { BIT_WIDTHS, BITS_TOLERANCE } from '../mas/quantize';
 import { PROJS, type Proj } from '../model/config';
 import { Args, parseSeeds, UsageError } from './args';
@@ -44,6 +45,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'steps', help: 'training steps of trained methods (default: the preset\u2019s)' },
     { name: 'latent-steps', help: 'latent steps of every sender (default: the preset\u2019s)' },
     { name: 'text-budget', help: 'token budget of a text message (default: the preset\u2019s; text-trained writes exactly this many tokens)' },
+    { name: 'latency', help: `the latency budget (issue 22): T = 0..${MAX_LATENCY} sequential passes per sender: text decodes T tokens (text budget T), a cache method (latentmas-full, diffmas-full) reads the prefilled prompt cache plus T latent steps (latent steps T); at T = 0 text runs as single and text-trained as single-trained (nothing crosses); the report's args.latency says which (default methods ${LATENCY_METHODS.join(',')}; not with --text-budget or --latent-steps)` },
     { name: 'text-temperature', help: 'text-trained: temperature tau of the straight-through softmax over each message token, 0.01..100 (default 1)' },
     { name: 'batch', help: 'episodes per step and per evaluation batch (default: the preset\u2019s)' },
     { name: 'lr', help: 'learning rate of the adapters (default: the preset\u2019s)' },
@@ -79,15 +81,26 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (!(TASK_NAMES as readonly string[]).includes(taskName)) throw new UsageError(`unknown --task ${taskName} (have: ${TASK_NAMES.join(', ')})`);
   const difficulty = args.int('difficulty', 1, 5)!;
   const task = makeTask(taskName, difficulty);
-  const latentSteps = args.int('latent-steps', 0, 64) ?? preset.latentSteps;
+  const latencyT = args.int('latency', 0, MAX_LATENCY);
+  if (latencyT !== undefined && (args.has('text-budget') || args.has('latent-steps'))) {
+    throw new UsageError('--latency T sets both the text budget and the senders\u2019 latent steps to T: give --latency, or --text-budget and --latent-steps, not both');
+  }
+  const latentSteps = latencyT ?? args.int('latent-steps', 0, 64) ?? preset.latentSteps;
   let topology;
   try {
     topology = resolveTopology(args.str('topology')!, task, latentSteps);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  const methods = args.list('methods')!;
-  for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new UsageError(`unknown method ${m} in --methods (have: ${METHODS.join(', ')})`);
+  const requested = latencyT !== undefined && !args.has('methods') ? [...LATENCY_METHODS] : args.list('methods')!;
+  for (const m of requested) if (!(METHODS as readonly string[]).includes(m)) throw new UsageError(`unknown method ${m} in --methods (have: ${METHODS.join(', ')})`);
+  let latency: ReturnType<typeof latencyPlan> | null = null;
+  try {
+    latency = latencyT === undefined ? null : latencyPlan(requested, latencyT);
+  } catch (e) {
+    throw new UsageError(`--latency: ${(e as Error).message}`);
+  }
+  const methods: string[] = latency ? latency.methods : requested;
   const seeds = parseSeeds(args.str('seeds')!);
   const latentMap = args.str('latent-map');
   if (latentMap !== 'ridge' && latentMap !== 'identity') throw new UsageError(`--latent-map must be ridge or identity, got '${latentMap}'`);
@@ -110,7 +123,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       lr: args.num('lr', 1e-6, 1) ?? preset.lr,
       steps: args.int('steps', 1, 100_000) ?? preset.steps,
       batch: args.int('batch', 1, 256) ?? preset.batch,
-      latentMap, textBudget: args.int('text-budget', 1, 64) ?? preset.textBudget,
+      latentMap, textBudget: latency?.textBudget ?? args.int('text-budget', 1, 64) ?? preset.textBudget,
       evalEvery: 0, evalSize: args.int('eval-size', 2, 10_000) ?? preset.evalSize,
       evalSeed: args.int('eval-seed', 0, Number.MAX_SAFE_INTEGER) ?? DEFAULT_EVAL_SEED,
       ...(rendering ? { rendering } : {}),
@@ -165,13 +178,14 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     for (const s of shards) hash.update(await readFile(path.join(modelDir, s)));
   }
   const baseSha256 = hash.digest('hex');
-  const extraArgs = () => ({ preset: presetName, model: modelDir, topologyArg: args.str('topology'), device, vocabSize: base.config.vocab_size, baseSha256 });
+  const extraArgs = () => ({ preset: presetName, model: modelDir, topologyArg: args.str('topology'), device, vocabSize: base.config.vocab_size, baseSha256, ...(latency ? { latency: latency.record } : {}) });
   // the fields of a saved report's args that decide its numbers
   const pick = (a: Record<string, unknown>) => Object.fromEntries(Object.keys(req.base).map((k) => [k, a[k]]));
   if (!quiet) {
     console.log(`device: ${device}; base ${modelDir} (d=${base.config.hidden_size}, ${base.config.num_hidden_layers} layers)`);
     console.log(`task ${task.name} d=${difficulty}; topology ${args.str('topology')}: ${topology.agents.map((a) => `${a.id}(part ${a.role}, ${a.latentSteps} latent)`).join(', ')}; edges ${topology.edges.map((e) => e.join('->')).join(', ')}`);
     console.log(`methods ${methods.join(', ')}; seeds ${seeds.join(', ')}; steps ${req.base.steps}, batch ${req.base.batch}, lr ${req.base.lr}, LoRA r=${r} on ${targets.join(',')}, eval ${req.base.evalSize}/split`);
+    if (latency) console.log(`latency T = ${latency.record.T} sequential passes per sender. text: ${latency.record.text}. cache: ${latency.record.cache}`);
   }
   if (saveDir && saveBase?.writeBase) await writeFolder(path.join(saveDir, 'base'), await readFolder(modelDir));
   const json = args.str('json');
