@@ -1,7 +1,12 @@
 """The chat rendering (src/tasks/chat-render.ts), ported: the word rendering's text put through the
-model's chat template as one user turn with the generation prompt, rendered by transformers'
-apply_chat_template (the engine renders the same template with @huggingface/jinja; their token ids are
-held equal in python/tests/test_chat_render.py). A model whose tokenizer_config.json has no
+model's chat template as one user turn with the generation prompt. The template is rendered with jinja2
+as the engine renders it with @huggingface/jinja, and both as transformers' apply_chat_template does:
+a sandboxed environment with trim_blocks and lstrip_blocks (and loop controls), raise_exception,
+strftime_now and a tojson that keeps non-ASCII text; the variables are the messages,
+add_generation_prompt, and every `*_token` setting of tokenizer_config.json as its text (bos_token,
+eos_token, ...: a string, or the "content" of an added-token object). The template, not the rendering,
+decides whether a <bos> opens the text. Their texts are held equal, and the ids equal to
+apply_chat_template's, in python/tests/test_chat_render.py. A model whose tokenizer_config.json has no
 chat_template refuses it.
 
 Answer extraction, as chat-render.ts: the decoded text is cut at the first end of turn (the <eos>
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 from .render import WORD
@@ -61,20 +67,61 @@ def chat_extract(decoded: str, stops=()) -> str:
     return found[-1] if found else ""
 
 
+def _compile(source: str):
+    """The template in jinja2's sandbox, set up as transformers' and @huggingface/jinja's environments."""
+    import jinja2
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    try:
+        return env.from_string(source)
+    except jinja2.exceptions.TemplateError as e:
+        raise ValueError(f"{TOKENIZER_CONFIG_FILE}: its chat_template cannot be parsed: {e}") from None
+
+
+class ChatTemplate:
+    """chat-render.ts ChatTemplate: a compiled template with the special tokens of the config."""
+
+    def __init__(self, config: dict | None):
+        source = chat_template_of(config)
+        if source is None:
+            raise ValueError(f"the chat rendering needs the model's chat template, and its {TOKENIZER_CONFIG_FILE} has no \"chat_template\" "
+                             "(use the word rendering, or a model with a template, e.g. an -Instruct one)")
+        self.template = _compile(source)
+        self.specials = {k: t for k, v in (config or {}).items() if k.endswith("_token") and (t := _token_text(v)) is not None}
+
+    def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        """The template over these messages (apply_chat_template(..., tokenize=False))."""
+        import jinja2
+
+        try:
+            return self.template.render(**self.specials, messages=[dict(m) for m in messages], add_generation_prompt=add_generation_prompt)
+        except jinja2.exceptions.TemplateError as e:
+            raise ValueError(f"{TOKENIZER_CONFIG_FILE}: its chat_template failed to render: {e}") from None
+
+
 class ChatRendering:
     name = "chat"
     open = WORD.open
 
     def __init__(self, folder: Path):
-        from transformers import AutoTokenizer
-
         folder = Path(folder)
         cfg_path = folder / TOKENIZER_CONFIG_FILE
         config = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
         if chat_template_of(config) is None:
             raise ValueError(f"the chat rendering needs the model's chat template, and {cfg_path} has no \"chat_template\" "
                              "(use the word rendering, or a model with a template, e.g. an -Instruct one)")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.template = ChatTemplate(config)
         self.end_of_turn = self._end_of_turn()
         self.stops = tuple(s for s in (self.end_of_turn, _token_text(config.get("eos_token"))) if s)
         marked = self.chat(_CONTENT)
@@ -84,13 +131,13 @@ class ChatRendering:
         self.head = marked[:marked.index(_CONTENT)]
 
     def chat(self, content: str) -> str:
-        """The template over one user turn with the generation prompt (apply_chat_template, tokenize=False)."""
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+        """The template over one user turn with the generation prompt."""
+        return self.template.render([{"role": "user", "content": content}], True)
 
     def _end_of_turn(self):
         try:
-            text = self.tokenizer.apply_chat_template([{"role": "user", "content": "Q"}, {"role": "assistant", "content": _MARK}], tokenize=False)
-        except Exception:
+            text = self.template.render([{"role": "user", "content": "Q"}, {"role": "assistant", "content": _MARK}], False)
+        except ValueError:
             return None
         at = text.rfind(_MARK)
         m = re.match(r"\S+", text[at + len(_MARK):]) if at >= 0 else None

@@ -1,6 +1,6 @@
 """Issue 23 item 3: the chat rendering (src/tasks/chat-render.ts, rendered with @huggingface/jinja) gives
 the token ids transformers' apply_chat_template gives on the same messages, and the companion's port
-(latent_playground/chat_render.py) the same text. Each case is a tiny model folder written here (a
+(latent_playground/chat_render.py, rendering the template with jinja2 itself) the same text. Each case is a tiny model folder written here (a
 byte-level BPE tokenizer.json trained with `tokenizers`, the chat specials as added tokens, and a
 tokenizer_config.json with the template): SmolLM2-135M-Instruct's ChatML template (default system
 turn), a Qwen2.5-style one (whitespace control, tools branch, default system turn) and a Llama-3-style
@@ -138,9 +138,12 @@ def transformers_ids(tok, content: str) -> list[int]:
 
 def check_folder(engine: Path, folder: Path, tmp_path: Path, end_of_turn: str) -> int:
     """The engine's chat prompts of a model folder against the port's text and transformers' ids; the number of prompts."""
+    from transformers import AutoTokenizer
+
     got = engine_rows(engine, folder, tmp_path)
     assert got["endOfTurn"] == end_of_turn
     port = ChatRendering(folder)
+    tok = AutoTokenizer.from_pretrained(str(folder))
     assert port.end_of_turn == end_of_turn
     assert port.head == got["head"] and all(row["text"].startswith(got["head"]) for row in got["rows"])
     eps = {}
@@ -157,7 +160,9 @@ def check_folder(engine: Path, folder: Path, tmp_path: Path, end_of_turn: str) -
         # the user turn the template was given: the word rendering's text (what chat() wrapped)
         content = {"final": lambda: WORD.prompt(ep, task.final_role, final=True, messages=["3 x"]),
                    "sender": lambda: WORD.prompt(ep, 0, send=True), "skyline": lambda: WORD.skyline(ep)}[row["kind"]]()[len(BOS):]
-        assert row["ids"] == transformers_ids(port.tokenizer, content), (folder, row["kind"], row["text"])
+        assert row["ids"] == transformers_ids(tok, content), (folder, row["kind"], row["text"])
+        # the port renders with jinja2 itself: its text is transformers' too
+        assert ours == tok.apply_chat_template([{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
     return len(got["rows"])
 
 
