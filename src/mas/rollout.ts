@@ -9,7 +9,7 @@
 //             (s_a: RolloutSpec.positions; by default each agent's stream follows the previous agent's)
 //             (the final agent's pass also holds the answer region: prompt + answer, teacher forced)
 //   latent j  (j = 1..m_a) h = last hidden state of the previous position (the prompt's last row, then
-//             latent j-1's), e_j = map(h) (latentmap.ts), a ModelPass with input embeds, S = 1, over
+//             latent j-1's), e_j = map(h) (latentmap.ts; + o_{j-1} with slot offsets, slot-offset.ts), a ModelPass with input embeds, S = 1, over
 //             cache_j = pre_a ++ prompt K/V ++ latents 1..j-1 (P = P_a + n_a + j - 1 positions)
 //   trace     what receivers see: the m latent positions ('latent'), or prompt + latents ('full')
 //
@@ -28,6 +28,8 @@ import { prepareRmsnorm, prepareRmsnormBackward } from '../gpu/ops/rmsnorm';
 import { prepareFill } from '../gpu/ops/elementwise';
 import { ModelPass, type LlamaGpu, type LoraGpu } from '../model/model';
 import { RESCALE_EPS, type LatentMap } from './latentmap';
+import type { SlotOffsetGpu } from './slot-offset';
+import { FusedPrefix, type C2cFuserGpu } from './c2c-fuser';
 
 export interface KV {
   k: Tensor[];
@@ -73,6 +75,9 @@ export interface RolloutAgent {
   lora: LoraGpu | null;
   /** Its passes run backward (gradient reaches this agent). */
   backward: boolean;
+  /** Learned input offsets of its latent steps (RunConfig.latentSlotOffset; slot-offset.ts): latent step j's
+   * input embedding gets o_{j-1} added after the map, and (backward) its gradient summed over the rows. */
+  slotOffset?: SlotOffsetGpu | null;
 }
 
 export interface RolloutSpec {
@@ -96,6 +101,19 @@ export interface RolloutSpec {
    * latent step favours. Run turns them off for training and evaluation.
    */
   senderLogits?: boolean;
+  /**
+   * Rows of the final agent per episode (default 1): its batch is B * fanout, row b * fanout + q reading
+   * episode b's senders (the quiz loss, quiz.ts: every question of one message). Its prefix [B*fanout, P, W]
+   * is, row-major, [B, fanout*P, W]: each sender block is written fanout times, and in the backward the
+   * fanout rows' prefix gradients are summed into the one trace they read.
+   */
+  fanout?: number;
+  /**
+   * Cache-to-Cache (c2c-fuser.ts): every received prefix passes through this fuser before its receiver
+   * reads it (the controls act on the fused prefix); a receiver that runs backward gives the fuser its
+   * gradient, and passes it on to senders that run backward.
+   */
+  fuser?: C2cFuserGpu | null;
   label?: string;
 }
 
@@ -123,6 +141,8 @@ export interface AgentRun {
   offsets: number[];
   pre: KV | null;
   dPre: KV | null;
+  /** The fuser's stage before `pre` (RolloutSpec.fuser), else null. */
+  fused: FusedPrefix | null;
   prompt: ModelPass;
   latents: LatentStep[];
   /** The blocks receivers read, in order, with their lengths. */
@@ -153,6 +173,8 @@ export class Rollout {
   private readonly routePrefix: Dispatch[][] = [];
   private readonly clearGrads: Dispatch[] = [];
   readonly hasBackward: boolean;
+  /** Rows of the final agent per episode (RolloutSpec.fanout). */
+  readonly fanout: number;
 
   constructor(
     readonly model: LlamaGpu,
@@ -171,6 +193,9 @@ export class Rollout {
     const prep = (d: Dispatch) => (this.dispatches.push(d), d);
     let tokens = 0;
     this.hasBackward = spec.agents.some((a) => a.backward);
+    const F = spec.fanout ?? 1;
+    if (!Number.isInteger(F) || F < 1) throw new Error(`rollout: fanout must be a positive integer, got ${F}`);
+    this.fanout = F;
     let streamEnd = 0;
 
     spec.agents.forEach((a, ai) => {
@@ -179,6 +204,7 @@ export class Rollout {
       if (a.preds.some((p) => p >= ai)) throw new Error(`rollout: agent ${a.id} receives from an agent that comes after it`);
       if (spec.trace === 'none' && a.preds.length) throw new Error(`rollout: agent ${a.id} has senders but the rollout has no channel`);
       if (spec.trace !== 'none' && a.m > 0 && !spec.map) throw new Error('rollout: latent steps need the latent map');
+      if (a.slotOffset && a.slotOffset.slots < a.m) throw new Error(`rollout: agent ${a.id} has ${a.m} latent steps but ${a.slotOffset.slots} slot offsets`);
       const offsets: number[] = [];
       let P = 0;
       for (const p of a.preds) {
@@ -193,14 +219,16 @@ export class Rollout {
       }
       // Gradient reaches the predecessors through this agent's prefix when both sides run backward.
       const gradToPreds = a.backward && a.preds.some((p) => spec.agents[p].backward);
-      const pre = P > 0 ? ownKV(tensors(gpu, L, [B, P, W], `${label} ${a.id} prefix`)) : null;
-      const dPre = P > 0 && gradToPreds ? ownKV(tensors(gpu, L, [B, P, W], `${label} ${a.id} dprefix`)) : null;
+      const Ba = isFinal ? B * F : B;
+      const pre = P > 0 ? ownKV(tensors(gpu, L, [Ba, P, W], `${label} ${a.id} prefix`)) : null;
+      const dPre = P > 0 && (gradToPreds || (spec.fuser && a.backward)) ? ownKV(tensors(gpu, L, [Ba, P, W], `${label} ${a.id} dprefix`)) : null;
+      const fused = P > 0 && spec.fuser ? new FusedPrefix(gpu, spec.fuser, Ba, P, pre!, dPre, `${label} ${a.id}`, own, prep) : null;
       const sends = !isFinal;
-      const prompt = new ModelPass(model, { B, S: a.n, P, input: 'ids' }, {
+      const prompt = new ModelPass(model, { B: Ba, S: a.n, P, input: 'ids' }, {
         lora: a.lora ?? undefined, backward: a.backward, prefix: pre ?? undefined, prefixGrad: dPre ?? undefined,
         upstream: a.backward && sends, posOffset: start, label: `${label} ${a.id} prompt`, lmHead: isFinal || (spec.senderLogits ?? true),
       });
-      tokens += B * a.n;
+      tokens += Ba * a.n;
       const latents: LatentStep[] = [];
       for (let j = 1; j <= a.m; j++) {
         const Pj = P + a.n + j - 1;
@@ -221,7 +249,7 @@ export class Rollout {
       if (sends && spec.trace === 'full') blocks.push({ pass: prompt, n: a.n, kind: 'prompt' });
       if (sends && spec.trace !== 'none') for (const z of latents) blocks.push({ pass: z.pass, n: 1, kind: 'latent' });
       const traceLen = blocks.reduce((s, b) => s + b.n, 0);
-      this.agents.push({ spec: a, P, start, offsets, pre, dPre, prompt, latents, blocks, traceLen });
+      this.agents.push({ spec: a, P, start, offsets, pre, dPre, fused, prompt, latents, blocks, traceLen });
     });
     this.final = this.agents[n - 1];
     this.tokensPerForward = tokens;
@@ -237,20 +265,31 @@ export class Rollout {
       const zero: Dispatch[] = [];
       const route: Dispatch[] = [];
       if (ar.pre) {
+        // the final agent's fanout rows of an episode sit one after another: its prefix is [B, Fa*P, W]
+        const Fa = ar === this.agents[n - 1] ? F : 1;
+        // with a fuser the traces go to its input and its gradient to the senders (FusedPrefix)
+        const into = ar.fused?.raw ?? ar.pre;
+        const dFrom = ar.fused ? ar.fused.dRaw : ar.dPre;
+        if (ar.fused && ar.dPre) route.push(...ar.fused.backward);
         a.preds.forEach((p, i) => {
           let off = ar.offsets[i];
           for (const blk of this.agents[p].blocks) {
             for (let l = 0; l < L; l++) {
-              asm.push(kvw(blk.pass.newK[l], ar.pre!.k[l], blk.n, ar.P, off));
-              asm.push(kvw(blk.pass.newV[l], ar.pre!.v[l], blk.n, ar.P, off));
-              if (ar.dPre && this.agents[p].spec.backward) {
-                route.push(kvg(ar.dPre.k[l], blk.pass.dNewK[l], blk.n, ar.P, off));
-                route.push(kvg(ar.dPre.v[l], blk.pass.dNewV[l], blk.n, ar.P, off));
+              for (let q = 0; q < Fa; q++) {
+                const at = q * ar.P + off;
+                asm.push(kvw(blk.pass.newK[l], into.k[l], blk.n, Fa * ar.P, at));
+                asm.push(kvw(blk.pass.newV[l], into.v[l], blk.n, Fa * ar.P, at));
+                // accumulating: the gradient of a trace is the sum over every row that read it
+                if (dFrom && this.agents[p].spec.backward) {
+                  route.push(kvg(dFrom.k[l], blk.pass.dNewK[l], blk.n, Fa * ar.P, at));
+                  route.push(kvg(dFrom.v[l], blk.pass.dNewV[l], blk.n, Fa * ar.P, at));
+                }
               }
             }
             off += blk.n;
           }
         });
+        if (ar.fused) asm.push(...ar.fused.forward);
         for (const t of [...ar.pre.k, ...ar.pre.v]) zero.push(prep(prepareFill(gpu, t, t.size, 0)));
         if (ar.dPre) for (const t of [...ar.dPre.k, ...ar.dPre.v]) this.clearGrads.push(prep(prepareFill(gpu, t, t.size, 0)));
       }
@@ -279,11 +318,14 @@ export class Rollout {
         if (j === 1) before.push(prep(prepareKvReadGrad(gpu, ar.prompt.lastHidden, z.h, { B, n: 1, W: D, Pd: a.n, off: a.n - 1 }, false)));
         if (z.u) before.push(prep(prepareMatmul(gpu, z.h, map!.Wa!, z.u, B, D, D, { layout: 'nn' })));
         before.push(prep(prepareRmsnorm(gpu, z.u ?? z.h, map!.w, z.e, z.rrms, B, D, { eps: RESCALE_EPS })));
+        if (a.slotOffset) before.push(prep(a.slotOffset.prepareForward(idx, z.e, B)));
         if (z.dCache) {
           this.clearGrads.push(...[...z.dCache.k, ...z.dCache.v].map((t) => prep(prepareFill(gpu, t, t.size, 0))));
           // map backward: dEmbeds -> du (RMSNorm backward) -> dh = du W_a^T into the previous position's dLastHidden
           const prevDh = j === 1 ? own(gpu.tensor([B, D], `${label} ${a.id} d prompt last hidden`)) : ar.latents[idx - 1].pass.dLastHidden!;
           const acc = j > 1;
+          // e = rescale(u) + o_{j-1}: dEmbeds is the offset's gradient (summed over rows) and the map's
+          if (a.slotOffset) after.push(prep(a.slotOffset.prepareBackward(idx, z.pass.dEmbeds!, B)));
           if (z.u) {
             const du = own(gpu.tensor([B, D], `${label} ${a.id} z${j} d hWa`));
             after.push(...prepareRmsnormBackward(gpu, z.pass.dEmbeds!, z.u, map!.w, z.rrms, du, map!.dw, B, D).map(prep));
@@ -344,6 +386,7 @@ export class Rollout {
    * part of any backward.
    */
   async recordForwardWith(edit: PrefixEdit): Promise<void> {
+    if (this.fanout !== 1) throw new Error('rollout: a prefix edit is for evaluation, which has one row per episode (fanout 1)');
     const gpu = this.model.gpu;
     for (let i = 0; i < this.agents.length; i++) {
       const ar = this.agents[i];

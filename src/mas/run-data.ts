@@ -13,6 +13,7 @@ import type { TextTokenizer } from '../tokenizers/types';
 import type { RunConfig } from './run-types';
 import { answerIds, encodeInstance, finalSequence, IGNORE, makePlan, promptText, SignatureBatcher, type PlanAgent } from './data';
 import { cachedLatentMap } from './latentmap-cache';
+import { runBatcher } from './curriculum';
 import { messageLead, textTrainedBatcher } from './text-channel';
 import { validateRunConfig, type MethodSpec } from './methods';
 import type { BaseModel, TrainedAdapter } from './types';
@@ -48,8 +49,13 @@ export interface BatchRow {
 }
 
 /** The first n training batches of a run, exactly as Run.trainStep draws them (a fresh stream from the seed). */
-export function firstTrainingBatches(task: Task, tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec, config: Pick<RunConfig, 'seed' | 'batch' | 'textBudget'>, n: number): BatchRow[][] {
-  const batcher = spec.name === 'text-trained' ? textTrainedBatcher(task, tokenizer, r, plan, spec, config) : trainingBatcher(task, tokenizer, r, plan, spec, config);
+export function firstTrainingBatches(
+  task: Task, tokenizer: TextTokenizer, r: TaskRendering, plan: PlanAgent[], spec: MethodSpec,
+  config: Pick<RunConfig, 'seed' | 'batch' | 'textBudget'> & Partial<Pick<RunConfig, 'curriculumFrom' | 'steps'>>, n: number,
+): BatchRow[][] {
+  // a curriculum's stages (curriculum.ts), as Run draws them
+  const batcher = runBatcher(task, { ...config, difficulty: task.difficulty }, (t) =>
+    spec.name === 'text-trained' ? textTrainedBatcher(t, tokenizer, r, plan, spec, config) : trainingBatcher(t, tokenizer, r, plan, spec, config));
   const fi = plan.length - 1;
   const out: BatchRow[][] = [];
   for (let i = 0; i < n; i++) {

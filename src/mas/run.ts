@@ -35,15 +35,19 @@ import type {
 import type { BaseModel, TrainedAdapter } from './types';
 import type { LatentMapKind } from './latentmap';
 import { cachedLatentMap } from './latentmap-cache';
+import { SlotOffsetGpu, slotOffsetSlots } from './slot-offset';
 import { GpuLatentMap, Rollout, type PrefixEdit, type RolloutAgent } from './rollout';
 import { answerAlone, DEFAULT_TEXT_TEMPERATURE, encodeTextTrained, TextChannel, textTrainedBatcher } from './text-channel';
 import { GaussianRows, latentPermutation, Moments, permuteBlocks, randomRotation, rotateHeads } from './controls';
 import { validateRunConfig, type MethodSpec } from './methods';
+import { C2cFuserGpu, type FuserWeights } from './c2c-fuser';
 import { keyFrequencies, latentBlocks } from './received';
 import { evalEpisodes, trainHyperOf, trainingBatcher } from './run-data';
+import { quizRows } from './quiz';
+import { runBatcher, type TrainingBatcher } from './curriculum';
 import {
   answerIds, chunks, derangement, encodeInstance, finalBatch, finalSequence, groupBy, IGNORE, makePlan, promptText, signatureOf,
-  SignatureBatcher, type PlanAgent,
+  type PlanAgent,
 } from './data';
 
 export type Control = 'none' | ControlName;
@@ -176,14 +180,19 @@ export class Run {
   /** Adapters by key: an agent id, or 'shared'. */
   readonly adapters = new Map<string, LoraGpu>();
   private readonly agentLora: (LoraGpu | null)[];
+  /** Learned latent slot offsets by adapter key (config.latentSlotOffset; slot-offset.ts), and per plan agent the ones its latent steps add. */
+  readonly slotOffsets = new Map<string, SlotOffsetGpu>();
+  private readonly agentOffset: (SlotOffsetGpu | null)[];
   private readonly agentBackward: boolean[];
   readonly trains: boolean;
   readonly optimizer: Optimizer | null = null;
-  private readonly batcher: SignatureBatcher | null = null;
+  private readonly batcher: TrainingBatcher | null = null;
   private readonly lossLog: Tensor | null = null;
   private readonly rollouts = new Map<string, Rollout>();
   private readonly evalSets = new Map<Split, Episode[]>();
   private readonly map: GpuLatentMap | null;
+  /** The Cache-to-Cache fuser (method c2c; c2c-fuser.ts), else null. */
+  readonly fuser: C2cFuserGpu | null = null;
   /** The trained text channel (method text-trained; text-channel.ts), else null. */
   private readonly text: TextChannel | null = null;
   readonly maxAnswer: number;
@@ -223,11 +232,25 @@ export class Run {
     };
     this.agentLora = this.plan.map((pa) => (spec.train === 'all' || (spec.train === 'receiver' && pa.final) ? lora(pa) : null));
     this.agentBackward = this.plan.map((_, i) => this.trains && this.agentLora[i] !== null);
+    const adapterKey = (pa: PlanAgent, i: number) => (this.agentLora[i] ? (pa.agent.adapter === 'shared' ? 'shared' : pa.agent.id) : null);
+    if (config.latentSlotOffset) {
+      for (const [key, slots] of slotOffsetSlots(this.plan, (pa) => adapterKey(pa, this.plan.indexOf(pa)))) {
+        this.slotOffsets.set(key, new SlotOffsetGpu(gpu, slots, engine.model.dims.D, `slot offset ${key}`));
+      }
+    }
+    this.agentOffset = this.plan.map((pa, i) => (pa.m > 0 && !pa.final ? this.slotOffsets.get(adapterKey(pa, i) ?? '') ?? null : null));
+    if (spec.train === 'fuser') {
+      // c2c: no adapter; the fuser starts at identity (c2c-fuser.ts), and every agent that reads a fused
+      // prefix runs backward (frozen) so the gradient reaches the fuser through it and what it sends on
+      this.fuser = new C2cFuserGpu(gpu, engine.model.dims.L, engine.model.dims.kvDim);
+      this.agentBackward = this.plan.map((pa) => pa.preds.length > 0);
+    }
     if (this.trains) {
-      this.optimizer = new Optimizer(gpu, [...this.adapters.values()].flatMap(loraTrainParams), trainHyperOf(config));
-      this.batcher = spec.name === 'text-trained'
-        ? textTrainedBatcher(task, this.tokenizer, this.rendering, this.plan, spec, config)
-        : trainingBatcher(task, this.tokenizer, this.rendering, this.plan, spec, config);
+      this.optimizer = new Optimizer(gpu, this.fuser ? this.fuser.trainParams() : [...this.adapters].flatMap(([key, l]) => [...loraTrainParams(l), ...(this.slotOffsets.get(key)?.trainParams() ?? [])]), trainHyperOf(config));
+      // a curriculum (curriculum.ts) draws each stage's batches as a run at its difficulty would
+      this.batcher = runBatcher(task, config, (t) => spec.name === 'text-trained'
+        ? textTrainedBatcher(t, this.tokenizer, this.rendering, this.plan, spec, config)
+        : trainingBatcher(t, this.tokenizer, this.rendering, this.plan, spec, config));
       this.lossLog = gpu.tensor([2], 'mas loss log');
     }
     if (spec.name === 'text-trained') {
@@ -275,16 +298,16 @@ export class Run {
   }
 
   /** The rollout of a shape; `senderLogits` only for an inspection (it shows which token each latent step favours). */
-  private rollout(lengths: number[], B: number, backward: boolean, senderLogits = this.senderLogits): Rollout {
-    const key = `${B}|${lengths.join(',')}|${backward ? 'b' : 'f'}${senderLogits ? '|logits' : ''}`;
+  private rollout(lengths: number[], B: number, backward: boolean, senderLogits = this.senderLogits, fanout = 1): Rollout {
+    const key = `${B}|${lengths.join(',')}|${backward ? 'b' : 'f'}${senderLogits ? '|logits' : ''}${fanout > 1 ? `|quiz${fanout}` : ''}`;
     return this.cached(key, () => {
       const agents: RolloutAgent[] = this.plan.map((pa, i) => ({
         id: pa.agent.id, preds: pa.preds, n: lengths[i] + (pa.final ? this.maxAnswer : 0), m: pa.m,
-        lora: this.agentLora[i], backward: backward && this.agentBackward[i],
+        lora: this.agentLora[i], backward: backward && this.agentBackward[i], slotOffset: this.agentOffset[i],
       }));
       return new Rollout(this.engine.model, {
         B, agents, trace: this.spec.channel === 'latent' ? this.spec.trace! : 'none', map: this.map, positions: this.config.positions ?? 'stream',
-        label: `${this.spec.name} B${B} ${lengths.join(',')}`, senderLogits,
+        label: `${this.spec.name} B${B} ${lengths.join(',')}${fanout > 1 ? ` quiz${fanout}` : ''}`, senderLogits, fanout, fuser: this.fuser,
       });
     });
   }
@@ -330,6 +353,15 @@ export class Run {
     for (const s of top) {
       if (this.text) this.text.rollout(s.lengths, B, this.trains, this.maxAnswer);
       else this.rollout(s.lengths, B, this.trains);
+    }
+    if (this.config.quizLoss) {
+      // the quiz loss trains on B*Q final rows (quiz.ts): that pass too, at the run's own difficulty
+      const ep = trainingBatcher(this.task, this.tokenizer, this.rendering, this.plan, this.spec, { seed: this.config.seed, batch: 1 }).next().eps;
+      const fi = this.plan.length - 1;
+      const q = quizRows(this.task, this.tokenizer, this.rendering, this.plan[fi], this.spec, ep, this.maxAnswer);
+      const lengths = encodeInstance(this.tokenizer, this.rendering, this.plan, this.spec, this.plan.map(() => ep[0])).map((p) => p.length);
+      lengths[fi] = q.n;
+      this.rollout(lengths, B, true, this.senderLogits, q.Q);
     }
   }
 
@@ -377,16 +409,21 @@ export class Run {
     const { eps, prompts, signature } = this.batcher.next();
     const lengths = signature.split(',').map(Number);
     const B = this.config.batch;
-    const ro = this.text ? this.text.rollout(lengths, B, true, this.maxAnswer) : this.rollout(lengths, B, true);
     const fi = this.plan.length - 1;
+    // the quiz loss (quiz.ts): the final agent answers every question of each episode's table, B*Q rows
+    const quiz = this.config.quizLoss ? quizRows(this.task, this.tokenizer, this.rendering, this.plan[fi], this.spec, eps, this.maxAnswer) : null;
+    if (quiz) lengths[fi] = quiz.n;
+    const ro = this.text ? this.text.rollout(lengths, B, true, this.maxAnswer) : this.rollout(lengths, B, true, this.senderLogits, quiz?.Q ?? 1);
     for (let a = 0; a < fi; a++) ro.setIds(a, prompts.flatMap((p) => p[a]));
-    const ids: number[] = [];
-    const targets: number[] = [];
-    eps.forEach((ep, b) => {
-      const s = finalSequence(prompts[b][fi], this.answerIds(ep), this.maxAnswer, true, this.tokenizer.padId);
-      ids.push(...s.ids);
-      targets.push(...s.targets);
-    });
+    const ids: number[] = quiz?.ids ?? [];
+    const targets: number[] = quiz?.targets ?? [];
+    if (!quiz) {
+      eps.forEach((ep, b) => {
+        const s = finalSequence(prompts[b][fi], this.answerIds(ep), this.maxAnswer, true, this.tokenizer.padId);
+        ids.push(...s.ids);
+        targets.push(...s.targets);
+      });
+    }
     ro.setIds(fi, ids);
     ro.setTargets(targets);
     this.optimizer.recordZeroGrad();
@@ -831,14 +868,27 @@ export class Run {
         tensors.set(loraKey(m.layer, m.proj as LoraTarget, 'A'), await lora.gpu.read(m.A));
         tensors.set(loraKey(m.layer, m.proj as LoraTarget, 'B'), await lora.gpu.read(m.B));
       }
-      out.push({ agent: key, config, tensors });
+      const offset = this.slotOffsets.get(key);
+      out.push({ agent: key, config, tensors, ...(offset ? { slotOffset: await offset.read() } : {}) });
     }
     return out;
+  }
+
+  /** The Cache-to-Cache fuser's weights (method c2c; c2c-fuser.ts), null for every other method. */
+  async exportFuser(): Promise<FuserWeights | null> {
+    return this.fuser ? this.fuser.read() : null;
+  }
+
+  /** Puts fuser weights into the run (method c2c): a saved run reopened, or a cross-check's chosen fuser. */
+  loadFuser(weights: FuserWeights): void {
+    if (!this.fuser) throw new Error(`method ${this.spec.name} has no Cache-to-Cache fuser (only c2c does)`);
+    this.fuser.write(weights);
   }
 
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.fuser?.destroy();
     for (const r of this.rollouts.values()) r.destroy();
     this.rollouts.clear();
     this.text?.destroy();
@@ -846,5 +896,7 @@ export class Run {
     if (this.lossLog) this.engine.gpu.destroy(this.lossLog);
     for (const l of this.adapters.values()) l.destroy();
     this.adapters.clear();
+    for (const o of this.slotOffsets.values()) o.destroy();
+    this.slotOffsets.clear();
   }
 }

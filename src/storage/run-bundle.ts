@@ -119,7 +119,7 @@ export interface RunBundleMeta {
   /** What made it: 'page' or 'cli experiment'. */
   createdBy: string;
   config: RunConfig;
-  method: { name: MethodName; channel: 'none' | 'text' | 'latent'; trace: 'latent' | 'full' | null; train: 'none' | 'all' | 'receiver'; skyline: boolean };
+  method: { name: MethodName; channel: 'none' | 'text' | 'latent'; trace: 'latent' | 'full' | null; train: 'none' | 'all' | 'receiver' | 'fuser'; skyline: boolean };
   /** RoPE position scheme (config.positions, made explicit). */
   positions: 'stream' | 'prefix';
   agents: BundleAgent[];

@@ -38,6 +38,10 @@ export const METHOD_INFO: Record<MethodName, { label: string; about: string }> =
   diffmas: { label: 'DiffMAS (latent only)', about: 'LoRA adapters trained end to end through the K/V of the latent steps.' },
   'diffmas-full': { label: 'DiffMAS (full trace)', about: 'DiffMAS over the sender’s prompt and latent steps.' },
   'diffmas-detached': { label: 'DiffMAS (detached)', about: 'DiffMAS with the gradient stopped at the trace: only the reader trains.' },
+  c2c: {
+    label: 'Cache-to-Cache (C2C)',
+    about: 'The sender’s full cache (prompt and latent steps) fused into the receiver’s by a learned projector and gate per layer, trained on the answer with the same steps, learning rate and batch; both bases frozen, no LoRA. At step 0 it answers as LatentMAS (full trace).',
+  },
 };
 
 const SHORT: Record<Proj, string> = {
