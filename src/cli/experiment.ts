@@ -23,6 +23,7 @@ import { formatBounds } from '../mas/bounds';
 import { LATENCY_METHODS, latencyPlan, MAX_LATENCY } from '../mas/latency';
 import { BIT_WIDTHS, BITS_TOLERANCE } from '../mas/quantize';
 import { PROJS, type Proj } from '../model/config';
+import { validateRunConfig } from '../mas/methods';
 import { Args, parseSeeds, UsageError } from './args';
 import { checkExportFolder, exportRuns } from './export-run';
 import { BASE_REF_HELP, makeBaseRef, parseBaseRefArg } from './base-ref-node';
@@ -47,6 +48,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'text-budget', help: 'token budget of a text message (default: the preset\u2019s; text-trained writes exactly this many tokens)' },
     { name: 'latency', help: `the latency budget (issue 22): T = 0..${MAX_LATENCY} sequential passes per sender: text decodes T tokens (text budget T), a cache method (latentmas-full, diffmas-full) reads the prefilled prompt cache plus T latent steps (latent steps T); at T = 0 text runs as single and text-trained as single-trained (nothing crosses); the report's args.latency says which (default methods ${LATENCY_METHODS.join(',')}; not with --text-budget or --latent-steps)` },
     { name: 'text-temperature', help: 'text-trained: temperature tau of the straight-through softmax over each message token, 0.01..100 (default 1)' },
+    { name: 'quiz-loss', help: 'train on the pretraining quiz (src/mas/quiz.ts; lookup, diffmas variants): each training episode\u2019s senders run once and the receiver answers every key of the table from that one message; the loss is the mean over all of them (evaluation unchanged)', flag: true },
+    { name: 'curriculum-from', help: 'a curriculum (src/mas/curriculum.ts; trained methods): training batches from difficulty D first, then each next one up to --difficulty, the steps split evenly over the stages; evaluation at --difficulty' },
     { name: 'batch', help: 'episodes per step and per evaluation batch (default: the preset\u2019s)' },
     { name: 'lr', help: 'learning rate of the adapters (default: the preset\u2019s)' },
     { name: 'rank', help: 'LoRA rank r (alpha = 2r; default: the preset\u2019s)' },
@@ -128,10 +131,22 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       evalSeed: args.int('eval-seed', 0, Number.MAX_SAFE_INTEGER) ?? DEFAULT_EVAL_SEED,
       ...(rendering ? { rendering } : {}),
       ...(args.has('text-temperature') ? { textTemperature: args.num('text-temperature', 0.01, 100) } : {}),
+      ...(args.has('quiz-loss') ? { quizLoss: true } : {}),
+      ...(args.has('curriculum-from') ? { curriculumFrom: args.int('curriculum-from', 1, 5) } : {}),
     },
     methods: methods as MethodName[],
     seeds,
   };
+  if (req.base.quizLoss || req.base.curriculumFrom !== undefined) {
+    // refused before anything trains: every method of the request must take them (methods.ts)
+    for (const method of req.methods) {
+      try {
+        validateRunConfig({ ...req.base, method, seed: seeds[0] });
+      } catch (e) {
+        throw new UsageError(`method ${method}: ${(e as Error).message}`);
+      }
+    }
+  }
   const quiet = args.has('quiet');
   const exportDir = args.str('export-run');
   const exportBatches = args.int('export-batches', 0, 100_000);
