@@ -39,9 +39,18 @@ function loadInto(run: Run, adapters: TrainedAdapter[]): void {
       if (!A || !B) throw new Error(`the adapter for ${key} has no ${m.name} (its targets: ${a.config.target_modules.join(', ')})`);
       weights.set(m.name, { A, B });
     }
-    return { lora, weights };
+    // the learned latent slot offsets (config.latentSlotOffset) travel with their adapter
+    const offset = run.slotOffsets.get(key);
+    if (offset && !a.slotOffset) throw new Error(`the adapter for ${key} has no latent slot offsets (latent_slot_offset.safetensors), which this run (latentSlotOffset) trains`);
+    if (!offset && a.slotOffset) {
+      throw new Error(`the adapter for ${key} has latent slot offsets, which this run does not use (${run.config.latentSlotOffset ? `${key} runs no latent steps here` : 'turn latentSlotOffset on'})`);
+    }
+    return { key, lora, weights, offset, saved: a.slotOffset };
   });
-  for (const { lora, weights } of plan) lora.load(weights);
+  for (const { key, lora, weights, offset, saved } of plan) {
+    lora.load(weights);
+    if (offset && saved) offset.load(saved, `the adapter for ${key}`);
+  }
 }
 
 export class RunController implements RunControllerApi {

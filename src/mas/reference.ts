@@ -19,12 +19,16 @@ export interface RefMasAgent {
   lora?: RefLora;
   /** Whether gradient flows into this agent (false: its trace is a constant, its adapter gets none). */
   trains: boolean;
+  /** Learned latent slot offsets [m', D] (m' >= m; slot-offset.ts): latent step j's input embedding gets row j added. */
+  slotOffset?: Float64Array;
 }
 
 export interface RefMasResult {
   loss: number;
   /** Per agent: LoRA gradients by module name (empty when it has no adapter or does not train). */
   loraGrads: Map<string, RefLoraPair>[];
+  /** Per agent with slotOffset that trains: the gradient of its offsets (same shape; rows past m stay 0), else null. */
+  slotOffsetGrads: (Float64Array | null)[];
   /** Per agent: its trace K/V per layer [B, traceLen, W]. */
   traces: { k: Float64Array[]; v: Float64Array[]; length: number }[];
   /** The final agent's logits [B * n, V]. */
@@ -103,6 +107,7 @@ export function refMasRollout(
     const latents: Fwd['latents'] = [];
     for (let j = 0; j < a.m; j++) {
       const { e, u } = applyLatentMap(map!, h, B);
+      if (a.slotOffset) for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) e[b * D + d] += a.slotOffset[j * D + d];
       const f = refForward(config, params, { embeds: e }, { B, S: 1, past: cache, posOffset: start + a.n + j, lora: a.lora });
       cache = refAppendKv(config, cache, f.newK, f.newV, B, 1);
       latents.push({ f, u });
@@ -114,6 +119,7 @@ export function refMasRollout(
 
   // backward: dCache per agent over all its positions (prefix, prompt, latents)
   const loraGrads = agents.map(() => new Map<string, RefLoraPair>());
+  const slotOffsetGrads = agents.map((a) => (a.slotOffset && a.trains ? new Float64Array(a.slotOffset.length) : null));
   const dCache = fw.map((f) => ({ k: Array.from({ length: L }, () => new Float64Array(B * f.cache.length * W)), v: Array.from({ length: L }, () => new Float64Array(B * f.cache.length * W)) }));
   for (let ai = n - 1; ai >= 0; ai--) {
     const a = agents[ai];
@@ -135,6 +141,8 @@ export function refMasRollout(
         addPositions(dc.k[l], B, Ptot, W, 0, g.dPastK[l], pos);
         addPositions(dc.v[l], B, Ptot, W, 0, g.dPastV[l], pos);
       }
+      const dOff = slotOffsetGrads[ai];
+      if (dOff) for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) dOff[j * D + d] += g.dEmbeds![b * D + d];
       dh = latentMapBackward(map!, z.u, g.dEmbeds!, B);
     }
     let dLast: Float64Array | undefined;
@@ -169,5 +177,5 @@ export function refMasRollout(
     v: f.cache.v.map((t) => slicePositions(t, B, f.cache.length, W, f.traceFrom, f.traceLen)),
     length: f.traceLen,
   }));
-  return { loss: fw[n - 1].prompt.loss!, loraGrads, traces, logits: fw[n - 1].prompt.logits };
+  return { loss: fw[n - 1].prompt.loss!, loraGrads, slotOffsetGrads, traces, logits: fw[n - 1].prompt.logits };
 }

@@ -2,6 +2,7 @@
 import type { Gpu } from '../gpu/runtime';
 import type { LlamaConfig } from '../model/config';
 import type { LoraAdapterConfig } from '../storage/peft';
+import type { SlotOffsetData } from '../storage/slot-offset';
 import type { TextTokenizer } from '../tokenizers/types';
 import type { Split } from '../tasks/tasks';
 import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, RunCheckpoint, RunConfig, RunProgress, RunTrainingState } from './run-types';
@@ -27,6 +28,9 @@ export interface TrainedAdapter {
   agent: string;
   config: LoraAdapterConfig;
   tensors: Map<string, Float32Array>;
+  /** The adapter's learned latent slot offsets (a run with RunConfig.latentSlotOffset; src/mas/slot-offset.ts),
+   * saved beside the PEFT files as src/storage/slot-offset.ts SLOT_OFFSET_FILE. */
+  slotOffset?: SlotOffsetData;
 }
 
 /** One multi-agent run on one GPU: what the worker exposes to the page and the CLI drives headless. */
