@@ -2,7 +2,7 @@
 # Every run behind bench/EXPERIMENT.md, in order; each writes bench/results/<name>.json (and a .log,
 # not kept in git). Re-running a line reproduces its numbers (seeded; --resume keeps the (method,
 # seed) pairs a JSON already holds, so an interrupted run continues where it stopped).
-#   bash bench/experiments.sh [all|main|main-base2|main-base1|main-base3|grid|grid-lookup|grid-relay-arith|budget|budget-lookup|budget-relay|relay-m3|steps|steps-d2|steps-d3|steps-m8|text-lr|ablation|ci]
+#   bash bench/experiments.sh [all|main|main-base2|main-base1|main-base3|grid|grid-lookup|grid-relay-arith|budget|budget-lookup|budget-relay|relay-m3|steps|steps-d2|steps-d3|steps-m8|text-lr|ablation|latency|latency-lookup|latency-relay|ci]
 #   (default all; two shells can share a 2-core machine: "main-base2 grid-lookup budget-lookup" and
 #   "main-base1 main-base3 grid-relay-arith budget-relay ci", each section a separate argument)
 # The instrument of issue 19: splits keyed by what the senders see, one evaluation set (--eval-seed,
@@ -84,6 +84,14 @@ if want ablation; then
   ablation lora32-mlp --rank 32 --targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
   # ablation arms of ablate2 go here
 fi
+# 3e. the latency budget (issue 22 item 1): T sequential passes per sender, T = 0 1 2 4 8, on lookup d3
+#     and relay d2, 5 seeds: text and text-trained decode T tokens (T = 0: single and single-trained,
+#     nothing crosses), latentmas-full and diffmas-full read the prefilled prompt cache plus T latent
+#     steps (src/mas/latency.ts; each report's args.latency). permute is left out (the identity at T <= 1).
+#     Then: node bench/latency.mjs --out bench bench/results/toy-*-latency-T*.json
+latency() { local t=${1%:*} d=${1#*:} T; for T in 0 1 2 4 8; do run "toy-$t-d$d-latency-T$T" --task "$t" --difficulty "$d" --latency "$T" --seeds 5 --controls shuffle,zero,noise,rotate; done; }
+want latency-lookup latency && latency lookup:3
+want latency-relay latency && latency relay:2
 # 4. the CI preset (tiny base; tests/experiment.test.ts checks this ordering)
 want ci && run tiny-lookup-d1 --preset tiny --task lookup --difficulty 1 --methods single,skyline,single-trained,skyline-trained,text,text-trained,latentmas,diffmas --seeds 3
 exit 0
