@@ -4,6 +4,7 @@
 // Plain data: the worker finds or stores the base model and saves the record.
 import type { LlamaConfig } from '../model/config';
 import { decodeAdapter } from '../storage/peft';
+import { slotOffsetOfFiles } from '../storage/slot-offset';
 import { adapterInfo, RECORD_FILE, type AdapterData, type EvalRowCi, type RunRecord, type RunRecordStatus, type StoredInspection } from '../storage/records';
 import { readRunBundle, RunBundleError, type RunBundleContent, type RunBundleJson } from '../storage/run-bundle';
 import { readNotesAndTags } from '../storage/runs-table';
@@ -28,7 +29,8 @@ function rootOf(files: ReadonlyMap<string, Uint8Array>): string {
 function adaptersOf(folders: Record<string, Map<string, Uint8Array>>, base: LlamaConfig): AdapterData[] {
   return Object.entries(folders).map(([key, files]) => {
     const a = decodeAdapter(files, base);
-    return { agent: key, config: a.config, tensors: a.tensors };
+    const slotOffset = slotOffsetOfFiles(files, base.hidden_size);
+    return { agent: key, config: a.config, tensors: a.tensors, ...(slotOffset ? { slotOffset } : {}) };
   });
 }
 

@@ -1,6 +1,7 @@
 // The library's records as plain data: base models, adapters and runs (issue 11: what a run measured
 // outlives the tab). src/storage/library.ts stores them; src/worker/api.ts re-exports them.
 import type { LoraAdapterConfig } from './peft';
+import type { SlotOffsetData } from './slot-offset';
 import type { CompareRequest, EvalRow, ExperimentReport, InspectResult, MethodName, RunConfig, RunTrainingState } from '../mas/run-types';
 import type { TaskName } from '../tasks/tasks';
 
@@ -70,6 +71,8 @@ export interface AdapterData {
   agent: string;
   config: LoraAdapterConfig;
   tensors: Map<string, Float32Array>;
+  /** Learned latent slot offsets (config.latentSlotOffset; slot-offset.ts), when the run trains them. */
+  slotOffset?: SlotOffsetData;
 }
 
 export type RunRecordStatus = 'running' | 'paused' | 'done' | 'stopped' | 'error' | 'interrupted';

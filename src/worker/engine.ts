@@ -21,6 +21,7 @@ import {
 } from '../storage/checkpoint';
 import { Library, filesSize, idbStore, newId, type FileMap, type KeyValueStore } from '../storage/library';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, decodeAdapter, encodeAdapter } from '../storage/peft';
+import { slotOffsetOfFiles, withSlotOffsetFile } from '../storage/slot-offset';
 import { listShort, printableName } from '../storage/text';
 import { unzip, zipStore } from '../storage/zip';
 import type { Split } from '../tasks/tasks';
@@ -394,7 +395,14 @@ export class Engine implements EngineApi, EngineRunRecords {
         if (e instanceof AdapterError && e.kind === 'format') throw new Error(`this adapter cannot be read: ${e.message}`);
         throw new Error(`this adapter does not fit the base model '${baseEntry.name}': ${(e as Error).message}`);
       }
-      const stored = encodeAdapter({ config: { ...adapter.config, base_model_name_or_path: adapter.config.base_model_name_or_path ?? baseId }, tensors: adapter.tensors }, base.config);
+      // learned latent slot offsets beside the PEFT files (latentSlotOffset runs) are kept with them
+      let offset;
+      try {
+        offset = slotOffsetOfFiles(files, base.config.hidden_size);
+      } catch (e) {
+        throw new Error(`this adapter does not fit the base model '${baseEntry.name}': ${(e as Error).message}`);
+      }
+      const stored = withSlotOffsetFile(encodeAdapter({ config: { ...adapter.config, base_model_name_or_path: adapter.config.base_model_name_or_path ?? baseId }, tensors: adapter.tensors }, base.config), offset);
       const digest = await sha256(stored.get(ADAPTER_WEIGHTS_FILE)!);
       const same = await this.findDigest('adapter', digest);
       if (same) throw new Error(`this adapter is already in the library as '${same}' (the same weights); nothing was imported`);
@@ -835,7 +843,7 @@ export class Engine implements EngineApi, EngineRunRecords {
     const agents = this.runConfig?.topology.agents ?? [];
     const agentName = (id: string) => (id === 'shared' ? 'shared' : agents.find((a) => a.id === id)?.name || id);
     const items = await Promise.all(trained.map(async (t) => {
-      const files = encodeAdapter({ config: { ...t.config, base_model_name_or_path: t.config.base_model_name_or_path ?? baseId }, tensors: t.tensors }, base.config);
+      const files = withSlotOffsetFile(encodeAdapter({ config: { ...t.config, base_model_name_or_path: t.config.base_model_name_or_path ?? baseId }, tensors: t.tensors }, base.config), t.slotOffset);
       const entry: AdapterEntry = {
         id: newId('adapter'), name: trained.length > 1 ? `${clean} · ${agentName(t.agent)}` : clean, size: 0, createdAt: Date.now(),
         baseModelId: baseId, agent: t.agent, runConfig: this.runConfig, config: parseJson(files.get(ADAPTER_CONFIG_FILE)) ?? {},
@@ -889,12 +897,14 @@ export class Engine implements EngineApi, EngineRunRecords {
       const base = await this.loadBase(entry.baseModelId);
       const files = await this.library.files('adapter', id);
       let a;
+      let slotOffset;
       try {
         a = decodeAdapter(files, base.config);
+        slotOffset = slotOffsetOfFiles(files, base.config.hidden_size);
       } catch (e) {
         throw new Error(`the adapter '${entry.name}' cannot be used: ${(e as Error).message}`);
       }
-      out.push({ agent: entry.agent, config: a.config, tensors: a.tensors });
+      out.push({ agent: entry.agent, config: a.config, tensors: a.tensors, ...(slotOffset ? { slotOffset } : {}) });
     }
     return out;
   }
