@@ -82,7 +82,8 @@ if want ablation; then
   ablation slot-offset --latent-slot-offset
   ablation steps5000-constant --steps 5000 --lr-schedule constant
   ablation lora32-mlp --rank 32 --targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
-  # ablation arms of ablate2 go here
+  ablation quiz --quiz-loss
+  ablation curriculum-d1 --curriculum-from 1
 fi
 # 3e. the latency budget (issue 22 item 1): T sequential passes per sender, T = 0 1 2 4 8, on lookup d3
 #     and relay d2, 5 seeds: text and text-trained decode T tokens (T = 0: single and single-trained,
