@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .bundle import Bundle
+from .slot_offset import SlotOffsets
 from .tasks import PlanAgent
 
 RESCALE_EPS = 1e-12
@@ -117,7 +118,7 @@ class Team:
     """A run's agents over one base. adapters: adapter key -> PEFT folder (None: the plain base)."""
 
     def __init__(self, bundle: Bundle, adapters: dict[str, Path] | None, *, base: str | None = None, dtype: str = "float32",
-                 device: str | torch.device = "cpu", attn: str = "eager", trainable: bool = False):
+                 device: str | torch.device = "cpu", attn: str = "eager", trainable: bool = False, initial_fuser: bool = False):
         from transformers import AutoModelForCausalLM
 
         self.bundle = bundle
@@ -161,6 +162,12 @@ class Team:
         self.Hkv = cfg.num_key_value_heads
         self.hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.W = self.Hkv * self.hd
+        # c2c (c2c.py): the run's fuser (initial_fuser: A = 0, gate = 0), the only trained parameters
+        self.fuser = None
+        if self.method["train"] == "fuser":
+            from .c2c import make_fuser
+
+            self.fuser = make_fuser(bundle, self.L, self.W, initial=initial_fuser, dtype=torch.float64 if self.dtype == torch.float64 else torch.float32, device=self.device)
         self.V = cfg.vocab_size
         m = bundle.latent_map
         if base is not None and m is not None:
@@ -171,10 +178,15 @@ class Team:
         if self.method["channel"] == "latent" and any(a.latent_steps for a in self.plan) and m is None:
             raise ValueError("the run has latent steps but its bundle has no latent map")
         self.active: str | None = "?"
+        # config.latentSlotOffset (slot_offset.py): a learned input offset per latent step of each sender's adapter
+        self.slot_offsets = SlotOffsets.of_team(bundle.config, self.plan, adapters, cfg.hidden_size, self.device, self.dtype, trainable)
 
     def parameters(self) -> list[torch.nn.Parameter]:
-        """The trainable LoRA parameters, adapter by adapter (a stable order for every process)."""
-        return [p for k in self.trainable for p in self.trainable[k]]
+        """The trainable LoRA parameters, adapter by adapter (a stable order for every process); c2c: the fuser's."""
+        if self.fuser is not None:
+            return self.fuser.params()
+        offsets = self.slot_offsets.parameters if self.slot_offsets is not None else (lambda k: [])
+        return [p for k in self.trainable for p in [*self.trainable[k], *offsets(k)]]
 
     def activate(self, key: str | None):
         """Makes `key` the adapter in use (None: the base alone), keeping every trainable adapter trainable
@@ -208,6 +220,8 @@ class Team:
 
     def agent_trains(self, a: PlanAgent) -> bool:
         t = self.method["train"]
+        if t == "fuser":  # c2c: every agent that reads a fused prefix carries the fuser's gradient
+            return bool(a.preds)
         return a.adapter_key is not None and (t == "all" or (t == "receiver" and a.final))
 
     def _pass(self, prefix, start: int, ids=None, embeds=None, cache=None):
@@ -220,11 +234,11 @@ class Team:
         out = self.decoder(input_ids=ids, inputs_embeds=embeds, past_key_values=cache, position_ids=pos, use_cache=True)
         return out.last_hidden_state, cache
 
-    def forward(self, inputs: list[torch.Tensor], edit=None, grad: bool = False):
+    def forward(self, inputs: list[torch.Tensor], edit=None, grad: bool = False, fanout: int = 1):
         """Every agent of one batch, in plan order. inputs[a]: [B, n_a] token ids (the final agent: its
-        prompt and answer region). edit(agent, layer, 'k'|'v', x [B, P, W]) may replace a received prefix
-        (the controls). Returns the final agent's logits [B, S, V], its prefix and first position, and
-        the received positions per episode."""
+        prompt and answer region; [B * fanout, n] with fanout rows per episode, the quiz loss, quiz.py).
+        edit(agent, layer, 'k'|'v', x [B, P, W]) may replace a received prefix (the controls). Returns the
+        final agent's logits, its prefix and first position, and the received positions per episode."""
         if self.method["name"] == "text-trained":
             return self.text_channel().forward(inputs, grad)[0], None, 0, 0
         traces: list[list[tuple[torch.Tensor, torch.Tensor]] | None] = []
@@ -236,8 +250,13 @@ class Team:
             prefix = None
             if a.preds:
                 prefix = [(torch.cat([traces[p][l][0] for p in a.preds], dim=2), torch.cat([traces[p][l][1] for p in a.preds], dim=2)) for l in range(self.L)]
+                if self.fuser is not None:  # c2c: the controls below act on the fused prefix, as in the engine
+                    with torch.set_grad_enabled(grad):
+                        prefix = self.fuser(prefix)
                 if edit is not None:
                     prefix = [(self._edit(edit, ai, l, "k", k), self._edit(edit, ai, l, "v", v)) for l, (k, v) in enumerate(prefix)]
+                if a.final and fanout > 1:  # each episode's trace read by its fanout rows (autograd sums their gradients)
+                    prefix = [(k.repeat_interleave(fanout, 0), v.repeat_interleave(fanout, 0)) for k, v in prefix]
             P = prefix[0][0].shape[2] if prefix else 0
             received += P
             n = ids.shape[1]
@@ -254,7 +273,10 @@ class Team:
                     continue
                 last = h[:, -1]
                 for j in range(1, m + 1):
-                    e = self.latent_input(last).unsqueeze(1)
+                    e = self.latent_input(last)
+                    if self.slot_offsets is not None:  # e_k + o_k (slot_offset.py)
+                        e = self.slot_offsets.add(e, a.adapter_key, j - 1)
+                    e = e.unsqueeze(1)
                     hj, cache = self._pass(None, start + n + j - 1, embeds=e, cache=cache)
                     last = hj[:, -1]
                 lo = P if self.trace == "full" else P + n

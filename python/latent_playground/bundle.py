@@ -179,6 +179,10 @@ def read_bundle(path: str | Path, base: str | Path | None = None) -> Bundle:
             for f in ("adapter_config.json", "adapter_model.safetensors"):
                 # a link inside the folder may lead out too
                 _need(inside(d, f, f"files.{group}.{key}").is_file(), f"{p}/{f}", "missing")
+    if files.get("fuser") is not None:
+        _need(inside(root, files["fuser"], "files.fuser").is_file(), files["fuser"], "missing (run.json lists it)")
+    if meta["method"]["train"] == "fuser" and meta["training"]["stepsDone"] > 0:
+        _need(files.get("fuser") is not None, "run.json", f"a c2c run trained {meta['training']['stepsDone']} steps, but files.fuser names no c2c_fuser.safetensors")
     b = Bundle(root=root, json=meta, _tmp=tmp, base_path=base_path)
     for split, e in files["episodes"].items():
         _need(split in SPLITS, "run.json", f"unknown split {split!r} in files.episodes")
@@ -224,10 +228,10 @@ def _copy_tree(src: Path, dst: Path):
             shutil.copy2(f, dst / f.name)
 
 
-def write_bundle(src: Bundle, out: Path, meta: dict, adapter_dirs: dict[str, Path]) -> Path:
+def write_bundle(src: Bundle, out: Path, meta: dict, adapter_dirs: dict[str, Path], fuser_file: Path | None = None) -> Path:
     """A new bundle at `out`, complete or not at all: the source's base, initial adapters, latent map,
-    episodes and batches, the given trained adapters and run.json `meta` (its files are set here).
-    Written into a temporary sibling, then renamed into place."""
+    episodes and batches, the given trained adapters (c2c: its trained fuser file) and run.json `meta`
+    (its files are set here). Written into a temporary sibling, then renamed into place."""
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} already exists: choose another --out or remove it")
@@ -254,6 +258,9 @@ def write_bundle(src: Bundle, out: Path, meta: dict, adapter_dirs: dict[str, Pat
         if sf.get("latentMap"):
             shutil.copy2(inside(src.root, sf["latentMap"], "files.latentMap"), tmp / "latent_map.safetensors")
             files["latentMap"] = "latent_map.safetensors"
+        if fuser_file is not None:
+            shutil.copy2(fuser_file, tmp / "c2c_fuser.safetensors")
+            files["fuser"] = "c2c_fuser.safetensors"
         for split, e in sf["episodes"].items():
             (tmp / "episodes").mkdir(exist_ok=True)
             shutil.copy2(inside(src.root, e["path"], f"files.episodes.{split}.path"), tmp / "episodes" / f"{split}.jsonl")

@@ -94,6 +94,8 @@ def bundle_paths(files: dict) -> list[tuple[str, object]]:
             out += [(f"files.{group}.{k}", v) for k, v in g.items()]
     if files.get("latentMap") is not None:
         out.append(("files.latentMap", files["latentMap"]))
+    if files.get("fuser") is not None:
+        out.append(("files.fuser", files["fuser"]))
     eps = files.get("episodes")
     if isinstance(eps, dict):
         out += [(f"files.episodes.{k}.path", v.get("path")) for k, v in eps.items() if isinstance(v, dict)]
@@ -160,10 +162,13 @@ def check_config(c) -> None:
         _need(isinstance(t, (int, float)) and not isinstance(t, bool) and lo <= t <= hi, "run.json", f"config.textTemperature must be in [{lo}, {hi}], got {_js(t)}")
     _need(c.get("lrSchedule") in (None, "cosine", "constant"), "run.json", f"config.lrSchedule must be cosine or constant, got {_js(c.get('lrSchedule'))}")
     _need(c.get("latentSlotOffset") in (None, True, False), "run.json", f"config.latentSlotOffset must be true or false, got {_js(c.get('latentSlotOffset'))}")
+    _need(c.get("quizLoss") in (None, True, False), "run.json", f"config.quizLoss must be true or false, got {_js(c.get('quizLoss'))}")
+    cf = c.get("curriculumFrom")
+    _need(cf is None or (_int(cf, 1, 5) and cf < c["difficulty"]), "run.json", f"config.curriculumFrom must be an integer difficulty below config.difficulty, got {_js(cf)}")
     _need(_int(c.get("seed"), 0, 2**53 - 1), "run.json", f"config.seed must be a non-negative integer, got {_js(c.get('seed'))}")
-    # the port's evaluation and training draw and score char and word (render.py); chat runs in the engine
-    _need(c.get("rendering") in (None, "char", "word"), "run.json",
-          f"config.rendering must be char or word for the companion (a chat-rendering run is trained and evaluated in the engine), got {_js(c.get('rendering'))}")
+    # the port draws and scores char and word (render.py), and chat from the base's template (chat_render.py)
+    _need(c.get("rendering") in (None, "char", "word", "chat"), "run.json",
+          f"config.rendering must be char, word or chat, got {_js(c.get('rendering'))}")
     lora = c.get("lora")
     _need(isinstance(lora, dict) and _int(lora.get("r"), *LIMITS["r"]), "run.json",
           f"config.lora.r must be an integer in {LIMITS['r'][0]}..{LIMITS['r'][1]}, got {_js(lora.get('r') if isinstance(lora, dict) else lora)}")
@@ -201,8 +206,14 @@ def check_plan(meta: dict) -> None:
     c = meta["config"]
     L = make_task(c["task"], c["difficulty"]).max_answer_length
     mat = meta["maxAnswerTokens"]
-    _need(mat in (L, L + 1) and _int(mat, 1, L + 1), "run.json",
-          f"maxAnswerTokens must be what task {c['task']} d{c['difficulty']} implies ({L} for the char rendering, {L + 1} for word), got {_js(mat)}")
+    if c.get("rendering") == "chat":  # the answer and room for a lead-in (chat_render.py CHAT_ANSWER_SLACK)
+        from .chat_render import CHAT_ANSWER_SLACK
+
+        _need(_int(mat, 1, L + CHAT_ANSWER_SLACK) and mat == L + CHAT_ANSWER_SLACK, "run.json",
+              f"maxAnswerTokens must be what task {c['task']} d{c['difficulty']} implies in the chat rendering ({L + CHAT_ANSWER_SLACK}), got {_js(mat)}")
+    else:
+        _need(mat in (L, L + 1) and _int(mat, 1, L + 1), "run.json",
+              f"maxAnswerTokens must be what task {c['task']} d{c['difficulty']} implies ({L} for the char rendering, {L + 1} for word), got {_js(mat)}")
     t = meta["tokens"]
     _need(isinstance(t, dict) and _int(t.get("vocabSize"), 1, MAX_VOCAB), "run.json", f"tokens.vocabSize must be an integer in 1..{MAX_VOCAB}")
     for k in ("pad", "eos", "bos"):
@@ -222,8 +233,8 @@ def check_meta(meta: dict) -> None:
     """The parts of run.json the companion reads besides the plan: method, positions, base, the optimizer."""
     m = meta["method"]
     _need(isinstance(m, dict) and isinstance(m.get("name"), str) and m.get("channel") in ("none", "text", "latent")
-          and m.get("trace") in ("latent", "full", None) and m.get("train") in ("none", "all", "receiver") and isinstance(m.get("skyline"), bool),
-          "run.json", "method must be {name, channel: none/text/latent, trace: latent/full/null, train: none/all/receiver, skyline: true/false}")
+          and m.get("trace") in ("latent", "full", None) and m.get("train") in ("none", "all", "receiver", "fuser") and isinstance(m.get("skyline"), bool),
+          "run.json", "method must be {name, channel: none/text/latent, trace: latent/full/null, train: none/all/receiver/fuser, skyline: true/false}")
     _need(meta["positions"] in ("stream", "prefix"), "run.json", f"positions must be 'stream' or 'prefix', got {_js(meta['positions'])}")
     _need(isinstance(meta.get("base"), dict) and isinstance(meta["base"].get("id"), str), "run.json", "base must be {id, name?}")
     o = meta["training"].get("optimizer")

@@ -60,7 +60,8 @@ def cmd_eval(a) -> int:
         keys = b.adapter_keys
         dirs = {k: b.adapter_dir(k, initial=which == "initial" or not b.json["files"]["adapters"]) for k in keys} if keys else None
         device = procs[2] if procs else a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        team = Team(b, dirs, base=a.base, dtype=a.dtype, device=device, attn=a.attn)
+        # c2c: --adapters initial evaluates the initial fuser (A = 0, gate = 0; c2c.py)
+        team = Team(b, dirs, base=a.base, dtype=a.dtype, device=device, attn=a.attn, initial_fuser=which == "initial")
         tk = load_tokenizer(b.base_dir, b.json["tokens"])
         ev = Evaluator(team, tk, batch=a.batch, shard=(rank, world))  # data parallel under accelerate launch
         splits = a.split or [s for s in ("heldout", "ood") if s in b.episodes]

@@ -5,7 +5,7 @@ engine's bundle holds at step 0 is made here as the engine makes it (src/mas/run
 runBundleContent):
 
   episodes     each split's evaluation set from config.evalSeed (tasks.py, the engine's seeded streams),
-               prompts and ids per agent in the run's rendering (render.py: char or word)
+               prompts and ids per agent in the run's rendering (render.py: char or word; chat from the base's template, chat_render.py)
   batches      the first training batches of the run's stream (tasks.py batch_stream); `train` draws
                the rest from the same stream
   initial_adapters  A ~ U(-1/sqrt(in), 1/sqrt(in)) from deriveSeed(seed, 'init', 'lora', key), B = 0
@@ -37,6 +37,7 @@ from .bundle_safety import check_zip
 from .render import answer_ids, default_rendering, rendering
 from .rng import Rng, derive_seed
 from .run_config import make_plan, plan_agents, validate_config
+from .curriculum import run_stream
 from .tasks import SPLITS, batch_stream, eval_episodes, prompt_text
 from .tokenizer import load_tokenizer
 
@@ -253,7 +254,7 @@ def make_run(config: dict, base_spec: str, out: Path, *, batches: int = BUNDLE_B
         tokens = base.tokens()
         tk = load_tokenizer(base.dir, tokens)
         rname = config.get("rendering") or default_rendering(tk.kind)
-        r = rendering(rname)
+        r = rendering(rname, base.dir)  # chat: from the base's tokenizer_config.json
         plan = make_plan(config["topology"], spec)
         pas = plan_agents(plan)
         trains = spec["train"] != "none"
@@ -271,6 +272,11 @@ def make_run(config: dict, base_spec: str, out: Path, *, batches: int = BUNDLE_B
                 d.mkdir(parents=True)
                 save_file(initial_adapter(base.config, config["lora"], config["seed"], key), str(d / "adapter_model.safetensors"), metadata={"format": "pt"})
                 (d / "adapter_config.json").write_text(json.dumps(adapter_config(config["lora"], config["modelId"]), indent=2) + "\n")
+                if config.get("latentSlotOffset"):  # the learned slot offsets start at 0, beside each sender's adapter (slot_offset.py)
+                    from .slot_offset import SLOT_OFFSET_FILE, SLOT_OFFSET_TENSOR, slot_counts
+
+                    if key in slot_counts(pas):
+                        save_file({SLOT_OFFSET_TENSOR: np.zeros((slot_counts(pas)[key], base.config["hidden_size"]), np.float32)}, str(d / SLOT_OFFSET_FILE), metadata={"format": "pt"})
                 files["initialAdapters"][key] = f"initial_adapters/{key}"
                 # the adapters after stepsDone = 0 steps are the initial ones (as the engine's bundle of an untrained run holds them)
                 _copy_tree(d, tmp / "adapters" / key)
@@ -284,13 +290,14 @@ def make_run(config: dict, base_spec: str, out: Path, *, batches: int = BUNDLE_B
                           metadata={"kind": m["kind"], "lambda": _js_number(m["lambda"]), "target_norm": _js_number(m["targetNorm"]), "D": str(m["D"])})
                 files["latentMap"] = "latent_map.safetensors"
             (tmp / "episodes").mkdir()
-            at = 0 if tokens["bos"] is None else 1
+            # a text receiver's messages go after <bos> (index 0 without one); in chat after the template's head (run-data.ts)
+            at = len(tk.encode(r.head)) if rname == "chat" else 0 if tokens["bos"] is None else 1
             for split in SPLITS:
                 rows = []
                 for i, ep in enumerate(eval_episodes(task, config.get("evalSeed"), config["evalSize"], split)):
                     agents = []
                     for pa in pas:
-                        prompt = prompt_text(ep, pa, spec["skyline"], rname)
+                        prompt = prompt_text(ep, pa, spec["skyline"], r)
                         a = {"id": pa.id, "prompt": prompt, "ids": tk.encode(prompt)}
                         if spec["channel"] == "text" and pa.preds:
                             a["messagesAt"] = at
@@ -301,7 +308,7 @@ def make_run(config: dict, base_spec: str, out: Path, *, batches: int = BUNDLE_B
                 files["episodes"][split] = {"path": f"episodes/{split}.jsonl", "count": len(rows)}
             if trains and (spec["channel"] != "text" or spec["name"] == "text-trained") and batches > 0:
                 T = config["textBudget"] if spec["name"] == "text-trained" else None
-                stream = batch_stream(task, tk, pas, spec["skyline"], config["seed"], config["batch"], max_answer, text_budget=T, rendering=rname)
+                stream = run_stream(config, lambda t: batch_stream(t, tk, pas, spec["skyline"], config["seed"], config["batch"], max_answer, text_budget=T, rendering=r))
                 lines = [json.dumps(next(stream), separators=(",", ":")) + "\n" for _ in range(batches)]
                 (tmp / "batches.jsonl").write_text("".join(lines))
                 files["batches"] = {"path": "batches.jsonl", "count": batches}
@@ -333,7 +340,7 @@ def make_run(config: dict, base_spec: str, out: Path, *, batches: int = BUNDLE_B
 FLAGS = [  # (flag, config key, type, help)
     ("--task", "task", str, "lookup, relay or arith"),
     ("--difficulty", "difficulty", int, "1..5"),
-    ("--method", "method", str, "single, skyline, single-trained, skyline-trained, text, text-trained, latentmas(-full), diffmas(-full, -detached)"),
+    ("--method", "method", str, "single, skyline, single-trained, skyline-trained, text, text-trained, latentmas(-full), diffmas(-full, -detached), c2c"),
     ("--seed", "seed", int, "the run seed (adapters' init, training batches)"),
     ("--steps", "steps", int, "training steps of the run's schedule"),
     ("--batch", "batch", int, "episodes per training batch"),
@@ -343,17 +350,18 @@ FLAGS = [  # (flag, config key, type, help)
     ("--eval-every", "evalEvery", int, "evaluate held-out every N steps (0: at the end)"),
     ("--text-budget", "textBudget", int, "tokens of a text message"),
     ("--text-temperature", "textTemperature", float, "text-trained's straight-through temperature"),
-    ("--rendering", "rendering", str, "char or word (default: char for a character tokenizer, word otherwise)"),
+    ("--rendering", "rendering", str, "char, word or chat (the base's chat template; default: char for a character tokenizer, word otherwise)"),
     ("--positions", "positions", str, "stream or prefix"),
     ("--latent-map", "latentMap", str, "ridge or identity"),
     ("--lr-schedule", "lrSchedule", str, "after the warmup: cosine (default, to lr/10 at the last step) or constant"),
+    ("--curriculum-from", "curriculumFrom", int, "a curriculum: training batches from this difficulty first, then each next one up to --difficulty (curriculum.py)"),
     ("--model-id", "modelId", str, "the base's id in run.json (default: what --base names)"),
 ]
 
 
 def add_parser(sub, common_parents=()):
     p = sub.add_parser("new", parents=list(common_parents), help="make a run bundle from a RunConfig and a base, without the engine")
-    p.add_argument("--base", required=True, help="the base: a folder of Hugging Face files, a zip of them (the page's library export), or a Hub id in the local cache")
+    p.add_argument("--base", required=True, help="the base: a folder of Hugging Face files, a zip of them (the page's library export), or a Hub id ORG/NAME[@REV] in the playground's Hub cache or the Hugging Face cache")
     p.add_argument("--out", required=True, help="the bundle folder to write")
     p.add_argument("--config", help="a RunConfig as JSON (or a run.json, whose config is taken); flags override its settings")
     for flag, key, typ, hlp in FLAGS:
@@ -365,6 +373,7 @@ def add_parser(sub, common_parents=()):
     p.add_argument("--alpha", type=float, help="LoRA alpha")
     p.add_argument("--targets", help="LoRA target projections, comma-separated (q_proj,k_proj,v_proj,o_proj,...)")
     p.add_argument("--latent-slot-offset", action="store_true", default=None, help="a learned input offset per latent step of each sender (diffmas, diffmas-full)")
+    p.add_argument("--quiz-loss", action="store_true", default=None, help="train on every key of each table from one message (lookup; diffmas variants; quiz.py)")
     p.add_argument("--batches", type=int, default=BUNDLE_BATCHES, help=f"training batches the bundle carries (default {BUNDLE_BATCHES}); train draws the rest")
     p.add_argument("--name", help="the base's display name in run.json")
     return p
@@ -392,6 +401,8 @@ def config_from_args(a, base_id: str) -> dict:
             c[key] = v
     if getattr(a, "latent_slot_offset", None):
         c["latentSlotOffset"] = True
+    if getattr(a, "quiz_loss", None):
+        c["quizLoss"] = True
     lora = dict(c["lora"])
     if a.rank is not None:
         lora["r"] = a.rank

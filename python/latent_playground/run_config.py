@@ -26,6 +26,8 @@ METHOD_SPECS = {
     "diffmas": ("latent", "latent", "all", False),
     "diffmas-full": ("latent", "full", "all", False),
     "diffmas-detached": ("latent", "latent", "receiver", False),
+    # Cache-to-Cache (c2c.py): the full trace through a trained fuser; no adapter, both bases frozen
+    "c2c": ("latent", "full", "fuser", False),
 }
 PROJS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 AGENT_ID = re.compile(r"[A-Za-z0-9_]{1,16}")
@@ -255,9 +257,8 @@ def validate_config(c: dict):
         raise ValueError(f"run config: latentSlotOffset must be true or false, got {json.dumps(c['latentSlotOffset'])}")
     _int(c, "evalEvery", c.get("evalEvery"), *LIMITS["evalEvery"])
     _int(c, "evalSize", c.get("evalSize"), *LIMITS["evalSize"])
-    if c.get("rendering") is not None and c["rendering"] not in ("char", "word"):
-        raise ValueError(f"run config: rendering must be one of char, word (a chat-rendering run is made, trained and evaluated in the engine: "
-                         f"experiment --rendering chat), got {json.dumps(c['rendering'])}")
+    if c.get("rendering") is not None and c["rendering"] not in ("char", "word", "chat"):
+        raise ValueError(f"run config: rendering must be one of char, word, chat, got {json.dumps(c['rendering'])}")
     if c.get("positions") is not None and c["positions"] not in ("stream", "prefix"):
         raise ValueError(f"run config: positions must be 'stream' or 'prefix', got {json.dumps(c['positions'])}")
     if c.get("latentMap") not in ("ridge", "identity"):
@@ -277,6 +278,13 @@ def validate_config(c: dict):
             raise ValueError(f"run config: lora target {json.dumps(p)} is not one of {', '.join(PROJS)}")
     if spec["train"] != "none" and c["steps"] < 1:
         raise ValueError(f"run config: method {spec['name']} trains adapters: steps must be at least 1")
+    # the two training ablations of issue 22 (quiz.py, curriculum.py)
+    from .curriculum import curriculum_problem
+    from .quiz import quiz_problem
+
+    ablation = quiz_problem(c, spec) or curriculum_problem(c, spec)
+    if ablation:
+        raise ValueError(ablation)
     t = c.get("topology")
     problems = topology_problems(t, task.roles)
     if problems:

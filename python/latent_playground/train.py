@@ -29,6 +29,7 @@ from .agents import Team, loss_sum
 from .bundle import Bundle, write_bundle
 from .numfmt import to_fixed
 from .train_eval import InTraining, heldout_point, run_results
+from .curriculum import run_stream
 from .tasks import batch_stream, make_task
 
 
@@ -64,15 +65,17 @@ class Batches:
         b = self.bundle
         if self._checked is None:
             why = None
-            if b.rendering not in ("char", "word"):
-                why = f"the Python port draws the char and word renderings (render.py), not {b.rendering!r}"
+            if b.rendering not in ("char", "word", "chat"):
+                why = f"the Python port draws the char, word and chat renderings (render.py), not {b.rendering!r}"
             else:
                 from .agents import plan_of
+                from .render import rendering_of_bundle
 
                 cfg = b.config
                 # text-trained: the receivers' prompts hold T message slots (text-channel.ts textTrainedBatcher)
                 T = cfg["textBudget"] if b.method["name"] == "text-trained" else None
-                stream = batch_stream(make_task(cfg["task"], cfg["difficulty"]), self.tk, plan_of(b), b.method["skyline"], cfg["seed"], cfg["batch"], b.json["maxAnswerTokens"], text_budget=T, rendering=b.rendering)
+                # a curriculum (curriculum.py) draws each stage's stream in turn; without one, the run's own
+                stream = run_stream(cfg, lambda task: batch_stream(task, self.tk, plan_of(b), b.method["skyline"], cfg["seed"], cfg["batch"], b.json["maxAnswerTokens"], text_budget=T, rendering=rendering_of_bundle(b)))
                 for i, want in enumerate(b.batches):
                     got = next(stream)
                     if got["rows"] != want["rows"] or got["signature"] != want["signature"]:
@@ -149,7 +152,7 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
         dirs = {k: bundle.adapter_dir(k) for k in keys}
     else:
         dirs = {k: bundle.adapter_dir(k, initial=initial or not bundle.json["files"]["adapters"]) for k in keys}
-    team = Team(bundle, dirs, base=base, dtype=dtype, device=acc.device, attn=attn, trainable=True)
+    team = Team(bundle, dirs, base=base, dtype=dtype, device=acc.device, attn=attn, trainable=True, initial_fuser=initial and not state)
     params = team.parameters()
     adapter_dtype = full_precision_adapters(params)
     if grad_checkpointing:
@@ -174,6 +177,12 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
                             weight_decay=opt_cfg["weightDecay"], foreach=False)
     clip = opt_cfg["clip"]
     batches = Batches(bundle, tokenizer)
+    quiz = None
+    if cfg.get("quizLoss"):
+        from .quiz import QuizBatches
+        from .render import rendering
+
+        quiz = QuizBatches(make_task(cfg["task"], cfg["difficulty"]), tokenizer, rendering(bundle.rendering, bundle.base_dir), team.plan, bundle.method["skyline"], bundle.json["maxAnswerTokens"])
     n_agents = len(team.plan)
     latent = sum(a.latent_steps for a in team.plan if not a.final) if team.trace else 0
     losses, norms, lrs, first, before_s = [], [], [], 1, 0.0
@@ -229,14 +238,18 @@ def train(bundle: Bundle, tokenizer, steps: int | None, *, start: str = "trained
             n = done_before + t
             batch = batches.get(n)
             micro = micro_batches(len(batch["rows"]), world, rank, per_device_batch, grad_accum)
-            count = sum(1 for r in batch["rows"] for x in r["finalTargets"] if x is not None)
+            # the quiz loss (quiz.py): every question of each row's table, the mean over all their answer tokens
+            count = quiz.count(batch) if quiz else sum(1 for r in batch["rows"] for x in r["finalTargets"] if x is not None)
             for p in params:
                 p.grad = None
             local = torch.zeros((), dtype=torch.float64, device=acc.device)
             for rows in micro:
                 inputs, targets = _inputs(batch, rows, n_agents)
+                fanout = 1
+                if quiz:
+                    inputs, targets, fanout = quiz.inputs(batch, rows, inputs)
                 with autocast():
-                    logits, *_ = team.forward(inputs, grad=True)
+                    logits, *_ = team.forward(inputs, grad=True, fanout=fanout)
                     ls = loss_sum(logits, targets)
                 (ls / count).backward()
                 local = local + ls.detach().double()
@@ -352,6 +365,8 @@ def save_adapters(team: Team, bundle: Bundle, into: Path) -> dict[str, Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         agent = next((a for a in bundle.agents if a["adapterKey"] == key), None)
         name = f"{cfg['method']} {agent['name'] if agent and key != 'shared' else key} (PyTorch)"
+        if team.slot_offsets is not None:  # config.latentSlotOffset: the offsets beside the PEFT files (slot_offset.py)
+            team.slot_offsets.save(key, dst)
         (dst / "playground_run.json").write_text(json.dumps({"agent": key, "baseModelId": bundle.json["base"]["id"], "runConfig": cfg, "name": name}, indent=2) + "\n")
         dirs[key] = dst
     return dirs
@@ -392,7 +407,9 @@ def save_run(bundle: Bundle, team: Team, out: Path, *, start: str, steps: int, l
         target = out.with_name(f".{out.name}.new-{os.getpid()}")
     with tempfile.TemporaryDirectory() as tmp:
         dirs = save_adapters(team, bundle, Path(tmp))
-        written = write_bundle(bundle, target, meta, dirs)
+        # c2c: the trained fuser (c2c.py) instead of adapters
+        fuser = team.fuser.save(Path(tmp) / "c2c_fuser.safetensors") if team.fuser is not None else None
+        written = write_bundle(bundle, target, meta, dirs, fuser_file=fuser)
     if target != out:
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.rename(out, old)

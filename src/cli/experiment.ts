@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createNodeGpu } from '../gpu/node';
 import { encodeAdapter } from '../storage/peft';
+import { withSlotOffsetFile } from '../storage/slot-offset';
 import { checkConfigFitsDevice } from '../storage/checkpoint';
 import { DEFAULT_EVAL_SEED, makeTask, TASK_NAMES } from '../tasks/tasks';
 import { CONTROL_NAMES, METHODS, type CompareRequest, type ControlName, type ExperimentReport, type MethodName } from '../worker/api';
@@ -28,6 +29,8 @@ import { Args, parseSeeds, UsageError } from './args';
 import { checkExportFolder, exportRuns } from './export-run';
 import { BASE_REF_HELP, makeBaseRef, parseBaseRefArg } from './base-ref-node';
 import type { TrainedAdapter } from '../mas/types';
+import { fuserDims, type FuserWeights } from '../mas/c2c-fuser';
+import { encodeFuserFile, FUSER_FILE } from '../storage/c2c-fuser';
 import { checkOutputFile, isExperimentReport, loadBaseModel, lockOutputs, readFolder, writeFileAtomic, writeFolder } from './files';
 import { resolveModelArg } from './hub';
 import { checkSaveAdapters } from './save-adapters';
@@ -51,6 +54,8 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'quiz-loss', help: 'train on the pretraining quiz (src/mas/quiz.ts; lookup, diffmas variants): each training episode\u2019s senders run once and the receiver answers every key of the table from that one message; the loss is the mean over all of them (evaluation unchanged)', flag: true },
     { name: 'curriculum-from', help: 'a curriculum (src/mas/curriculum.ts; trained methods): training batches from difficulty D first, then each next one up to --difficulty, the steps split evenly over the stages; evaluation at --difficulty' },
     { name: 'batch', help: 'episodes per step and per evaluation batch (default: the preset\u2019s)' },
+    { name: 'lr-schedule', help: 'learning rate after the warmup: cosine (decays to lr/10 at the last step) or constant (holds lr)', default: 'cosine' },
+    { name: 'latent-slot-offset', help: 'diffmas, diffmas-full: a learned input offset per latent step of each sender (zero at the start), trained and saved with its adapter', flag: true },
     { name: 'lr', help: 'learning rate of the adapters (default: the preset\u2019s)' },
     { name: 'rank', help: 'LoRA rank r (alpha = 2r; default: the preset\u2019s)' },
     { name: 'targets', help: `comma-separated projections that get LoRA (${PROJS.join(', ')}; default: the preset\u2019s)` },
@@ -117,6 +122,12 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   for (const c of controls) if (!(CONTROL_NAMES as readonly string[]).includes(c)) throw new UsageError(`unknown control ${c} in --controls (have: ${CONTROL_NAMES.join(', ')})`);
   if (new Set(controls).size !== controls.length) throw new UsageError('--controls: a control is listed twice');
   if (args.has('no-controls') && args.has('controls')) throw new UsageError('--controls and --no-controls: give one of them');
+  const lrSchedule = args.str('lr-schedule');
+  if (lrSchedule !== 'cosine' && lrSchedule !== 'constant') throw new UsageError(`--lr-schedule must be cosine or constant, got '${lrSchedule}'`);
+  if (args.has('latent-slot-offset')) {
+    const bad = methods.filter((m) => m !== 'diffmas' && m !== 'diffmas-full');
+    if (bad.length) throw new UsageError(`--latent-slot-offset trains an offset per latent step of each sender with its adapter: only diffmas and diffmas-full do; drop ${bad.join(', ')} from --methods`);
+  }
   const probeTrain = args.int('probe-train', 10, 1 << 20) ?? PROBE_TRAIN_EPISODES;
   if (args.has('probe-train') && !args.has('probe')) throw new UsageError('--probe-train needs --probe');
   const req: CompareRequest = {
@@ -131,6 +142,9 @@ export async function commandExperiment(argv: string[]): Promise<number> {
       evalSeed: args.int('eval-seed', 0, Number.MAX_SAFE_INTEGER) ?? DEFAULT_EVAL_SEED,
       ...(rendering ? { rendering } : {}),
       ...(args.has('text-temperature') ? { textTemperature: args.num('text-temperature', 0.01, 100) } : {}),
+      // only when given: a default run's config (and report) stays as before the options existed
+      ...(lrSchedule === 'constant' ? { lrSchedule } : {}),
+      ...(args.has('latent-slot-offset') ? { latentSlotOffset: true } : {}),
       ...(args.has('quiz-loss') ? { quizLoss: true } : {}),
       ...(args.has('curriculum-from') ? { curriculumFrom: args.int('curriculum-from', 1, 5) } : {}),
     },
@@ -249,6 +263,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (warning) console.log(warning);
   let last = 0;
   const trained = new Map<string, TrainedAdapter[]>();
+  const fusers = new Map<string, FuserWeights>();
   const report = await runExperiment(gpu, base, req, (message, fraction) => {
     const now = performance.now();
     if (!quiet && (now - last > 2000 || fraction === 1 || /done$/.test(message))) {
@@ -262,13 +277,16 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     engine,
     onPartial: save,
     onAdapters: saveDir || exportDir
-      ? async (method, seed, adapters) => {
+      ? async (method, seed, adapters, fuser) => {
           if (exportDir) trained.set(`${method}:${seed}`, adapters);
+          if (exportDir && fuser) fusers.set(`${method}:${seed}`, fuser);
           if (!saveDir) return;
+          // c2c trains no adapter: its fuser goes to DIR/<method>/seed<k>/c2c_fuser.safetensors (src/storage/c2c-fuser.ts)
+          if (fuser) await writeFolder(path.join(saveDir, method, `seed${seed}`), new Map([[FUSER_FILE, encodeFuserFile(fuser, fuserDims(fuser).L, fuserDims(fuser).W)]]));
           for (const a of adapters) {
             const dir = path.join(saveDir, method, `seed${seed}`, a.agent);
             const config = { ...a.config, base_model_name_or_path: path.resolve(saveDir, 'base') };
-            await writeFolder(dir, encodeAdapter({ config, tensors: a.tensors }, base.config));
+            await writeFolder(dir, withSlotOffsetFile(encodeAdapter({ config, tensors: a.tensors }, base.config), a.slotOffset));
           }
         }
       : undefined,
@@ -299,7 +317,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     const baseRef = baseRefArg !== undefined ? await makeBaseRef(baseRefArg, modelDir, baseFiles) : undefined;
     if (baseRef && !quiet) console.log(`the bundles reference the base as ${baseRef.source} ${baseRef.id}${baseRef.revision ? `@${baseRef.revision}` : ''} (weights sha256 ${baseRef.sha256})`);
     const dirs = await exportRuns({
-      dir: exportDir, gpu, base, baseFiles, report, trained, configOf: (method, seed) => ({ ...req.base, method, seed }),
+      dir: exportDir, gpu, base, baseFiles, report, trained, fusers, configOf: (method, seed) => ({ ...req.base, method, seed }),
       ...(exportBatches !== undefined ? { batches: exportBatches } : {}),
       ...(baseRef ? { baseRef } : {}),
       ...(quiet ? {} : { onProgress: (m: string) => console.log(m) }),

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Gpu } from '../gpu/runtime';
 import { MasEngine, Run } from '../mas/run';
 import { runBundleContent } from '../mas/run-data';
+import type { FuserWeights } from '../mas/c2c-fuser';
 import type { BaseModel, TrainedAdapter } from '../mas/types';
 import { wilson95 } from '../mas/base-eval';
 import { methodSpec } from '../mas/methods';
@@ -62,6 +63,8 @@ export async function writeTree(dir: string, files: ReadonlyMap<string, Uint8Arr
 export async function exportRuns(opts: {
   dir: string; gpu: Gpu; base: BaseModel; baseFiles: Map<string, Uint8Array>; report: ExperimentReport;
   configOf: (method: MethodName, seed: number) => RunConfig; trained: Map<string, TrainedAdapter[]>;
+  /** The trained Cache-to-Cache fusers (method c2c), by `${method}:${seed}`. */
+  fusers?: Map<string, FuserWeights>;
   /** training batches per bundle (default BUNDLE_BATCHES) */
   batches?: number;
   /** reference the base (src/storage/base-ref.ts) instead of copying it into each bundle */
@@ -91,6 +94,7 @@ export async function exportRuns(opts: {
       const adapters = opts.trained.get(`${method}:${seed}`) ?? [];
       const content = runBundleContent({
         config, base: opts.base, baseFiles: opts.baseFiles, adapters, initialAdapters: initial, createdBy: 'cli experiment',
+        ...(methodSpec(method).train === 'fuser' ? { fuser: opts.fusers?.get(`${method}:${seed}`) ?? null } : {}),
         ...(opts.batches !== undefined ? { batches: opts.batches } : {}),
         stepsDone: curve?.losses.length ?? 0, losses: curve?.losses ?? [],
         evaluation: rows.map(({ seed: _s, trainSeconds: _t, ...row }) => ({ ...row, ci95: wilson95(Math.round(row.accuracy * row.episodes), row.episodes) })),

@@ -1,6 +1,7 @@
 // `experiment --save-adapters DIR` writes DIR/base (a copy of the base model folder) and one PEFT folder
 // per trained adapter, DIR/<method>/seed<k>/<agent>. checkSaveAdapters refuses, before any GPU work,
 // to replace any of them without --force, and anything else they hold even with it (issue 20 item 4).
+import { FUSER_FILE } from '../storage/c2c-fuser';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { METHOD_SPECS } from '../mas/methods';
@@ -57,7 +58,9 @@ export async function checkSaveAdapters(
       for (const e of inside) {
         const rel = `${m}/seed${s}/${e.name}`;
         if (!e.isDirectory()) {
-          foreign.push(rel);
+          // c2c's fuser file (src/storage/c2c-fuser.ts) is what an earlier run of the same method wrote
+          if (e.name === FUSER_FILE && METHOD_SPECS[m as MethodName]?.train === 'fuser') taken.push(rel);
+          else foreign.push(rel);
           continue;
         }
         const files = await entries(path.join(d, e.name));

@@ -13,15 +13,12 @@
 // that can move anywhere; the gate's gradient is 0 until A leaves 0 (after the first step).
 // Backward: dX = dY + (s dY) A^T, dA += X^T (s dY), dgate += s (1 - s) sum(T * dY).
 //
-// The weights as data (one safetensors file, c2c_fuser.safetensors, beside a run's adapters):
+// The weights as data (one safetensors file, c2c_fuser.safetensors, beside a run's adapters; src/storage/c2c-fuser.ts):
 //   layers.{l}.k.A, layers.{l}.v.A  [W, W] float32      gate [L, 2] float32 (column 0: K, 1: V)
 import type { Dispatch, Gpu, Tensor } from '../gpu/runtime';
 import { prepareFuse, prepareFuseBackward, prepareGateGrad } from '../gpu/ops/c2c';
 import { prepareMatmul } from '../gpu/ops/matmul';
 import type { TrainParam } from '../model/train';
-
-export const FUSER_FILE = 'c2c_fuser.safetensors';
-export const INITIAL_FUSER_FILE = 'initial_c2c_fuser.safetensors';
 
 export const fuserKey = (layer: number, kind: 'k' | 'v'): string => `layers.${layer}.${kind}.A`;
 export const GATE_KEY = 'gate';
@@ -47,6 +44,14 @@ export function checkFuser(w: ReadonlyMap<string, ArrayLike<number>>, L: number,
   }
   const extra = [...w.keys()].filter((k) => !want.has(k));
   if (extra.length) throw new Error(`c2c fuser: unexpected tensor ${extra[0]} (a fuser for ${L} layers holds ${[...want.keys()].length})`);
+}
+
+/** Layers and K/V width of a fuser (its gate holds 2 per layer; each A is W x W). */
+export function fuserDims(w: ReadonlyMap<string, ArrayLike<number>>): { L: number; W: number } {
+  const gate = w.get(GATE_KEY);
+  const a = w.get(fuserKey(0, 'k'));
+  if (!gate || !a) throw new Error('c2c fuser: the gate or layers.0.k.A is missing');
+  return { L: gate.length / 2, W: Math.round(Math.sqrt(a.length)) };
 }
 
 /** Shapes of the fuser's tensors (for the safetensors file). */

@@ -16,6 +16,7 @@ import {
   type RunConfig,
 } from './run-types';
 import type { BaseModel, ExperimentRunner, TrainedAdapter } from './types';
+import type { FuserWeights } from './c2c-fuser';
 import { controlsFor, MasEngine, Run } from './run';
 import { methodSpec } from './methods';
 import { toEvalRow } from './controller';
@@ -40,7 +41,7 @@ const CONTROL_WORDS: Record<ControlName, string> = {
 
 export interface ExperimentOptions {
   /** Called with each trained run's adapters (the CLI writes them as PEFT folders). */
-  onAdapters?: (method: MethodName, seed: number, adapters: TrainedAdapter[]) => Promise<void> | void;
+  onAdapters?: (method: MethodName, seed: number, adapters: TrainedAdapter[], fuser: FuserWeights | null) => Promise<void> | void;
   /** Called after every training step (curves in the CLI). */
   onStep?: (method: MethodName, seed: number, step: number, loss: number) => void;
   /** Which controls to run on heldout for methods that send messages (default every one; false: none).
@@ -284,7 +285,7 @@ export async function runExperiment(
             }
           }
           if (opts.measure) await measureInto(run, report, opts.measure, (m) => say(m, 0.97));
-          if (run.trains && opts.onAdapters) await opts.onAdapters(method, seed, await run.exportAdapters());
+          if (run.trains && opts.onAdapters) await opts.onAdapters(method, seed, await run.exportAdapters(), await run.exportFuser());
         } finally {
           run.destroy();
         }

@@ -5,6 +5,7 @@
 import { ADAMW_DEFAULTS } from '../gpu/ops/optimizer';
 import type { TrainHyper } from '../model/train';
 import { encodeAdapter } from '../storage/peft';
+import { withSlotOffsetFile } from '../storage/slot-offset';
 import type { BundleAgentInput, BundleBatch, BundleEpisode, BundleEvalRow, BundleLatentMap, RunBundleContent } from '../storage/run-bundle';
 import { deriveSeed } from '../tasks/rng';
 import { DEFAULT_EVAL_SEED, evaluationEpisodes, SPLITS, type Episode, type Split, type Task } from '../tasks/tasks';
@@ -17,6 +18,8 @@ import { runBatcher } from './curriculum';
 import { messageLead, textTrainedBatcher } from './text-channel';
 import { validateRunConfig, type MethodSpec } from './methods';
 import type { BaseModel, TrainedAdapter } from './types';
+import { fuserDims, type FuserWeights } from './c2c-fuser';
+import { encodeFuserFile } from '../storage/c2c-fuser';
 
 /**
  * A split's evaluation episodes: evalSize distinct ones (or every distinct one, each once, where the
@@ -89,6 +92,8 @@ export interface BundleSource {
   adapters: TrainedAdapter[];
   /** The same adapters at step 0. */
   initialAdapters: TrainedAdapter[];
+  /** The trained Cache-to-Cache fuser (method c2c, c2c-fuser.ts); absent or null for every other method. */
+  fuser?: FuserWeights | null;
   createdBy: string;
   stepsDone: number;
   losses: number[];
@@ -129,9 +134,12 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
   const r = runRendering(config, tk);
   const plan = makePlan(config.topology, spec);
   const hyper = trainHyperOf(config);
-  const encode = (a: TrainedAdapter) => encodeAdapter({ config: a.config, tensors: a.tensors }, src.base.config);
+  const encode = (a: TrainedAdapter) => withSlotOffsetFile(encodeAdapter({ config: a.config, tensors: a.tensors }, src.base.config), a.slotOffset);
   const adapters = Object.fromEntries(src.adapters.map((a) => [a.agent, encode(a)]));
   const initialAdapters = Object.fromEntries(src.initialAdapters.map((a) => [a.agent, encode(a)]));
+  if (spec.train === 'fuser' && !src.fuser) throw new Error('a c2c run bundle needs the run\u2019s fuser (Run.exportFuser)');
+  if (spec.train !== 'fuser' && src.fuser) throw new Error(`method ${spec.name} has no Cache-to-Cache fuser to bundle`);
+  const fuser = src.fuser ? encodeFuserFile(src.fuser, fuserDims(src.fuser).L, fuserDims(src.fuser).W) : null;
   const trains = spec.train !== 'none';
   const agentKey = (pa: PlanAgent): string | null => {
     if (!trains || spec.train === 'fuser' || (spec.train === 'receiver' && !pa.final)) return null;
@@ -181,6 +189,6 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
       results: { evaluation: src.evaluation, heldout: src.heldout, ...(src.controls ? { controls: src.controls } : {}) },
       wallSeconds: src.wallSeconds,
     },
-    base: new Map(src.baseFiles), adapters, initialAdapters, latentMap, episodes, batches,
+    base: new Map(src.baseFiles), adapters, initialAdapters, latentMap, episodes, batches, ...(fuser ? { fuser } : {}),
   };
 }

@@ -46,6 +46,7 @@ export function bundlePaths(files: Record<string, unknown>): [string, unknown][]
     if (typeof g === 'object' && g !== null) for (const [k, v] of Object.entries(g)) out.push([`files.${group}.${k}`, v]);
   }
   if (files.latentMap !== null && files.latentMap !== undefined) out.push(['files.latentMap', files.latentMap]);
+  if (files.fuser !== null && files.fuser !== undefined) out.push(['files.fuser', files.fuser]);
   const eps = files.episodes;
   if (typeof eps === 'object' && eps !== null) {
     for (const [k, v] of Object.entries(eps)) if (typeof v === 'object' && v !== null) out.push([`files.episodes.${k}.path`, (v as { path?: unknown }).path]);

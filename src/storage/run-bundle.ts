@@ -9,15 +9,18 @@
 //   adapters/<key>/                  the trained PEFT adapter of each adapter key (an agent id, or "shared")
 //   initial_adapters/<key>/          the same adapters at step 0 (A from the seed, B = 0)
 //   latent_map.safetensors           W_a [D, D] of the latent map (ridge), with its target norm (latent methods)
+//   c2c_fuser.safetensors            the trained Cache-to-Cache fuser (method c2c, src/storage/c2c-fuser.ts; its initial state is A = 0, gate = 0)
 //   episodes/<split>.jsonl           each split's evaluation episodes: text parts, answer, token ids per agent
 //   batches.jsonl                    the first training batches, exactly as fed (trained methods)
 import { CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, validateConfig } from './checkpoint';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, decodeAdapter } from './peft';
+import { SLOT_OFFSET_FILE, slotOffsetOfFiles } from './slot-offset';
 import { decodeSafetensors, encodeSafetensors } from './safetensors';
 import { bundleKeyProblem, bundlePathMessage, bundlePathProblem, bundlePaths } from './bundle-paths';
 import type { EvalRow, MethodName, RunConfig } from '../mas/run-types';
 import type { Split } from '../tasks/tasks';
 import { checkBaseRef, type BaseRef } from './base-ref';
+import { decodeFuserFile, FUSER_FILE } from './c2c-fuser';
 
 export const RUN_BUNDLE_FORMAT = 'latent-playground-run';
 export const RUN_BUNDLE_VERSION = 1;
@@ -160,6 +163,8 @@ export interface RunBundleContent {
   latentMap: BundleLatentMap | null;
   episodes: Partial<Record<Split, BundleEpisode[]>>;
   batches: BundleBatch[];
+  /** The trained Cache-to-Cache fuser (method c2c) as src/storage/c2c-fuser.ts encodes it; absent for every other method. */
+  fuser?: Uint8Array | null;
 }
 
 /** run.json as written: the metadata plus where every part lies. */
@@ -173,6 +178,8 @@ export interface RunBundleJson extends RunBundleMeta {
     adapters: Record<string, string>;
     initialAdapters: Record<string, string>;
     latentMap: string | null;
+    /** The c2c fuser's file (method c2c only). */
+    fuser?: string;
     episodes: Partial<Record<Split, { path: string; count: number }>>;
     batches: { path: string; count: number } | null;
   };
@@ -209,6 +216,9 @@ export function writeRunBundle(c: RunBundleContent): FileMap {
         if (!b) throw new RunBundleError(`adapter ${key} has no ${f}`);
         later.push([`${p}/${f}`, b]);
       }
+      // the learned latent slot offsets (config.latentSlotOffset), beside the PEFT files
+      const off = fm.get(SLOT_OFFSET_FILE);
+      if (off) later.push([`${p}/${SLOT_OFFSET_FILE}`, off]);
       files[field][key] = p;
     }
   }
@@ -223,6 +233,10 @@ export function writeRunBundle(c: RunBundleContent): FileMap {
     tensors.set('target_norm', { shape: [1], data: Float32Array.of(m.targetNorm) });
     later.push([LATENT_MAP_FILE, encodeSafetensors(tensors, { kind: m.kind, lambda: String(m.lambda), target_norm: String(m.targetNorm), D: String(m.D) })]);
     files.latentMap = LATENT_MAP_FILE;
+  }
+  if (c.fuser) {
+    later.push([FUSER_FILE, c.fuser]);
+    files.fuser = FUSER_FILE;
   }
   for (const split of SPLIT_NAMES) {
     const eps = c.episodes[split];
@@ -377,6 +391,7 @@ export function readRunBundle(input: ReadonlyMap<string, Uint8Array>, opts: { ba
       const fm = folder(files, p);
       try {
         decodeAdapter(fm, baseConfig);
+        slotOffsetOfFiles(fm, baseConfig.hidden_size);
       } catch (e) {
         throw new RunBundleError(`${p}: ${(e as Error).message}`);
       }
@@ -413,6 +428,22 @@ export function readRunBundle(input: ReadonlyMap<string, Uint8Array>, opts: { ba
     latentMap = { kind: md.kind as 'ridge' | 'identity', D, lambda: Number(md.lambda), targetNorm: Number.isFinite(norm) ? norm : tn.data[0], Wa: wa ? wa.data : null };
   }
 
+  let fuser: Uint8Array | null = null;
+  if (f.fuser !== undefined) {
+    need(typeof f.fuser === 'string', RUN_FILE, 'files.fuser is not a path');
+    const b = files.get(f.fuser);
+    need(b, f.fuser, 'missing (run.json lists it)');
+    try {
+      decodeFuserFile(b);
+    } catch (e) {
+      throw new RunBundleError(`${f.fuser}: ${(e as Error).message}`);
+    }
+    fuser = b;
+  }
+  const meth = (json as Record<string, unknown>).method;
+  const steps = isObj(json.training) ? json.training.stepsDone : 0;
+  need(!(isObj(meth) && meth.train === 'fuser' && isInt(steps) && steps > 0 && !fuser), RUN_FILE, `a c2c run trained ${String(steps)} steps, but files.fuser names no ${FUSER_FILE}`);
+
   const episodes: Partial<Record<Split, BundleEpisode[]>> = {};
   for (const [split, e] of Object.entries(f.episodes as Record<string, unknown>)) {
     need((SPLIT_NAMES as readonly string[]).includes(split), RUN_FILE, `unknown split ${JSON.stringify(split)} in files.episodes`);
@@ -425,7 +456,7 @@ export function readRunBundle(input: ReadonlyMap<string, Uint8Array>, opts: { ba
     const p = f.batches.path;
     batches = readLines(files, p, f.batches.count).map((v, i) => checkBatch(v, `${p} line ${i + 1}`, agents.length));
   }
-  return { json: json as unknown as RunBundleJson, meta: meta as RunBundleMeta, base, adapters, initialAdapters, latentMap, episodes, batches };
+  return { json: json as unknown as RunBundleJson, meta: meta as RunBundleMeta, base, adapters, initialAdapters, latentMap, episodes, batches, ...(fuser ? { fuser } : {}) };
 }
 
 /** Whether a file map holds a run bundle (run.json at its root, or in its one top folder). */
