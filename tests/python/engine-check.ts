@@ -31,6 +31,7 @@ import { presetForTask } from '../../src/mas/topology';
 import type { MethodName, RunConfig } from '../../src/mas/run-types';
 import { decodeAdapter, loraKey, type LoraTarget } from '../../src/storage/peft';
 import { writeRunBundle, type BundleEpisode } from '../../src/storage/run-bundle';
+import { SLOT_OFFSET_TENSOR, slotOffsetOfFiles } from '../../src/storage/slot-offset';
 import { makeTask, type Split, type TaskName } from '../../src/tasks/tasks';
 
 interface Case {
@@ -44,6 +45,13 @@ interface Case {
   adapter?: 'own' | 'shared';
   /** Tokens of a text message (default 8). */
   textBudget?: number;
+  /** The training ablations of issue 22 (RunConfig.quizLoss, curriculumFrom). */
+  quizLoss?: boolean;
+  curriculumFrom?: number;
+  /** config.latentSlotOffset (src/mas/slot-offset.ts): a learned input offset per latent step. */
+  latentSlotOffset?: boolean;
+  /** Made only when --cases names it (python/tests/test_quiz.py asks for these on the tiny base). */
+  onDemand?: boolean;
 }
 
 /** The cases: the three trained methods (the training check), the untrained channels and both position schemes, a chain and a star of three, and the trained baselines (issue 19: one agent, its own LoRA). */
@@ -52,6 +60,9 @@ export const CASES: Case[] = [
   { name: 'lookup-diffmas-detached', task: 'lookup', method: 'diffmas-detached' },
   { name: 'lookup-diffmas-full', task: 'lookup', method: 'diffmas-full' },
   { name: 'lookup-diffmas-prefix', task: 'lookup', method: 'diffmas', positions: 'prefix' },
+  // issue 22 item 2: learned latent slot offsets, own adapters and shared (python/tests/test_slot_offset.py: losses and offset gradients)
+  { name: 'lookup-diffmas-slot-offset', task: 'lookup', method: 'diffmas', latentSlotOffset: true, onDemand: true },
+  { name: 'relay-diffmas-shared-slot-offset', task: 'relay', method: 'diffmas', latentSteps: 2, adapter: 'shared', latentSlotOffset: true, onDemand: true },
   { name: 'relay-diffmas-shared', task: 'relay', method: 'diffmas', latentSteps: 2, adapter: 'shared' },
   { name: 'arith-diffmas-full', task: 'arith', method: 'diffmas-full', latentSteps: 2 },
   { name: 'lookup-latentmas', task: 'lookup', method: 'latentmas' },
@@ -62,6 +73,10 @@ export const CASES: Case[] = [
   { name: 'lookup-single-trained', task: 'lookup', method: 'single-trained' },
   // arith d2, where the toy's skyline answers 0.42 of held-out (lookup: all, a loss of 1e-4 whose gradient is float32 rounding)
   { name: 'arith-skyline-trained', task: 'arith', method: 'skyline-trained', difficulty: 2 },
+  // issue 22's training ablations: every key of each table from one message; a curriculum from d1 (and both)
+  { name: 'lookup-diffmas-quiz', task: 'lookup', method: 'diffmas', difficulty: 2, quizLoss: true, onDemand: true },
+  { name: 'lookup-diffmas-curriculum', task: 'lookup', method: 'diffmas', difficulty: 3, curriculumFrom: 1, onDemand: true },
+  { name: 'lookup-diffmas-quiz-curriculum', task: 'lookup', method: 'diffmas', difficulty: 2, quizLoss: true, curriculumFrom: 1, latentSteps: 2, onDemand: true },
 ];
 
 const SPLIT_NAMES: Split[] = ['train', 'heldout', 'ood'];
@@ -88,7 +103,8 @@ async function finalLogits(run: Run, engine: MasEngine, ep: BundleEpisode, maxAn
       const trains = spec.train === 'all' || (spec.train === 'receiver' && pa.final);
       return trains ? run.adapters.get(pa.agent.adapter === 'shared' ? 'shared' : pa.agent.id) ?? null : null;
     };
-    const agents: RolloutAgent[] = plan.map((pa, i) => ({ id: pa.agent.id, preds: pa.preds, n: prompts[i].length + (pa.final ? maxAnswer : 0), m: pa.m, lora: lora(i), backward: false }));
+    const offset = (i: number) => (plan[i].m > 0 && !plan[i].final ? run.slotOffsets.get(plan[i].agent.adapter === 'shared' ? 'shared' : plan[i].agent.id) ?? null : null);
+    const agents: RolloutAgent[] = plan.map((pa, i) => ({ id: pa.agent.id, preds: pa.preds, n: prompts[i].length + (pa.final ? maxAnswer : 0), m: pa.m, lora: lora(i), backward: false, slotOffset: offset(i) }));
     ro = new Rollout(engine.model, {
       B: 1, agents, trace: spec.channel === 'latent' ? spec.trace! : 'none', map: spec.channel === 'latent' ? engine.latentMap(run.config.latentMap) : null,
       positions: run.config.positions ?? 'stream', label: `engine-check ${key}`,
@@ -117,7 +133,13 @@ function loadAdapters(run: Run, files: Record<string, Map<string, Uint8Array>>, 
       weights.set(m.name, { A, B });
     }
     lora.load(weights);
+    const offset = run.slotOffsets.get(key);
+    if (offset) offset.load(slotOffsetOfFiles(files[key], baseConfig.hidden_size) ?? failNoOffset(key), `adapter ${key}`);
   }
+}
+
+function failNoOffset(key: string): never {
+  throw new Error(`adapter ${key} has no latent slot offsets`);
 }
 
 /**
@@ -137,6 +159,14 @@ async function gradientsAt(engine: MasEngine, config: RunConfig, adapters: Recor
       for (const m of lora.modules.values()) {
         grads[key][loraKey(m.layer, m.proj as LoraTarget, 'A')] = b64(await engine.gpu.read(m.dA));
         grads[key][loraKey(m.layer, m.proj as LoraTarget, 'B')] = b64(await engine.gpu.read(m.dB));
+      }
+      // the slot offsets' gradient [slots, D] under the tensor name of their file
+      const offset = probe.slotOffsets.get(key);
+      if (offset) {
+        const D = offset.D;
+        const g = new Float32Array(offset.slots * D);
+        for (let k = 0; k < offset.slots; k++) g.set(await engine.gpu.read(offset.d[k]), k * D);
+        grads[key][SLOT_OFFSET_TENSOR] = b64(g);
       }
     }
     return { loss: st.loss, gradNorm: st.gradNorm, grads };
@@ -180,7 +210,7 @@ async function make(out: string, argv: string[]): Promise<void> {
   const evalSize = Number(flag(argv, 'eval-size') ?? 64);
   const batch = Number(flag(argv, 'batch') ?? 8);
   const only = flag(argv, 'cases')?.split(',');
-  const cases = only ? CASES.filter((c) => only.includes(c.name)) : CASES;
+  const cases = only ? CASES.filter((c) => only.includes(c.name)) : CASES.filter((c) => !c.onDemand);
   if (only && cases.length !== only.length) throw new Error(`unknown case in --cases ${only.join(',')} (have: ${CASES.map((c) => c.name).join(', ')})`);
   const gpu = await createNodeGpu();
   const base = await loadBaseModel(modelDir);
@@ -196,6 +226,9 @@ async function make(out: string, argv: string[]): Promise<void> {
         lora: { r: 4, alpha: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, lr: 5e-3, evalEvery: 0,
         ...(c.positions ? { positions: c.positions } : {}),
         ...(c.textBudget ? { textBudget: c.textBudget } : {}),
+        ...(c.quizLoss ? { quizLoss: true } : {}),
+        ...(c.curriculumFrom ? { curriculumFrom: c.curriculumFrom } : {}),
+        ...(c.latentSlotOffset ? { latentSlotOffset: true } : {}),
       });
       const run = new Run(engine, config);
       const cache = new Map<string, Rollout>();
