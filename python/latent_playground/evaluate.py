@@ -16,6 +16,7 @@ from .quantize import quantize_rows
 from .controls import GaussianRows, Moments, key_frequencies, latent_permutation, permute_blocks, rotate_heads, rotations, shuffle_permutation
 from .numfmt import to_fixed
 from .rng import _STEP, M32, Rng, derive_seed
+from .render import rendering_of_bundle
 from .tasks import extract_answer, make_task, valid_answer, wrap_message, cut_message, final_sequence
 
 
@@ -61,7 +62,8 @@ class Evaluator:
         self.cfg = self.bundle.config
         self.B = batch or self.cfg["batch"]
         self.max_answer = self.bundle.json["maxAnswerTokens"]
-        self.rendering = self.bundle.rendering
+        self.rendering = self.bundle.rendering  # its name (char, word, chat)
+        self.render = rendering_of_bundle(self.bundle)  # chat: made from the base's template
         self.task = make_task(self.cfg["task"], self.cfg["difficulty"])
         self.pad = self.bundle.json["tokens"]["pad"]
 
@@ -172,7 +174,7 @@ class Evaluator:
         lsum, count = float(loss_sum(logits, targets)), int((targets >= 0).sum())
         gen = self._decode(logits, ids, start, self.max_answer + 1, real, rerun)
         for b in range(real):
-            answers[rows[b]] = extract_answer(self.tk.decode(gen[b]), self.rendering)
+            answers[rows[b]] = self._extract(self.tk.decode(gen[b]))
         return lsum, count
 
     def _batches(self, inst, prompts):
@@ -245,9 +247,18 @@ class Evaluator:
 
     # ---------------------------------------------------------------- text channel
 
+    def _extract(self, decoded: str) -> str:
+        """The answer in a decoded continuation: the chat rendering's rule (chat_render.py), else tasks.py's."""
+        return self.render.extract_answer(decoded) if self.rendering == "chat" else extract_answer(decoded, self.rendering)
+
     def _with_messages(self, prompt: str, messages: list[str]) -> str:
-        lines = "".join(wrap_message(m, self.rendering) for m in messages)
-        return prompt[:5] + lines + prompt[5:] if prompt.startswith("<bos>") else lines + prompt
+        # chat: the word rendering's message lines, right after the template's head (inside the user turn,
+        # where chat-render.ts's prompt puts them: the head is the same for every content)
+        lines = "".join(wrap_message(m, "word" if self.rendering == "chat" else self.rendering) for m in messages)
+        lead = self.render.head if self.rendering == "chat" else "<bos>"
+        if self.rendering == "chat" and not prompt.startswith(lead):
+            raise ValueError(f"chat rendering: a prompt must start with the template's head {lead!r}, got {prompt[:40]!r}")
+        return prompt[:len(lead)] + lines + prompt[len(lead):] if prompt.startswith(lead) else lines + prompt
 
     def _decode_texts(self, prompts: list[list[int]], budget: int) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in prompts]

@@ -138,3 +138,9 @@ def answer_ids(tk, r, task, ep: Episode) -> list[int]:
     """data.ts answerIds: the target's ids as they continue the final prompt."""
     return encode_continuation(tk, r.prompt(ep, task.final_role, final=True), r.target(ep))
 
+
+
+def rendering_of_bundle(bundle):
+    """A run bundle's rendering (train, evaluate, the text channel): by config.rendering's name, chat made
+    from the bundle's base folder (its tokenizer_config.json), as the engine's runRendering."""
+    return rendering(bundle.rendering, bundle.base_dir)

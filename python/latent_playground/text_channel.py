@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .render import rendering_of_bundle
 
 OPEN = {"char": "msg:", "word": "Message:"}
 CLOSE = "\n"
@@ -39,9 +40,11 @@ def allowed_tokens(tk, V: int) -> torch.Tensor:
     return a
 
 
-def slots(tk, rendering: str, n_preds: int, T: int) -> list[int]:
-    head = len(tk.encode("<bos>" + OPEN[rendering]))
-    between = len(tk.encode(CLOSE + OPEN[rendering]))
+def slots(tk, rendering, n_preds: int, T: int) -> list[int]:
+    """text-channel.ts textSlots: where each received message starts (rendering: a name, or a rendering)."""
+    lead, open_ = message_lead(rendering)
+    head = len(tk.encode(lead + open_))
+    between = len(tk.encode(CLOSE + open_))
     return [head + i * (T + between) for i in range(n_preds)]
 
 
@@ -75,7 +78,8 @@ class TextChannel:
     def __init__(self, team, tk):
         self.team = team
         self.T, self.tau = text_params(team.bundle)
-        self.rendering = team.bundle.rendering
+        # chat: the rendering made from the base's template (its head leads the messages)
+        self.rendering = rendering_of_bundle(team.bundle)
         lm = team.peft.base_model.model if team.peft is not None else team.model
         self.E = lm.get_input_embeddings().weight
         self.allowed = allowed_tokens(tk, self.E.shape[0]).to(team.device)

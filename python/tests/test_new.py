@@ -358,15 +358,16 @@ def test_refusals(tmp_path, capsys):
     assert "The final agent q sends to t" in capsys.readouterr().err
     assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "d"), *ARGS, "--rank", "0"]) == 1
     assert "lora.r must be an integer in 1..64" in capsys.readouterr().err
-    # chat: the port draws its prompts (the fixture's chat case) but its runs are the engine's
+    # chat: made from the base's chat template (python/tests/test_chat_runs.py); the tiny base has none
     assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "f"), *ARGS, "--rendering", "chat"]) == 1
-    assert "a chat-rendering run is made, trained and evaluated in the engine" in capsys.readouterr().err
+    assert 'tokenizer_config.json has no "chat_template"' in capsys.readouterr().err
     from latent_playground.bundle_safety import BundleError, check_config
     from latent_playground.run_config import default_config
 
     check_config(default_config())
-    with pytest.raises(BundleError, match="a chat-rendering run is trained and evaluated in the engine"):
-        check_config(default_config(rendering="chat"))
+    check_config(default_config(rendering="chat"))
+    with pytest.raises(BundleError, match="config.rendering must be char, word or chat"):
+        check_config(default_config(rendering="html"))
     (tmp_path / "taken").mkdir()
     assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "taken"), *ARGS]) == 1
     assert "already exists" in capsys.readouterr().err
