@@ -108,6 +108,31 @@ export function streamsFixture(e, charJson) {
     }
     addCase(rn, tn, 'lookup', 2, 'diffmas', 'two-round');
   }
+  // curricula (src/mas/curriculum.ts; issue 22): every batch of the stages and a few past them, in the
+  // char rendering (lookup, arith with its varying lengths, text-trained's batcher) and the word rendering
+  const curriculum = [];
+  const addCurriculum = (renderingName, tkName, name, d, method, from, steps, n) => {
+    const task = e.makeTask(name, d);
+    const tk = tokenizers[tkName];
+    const r = e.rendering(renderingName, tk);
+    const spec = e.methodSpec(method);
+    const plan = e.makePlan(e.presetForTask(task, { latentSteps: RUN.latentSteps }), spec);
+    const config = { seed: RUN.seed, batch: RUN.batch, textBudget: RUN.textBudget, curriculumFrom: from, steps };
+    const batches = e.firstTrainingBatches(task, tk, r, plan, spec, config, n).map((rows, i) => ({
+      batch: i + 1,
+      signature: rows[0].prompts.map((p) => p.length).join(','),
+      rows: rows.map((row) => ({ key: row.episode.key, parts: row.episode.parts, answer: row.episode.answer, promptIds: row.prompts, finalIds: row.finalIds, finalTargets: row.finalTargets })),
+    }));
+    curriculum.push({
+      rendering: renderingName, tokenizer: tkName, task: name, difficulty: d, method, curriculumFrom: from, steps,
+      agents: plan.map((pa) => ({ id: pa.agent.id, role: pa.agent.role, latentSteps: pa.m, final: pa.final, predecessors: pa.preds.map((p) => plan[p].agent.id) })),
+      maxAnswerTokens: r.maxAnswerChars(task), batches,
+    });
+  };
+  addCurriculum('char', 'char', 'lookup', 3, 'diffmas', 1, 6, 8);
+  addCurriculum('char', 'char', 'arith', 3, 'diffmas', 1, 7, 9);
+  addCurriculum('char', 'char', 'lookup', 2, 'text-trained', 1, 4, 5);
+  addCurriculum('word', 'bpe', 'lookup', 3, 'diffmas', 2, 4, 5);
   return {
     header: {
       what: "the engine's seeded streams (src/tasks/tasks.ts, src/tasks/render.ts, src/mas/run-data.ts) that the companion's port is held to (python/tests/test_new.py)",
@@ -124,6 +149,7 @@ export function streamsFixture(e, charJson) {
     },
     episodes,
     cases,
+    curriculum,
   };
 }
 
@@ -138,6 +164,9 @@ export function serialize(fx) {
   lines.push('},');
   lines.push('"cases": [');
   fx.cases.forEach((c, i) => lines.push(`${JSON.stringify(c)}${i < fx.cases.length - 1 ? ',' : ''}`));
+  lines.push('],');
+  lines.push('"curriculum": [');
+  fx.curriculum.forEach((c, i) => lines.push(`${JSON.stringify(c)}${i < fx.curriculum.length - 1 ? ',' : ''}`));
   lines.push(']', '}');
   return lines.join('\n') + '\n';
 }

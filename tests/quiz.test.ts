@@ -138,3 +138,25 @@ describe('rollout fanout (the quiz batch)', () => {
     });
   }
 });
+
+describe('the page\u2019s setup (src/ui/state.ts): quizLoss and curriculumFrom', () => {
+  it('round-trip through the URL hash and into the run config where they apply', async () => {
+    const { DEFAULT_STATE, parseState, runConfigOf, serializeState, stateOfRunConfig } = await import('../src/ui/state');
+    const s = { ...DEFAULT_STATE, task: 'lookup' as const, difficulty: 3, method: 'diffmas' as const, quizLoss: true, curriculumFrom: 1 };
+    const back = parseState(serializeState(s));
+    expect(back.problems).toEqual([]);
+    expect([back.state.quizLoss, back.state.curriculumFrom]).toEqual([true, 1]);
+    const c = runConfigOf(back.state);
+    expect([c.quizLoss, c.curriculumFrom]).toEqual([true, 1]);
+    const again = stateOfRunConfig(DEFAULT_STATE, c);
+    expect([again.quizLoss, again.curriculumFrom]).toEqual([true, 1]);
+    // off by default and absent from the config; left out where they do not apply (text, relay, d1)
+    const d = runConfigOf(DEFAULT_STATE);
+    expect('quizLoss' in d || 'curriculumFrom' in d).toBe(false);
+    expect(runConfigOf({ ...s, method: 'text' }).quizLoss).toBeUndefined();
+    expect(runConfigOf({ ...s, method: 'text' }).curriculumFrom).toBeUndefined();
+    expect(runConfigOf({ ...s, task: 'relay' }).quizLoss).toBeUndefined();
+    expect(runConfigOf({ ...s, difficulty: 1 }).curriculumFrom).toBeUndefined();
+    expect(parseState('#curriculumFrom=9').problems.length).toBe(1);
+  });
+});
