@@ -213,7 +213,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   if (!quiet) {
     console.log(`device: ${device}; base ${modelDir} (d=${base.config.hidden_size}, ${base.config.num_hidden_layers} layers)`);
     console.log(`task ${task.name} d=${difficulty}; topology ${args.str('topology')}: ${topology.agents.map((a) => `${a.id}(part ${a.role}, ${a.latentSteps} latent)`).join(', ')}; edges ${topology.edges.map((e) => e.join('->')).join(', ')}`);
-    console.log(`methods ${methods.join(', ')}; seeds ${seeds.join(', ')}; steps ${req.base.steps}, batch ${req.base.batch}, lr ${req.base.lr}, LoRA r=${r} on ${targets.join(',')}, eval ${req.base.evalSize}/split`);
+    console.log(`methods ${methods.join(', ')}; seeds ${seeds.join(', ')}; steps ${req.base.steps}, batch ${req.base.batch}, lr ${req.base.lr}${req.base.lrSchedule === 'constant' ? ' (constant after the warmup)' : ''}, LoRA r=${r} on ${targets.join(',')}${req.base.latentSlotOffset ? ', learned latent slot offsets' : ''}, eval ${req.base.evalSize}/split`);
     if (latency) console.log(`latency T = ${latency.record.T} sequential passes per sender. text: ${latency.record.text}. cache: ${latency.record.cache}`);
   }
   if (saveDir && saveBase?.writeBase) await writeFolder(path.join(saveDir, 'base'), await readFolder(modelDir));
