@@ -4,6 +4,7 @@
 // evaluation asked for while training runs between two steps; stop is honoured within one step.
 import type { Gpu } from '../gpu/runtime';
 import type { Split } from '../tasks/tasks';
+import { initialFuser } from './c2c-fuser';
 import type { EvalRow, InspectResult, RunConfig, RunCheckpoint, RunProgress, RunState, RunTrainingState } from './run-types';
 import type { BaseModel, RunControllerApi, TrainedAdapter } from './types';
 import { MasEngine, Run, type EvalOutcome } from './run';
@@ -326,6 +327,17 @@ export class RunController implements RunControllerApi {
   inspectWith(adapters: TrainedAdapter[], split: Split, index: number): Promise<InspectResult> {
     return this.exclusive(async () => {
       if (!this.run) throw new Error('no run to inspect: call start first');
+      if (this.run.fuser) {
+        // c2c: the before-training view is the initial fuser (A = 0, gate = 0), whatever adapters are given
+        const own = await this.run.exportFuser();
+        const { L, kvDim } = this.run.engine.model.dims;
+        this.run.loadFuser(initialFuser(L, kvDim));
+        try {
+          return await this.run.inspect(split, index);
+        } finally {
+          this.run.loadFuser(own!);
+        }
+      }
       if (!adapters.length || !this.run.adapters.size) return this.run.inspect(split, index);
       const own = await this.run.exportAdapters();
       loadInto(this.run, adapters);
@@ -345,7 +357,7 @@ export class RunController implements RunControllerApi {
     return this.exclusive(async () => {
       const run = this.run;
       if (!run) throw new Error('no run: call start first');
-      return { step: run.step, adapters: await run.exportAdapters(), training: run.trains ? await run.trainingState() : null };
+      return { step: run.step, adapters: await run.exportAdapters(), training: run.trains ? await run.trainingState() : null, ...(run.fuser ? { fuser: await run.exportFuser() } : {}) };
     });
   }
 
@@ -353,12 +365,15 @@ export class RunController implements RunControllerApi {
    * Continues a saved run in this freshly prepared one: its adapters at the step it reached and its
    * training state, so that the steps left give what the run would have given without the break.
    */
-  continueFrom(adapters: TrainedAdapter[], state: RunTrainingState): Promise<void> {
+  continueFrom(adapters: TrainedAdapter[], state: RunTrainingState, fuser?: Map<string, Float32Array> | null): Promise<void> {
     return this.exclusive(async () => {
       const run = this.run;
       if (!run) throw new Error('no run: call start first');
       if (!run.trains) throw new Error(`method ${run.method} trains nothing: there is nothing to continue`);
-      loadInto(run, adapters);
+      // c2c trains its fuser, not adapters: without it the saved optimizer state would belong to other weights
+      if (run.fuser && !fuser) throw new Error('a c2c run continues from its fuser, and none was given');
+      if (fuser) run.loadFuser(fuser);
+      if (run.adapters.size) loadInto(run, adapters);
       run.restoreTraining(state);
       this.progress = { ...this.progress, step: run.step, loss: state.losses[state.losses.length - 1] ?? NaN };
       this.emit();

@@ -137,7 +137,8 @@ export function runBundleContent(src: BundleSource): RunBundleContent {
   const encode = (a: TrainedAdapter) => withSlotOffsetFile(encodeAdapter({ config: a.config, tensors: a.tensors }, src.base.config), a.slotOffset);
   const adapters = Object.fromEntries(src.adapters.map((a) => [a.agent, encode(a)]));
   const initialAdapters = Object.fromEntries(src.initialAdapters.map((a) => [a.agent, encode(a)]));
-  if (spec.train === 'fuser' && !src.fuser) throw new Error('a c2c run bundle needs the run\u2019s fuser (Run.exportFuser)');
+  // a c2c run at step 0 may leave its fuser out: the initial one is A = 0, gate = 0 (c2c-fuser.ts)
+  if (spec.train === 'fuser' && !src.fuser && src.stepsDone > 0) throw new Error(`a c2c run bundle after ${src.stepsDone} steps needs the run\u2019s fuser (Run.exportFuser)`);
   if (spec.train !== 'fuser' && src.fuser) throw new Error(`method ${spec.name} has no Cache-to-Cache fuser to bundle`);
   const fuser = src.fuser ? encodeFuserFile(src.fuser, fuserDims(src.fuser).L, fuserDims(src.fuser).W) : null;
   const trains = spec.train !== 'none';

@@ -3,6 +3,7 @@
 // `npm run experiment -- --export-run DIR` opens in the page's Runs list like one made there.
 // Plain data: the worker finds or stores the base model and saves the record.
 import type { LlamaConfig } from '../model/config';
+import { decodeFuserFile } from '../storage/c2c-fuser';
 import { decodeAdapter } from '../storage/peft';
 import { slotOffsetOfFiles } from '../storage/slot-offset';
 import { adapterInfo, RECORD_FILE, type AdapterData, type EvalRowCi, type RunRecord, type RunRecordStatus, type StoredInspection } from '../storage/records';
@@ -92,6 +93,8 @@ export function runRecordFromBundle(
   const base = baseConfig(content.base);
   const initial = adaptersOf(content.initialAdapters, base);
   const trained = meta.training.stepsDone > 0 ? adaptersOf(content.adapters, base) : [];
+  // c2c: its trained fuser (c2c_fuser.safetensors) goes where adapters would
+  const fuser = content.fuser ? decodeFuserFile(content.fuser).weights : null;
   const recBytes = files.get(rootOf(files) + RECORD_FILE);
   const imported = `imported from ${opts.label || 'a run bundle'} (made by the ${meta.createdBy} on ${meta.createdAt.slice(0, 10)})`;
 
@@ -134,7 +137,7 @@ export function runRecordFromBundle(
       evalRows: raw.evalRows === null || raw.evalRows === undefined ? null : evalRowsOf(raw.evalRows, `${RECORD_FILE} evalRows`),
       inspections: inspectionsOf(raw.inspections ?? []),
       adapters: {
-        initial, final, finalStep: hadFinal ? (isNum(ad.finalStep) ? ad.finalStep : meta.training.stepsDone) : null,
+        initial, final, finalStep: hadFinal || fuser ? (isNum(ad.finalStep) ? ad.finalStep : meta.training.stepsDone) : null, ...(fuser ? { fuser } : {}),
         // the library ids of adapters saved in another browser mean nothing here: kept as names only
         saved: [], info: adapterInfo(final.length ? final : initial),
       },
@@ -153,12 +156,12 @@ export function runRecordFromBundle(
   const controls = meta.results.controls ?? [];
   const record: RunRecord = {
     id: opts.fallbackId, kind: 'run', name: opts.label || `${config.task} d${config.difficulty} · ${config.method} · seed ${config.seed}`,
-    createdAt: Date.parse(meta.createdAt) || opts.now, updatedAt: opts.now, status: steps >= config.steps || !trained.length ? 'done' : 'stopped', config, baseModelId: '',
+    createdAt: Date.parse(meta.createdAt) || opts.now, updatedAt: opts.now, status: steps >= config.steps || !(trained.length || fuser) ? 'done' : 'stopped', config, baseModelId: '',
     ...(meta.base.name ? { baseName: meta.base.name } : {}),
     curves: { steps: meta.training.losses.map((_, i) => i + 1), loss: meta.training.losses.slice(), evals: meta.results.heldout.map((e) => ({ step: e.step, loss: e.loss, accuracy: e.accuracy })) },
     evalRows: meta.results.evaluation.length ? evalRowsOf(meta.results.evaluation, 'run.json results.evaluation') : null,
     inspections: [],
-    adapters: { initial, final: trained, finalStep: trained.length ? steps : null, saved: [], info: adapterInfo(trained.length ? trained : initial) },
+    adapters: { initial, final: trained, finalStep: trained.length || fuser ? steps : null, ...(fuser ? { fuser } : {}), saved: [], info: adapterInfo(trained.length ? trained : initial) },
     wallSeconds: meta.wallSeconds ?? 0, trainSeconds: meta.wallSeconds ?? 0, stepsDone: steps,
     message: [imported, controls.length ? `controls on heldout: ${controls.map((x) => `${x.control} ${x.accuracy.toFixed(3)}`).join(', ')}` : ''].filter(Boolean).join('; '),
   };

@@ -14,12 +14,14 @@ export function curvesUpTo(c: RunCurves, step: number): RunCurves {
 export function continueProblem(rec: RunRecord): string | null {
   if (rec.kind !== 'run') return 'a comparison is not a run';
   if (!isTrainedMethod(rec.config.method)) return `${rec.config.method} trains nothing`;
-  if (!rec.adapters.training || !rec.adapters.final.length) return 'its record holds no training state (it was saved before a checkpoint was taken, or by an older version)';
+  if (!rec.adapters.training || !(rec.adapters.final.length || rec.adapters.fuser)) return 'its record holds no training state (it was saved before a checkpoint was taken, or by an older version)';
   if (rec.adapters.training.step >= rec.config.steps) return `it has taken all its ${rec.config.steps} steps`;
   return null;
 }
 
 /** The record name of a run. */
 export function runName(c: RunConfig, loadedFrom?: { name: string } | null): string {
-  return `${c.task} d${c.difficulty} · ${c.method} · seed ${c.seed}${loadedFrom ? ` · from '${loadedFrom.name}'` : ''}`;
+  // the training ablations (quiz.ts, curriculum.ts) name themselves; a run without them is named as before
+  const ablations = `${c.quizLoss ? ' · quiz loss' : ''}${c.curriculumFrom !== undefined ? ` · curriculum from d${c.curriculumFrom}` : ''}`;
+  return `${c.task} d${c.difficulty} · ${c.method}${ablations} · seed ${c.seed}${loadedFrom ? ` · from '${loadedFrom.name}'` : ''}`;
 }

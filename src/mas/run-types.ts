@@ -250,4 +250,6 @@ export interface RunCheckpoint {
   step: number;
   adapters: TrainedAdapter[];
   training: RunTrainingState | null;
+  /** Method c2c: the Cache-to-Cache fuser at that step (src/mas/c2c-fuser.ts; it trains instead of adapters). */
+  fuser?: Map<string, Float32Array> | null;
 }

@@ -54,7 +54,7 @@ export interface RunControllerApi {
   /** The run's adapters and training state read together (optional: the page's run records keep them, to continue a run). */
   checkpoint?(): Promise<RunCheckpoint>;
   /** Puts a saved run's adapters and training state into this fresh run (optional: the page's "Continue"). */
-  continueFrom?(adapters: TrainedAdapter[], state: RunTrainingState): Promise<void>;
+  continueFrom?(adapters: TrainedAdapter[], state: RunTrainingState, fuser?: Map<string, Float32Array> | null): Promise<void>;
   /** Inspects with other adapter weights, then restores the run's (optional: the before-training view of any example). */
   inspectWith?(adapters: TrainedAdapter[], split: Split, index: number): Promise<InspectResult>;
   /** Linear probes of the received K/V of the run as it is now (optional: the page's latent view; src/mas/measures.ts). */

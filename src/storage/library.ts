@@ -87,7 +87,7 @@ export function runEntryOf(r: RunRecord, size: number): RunEntry {
     id: r.id, kind: r.kind, name: r.name, createdAt: r.createdAt, updatedAt: r.updatedAt, status: r.status,
     task: r.config.task, difficulty: r.config.difficulty, method: r.config.method, baseModelId: r.baseModelId, seed: r.config.seed,
     stepsDone: r.stepsDone, totalSteps: r.config.steps, heldoutAccuracy: held, size,
-    continueStep: r.kind === 'run' && r.status !== 'running' && r.adapters.training && r.adapters.final.length > 0 && r.adapters.training.step < r.config.steps ? r.adapters.training.step : null,
+    continueStep: r.kind === 'run' && r.status !== 'running' && r.adapters.training && (r.adapters.final.length > 0 || !!r.adapters.fuser) && r.adapters.training.step < r.config.steps ? r.adapters.training.step : null,
     ...(r.compare ? { methods: r.compare.request.methods, seeds: r.compare.request.seeds } : {}),
     ...(r.notes ? { notes: r.notes } : {}),
     ...(r.tags?.length ? { tags: r.tags.slice() } : {}),

@@ -102,6 +102,8 @@ export interface RunRecord {
     finalStep: number | null;
     /** The training state at finalStep (AdamW's moments, the losses): with `final`, what continuing the run exactly needs. Older records have none. */
     training?: RunTrainingState | null;
+    /** Method c2c: its Cache-to-Cache fuser at finalStep (src/mas/c2c-fuser.ts), which trains instead of adapters. */
+    fuser?: Map<string, Float32Array> | null;
     /** Library adapters saved from this run. */
     saved: { id: string; name: string }[];
     info: { r: number; alpha: number; targets: string[]; keys: string[]; parameters: number } | null;
@@ -156,7 +158,7 @@ export const RECORD_FILE = 'results/record.json';
 
 /** The record as JSON: typed arrays as lists, maps as objects, the adapters' tensors left to the bundle's PEFT folders. */
 export function recordJson(rec: RunRecord): string {
-  const slim = { ...rec, adapters: { ...rec.adapters, training: undefined, initial: rec.adapters.initial.map((a) => ({ agent: a.agent, config: a.config })), final: rec.adapters.final.map((a) => ({ agent: a.agent, config: a.config })) } };
+  const slim = { ...rec, adapters: { ...rec.adapters, training: undefined, fuser: undefined, initial: rec.adapters.initial.map((a) => ({ agent: a.agent, config: a.config })), final: rec.adapters.final.map((a) => ({ agent: a.agent, config: a.config })) } };
   return JSON.stringify(slim, (_k, v) => (v instanceof Map ? Object.fromEntries(v) : ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v), 2) + '\n';
 }
 

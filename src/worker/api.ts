@@ -155,7 +155,7 @@ export interface EngineRunRecords {
   /** The current run's adapters and training state (AdamW's step and moments, the losses), read together between two steps. */
   runCheckpoint(): Promise<RunCheckpoint>;
   /** Puts a stored run's adapters and training state into the current, freshly started run, which then continues it exactly. */
-  continueRun(adapters: AdapterData[], state: RunTrainingState): Promise<void>;
+  continueRun(adapters: AdapterData[], state: RunTrainingState, fuser?: Map<string, Float32Array> | null): Promise<void>;
   /** The run bundle of a stored run (docs/run-bundle.md), as files with '/' in their names. */
   runBundle(id: string): Promise<FileBlob[]>;
 }

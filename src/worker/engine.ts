@@ -919,14 +919,14 @@ export class Engine implements EngineApi, EngineRunRecords {
     const ctl = this.active();
     if (!ctl.checkpoint) throw new Error('this build cannot read a run\'s training state');
     const c = await ctl.checkpoint();
-    const buffers = [...(c.training ? [...c.training.m, ...c.training.v] : []), ...c.adapters.flatMap((a) => [...a.tensors.values()])];
+    const buffers = [...(c.training ? [...c.training.m, ...c.training.v] : []), ...c.adapters.flatMap((a) => [...a.tensors.values()]), ...(c.fuser ? c.fuser.values() : [])];
     return transfer(c, [...new Set(buffers.map((a) => a.buffer as ArrayBuffer))]);
   }
 
-  async continueRun(adapters: AdapterData[], state: RunTrainingState): Promise<void> {
+  async continueRun(adapters: AdapterData[], state: RunTrainingState, fuser?: Map<string, Float32Array> | null): Promise<void> {
     const ctl = this.active();
     if (!ctl.continueFrom) throw new Error('this build cannot continue a run');
-    await ctl.continueFrom(adapters, state);
+    await ctl.continueFrom(adapters, state, fuser);
   }
 
   async runBundle(id: string): Promise<FileBlob[]> {
@@ -938,9 +938,11 @@ export class Engine implements EngineApi, EngineRunRecords {
     const baseFiles = await this.library.files('model', rec.baseModelId);
     const base = await this.loadBase(rec.baseModelId);
     const final = rec.adapters.final.length ? rec.adapters.final : rec.adapters.initial;
-    const step = rec.adapters.final.length ? rec.adapters.finalStep ?? rec.stepsDone : 0;
+    // c2c trains its fuser (no adapters): the record's fuser at finalStep, or none (step 0: the initial fuser)
+    const fuser = rec.adapters.fuser ?? null;
+    const step = rec.adapters.final.length || fuser ? rec.adapters.finalStep ?? rec.stepsDone : 0;
     const content = runBundleContent({
-      config: rec.config, base, baseFiles, baseName: rec.baseName, adapters: final, initialAdapters: rec.adapters.initial, createdBy: 'page',
+      config: rec.config, base, baseFiles, baseName: rec.baseName, adapters: final, initialAdapters: rec.adapters.initial, createdBy: 'page', ...(fuser ? { fuser } : {}),
       stepsDone: step, losses: rec.curves.loss.slice(0, step), evaluation: rec.evalRows ?? [], heldout: rec.curves.evals.filter((e) => e.step <= step),
       wallSeconds: rec.wallSeconds,
     });

@@ -54,7 +54,7 @@ export interface RunRecorder {
 
 /** The record keeping of the run store (a function declaration: the store calls it while the modules are still being set up). */
 export function runRecorder(getState: () => RunStore, setState: (patch: Partial<RunStore>) => void): RunRecorder {
-  let finalAdapters: { list: AdapterData[]; step: number; training: RunTrainingState | null } | null = null;
+  let finalAdapters: { list: AdapterData[]; step: number; training: RunTrainingState | null; fuser?: Map<string, Float32Array> | null } | null = null;
   /** A continued run's time before this leg (0 for a new run), and when this leg began. */
   let priorWall = 0;
   let priorTrain = 0;
@@ -75,7 +75,7 @@ export function runRecorder(getState: () => RunStore, setState: (patch: Partial<
       curves: { steps: s.history.steps.slice(), loss: s.history.loss.slice(), evals: s.history.evals.slice() },
       evalRows: s.evalRows, inspections: s.inspections.slice(),
       adapters: {
-        initial: s.initial, final: fin?.list ?? [], finalStep: fin?.step ?? null, training: fin?.training ?? null, saved: s.savedAdapters.slice(),
+        initial: s.initial, final: fin?.list ?? [], finalStep: fin?.step ?? null, training: fin?.training ?? null, ...(fin?.fuser ? { fuser: fin.fuser } : {}), saved: s.savedAdapters.slice(),
         info: adapterInfo(fin?.list.length ? fin.list : s.initial),
       },
       ...(s.loadedFrom ? { loadedFrom: s.loadedFrom } : {}),
@@ -94,7 +94,7 @@ export function runRecorder(getState: () => RunStore, setState: (patch: Partial<
         try {
           // adapters and AdamW's state of one step, read together: a stopped or interrupted run continues from them
           const cp = await getEngine().runCheckpoint();
-          finalAdapters = { list: cp.adapters, step: cp.step, training: cp.training };
+          finalAdapters = { list: cp.adapters, step: cp.step, training: cp.training, fuser: cp.fuser ?? null };
         } catch {
           /* the run is gone (a reset, a lost device): the last adapters read stay */
         }
@@ -122,7 +122,7 @@ export function runRecorder(getState: () => RunStore, setState: (patch: Partial<
 
   return {
     beginLeg(cont) {
-      finalAdapters = cont && cont.adapters.training ? { list: cont.adapters.final, step: cont.adapters.training.step, training: cont.adapters.training } : null;
+      finalAdapters = cont && cont.adapters.training ? { list: cont.adapters.final, step: cont.adapters.training.step, training: cont.adapters.training, fuser: cont.adapters.fuser ?? null } : null;
       priorWall = cont?.wallSeconds ?? 0;
       priorTrain = cont?.trainSeconds ?? 0;
       legStart = Date.now();

@@ -160,7 +160,7 @@ export const useRun = create<RunStore>((setState, getState) => {
     const trains = isTrainedMethod(config.method);
     if (trains) {
       try {
-        if (cont) await engine.continueRun(cont.adapters.final, cont.adapters.training!);
+        if (cont) await engine.continueRun(cont.adapters.final, cont.adapters.training!, cont.adapters.fuser ?? null);
         else {
           if (load) await engine.loadRunAdapters(load.adapters);
           setState({ initial: await engine.runAdapters() });
@@ -314,7 +314,8 @@ export const useRun = create<RunStore>((setState, getState) => {
           const step = s.progress?.step ?? 0;
           const engine = getEngine();
           // 'before' of an example seen after training started: the initial adapters, put in for the look
-          const r = which === 'before' && step > 0 && s.initial.length ? await engine.inspectWith(s.initial, split, example) : await engine.inspect(split, example);
+          // (c2c: the initial fuser, which the worker puts in itself; it has no adapters)
+          const r = which === 'before' && step > 0 && (s.initial.length || s.config?.method === 'c2c') ? await engine.inspectWith(s.initial, split, example) : await engine.inspect(split, example);
           // 'after': the step of the weights the worker looked with (training may have gone on since it was asked for)
           const item: StoredInspection = { which, step: which === 'before' ? 0 : r.step ?? step, result: r };
           const key = exampleKey(split, example);
