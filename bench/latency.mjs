@@ -24,7 +24,8 @@
 //              computed the same way where a report lacks it); at T = 0 no message: the receiver alone
 //   floor      the receiver alone (best constant message), src/mas/bounds.ts
 //   paired     cache - text in the same report (the same episodes): diffmas-full - text-trained (both
-//              trained) and latentmas-full - text (neither), report-lib compareAcross
+//              trained), c2c - text-trained where a report holds c2c, and latentmas-full - text
+//              (neither), report-lib compareAcross
 // When two reports hold the same (method, T), the one with more seeds is used (then the first given).
 // Plain Node, no dependencies.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -33,9 +34,9 @@ import { accuracyWords, compareAcross, compareSettings, differenceWords, f3, isM
 import { STYLE as BUDGET_STYLE } from './budget.mjs';
 
 /** The sides' methods in chart order, and the pairs compared at each T (cache, text): equally trained, then untrained. */
-export const LATENCY_METHODS = ['text', 'text-trained', 'latentmas-full', 'diffmas-full'];
-export const LATENCY_PAIRS = [['diffmas-full', 'text-trained'], ['latentmas-full', 'text']];
-const STYLE = { ...BUDGET_STYLE, 'text-trained': { color: '#D55E00', marker: 'circle', dash: '7 4' } };
+export const LATENCY_METHODS = ['text', 'text-trained', 'latentmas-full', 'diffmas-full', 'c2c'];
+export const LATENCY_PAIRS = [['diffmas-full', 'text-trained'], ['c2c', 'text-trained'], ['latentmas-full', 'text']];
+const STYLE = { ...BUDGET_STYLE, 'text-trained': { color: '#D55E00', marker: 'circle', dash: '7 4' }, c2c: { color: '#009E73', marker: 'triangle', dash: '2 2' } };
 const FLOOR_STYLE = { color: '#B2182B', dash: '4 2', label: 'receiver alone (best constant message)' };
 const BOUND_STYLE = { color: '#7B3294', dash: '1 3', label: 'any text protocol of T tokens per sender' };
 
@@ -102,7 +103,7 @@ export function collectLatency(reports, { split = 'heldout' } = {}) {
         const positions = run !== method && T === 0 ? 0 : s.messagePositions;
         if (!Number.isFinite(positions)) notes.push(`${method} T = ${T} of \`${r.file}\`: the rows carry no messagePositions.`);
         const perSender = positions / senders;
-        const cache = method.endsWith('-full');
+        const cache = !method.startsWith('text');
         const p = {
           method, runAs: run, T, positions, perSender, prompt: cache ? perSender - T : 0, senders,
           accuracyMean: s.accuracyMean, acc: s.acc, seeds: rows.length, validity: s.validity,
@@ -171,8 +172,8 @@ export function latencySvg(b) {
   const maxT = Math.max(1, ...b.points.map((p) => p.T));
   const maxP = Math.max(1, ...b.points.map((p) => p.positions).filter(Number.isFinite));
   const panels = [
-    { key: 'T', x0: 62, x1: 410, title: 'by sequential sender passes T', axis: 'T: text tokens decoded, or latent steps after the prompt (per sender)', hi: maxT },
-    { key: 'positions', x0: 492, x1: 840, title: 'by positions the receivers read', axis: 'positions read per episode (text: tokens; cache: prompt + T per sender)', hi: maxP },
+    { key: 'T', x0: 62, x1: 410, title: 'by sequential sender passes T', axis: 'T per sender: text tokens decoded, or latent steps after the prompt', hi: maxT },
+    { key: 'positions', x0: 492, x1: 840, title: 'by positions the receivers read', axis: 'positions read per episode (text: tokens; cache: prompt + T)', hi: maxP },
   ];
   const methods = LATENCY_METHODS.filter((m) => b.points.some((p) => p.method === m));
   const y = (v) => top + (1 - Math.max(0, Math.min(1, v))) * (bottom - top);
@@ -180,7 +181,7 @@ export function latencySvg(b) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="20" text-anchor="middle" font-size="15" font-weight="bold">${esc(`${b.setting.task} d${b.setting.difficulty} (${b.setting.base} base): ${splitName(b.split)} accuracy under a latency budget`)}</text>`,
-    `<text x="${W / 2}" y="38" text-anchor="middle" fill="#444">${esc('mean over seeds; bars: 95% bootstrap interval (seeds × episodes), ticks: two modes; labels: positions read; text at T = 0 is the receiver alone')}</text>`,
+    `<text x="${W / 2}" y="38" text-anchor="middle" fill="#444">${esc('mean over seeds; bars: 95% interval, ticks: two modes; numbers: positions read per episode; text at T = 0: the receiver alone')}</text>`,
   ];
   const legend = [
     methods.map((m) => ({ m, label: m })),
@@ -242,8 +243,12 @@ export function latencySvg(b) {
           o.push(`<path d="M${f(px)},${f(a)}V${f(c)}M${f(px - 4)},${f(a)}H${f(px + 4)}M${f(px - 4)},${f(c)}H${f(px + 4)}" stroke="${s.color}" stroke-width="1.5" fill="none"/>`);
         }
         o.push(marker(s.marker, px, py, s.color));
-        // beside each point on the T panel: the positions read (the other axis)
-        if (P.key === 'T') o.push(`<text class="positions" x="${f(px + 7)}" y="${f(py - 6)}" font-size="10" fill="${s.color}">${esc(`${Math.round(p.positions)}`)}</text>`);
+        // beside each point on the T panel: the positions read (the other axis), each method in its own
+        // quadrant around the point, so coinciding points keep readable labels
+        if (P.key === 'T') {
+          const right = j % 4 < 2, above = j % 2 === 0, dy = j >= 4 ? (above ? -10 : 10) : 0;
+          o.push(`<text class="positions" x="${f(px + (right ? 7 : -7))}" y="${f(py + dy + (above ? -6 : 13))}" text-anchor="${right ? 'start' : 'end'}" font-size="10" fill="${s.color}">${esc(`${Math.round(p.positions)}`)}</text>`);
+        }
         o.push('</g>');
       }
       o.push('</g>');
@@ -266,7 +271,7 @@ export function latencyMarkdown(b, svgPath) {
     '|---|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const p of b.points) {
-    const perSender = p.method.endsWith('-full') ? `${n(p.perSender)} (prompt ${n(p.prompt)} + ${p.T})` : n(p.perSender);
+    const perSender = !p.method.startsWith('text') ? `${n(p.perSender)} (prompt ${n(p.prompt)} + ${p.T})` : n(p.perSender);
     const bound = !p.bound ? '–' : p.T === 0 ? `${f3(p.bound.accuracy)} (no message)` : p.bound.exact ? '1.000 (exact)' : `<= ${f3(p.bound.accuracy)}`;
     lines.push(`| ${p.method} | ${p.runAs} | ${p.T} | ${n(p.positions)} | ${perSender} | ${accuracyWords(p.acc)} | ${bound} | ${p.seeds} | \`${p.file}\` |`);
   }

@@ -214,6 +214,23 @@ describe('bench/latency.mjs', () => {
     }
   });
 
+  it('a cache method beside the sweep\u2019s (c2c, where a report holds it): its point, prompt part and c2c - text-trained', async () => {
+    const r = latencyReport({ task: 'lookup', difficulty: 3, T: 2, senders: 1, prompt: 14, acc: { 'text-trained': [0.4, 0.45, 0.5], 'diffmas-full': [0.7, 0.7, 0.7] } });
+    // c2c's rows as a cache method's: the prompt + T positions per sender (built here, not through latencyPlan)
+    for (const x of r.rows.filter((y) => y.method === 'diffmas-full')) r.rows.push({ ...x, method: 'c2c' as MethodName, outcomes: outcomes(0.6, x.seed), accuracy: Math.round(0.6 * EVAL) / EVAL });
+    (r.args as any).latency.runAs.c2c = 'c2c';
+    r.summary = summarize(r);
+    const lib = await tool();
+    const [b] = lib.collectLatency([{ ...r, file: 'c2c.json' }]);
+    const c = b.points.find((p: any) => p.method === 'c2c');
+    expect(c).toMatchObject({ T: 2, positions: 16, perSender: 16, prompt: 14, seeds: 3, bound: null });
+    const pair = b.pairs.find((q: any) => q.a === 'c2c');
+    expect(pair.b).toBe('text-trained');
+    const d = pairedDifference(outcomesOf(r, 'c2c', 'heldout')!, outcomesOf(r, 'text-trained', 'heldout')!);
+    expect(lib.latencyMarkdown(b)).toContain(`| 2 | c2c − text-trained | ${formatDifference(d)} |`);
+    expect(lib.latencySvg(b)).toMatch(/<g class="series" data-method="c2c" data-panel="T">/);
+  });
+
   it('refuses a report made without --latency, and prints usage with no files', async () => {
     const plain = latencyReport({ task: 'lookup', difficulty: 3, T: 1, senders: 1, prompt: 14, acc: ACC[1] });
     delete (plain.args as any).latency;

@@ -58,7 +58,7 @@ describe('latencyPlan', () => {
   });
 });
 
-function cfg(over: Partial<RunConfig>): RunConfig {
+function cfg(over: Partial<RunConfig> & Pick<RunConfig, 'topology'>): RunConfig {
   return defaultRunConfig({ modelId: 'random', steps: 2, batch: 4, evalSize: 6, evalEvery: 0, lr: 1e-2, lora: { r: 2, alpha: 4, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, ...over });
 }
 
