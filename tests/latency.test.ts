@@ -119,7 +119,7 @@ describe('experiment --latency T', () => {
     expect(steps.err).toMatch(/not both/);
     const latent = await cli(['experiment', '--preset', 'tiny', '--latency', '0', '--methods', 'text,diffmas', '--seeds', '1']);
     expect(latent.code).toBe(2);
-    expect(latent.err).toMatch(/--latency: latency: diffmas passes on only its latent positions/);
+    expect(latent.err).toMatch(/--latency 0: diffmas passes on only its latent positions/);
     const range = await cli(['experiment', '--preset', 'tiny', '--latency', '65', '--seeds', '1']);
     expect(range.err).toMatch(/--latency/);
   });

@@ -106,7 +106,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
   try {
     latency = latencyT === undefined ? null : latencyPlan(requested, latencyT);
   } catch (e) {
-    throw new UsageError(`--latency: ${(e as Error).message}`);
+    throw new UsageError(`--latency ${latencyT}: ${(e as Error).message.replace(/^latency: /, '')}`);
   }
   const methods: string[] = latency ? latency.methods : requested;
   const seeds = parseSeeds(args.str('seeds')!);
