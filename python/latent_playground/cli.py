@@ -83,7 +83,7 @@ def cmd_eval(a) -> int:
             return 0
         task = make_task(b.config["task"], b.config["difficulty"])
         print(f"{b.method['name']} on {b.config['task']} d{b.config['difficulty']}, seed {b.config['seed']}, "
-              f"{b.json['training']['stepsDone']} steps ({f'{which} adapters' if keys else 'no adapters'}), {device}, {a.dtype}"
+              f"{b.json['training']['stepsDone']} steps ({f'{which} adapters' if keys else f'{which} c2c fuser' if team.fuser is not None else 'no adapters'}), {device}, {a.dtype}"
               + (f", {world} processes" if world > 1 else ""))
         print(format_table(rows, controls, {s: task.chance_for(s) for s in ("heldout", "ood")}))
         if bits:
