@@ -17,6 +17,11 @@ import { validateRunConfig } from '../src/mas/methods';
 import { presetForTask } from '../src/mas/topology';
 import { makeTask } from '../src/tasks/tasks';
 import type { RunConfig } from '../src/mas/run-types';
+import { loadBaseModel, readFolder } from '../src/cli/files';
+import { runBundleContent } from '../src/mas/run-data';
+import { runRecordFromBundle } from '../src/mas/run-import';
+import { validateConfig } from '../src/storage/checkpoint';
+import { readRunBundle, writeRunBundle } from '../src/storage/run-bundle';
 import { centralDiff, gpuFromRef, gradStep, normErr, randomBase, rng, sharedRefGrad, testGpu } from './helpers';
 
 const CFG: ModelConfig = {
@@ -242,6 +247,33 @@ describe('latent slot offsets in a run', () => {
     ctl2.dispose();
     run.destroy();
     plain.destroy();
+    engine.destroy();
+  });
+
+  it('a run bundle carries the offsets beside each sender\u2019s adapter, which read back and import as the record\u2019s', async () => {
+    const gpu = await testGpu();
+    const TINY = 'public/models/tiny';
+    const base = await loadBaseModel(TINY);
+    const engine = new MasEngine(gpu, base);
+    const config = cfg({ modelId: TINY, steps: 2, latentSlotOffset: true });
+    const run = new Run(engine, config);
+    const initialAdapters = await run.exportAdapters();
+    for (let i = 0; i < 2; i++) await run.trainStep();
+    const adapters = await run.exportAdapters();
+    const src = { config, base, baseFiles: await readFolder(TINY), adapters, initialAdapters, createdBy: 'test', stepsDone: 2, losses: run.losses.slice(), evaluation: [], heldout: [], wallSeconds: null };
+    const files = writeRunBundle(runBundleContent(src));
+    const D = base.config.hidden_size;
+    expect(slotOffsetOfFiles(new Map([[SLOT_OFFSET_FILE, files.get(`adapters/a0/${SLOT_OFFSET_FILE}`)!]]), D)).toEqual(adapters.find((a) => a.agent === 'a0')!.slotOffset);
+    expect(slotOffsetOfFiles(new Map([[SLOT_OFFSET_FILE, files.get(`initial_adapters/a0/${SLOT_OFFSET_FILE}`)!]]), D)!.data.every((v) => v === 0)).toBe(true);
+    expect(files.has(`adapters/a1/${SLOT_OFFSET_FILE}`)).toBe(false);
+    const imported = runRecordFromBundle(files, (b) => validateConfig(JSON.parse(new TextDecoder().decode(b.get('config.json')!))), { fallbackId: 'run:x', label: 'x', now: 0 });
+    expect(imported.record.adapters.final.find((a) => a.agent === 'a0')!.slotOffset).toEqual(adapters.find((a) => a.agent === 'a0')!.slotOffset);
+    expect(imported.record.adapters.initial.find((a) => a.agent === 'a0')!.slotOffset!.slots).toBe(2);
+    // a damaged offsets file is refused, naming it
+    const bad = new Map(files);
+    bad.set(`adapters/a0/${SLOT_OFFSET_FILE}`, encodeSlotOffset({ slots: 2, dim: D + 1, data: new Float32Array(2 * (D + 1)) }));
+    expect(() => readRunBundle(bad)).toThrow(new RegExp(`adapters/a0: ${SLOT_OFFSET_FILE}: latent_slot_offset has shape \\[2, ${D + 1}\\], expected \\[slots, ${D}\\]`));
+    run.destroy();
     engine.destroy();
   });
 
