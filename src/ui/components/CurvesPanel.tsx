@@ -185,7 +185,10 @@ export function CurvesPanel() {
         >
           Export run
         </button>
-        {live && trained && (
+        {live && method === 'c2c' && (
+          <span className="muted small" data-testid="c2c-fuser-note">c2c trains a fuser, not adapters: it is kept in the run&rsquo;s record and its exported run bundle (c2c_fuser.safetensors)</span>
+        )}
+        {live && trained && method !== 'c2c' && (
           <form
             className="save-form"
             onSubmit={(e) => {

@@ -6,13 +6,13 @@ import { useMemo } from 'react';
 import { PROJS, type Proj } from '../../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, TASK_NAMES, makeTask, type TaskName } from '../../tasks/tasks';
 import { METHODS, type MethodName } from '../../worker/api';
-import { defaultTopology, type RenderingChoice } from '../state';
+import { curriculumApplies, defaultTopology, quizApplies, slotOffsetApplies, type RenderingChoice } from '../state';
 import { isTrainedMethod } from '../../mas/run-types';
 import { useApp } from '../stores/app';
 import { useLibrary } from '../stores/library';
 import { useRun } from '../stores/run';
 import { copyBlocker, copyShownIntoNewRun, useShownSetup } from '../stores/shown-run';
-import { NumberField, SelectField } from './fields';
+import { Field, NumberField, SelectField } from './fields';
 
 export const METHOD_INFO: Record<MethodName, { label: string; about: string }> = {
   single: {
@@ -59,6 +59,8 @@ export function SetupPanel({ locked }: { locked: boolean }) {
   const trainedSteps = useRun((x) => x.history.steps.length);
   const task = useMemo(() => makeTask(s.task, s.difficulty), [s.task, s.difficulty]);
   const trained = isTrainedMethod(s.method);
+  // c2c trains its fuser, not LoRA adapters (src/mas/c2c-fuser.ts)
+  const lora = trained && s.method !== 'c2c';
   const off = locked || viewing !== null;
   const copyWhy = copyBlocker(runState);
 
@@ -159,17 +161,17 @@ export function SetupPanel({ locked }: { locked: boolean }) {
         onChange={(v) => set({ rendering: v })}
       />
 
-      <h3 title={trained ? undefined : 'This method trains no adapters'}>LoRA{trained ? '' : ' · unused'}</h3>
+      <h3 title={lora ? undefined : s.method === 'c2c' ? 'c2c trains its fuser, not adapters' : 'This method trains no adapters'}>LoRA{lora ? '' : ' · unused'}</h3>
       <div className="row2">
         <SelectField
           label="Rank r"
           value={String(s.rank)}
-          disabled={off || !trained}
+          disabled={off || !lora}
           testId="rank"
           options={[...new Set([1, 2, 4, 8, 16, 32, s.rank])].sort((a, b) => a - b).map((r) => ({ value: String(r), label: String(r) }))}
           onChange={(v) => set({ rank: Number(v) })}
         />
-        <NumberField label="Alpha" value={s.alpha} min={0.01} max={1024} disabled={off || !trained} testId="alpha" onChange={(v) => set({ alpha: v })} />
+        <NumberField label="Alpha" value={s.alpha} min={0.01} max={1024} disabled={off || !lora} testId="alpha" onChange={(v) => set({ alpha: v })} />
       </div>
       <div className="field">
         <span className="label-like">Targets</span>
@@ -180,7 +182,7 @@ export function SetupPanel({ locked }: { locked: boolean }) {
               type="button"
               className={s.targets.includes(p) ? 'on' : ''}
               aria-pressed={s.targets.includes(p)}
-              disabled={off || !trained}
+              disabled={off || !lora}
               title={p}
               onClick={() => toggleTarget(p)}
             >
@@ -243,6 +245,42 @@ export function SetupPanel({ locked }: { locked: boolean }) {
           label="Text temperature" value={s.textTemperature} min={0.01} max={100} disabled={off || s.method !== 'text-trained'}
           hint="text-trained: the temperature of the softmax whose gradient stands in for each written token's (straight-through); the tokens themselves stay greedy"
           onChange={(v) => set({ textTemperature: v })}
+        />
+        <SelectField
+          label="LR schedule"
+          value={s.lrSchedule}
+          disabled={off || !isTrainedMethod(s.method)}
+          testId="lr-schedule"
+          hint="Trained methods: after the linear warmup, cosine decay to lr/10 at the last step, or lr held constant"
+          options={[
+            { value: 'cosine', label: 'warmup, then cosine' },
+            { value: 'constant', label: 'warmup, then constant' },
+          ]}
+          onChange={(v) => set({ lrSchedule: v })}
+        />
+        <Field label="Latent slot offset" hint="diffmas, diffmas-full: a learned vector per latent step of each sender, added to the input it feeds back (zero at the start; trained and saved with its adapter)">
+          <input
+            type="checkbox" checked={s.latentSlotOffset} disabled={off || !slotOffsetApplies(s)} data-testid="latent-slot-offset"
+            aria-label="Latent slot offset" onChange={(e) => set({ latentSlotOffset: e.target.checked })}
+          />
+        </Field>
+        <Field label="Quiz loss" hint="lookup, DiffMAS variants: train on every key of each table from one message (the pretraining quiz); the loss is the mean over all of them, evaluation unchanged">
+          <input
+            type="checkbox" checked={s.quizLoss} disabled={off || !quizApplies(s)} data-testid="quiz-loss"
+            aria-label="Quiz loss" onChange={(e) => set({ quizLoss: e.target.checked })}
+          />
+        </Field>
+        <SelectField
+          label="Curriculum"
+          value={curriculumApplies(s) ? String(s.curriculumFrom) : '0'}
+          disabled={off || !isTrainedMethod(s.method) || s.difficulty === MIN_DIFFICULTY}
+          testId="curriculum-from"
+          hint="Trained methods: training batches from an easier difficulty first, then each next one up to this run's, the steps split evenly; evaluation at the run's difficulty"
+          options={[
+            { value: '0', label: 'none' },
+            ...Array.from({ length: s.difficulty - MIN_DIFFICULTY }, (_, i) => ({ value: String(MIN_DIFFICULTY + i), label: `from d${MIN_DIFFICULTY + i}` })),
+          ]}
+          onChange={(v) => set({ curriculumFrom: Number(v) })}
         />
         <NumberField label="Eval episodes" value={s.evalSize} min={1} max={4096} integer disabled={off} testId="eval-size" onChange={(v) => set({ evalSize: v })} />
       </details>
