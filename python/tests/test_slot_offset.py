@@ -149,3 +149,18 @@ def test_new_writes_zero_offsets_and_train_saves_trained_ones(tmp_path):
     (t.adapter_dir(senders[0]) / SLOT_OFFSET_FILE).unlink()
     with pytest.raises(ValueError, match="no latent_slot_offset.safetensors, which a run with latentSlotOffset keeps"):
         Team(t, {k: t.adapter_dir(k) for k in t.adapter_keys})
+
+
+def test_new_takes_both_flags_and_refuses_what_does_not_apply(tmp_path, capsys):
+    from latent_playground.cli import main
+
+    args = ["--task", "lookup", "--method", "diffmas", "--steps", "3", "--batch", "2", "--eval-size", "4", "--latent-steps", "2"]
+    assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "a"), *args, "--lr-schedule", "constant", "--latent-slot-offset"]) == 0
+    b = read_bundle(tmp_path / "a")
+    assert b.config["lrSchedule"] == "constant" and b.config["latentSlotOffset"] is True
+    assert read_offsets(b.adapter_dir("a0", initial=True), _dim(b)).shape[0] == 2
+    capsys.readouterr()
+    assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "b"), *args, "--lr-schedule", "step"]) == 1
+    assert "lrSchedule must be 'cosine' or 'constant', got \"step\"" in capsys.readouterr().err
+    assert main(["new", "--base", str(TINY), "--out", str(tmp_path / "c"), *[a if a != "diffmas" else "latentmas" for a in args], "--latent-slot-offset"]) == 1
+    assert "method latentmas trains nothing: use diffmas or diffmas-full" in capsys.readouterr().err
