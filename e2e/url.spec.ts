@@ -7,7 +7,7 @@ import { ready, shot } from './helpers';
 // In the order of the state table (src/ui/state.ts), so the page writes back exactly this text.
 const LINK =
   'task=relay&difficulty=2&method=latentmas-full&model=builtin:tiny&rank=4&alpha=8&targets=q_proj,v_proj&lr=0.002' +
-  '&steps=17&batch=3&seed=42&latentMap=identity&positions=prefix&textBudget=5&textTemperature=1&evalEvery=4&evalSize=9' +
+  '&steps=17&batch=3&seed=42&latentMap=identity&positions=prefix&textBudget=5&textTemperature=1&lrSchedule=cosine&latentSlotOffset=0&quizLoss=0&curriculumFrom=0&evalEvery=4&evalSize=9' +
   '&topology=v1;s:0:3:o:src,r:1:2:s:relay%20me,k:2:0:s:asker;s-r,r-k;k' +
   '&split=ood&example=3&layer=1&head=avg&smoothing=0.3&compareMethods=single,diffmas&compareSeeds=4,5&fitY=1&rendering=word';
 

@@ -46,3 +46,32 @@ describe('lr schedule', () => {
     expect(() => validateRunConfig({ ...c, lrSchedule: 'constant' })).not.toThrow();
   });
 });
+
+describe('the page\u2019s setup: lrSchedule and latentSlotOffset', () => {
+  it('round-trip through the URL hash and into the run config, each only where it applies', async () => {
+    const { DEFAULT_STATE, parseState, runConfigOf, serializeState, stateOfRunConfig } = await import('../src/ui/state');
+    expect(DEFAULT_STATE.lrSchedule).toBe('cosine');
+    expect(DEFAULT_STATE.latentSlotOffset).toBe(false);
+    // the defaults add nothing to a run's config (every earlier link and run unchanged)
+    const plain = runConfigOf({ ...DEFAULT_STATE, method: 'diffmas' });
+    expect(plain).not.toHaveProperty('lrSchedule');
+    expect(plain).not.toHaveProperty('latentSlotOffset');
+    const s = { ...DEFAULT_STATE, method: 'diffmas' as const, lrSchedule: 'constant' as const, latentSlotOffset: true };
+    const back = parseState(serializeState(s));
+    expect(back.problems).toEqual([]);
+    expect(back.state.lrSchedule).toBe('constant');
+    expect(back.state.latentSlotOffset).toBe(true);
+    const c = runConfigOf(back.state);
+    expect(c).toMatchObject({ lrSchedule: 'constant', latentSlotOffset: true });
+    expect(() => validateRunConfig(c)).not.toThrow();
+    expect(stateOfRunConfig(DEFAULT_STATE, c)).toMatchObject({ lrSchedule: 'constant', latentSlotOffset: true });
+    // where they do not apply they stay out of the config: an untrained method, a text channel
+    expect(runConfigOf({ ...s, method: 'latentmas' })).not.toHaveProperty('lrSchedule');
+    expect(runConfigOf({ ...s, method: 'text-trained' })).not.toHaveProperty('latentSlotOffset');
+    expect(runConfigOf({ ...s, method: 'text-trained' })).toMatchObject({ lrSchedule: 'constant' });
+    // a bad value in a link is corrected to the default, and said
+    const bad = parseState(serializeState(s).replace('lrSchedule=constant', 'lrSchedule=linear'));
+    expect(bad.state.lrSchedule).toBe('cosine');
+    expect(bad.problems.join(' ')).toMatch(/lrSchedule/);
+  });
+});

@@ -11,6 +11,8 @@ import { ATTENTION_PROJS, PROJS, type Proj } from '../model/config';
 import { MAX_DIFFICULTY, MIN_DIFFICULTY, SPLITS, TASK_NAMES, makeTask, type Split, type TaskName } from '../tasks/tasks';
 import { RENDERINGS, type RenderingName } from '../tasks/render';
 import { METHODS, type MethodName, type RunConfig } from '../worker/api';
+import { isTrainedMethod } from '../mas/run-types';
+import { QUIZ_METHODS, QUIZ_TASKS } from '../mas/quiz';
 
 export interface AppState {
   // the run
@@ -30,6 +32,14 @@ export interface AppState {
   textBudget: number;
   /** text-trained's straight-through softmax temperature (RunConfig.textTemperature). */
   textTemperature: number;
+  /** Learning rate after the warmup (RunConfig.lrSchedule): cosine decay (default) or constant. */
+  lrSchedule: 'cosine' | 'constant';
+  /** A learned input offset per latent slot of each sender (RunConfig.latentSlotOffset; diffmas, diffmas-full). */
+  latentSlotOffset: boolean;
+  /** The quiz loss (RunConfig.quizLoss; lookup, DiffMAS variants). */
+  quizLoss: boolean;
+  /** A curriculum's first difficulty (RunConfig.curriculumFrom); 0: none. */
+  curriculumFrom: number;
   evalEvery: number;
   evalSize: number;
   topology: Topology;
@@ -81,6 +91,10 @@ export const PROPS: readonly Prop[] = [
   { name: 'positions', type: 'enum', options: ['stream', 'prefix'] },
   { name: 'textBudget', type: 'int', min: 1, max: 64 },
   { name: 'textTemperature', type: 'number', min: 0.01, max: 100 },
+  { name: 'lrSchedule', type: 'enum', options: ['cosine', 'constant'] },
+  { name: 'latentSlotOffset', type: 'bool' },
+  { name: 'quizLoss', type: 'bool' },
+  { name: 'curriculumFrom', type: 'int', min: 0, max: MAX_DIFFICULTY - 1 },
   { name: 'evalEvery', type: 'int', min: 0, max: 100000 },
   { name: 'evalSize', type: 'int', min: 1, max: 4096 },
   { name: 'topology', type: 'topology' },
@@ -161,6 +175,10 @@ export const DEFAULT_STATE: Readonly<AppState> = Object.freeze({
   // the experiment presets' budget: every message of lookup d1-4, relay and arith fits (bench/EXPERIMENT.md)
   textBudget: 16,
   textTemperature: 1,
+  lrSchedule: 'cosine',
+  latentSlotOffset: false,
+  quizLoss: false,
+  curriculumFrom: 0,
   evalEvery: FIRST_VISIT.evalEvery,
   evalSize: FIRST_VISIT.evalSize,
   topology: defaultTopology(FIRST_VISIT.task, FIRST_VISIT.difficulty),
@@ -321,6 +339,21 @@ export function parseState(hash: string, fallback: Readonly<AppState> = DEFAULT_
   return { state, corrections, problems: corrections.map((c) => correctionText(c, usedIs)) };
 }
 
+/** Whether the quiz loss applies to a state's task and method (src/mas/quiz.ts). */
+export function quizApplies(s: Pick<AppState, 'task' | 'method'>): boolean {
+  return QUIZ_TASKS.includes(s.task) && QUIZ_METHODS.includes(s.method);
+}
+
+/** Whether a curriculum applies: a trained method above difficulty 1 (src/mas/curriculum.ts); its start must be below the difficulty. */
+export function curriculumApplies(s: Pick<AppState, 'difficulty' | 'method' | 'curriculumFrom'>): boolean {
+  return isTrainedMethod(s.method) && s.curriculumFrom < s.difficulty;
+}
+
+/** Whether learned latent slot offsets apply: a method that trains the senders through latent steps (src/mas/slot-offset.ts). */
+export function slotOffsetApplies(s: Pick<AppState, 'method'>): boolean {
+  return s.method === 'diffmas' || s.method === 'diffmas-full';
+}
+
 /** The RunConfig a state describes. */
 export function runConfigOf(s: AppState): RunConfig {
   return {
@@ -338,6 +371,11 @@ export function runConfigOf(s: AppState): RunConfig {
     positions: s.positions,
     textBudget: s.textBudget,
     ...(s.method === 'text-trained' ? { textTemperature: s.textTemperature } : {}),
+    ...(s.lrSchedule === 'constant' && isTrainedMethod(s.method) ? { lrSchedule: 'constant' as const } : {}),
+    ...(s.latentSlotOffset && slotOffsetApplies(s) ? { latentSlotOffset: true } : {}),
+    // like the temperature, each only where it applies (the page disables it elsewhere)
+    ...(s.quizLoss && quizApplies(s) ? { quizLoss: true } : {}),
+    ...(s.curriculumFrom > 0 && curriculumApplies(s) ? { curriculumFrom: s.curriculumFrom } : {}),
     evalEvery: s.evalEvery,
     evalSize: s.evalSize,
     ...(s.rendering !== 'auto' ? { rendering: s.rendering } : {}),
@@ -364,6 +402,10 @@ export function stateOfRunConfig(base: AppState, c: RunConfig): AppState {
     positions: c.positions ?? 'stream',
     textBudget: c.textBudget,
     textTemperature: c.textTemperature ?? 1,
+    lrSchedule: c.lrSchedule ?? 'cosine',
+    latentSlotOffset: c.latentSlotOffset ?? false,
+    quizLoss: c.quizLoss ?? false,
+    curriculumFrom: c.curriculumFrom ?? 0,
     evalEvery: c.evalEvery,
     evalSize: c.evalSize,
     rendering: c.rendering ?? 'auto',
@@ -373,5 +415,5 @@ export function stateOfRunConfig(base: AppState, c: RunConfig): AppState {
 /** Properties that decide a run's numbers: changing one makes the current run stale. */
 export const RUN_PROPS: readonly (keyof AppState)[] = [
   'task', 'difficulty', 'method', 'model', 'rank', 'alpha', 'targets', 'lr', 'steps', 'batch', 'seed', 'latentMap',
-  'positions', 'textBudget', 'textTemperature', 'evalEvery', 'evalSize', 'topology', 'rendering',
+  'positions', 'textBudget', 'textTemperature', 'lrSchedule', 'latentSlotOffset', 'quizLoss', 'curriculumFrom', 'evalEvery', 'evalSize', 'topology', 'rendering',
 ];
