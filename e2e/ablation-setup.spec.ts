@@ -34,3 +34,22 @@ test('lr schedule and latent slot offset: from the link, into the link, only whe
   await page.getByText('More', { exact: true }).click();
   await expect(page.getByTestId('lr-schedule')).toHaveValue('cosine');
 });
+
+test('a run with learned slot offsets trains, saves its adapters with them, and they reopen into a run', async ({ page }) => {
+  test.setTimeout(300_000);
+  await page.goto(smallLink({ method: 'diffmas', steps: 4, evalEvery: 2, evalSize: 4, batch: 2, lrSchedule: 'constant', latentSlotOffset: 1 }));
+  await ready(page);
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await expect(page.getByTestId('run-state')).toHaveText('done', { timeout: 240_000 });
+  await page.getByTestId('adapter-name-input').fill('offsets');
+  await page.getByTestId('save-adapters').click();
+  await expect(page.getByTestId('adapter-row')).toHaveCount(2);
+  // reopened from the library: the sender's offsets come back with its adapter (a run with the option
+  // refuses an adapter without them, and one without the option refuses them)
+  await page.getByTestId('adapter-row').filter({ hasText: 'offsets · table' }).getByTestId('open-adapter').click();
+  await expect(page.getByTestId('run-state')).toHaveText('paused', { timeout: 120_000 });
+  await expect(page.getByText("Loaded 'offsets'")).toBeVisible();
+  await page.getByText('More', { exact: true }).click();
+  await expect(page.getByTestId('latent-slot-offset')).toBeChecked();
+  await expect(page.getByTestId('lr-schedule')).toHaveValue('constant');
+});
