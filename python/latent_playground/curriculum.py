@@ -17,9 +17,10 @@ def curriculum_problem(c: dict, spec: dict) -> str | None:
     if f is None:
         return None
     d = c["difficulty"]
+    if d == 1:
+        return "run config: curriculumFrom starts at an easier difficulty than the run's, but a run at difficulty 1 has no easier one: leave it out"
     if not (isinstance(f, int) and not isinstance(f, bool) and 1 <= f < d):
-        tail = ": a run at difficulty 1 has no easier one, leave it out" if d == 1 else ""
-        return f"run config: curriculumFrom must be an integer difficulty from 1 to {d - 1} (below the run's difficulty {d}), got {json.dumps(f)}{tail}"
+        return f"run config: curriculumFrom must be an integer difficulty from 1 to {d - 1} (below the run's difficulty {d}), got {json.dumps(f)}"
     if spec["train"] == "none":
         return f"run config: curriculumFrom orders the training batches, but method {spec['name']} trains nothing: leave it out"
     stages = d - f + 1

@@ -27,8 +27,9 @@ export interface CurriculumStage {
 export function curriculumProblem(c: Pick<RunConfig, 'curriculumFrom' | 'difficulty' | 'steps'>, spec: MethodSpec): string | null {
   const f = c.curriculumFrom;
   if (f === undefined) return null;
+  if (c.difficulty === 1) return `run config: curriculumFrom starts at an easier difficulty than the run's, but a run at difficulty 1 has no easier one: leave it out`;
   if (typeof f !== 'number' || !Number.isInteger(f) || f < 1 || f >= c.difficulty) {
-    return `run config: curriculumFrom must be an integer difficulty from 1 to ${c.difficulty - 1} (below the run's difficulty ${c.difficulty}), got ${JSON.stringify(f)}${c.difficulty === 1 ? ': a run at difficulty 1 has no easier one, leave it out' : ''}`;
+    return `run config: curriculumFrom must be an integer difficulty from 1 to ${c.difficulty - 1} (below the run's difficulty ${c.difficulty}), got ${JSON.stringify(f)}`;
   }
   if (spec.train === 'none') return `run config: curriculumFrom orders the training batches, but method ${spec.name} trains nothing: leave it out`;
   const stages = c.difficulty - f + 1;
