@@ -11,7 +11,8 @@ d1, a chain whose middle agent reads a fused prefix and sends on), each 20 steps
 - the gradient of the first batch's loss at the trained fuser, tensor by tensor: max |diff| within 1e-3 of
   the tensor's largest value, the global norm within 1e-3, the loss within 1e-4 (as for the adapters);
 - `new` makes the engine's c2c bundle (episodes and batches identical, no adapter, no fuser file: the
-  initial fuser is A = 0, gate = 0), `train` writes c2c_fuser.safetensors, bad fuser files are refused.
+  initial fuser is A = 0, gate = 0), `train` writes c2c_fuser.safetensors, which the engine evaluates to
+  the same answers and loss; bad fuser files are refused.
 """
 from __future__ import annotations
 
@@ -50,18 +51,27 @@ def _key() -> str:
     return h.hexdigest()[:16]
 
 
+def _engine_run(args: list[str]) -> subprocess.CompletedProcess:
+    """tests/python/c2c-check.ts, bundled once per session, on Dawn (scripts/with-vulkan.sh)."""
+    script = CACHE / "c2c-check.mjs"
+    if not getattr(_engine_run, "built", False):
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["node", "scripts/bundle.mjs", str(SCRIPT), str(script)], cwd=ROOT, check=True)
+        _engine_run.built = True
+    p = subprocess.run(["bash", "scripts/with-vulkan.sh", "node", str(script), *args], cwd=ROOT, env=_vulkan_env(),
+                       capture_output=True, text=True, timeout=1800)
+    if p.returncode != 0:
+        raise RuntimeError(f"c2c-check {args[0]} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
 @pytest.fixture(scope="session")
 def c2c_dir() -> Path:
     d = CACHE / f"c2c-{_key()}"
     if not (d / "done").is_file():
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-        script = CACHE / "c2c-check.mjs"
-        subprocess.run(["node", "scripts/bundle.mjs", str(SCRIPT), str(script)], cwd=ROOT, check=True)
-        p = subprocess.run(["bash", "scripts/with-vulkan.sh", "node", str(script), "make", str(d)], cwd=ROOT, env=_vulkan_env(),
-                           capture_output=True, text=True, timeout=1800)
-        if p.returncode != 0:
-            raise RuntimeError(f"c2c-check failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+        p = _engine_run(["make", str(d)])
         (d / "done").write_text("\n".join(l for l in p.stdout.splitlines() if not l.startswith("Warning")) + "\n")
     return d
 
@@ -120,6 +130,7 @@ def test_fuser_gradients_at_the_trained_fuser_match_the_engine(c2c_dir, name):
     logits, *_ = team.forward(inputs, grad=True)
     loss = loss_sum(logits, targets) / int((targets >= 0).sum())
     loss.backward()
+    loss = float(loss.detach())
     names = team.fuser.names()
     assert sorted(eng["grads"]) == sorted(names)
     worst, where, sq = 0.0, "", 0.0
@@ -131,9 +142,9 @@ def test_fuser_gradients_at_the_trained_fuser_match_the_engine(c2c_dir, name):
         if err > worst:
             worst, where = err, n
     norm = sq**0.5
-    REPORT[f"c2c gradients {name}"] = (f"max over tensors of max|diff|/max|engine| {worst:.1e} ({where}); loss rel. {abs(float(loss) - eng['loss']) / eng['loss']:.1e}; "
+    REPORT[f"c2c gradients {name}"] = (f"max over tensors of max|diff|/max|engine| {worst:.1e} ({where}); loss rel. {abs(loss - eng['loss']) / eng['loss']:.1e}; "
                                        f"norm {norm:.6f} vs {eng['gradNorm']:.6f}")
-    assert abs(float(loss) - eng["loss"]) <= 1e-4 * abs(eng["loss"]) + 1e-6
+    assert abs(loss - eng["loss"]) <= 1e-4 * abs(eng["loss"]) + 1e-6
     assert abs(norm - eng["gradNorm"]) <= 1e-3 * eng["gradNorm"]
     assert worst <= 1e-3, f"the gradient of {where} differs by {worst:.2e} of its scale"
 
@@ -159,6 +170,22 @@ def test_new_makes_the_engines_c2c_bundle_and_train_writes_the_fuser(c2c_dir, tm
     assert t.json["files"]["fuser"] == FUSER_FILE and t.json["training"]["stepsDone"] == 2
     w = read_fuser_file(out / FUSER_FILE, team.L, team.W)
     assert float(w["layers.0.k.A"].abs().max()) > 0
+
+
+def test_the_engine_evaluates_a_companion_trained_c2c_run(c2c_dir, tmp_path):
+    """The other direction: 5 steps trained here from the engine's bundle, its fuser file loaded into an
+    engine run: the same heldout answers (>= 99%, as above) and loss (1e-4 relative)."""
+    b = read_bundle(c2c_dir / "lookup-c2c" / "bundle")
+    out = tmp_path / "torch5"
+    train(b, load_tokenizer(b.base_dir, b.json["tokens"]), 5, start="initial", out=out, cpu=True, log=lambda s: None)
+    t = read_bundle(out)
+    here = Evaluator(Team(t, None), load_tokenizer(t.base_dir, t.json["tokens"])).evaluate("heldout")
+    _engine_run(["eval", str(out), str(tmp_path / "engine.json")])
+    eng = json.loads((tmp_path / "engine.json").read_text())["heldout"]
+    same = sum(x == y for x, y in zip(eng["predictions"], here["predictions"]))
+    REPORT["c2c: the engine evaluates a PyTorch-trained fuser"] = f"{same}/{len(here['predictions'])} answers, loss {eng['loss']:.6f} vs {here['loss']:.6f}"
+    assert len(eng["predictions"]) == len(here["predictions"]) and same / len(here["predictions"]) >= 0.99
+    assert abs(eng["loss"] - here["loss"]) <= 1e-4 * abs(here["loss"]) + 1e-6
 
 
 def test_bad_fuser_files_and_bundles_are_refused(c2c_dir, tmp_path):

@@ -8,6 +8,9 @@
 //                             gradient of the first batch's loss at the trained fuser, per tensor
 //
 //   node .cache/pycheck/c2c-check.mjs make OUT [--model DIR] [--steps N] [--eval-size N] [--batch N]
+//   node .cache/pycheck/c2c-check.mjs eval BUNDLE OUT.json
+//       the other direction: a c2c bundle's fuser (e.g. written by `python -m latent_playground train`)
+//       loaded into an engine run, whose heldout answers and loss go to OUT.json.
 //
 // Bundled by python/tests/test_c2c.py with scripts/bundle.mjs; run through scripts/with-vulkan.sh.
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -15,6 +18,8 @@ import path from 'node:path';
 import { createNodeGpu } from '../../src/gpu/node';
 import { writeTree } from '../../src/cli/export-run';
 import { loadBaseModel, readFolder } from '../../src/cli/files';
+import { readBundleFolder } from '../../src/cli/base-ref-node';
+import { decodeFuserFile } from '../../src/storage/c2c-fuser';
 import { wilson95 } from '../../src/mas/base-eval';
 import { controlsFor, defaultRunConfig, MasEngine, Run } from '../../src/mas/run';
 import { runBundleContent } from '../../src/mas/run-data';
@@ -114,11 +119,29 @@ async function make(out: string, argv: string[]): Promise<void> {
   }
 }
 
+async function evalBundle(bundleDir: string, out: string): Promise<void> {
+  const { bundle: b, baseDir } = await readBundleFolder(bundleDir);
+  if (!b.fuser) throw new Error(`${bundleDir} holds no c2c fuser`);
+  const gpu = await createNodeGpu();
+  const engine = new MasEngine(gpu, await loadBaseModel(baseDir));
+  const run = new Run(engine, b.json.config);
+  try {
+    run.loadFuser(decodeFuserFile(b.fuser).weights);
+    const { predictions, loss, accuracy } = await run.evaluate('heldout');
+    await writeFile(out, JSON.stringify({ heldout: { predictions, loss, accuracy } }) + '\n');
+  } finally {
+    run.destroy();
+    engine.destroy();
+    gpu.dispose();
+  }
+}
+
 const [cmd, ...rest] = process.argv.slice(2);
 try {
   if (cmd === 'make' && rest[0]) await make(rest[0], rest.slice(1));
+  else if (cmd === 'eval' && rest[0] && rest[1]) await evalBundle(rest[0], rest[1]);
   else {
-    console.error('usage: c2c-check.mjs make OUT [--model DIR] [--steps N] [--eval-size N] [--batch N]');
+    console.error('usage: c2c-check.mjs make OUT [--model DIR] [--steps N] [--eval-size N] [--batch N] | eval BUNDLE OUT.json');
     process.exit(2);
   }
   process.exit(0);
