@@ -18,10 +18,12 @@ import type { TaskRendering } from '../tasks/render';
 import type { TextTokenizer } from '../tokenizers/types';
 import { answerIds, finalSequence, promptText, type PlanAgent } from './data';
 import type { MethodSpec } from './methods';
-import type { RunConfig } from './run-types';
+import type { MethodName, RunConfig } from './run-types';
 
 /** Tasks whose final part is a query into a sender's content with a fixed number of questions per content. */
 export const QUIZ_TASKS: readonly TaskName[] = ['lookup'];
+/** The methods that train the agents' adapters through a latent message (the DiffMAS variants). */
+export const QUIZ_METHODS: readonly MethodName[] = ['diffmas', 'diffmas-full', 'diffmas-detached'];
 
 /** Why a run cannot take the quiz loss (null: it can, or it does not ask for it). */
 export function quizProblem(c: Pick<RunConfig, 'quizLoss' | 'task'>, spec: MethodSpec): string | null {
@@ -30,8 +32,9 @@ export function quizProblem(c: Pick<RunConfig, 'quizLoss' | 'task'>, spec: Metho
   if (!QUIZ_TASKS.includes(c.task)) {
     return `run config: quizLoss asks the receiver every key of the sender's table, which only task ${QUIZ_TASKS.join(', ')} has (the final part of ${c.task} is not a key into a table): use task lookup, or turn quizLoss off`;
   }
-  if (spec.channel !== 'latent' || spec.train === 'none') {
-    return `run config: quizLoss trains the receiver on every question of one latent message, but method ${spec.name} ${spec.channel !== 'latent' ? 'sends no latent message' : 'trains nothing'}: use diffmas, diffmas-full or diffmas-detached, or turn quizLoss off`;
+  if (!QUIZ_METHODS.includes(spec.name)) {
+    const why = spec.channel !== 'latent' ? 'sends no latent message' : spec.train === 'none' ? 'trains nothing' : 'trains a fuser, not the agents\u2019 adapters';
+    return `run config: quizLoss trains the agents on every question of one latent message, but method ${spec.name} ${why}: use ${QUIZ_METHODS.join(', ')}, or turn quizLoss off`;
   }
   return null;
 }
