@@ -1,7 +1,7 @@
 """The learned latent slot offsets of issue 22 item 2 (config.latentSlotOffset; slot_offset.py, the engine's
 src/mas/slot-offset.ts) against the engine on the tiny base (tests/python/engine-check.ts, its on-demand
 cases lookup-diffmas-slot-offset, own adapters, and relay-diffmas-shared-slot-offset, one adapter and its
-offsets shared by a chain of senders; 20 steps):
+offsets shared by a chain of senders, at a constant lr after the warmup (config.lrSchedule); 20 steps):
 - training from the bundle's initial adapters (offsets 0) on its batches: the losses within 1e-4 relative
   at step 1 and 1e-3 at step 20 (the DiffMAS cross-check's tolerances, test_crosscheck.py);
 - the gradient of the first batch's loss at the trained adapters and offsets (both non-zero), every
@@ -71,6 +71,8 @@ def test_training_and_gradients_match_the_engine(offset_cases, name):
     want = [s["loss"] for s in eng["train"]]
     rel = [abs(p - e) / abs(e) for p, e in zip(r["losses"], want)]
     assert max(abs(p - e["lr"]) for p, e in zip(r["lrs"], eng["train"])) < 1e-9, "the schedule differs"
+    if name.startswith("relay"):  # this case also runs config.lrSchedule constant: lr held after the 2-step warmup
+        assert b.config["lrSchedule"] == "constant" and all(e["lr"] == b.config["lr"] for e in eng["train"][2:])
     assert rel[0] <= 1e-4, f"step 1: loss {r['losses'][0]} here, {want[0]} in the engine"
     assert rel[STEPS - 1] <= 1e-3, f"step {STEPS}: loss {r['losses'][STEPS - 1]} here, {want[STEPS - 1]} in the engine"
     g = eng["gradients"]

@@ -50,6 +50,8 @@ interface Case {
   curriculumFrom?: number;
   /** config.latentSlotOffset (src/mas/slot-offset.ts): a learned input offset per latent step. */
   latentSlotOffset?: boolean;
+  /** config.lrSchedule (src/model/train.ts lrAt). */
+  lrSchedule?: 'cosine' | 'constant';
   /** Made only when --cases names it (python/tests/test_quiz.py asks for these on the tiny base). */
   onDemand?: boolean;
 }
@@ -62,7 +64,7 @@ export const CASES: Case[] = [
   { name: 'lookup-diffmas-prefix', task: 'lookup', method: 'diffmas', positions: 'prefix' },
   // issue 22 item 2: learned latent slot offsets, own adapters and shared (python/tests/test_slot_offset.py: losses and offset gradients)
   { name: 'lookup-diffmas-slot-offset', task: 'lookup', method: 'diffmas', latentSlotOffset: true, onDemand: true },
-  { name: 'relay-diffmas-shared-slot-offset', task: 'relay', method: 'diffmas', latentSteps: 2, adapter: 'shared', latentSlotOffset: true, onDemand: true },
+  { name: 'relay-diffmas-shared-slot-offset', task: 'relay', method: 'diffmas', latentSteps: 2, adapter: 'shared', latentSlotOffset: true, lrSchedule: 'constant', onDemand: true },
   { name: 'relay-diffmas-shared', task: 'relay', method: 'diffmas', latentSteps: 2, adapter: 'shared' },
   { name: 'arith-diffmas-full', task: 'arith', method: 'diffmas-full', latentSteps: 2 },
   { name: 'lookup-latentmas', task: 'lookup', method: 'latentmas' },
@@ -229,6 +231,7 @@ async function make(out: string, argv: string[]): Promise<void> {
         ...(c.quizLoss ? { quizLoss: true } : {}),
         ...(c.curriculumFrom ? { curriculumFrom: c.curriculumFrom } : {}),
         ...(c.latentSlotOffset ? { latentSlotOffset: true } : {}),
+        ...(c.lrSchedule ? { lrSchedule: c.lrSchedule } : {}),
       });
       const run = new Run(engine, config);
       const cache = new Map<string, Rollout>();
