@@ -22,19 +22,19 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('latencyPlan', () => {
   it('T >= 1: every method runs as itself, text budget and latent steps T', () => {
     const p = latencyPlan(LATENCY_METHODS, 4);
-    expect(p.methods).toEqual(['text', 'text-trained', 'latentmas-full', 'diffmas-full']);
+    expect(p.methods).toEqual(['text', 'text-trained', 'latentmas-full', 'diffmas-full', 'c2c']);
     expect(p.textBudget).toBe(4);
     expect(p.latentSteps).toBe(4);
     expect(p.record.T).toBe(4);
-    expect(p.record.runAs).toEqual({ text: 'text', 'text-trained': 'text-trained', 'latentmas-full': 'latentmas-full', 'diffmas-full': 'diffmas-full' });
+    expect(p.record.runAs).toEqual({ text: 'text', 'text-trained': 'text-trained', 'latentmas-full': 'latentmas-full', 'diffmas-full': 'diffmas-full', c2c: 'c2c' });
   });
 
   it('T = 0: text runs as single, text-trained as single-trained; the cache keeps its prompt with 0 latent steps; the record says so', () => {
     const p = latencyPlan(LATENCY_METHODS, 0);
-    expect(p.methods).toEqual(['single', 'single-trained', 'latentmas-full', 'diffmas-full']);
+    expect(p.methods).toEqual(['single', 'single-trained', 'latentmas-full', 'diffmas-full', 'c2c']);
     expect(p.textBudget).toBeNull();
     expect(p.latentSteps).toBe(0);
-    expect(p.record.runAs).toEqual({ text: 'single', 'text-trained': 'single-trained', 'latentmas-full': 'latentmas-full', 'diffmas-full': 'diffmas-full' });
+    expect(p.record.runAs).toEqual({ text: 'single', 'text-trained': 'single-trained', 'latentmas-full': 'latentmas-full', 'diffmas-full': 'diffmas-full', c2c: 'c2c' });
     expect(p.record.text).toMatch(/text runs as single and text-trained as single-trained/);
     // a reference asked for beside text is run once
     expect(latencyPlan(['text', 'single', 'skyline'], 0).methods).toEqual(['single', 'skyline']);
@@ -134,11 +134,11 @@ describe('experiment --latency T', () => {
     }
     const zero = read(0), one = read(1);
     expect(zero.args.latency.T).toBe(0);
-    expect(zero.args.latency.runAs).toEqual({ text: 'single', 'text-trained': 'single-trained', 'latentmas-full': 'latentmas-full', 'diffmas-full': 'diffmas-full' });
-    expect(zero.args.methods).toEqual(['single', 'single-trained', 'latentmas-full', 'diffmas-full']);
+    expect(zero.args.latency.runAs).toEqual({ text: 'single', 'text-trained': 'single-trained', 'latentmas-full': 'latentmas-full', 'diffmas-full': 'diffmas-full', c2c: 'c2c' });
+    expect(zero.args.methods).toEqual(['single', 'single-trained', 'latentmas-full', 'diffmas-full', 'c2c']);
     expect(zero.args.topology.agents.map((a: { latentSteps: number }) => a.latentSteps)).toEqual([0, 0]);
     expect(one.args.latency.runAs.text).toBe('text');
-    expect(one.args.methods).toEqual(['text', 'text-trained', 'latentmas-full', 'diffmas-full']);
+    expect(one.args.methods).toEqual(['text', 'text-trained', 'latentmas-full', 'diffmas-full', 'c2c']);
     expect(one.args.textBudget).toBe(1);
     expect(one.args.topology.agents.map((a: { latentSteps: number }) => a.latentSteps)).toEqual([1, 0]);
     const pos = (r: { rows: { method: string; split: string; messagePositions: number }[] }, m: string) => r.rows.find((x) => x.method === m && x.split === 'heldout')!.messagePositions;

@@ -80,4 +80,4 @@ export function latencyPlan(methods: readonly string[], T: number): { methods: M
 }
 
 /** The methods of the sweep: text and the cache, untrained and equally trained. */
-export const LATENCY_METHODS: readonly MethodName[] = Object.freeze(['text', 'text-trained', 'latentmas-full', 'diffmas-full'] as MethodName[]);
+export const LATENCY_METHODS: readonly MethodName[] = Object.freeze(['text', 'text-trained', 'latentmas-full', 'diffmas-full', 'c2c'] as MethodName[]);

@@ -105,7 +105,7 @@ export function validateRunConfig(c: RunConfig): { task: Task; spec: MethodSpec 
   for (const p of c.lora.targets) {
     if (!(PROJS as readonly string[]).includes(p)) throw new Error(`run config: lora target ${JSON.stringify(p)} is not one of ${PROJS.join(', ')}`);
   }
-  if (spec.train !== 'none' && c.steps < 1) throw new Error(`run config: method ${spec.name} trains adapters: steps must be at least 1`);
+  if (spec.train !== 'none' && c.steps < 1) throw new Error(`run config: method ${spec.name} trains ${spec.name === 'c2c' ? 'its fuser' : 'adapters'}: steps must be at least 1`);
 
   // the two training ablations of issue 22 (quiz.ts, curriculum.ts)
   const ablation = quizProblem(c, spec) ?? curriculumProblem(c, spec);
