@@ -76,14 +76,17 @@ want text-lr && run toy-lookup-d3-text-trained-lr1e-3 --task lookup --difficulty
 # 3d. the values plateau (issue 22 item 2): a training ablation of diffmas on lookup d3, 8 seeds per
 #     arm (the same seeds and episodes in every arm); node bench/ablation.mjs bench/results/toy-lookup-d3-ablation-*.json
 #     counts per arm the seeds whose held-out 95% interval lies wholly above the values-only bound
-ablation() { run "toy-lookup-d3-ablation-$1" --task lookup --difficulty 3 --methods diffmas --seeds 8 --no-controls "${@:2}"; }
+#     ABLATION_SEEDS=N runs the first N seeds of every arm (a first pass over all arms; the same command
+#     with more seeds later resumes each report). The cheap arms come first; the base arm repeats the main
+#     table's diffmas runs (seeds 1-5 must reproduce its answers) and goes after them; 5,000 steps last.
+ablation() { run "toy-lookup-d3-ablation-$1" --task lookup --difficulty 3 --methods diffmas --seeds "${ABLATION_SEEDS:-8}" --no-controls "${@:2}"; }
 if want ablation; then
-  ablation base
   ablation slot-offset --latent-slot-offset
-  ablation steps5000-constant --steps 5000 --lr-schedule constant
   ablation lora32-mlp --rank 32 --targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
   ablation quiz --quiz-loss
   ablation curriculum-d1 --curriculum-from 1
+  ablation base
+  ablation steps5000-constant --steps 5000 --lr-schedule constant
 fi
 # 3e. the latency budget (issue 22 item 1): T sequential passes per sender, T = 0 1 2 4 8, on lookup d3
 #     and relay d2, 5 seeds: text and text-trained decode T tokens (T = 0: single and single-trained,
