@@ -43,7 +43,12 @@ export const EXPERIMENT_PRESETS: Record<string, ExperimentPreset> = {
   // Batch 8, 150 steps: on lavapipe a step took 13-16 s and an evaluation episode 27-108 s (issue 23),
   // so this is hours on CPU; on a GPU or in the companion raise --steps. Eval 100 episodes per split,
   // the size the issue measured (binomial s.e. <= 0.05). Text budget 8: a BPE message of a few values.
-  // Not yet measured on SmolLM2: its gradient norms at this lr are the first thing such a run shows.
+  // Measured (issue 23 item 5, .cache/real/smollm2-lr.json where it ran: the companion, DiffMAS, lookup
+  // d1, chat rendering, batch 4, seed 1, 10 steps at constant lr): at 3e-4 the gradient norms (before
+  // the clip of 1) stay 12-54 while the loss falls 11.79 -> 4.51; at 3e-3 they jump to 89 and 133 at
+  // steps 3-4 (the issue's ~300 kind of jolt) while the loss drops to the chance level of a digit
+  // (1.37-1.74; about 1.15 over the 2 target tokens), then settle at 4-21. So 3e-4 stays: no jolt, and
+  // 150 steps leave room for its slower start. 11-23 s a step at batch 4 on 2 busy CPU cores.
   'real-small': {
     model: 'hf:HuggingFaceTB/SmolLM2-135M-Instruct', steps: 150, batch: 8, lr: 3e-4, rank: 8,
     targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
