@@ -115,7 +115,7 @@ class ChatRendering:
     open = WORD.open
 
     def __init__(self, folder: Path):
-        folder = Path(folder)
+        folder = self.folder = Path(folder)
         cfg_path = folder / TOKENIZER_CONFIG_FILE
         config = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
         if chat_template_of(config) is None:
@@ -129,6 +129,14 @@ class ChatRendering:
             raise ValueError(f"{cfg_path}: its chat_template does not write the user's message")
         # every prompt's text up to the user turn's content (a text receiver's messages follow it)
         self.head = marked[:marked.index(_CONTENT)]
+
+    @property
+    def tokenizer(self):
+        """transformers' tokenizer of the folder, loaded when asked (the rendering does not use it; the
+        zero-shot harness recorded in bench/results/smollm2-zero-shot.json reads it)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(self.folder))
 
     def chat(self, content: str) -> str:
         """The template over one user turn with the generation prompt."""
