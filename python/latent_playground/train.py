@@ -51,7 +51,7 @@ def lr_at(step: int, lr: float, warmup: int, total: int, min_lr: float, schedule
 
 
 class Batches:
-    """The run's training batches by number (1-based): the bundle's own, then (char and word renderings) the same
+    """The run's training batches by number (1-based): the bundle's own, then (char, word and chat renderings) the same
     seeded stream drawn by the Python port of the tasks, once it has reproduced every bundle batch."""
 
     def __init__(self, bundle: Bundle, tokenizer):
