@@ -10,6 +10,10 @@
 // src/mas/bounds.ts: the accuracy of a message that carries the table's values but not their keys,
 // 0.383 on lookup d3 held-out). A seed whose interval reaches down to the bound or below stays.
 // An arm is named by its report's file name less the prefix the reports share (toy-lookup-d3-ablation-).
+// --against FILE (e.g. the main table's bench/results/toy-lookup-d3.json, whose diffmas is the preset):
+// each arm's seed minus the same seed there, on the same evaluation episodes (checked, or refused), as a
+// paired difference over episodes with a normal 95% interval (mean +- 1.96 sd / sqrt(n) of the per-episode
+// differences); an arm that beats the preset does so seed by seed, not by a lucky mean.
 // Plain Node, no dependencies.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -71,27 +75,60 @@ export function armNames(files) {
   return bases.map((b) => b.slice(cut) || b);
 }
 
+/**
+ * Per seed present in both, the arm's accuracy minus the reference's on the same episodes: the mean
+ * per-episode difference and its normal 95% interval. Refuses reports evaluated on other episodes.
+ */
+export function pairedAgainst(report, reference, { split = 'heldout', method = 'diffmas' } = {}) {
+  const a = report.episodes?.[split], b = reference.episodes?.[split];
+  if (!Array.isArray(a) || !Array.isArray(b)) throw new Error(`${split}: both reports must list their evaluation episodes (report.episodes.${split})`);
+  if (a.length !== b.length || a.some((k, i) => k !== b[i])) throw new Error(`${reference.file ?? 'the reference'} was evaluated on other ${split} episodes than ${report.file ?? 'the arm'}: no paired comparison`);
+  const bySeed = (r) => new Map(r.rows.filter((x) => x.method === method && x.split === split && typeof x.outcomes === 'string').map((x) => [x.seed, x.outcomes]));
+  const mine = bySeed(report), theirs = bySeed(reference);
+  const out = [];
+  for (const [seed, o] of [...mine].sort((x, y) => x[0] - y[0])) {
+    const p = theirs.get(seed);
+    if (p === undefined) continue;
+    if (p.length !== o.length) throw new Error(`seed ${seed}: ${o.length} outcomes against ${p.length}`);
+    const d = [...o].map((c, i) => Number(c) - Number(p[i]));
+    const n = d.length, mean = d.reduce((s, x) => s + x, 0) / n;
+    const sd = Math.sqrt(d.reduce((s, x) => s + (x - mean) ** 2, 0) / Math.max(1, n - 1));
+    const half = Z95 * sd / Math.sqrt(n);
+    out.push({ seed, diff: mean, lo: mean - half, hi: mean + half, n });
+  }
+  return out;
+}
+
+const signed = (x) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
+
 export function formatArms(arms) {
   const lines = [];
-  for (const { name, arm } of arms) {
+  for (const { name, arm, against } of arms) {
     lines.push(`${name}: ${arm.escaped} of ${arm.n} seeds escape (${arm.method}, ${arm.split}; 95% Wilson interval wholly above the values-only bound ${arm.bound.toFixed(3)})`);
+    const vs = new Map((against?.seeds ?? []).map((d) => [d.seed, d]));
     for (const s of arm.seeds) {
-      lines.push(`  seed ${s.seed}: ${s.accuracy.toFixed(3)} (${s.k}/${s.n}) [${s.lo.toFixed(3)}, ${s.hi.toFixed(3)}]${s.escapes ? ' escapes' : ''}`);
+      const d = vs.get(s.seed);
+      const paired = d ? `; against ${against.name}: ${signed(d.diff)} [${signed(d.lo)}, ${signed(d.hi)}]` : '';
+      lines.push(`  seed ${s.seed}: ${s.accuracy.toFixed(3)} (${s.k}/${s.n}) [${s.lo.toFixed(3)}, ${s.hi.toFixed(3)}]${s.escapes ? ' escapes' : ''}${paired}`);
+    }
+    if (against?.seeds.length) {
+      const up = against.seeds.filter((d) => d.lo > 0).length, down = against.seeds.filter((d) => d.hi < 0).length;
+      lines.push(`  against ${against.name}, same seeds and episodes: ${up} of ${against.seeds.length} seeds higher, ${down} lower, ${against.seeds.length - up - down} within their paired interval`);
     }
   }
   return lines.join('\n');
 }
 
 function main(argv) {
-  const opts = { split: 'heldout', method: 'diffmas' };
+  const opts = { split: 'heldout', method: 'diffmas', against: null };
   const files = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--split' || a === '--method') {
+    if (a === '--split' || a === '--method' || a === '--against') {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       opts[a.slice(2)] = argv[++i];
     } else if (a === '--help' || a === '-h') {
-      console.log('usage: node bench/ablation.mjs [--split heldout|ood] [--method diffmas] FILE.json [...]');
+      console.log('usage: node bench/ablation.mjs [--split heldout|ood] [--method diffmas] [--against REFERENCE.json] FILE.json [...]');
       return;
     } else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else files.push(a);
@@ -99,7 +136,7 @@ function main(argv) {
   if (!files.length) throw new Error('give the arms\u2019 experiment reports (bench/results/toy-lookup-d3-ablation-*.json)');
   if (opts.split !== 'heldout' && opts.split !== 'ood') throw new Error(`--split must be heldout or ood, got ${opts.split}`);
   const names = armNames(files);
-  const arms = files.map((f, i) => {
+  const load = (f) => {
     let report;
     try {
       report = { ...JSON.parse(readFileSync(f, 'utf8')), file: f };
@@ -107,7 +144,13 @@ function main(argv) {
       throw new Error(`${f}: not a JSON report (${e.message})`);
     }
     if (!Array.isArray(report.rows)) throw new Error(`${f}: not an experiment report (no rows)`);
-    return { name: names[i], arm: analyseArm(report, opts) };
+    return report;
+  };
+  const reference = opts.against ? load(opts.against) : null;
+  const arms = files.map((f, i) => {
+    const report = load(f);
+    const against = reference ? { name: path.basename(opts.against).replace(/\.json$/, ''), seeds: pairedAgainst(report, reference, opts) } : undefined;
+    return { name: names[i], arm: analyseArm(report, opts), against };
   });
   console.log(formatArms(arms));
 }

@@ -75,7 +75,8 @@ want steps-m8 steps && run toy-lookup-d3-m8-steps1200 --task lookup --difficulty
 want text-lr && run toy-lookup-d3-text-trained-lr1e-3 --task lookup --difficulty 3 --methods text-trained --lr 0.001 --seeds 5
 # 3d. the values plateau (issue 22 item 2): a training ablation of diffmas on lookup d3, 8 seeds per
 #     arm (the same seeds and episodes in every arm); node bench/ablation.mjs bench/results/toy-lookup-d3-ablation-*.json
-#     counts per arm the seeds whose held-out 95% interval lies wholly above the values-only bound
+#     counts per arm the seeds whose held-out 95% interval lies wholly above the values-only bound;
+#     --against bench/results/toy-lookup-d3.json sets each seed beside the main table's same seed, paired
 #     ABLATION_SEEDS=N runs the first N seeds of every arm (a first pass over all arms; the same command
 #     with more seeds later resumes each report). The cheap arms come first; the base arm repeats the main
 #     table's diffmas runs (seeds 1-5 must reproduce its answers) and goes after them; 5,000 steps last.

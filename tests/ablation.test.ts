@@ -79,4 +79,20 @@ describe('bench/ablation.mjs', () => {
     expect(lines[4]).toBe('slot-offset: 3 of 4 seeds escape (diffmas, heldout; 95% Wilson interval wholly above the values-only bound 0.384)');
     await expect(promisify(execFile)('node', [path.join(root, 'bench', 'ablation.mjs'), '--split', 'train', a])).rejects.toThrow(/--split must be heldout or ood/);
   });
+  it('--against: each seed minus the same seed of a reference on the same episodes, paired; other episodes refused', async () => {
+    const { pairedAgainst } = await tool();
+    const withEpisodes = (r: ReturnType<typeof report>, keys: string[]) => ({ ...r, episodes: { heldout: keys, ood: keys } });
+    const keys = ['e1', 'e2', 'e3', 'e4'];
+    const row = (seed: number, outcomes: string) => ({ method: 'diffmas', split: 'heldout', seed, accuracy: 0, episodes: 4, outcomes });
+    const arm = withEpisodes({ ...report([]), rows: [row(1, '1111'), row(2, '1010'), row(9, '1111')] }, keys);
+    const ref = withEpisodes({ ...report([]), rows: [row(1, '0000'), row(2, '1010')] }, keys);
+    const d = pairedAgainst(arm, ref);
+    // seed 1: every episode +1 (sd 0, interval a point); seed 2: identical outcomes; seed 9: not in the reference
+    expect(d).toEqual([{ seed: 1, diff: 1, lo: 1, hi: 1, n: 4 }, { seed: 2, diff: 0, lo: 0, hi: 0, n: 4 }]);
+    // one episode better of four: mean 0.25, sd 0.5, half-width 1.96 x 0.5 / 2
+    const e = pairedAgainst(withEpisodes({ ...report([]), rows: [row(1, '1000')] }, keys), ref)[0];
+    expect(e.diff).toBeCloseTo(0.25, 12);
+    expect(e.hi - e.diff).toBeCloseTo((1.959963984540054 * 0.5) / 2, 12);
+    expect(() => pairedAgainst(arm, withEpisodes(ref, ['e1', 'e2', 'e4', 'e3']))).toThrow(/other heldout episodes/);
+  });
 });
