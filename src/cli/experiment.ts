@@ -72,7 +72,7 @@ export async function commandExperiment(argv: string[]): Promise<number> {
     { name: 'save-adapters', help: 'write every trained adapter as a PEFT folder DIR/<method>/seed<k>/<agent>, beside a copy of the base in DIR/base' },
     { name: 'export-run', help: 'write a run bundle (docs/run-bundle.md: run.json, base, PEFT adapters, episodes, first batches) per (method, seed) as DIR/<method>-seed<k>/' },
     { name: 'base-ref', help: `with --export-run: reference the base instead of copying it into each bundle: ${BASE_REF_HELP} (docs/run-bundle.md)` },
-    { name: 'export-batches', help: 'with --export-run: training batches each bundle carries (default 4); as many as the steps PyTorch is to train lets a word-rendering run (a real model) continue there, since the Python port makes only the char rendering\u2019s batches' },
+    { name: 'export-batches', help: 'with --export-run: training batches each bundle carries (default 4); the Python port draws every rendering\u2019s batches itself (char, word, chat), so these are only a record of the first steps' },
     { name: 'tensorboard', help: 'write TensorBoard event files (for tensorboard --logdir DIR, or W&B\u2019s TensorBoard sync) per (method, seed) as DIR/<method>/seed<k>/events.out.tfevents...: training loss and learning rate per step, evaluations and controls at the final step, the run config as text' },
     { name: 'resume', help: 'with --json: keep the (method, seed) results already in FILE from an interrupted run of the same arguments', flag: true },
     { name: 'quiet', help: 'print only the results', flag: true },
