@@ -124,8 +124,8 @@ export function collectBudget(reports, { split = 'heldout', methods = DEFAULT_ME
   return out.sort((a, b) => compareSettings(a.setting, b.setting));
 }
 
-const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const splitName = (split) => (split === 'heldout' ? 'held-out' : split);
+export const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const splitName = (split) => (split === 'heldout' ? 'held-out' : split);
 
 /** Log-scale ticks covering [lo, hi]: powers of `base`, at most about 8. */
 function logTicks(lo, hi, base) {
@@ -138,7 +138,7 @@ function logTicks(lo, hi, base) {
 }
 const bitsLabel = (v) => (v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}k` : v >= 1 ? `${v}` : `${v}`);
 
-function marker(kind, x, y, color) {
+export function marker(kind, x, y, color) {
   const r = 4.5, f = (n) => n.toFixed(1);
   switch (kind) {
     case 'square': return `<rect x="${f(x - r)}" y="${f(y - r)}" width="${2 * r}" height="${2 * r}" fill="${color}"/>`;

@@ -31,7 +31,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { accuracyWords, compareAcross, compareSettings, differenceWords, f3, isMain, loadReport, parseArgs, settingOf, stats, summaryOf } from './report-lib.mjs';
-import { STYLE as BUDGET_STYLE } from './budget.mjs';
+import { STYLE as BUDGET_STYLE, esc, marker, splitName } from './budget.mjs';
 
 /** The sides' methods in chart order, and the pairs compared at each T (cache, text): equally trained, then untrained. */
 export const LATENCY_METHODS = ['text', 'text-trained', 'latentmas-full', 'diffmas-full', 'c2c'];
@@ -40,8 +40,6 @@ const STYLE = { ...BUDGET_STYLE, 'text-trained': { color: '#D55E00', marker: 'ci
 const FLOOR_STYLE = { color: '#B2182B', dash: '4 2', label: 'receiver alone (best constant message)' };
 const BOUND_STYLE = { color: '#7B3294', dash: '1 3', label: 'any text protocol of T tokens per sender' };
 
-const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const splitName = (split) => (split === 'heldout' ? 'held-out' : split);
 
 /** The latency record of a report (args.latency), checked; throws naming the file. */
 export function latencyOf(report) {
@@ -138,16 +136,6 @@ export function collectLatency(reports, { split = 'heldout' } = {}) {
     out.push({ setting, split, points, pairs, floor, chance, notes, files });
   }
   return out.sort((a, b) => compareSettings(a.setting, b.setting));
-}
-
-function marker(kind, x, y, color) {
-  const r = 4.5, f = (n) => n.toFixed(1);
-  switch (kind) {
-    case 'square': return `<rect x="${f(x - r)}" y="${f(y - r)}" width="${2 * r}" height="${2 * r}" fill="${color}"/>`;
-    case 'triangle': return `<path d="M${f(x)},${f(y - r - 1)}L${f(x + r + 1)},${f(y + r)}L${f(x - r - 1)},${f(y + r)}Z" fill="${color}"/>`;
-    case 'diamond': return `<path d="M${f(x)},${f(y - r - 1)}L${f(x + r + 1)},${f(y)}L${f(x)},${f(y + r + 1)}L${f(x - r - 1)},${f(y)}Z" fill="${color}"/>`;
-    default: return `<circle cx="${f(x)}" cy="${f(y)}" r="${r}" fill="${color}"/>`;
-  }
 }
 
 /** x = log2(1 + v): 0 has a place, and 1, 2, 4, 8 spread as on a log scale. */
